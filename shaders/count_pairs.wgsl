@@ -1,0 +1,33 @@
+// count_pairs: the scatter-add of the count model.
+//
+//   counts[ctx_i * V + tgt_i] += 1        for every example i
+//
+// The lecture's `N[ix1, ix2] += 1`. Integer atomics commute, so the result does not depend on
+// the order in which threads run: the counts are exact and the same on every run.
+// One thread per example; `counts` is cleared by the host before the dispatch.
+
+struct Params {
+    num_examples: u32,
+    num_cols: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> contexts: array<u32>;
+@group(0) @binding(2) var<storage, read> targets: array<u32>;
+@group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>>;
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(local_invocation_index) local: u32,
+    @builtin(workgroup_id) group_id: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    // Large inputs use a 2D grid of workgroups; flatten it back to one example index.
+    let i = (group_id.x + group_id.y * groups.x) * 256u + local;
+    if (i >= params.num_examples) {
+        return;
+    }
+    atomicAdd(&counts[contexts[i] * params.num_cols + targets[i]], 1u);
+}

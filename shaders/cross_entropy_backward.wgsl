@@ -1,0 +1,52 @@
+// cross_entropy_backward: the gradient of sum_i nll_i, summed per segment of examples.
+//
+//   d nll_i / d logits_i[c] = softmax(logits_i)[c] - [c = tgt_i] = exp(W[r, c] - lse_i) - [c = tgt_i]
+//
+// and since logits_i is the row r = ctx_i of W, it lands on W[r, c]. The host sorted the
+// examples by context and cut each context's run into segments of at most a fixed length;
+// segment s covers examples segment_starts[s] .. segment_starts[s + 1], all of context
+// segment_rows[s]. One thread per (segment, column) computes
+//
+//   segment_grads[s, c] = sum_i exp(W[r, c] - lse_i) - #{i : tgt_i = c}
+//
+// in the examples' order (floats never race, so the result is the same on every run). The
+// one-hot part is counted as an integer and subtracted once, which avoids the cancellation of
+// adding -1 and small probabilities term by term. grad_rows adds up a row's segments.
+
+struct Params {
+    num_segments: u32,
+    num_cols: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> weights: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<u32>;
+@group(0) @binding(3) var<storage, read> lse: array<f32>;
+@group(0) @binding(4) var<storage, read> segment_starts: array<u32>;
+@group(0) @binding(5) var<storage, read> segment_rows: array<u32>;
+@group(0) @binding(6) var<storage, read_write> segment_grads: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(local_invocation_index) local: u32,
+    @builtin(workgroup_id) group_id: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let index = (group_id.x + group_id.y * groups.x) * 64u + local;
+    let cols = params.num_cols;
+    if (index >= params.num_segments * cols) {
+        return;
+    }
+    let segment = index / cols;
+    let c = index % cols;
+    let w = weights[segment_rows[segment] * cols + c];
+    var probability_sum = 0.0;
+    var target_count = 0u;
+    for (var i = segment_starts[segment]; i < segment_starts[segment + 1u]; i++) {
+        probability_sum += exp(w - lse[i]);
+        target_count += select(0u, 1u, targets[i] == c);
+    }
+    segment_grads[index] = probability_sum - f32(target_count);
+}

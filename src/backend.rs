@@ -1,0 +1,91 @@
+//! The seam between the models and the hardware: the same operations on the CPU reference
+//! (`cpu.rs`) and on the GPU (`gpu/`). Commands are written once against this trait, and
+//! "GPU equals CPU" is one comparison per operation.
+
+use crate::data::Examples;
+
+/// The losses of one training step, measured before the step's update.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepLoss {
+    /// Mean negative log likelihood plus `reg * mean(W^2)`: what gradient descent minimizes.
+    pub total: f64,
+    /// Mean negative log likelihood of the data alone.
+    pub data: f64,
+}
+
+/// A mean negative log likelihood that knows when it is infinite.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Nll {
+    /// Mean of -log p over the examples whose probability is above zero.
+    pub finite_mean: f64,
+    /// How many examples have probability zero (a pair never seen, with no smoothing).
+    pub impossible: u64,
+    /// Number of examples scored.
+    pub examples: usize,
+}
+
+impl Nll {
+    /// The mean NLL over all examples: infinite when any example is impossible.
+    pub fn mean(&self) -> f64 {
+        if self.impossible > 0 {
+            f64::INFINITY
+        } else {
+            self.finite_mean
+        }
+    }
+}
+
+/// Settings of full-batch gradient descent on the neural model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainOptions {
+    /// Learning rate: W -= lr * grad.
+    pub lr: f32,
+    /// Strength of the L2 penalty `reg * mean(W^2)`.
+    pub reg: f32,
+}
+
+/// The operations of both models, implemented once per device.
+pub trait Backend {
+    /// Examples as the backend keeps them (uploaded once, used by every step).
+    type Examples;
+
+    /// A one-line description of the device.
+    fn describe(&self) -> String;
+
+    /// Prepares examples for the other operations (on a GPU: encodes and uploads them).
+    fn load(&mut self, examples: &Examples) -> anyhow::Result<Self::Examples>;
+
+    /// `count_pairs`: the V^K x V matrix of how often each target follows each context.
+    fn count_pairs(&mut self, examples: &Self::Examples) -> anyhow::Result<Vec<u32>>;
+
+    /// `normalize_rows`: probabilities `(N + s) / (row sum + s V)`, row by row.
+    fn normalize_rows(
+        &mut self,
+        counts: &[u32],
+        num_cols: usize,
+        smoothing: f32,
+    ) -> anyhow::Result<Vec<f32>>;
+
+    /// `nll_gather`: the mean negative log likelihood of the examples under a probability table.
+    fn mean_nll(&mut self, probs: &[f32], examples: &Self::Examples) -> anyhow::Result<Nll>;
+
+    /// The loss at `weights` and its gradient with respect to them (no update).
+    fn loss_and_gradient(
+        &mut self,
+        weights: &[f32],
+        examples: &Self::Examples,
+        reg: f32,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)>;
+
+    /// `steps` full-batch gradient-descent steps on `weights` in place; the loss before each.
+    fn train(
+        &mut self,
+        weights: &mut [f32],
+        examples: &Self::Examples,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>>;
+
+    /// `softmax_rows`: each row of `weights` turned into a probability distribution.
+    fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>>;
+}

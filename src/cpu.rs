@@ -1,0 +1,284 @@
+//! The reference: every GPU kernel's twin in plain Rust, with the same name and the same math,
+//! accumulating in f64. The tests hold the shaders in `shaders/` to these functions.
+//!
+//! Tables are row-major: entry `[r, c]` of a table with V columns is at `r * V + c`.
+
+use crate::backend::{Backend, Nll, StepLoss, TrainOptions};
+use crate::data::Examples;
+
+/// `count_pairs`: `counts[ctx_i, tgt_i] += 1` for every example i.
+pub fn count_pairs(
+    contexts: &[u32],
+    targets: &[u32],
+    num_rows: usize,
+    num_cols: usize,
+) -> Vec<u32> {
+    let mut counts = vec![0u32; num_rows * num_cols];
+    for (&ctx, &tgt) in contexts.iter().zip(targets) {
+        counts[ctx as usize * num_cols + tgt as usize] += 1;
+    }
+    counts
+}
+
+/// `normalize_rows`: `P[r, c] = (N[r, c] + s) / (sum_c' N[r, c'] + s V)`, the lecture's
+/// `(N + s).float(); P /= P.sum(1, keepdim=True)`. A row with total 0 (a context never seen,
+/// with s = 0) is all zeros rather than 0/0.
+pub fn normalize_rows(counts: &[u32], num_cols: usize, smoothing: f32) -> Vec<f32> {
+    let s = smoothing as f64;
+    let mut probs = Vec::with_capacity(counts.len());
+    for row in counts.chunks(num_cols) {
+        let total = row.iter().map(|&n| n as f64).sum::<f64>() + s * num_cols as f64;
+        probs.extend(row.iter().map(|&n| {
+            if total > 0.0 {
+                ((n as f64 + s) / total) as f32
+            } else {
+                0.0
+            }
+        }));
+    }
+    probs
+}
+
+/// `nll_gather`: the sum of `-log P[ctx_i, tgt_i]` over the examples with `P > 0`, and the
+/// number of examples with `P = 0` (whose log likelihood is minus infinity).
+pub fn nll_gather(probs: &[f32], contexts: &[u32], targets: &[u32], num_cols: usize) -> (f64, u64) {
+    let mut sum = 0.0f64;
+    let mut impossible = 0u64;
+    for (&ctx, &tgt) in contexts.iter().zip(targets) {
+        let p = probs[ctx as usize * num_cols + tgt as usize] as f64;
+        if p > 0.0 {
+            sum -= p.ln();
+        } else {
+            impossible += 1;
+        }
+    }
+    (sum, impossible)
+}
+
+/// `cross_entropy_forward`: for every example, the logits are the row `W[ctx_i]` (the one-hot
+/// product `onehot(ctx_i) @ W` selects exactly that row), `lse_i = log sum_c exp(W[ctx_i, c])`
+/// computed stably as `m + log sum_c exp(W[ctx_i, c] - m)` with `m` the row maximum, and
+/// `nll_i = lse_i - W[ctx_i, tgt_i] = -log softmax(W[ctx_i])[tgt_i]`.
+/// Returns every `lse_i` and `sum_i nll_i`.
+pub fn cross_entropy_forward(
+    weights: &[f32],
+    contexts: &[u32],
+    targets: &[u32],
+    num_cols: usize,
+) -> (Vec<f64>, f64) {
+    let mut lse = Vec::with_capacity(contexts.len());
+    let mut nll_sum = 0.0f64;
+    for (&ctx, &tgt) in contexts.iter().zip(targets) {
+        let logits = &weights[ctx as usize * num_cols..][..num_cols];
+        let m = logits
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
+        let sum: f64 = logits.iter().map(|&w| (w as f64 - m).exp()).sum();
+        let l = m + sum.ln();
+        lse.push(l);
+        nll_sum += l - logits[tgt as usize] as f64;
+    }
+    (lse, nll_sum)
+}
+
+/// `cross_entropy_backward`: the gradient of `sum_i nll_i` with respect to the logits is
+/// `softmax(W[ctx_i]) - onehot(tgt_i)`, and since the logits are a row select it lands on row
+/// `ctx_i` of W: `G[ctx_i, c] += exp(W[ctx_i, c] - lse_i) - [c = tgt_i]`.
+pub fn cross_entropy_backward(
+    weights: &[f32],
+    contexts: &[u32],
+    targets: &[u32],
+    lse: &[f64],
+    num_cols: usize,
+) -> Vec<f64> {
+    let mut grad = vec![0.0f64; weights.len()];
+    for ((&ctx, &tgt), &l) in contexts.iter().zip(targets).zip(lse) {
+        let row = ctx as usize * num_cols;
+        for c in 0..num_cols {
+            grad[row + c] += (weights[row + c] as f64 - l).exp();
+        }
+        grad[row + tgt as usize] -= 1.0;
+    }
+    grad
+}
+
+/// `grad_rows`: the gradient of the loss `sum_i nll_i / n + reg * mean(W^2)`:
+/// `grad = G / n + 2 reg W / |W|`, with G from `cross_entropy_backward`.
+pub fn grad_rows(
+    data_grad_sum: &[f64],
+    weights: &[f32],
+    num_examples: usize,
+    reg: f32,
+) -> Vec<f32> {
+    let n = num_examples as f64;
+    let penalty = 2.0 * reg as f64 / weights.len() as f64;
+    data_grad_sum
+        .iter()
+        .zip(weights)
+        .map(|(&g, &w)| (g / n + penalty * w as f64) as f32)
+        .collect()
+}
+
+/// `loss_total`: `data = nll_sum / n` and `total = data + reg * mean(W^2)`.
+pub fn loss_total(nll_sum: f64, num_examples: usize, weights: &[f32], reg: f32) -> StepLoss {
+    let data = nll_sum / num_examples as f64;
+    let mean_square = if weights.is_empty() {
+        0.0
+    } else {
+        weights.iter().map(|&w| (w as f64).powi(2)).sum::<f64>() / weights.len() as f64
+    };
+    StepLoss {
+        total: data + reg as f64 * mean_square,
+        data,
+    }
+}
+
+/// `sgd_step`: `W -= lr * grad`.
+pub fn sgd_step(weights: &mut [f32], grads: &[f32], lr: f32) {
+    for (w, &g) in weights.iter_mut().zip(grads) {
+        *w = (*w as f64 - lr as f64 * g as f64) as f32;
+    }
+}
+
+/// `softmax_rows`: `P[r] = exp(W[r] - m) / sum_c exp(W[r, c] - m)`, with `m` the row maximum.
+pub fn softmax_rows(weights: &[f32], num_cols: usize) -> Vec<f32> {
+    let mut probs = Vec::with_capacity(weights.len());
+    for row in weights.chunks(num_cols) {
+        let m = row.iter().fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
+        let sum: f64 = row.iter().map(|&w| (w as f64 - m).exp()).sum();
+        probs.extend(row.iter().map(|&w| ((w as f64 - m).exp() / sum) as f32));
+    }
+    probs
+}
+
+/// One full-batch step's loss and gradient, from the twins above.
+fn loss_and_gradient(weights: &[f32], examples: &Examples, reg: f32) -> (StepLoss, Vec<f32>) {
+    let (contexts, targets, v) = (&examples.contexts, &examples.targets, examples.num_cols);
+    let (lse, nll_sum) = cross_entropy_forward(weights, contexts, targets, v);
+    let data_grad_sum = cross_entropy_backward(weights, contexts, targets, &lse, v);
+    let grads = grad_rows(&data_grad_sum, weights, examples.len(), reg);
+    (loss_total(nll_sum, examples.len(), weights, reg), grads)
+}
+
+/// The reference backend: the twins above, on the host.
+#[derive(Debug, Default)]
+pub struct CpuBackend;
+
+impl Backend for CpuBackend {
+    type Examples = Examples;
+
+    fn describe(&self) -> String {
+        "CPU reference (f64 accumulation)".to_string()
+    }
+
+    fn load(&mut self, examples: &Examples) -> anyhow::Result<Examples> {
+        Ok(examples.clone())
+    }
+
+    fn count_pairs(&mut self, ex: &Examples) -> anyhow::Result<Vec<u32>> {
+        Ok(count_pairs(
+            &ex.contexts,
+            &ex.targets,
+            ex.num_rows,
+            ex.num_cols,
+        ))
+    }
+
+    fn normalize_rows(
+        &mut self,
+        counts: &[u32],
+        num_cols: usize,
+        smoothing: f32,
+    ) -> anyhow::Result<Vec<f32>> {
+        Ok(normalize_rows(counts, num_cols, smoothing))
+    }
+
+    fn mean_nll(&mut self, probs: &[f32], ex: &Examples) -> anyhow::Result<Nll> {
+        let (sum, impossible) = nll_gather(probs, &ex.contexts, &ex.targets, ex.num_cols);
+        Ok(Nll {
+            finite_mean: sum / ex.len() as f64,
+            impossible,
+            examples: ex.len(),
+        })
+    }
+
+    fn loss_and_gradient(
+        &mut self,
+        weights: &[f32],
+        ex: &Examples,
+        reg: f32,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        Ok(loss_and_gradient(weights, ex, reg))
+    }
+
+    fn train(
+        &mut self,
+        weights: &mut [f32],
+        ex: &Examples,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        let mut losses = Vec::with_capacity(steps);
+        for _ in 0..steps {
+            let (loss, grads) = loss_and_gradient(weights, ex, options.reg);
+            sgd_step(weights, &grads, options.lr);
+            losses.push(loss);
+        }
+        Ok(losses)
+    }
+
+    fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>> {
+        Ok(softmax_rows(weights, num_cols))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The analytic gradient against central differences of the loss, all in f64.
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let examples = Examples {
+            contexts: vec![0, 1, 1, 2, 0, 2, 2],
+            targets: vec![1, 2, 0, 0, 2, 1, 1],
+            num_rows: 3,
+            num_cols: 3,
+        };
+        let weights: Vec<f32> = (0..9).map(|i| ((i * 7 % 5) as f32 - 2.0) * 0.3).collect();
+        let reg = 0.1;
+        let (_, grads) = loss_and_gradient(&weights, &examples, reg);
+        // The loss in f64 throughout: mean over examples of logsumexp(W[x]) - W[x, y], plus the penalty.
+        let loss_at = |w: &[f64]| {
+            let nll: f64 = (0..examples.len())
+                .map(|i| {
+                    let row = &w[examples.contexts[i] as usize * 3..][..3];
+                    let lse = row.iter().map(|x| x.exp()).sum::<f64>().ln();
+                    lse - row[examples.targets[i] as usize]
+                })
+                .sum();
+            nll / examples.len() as f64 + reg as f64 * w.iter().map(|x| x * x).sum::<f64>() / 9.0
+        };
+        let h = 1e-3;
+        for k in 0..9 {
+            let mut plus: Vec<f64> = weights.iter().map(|&w| w as f64).collect();
+            let mut minus = plus.clone();
+            plus[k] += h;
+            minus[k] -= h;
+            let numeric = (loss_at(&plus) - loss_at(&minus)) / (2.0 * h);
+            assert!(
+                (numeric - grads[k] as f64).abs() < 1e-5,
+                "weight {k}: numeric {numeric}, analytic {}",
+                grads[k]
+            );
+        }
+    }
+
+    #[test]
+    fn normalized_rows_sum_to_one_and_empty_rows_are_zero() {
+        let probs = normalize_rows(&[1, 3, 0, 0], 2, 0.0);
+        assert_eq!(probs, vec![0.25, 0.75, 0.0, 0.0]);
+        let smoothed = normalize_rows(&[1, 3, 0, 0], 2, 1.0);
+        assert_eq!(smoothed, vec![2.0 / 6.0, 4.0 / 6.0, 0.5, 0.5]);
+    }
+}

@@ -1,0 +1,342 @@
+//! Stage 1 of the data path: text -> words -> vocabulary -> (context, target) examples.
+//!
+//! A word `emma` with context length K = 1 becomes the pairs `.e em mm ma a.`: the boundary
+//! character `.` (index 0) marks both the start and the end of every word. With K > 1 the
+//! context is the K previous characters, padded with `.` at the start of a word, encoded as
+//! one base-V number so that it indexes a row of a V^K x V table.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+
+/// The character that marks the start and the end of a word; always index 0.
+pub const BOUNDARY: char = '.';
+
+/// The project's own word list (2018 US baby names, see data/README.md), built into the binary.
+pub const BUILTIN_NAMES: &str = include_str!("../data/names.txt");
+
+/// Why a word list could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is a directory, not a file of words")]
+    IsDirectory { path: String },
+    #[error("{path} is not valid UTF-8 (line {line}, byte offset {offset})")]
+    InvalidUtf8 {
+        path: String,
+        line: usize,
+        offset: usize,
+    },
+    #[error("{source_name} has no words (every line is empty or blank)")]
+    Empty { source_name: String },
+    #[error(
+        "{source_name} line {line}: the word {word:?} contains '.', which marks the start and end of words; remove it from the input"
+    )]
+    BoundaryInWord {
+        source_name: String,
+        line: usize,
+        word: String,
+    },
+}
+
+/// Splits text into words: one per line, trimmed, blank lines dropped. A leading UTF-8
+/// byte-order mark and CRLF line endings are accepted.
+pub fn parse_words(text: &str, source_name: &str) -> Result<Vec<String>, DataError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut words = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let word = line.trim();
+        if word.is_empty() {
+            continue;
+        }
+        if word.contains(BOUNDARY) {
+            return Err(DataError::BoundaryInWord {
+                source_name: source_name.to_string(),
+                line: index + 1,
+                word: word.to_string(),
+            });
+        }
+        words.push(word.to_string());
+    }
+    if words.is_empty() {
+        return Err(DataError::Empty {
+            source_name: source_name.to_string(),
+        });
+    }
+    Ok(words)
+}
+
+/// Reads a word list from a file (see [`parse_words`]).
+pub fn read_words(path: &Path) -> Result<Vec<String>, DataError> {
+    let name = path.display().to_string();
+    if path.is_dir() {
+        return Err(DataError::IsDirectory { path: name });
+    }
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|err| {
+        let offset = err.utf8_error().valid_up_to();
+        let line = 1 + err.as_bytes()[..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        DataError::InvalidUtf8 {
+            path: name.clone(),
+            line,
+            offset,
+        }
+    })?;
+    parse_words(&text, &name)
+}
+
+/// The built-in word list.
+pub fn builtin_words() -> Vec<String> {
+    parse_words(BUILTIN_NAMES, "the built-in names").expect("the built-in list is valid")
+}
+
+/// The characters a model knows: `.` at index 0, then every character of the words in
+/// sorted order at 1, 2, ...
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vocab {
+    chars: Vec<char>,
+}
+
+impl Vocab {
+    /// The vocabulary of a word list.
+    pub fn from_words<S: AsRef<str>>(words: &[S]) -> Vocab {
+        let set: BTreeSet<char> = words.iter().flat_map(|w| w.as_ref().chars()).collect();
+        let mut chars = vec![BOUNDARY];
+        chars.extend(set.into_iter().filter(|&c| c != BOUNDARY));
+        Vocab { chars }
+    }
+
+    /// A vocabulary from its characters in index order (the first must be `.`).
+    pub fn from_chars(chars: Vec<char>) -> Option<Vocab> {
+        (chars.first() == Some(&BOUNDARY)).then_some(Vocab { chars })
+    }
+
+    /// Number of symbols V, the boundary included.
+    pub fn len(&self) -> usize {
+        self.chars.len()
+    }
+
+    /// Always false: the boundary is always present.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The index of a character, if the vocabulary has it.
+    pub fn index(&self, c: char) -> Option<u32> {
+        if c == BOUNDARY {
+            return Some(0);
+        }
+        self.chars[1..].binary_search(&c).ok().map(|i| i as u32 + 1)
+    }
+
+    /// The character at an index.
+    pub fn char(&self, index: u32) -> char {
+        self.chars[index as usize]
+    }
+
+    /// All characters in index order.
+    pub fn chars(&self) -> &[char] {
+        &self.chars
+    }
+}
+
+impl fmt::Display for Vocab {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.chars.iter().try_for_each(|c| write!(f, "{c}"))
+    }
+}
+
+/// Training examples: `contexts[i]` (a row of the V^K x V table) is followed by `targets[i]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Examples {
+    pub contexts: Vec<u32>,
+    pub targets: Vec<u32>,
+    /// V^K: the number of distinct contexts, the number of rows of every model's table.
+    pub num_rows: usize,
+    /// V: the number of symbols that can follow, the number of columns.
+    pub num_cols: usize,
+}
+
+impl Examples {
+    /// Encodes every word as `.w o r d.`: one example per character plus one for the end.
+    /// Characters missing from the vocabulary are an error naming the word.
+    pub fn encode<S: AsRef<str>>(
+        words: &[S],
+        vocab: &Vocab,
+        context_len: usize,
+    ) -> Result<Examples, UnknownChar> {
+        let v = vocab.len();
+        let num_rows = v.pow(context_len as u32);
+        let mut contexts = Vec::new();
+        let mut targets = Vec::new();
+        for word in words {
+            let word = word.as_ref();
+            // The context as a base-V number of the last K symbols: all `.` (0) at the start.
+            let mut context = 0usize;
+            let symbols = word.chars().map(Some).chain(std::iter::once(None));
+            for symbol in symbols {
+                let target = match symbol {
+                    Some(c) => vocab.index(c).ok_or_else(|| UnknownChar {
+                        word: word.to_string(),
+                        ch: c,
+                    })?,
+                    None => 0,
+                };
+                contexts.push(context as u32);
+                targets.push(target);
+                context = (context * v + target as usize) % num_rows;
+            }
+        }
+        Ok(Examples {
+            contexts,
+            targets,
+            num_rows,
+            num_cols: v,
+        })
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// True when there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// The same examples reordered so that each context's examples are contiguous, in their
+    /// original order (a stable counting sort), with the offset of each context's run.
+    pub fn grouped_by_context(&self) -> GroupedExamples {
+        let mut row_offsets = vec![0u32; self.num_rows + 1];
+        for &c in &self.contexts {
+            row_offsets[c as usize + 1] += 1;
+        }
+        for r in 0..self.num_rows {
+            row_offsets[r + 1] += row_offsets[r];
+        }
+        let mut next = row_offsets.clone();
+        let mut contexts = vec![0u32; self.len()];
+        let mut targets = vec![0u32; self.len()];
+        for (&c, &t) in self.contexts.iter().zip(&self.targets) {
+            let slot = &mut next[c as usize];
+            contexts[*slot as usize] = c;
+            targets[*slot as usize] = t;
+            *slot += 1;
+        }
+        GroupedExamples {
+            examples: Examples {
+                contexts,
+                targets,
+                num_rows: self.num_rows,
+                num_cols: self.num_cols,
+            },
+            row_offsets,
+        }
+    }
+}
+
+/// Examples sorted by context: rows `row_offsets[r]..row_offsets[r + 1]` have context `r`.
+#[derive(Clone, Debug)]
+pub struct GroupedExamples {
+    pub examples: Examples,
+    pub row_offsets: Vec<u32>,
+}
+
+/// A character that the vocabulary does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the word {word:?} has the character {ch:?}, which the model's vocabulary does not have")]
+pub struct UnknownChar {
+    pub word: String,
+    pub ch: char,
+}
+
+/// What `train` prints about its data.
+#[derive(Debug, Clone)]
+pub struct WordStats {
+    pub words: usize,
+    pub shortest: usize,
+    pub longest: usize,
+}
+
+impl WordStats {
+    pub fn of<S: AsRef<str>>(words: &[S]) -> WordStats {
+        let lengths = words.iter().map(|w| w.as_ref().chars().count());
+        WordStats {
+            words: words.len(),
+            shortest: lengths.clone().min().unwrap_or(0),
+            longest: lengths.max().unwrap_or(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emma_encodes_as_the_lecture_shows() {
+        let words = ["emma"];
+        let vocab = Vocab::from_words(&words);
+        assert_eq!(vocab.to_string(), ".aem");
+        let ex = Examples::encode(&words, &vocab, 1).unwrap();
+        // .e em mm ma a.
+        assert_eq!(ex.contexts, vec![0, 2, 3, 3, 1]);
+        assert_eq!(ex.targets, vec![2, 3, 3, 1, 0]);
+    }
+
+    #[test]
+    fn trigram_contexts_are_base_v_numbers() {
+        let words = ["ab"];
+        let vocab = Vocab::from_words(&words); // . a b
+        let ex = Examples::encode(&words, &vocab, 2).unwrap();
+        // contexts .. .a ab -> 0, 0*3+1, 1*3+2
+        assert_eq!(ex.contexts, vec![0, 1, 5]);
+        assert_eq!(ex.targets, vec![1, 2, 0]);
+        assert_eq!(ex.num_rows, 9);
+    }
+
+    #[test]
+    fn parse_accepts_bom_crlf_and_blank_lines() {
+        let words = parse_words("\u{feff}ann\r\n\r\n  bob \r\n", "t").unwrap();
+        assert_eq!(words, vec!["ann", "bob"]);
+        assert!(matches!(
+            parse_words(" \n\n", "t"),
+            Err(DataError::Empty { .. })
+        ));
+        assert!(matches!(
+            parse_words("a.b", "t"),
+            Err(DataError::BoundaryInWord { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn grouping_is_a_stable_sort_by_context() {
+        let words = ["abba", "bab"];
+        let vocab = Vocab::from_words(&words);
+        let ex = Examples::encode(&words, &vocab, 1).unwrap();
+        let g = ex.grouped_by_context();
+        assert_eq!(g.row_offsets.len(), 4);
+        for r in 0..3 {
+            let run = g.row_offsets[r] as usize..g.row_offsets[r + 1] as usize;
+            assert!(g.examples.contexts[run.clone()]
+                .iter()
+                .all(|&c| c == r as u32));
+            let original: Vec<u32> = (0..ex.len())
+                .filter(|&i| ex.contexts[i] == r as u32)
+                .map(|i| ex.targets[i])
+                .collect();
+            assert_eq!(g.examples.targets[run].to_vec(), original);
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The GPU: adapter choice, the device, one pipeline per shader, dispatch and readback.
+//!
+//! - `mod.rs` (this file): finding adapters and opening a device, as wgpu's own tools do
+//!   (`WGPU_BACKEND` limits the backends, `WGPU_ADAPTER_NAME` picks an adapter by name).
+//! - `kernels.rs`: the shaders of `shaders/`, compiled once into pipelines, and their dispatch.
+//! - `buffers.rs`: uploads and readbacks.
+//! - `backend.rs`: the [`crate::Backend`] operations as sequences of kernel dispatches.
+
+mod backend;
+mod buffers;
+mod kernels;
+
+pub use backend::{GpuBackend, GpuExamples};
+
+use std::sync::{Arc, Mutex};
+
+/// Why no GPU device could be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error("no GPU adapter found (backends searched: {backends})")]
+    NoAdapter { backends: String },
+    #[error("WGPU_ADAPTER_NAME={wanted:?} matches none of the adapters: {available}")]
+    NoMatchingAdapter { wanted: String, available: String },
+    #[error("the adapter {adapter} refused to open a device: {reason}")]
+    RequestDevice { adapter: String, reason: String },
+    #[error("the GPU reported an error: {0}")]
+    Device(String),
+}
+
+/// What `adapters` prints about one adapter.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+}
+
+impl From<&wgpu::AdapterInfo> for AdapterSummary {
+    fn from(info: &wgpu::AdapterInfo) -> Self {
+        AdapterSummary {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: [info.driver.as_str(), info.driver_info.as_str()]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+fn backends() -> wgpu::Backends {
+    wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all())
+}
+
+fn instance() -> wgpu::Instance {
+    // Reads WGPU_BACKEND and wgpu's other environment settings.
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// Every adapter wgpu finds on the backends that `WGPU_BACKEND` allows, best first.
+fn ranked_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(backends()));
+    // Real GPUs before software ones; among equals, the native APIs before GL.
+    let type_rank = |t: wgpu::DeviceType| match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    let backend_rank = |b: wgpu::Backend| match b {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    adapters.sort_by_key(|a| {
+        let info = a.get_info();
+        (type_rank(info.device_type), backend_rank(info.backend))
+    });
+    adapters
+}
+
+/// The adapters wgpu finds, in the order the tool prefers them.
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    ranked_adapters(&instance())
+        .iter()
+        .map(|a| AdapterSummary::from(&a.get_info()))
+        .collect()
+}
+
+/// An open device with its queue and the compiled kernels.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    kernels: kernels::Kernels,
+    /// Errors the device reported outside any error scope, turned into `Err` by [`Gpu::check`].
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gpu {
+    /// Opens the best adapter (or the one `WGPU_ADAPTER_NAME` names) with all of its limits.
+    pub fn new() -> Result<Gpu, GpuError> {
+        let instance = instance();
+        let adapters = ranked_adapters(&instance);
+        if adapters.is_empty() {
+            return Err(GpuError::NoAdapter {
+                backends: format!("{:?}", backends()),
+            });
+        }
+        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
+            Ok(wanted) => {
+                let needle = wanted.to_lowercase();
+                let found = adapters
+                    .iter()
+                    .position(|a| a.get_info().name.to_lowercase().contains(&needle));
+                match found {
+                    Some(i) => adapters.into_iter().nth(i).expect("index from position"),
+                    None => {
+                        let available = adapters
+                            .iter()
+                            .map(|a| a.get_info().name)
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        return Err(GpuError::NoMatchingAdapter { wanted, available });
+                    }
+                }
+            }
+            Err(_) => adapters.into_iter().next().expect("not empty"),
+        };
+        Self::open(adapter)
+    }
+
+    fn open(adapter: wgpu::Adapter) -> Result<Gpu, GpuError> {
+        let info = adapter.get_info();
+        // Ask for everything the adapter can do: large datasets need its largest buffers.
+        let limits = adapter.limits();
+        let descriptor = wgpu::DeviceDescriptor {
+            label: Some("makemore"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&descriptor)).map_err(|e| {
+                GpuError::RequestDevice {
+                    adapter: info.name.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        // wgpu's default handler panics; record the error and report it at the next check.
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            if let Ok(mut list) = sink.lock() {
+                list.push(error.to_string());
+            }
+        }));
+        let kernels = kernels::Kernels::new(&device);
+        log::debug!(
+            "opened {} ({:?}) with limits {:?}",
+            info.name,
+            info.backend,
+            limits
+        );
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            kernels,
+            errors,
+        })
+    }
+
+    /// A one-line description: adapter, backend and type.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    /// The first error the device reported since the last check, if any.
+    pub fn check(&self) -> Result<(), GpuError> {
+        let mut list = self
+            .errors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let first = list.drain(..).next();
+        match first {
+            Some(message) => Err(GpuError::Device(message)),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! makemore-wgpu: the character-level language models of Karpathy's "building makemore"
+//! (part 1), with every piece of arithmetic in WGSL compute shaders run through wgpu.
+//!
+//! The data path, one module per stage:
+//! [`data`] (text, vocabulary, examples) -> [`backend`] (the operations, on [`gpu`] or on the
+//! [`cpu`] reference) -> [`model`] (count model, neural model) -> [`sample`] (names).
+//! [`train`] runs the whole path as the `train` command does.
+
+pub mod backend;
+pub mod cpu;
+pub mod data;
+pub mod gpu;
+pub mod model;
+pub mod sample;
+pub mod train;
+
+pub use backend::{Backend, Nll, StepLoss, TrainOptions};
+pub use cpu::CpuBackend;
+pub use gpu::{Gpu, GpuBackend};

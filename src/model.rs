@@ -1,0 +1,152 @@
+//! The two models of the lecture: counts normalized into probabilities, and a single-layer
+//! neural net whose weights W play the role of log-counts. Both are V^K x V tables: row r is
+//! the context (the K previous characters as a base-V number), column c the next character.
+
+use rand::{RngExt, SeedableRng};
+
+use crate::backend::{Backend, StepLoss, TrainOptions};
+use crate::data::Vocab;
+
+/// The label of a context row: its K characters, oldest first (`..` for a word's start at K = 2).
+pub fn context_label(row: usize, vocab: &Vocab, context_len: usize) -> String {
+    let v = vocab.len();
+    let mut chars = vec![' '; context_len];
+    let mut rest = row;
+    for slot in chars.iter_mut().rev() {
+        *slot = vocab.char((rest % v) as u32);
+        rest /= v;
+    }
+    chars.into_iter().collect()
+}
+
+/// The count model: `N[context, next]` and the smoothed probabilities `P`.
+#[derive(Clone, Debug)]
+pub struct CountModel {
+    pub vocab: Vocab,
+    pub context_len: usize,
+    pub smoothing: f32,
+    pub counts: Vec<u32>,
+    pub probs: Vec<f32>,
+}
+
+impl CountModel {
+    /// Counts the examples and normalizes the rows, on the backend's device.
+    pub fn fit<B: Backend>(
+        backend: &mut B,
+        examples: &B::Examples,
+        vocab: &Vocab,
+        context_len: usize,
+        smoothing: f32,
+    ) -> anyhow::Result<CountModel> {
+        let counts = backend.count_pairs(examples)?;
+        let probs = backend.normalize_rows(&counts, vocab.len(), smoothing)?;
+        Ok(CountModel {
+            vocab: vocab.clone(),
+            context_len,
+            smoothing,
+            counts,
+            probs,
+        })
+    }
+
+    /// The `k` most frequent (context, next) pairs with their counts, most frequent first
+    /// (ties in table order).
+    pub fn most_frequent(&self, k: usize) -> Vec<(String, u32)> {
+        let v = self.vocab.len();
+        let mut order: Vec<usize> = (0..self.counts.len())
+            .filter(|&i| self.counts[i] > 0)
+            .collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(self.counts[i]));
+        order
+            .into_iter()
+            .take(k)
+            .map(|i| {
+                let mut label = context_label(i / v, &self.vocab, self.context_len);
+                label.push(self.vocab.char((i % v) as u32));
+                (label, self.counts[i])
+            })
+            .collect()
+    }
+
+    /// Number of distinct pairs seen at least once.
+    pub fn distinct_pairs(&self) -> usize {
+        self.counts.iter().filter(|&&n| n > 0).count()
+    }
+}
+
+/// Draws `n` standard normal values with a seeded generator (Box-Muller on pairs of uniforms).
+pub fn standard_normal(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut values = Vec::with_capacity(n + 1);
+    while values.len() < n {
+        // u1 in (0, 1] so that the logarithm is finite.
+        let u1 = 1.0 - rng.random::<f64>();
+        let u2 = rng.random::<f64>();
+        let radius = (-2.0 * u1.ln()).sqrt();
+        let angle = std::f64::consts::TAU * u2;
+        values.push((radius * angle.cos()) as f32);
+        values.push((radius * angle.sin()) as f32);
+    }
+    values.truncate(n);
+    values
+}
+
+/// The neural model: logits = W[context], probabilities = softmax(logits).
+#[derive(Clone, Debug)]
+pub struct NeuralModel {
+    pub vocab: Vocab,
+    pub context_len: usize,
+    pub weights: Vec<f32>,
+}
+
+impl NeuralModel {
+    /// W drawn from a standard normal with the given seed.
+    pub fn init(vocab: &Vocab, context_len: usize, seed: u64) -> NeuralModel {
+        let rows = vocab.len().pow(context_len as u32);
+        NeuralModel {
+            vocab: vocab.clone(),
+            context_len,
+            weights: standard_normal(rows * vocab.len(), seed),
+        }
+    }
+
+    /// Full-batch gradient descent; the losses before each step.
+    pub fn train<B: Backend>(
+        &mut self,
+        backend: &mut B,
+        examples: &B::Examples,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        backend.train(&mut self.weights, examples, options, steps)
+    }
+
+    /// Every row's next-character distribution, softmax(W[row]).
+    pub fn probs<B: Backend>(&self, backend: &mut B) -> anyhow::Result<Vec<f32>> {
+        backend.softmax_rows(&self.weights, self.vocab.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_normal_has_mean_zero_and_unit_variance() {
+        let x = standard_normal(100_001, 7);
+        assert_eq!(x.len(), 100_001);
+        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
+        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / x.len() as f64;
+        assert!(mean.abs() < 0.01, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.02, "variance {var}");
+        assert_eq!(x, standard_normal(100_001, 7));
+    }
+
+    #[test]
+    fn context_labels_read_oldest_first() {
+        let vocab = Vocab::from_words(&["ab"]);
+        assert_eq!(context_label(0, &vocab, 2), "..");
+        assert_eq!(context_label(5, &vocab, 2), "ab");
+        assert_eq!(context_label(2, &vocab, 1), "b");
+    }
+}
