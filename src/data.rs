@@ -18,7 +18,7 @@ pub const BUILTIN_NAMES: &str = include_str!("../data/names.txt");
 /// Why a word list could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: String,
         source: std::io::Error,

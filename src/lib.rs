@@ -9,11 +9,14 @@
 pub mod backend;
 pub mod cpu;
 pub mod data;
+pub mod device;
 pub mod gpu;
 pub mod model;
 pub mod sample;
+pub mod torch_rng;
 pub mod train;
 
 pub use backend::{Backend, Nll, StepLoss, TrainOptions};
 pub use cpu::CpuBackend;
+pub use device::{AnyBackend, DeviceChoice};
 pub use gpu::{Gpu, GpuBackend};

@@ -52,18 +52,23 @@ impl From<&wgpu::AdapterInfo> for AdapterSummary {
     }
 }
 
-fn backends() -> wgpu::Backends {
+/// The backends that `WGPU_BACKEND` allows (all of them when it is not set).
+fn backends_from_env() -> wgpu::Backends {
     wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all())
 }
 
-fn instance() -> wgpu::Instance {
-    // Reads WGPU_BACKEND and wgpu's other environment settings.
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    // wgpu's other environment settings (WGPU_DEBUG, WGPU_VALIDATION, ...) still apply.
+    let descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..descriptor
+    })
 }
 
-/// Every adapter wgpu finds on the backends that `WGPU_BACKEND` allows, best first.
-fn ranked_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
-    let mut adapters = pollster::block_on(instance.enumerate_adapters(backends()));
+/// Every adapter wgpu finds on the given backends, best first.
+fn ranked_adapters(instance: &wgpu::Instance, backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
     // Real GPUs before software ones; among equals, the native APIs before GL.
     let type_rank = |t: wgpu::DeviceType| match t {
         wgpu::DeviceType::DiscreteGpu => 0,
@@ -85,7 +90,8 @@ fn ranked_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
 
 /// The adapters wgpu finds, in the order the tool prefers them.
 pub fn list_adapters() -> Vec<AdapterSummary> {
-    ranked_adapters(&instance())
+    let backends = backends_from_env();
+    ranked_adapters(&instance(backends), backends)
         .iter()
         .map(|a| AdapterSummary::from(&a.get_info()))
         .collect()
@@ -103,13 +109,18 @@ pub struct Gpu {
 }
 
 impl Gpu {
-    /// Opens the best adapter (or the one `WGPU_ADAPTER_NAME` names) with all of its limits.
+    /// Opens the best adapter of the backends `WGPU_BACKEND` allows (or the one
+    /// `WGPU_ADAPTER_NAME` names) with all of its limits.
     pub fn new() -> Result<Gpu, GpuError> {
-        let instance = instance();
-        let adapters = ranked_adapters(&instance);
+        Self::on_backends(backends_from_env())
+    }
+
+    /// Opens the best adapter of the given backends (or the one `WGPU_ADAPTER_NAME` names).
+    pub fn on_backends(backends: wgpu::Backends) -> Result<Gpu, GpuError> {
+        let adapters = ranked_adapters(&instance(backends), backends);
         if adapters.is_empty() {
             return Err(GpuError::NoAdapter {
-                backends: format!("{:?}", backends()),
+                backends: format!("{backends:?}"),
             });
         }
         let adapter = match std::env::var("WGPU_ADAPTER_NAME") {

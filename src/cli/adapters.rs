@@ -1,0 +1,39 @@
+//! `makemore adapters`: the adapters wgpu finds, best first.
+
+use serde_json::json;
+
+use super::say;
+use makemore::gpu::list_adapters;
+
+pub const EXAMPLE: &str =
+    "Example:\n  makemore adapters\n  WGPU_BACKEND=gl makemore adapters --json";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// One JSON object per adapter.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let adapters = list_adapters();
+    if adapters.is_empty() && !args.json {
+        say!("no adapters found (WGPU_BACKEND limits the search to some backends)");
+    }
+    for (i, a) in adapters.iter().enumerate() {
+        if args.json {
+            let line = json!({"index": i, "name": a.name, "backend": a.backend,
+                "type": a.device_type, "driver": a.driver});
+            say!("{line}");
+        } else {
+            say!(
+                "{i}: {} ({}, {}) {}",
+                a.name,
+                a.backend,
+                a.device_type,
+                a.driver
+            );
+        }
+    }
+    Ok(())
+}

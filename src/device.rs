@@ -1,0 +1,128 @@
+//! Where the arithmetic runs: a wgpu adapter or the CPU reference, chosen at run time.
+//!
+//! [`AnyBackend`] lets a command hold either backend without being generic over it.
+
+use crate::backend::{Backend, Nll, StepLoss, TrainOptions};
+use crate::cpu::CpuBackend;
+use crate::data::Examples;
+use crate::gpu::{Gpu, GpuBackend, GpuError, GpuExamples};
+
+/// What the user asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// A wgpu adapter; the CPU reference only when no adapter exists at all.
+    Gpu,
+    /// The CPU reference.
+    Cpu,
+}
+
+/// Either backend.
+pub enum AnyBackend {
+    Cpu(CpuBackend),
+    Gpu(Box<GpuBackend>),
+}
+
+/// Examples loaded by either backend.
+pub enum AnyExamples {
+    Cpu(Examples),
+    Gpu(GpuExamples),
+}
+
+impl AnyBackend {
+    /// Opens the chosen device. With `Gpu` and no adapter at all, falls back to the CPU and
+    /// returns the notice to show; any other GPU failure is an error.
+    pub fn open(choice: DeviceChoice) -> Result<(AnyBackend, Option<String>), GpuError> {
+        match choice {
+            DeviceChoice::Cpu => Ok((AnyBackend::Cpu(CpuBackend), None)),
+            DeviceChoice::Gpu => match Gpu::new() {
+                Ok(gpu) => Ok((AnyBackend::Gpu(Box::new(GpuBackend::new(gpu))), None)),
+                Err(GpuError::NoAdapter { backends }) => Ok((
+                    AnyBackend::Cpu(CpuBackend),
+                    Some(format!(
+                        "no GPU adapter found (backends {backends}); running on the CPU reference"
+                    )),
+                )),
+                Err(other) => Err(other),
+            },
+        }
+    }
+}
+
+fn mismatch() -> anyhow::Error {
+    anyhow::anyhow!("examples were loaded by another backend")
+}
+
+/// Runs the same expression on whichever backend and examples are present.
+macro_rules! both {
+    ($self:ident, $ex:ident, |$b:ident, $e:ident| $body:expr) => {
+        match ($self, $ex) {
+            (AnyBackend::Cpu($b), AnyExamples::Cpu($e)) => $body,
+            (AnyBackend::Gpu($b), AnyExamples::Gpu($e)) => $body,
+            _ => Err(mismatch()),
+        }
+    };
+}
+
+impl Backend for AnyBackend {
+    type Examples = AnyExamples;
+
+    fn describe(&self) -> String {
+        match self {
+            AnyBackend::Cpu(b) => b.describe(),
+            AnyBackend::Gpu(b) => b.describe(),
+        }
+    }
+
+    fn load(&mut self, examples: &Examples) -> anyhow::Result<AnyExamples> {
+        Ok(match self {
+            AnyBackend::Cpu(b) => AnyExamples::Cpu(b.load(examples)?),
+            AnyBackend::Gpu(b) => AnyExamples::Gpu(b.load(examples)?),
+        })
+    }
+
+    fn count_pairs(&mut self, ex: &AnyExamples) -> anyhow::Result<Vec<u32>> {
+        both!(self, ex, |b, e| b.count_pairs(e))
+    }
+
+    fn normalize_rows(
+        &mut self,
+        counts: &[u32],
+        num_cols: usize,
+        smoothing: f32,
+    ) -> anyhow::Result<Vec<f32>> {
+        match self {
+            AnyBackend::Cpu(b) => b.normalize_rows(counts, num_cols, smoothing),
+            AnyBackend::Gpu(b) => b.normalize_rows(counts, num_cols, smoothing),
+        }
+    }
+
+    fn mean_nll(&mut self, probs: &[f32], ex: &AnyExamples) -> anyhow::Result<Nll> {
+        both!(self, ex, |b, e| b.mean_nll(probs, e))
+    }
+
+    fn loss_and_gradient(
+        &mut self,
+        weights: &[f32],
+        ex: &AnyExamples,
+        reg: f32,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        both!(self, ex, |b, e| b.loss_and_gradient(weights, e, reg))
+    }
+
+    fn train(
+        &mut self,
+        weights: &mut [f32],
+        ex: &AnyExamples,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        both!(self, ex, |b, e| b.train(weights, e, options, steps))
+    }
+
+    fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>> {
+        match self {
+            AnyBackend::Cpu(b) => b.softmax_rows(weights, num_cols),
+            AnyBackend::Gpu(b) => b.softmax_rows(weights, num_cols),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use makemore::data::{Examples, Vocab};
+use makemore::{Gpu, GpuBackend};
+use rand::{RngExt, SeedableRng};
+
+/// The GPU backends to test: one per entry of MAKEMORE_TEST_BACKENDS (a comma list such as
+/// `vulkan,gl`; .ci/run sets it), or the adapter wgpu picks when it is not set. These tests
+/// exist to check the GPU: without an adapter they fail, they never skip.
+pub fn gpus() -> Vec<GpuBackend> {
+    let open = |backends: wgpu::Backends| match Gpu::on_backends(backends) {
+        Ok(gpu) => GpuBackend::new(gpu),
+        Err(e) => panic!("the GPU tests need a wgpu adapter (on Linux: mesa-vulkan-drivers): {e}"),
+    };
+    match std::env::var("MAKEMORE_TEST_BACKENDS") {
+        Ok(list) => list
+            .split(',')
+            .map(|name| open(wgpu::Backends::from_comma_list(name)))
+            .collect(),
+        Err(_) => vec![open(
+            wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
+        )],
+    }
+}
+
+/// Random words over a random alphabet of `alphabet` characters, accented letters included.
+pub fn random_words(seed: u64, alphabet: usize, count: usize) -> Vec<String> {
+    let pool: Vec<char> = "abcdefghijklmnopqrstuvwxyzéèüñøåçßž".chars().collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut chars = pool.clone();
+    // A random subset of the pool, in random order.
+    for i in (1..chars.len()).rev() {
+        chars.swap(i, rng.random_range(0..=i));
+    }
+    chars.truncate(alphabet.clamp(1, pool.len()));
+    (0..count)
+        .map(|_| {
+            let len = rng.random_range(1..=12);
+            (0..len)
+                .map(|_| chars[rng.random_range(0..chars.len())])
+                .collect()
+        })
+        .collect()
+}
+
+/// Words, vocabulary and examples with context length `k`.
+pub fn encode(words: &[String], k: usize) -> (Vocab, Examples) {
+    let vocab = Vocab::from_words(words);
+    let examples = Examples::encode(words, &vocab, k).expect("vocabulary built from the words");
+    (vocab, examples)
+}
+
+/// llm.c's check: |gpu - cpu| <= atol + rtol * |cpu| for every element.
+pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], atol: f64, rtol: f64) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
+    let mut worst = (0.0f64, 0usize);
+    for (i, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
+        let excess = (g as f64 - c as f64).abs() - (atol + rtol * (c as f64).abs());
+        if excess > worst.0 || g.is_nan() != c.is_nan() {
+            worst = (excess.max(f64::MIN_POSITIVE), i);
+        }
+    }
+    let i = worst.1;
+    assert!(
+        worst.0 <= 0.0,
+        "{what}: element {i} is {} on the GPU and {} on the CPU (tolerance {atol} + {rtol} * |cpu|)",
+        gpu[i],
+        cpu[i]
+    );
+}
+
+/// |a - b| <= rtol * |b|.
+pub fn assert_rel(what: &str, a: f64, b: f64, rtol: f64) {
+    assert!(
+        (a - b).abs() <= rtol * b.abs(),
+        "{what}: {a} vs {b} (relative difference {:.3e}, allowed {rtol:e})",
+        (a - b).abs() / b.abs()
+    );
+}
+
+/// The lecture's names list, from the path in MAKEMORE_LECTURE_NAMES (set by .ci/run).
+pub fn lecture_words() -> Option<Vec<String>> {
+    match std::env::var("MAKEMORE_LECTURE_NAMES") {
+        Ok(path) => Some(
+            makemore::data::read_words(std::path::Path::new(&path))
+                .unwrap_or_else(|e| panic!("MAKEMORE_LECTURE_NAMES is set but unusable: {e}")),
+        ),
+        Err(_) => {
+            eprintln!("skipping: MAKEMORE_LECTURE_NAMES is not set (.ci/run points it at the lecture's names.txt)");
+            None
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Every kernel on the GPU against its CPU twin, on the built-in names and on random data.
+//!
+//! Tolerances: counts exactly; probabilities to 1e-6 relative (one f32 division against the
+//! correctly rounded f64 result); losses to 1e-5 relative; gradients to 1e-6 absolute plus 1e-4
+//! relative (f32 sums of thousands of terms); weights after training to the figures stated
+//! in each test.
+
+mod common;
+
+use common::{assert_close, assert_rel, encode, gpus, random_words};
+use makemore::data::builtin_words;
+use makemore::{Backend, CpuBackend, TrainOptions};
+
+const LECTURE: TrainOptions = TrainOptions {
+    lr: 50.0,
+    reg: 0.01,
+};
+
+/// Random data sets: (seed, alphabet size, number of words, context length).
+const RANDOM_CASES: [(u64, usize, usize, usize); 5] = [
+    (1, 1, 50, 1),
+    (2, 5, 300, 2),
+    (3, 26, 2000, 1),
+    (4, 35, 1500, 1),
+    (5, 8, 800, 3),
+];
+
+/// The built-in names and the random data sets, encoded.
+fn cases() -> Vec<(makemore::data::Vocab, makemore::data::Examples)> {
+    let mut cases = vec![encode(&builtin_words(), 1)];
+    cases.extend(
+        RANDOM_CASES
+            .iter()
+            .map(|&(seed, v, n, k)| encode(&random_words(seed, v, n), k)),
+    );
+    cases
+}
+
+#[test]
+fn counts_are_exact() {
+    for (vocab, examples) in cases() {
+        let expected = CpuBackend.count_pairs(&examples).unwrap();
+        assert_eq!(
+            expected.iter().map(|&n| n as usize).sum::<usize>(),
+            examples.len()
+        );
+        for gpu in &mut gpus() {
+            let on_gpu = gpu.load(&examples).unwrap();
+            let counts = gpu.count_pairs(&on_gpu).unwrap();
+            assert_eq!(counts, expected, "vocabulary {vocab} on {}", gpu.describe());
+        }
+    }
+}
+
+#[test]
+fn probabilities_and_count_nll_match() {
+    let mut gpus = gpus();
+    for (vocab, examples) in cases() {
+        let counts = CpuBackend.count_pairs(&examples).unwrap();
+        let pairs = (0..gpus.len()).flat_map(|g| [0.0, 0.5, 1.0, 10.0].map(|s| (g, s)));
+        for (g, smoothing) in pairs {
+            let gpu = &mut gpus[g];
+            let on_gpu = gpu.load(&examples).unwrap();
+            let probs = gpu.normalize_rows(&counts, vocab.len(), smoothing).unwrap();
+            let expected = CpuBackend
+                .normalize_rows(&counts, vocab.len(), smoothing)
+                .unwrap();
+            assert_close(
+                &format!("probs, smoothing {smoothing}"),
+                &probs,
+                &expected,
+                1e-9,
+                1e-6,
+            );
+            for row in probs.chunks(vocab.len()) {
+                let sum: f64 = row.iter().map(|&p| p as f64).sum();
+                assert!(
+                    sum == 0.0 || (sum - 1.0).abs() < 1e-5,
+                    "a row sums to {sum}"
+                );
+            }
+            let nll = gpu.mean_nll(&probs, &on_gpu).unwrap();
+            let expected_nll = CpuBackend.mean_nll(&expected, &examples).unwrap();
+            assert_eq!(nll.impossible, expected_nll.impossible);
+            assert_eq!(
+                nll.mean().is_infinite(),
+                smoothing == 0.0 && nll.impossible > 0
+            );
+            assert_rel("count NLL", nll.finite_mean, expected_nll.finite_mean, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn loss_and_gradient_match() {
+    let mut gpus = gpus();
+    for (i, (vocab, examples)) in cases().into_iter().enumerate() {
+        let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
+        for reg in [0.0, 0.01, 1.0] {
+            let (expected_loss, expected_grads) = CpuBackend
+                .loss_and_gradient(&weights, &examples, reg)
+                .unwrap();
+            for gpu in &mut gpus {
+                let on_gpu = gpu.load(&examples).unwrap();
+                let (loss, grads) = gpu.loss_and_gradient(&weights, &on_gpu, reg).unwrap();
+                assert_rel("loss", loss.total, expected_loss.total, 1e-5);
+                assert_rel("data loss", loss.data, expected_loss.data, 1e-5);
+                assert_close("gradient", &grads, &expected_grads, 1e-6, 1e-4);
+            }
+        }
+    }
+}
+
+#[test]
+fn softmax_rows_match() {
+    let mut gpus = gpus();
+    let shapes = [(27, 27, 1.0f32), (1, 1, 1.0), (300, 35, 30.0)];
+    let pairs = (0..gpus.len()).flat_map(|g| shapes.map(|shape| (g, shape)));
+    for (g, (rows, cols, scale)) in pairs {
+        let gpu = &mut gpus[g];
+        let weights: Vec<f32> = makemore::model::standard_normal(rows * cols, 9)
+            .into_iter()
+            .map(|w| w * scale)
+            .collect();
+        let probs = gpu.softmax_rows(&weights, cols).unwrap();
+        let expected = CpuBackend.softmax_rows(&weights, cols).unwrap();
+        assert_close("softmax", &probs, &expected, 1e-9, 1e-5);
+    }
+}
+
+/// Weights and losses after 1 and after 100 steps of lr 50: the f32 GPU and the f64-accumulating
+/// CPU drift apart slowly, so the weights are compared to 1e-4 absolute + 1e-4 relative.
+fn train_and_compare(words: &[String], k: usize, steps: usize) {
+    let (vocab, examples) = encode(words, k);
+    let initial = makemore::model::standard_normal(examples.num_rows * vocab.len(), 42);
+    let mut w_cpu = initial.clone();
+    let expected = CpuBackend
+        .train(&mut w_cpu, &examples, &LECTURE, steps)
+        .unwrap();
+    for gpu in &mut gpus() {
+        let on_gpu = gpu.load(&examples).unwrap();
+        let mut w_gpu = initial.clone();
+        let losses = gpu.train(&mut w_gpu, &on_gpu, &LECTURE, steps).unwrap();
+        assert_eq!(losses.len(), steps);
+        for (step, (l, e)) in losses.iter().zip(&expected).enumerate() {
+            assert_rel(&format!("loss at step {step}"), l.total, e.total, 1e-5);
+        }
+        assert_close(
+            &format!("W after {steps} steps on {}", gpu.describe()),
+            &w_gpu,
+            &w_cpu,
+            1e-4,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn weights_after_one_step_match() {
+    train_and_compare(&builtin_words(), 1, 1);
+    for &(seed, v, n, k) in &RANDOM_CASES {
+        train_and_compare(&random_words(seed, v, n), k, 1);
+    }
+}
+
+#[test]
+fn weights_after_100_steps_match() {
+    train_and_compare(&builtin_words(), 1, 100);
+    train_and_compare(&random_words(11, 30, 1000), 1, 100);
+    train_and_compare(&random_words(12, 6, 500), 2, 100);
+}
+
+#[test]
+fn gpu_runs_are_bit_identical() {
+    let (vocab, examples) = encode(&builtin_words(), 1);
+    for index in 0..gpus().len() {
+        let run = || {
+            let mut gpu = gpus().swap_remove(index);
+            let on_gpu = gpu.load(&examples).unwrap();
+            let counts = gpu.count_pairs(&on_gpu).unwrap();
+            let probs = gpu.normalize_rows(&counts, vocab.len(), 1.0).unwrap();
+            let nll = gpu.mean_nll(&probs, &on_gpu).unwrap();
+            let mut weights = makemore::model::standard_normal(vocab.len() * vocab.len(), 3);
+            let losses = gpu.train(&mut weights, &on_gpu, &LECTURE, 5).unwrap();
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let loss_bits: Vec<u64> = losses.iter().map(|l| l.total.to_bits()).collect();
+            (
+                counts,
+                bits(&probs),
+                nll.finite_mean.to_bits(),
+                loss_bits,
+                bits(&weights),
+            )
+        };
+        assert_eq!(run(), run());
+    }
+}

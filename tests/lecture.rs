@@ -1,0 +1,143 @@
+//! The lecture's figures (REFERENCE.md) on the lecture's own names list, whose path .ci/run
+//! passes in MAKEMORE_LECTURE_NAMES. Without it these tests say so and skip; the GPU tests
+//! elsewhere never skip.
+
+mod common;
+
+use common::{assert_rel, encode, gpus, lecture_words};
+use makemore::model::CountModel;
+use makemore::{Backend, CpuBackend, TrainOptions};
+
+#[test]
+fn dataset_figures() {
+    let Some(words) = lecture_words() else { return };
+    assert_eq!(words.len(), 32_033);
+    let stats = makemore::data::WordStats::of(&words);
+    assert_eq!((stats.shortest, stats.longest), (2, 15));
+    let (vocab, examples) = encode(&words, 1);
+    assert_eq!(vocab.to_string(), ".abcdefghijklmnopqrstuvwxyz");
+    assert_eq!(examples.len(), 228_146);
+
+    let first_row: [u32; 27] = [
+        0, 4410, 1306, 1542, 1690, 1531, 417, 669, 874, 591, 2422, 2963, 1572, 2538, 1146, 394,
+        515, 92, 1639, 2055, 1308, 78, 376, 307, 134, 535, 929,
+    ];
+    let mut backends: Vec<Box<dyn FnMut() -> CountModel>> = Vec::new();
+    let cpu_examples = examples.clone();
+    let cpu_vocab = vocab.clone();
+    backends.push(Box::new(move || {
+        CountModel::fit(&mut CpuBackend, &cpu_examples, &cpu_vocab, 1, 1.0).unwrap()
+    }));
+    for mut gpu in gpus() {
+        let loaded = gpu.load(&examples).unwrap();
+        let vocab = vocab.clone();
+        backends.push(Box::new(move || {
+            CountModel::fit(&mut gpu, &loaded, &vocab, 1, 1.0).unwrap()
+        }));
+    }
+    for fit in &mut backends {
+        let model = fit();
+        assert_eq!(model.counts[..27], first_row);
+        assert_eq!(model.distinct_pairs(), 627);
+        let top: Vec<(String, u32)> = model.most_frequent(5);
+        let expected = [
+            ("n.", 6763),
+            ("a.", 6640),
+            ("an", 5438),
+            (".a", 4410),
+            ("e.", 3983),
+        ];
+        assert_eq!(top, expected.map(|(p, n)| (p.to_string(), n)));
+    }
+}
+
+#[test]
+fn count_model_nll() {
+    let Some(words) = lecture_words() else { return };
+    let (vocab, examples) = encode(&words, 1);
+    let counts = CpuBackend.count_pairs(&examples).unwrap();
+    for (smoothing, reference) in [(0.0, 2.454014), (1.0, 2.454577)] {
+        let probs = CpuBackend
+            .normalize_rows(&counts, vocab.len(), smoothing)
+            .unwrap();
+        let cpu = CpuBackend.mean_nll(&probs, &examples).unwrap();
+        assert!(
+            (cpu.mean() - reference).abs() < 2e-5,
+            "CPU, smoothing {smoothing}: {}",
+            cpu.mean()
+        );
+        for gpu in &mut gpus() {
+            let loaded = gpu.load(&examples).unwrap();
+            let probs = gpu.normalize_rows(&counts, vocab.len(), smoothing).unwrap();
+            let nll = gpu.mean_nll(&probs, &loaded).unwrap();
+            assert!(
+                (nll.mean() - reference).abs() < 2e-5,
+                "{}, smoothing {smoothing}: {}",
+                gpu.describe(),
+                nll.mean()
+            );
+        }
+    }
+}
+
+/// The word `andrejq`: -27.8672 with smoothing 1, minus infinity without (`jq` was never seen).
+#[test]
+fn andrejq() {
+    let Some(words) = lecture_words() else { return };
+    let (vocab, examples) = encode(&words, 1);
+    let counts = CpuBackend.count_pairs(&examples).unwrap();
+    let word = makemore::data::Examples::encode(&["andrejq"], &vocab, 1).unwrap();
+    for gpu in &mut gpus() {
+        let loaded = gpu.load(&word).unwrap();
+        let smoothed = gpu.normalize_rows(&counts, vocab.len(), 1.0).unwrap();
+        let nll = gpu.mean_nll(&smoothed, &loaded).unwrap();
+        assert_eq!(nll.examples, 8);
+        assert_rel("andrejq log likelihood", -nll.mean() * 8.0, -27.8672, 1e-5);
+        let raw = gpu.normalize_rows(&counts, vocab.len(), 0.0).unwrap();
+        let nll = gpu.mean_nll(&raw, &loaded).unwrap();
+        assert_eq!(nll.impossible, 1);
+        assert_eq!(nll.mean(), f64::INFINITY);
+    }
+}
+
+/// Gradient descent with the lecture's settings lowers the loss at every step; without the
+/// penalty the data loss closes in on the count model's (smoothing 0) NLL, 2.454014.
+#[test]
+fn neural_net_descends_towards_the_count_model() {
+    let Some(words) = lecture_words() else { return };
+    let (vocab, examples) = encode(&words, 1);
+    let initial = makemore::model::standard_normal(vocab.len() * vocab.len(), 2147483647);
+    for gpu in &mut gpus() {
+        let loaded = gpu.load(&examples).unwrap();
+        let mut weights = initial.clone();
+        let lecture = TrainOptions {
+            lr: 50.0,
+            reg: 0.01,
+        };
+        let losses = gpu.train(&mut weights, &loaded, &lecture, 100).unwrap();
+        for (step, pair) in losses.windows(2).enumerate() {
+            assert!(
+                pair[1].total < pair[0].total,
+                "loss rose at step {}: {:?}",
+                step + 1,
+                pair
+            );
+        }
+
+        let mut weights = initial.clone();
+        let unregularized = TrainOptions { lr: 50.0, reg: 0.0 };
+        let losses = gpu
+            .train(&mut weights, &loaded, &unregularized, 200)
+            .unwrap();
+        let gaps: Vec<f64> = losses.iter().map(|l| l.data - 2.454014).collect();
+        assert!(
+            gaps.windows(2).all(|g| g[1] < g[0] && g[1] > 0.0),
+            "the gap must shrink and stay above 0"
+        );
+        assert!(
+            gaps[199] < 0.01,
+            "after 200 steps the data loss is {}",
+            losses[199].data
+        );
+    }
+}
