@@ -42,6 +42,26 @@ pub struct GpuExamples {
     num_segments: u32,
 }
 
+/// Checks that `n` examples can be indexed and bound by the kernels: they index examples (and
+/// count them, so no count can wrap) with u32, and bind each example array as one buffer.
+pub fn check_fits(n: usize, max_binding_bytes: u64) -> anyhow::Result<()> {
+    if n > u32::MAX as usize {
+        anyhow::bail!(
+            "{n} examples are more than the GPU kernels can index ({}); use fewer words or --device cpu",
+            u32::MAX
+        );
+    }
+    let bytes = 4 * n as u64;
+    if bytes > max_binding_bytes {
+        anyhow::bail!(
+            "{n} examples need {} MiB per buffer, more than this adapter's storage-buffer limit of {} MiB; use fewer words or --device cpu",
+            bytes.div_ceil(1 << 20),
+            max_binding_bytes >> 20
+        );
+    }
+    Ok(())
+}
+
 /// The GPU implementation of the models' operations.
 pub struct GpuBackend {
     gpu: Gpu,
@@ -229,6 +249,10 @@ impl Backend for GpuBackend {
     }
 
     fn load(&mut self, examples: &Examples) -> anyhow::Result<GpuExamples> {
+        check_fits(
+            examples.len(),
+            self.gpu.limits.max_storage_buffer_binding_size,
+        )?;
         let grouped = examples.grouped_by_context();
         // Cut each context's run of examples into segments of at most SEGMENT_LEN.
         let mut segment_starts = Vec::new();

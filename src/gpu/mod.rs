@@ -10,7 +10,7 @@ mod backend;
 mod buffers;
 mod kernels;
 
-pub use backend::{GpuBackend, GpuExamples};
+pub use backend::{check_fits, GpuBackend, GpuExamples};
 
 use std::sync::{Arc, Mutex};
 
@@ -169,10 +169,25 @@ impl Gpu {
         let sink = errors.clone();
         // wgpu's default handler panics; record the error and report it at the next check.
         device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            let message = match &error {
+                wgpu::Error::OutOfMemory { .. } => {
+                    "the GPU ran out of memory (try fewer words, a shorter --context, or --device cpu)"
+                        .to_string()
+                }
+                other => other.to_string(),
+            };
             if let Ok(mut list) = sink.lock() {
-                list.push(error.to_string());
+                list.push(message);
             }
         }));
+        let lost = errors.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if reason != wgpu::DeviceLostReason::Destroyed {
+                if let Ok(mut list) = lost.lock() {
+                    list.push(format!("the GPU device was lost: {message}"));
+                }
+            }
+        });
         let kernels = kernels::Kernels::new(&device);
         log::debug!(
             "opened {} ({:?}) with limits {:?}",

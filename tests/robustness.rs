@@ -1,0 +1,210 @@
+//! Bad input and faults, each as a user meets them: one line on stderr starting with
+//! `error:`, exit code 1 (2 for flags clap rejects), never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn makemore(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_makemore"));
+    command.args(args).env("NODEVICE_SELECT", "1");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit code 1, exactly one `error:` line containing `needle`, no panic.
+fn assert_fails(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains(needle), "expected {needle:?} in {err}");
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("makemore-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn file(&self, name: &str, contents: &[u8]) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `train --json` without the lines that name the file or the time.
+fn model_lines(out: &Output) -> Vec<String> {
+    stdout(out)
+        .lines()
+        .filter(|l| !l.contains("\"summary\"") && !l.contains("\"event\":\"data\""))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn crlf_and_bom_give_the_same_result_as_the_clean_file() {
+    let dir = TempDir::new("crlf");
+    let clean = dir.file("clean.txt", b"emma\nolivia\nava\n");
+    let windows = dir.file("windows.txt", b"\xef\xbb\xbfemma\r\nolivia\r\n\r\nava\r\n");
+    let args = |input: &str| {
+        [
+            "train",
+            "--input",
+            input,
+            "--steps",
+            "3",
+            "--samples",
+            "3",
+            "--json",
+        ]
+        .map(str::to_string)
+    };
+    let run = |input: &str| {
+        makemore(
+            &args(input).iter().map(String::as_str).collect::<Vec<_>>(),
+            &[],
+        )
+    };
+    let (a, b) = (run(&clean), run(&windows));
+    assert!(a.status.success() && b.status.success(), "{}", stderr(&b));
+    assert_eq!(model_lines(&a), model_lines(&b));
+}
+
+#[test]
+fn unreadable_file() {
+    // Permission bits do not stop root; /proc/self/mem refuses a plain read for everyone.
+    if Path::new("/proc/self/mem").exists() {
+        assert_fails(
+            &makemore(&["train", "--input", "/proc/self/mem"], &[]),
+            "cannot read /proc/self/mem",
+        );
+    }
+}
+
+#[test]
+fn a_one_megabyte_line_works() {
+    let dir = TempDir::new("long-line");
+    let word: String = (0..1_000_000)
+        .map(|i| ['a', 'b', 'c', 'd'][(i * 7 + i / 3) % 4])
+        .collect();
+    let path = dir.file("long.txt", format!("{word}\nab\n").as_bytes());
+    let out = makemore(
+        &[
+            "train",
+            "--input",
+            &path,
+            "--steps",
+            "2",
+            "--samples",
+            "2",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\"examples\":1000004"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_diverging_learning_rate_names_the_step() {
+    for device in ["gpu", "cpu"] {
+        let out = makemore(
+            &["train", "--lr", "1e30", "--steps", "5", "--device", device],
+            &[],
+        );
+        assert_fails(&out, "training diverged at step");
+    }
+}
+
+#[test]
+fn flags_out_of_range_are_usage_errors() {
+    for args in [
+        &["train", "--steps=-1"][..],
+        &["train", "--lr=0"],
+        &["train", "--lr=nan"],
+        &["train", "--reg=-0.5"],
+        &["train", "--smoothing=inf"],
+        &["train", "--context=0"],
+        &["train", "--samples=-3"],
+        &["train", "--device=tpu"],
+    ] {
+        let out = makemore(args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"));
+    }
+}
+
+#[test]
+fn no_adapter_falls_back_to_the_cpu_with_a_notice() {
+    // A backend this machine cannot have: wgpu finds no adapter at all.
+    let backend = if cfg!(target_os = "macos") {
+        "dx12"
+    } else {
+        "metal"
+    };
+    let out = makemore(
+        &["train", "--steps", "1", "--samples", "1"],
+        &[("WGPU_BACKEND", backend)],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("notice: no GPU adapter found"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("CPU reference"));
+}
+
+#[test]
+fn an_adapter_name_that_matches_nothing_is_an_error() {
+    let out = makemore(
+        &["train", "--steps", "1"],
+        &[("WGPU_ADAPTER_NAME", "no such adapter")],
+    );
+    assert_fails(
+        &out,
+        "WGPU_ADAPTER_NAME=\"no such adapter\" matches none of the adapters",
+    );
+}
+
+#[test]
+fn data_larger_than_the_kernels_allow_is_refused_up_front() {
+    use makemore::gpu::check_fits;
+    assert!(check_fits(1000, 128 << 20).is_ok());
+    let too_many = check_fits(u32::MAX as usize + 1, u64::MAX)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        too_many.contains("more than the GPU kernels can index"),
+        "{too_many}"
+    );
+    let too_big = check_fits(40_000_000, 128 << 20).unwrap_err().to_string();
+    assert!(
+        too_big.contains("storage-buffer limit of 128 MiB"),
+        "{too_big}"
+    );
+}
