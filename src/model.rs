@@ -6,6 +6,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::backend::{Backend, StepLoss, TrainOptions};
 use crate::data::Vocab;
+use crate::rng::RngKind;
 
 /// The label of a context row: its K characters, oldest first (`..` for a word's start at K = 2).
 pub fn context_label(row: usize, vocab: &Vocab, context_len: usize) -> String {
@@ -119,13 +120,14 @@ pub struct NeuralModel {
 }
 
 impl NeuralModel {
-    /// W drawn from a standard normal with the given seed.
-    pub fn init(vocab: &Vocab, context_len: usize, seed: u64) -> NeuralModel {
+    /// W, V^K x V, drawn from a standard normal by a fresh generator of kind `rng` seeded with
+    /// `seed` (with [`RngKind::Torch`]: `torch.randn((V^K, V), generator=g)`).
+    pub fn init(vocab: &Vocab, context_len: usize, seed: u64, rng: RngKind) -> NeuralModel {
         let rows = vocab.len().pow(context_len as u32);
         NeuralModel {
             vocab: vocab.clone(),
             context_len,
-            weights: standard_normal(rows * vocab.len(), seed),
+            weights: rng.standard_normal(rows * vocab.len(), seed),
         }
     }
 

@@ -1,11 +1,16 @@
-//! The last stage: drawing names on the host from a model's probability table.
+//! The last stage: drawing names on the host from a model's probability table, one character
+//! at a time from the start context until `.`, with the generator [`RngKind`] names.
 //!
-//! Each row's cumulative distribution is built once; a draw is then one uniform number and a
-//! binary search, with no allocation per character.
+//! With [`RngKind::Std`] each row's cumulative distribution is built once; a draw is then one
+//! uniform number and a binary search, with no allocation per character. With
+//! [`RngKind::Torch`] each draw is the lecture's
+//! `torch.multinomial(p, num_samples=1, replacement=True, generator=g)` on the row.
 
 use rand::{Rng, RngExt};
 
 use crate::data::Vocab;
+use crate::rng::RngKind;
+use crate::torch_rng::TorchGenerator;
 
 /// A name longer than this is cut off (a model whose end probability is tiny could otherwise
 /// go on for a very long time).
@@ -51,33 +56,72 @@ impl Sampler {
 
     /// Symbols of one name, drawn one at a time from the start context until `.` (not included).
     pub fn name<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<u32> {
-        let mut context = 0usize;
-        let mut symbols = Vec::new();
-        while symbols.len() < MAX_NAME_LEN {
-            let next = self.draw(context, rng);
-            if next == 0 {
-                break;
-            }
-            symbols.push(next);
-            context = (context * self.num_cols + next as usize) % self.num_rows;
-        }
-        symbols
+        draw_name(self.num_rows, self.num_cols, |row| self.draw(row, rng))
     }
 }
 
-/// `count` names from a probability table, with a generator seeded by `seed`.
-pub fn sample_names(probs: &[f32], vocab: &Vocab, count: usize, seed: u64) -> Vec<String> {
-    use rand::SeedableRng;
-    let sampler = Sampler::new(probs, vocab.len());
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..count)
-        .map(|_| {
-            sampler
-                .name(&mut rng)
-                .into_iter()
-                .map(|s| vocab.char(s))
+/// Symbols of one name: `draw(context row)` gives the next symbol, from the start context (row
+/// 0, all `.`) until `.` (not included) or [`MAX_NAME_LEN`] symbols. The context row after
+/// symbol s is `(row * V + s) mod V^K`: the oldest character drops out.
+fn draw_name(num_rows: usize, num_cols: usize, mut draw: impl FnMut(usize) -> u32) -> Vec<u32> {
+    let mut context = 0usize;
+    let mut symbols = Vec::new();
+    while symbols.len() < MAX_NAME_LEN {
+        let next = draw(context);
+        if next == 0 {
+            break;
+        }
+        symbols.push(next);
+        context = (context * num_cols + next as usize) % num_rows;
+    }
+    symbols
+}
+
+/// One symbol as the lecture draws it: `torch.multinomial(P[row], 1, replacement=True,
+/// generator=g)` (the row need not be normalized; the draw normalizes it in float32 as
+/// PyTorch did). PyTorch refuses a row with no mass; here such a row (a context never seen,
+/// with smoothing 0) ends the word, after using its draw, as [`Sampler::draw`] does.
+fn torch_draw(generator: &mut TorchGenerator, row: &[f32]) -> u32 {
+    let drawn = generator.multinomial_one(row) as u32;
+    if row.iter().any(|&p| p > 0.0) {
+        drawn
+    } else {
+        0
+    }
+}
+
+/// `count` names from a V^K x V probability table, drawn with a fresh generator of kind `rng`
+/// seeded by `seed`.
+pub fn sample_names(
+    probs: &[f32],
+    vocab: &Vocab,
+    count: usize,
+    seed: u64,
+    rng: RngKind,
+) -> Vec<String> {
+    let num_cols = vocab.len();
+    let num_rows = probs.len() / num_cols;
+    let names: Vec<Vec<u32>> = match rng {
+        RngKind::Std => {
+            use rand::SeedableRng;
+            let sampler = Sampler::new(probs, num_cols);
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            (0..count).map(|_| sampler.name(&mut rng)).collect()
+        }
+        RngKind::Torch => {
+            let mut generator = TorchGenerator::new(seed);
+            (0..count)
+                .map(|_| {
+                    draw_name(num_rows, num_cols, |row| {
+                        torch_draw(&mut generator, &probs[row * num_cols..][..num_cols])
+                    })
+                })
                 .collect()
-        })
+        }
+    };
+    names
+        .into_iter()
+        .map(|symbols| symbols.into_iter().map(|s| vocab.char(s)).collect())
         .collect()
 }
 
@@ -103,7 +147,36 @@ mod tests {
     fn a_name_ends_at_the_boundary() {
         // From `.` always `a`, from `a` always `.`: every name is "a".
         let vocab = Vocab::from_words(&["a"]);
-        let names = sample_names(&[0.0, 1.0, 1.0, 0.0], &vocab, 3, 5);
-        assert_eq!(names, vec!["a", "a", "a"]);
+        for rng in [RngKind::Std, RngKind::Torch] {
+            let names = sample_names(&[0.0, 1.0, 1.0, 0.0], &vocab, 3, 5, rng);
+            assert_eq!(names, vec!["a", "a", "a"], "{rng:?}");
+        }
+    }
+
+    #[test]
+    fn a_row_with_no_mass_ends_the_name() {
+        // From `.` always `a`; `a` was never followed by anything.
+        let vocab = Vocab::from_words(&["a"]);
+        for rng in [RngKind::Std, RngKind::Torch] {
+            let names = sample_names(&[0.0, 1.0, 0.0, 0.0], &vocab, 2, 5, rng);
+            assert_eq!(names, vec!["a", "a"], "{rng:?}");
+        }
+    }
+
+    #[test]
+    fn torch_draws_are_torch_multinomial() {
+        // Each character is one multinomial draw on its context's row, in order.
+        let vocab = Vocab::from_words(&["ab"]);
+        let probs = [0.2, 0.5, 0.3, 0.4, 0.1, 0.5, 0.6, 0.3, 0.1];
+        let names = sample_names(&probs, &vocab, 20, 7, RngKind::Torch);
+        let mut generator = TorchGenerator::new(7);
+        for name in names {
+            let mut row = 0;
+            for ch in name.chars().chain(['.']) {
+                let symbol = generator.multinomial_one(&probs[row * 3..][..3]);
+                assert_eq!(vocab.char(symbol as u32), ch);
+                row = symbol;
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 use crate::backend::{Backend, Nll, StepLoss, TrainOptions};
 use crate::data::{Examples, Vocab, WordStats};
 use crate::model::{CountModel, NeuralModel};
+use crate::rng::RngKind;
 use crate::sample::sample_names;
 
 /// What `train` does, from the command-line flags.
@@ -16,6 +17,8 @@ pub struct TrainConfig {
     pub smoothing: f32,
     /// Seed of the weight initialization and of the samplers.
     pub seed: u64,
+    /// The generator behind the weight initialization and the samplers.
+    pub rng: RngKind,
     /// Full-batch gradient-descent steps.
     pub steps: usize,
     pub options: TrainOptions,
@@ -100,7 +103,7 @@ pub fn run<B: Backend>(
         most_frequent: count_model.most_frequent(config.top_pairs),
     });
 
-    let mut neural_model = NeuralModel::init(&vocab, config.context_len, config.seed);
+    let mut neural_model = NeuralModel::init(&vocab, config.context_len, config.seed, config.rng);
     let losses = neural_model.train(backend, &loaded, &config.options, config.steps)?;
     let (final_loss, _) =
         backend.loss_and_gradient(&neural_model.weights, &loaded, config.options.reg)?;
@@ -113,13 +116,25 @@ pub fn run<B: Backend>(
         count_nll: nll.mean(),
     });
 
-    let count_names = sample_names(&count_model.probs, &vocab, config.samples, config.seed);
+    let count_names = sample_names(
+        &count_model.probs,
+        &vocab,
+        config.samples,
+        config.seed,
+        config.rng,
+    );
     report(Event::Samples {
         model: "count",
         names: count_names,
     });
     let neural_probs = neural_model.probs(backend)?;
-    let neural_names = sample_names(&neural_probs, &vocab, config.samples, config.seed);
+    let neural_names = sample_names(
+        &neural_probs,
+        &vocab,
+        config.samples,
+        config.seed,
+        config.rng,
+    );
     report(Event::Samples {
         model: "neural",
         names: neural_names,

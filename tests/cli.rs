@@ -188,6 +188,64 @@ fn bad_input_is_one_line_and_a_nonzero_exit() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `train --rng torch` on the lecture's names list (path in MAKEMORE_LECTURE_NAMES; skipped
+/// without it): the count model's samples are the lecture's, which its loop prints with the
+/// closing `.` that ours leave out; W is the lecture's, so the loss before and after one step
+/// is too.
+#[test]
+fn torch_rng_prints_the_lectures_names() {
+    let Ok(names_file) = std::env::var("MAKEMORE_LECTURE_NAMES") else {
+        eprintln!("skipping: MAKEMORE_LECTURE_NAMES is not set");
+        return;
+    };
+    let out = makemore(&[
+        "train",
+        "--rng",
+        "torch",
+        "--seed",
+        "2147483647",
+        "--input",
+        &names_file,
+        "--samples",
+        "5",
+        "--steps",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    let event = |name: &str, model: Option<&str>| {
+        lines
+            .iter()
+            .find(|l| l["event"] == name && model.is_none_or(|m| l["model"] == m))
+            .unwrap_or_else(|| panic!("no {name} event"))
+    };
+    let names: Vec<String> = event("samples", Some("count"))["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| format!("{}.", n.as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "mor.",
+            "axx.",
+            "minaymoryles.",
+            "kondlaisah.",
+            "anchshizarie."
+        ]
+    );
+    let neural = event("neural_model", None);
+    let before = neural["losses"][0].as_f64().unwrap();
+    let after = neural["final_loss"].as_f64().unwrap();
+    assert!((before - 3.7686186).abs() <= 1e-6 * 3.7686186, "{before}");
+    assert!((after - 3.3788068).abs() <= 1e-6 * 3.3788068, "{after}");
+}
+
 #[test]
 fn adapters_lists_at_least_one() {
     let out = makemore(&["adapters", "--json"]);

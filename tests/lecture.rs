@@ -6,7 +6,8 @@ mod common;
 
 use common::{assert_rel, encode, gpus, lecture_words};
 use makemore::model::CountModel;
-use makemore::{Backend, CpuBackend, TrainOptions};
+use makemore::train::{Event, TrainConfig};
+use makemore::{Backend, CpuBackend, RngKind, TrainOptions};
 
 #[test]
 fn dataset_figures() {
@@ -139,5 +140,103 @@ fn neural_net_descends_towards_the_count_model() {
             "after 200 steps the data loss is {}",
             losses[199].data
         );
+    }
+}
+
+/// The lecture's samples, `.` included as its loop prints them: from the count model with
+/// smoothing 1, and from the neural net trained 300 steps (the fifth name differs).
+const LECTURE_COUNT_NAMES: [&str; 5] = [
+    "mor.",
+    "axx.",
+    "minaymoryles.",
+    "kondlaisah.",
+    "anchshizarie.",
+];
+const LECTURE_NEURAL_NAMES: [&str; 5] = [
+    "mor.",
+    "axx.",
+    "minaymoryles.",
+    "kondlaisah.",
+    "anchthizarie.",
+];
+
+/// Our names are printed without the closing `.`; the lecture's with it. A name matches when
+/// it plus `.` is the lecture's exactly.
+fn assert_lecture_names(what: &str, ours: &[String], lecture: &[&str; 5]) {
+    let ours: Vec<String> = ours.iter().map(|name| format!("{name}.")).collect();
+    assert_eq!(ours, lecture, "{what}");
+}
+
+/// `train --rng torch --seed 2147483647` end to end on `backend`: W is the lecture's
+/// `torch.randn((27, 27), generator=g)` (loss 3.7686186 before the first update, 3.3788068
+/// after it, to 1e-6 relative), and each sampling run starts from a fresh generator, as the
+/// lecture's cells do, giving the lecture's names from both models.
+fn lecture_output_with_torch_rng<B: Backend>(backend: &mut B, words: &[String]) {
+    let config = TrainConfig {
+        context_len: 1,
+        smoothing: 1.0,
+        seed: 2147483647,
+        rng: RngKind::Torch,
+        steps: 300,
+        options: TrainOptions {
+            lr: 50.0,
+            reg: 0.01,
+        },
+        samples: 5,
+        top_pairs: 5,
+    };
+    let device = backend.describe();
+    let mut samples = Vec::new();
+    let mut losses = Vec::new();
+    makemore::train::run(
+        backend,
+        words,
+        "names.txt",
+        &config,
+        &mut |event| match event {
+            Event::Samples { model, names } => samples.push((model, names)),
+            Event::NeuralModel { losses: l, .. } => losses = l,
+            _ => {}
+        },
+    )
+    .unwrap();
+    assert_rel(
+        &format!("{device}: loss before the first update"),
+        losses[0].total,
+        3.7686186,
+        1e-6,
+    );
+    assert_rel(
+        &format!("{device}: loss after one update"),
+        losses[1].total,
+        3.3788068,
+        1e-6,
+    );
+    assert_eq!(samples.len(), 2);
+    assert_eq!(samples[0].0, "count");
+    assert_lecture_names(
+        &format!("{device}: count model"),
+        &samples[0].1,
+        &LECTURE_COUNT_NAMES,
+    );
+    assert_eq!(samples[1].0, "neural");
+    assert_lecture_names(
+        &format!("{device}: neural model after 300 steps"),
+        &samples[1].1,
+        &LECTURE_NEURAL_NAMES,
+    );
+}
+
+#[test]
+fn torch_rng_reproduces_the_lecture_on_the_cpu() {
+    let Some(words) = lecture_words() else { return };
+    lecture_output_with_torch_rng(&mut CpuBackend, &words);
+}
+
+#[test]
+fn torch_rng_reproduces_the_lecture_on_the_gpu() {
+    let Some(words) = lecture_words() else { return };
+    for gpu in &mut gpus() {
+        lecture_output_with_torch_rng(gpu, &words);
     }
 }

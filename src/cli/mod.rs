@@ -3,7 +3,7 @@
 pub mod adapters;
 pub mod train;
 
-use makemore::DeviceChoice;
+use makemore::{DeviceChoice, RngKind};
 
 /// `println!` that ends the program quietly when stdout is closed (`makemore train | head`)
 /// instead of panicking.
@@ -33,6 +33,24 @@ impl From<DeviceFlag> for DeviceChoice {
         match flag {
             DeviceFlag::Gpu => DeviceChoice::Gpu,
             DeviceFlag::Cpu => DeviceChoice::Cpu,
+        }
+    }
+}
+
+/// The `--rng` flag.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RngFlag {
+    /// The `rand` crate's StdRng.
+    Std,
+    /// PyTorch's CPU generator, draw for draw: the lecture's exact W and names.
+    Torch,
+}
+
+impl From<RngFlag> for RngKind {
+    fn from(flag: RngFlag) -> RngKind {
+        match flag {
+            RngFlag::Std => RngKind::Std,
+            RngFlag::Torch => RngKind::Torch,
         }
     }
 }

@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{finite_or_null, format_loss, non_negative, positive, say, thousands, DeviceFlag};
+use super::{
+    finite_or_null, format_loss, non_negative, positive, say, thousands, DeviceFlag, RngFlag,
+};
 use makemore::data::{builtin_words, read_words};
 use makemore::train::{Event, TrainConfig};
 use makemore::{AnyBackend, Backend, TrainOptions};
@@ -13,7 +15,8 @@ use makemore::{AnyBackend, Backend, TrainOptions};
 pub const EXAMPLE: &str = "Examples:
   makemore train                                   # the lecture on the built-in names
   makemore train --input names.txt --steps 200 --samples 20
-  makemore train --device cpu --json               # the CPU reference, JSON lines";
+  makemore train --device cpu --json               # the CPU reference, JSON lines
+  makemore train --rng torch --input names.txt     # the lecture's exact W and names";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,6 +32,9 @@ pub struct Args {
     /// Seed of the weight initialization and of the samplers (the lecture's by default).
     #[arg(long, default_value_t = 2147483647)]
     seed: u64,
+    /// The generator behind W's initialization and the samples.
+    #[arg(long, value_enum, default_value_t = RngFlag::Std)]
+    rng: RngFlag,
     /// Full-batch gradient-descent steps of the neural model.
     #[arg(long, default_value_t = 100)]
     steps: usize,
@@ -62,6 +68,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         context_len: args.context as usize,
         smoothing: args.smoothing,
         seed: args.seed,
+        rng: args.rng.into(),
         steps: args.steps,
         options: TrainOptions {
             lr: args.lr,

@@ -1,0 +1,56 @@
+//! The seam between the models and their random numbers: which generator initializes W and
+//! draws the names.
+//!
+//! - [`RngKind::Std`], the default: the `rand` crate's `StdRng`, W from a Box-Muller standard
+//!   normal ([`crate::model::standard_normal`]) and names from per-row cumulative tables.
+//! - [`RngKind::Torch`]: PyTorch's CPU generator ([`crate::torch_rng`]), so that the lecture's
+//!   `g = torch.Generator().manual_seed(seed)` cells print the same numbers and names here:
+//!   W is `torch.randn((V^K, V), generator=g)` and every character is one
+//!   `torch.multinomial(p, 1, replacement=True, generator=g)` as PyTorch drew it before 2.0.
+//!
+//! Either way each use starts from a fresh generator seeded with the same seed, as the
+//! lecture's cells each call `manual_seed` again.
+
+use crate::torch_rng::TorchGenerator;
+
+/// Which generator seeds W and draws names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RngKind {
+    /// The `rand` crate's `StdRng`.
+    #[default]
+    Std,
+    /// PyTorch's CPU generator, draw for draw.
+    Torch,
+}
+
+impl RngKind {
+    /// `n` standard normal values from a fresh generator seeded with `seed`: W's initialization.
+    pub fn standard_normal(self, n: usize, seed: u64) -> Vec<f32> {
+        match self {
+            RngKind::Std => crate::model::standard_normal(n, seed),
+            RngKind::Torch => TorchGenerator::new(seed).randn(n),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torch_normals_are_torch_randn() {
+        // The lecture's W: torch.randn((27, 27), generator=g) with g seeded 2147483647.
+        let w = RngKind::Torch.standard_normal(27 * 27, 2147483647);
+        assert!((w[0] - 1.5673620).abs() < 1e-6, "{}", w[0]);
+        assert!((w[728] - 0.8627286).abs() < 1e-6, "{}", w[728]);
+        assert_eq!(w, TorchGenerator::new(2147483647).randn(729));
+    }
+
+    #[test]
+    fn std_normals_are_unchanged() {
+        assert_eq!(
+            RngKind::Std.standard_normal(100, 3),
+            crate::model::standard_normal(100, 3)
+        );
+    }
+}
