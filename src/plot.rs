@@ -263,7 +263,7 @@ impl CountsFigure<'_> {
             .map_err(draw_error)?;
             if let Some(size) = layout.label_px {
                 // The lecture's gray, lighter on the darkest cells so that it stays readable.
-                let color = if shade > 0.6 {
+                let color = if shade > 0.45 {
                     RGBColor(215, 215, 215)
                 } else {
                     RGBColor(128, 128, 128)
@@ -335,6 +335,7 @@ impl LossFigure<'_> {
         chart
             .configure_mesh()
             .x_desc("step")
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .y_desc("loss")
             .label_style(("sans-serif", 14))
             .draw()

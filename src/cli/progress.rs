@@ -122,7 +122,7 @@ impl Progress {
                     }
                     bar.set_position(done as u64);
                     if *remaining == 0 {
-                        bar.finish();
+                        bar.finish_and_clear();
                     }
                 } else {
                     for (i, loss) in losses.iter().enumerate() {
@@ -136,9 +136,9 @@ impl Progress {
                             );
                         }
                     }
-                    if *remaining == 0 {
-                        say!("  {steps_per_second:.1} steps/s");
-                    }
+                }
+                if *remaining == 0 {
+                    say!("  {done} steps at {steps_per_second:.1} steps/s");
                 }
             }
             Event::NeuralModel {
