@@ -272,14 +272,14 @@ impl CountsFigure<'_> {
                 pair.push(self.vocab.char(col as u32));
                 let center = x + cell / 2;
                 let middle = y + cell / 2;
-                let font = ("sans-serif", size).into_font().color(&color);
+                let font = ("monospace", size).into_font().color(&color);
                 root.draw(&Text::new(
                     pair,
                     (center, middle),
                     font.pos(Pos::new(HPos::Center, VPos::Bottom)),
                 ))
                 .map_err(draw_error)?;
-                let font = ("sans-serif", size).into_font().color(&color);
+                let font = ("monospace", size).into_font().color(&color);
                 root.draw(&Text::new(
                     count.to_string(),
                     (center, middle + 1),

@@ -68,6 +68,7 @@ impl Target {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     match &args.picture {
         Picture::Counts(target) => {
+            let files = target.files("counts")?;
             let checkpoint = Checkpoint::load(&target.work_dir)?;
             let settings = &checkpoint.settings;
             let source = match &settings.input {
@@ -84,16 +85,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 source: &source,
             };
             let layout = figure.layout();
-            let files = target.files("counts")?;
             for (path, format) in &files {
                 write_picture(path, &figure.render(*format)?)?;
             }
             report(target, "counts", &files, layout.note.as_deref());
         }
         Picture::Loss(target) => {
+            let files = target.files("loss")?;
             let entries = load_log(&target.work_dir)?;
             let figure = LossFigure { entries: &entries };
-            let files = target.files("loss")?;
             for (path, format) in &files {
                 write_picture(path, &figure.render(*format)?)?;
             }
