@@ -94,7 +94,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         say!("{line}");
         return Ok(());
     }
-    say!("\n{} words, {} pairs", thousands(words.len()), thousands(n));
+    let plural = if words.len() == 1 { "" } else { "s" };
+    say!(
+        "\n{} word{plural}, {} pairs",
+        thousands(words.len()),
+        thousands(n)
+    );
     say!("log likelihood {log_likelihood:.4}");
     say!("nll            {nll:.4}");
     say!("mean nll       {mean:.4}");
