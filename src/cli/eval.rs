@@ -94,11 +94,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         say!("{line}");
         return Ok(());
     }
-    let plural = if words.len() == 1 { "" } else { "s" };
+    let plural = |count: usize| if count == 1 { "" } else { "s" };
     say!(
-        "\n{} word{plural}, {} pairs",
+        "\n{} word{}, {} pair{}",
         thousands(words.len()),
-        thousands(n)
+        plural(words.len()),
+        thousands(n),
+        plural(n)
     );
     say!("log likelihood {log_likelihood:.4}");
     say!("nll            {nll:.4}");
@@ -117,10 +119,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 /// missing ones at once.
 fn check_vocabulary(words: &[String], checkpoint: &Checkpoint) -> anyhow::Result<()> {
     let vocab = &checkpoint.settings.vocab;
+    if let Some(word) = words.iter().find(|w| w.contains(makemore::data::BOUNDARY)) {
+        anyhow::bail!("the word {word:?} contains '.', which marks the start and end of words");
+    }
     let unknown: BTreeSet<char> = words
         .iter()
         .flat_map(|w| w.chars())
-        .filter(|&c| vocab.index(c).is_none() || c == makemore::data::BOUNDARY)
+        .filter(|&c| vocab.index(c).is_none())
         .collect();
     if unknown.is_empty() {
         return Ok(());
