@@ -11,7 +11,12 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "makemore",
     version,
-    about = "Character-level language models (makemore, part 1) with every kernel in WGSL on wgpu"
+    about = "Character-level language models (makemore, part 1) with every kernel in WGSL on wgpu",
+    after_help = "Example, the lecture end to end:
+  makemore train                    # count, train and sample; saves the run in out/
+  makemore sample --num 20          # more names from the saved model
+  makemore eval --word andrejq      # how likely the model finds a word, pair by pair
+  makemore plot counts              # out/counts.png: the count matrix, as in the lecture"
 )]
 struct Cli {
     #[command(subcommand)]

@@ -169,7 +169,8 @@ fn sampling_options_shape_the_names() {
 #[test]
 fn every_command_has_a_worked_example_in_its_help() {
     for command in [
-        &["train"][..],
+        &[][..],
+        &["train"],
         &["sample"],
         &["eval"],
         &["plot"],
