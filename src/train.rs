@@ -255,7 +255,7 @@ fn train_in_chunks<B: Backend>(
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<Vec<StepLoss>> {
     let start = Instant::now();
-    let mut losses = Vec::with_capacity(config.steps);
+    let mut losses = Vec::new();
     while losses.len() < config.steps {
         let chunk = chunk_size(config.steps).min(config.steps - losses.len());
         let chunk_start = Instant::now();

@@ -227,3 +227,49 @@ fn a_bad_checkpoint_is_one_line() {
         }
     }
 }
+
+#[test]
+fn a_run_stopped_half_way_leaves_the_previous_checkpoint_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = dir.path().join("w.txt");
+    std::fs::write(&words, "anna\nbob\n").unwrap();
+    let work = dir.path().join("run");
+    let (words, work_str) = (words.to_str().unwrap(), work.to_str().unwrap());
+    ok_stdout(&[
+        "train",
+        "--device",
+        "cpu",
+        "--steps",
+        "1",
+        "--input",
+        words,
+        "--work-dir",
+        work_str,
+    ]);
+    let before = std::fs::read(work.join("model.safetensors")).unwrap();
+    let log_before = std::fs::read(work.join("log.jsonl")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_makemore"))
+        .args([
+            "train",
+            "--device",
+            "cpu",
+            "--steps",
+            "100000000",
+            "--input",
+            words,
+            "--work-dir",
+            work_str,
+            "--quiet",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        std::fs::read(work.join("model.safetensors")).unwrap(),
+        before
+    );
+    assert_eq!(std::fs::read(work.join("log.jsonl")).unwrap(), log_before);
+}
