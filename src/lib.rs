@@ -7,11 +7,13 @@
 //! [`train`] runs the whole path as the `train` command does.
 
 pub mod backend;
+pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod device;
 pub mod gpu;
 pub mod model;
+pub mod plot;
 pub mod rng;
 pub mod sample;
 pub mod torch_rng;

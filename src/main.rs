@@ -11,7 +11,12 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "makemore",
     version,
-    about = "Character-level language models (makemore, part 1) with every kernel in WGSL on wgpu"
+    about = "Character-level language models (makemore, part 1) with every kernel in WGSL on wgpu",
+    after_help = "Example, the lecture end to end:
+  makemore train                    # count, train and sample; saves the run in out/
+  makemore sample --num 20          # more names from the saved model
+  makemore eval --word andrejq      # how likely the model finds a word, pair by pair
+  makemore plot counts              # out/counts.png: the count matrix, as in the lecture"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,6 +28,15 @@ enum Command {
     /// Count bigrams, train the neural net, print losses and sample names.
     #[command(after_help = cli::train::EXAMPLE)]
     Train(cli::train::Args),
+    /// Draw names from a saved model, sorted into known and new ones.
+    #[command(after_help = cli::sample::EXAMPLE)]
+    Sample(cli::sample::Args),
+    /// Score words with a saved model, pair by pair, as the lecture scores "andrejq".
+    #[command(after_help = cli::eval::EXAMPLE)]
+    Eval(cli::eval::Args),
+    /// Draw the count matrix or the losses of a saved run as PNG or SVG.
+    #[command(after_help = cli::plot::EXAMPLE)]
+    Plot(cli::plot::Args),
     /// List the GPU adapters wgpu finds (WGPU_BACKEND and WGPU_ADAPTER_NAME choose among them).
     #[command(after_help = cli::adapters::EXAMPLE)]
     Adapters(cli::adapters::Args),
@@ -32,6 +46,9 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let result = match Cli::parse().command {
         Command::Train(args) => cli::train::run(&args),
+        Command::Sample(args) => cli::sample::run(&args),
+        Command::Eval(args) => cli::eval::run(&args),
+        Command::Plot(args) => cli::plot::run(&args),
         Command::Adapters(args) => cli::adapters::run(&args),
     };
     match result {

@@ -2,9 +2,12 @@
 
 use std::process::{Command, Output};
 
+/// Runs the binary in a fresh directory, so that `train` saves its run (`out/`) there.
 fn makemore(args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().expect("a temporary directory");
     Command::new(env!("CARGO_BIN_EXE_makemore"))
         .args(args)
+        .current_dir(dir.path())
         .env("NODEVICE_SELECT", "1")
         .output()
         .expect("the binary runs")

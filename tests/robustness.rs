@@ -5,8 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn makemore(args: &[&str], env: &[(&str, &str)]) -> Output {
+    // A fresh working directory, so that a run saves its `out/` there.
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let mut command = Command::new(env!("CARGO_BIN_EXE_makemore"));
-    command.args(args).env("NODEVICE_SELECT", "1");
+    command
+        .args(args)
+        .current_dir(dir.path())
+        .env("NODEVICE_SELECT", "1");
     for (k, v) in env {
         command.env(k, v);
     }

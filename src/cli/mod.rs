@@ -1,6 +1,10 @@
 //! The commands, one file each, and what they share: printing and flag parsers.
 
 pub mod adapters;
+pub mod eval;
+pub mod plot;
+pub mod progress;
+pub mod sample;
 pub mod train;
 
 use makemore::{DeviceChoice, RngKind};
@@ -100,4 +104,73 @@ pub fn finite_or_null(x: f64) -> serde_json::Value {
     } else {
         serde_json::Value::Null
     }
+}
+
+/// The `--model` flag of the commands that read a checkpoint.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelFlag {
+    /// The normalized counts P.
+    Count,
+    /// softmax(W), the trained neural net.
+    Neural,
+}
+
+impl ModelFlag {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelFlag::Count => "count",
+            ModelFlag::Neural => "neural",
+        }
+    }
+
+    /// The probability table of this model in a checkpoint.
+    pub fn probs(self, checkpoint: &makemore::checkpoint::Checkpoint) -> &[f32] {
+        match self {
+            ModelFlag::Count => &checkpoint.probs,
+            ModelFlag::Neural => &checkpoint.neural_probs,
+        }
+    }
+}
+
+/// The words a checkpoint was trained on: `--input` when given, else the file recorded in the
+/// checkpoint, else the built-in names. Returns the words and where they came from.
+pub fn training_words(
+    input: Option<&std::path::Path>,
+    checkpoint: &makemore::checkpoint::Checkpoint,
+) -> anyhow::Result<(Vec<String>, String)> {
+    use anyhow::Context as _;
+    match input {
+        Some(path) => Ok((
+            makemore::data::read_words(path)?,
+            path.display().to_string(),
+        )),
+        None => match &checkpoint.settings.input {
+            Some(path) => Ok((
+                makemore::data::read_words(path).with_context(|| {
+                    "the checkpoint's training words cannot be read; pass --input FILE".to_string()
+                })?,
+                path.display().to_string(),
+            )),
+            None => Ok((
+                makemore::data::builtin_words(),
+                "the built-in names".to_string(),
+            )),
+        },
+    }
+}
+
+/// One line about a loaded checkpoint.
+pub fn describe_checkpoint(
+    path: &std::path::Path,
+    checkpoint: &makemore::checkpoint::Checkpoint,
+) -> String {
+    let s = &checkpoint.settings;
+    format!(
+        "{}: {} symbols, context {}, smoothing {}, {} steps",
+        path.display(),
+        s.vocab.len(),
+        s.context_len,
+        s.smoothing,
+        s.steps
+    )
 }

@@ -1,22 +1,28 @@
 //! `makemore train`: the lecture end to end, printed stage by stage.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use anyhow::Context as _;
 use serde_json::json;
 
-use super::{
-    finite_or_null, format_loss, non_negative, positive, say, thousands, DeviceFlag, RngFlag,
+use super::progress::Progress;
+use super::{finite_or_null, non_negative, positive, say, DeviceFlag, RngFlag};
+use makemore::checkpoint::{
+    load_log, save_log, Checkpoint, LogEntry, RunSettings, LOG_FILE, MODEL_FILE,
 };
 use makemore::data::{builtin_words, read_words};
-use makemore::train::{Event, TrainConfig};
+use makemore::train::{Event, Resume, TrainConfig, TrainSummary};
 use makemore::{AnyBackend, Backend, TrainOptions};
 
 pub const EXAMPLE: &str = "Examples:
-  makemore train                                   # the lecture on the built-in names
-  makemore train --input names.txt --steps 200 --samples 20
+  makemore train                                   # the lecture on the built-in names, saved in out/
+  makemore train --input names.txt --steps 200 --samples 20 --work-dir runs/names
+  makemore train --resume --steps 100              # 100 more steps from out/model.safetensors
   makemore train --device cpu --json               # the CPU reference, JSON lines
-  makemore train --rng torch --input names.txt     # the lecture's exact W and names";
+  makemore train --rng torch --input names.txt     # the lecture's exact W and names
+
+Then: makemore sample, makemore eval --word andrejq, makemore plot counts.";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -50,6 +56,16 @@ pub struct Args {
     /// Where the arithmetic runs.
     #[arg(long, value_enum, default_value_t = DeviceFlag::Gpu)]
     device: DeviceFlag,
+    /// Directory of the run: model.safetensors (both models) and log.jsonl (the losses).
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    work_dir: PathBuf,
+    /// Continue training W from WORK_DIR/model.safetensors (same words: --input defaults to
+    /// the file it was trained on).
+    #[arg(long)]
+    resume: bool,
+    /// No progress bar: plain lines, as when stdout is not a terminal.
+    #[arg(long, short)]
+    quiet: bool,
     /// One JSON object per line instead of text.
     #[arg(long)]
     json: bool,
@@ -57,13 +73,35 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
-    let (words, source) = match &args.input {
+    let saved = if args.resume {
+        Some(Checkpoint::load(&args.work_dir)?)
+    } else {
+        None
+    };
+    // Resuming without --input continues on the words the checkpoint was trained on.
+    let input = args
+        .input
+        .clone()
+        .or_else(|| saved.as_ref().and_then(|c| c.settings.input.clone()));
+    let (words, source) = match &input {
         Some(path) => (read_words(path)?, path.display().to_string()),
         None => (
             builtin_words(),
             "the built-in names (2018 US baby names)".to_string(),
         ),
     };
+    // The log so far, read before training so that a bad one stops the run early.
+    let earlier_log = match &saved {
+        Some(_) if args.work_dir.join(LOG_FILE).exists() => load_log(&args.work_dir)?,
+        _ => Vec::new(),
+    };
+    let resume = saved.as_ref().map(|c| Resume {
+        vocab: c.settings.vocab.clone(),
+        context_len: c.settings.context_len,
+        weights: c.weights.clone(),
+        steps_done: c.settings.steps,
+        source: args.work_dir.join(MODEL_FILE).display().to_string(),
+    });
     let config = TrainConfig {
         context_len: args.context as usize,
         smoothing: args.smoothing,
@@ -76,6 +114,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         },
         samples: args.samples,
         top_pairs: 5,
+        resume,
     };
     let (mut backend, notice) = AnyBackend::open(args.device.into())?;
     if let Some(notice) = notice {
@@ -89,27 +128,88 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         say!("device   {}", backend.describe());
     }
+    let mut progress = Progress::new(args.json, args.quiet);
     let summary = makemore::train::run(&mut backend, &words, &source, &config, &mut |event| {
         if args.json {
-            say!("{}", event_json(&event));
+            if let Some(line) = event_json(&event) {
+                say!("{line}");
+            }
         } else {
-            print_event(&event);
+            progress.print_event(&event);
         }
     })?;
+
+    let (model_path, log_path) = save_run(args, &config, input.as_deref(), &summary, earlier_log)?;
     let seconds = start.elapsed().as_secs_f64();
     if args.json {
         let line = json!({"event": "summary", "count_nll": finite_or_null(summary.count_nll),
             "final_loss": summary.final_loss.total, "final_data_loss": summary.final_loss.data,
+            "steps": summary.first_step + summary.losses.len(),
+            "checkpoint": model_path.display().to_string(), "log": log_path.display().to_string(),
             "seconds": seconds});
         say!("{line}");
     } else {
-        say!("\ndone in {seconds:.2} s");
+        say!(
+            "\nsaved    {} and {}",
+            model_path.display(),
+            log_path.display()
+        );
+        say!("done in {seconds:.2} s");
     }
     Ok(())
 }
 
-fn event_json(event: &Event) -> serde_json::Value {
-    match event {
+/// Writes both models and the loss log into the work directory.
+fn save_run(
+    args: &Args,
+    config: &TrainConfig,
+    input: Option<&Path>,
+    summary: &TrainSummary,
+    mut log: Vec<LogEntry>,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let input = match input {
+        Some(path) => Some(
+            std::fs::canonicalize(path)
+                .with_context(|| format!("cannot resolve {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let checkpoint = Checkpoint {
+        settings: RunSettings {
+            vocab: summary.count_model.vocab.clone(),
+            context_len: config.context_len,
+            smoothing: config.smoothing,
+            seed: config.seed,
+            steps: summary.first_step + summary.losses.len(),
+            lr: config.options.lr,
+            reg: config.options.reg,
+            input,
+        },
+        counts: summary.count_model.counts.clone(),
+        probs: summary.count_model.probs.clone(),
+        weights: summary.neural_model.weights.clone(),
+        neural_probs: summary.neural_probs.clone(),
+    };
+    // Entries of steps this run has redone (a resume from an older checkpoint) are replaced.
+    log.retain(|e| e.step < summary.first_step);
+    log.extend(
+        summary
+            .losses
+            .iter()
+            .enumerate()
+            .map(|(i, &loss)| LogEntry {
+                step: summary.first_step + i,
+                loss,
+            }),
+    );
+    let model_path = checkpoint.save(&args.work_dir)?;
+    let log_path = save_log(&args.work_dir, &log)?;
+    log::debug!("saved {} and {}", model_path.display(), log_path.display());
+    Ok((model_path, log_path))
+}
+
+fn event_json(event: &Event) -> Option<serde_json::Value> {
+    Some(match event {
         Event::Data {
             source,
             stats,
@@ -135,12 +235,13 @@ fn event_json(event: &Event) -> serde_json::Value {
             rows,
             cols,
             options,
+            first_step,
             losses,
             final_loss,
             ..
         } => json!({
             "event": "neural_model", "rows": rows, "cols": cols, "lr": options.lr, "reg": options.reg,
-            "steps": losses.len(),
+            "first_step": first_step, "steps": losses.len(),
             "losses": losses.iter().map(|l| l.total).collect::<Vec<_>>(),
             "data_losses": losses.iter().map(|l| l.data).collect::<Vec<_>>(),
             "final_loss": final_loss.total, "final_data_loss": final_loss.data,
@@ -148,92 +249,7 @@ fn event_json(event: &Event) -> serde_json::Value {
         Event::Samples { model, names } => {
             json!({"event": "samples", "model": model, "names": names})
         }
-    }
-}
-
-fn print_event(event: &Event) {
-    match event {
-        Event::Data {
-            source,
-            stats,
-            vocab,
-            examples,
-            context_len,
-        } => {
-            say!(
-                "data     {} words from {source}, {} to {} characters",
-                thousands(stats.words),
-                stats.shortest,
-                stats.longest
-            );
-            say!("vocab    {} symbols: {vocab}", vocab.len());
-            say!(
-                "examples {} (context of {context_len}, next) pairs",
-                thousands(*examples)
-            );
-        }
-        Event::CountModel {
-            smoothing,
-            nll,
-            distinct_pairs,
-            most_frequent,
-        } => {
-            say!("\ncount model (smoothing {smoothing})");
-            let impossible = match nll.impossible {
-                0 => String::new(),
-                n => format!(" ({} examples have probability 0)", thousands(n as usize)),
-            };
-            say!(
-                "  mean NLL {} over {} examples{impossible}",
-                format_loss(nll.mean()),
-                thousands(nll.examples)
-            );
-            let top: Vec<String> = most_frequent
-                .iter()
-                .map(|(p, n)| format!("{p} {}", thousands(*n as usize)))
-                .collect();
-            say!(
-                "  {} distinct pairs; most frequent: {}",
-                thousands(*distinct_pairs),
-                top.join(", ")
-            );
-        }
-        Event::NeuralModel {
-            rows,
-            cols,
-            options,
-            losses,
-            final_loss,
-            count_nll,
-        } => {
-            say!(
-                "\nneural model ({rows}x{cols} weights, lr {}, reg {}, {} steps)",
-                options.lr,
-                options.reg,
-                losses.len()
-            );
-            let every = (losses.len() / 10).max(1);
-            for (step, loss) in losses.iter().enumerate() {
-                if step % every == 0 || step + 1 == losses.len() {
-                    say!(
-                        "  step {step:>5}  loss {:.6}  (data {:.6})",
-                        loss.total,
-                        loss.data
-                    );
-                }
-            }
-            say!(
-                "  final       loss {:.6}  (data {:.6}); count model {}",
-                final_loss.total,
-                final_loss.data,
-                format_loss(*count_nll)
-            );
-        }
-        Event::Samples { model, names } => {
-            say!("\nsamples from the {model} model:");
-            for name in names {
-                say!("  {name}");
-            }
-        }
-    }
+        // Progress is for people watching; the neural_model line has every loss.
+        Event::TrainingStarted { .. } | Event::Progress { .. } => return None,
+    })
 }

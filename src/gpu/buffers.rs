@@ -15,12 +15,26 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
+/// Logs a buffer's size at debug level, once per label and size (training allocates the same
+/// buffers for every chunk of steps).
+fn log_buffer(label: &str, bytes: u64) {
+    static SEEN: std::sync::Mutex<std::collections::BTreeSet<(String, u64)>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    if log::log_enabled!(log::Level::Debug) {
+        let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.insert((label.to_string(), bytes)) {
+            log::debug!("buffer {label:?}: {bytes} bytes");
+        }
+    }
+}
+
 impl Gpu {
     /// A storage buffer holding `data` (4-byte elements).
     pub fn upload<T: Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
         if data.is_empty() {
             return self.zeroed(label, 0);
         }
+        log_buffer(label, std::mem::size_of_val(data) as u64);
         self.device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
@@ -31,6 +45,7 @@ impl Gpu {
 
     /// A storage buffer of `len` 4-byte elements, all zero.
     pub fn zeroed(&self, label: &str, len: usize) -> wgpu::Buffer {
+        log_buffer(label, storage_size(len));
         // New buffers are zero-initialized by wgpu.
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),

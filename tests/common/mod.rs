@@ -92,3 +92,45 @@ pub fn lecture_words() -> Option<Vec<String>> {
         }
     }
 }
+
+/// Runs the binary as a user would, with `args`; `NODEVICE_SELECT` silences a Mesa notice.
+pub fn makemore(args: &[&str]) -> std::process::Output {
+    // A fresh working directory, so that a run without --work-dir saves its `out/` there.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::process::Command::new(env!("CARGO_BIN_EXE_makemore"))
+        .args(args)
+        .current_dir(dir.path())
+        .env("NODEVICE_SELECT", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+/// Its stdout, checked for success.
+pub fn ok_stdout(args: &[&str]) -> String {
+    let out = makemore(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// Its stdout as JSON lines.
+pub fn json_lines(args: &[&str]) -> Vec<serde_json::Value> {
+    ok_stdout(args)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect()
+}
+
+/// The `error:` line of a run that must fail with exit code 1, checked to be the only one.
+pub fn one_line_error(args: &[&str]) -> String {
+    let out = makemore(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: {err}");
+    lines[0].to_string()
+}

@@ -1,0 +1,139 @@
+//! `makemore eval`: how likely a saved model finds some words, pair by pair, as the lecture
+//! scores "andrejq": each pair's probability and log-probability, then the log likelihood, the
+//! negative log likelihood and its mean.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::{describe_checkpoint, finite_or_null, say, thousands, ModelFlag};
+use makemore::checkpoint::{Checkpoint, MODEL_FILE};
+use makemore::data::{read_words, Examples};
+use makemore::model::context_label;
+
+pub const EXAMPLE: &str = "Examples:
+  makemore eval --word andrejq                   # the lecture's example, pair by pair
+  makemore eval --word emma --word olivia --model neural
+  makemore eval --input names.txt                # the mean NLL of a whole file
+  makemore eval --input names.txt --pairs --json";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A word to score (repeat for more).
+    #[arg(long, value_name = "WORD", required_unless_present = "input")]
+    word: Vec<String>,
+    /// A file of words to score, one per line.
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Print every pair of a file too (always on for --word).
+    #[arg(long)]
+    pairs: bool,
+    /// Directory of the run, as given to `train`.
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    work_dir: PathBuf,
+    /// Which model scores the words.
+    #[arg(long, value_enum, default_value_t = ModelFlag::Count)]
+    model: ModelFlag,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let checkpoint = Checkpoint::load(&args.work_dir)?;
+    let settings = &checkpoint.settings;
+    let mut words = args.word.clone();
+    if let Some(path) = &args.input {
+        words.extend(read_words(path)?);
+    }
+    check_vocabulary(&words, &checkpoint)?;
+    let examples = Examples::encode(&words, &settings.vocab, settings.context_len)?;
+    let probs = args.model.probs(&checkpoint);
+    let v = settings.vocab.len();
+    let show_pairs = args.pairs || args.input.is_none();
+    if !args.json {
+        let path = args.work_dir.join(MODEL_FILE);
+        say!(
+            "model    {} ({})",
+            args.model.name(),
+            describe_checkpoint(&path, &checkpoint)
+        );
+    }
+    // log likelihood = sum of log P[context, next]; -inf as soon as one pair has P = 0.
+    let mut log_likelihood = 0.0f64;
+    let mut impossible = BTreeSet::new();
+    for (&context, &next) in examples.contexts.iter().zip(&examples.targets) {
+        let p = probs[context as usize * v + next as usize] as f64;
+        let log_p = p.ln();
+        log_likelihood += log_p;
+        let mut pair = context_label(context as usize, &settings.vocab, settings.context_len);
+        pair.push(settings.vocab.char(next));
+        if p == 0.0 {
+            impossible.insert(pair.clone());
+        }
+        if show_pairs {
+            if args.json {
+                say!(
+                    "{}",
+                    json!({"event": "pair", "pair": pair, "prob": p, "logprob": finite_or_null(log_p)})
+                );
+            } else {
+                say!("{pair}: {p:.4} {log_p:.4}");
+            }
+        }
+    }
+    let n = examples.len();
+    let nll = -log_likelihood;
+    let mean = nll / n as f64;
+    if args.json {
+        let line = json!({"event": "total", "model": args.model.name(), "words": words.len(),
+            "pairs": n, "log_likelihood": finite_or_null(log_likelihood),
+            "nll": finite_or_null(nll), "mean_nll": finite_or_null(mean),
+            "impossible_pairs": impossible});
+        say!("{line}");
+        return Ok(());
+    }
+    let plural = |count: usize| if count == 1 { "" } else { "s" };
+    say!(
+        "\n{} word{}, {} pair{}",
+        thousands(words.len()),
+        plural(words.len()),
+        thousands(n),
+        plural(n)
+    );
+    say!("log likelihood {log_likelihood:.4}");
+    say!("nll            {nll:.4}");
+    say!("mean nll       {mean:.4}");
+    if !impossible.is_empty() {
+        let list: Vec<&str> = impossible.iter().map(String::as_str).collect();
+        say!(
+            "infinite: the model gives probability 0 to {} (never seen; train with --smoothing above 0)",
+            list.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Every character of the words must be in the model's vocabulary; the error names all the
+/// missing ones at once.
+fn check_vocabulary(words: &[String], checkpoint: &Checkpoint) -> anyhow::Result<()> {
+    let vocab = &checkpoint.settings.vocab;
+    if let Some(word) = words.iter().find(|w| w.contains(makemore::data::BOUNDARY)) {
+        anyhow::bail!("the word {word:?} contains '.', which marks the start and end of words");
+    }
+    let unknown: BTreeSet<char> = words
+        .iter()
+        .flat_map(|w| w.chars())
+        .filter(|&c| vocab.index(c).is_none())
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = unknown.iter().map(|c| format!("{c:?}")).collect();
+    anyhow::bail!(
+        "the model never saw the character{} {} (its vocabulary is {vocab})",
+        if list.len() > 1 { "s" } else { "" },
+        list.join(", ")
+    )
+}

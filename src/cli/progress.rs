@@ -1,0 +1,164 @@
+//! `train`'s text output: each stage as it finishes, and training's progress as a bar on a
+//! terminal (indicatif, on stderr) or as plain lines every tenth of the run otherwise.
+
+use std::io::IsTerminal as _;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{format_loss, say, thousands};
+use makemore::train::Event;
+
+/// Turns events into text, with a progress bar while training when a person is watching.
+pub struct Progress {
+    /// Draw a bar (stdout and stderr are terminals, and neither --quiet nor --json).
+    use_bar: bool,
+    bar: Option<ProgressBar>,
+    /// Plain lines: print the loss of every `every`-th step of this run.
+    every: usize,
+    first_step: usize,
+    steps: usize,
+}
+
+impl Progress {
+    pub fn new(json: bool, quiet: bool) -> Progress {
+        let terminal = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+        Progress {
+            use_bar: terminal && !json && !quiet,
+            bar: None,
+            every: 1,
+            first_step: 0,
+            steps: 0,
+        }
+    }
+
+    pub fn print_event(&mut self, event: &Event) {
+        match event {
+            Event::Data {
+                source,
+                stats,
+                vocab,
+                examples,
+                context_len,
+            } => {
+                say!(
+                    "data     {} words from {source}, {} to {} characters",
+                    thousands(stats.words),
+                    stats.shortest,
+                    stats.longest
+                );
+                say!("vocab    {} symbols: {vocab}", vocab.len());
+                say!(
+                    "examples {} (context of {context_len}, next) pairs",
+                    thousands(*examples)
+                );
+            }
+            Event::CountModel {
+                smoothing,
+                nll,
+                distinct_pairs,
+                most_frequent,
+            } => {
+                say!("\ncount model (smoothing {smoothing})");
+                let impossible = match nll.impossible {
+                    0 => String::new(),
+                    n => format!(" ({} examples have probability 0)", thousands(n as usize)),
+                };
+                say!(
+                    "  mean NLL {} over {} examples{impossible}",
+                    format_loss(nll.mean()),
+                    thousands(nll.examples)
+                );
+                let top: Vec<String> = most_frequent
+                    .iter()
+                    .map(|(p, n)| format!("{p} {}", thousands(*n as usize)))
+                    .collect();
+                say!(
+                    "  {} distinct pairs; most frequent: {}",
+                    thousands(*distinct_pairs),
+                    top.join(", ")
+                );
+            }
+            Event::TrainingStarted {
+                rows,
+                cols,
+                options,
+                first_step,
+                steps,
+            } => {
+                let resumed = match first_step {
+                    0 => String::new(),
+                    n => format!(", resumed after step {}", n - 1),
+                };
+                say!(
+                    "\nneural model ({rows}x{cols} weights, lr {}, reg {}, {steps} steps{resumed})",
+                    options.lr,
+                    options.reg,
+                );
+                self.every = (steps / 10).max(1);
+                self.first_step = *first_step;
+                self.steps = *steps;
+                if self.use_bar && *steps > 0 {
+                    let style = ProgressStyle::with_template(
+                        "  {bar:30.cyan/blue} step {pos}/{len}  {msg}  {elapsed}",
+                    )
+                    .expect("a valid template");
+                    let bar = ProgressBar::new(*steps as u64).with_style(style);
+                    self.bar = Some(bar);
+                }
+            }
+            Event::Progress {
+                first_step,
+                losses,
+                remaining,
+                steps_per_second,
+            } => {
+                let done = first_step + losses.len() - self.first_step;
+                if let Some(bar) = &self.bar {
+                    if let Some(last) = losses.last() {
+                        bar.set_message(format!(
+                            "loss {:.6}  {steps_per_second:.1} steps/s",
+                            last.total
+                        ));
+                    }
+                    bar.set_position(done as u64);
+                    if *remaining == 0 {
+                        bar.finish_and_clear();
+                    }
+                } else {
+                    for (i, loss) in losses.iter().enumerate() {
+                        let run_step = first_step + i - self.first_step;
+                        if run_step % self.every == 0 || run_step + 1 == self.steps {
+                            say!(
+                                "  step {:>5}  loss {:.6}  (data {:.6})",
+                                first_step + i,
+                                loss.total,
+                                loss.data
+                            );
+                        }
+                    }
+                }
+                if *remaining == 0 {
+                    say!("  {done} steps at {steps_per_second:.1} steps/s");
+                }
+            }
+            Event::NeuralModel {
+                final_loss,
+                count_nll,
+                ..
+            } => {
+                say!(
+                    "  final       loss {:.6}  (data {:.6}); count model {}",
+                    final_loss.total,
+                    final_loss.data,
+                    format_loss(*count_nll)
+                );
+            }
+            Event::Samples { model, names } => {
+                say!("\nsamples from the {model} model:");
+                for name in names {
+                    say!("  {name}");
+                }
+            }
+        }
+    }
+}
