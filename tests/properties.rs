@@ -180,3 +180,61 @@ fn loader_survives_arbitrary_bytes() {
         .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A stand-in for a fuzzer of the checkpoint reader: a valid checkpoint truncated, with bytes
+/// overwritten, or replaced by arbitrary bytes is either read whole and consistent or refused
+/// with an error; it never panics. The loss-log reader likewise.
+#[test]
+fn checkpoint_reader_survives_corruption() {
+    use makemore::checkpoint::{log_from_str, Checkpoint, RunSettings};
+    let vocab = Vocab::from_words(&["abc"]);
+    let valid = Checkpoint {
+        settings: RunSettings {
+            vocab,
+            context_len: 1,
+            smoothing: 1.0,
+            seed: 7,
+            steps: 3,
+            lr: 50.0,
+            reg: 0.01,
+            input: None,
+        },
+        counts: (0..16).collect(),
+        probs: (0..16).map(|i| i as f32 / 16.0).collect(),
+        weights: (0..16).map(|i| -(i as f32)).collect(),
+        neural_probs: vec![0.25; 16],
+    }
+    .to_bytes()
+    .unwrap();
+    let len = valid.len();
+    let corruption = (
+        0..=len,
+        proptest::collection::vec((0..len, any::<u8>()), 0..8),
+        proptest::collection::vec(any::<u8>(), 0..64),
+        any::<bool>(),
+    );
+    runner(3000)
+        .run(&corruption, |(cut, writes, junk, replace)| {
+            let mut bytes = if replace { junk } else { valid[..cut].to_vec() };
+            for (at, value) in writes {
+                if at < bytes.len() {
+                    bytes[at] = value;
+                }
+            }
+            if let Ok(c) = Checkpoint::from_bytes(&bytes, "fuzzed") {
+                let cells = c.num_rows() * c.settings.vocab.len();
+                prop_assert_eq!(c.counts.len(), cells);
+                prop_assert_eq!(c.probs.len(), cells);
+                prop_assert_eq!(c.weights.len(), cells);
+                prop_assert_eq!(c.neural_probs.len(), cells);
+            }
+            Ok(())
+        })
+        .unwrap();
+    runner(2000)
+        .run(&".{0,200}", |text| {
+            let _ = log_from_str(&text, "fuzzed");
+            Ok(())
+        })
+        .unwrap();
+}
