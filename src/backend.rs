@@ -3,6 +3,7 @@
 //! "GPU equals CPU" is one comparison per operation.
 
 use crate::data::Examples;
+use crate::limits::TableLimit;
 
 /// The losses of one training step, measured before the step's update.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -88,4 +89,15 @@ pub trait Backend {
 
     /// `softmax_rows`: each row of `weights` turned into a probability distribution.
     fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>>;
+
+    /// The largest V^K x V table this device holds in one buffer (checked before allocating).
+    fn table_limit(&self) -> TableLimit {
+        TableLimit::host()
+    }
+
+    /// The mean NLL of `examples` under softmax(W[context]), forward only (no gradient, no
+    /// penalty): the neural model's loss on a dev or test set.
+    fn forward_loss(&mut self, weights: &[f32], examples: &Self::Examples) -> anyhow::Result<f64> {
+        Ok(self.loss_and_gradient(weights, examples, 0.0)?.0.data)
+    }
 }

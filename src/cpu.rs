@@ -230,6 +230,11 @@ impl Backend for CpuBackend {
     fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>> {
         Ok(softmax_rows(weights, num_cols))
     }
+
+    fn forward_loss(&mut self, weights: &[f32], ex: &Examples) -> anyhow::Result<f64> {
+        let (_, nll_sum) = cross_entropy_forward(weights, &ex.contexts, &ex.targets, ex.num_cols);
+        Ok(nll_sum / ex.len() as f64)
+    }
 }
 
 #[cfg(test)]

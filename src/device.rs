@@ -6,6 +6,7 @@ use crate::backend::{Backend, Nll, StepLoss, TrainOptions};
 use crate::cpu::CpuBackend;
 use crate::data::Examples;
 use crate::gpu::{Gpu, GpuBackend, GpuError, GpuExamples};
+use crate::limits::TableLimit;
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,5 +125,16 @@ impl Backend for AnyBackend {
             AnyBackend::Cpu(b) => b.softmax_rows(weights, num_cols),
             AnyBackend::Gpu(b) => b.softmax_rows(weights, num_cols),
         }
+    }
+
+    fn table_limit(&self) -> TableLimit {
+        match self {
+            AnyBackend::Cpu(b) => b.table_limit(),
+            AnyBackend::Gpu(b) => b.table_limit(),
+        }
+    }
+
+    fn forward_loss(&mut self, weights: &[f32], ex: &AnyExamples) -> anyhow::Result<f64> {
+        both!(self, ex, |b, e| b.forward_loss(weights, e))
     }
 }

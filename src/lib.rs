@@ -11,8 +11,11 @@ pub mod cpu;
 pub mod data;
 pub mod device;
 pub mod gpu;
+pub mod limits;
 pub mod model;
 pub mod sample;
+pub mod split;
+pub mod sweep;
 pub mod torch_rng;
 pub mod train;
 

@@ -23,6 +23,9 @@ enum Command {
     /// Count bigrams, train the neural net, print losses and sample names.
     #[command(after_help = cli::train::EXAMPLE)]
     Train(cli::train::Args),
+    /// Tune the count model's smoothing or the neural model's reg on dev; score the best on test.
+    #[command(after_help = cli::sweep::EXAMPLE)]
+    Sweep(cli::sweep::Args),
     /// List the GPU adapters wgpu finds (WGPU_BACKEND and WGPU_ADAPTER_NAME choose among them).
     #[command(after_help = cli::adapters::EXAMPLE)]
     Adapters(cli::adapters::Args),
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let result = match Cli::parse().command {
         Command::Train(args) => cli::train::run(&args),
+        Command::Sweep(args) => cli::sweep::run(&args),
         Command::Adapters(args) => cli::adapters::run(&args),
     };
     match result {

@@ -4,8 +4,10 @@
 
 use crate::backend::{Backend, Nll, StepLoss, TrainOptions};
 use crate::data::{Examples, Vocab, WordStats};
+use crate::limits::check_context;
 use crate::model::{CountModel, NeuralModel};
 use crate::sample::sample_names;
+use crate::split::{Split, SplitWords};
 
 /// What `train` does, from the command-line flags.
 #[derive(Clone, Debug)]
@@ -23,6 +25,86 @@ pub struct TrainConfig {
     pub samples: usize,
     /// Most frequent pairs to report.
     pub top_pairs: usize,
+    /// Train/dev/test percentages; `None`: every word is for training, as in the lecture.
+    pub split: Option<Split>,
+}
+
+impl Default for TrainConfig {
+    /// The lecture's settings: bigrams, smoothing 1, 100 steps of lr 50 with reg 0.01.
+    fn default() -> TrainConfig {
+        TrainConfig {
+            context_len: 1,
+            smoothing: 1.0,
+            seed: 2147483647,
+            steps: 100,
+            options: TrainOptions { lr: 50.0, reg: 0.01 },
+            samples: 10,
+            top_pairs: 5,
+            split: None,
+        }
+    }
+}
+
+/// A model's mean NLL on each part of the split; `None` for an empty part.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PartLosses {
+    pub train: Option<f64>,
+    pub dev: Option<f64>,
+    pub test: Option<f64>,
+}
+
+/// The parts of the split, encoded and loaded on the backend.
+pub struct LoadedParts<E> {
+    pub words: SplitWords,
+    pub train: (Examples, E),
+    pub dev: (Examples, E),
+    pub test: (Examples, E),
+}
+
+/// Encodes and loads the three parts (with no split: everything is train).
+pub fn load_parts<B: Backend>(
+    backend: &mut B,
+    words: &[String],
+    vocab: &Vocab,
+    context_len: usize,
+    split: Option<Split>,
+    seed: u64,
+) -> anyhow::Result<LoadedParts<B::Examples>> {
+    check_context(vocab.len(), context_len, &backend.table_limit())?;
+    let words = match split {
+        Some(split) => split.apply(words, seed),
+        None => SplitWords {
+            train: words.to_vec(),
+            dev: Vec::new(),
+            test: Vec::new(),
+        },
+    };
+    let mut load = |part: &[String]| -> anyhow::Result<(Examples, B::Examples)> {
+        let examples = Examples::encode(part, vocab, context_len)?;
+        let loaded = backend.load(&examples)?;
+        Ok((examples, loaded))
+    };
+    let train = load(&words.train)?;
+    let dev = load(&words.dev)?;
+    let test = load(&words.test)?;
+    Ok(LoadedParts {
+        words,
+        train,
+        dev,
+        test,
+    })
+}
+
+/// `score` on a part, or `None` when the part has no examples.
+pub fn score_part<E>(
+    part: &(Examples, E),
+    mut score: impl FnMut(&E) -> anyhow::Result<f64>,
+) -> anyhow::Result<Option<f64>> {
+    if part.0.is_empty() {
+        Ok(None)
+    } else {
+        Ok(Some(score(&part.1)?))
+    }
 }
 
 /// A stage of the pipeline, finished.
@@ -34,6 +116,12 @@ pub enum Event {
         vocab: Vocab,
         examples: usize,
         context_len: usize,
+    },
+    /// With `--split`: the words and examples of each part.
+    Split {
+        split: Split,
+        words: [usize; 3],
+        examples: [usize; 3],
     },
     CountModel {
         smoothing: f32,
@@ -55,6 +143,11 @@ pub enum Event {
         model: &'static str,
         names: Vec<String>,
     },
+    /// With `--split`: both models, trained on train, scored on every part.
+    Evaluation {
+        count: PartLosses,
+        neural: PartLosses,
+    },
 }
 
 /// The figures `train` ends with.
@@ -74,25 +167,42 @@ pub fn run<B: Backend>(
     config: &TrainConfig,
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<TrainSummary> {
+    // The vocabulary of every word, so that dev and test have no unknown characters.
     let vocab = Vocab::from_words(words);
-    let examples = Examples::encode(words, &vocab, config.context_len)?;
+    let parts = load_parts(
+        backend,
+        words,
+        &vocab,
+        config.context_len,
+        config.split,
+        config.seed,
+    )?;
+    let part_examples = [&parts.train, &parts.dev, &parts.test].map(|p| p.0.len());
     report(Event::Data {
         source: source.to_string(),
         stats: WordStats::of(words),
         vocab: vocab.clone(),
-        examples: examples.len(),
+        examples: part_examples.iter().sum(),
         context_len: config.context_len,
     });
-    let loaded = backend.load(&examples)?;
+    if let Some(split) = config.split {
+        let w = &parts.words;
+        report(Event::Split {
+            split,
+            words: [w.train.len(), w.dev.len(), w.test.len()],
+            examples: part_examples,
+        });
+    }
+    let (examples, loaded) = &parts.train;
 
     let count_model = CountModel::fit(
         backend,
-        &loaded,
+        loaded,
         &vocab,
         config.context_len,
         config.smoothing,
     )?;
-    let nll = backend.mean_nll(&count_model.probs, &loaded)?;
+    let nll = backend.mean_nll(&count_model.probs, loaded)?;
     report(Event::CountModel {
         smoothing: config.smoothing,
         nll,
@@ -101,9 +211,9 @@ pub fn run<B: Backend>(
     });
 
     let mut neural_model = NeuralModel::init(&vocab, config.context_len, config.seed);
-    let losses = neural_model.train(backend, &loaded, &config.options, config.steps)?;
+    let losses = neural_model.train(backend, loaded, &config.options, config.steps)?;
     let (final_loss, _) =
-        backend.loss_and_gradient(&neural_model.weights, &loaded, config.options.reg)?;
+        backend.loss_and_gradient(&neural_model.weights, loaded, config.options.reg)?;
     report(Event::NeuralModel {
         rows: examples.num_rows,
         cols: examples.num_cols,
@@ -113,6 +223,28 @@ pub fn run<B: Backend>(
         count_nll: nll.mean(),
     });
 
+    if config.split.is_some() {
+        let mut count = |part: &(Examples, B::Examples)| {
+            score_part(part, |e| Ok(backend.mean_nll(&count_model.probs, e)?.mean()))
+        };
+        let count_losses = PartLosses {
+            train: count(&parts.train)?,
+            dev: count(&parts.dev)?,
+            test: count(&parts.test)?,
+        };
+        let mut neural = |part: &(Examples, B::Examples)| {
+            score_part(part, |e| backend.forward_loss(&neural_model.weights, e))
+        };
+        let neural_losses = PartLosses {
+            train: neural(&parts.train)?,
+            dev: neural(&parts.dev)?,
+            test: neural(&parts.test)?,
+        };
+        report(Event::Evaluation {
+            count: count_losses,
+            neural: neural_losses,
+        });
+    }
     let count_names = sample_names(&count_model.probs, &vocab, config.samples, config.seed);
     report(Event::Samples {
         model: "count",

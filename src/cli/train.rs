@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::{finite_or_null, format_loss, non_negative, positive, say, thousands, DeviceFlag};
 use makemore::data::{builtin_words, read_words};
-use makemore::train::{Event, TrainConfig};
+use makemore::split::Split;
+use makemore::train::{Event, PartLosses, TrainConfig};
 use makemore::{AnyBackend, Backend, TrainOptions};
 
 pub const EXAMPLE: &str = "Examples:
@@ -41,6 +42,10 @@ pub struct Args {
     /// Names to sample from each model.
     #[arg(long, default_value_t = 10)]
     samples: usize,
+    /// Train/dev/test percentages, e.g. 80/10/10: the words are shuffled with the seed, the
+    /// models learn from train only, and both are scored on every part [default: all train]
+    #[arg(long, value_name = "TRAIN/DEV/TEST")]
+    split: Option<String>,
     /// Where the arithmetic runs.
     #[arg(long, value_enum, default_value_t = DeviceFlag::Gpu)]
     device: DeviceFlag,
@@ -69,6 +74,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         },
         samples: args.samples,
         top_pairs: 5,
+        split: args.split.as_deref().map(str::parse::<Split>).transpose()?,
     };
     let (mut backend, notice) = AnyBackend::open(args.device.into())?;
     if let Some(notice) = notice {
@@ -141,7 +147,28 @@ fn event_json(event: &Event) -> serde_json::Value {
         Event::Samples { model, names } => {
             json!({"event": "samples", "model": model, "names": names})
         }
+        Event::Split {
+            split,
+            words,
+            examples,
+        } => json!({
+            "event": "split", "split": split.to_string(), "train_words": words[0],
+            "dev_words": words[1], "test_words": words[2], "train_examples": examples[0],
+            "dev_examples": examples[1], "test_examples": examples[2],
+        }),
+        Event::Evaluation { count, neural } => {
+            let part = |l: &PartLosses| {
+                let value = |x: Option<f64>| x.map_or(serde_json::Value::Null, finite_or_null);
+                json!({"train": value(l.train), "dev": value(l.dev), "test": value(l.test)})
+            };
+            json!({"event": "evaluation", "count_nll": part(count), "neural_nll": part(neural)})
+        }
     }
+}
+
+/// A part's loss: six decimals, `inf`, or `-` for an empty part.
+fn part_loss(x: Option<f64>) -> String {
+    x.map_or("-".to_string(), format_loss)
 }
 
 fn print_event(event: &Event) {
@@ -226,6 +253,33 @@ fn print_event(event: &Event) {
             say!("\nsamples from the {model} model:");
             for name in names {
                 say!("  {name}");
+            }
+        }
+        Event::Split {
+            split,
+            words,
+            examples,
+        } => {
+            say!(
+                "split    {split}: train {} words ({} examples), dev {} ({}), test {} ({})",
+                thousands(words[0]),
+                thousands(examples[0]),
+                thousands(words[1]),
+                thousands(examples[1]),
+                thousands(words[2]),
+                thousands(examples[2])
+            );
+        }
+        Event::Evaluation { count, neural } => {
+            say!("\nmean NLL by part (both models learned from train only)");
+            say!("  {:<8} {:>10} {:>10} {:>10}", "model", "train", "dev", "test");
+            for (name, l) in [("count", count), ("neural", neural)] {
+                say!(
+                    "  {name:<8} {:>10} {:>10} {:>10}",
+                    part_loss(l.train),
+                    part_loss(l.dev),
+                    part_loss(l.test)
+                );
             }
         }
     }

@@ -15,6 +15,7 @@
 
 use crate::backend::{Backend, Nll, StepLoss, TrainOptions};
 use crate::data::Examples;
+use crate::limits::TableLimit;
 
 use super::kernels::{bind, dispatch, Params, ENTRY_THREADS, EXAMPLE_THREADS};
 use super::Gpu;
@@ -435,5 +436,53 @@ impl Backend for GpuBackend {
         }
         self.submit(encoder);
         Ok(gpu.read(&probs, weights.len())?)
+    }
+
+    fn table_limit(&self) -> TableLimit {
+        let limits = &self.gpu.limits;
+        TableLimit::tightest([
+            TableLimit {
+                max_bytes: limits.max_storage_buffer_binding_size,
+                name: "the device's max_storage_buffer_binding_size".to_string(),
+            },
+            TableLimit {
+                max_bytes: limits.max_buffer_size,
+                name: "the device's max_buffer_size".to_string(),
+            },
+            TableLimit::host(),
+        ])
+    }
+
+    fn forward_loss(&mut self, weights: &[f32], ex: &GpuExamples) -> anyhow::Result<f64> {
+        let gpu = &self.gpu;
+        let k = &gpu.kernels;
+        let groups = ex.len.div_ceil(EXAMPLE_THREADS);
+        let weights_buffer = gpu.upload("weights", weights);
+        let lse = gpu.zeroed("lse", ex.len as usize);
+        let partials = gpu.zeroed("partials", groups as usize);
+        let history = gpu.zeroed("loss", 2);
+        let cursor = gpu.zeroed("history cursor", 1);
+        let forward = bind(
+            &gpu.device,
+            &k.cross_entropy_forward,
+            &gpu.params(Params::new(&[ex.len, ex.num_cols])),
+            &[&weights_buffer, &ex.contexts, &ex.targets, &lse, &partials],
+        );
+        // The data loss alone: loss_total with no weights to penalize.
+        let total = bind(
+            &gpu.device,
+            &k.loss_total,
+            &gpu.params(Params::new(&[groups, ex.len, 0, f(0.0)])),
+            &[&partials, &weights_buffer, &history, &cursor],
+        );
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            dispatch(&mut pass, &k.cross_entropy_forward, &forward, groups, self.max_groups());
+            dispatch(&mut pass, &k.loss_total, &total, 1, self.max_groups());
+        }
+        self.submit(encoder);
+        let loss: Vec<f32> = gpu.read(&history, 2)?;
+        Ok(loss[1] as f64)
     }
 }
