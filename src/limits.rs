@@ -147,8 +147,14 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains("context 5"), "{message}");
         assert!(message.contains("1549681956 bytes = 1.44 GiB"), "{message}");
-        assert!(message.contains("test_limit of 134217728 bytes = 128.00 MiB"), "{message}");
-        assert!(message.contains("the largest context that fits is 4"), "{message}");
+        assert!(
+            message.contains("test_limit of 134217728 bytes = 128.00 MiB"),
+            "{message}"
+        );
+        assert!(
+            message.contains("the largest context that fits is 4"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -105,7 +105,15 @@ mod tests {
         assert_eq!((s.train, s.dev, s.test), (80.0, 10.0, 10.0));
         assert!("100/0/0".parse::<Split>().is_ok());
         assert!("33.5/33.5/33".parse::<Split>().is_ok());
-        for bad in ["80/10", "80/10/20", "-10/60/50", "a/b/c", "0/50/50", "80/10/10/0", ""] {
+        for bad in [
+            "80/10",
+            "80/10/20",
+            "-10/60/50",
+            "a/b/c",
+            "0/50/50",
+            "80/10/10/0",
+            "",
+        ] {
             let err = bad.parse::<Split>().unwrap_err().to_string();
             assert!(err.contains("e.g. 80/10/10"), "{bad}: {err}");
             assert!(!err.contains('\n'));

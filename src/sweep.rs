@@ -128,10 +128,10 @@ pub fn run<B: Backend>(
                 });
                 models.push(probs);
             }
-            let best = best_index(&rows.iter().map(|r| r.dev).collect::<Vec<_>>()).ok_or_else(none)?;
+            let best =
+                best_index(&rows.iter().map(|r| r.dev).collect::<Vec<_>>()).ok_or_else(none)?;
             let probs = &models[best];
-            score_part(&parts.test, |e| Ok(backend.mean_nll(probs, e)?.mean()))?
-                .ok_or_else(none)?
+            score_part(&parts.test, |e| Ok(backend.mean_nll(probs, e)?.mean()))?.ok_or_else(none)?
         }
         SweepModel::Neural => {
             let mut models = Vec::new();
@@ -150,7 +150,8 @@ pub fn run<B: Backend>(
                 });
                 models.push(model);
             }
-            let best = best_index(&rows.iter().map(|r| r.dev).collect::<Vec<_>>()).ok_or_else(none)?;
+            let best =
+                best_index(&rows.iter().map(|r| r.dev).collect::<Vec<_>>()).ok_or_else(none)?;
             let weights = &models[best].weights;
             score_part(&parts.test, |e| backend.forward_loss(weights, e))?.ok_or_else(none)?
         }

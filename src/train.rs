@@ -37,7 +37,10 @@ impl Default for TrainConfig {
             smoothing: 1.0,
             seed: 2147483647,
             steps: 100,
-            options: TrainOptions { lr: 50.0, reg: 0.01 },
+            options: TrainOptions {
+                lr: 50.0,
+                reg: 0.01,
+            },
             samples: 10,
             top_pairs: 5,
             split: None,
@@ -225,7 +228,9 @@ pub fn run<B: Backend>(
 
     if config.split.is_some() {
         let mut count = |part: &(Examples, B::Examples)| {
-            score_part(part, |e| Ok(backend.mean_nll(&count_model.probs, e)?.mean()))
+            score_part(part, |e| {
+                Ok(backend.mean_nll(&count_model.probs, e)?.mean())
+            })
         };
         let count_losses = PartLosses {
             train: count(&parts.train)?,

@@ -147,7 +147,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     say!("  {name:>10} {:>10} {:>10}", "train", "dev");
     for (i, row) in result.rows.iter().enumerate() {
-        let mark = if i == result.best { "  <- best on dev" } else { "" };
+        let mark = if i == result.best {
+            "  <- best on dev"
+        } else {
+            ""
+        };
         say!(
             "  {:>10} {:>10} {:>10}{mark}",
             row.strength,

@@ -272,7 +272,13 @@ fn print_event(event: &Event) {
         }
         Event::Evaluation { count, neural } => {
             say!("\nmean NLL by part (both models learned from train only)");
-            say!("  {:<8} {:>10} {:>10} {:>10}", "model", "train", "dev", "test");
+            say!(
+                "  {:<8} {:>10} {:>10} {:>10}",
+                "model",
+                "train",
+                "dev",
+                "test"
+            );
             for (name, l) in [("count", count), ("neural", neural)] {
                 say!(
                     "  {name:<8} {:>10} {:>10} {:>10}",

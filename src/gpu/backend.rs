@@ -478,7 +478,13 @@ impl Backend for GpuBackend {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            dispatch(&mut pass, &k.cross_entropy_forward, &forward, groups, self.max_groups());
+            dispatch(
+                &mut pass,
+                &k.cross_entropy_forward,
+                &forward,
+                groups,
+                self.max_groups(),
+            );
             dispatch(&mut pass, &k.loss_total, &total, 1, self.max_groups());
         }
         self.submit(encoder);

@@ -1,0 +1,217 @@
+//! The lecture's exercises as library features, GPU against the CPU reference on random data
+//! (contexts up to 3, vocabularies larger than 27 with accented letters): context limits,
+//! the train/dev/test split and the sweep.
+
+mod common;
+
+use common::{assert_rel, encode, gpus, random_words};
+use makemore::limits::check_context;
+use makemore::split::Split;
+use makemore::sweep::{SweepConfig, SweepModel};
+use makemore::train::{Event, PartLosses, TrainConfig};
+use makemore::{Backend, CpuBackend};
+
+/// (seed, alphabet size, words, context length): V up to 36, K up to 3.
+const CASES: [(u64, usize, usize, usize); 3] =
+    [(21, 35, 600, 1), (22, 30, 400, 2), (23, 7, 500, 3)];
+
+#[test]
+fn forward_loss_matches_and_equals_the_data_loss() {
+    let mut gpus = gpus();
+    for (i, &(seed, v, n, k)) in CASES.iter().enumerate() {
+        let (vocab, examples) = encode(&random_words(seed, v, n), k);
+        let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
+        let expected = CpuBackend.forward_loss(&weights, &examples).unwrap();
+        let (with_gradient, _) = CpuBackend
+            .loss_and_gradient(&weights, &examples, 0.5)
+            .unwrap();
+        assert_rel(
+            "cpu forward vs data loss",
+            expected,
+            with_gradient.data,
+            1e-12,
+        );
+        for gpu in &mut gpus {
+            let on_gpu = gpu.load(&examples).unwrap();
+            let loss = gpu.forward_loss(&weights, &on_gpu).unwrap();
+            assert_rel(&format!("forward loss, case {i}"), loss, expected, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn too_long_a_context_is_refused_before_allocating() {
+    // V = 27: the 27^5 x 27 table takes 1.55 GB, over every limit here; 27^4 x 27 takes 57 MB.
+    let words = makemore::data::builtin_words();
+    let mut limits = vec![CpuBackend.table_limit()];
+    limits.extend(gpus().iter().map(|g| g.table_limit()));
+    for limit in limits {
+        let err = check_context(27, 5, &limit).unwrap_err();
+        assert!(err.largest.is_some_and(|k| k >= 1), "{err}");
+        let largest = err.largest.unwrap();
+        assert!(check_context(27, largest, &limit).is_ok());
+        assert!(check_context(27, largest + 1, &limit).is_err());
+        assert!(err.to_string().contains(&limit.name), "{err}");
+    }
+    // Through the pipeline, on both devices: an error, not an allocation.
+    let config = TrainConfig {
+        context_len: 8,
+        ..TrainConfig::default()
+    };
+    let err = makemore::train::run(&mut CpuBackend, &words, "t", &config, &mut |_| {})
+        .err()
+        .expect("context 8 is refused");
+    assert!(
+        err.to_string().contains("the largest context that fits is"),
+        "{err}"
+    );
+    for gpu in &mut gpus() {
+        let err = makemore::train::run(gpu, &words, "t", &config, &mut |_| {})
+            .err()
+            .expect("context 8 is refused");
+        assert!(err.to_string().contains("max_"), "{err}");
+    }
+}
+
+/// The evaluation event of `train` with a split, on one backend.
+fn evaluation<B: Backend>(
+    backend: &mut B,
+    words: &[String],
+    config: &TrainConfig,
+) -> (PartLosses, PartLosses, [usize; 3]) {
+    let mut found = None;
+    let mut sizes = None;
+    makemore::train::run(backend, words, "t", config, &mut |event| match event {
+        Event::Evaluation { count, neural } => found = Some((count, neural)),
+        Event::Split { words, .. } => sizes = Some(words),
+        _ => {}
+    })
+    .unwrap();
+    let (count, neural) = found.expect("an evaluation event with --split");
+    (count, neural, sizes.expect("a split event"))
+}
+
+#[test]
+fn split_losses_match_and_unseen_pairs_are_infinite() {
+    let split: Split = "80/10/10".parse().unwrap();
+    for &(seed, v, n, k) in &CASES {
+        let words = random_words(seed, v, n);
+        for smoothing in [0.0, 1.0] {
+            let config = TrainConfig {
+                context_len: k,
+                smoothing,
+                steps: 5,
+                samples: 0,
+                split: Some(split),
+                ..TrainConfig::default()
+            };
+            let (count, neural, sizes) = evaluation(&mut CpuBackend, &words, &config);
+            assert_eq!(sizes.iter().sum::<usize>(), n);
+            assert_eq!(sizes[0], n * 8 / 10);
+            if smoothing > 0.0 {
+                assert!(count.dev.unwrap().is_finite() && count.test.unwrap().is_finite());
+            }
+            for gpu in &mut gpus() {
+                let (g_count, g_neural, g_sizes) = evaluation(gpu, &words, &config);
+                assert_eq!(g_sizes, sizes);
+                let parts = |l: PartLosses| [l.train.unwrap(), l.dev.unwrap(), l.test.unwrap()];
+                for (g, c) in parts(g_count).into_iter().zip(parts(count)) {
+                    assert_eq!(g.is_infinite(), c.is_infinite(), "count {g} vs {c}");
+                    if c.is_finite() {
+                        assert_rel("count loss by part", g, c, 1e-5);
+                    }
+                }
+                for (g, c) in parts(g_neural).into_iter().zip(parts(neural)) {
+                    assert_rel("neural loss by part", g, c, 1e-5);
+                }
+            }
+        }
+    }
+    // Random words of 30 letters with K = 2 leave pairs unseen in train: smoothing 0 gives inf.
+    let words = random_words(22, 30, 400);
+    let config = TrainConfig {
+        context_len: 2,
+        smoothing: 0.0,
+        steps: 1,
+        samples: 0,
+        split: Some(split),
+        ..TrainConfig::default()
+    };
+    let (count, _, _) = evaluation(&mut CpuBackend, &words, &config);
+    assert!(count.train.unwrap().is_finite());
+    assert_eq!(count.dev, Some(f64::INFINITY));
+}
+
+#[test]
+fn without_a_split_there_is_no_evaluation() {
+    let words = random_words(5, 8, 100);
+    let config = TrainConfig {
+        steps: 1,
+        samples: 0,
+        ..TrainConfig::default()
+    };
+    let mut events = 0;
+    makemore::train::run(&mut CpuBackend, &words, "t", &config, &mut |event| {
+        assert!(!matches!(
+            event,
+            Event::Evaluation { .. } | Event::Split { .. }
+        ));
+        events += 1;
+    })
+    .unwrap();
+    assert!(events >= 3);
+}
+
+fn sweep_config(model: SweepModel, k: usize) -> SweepConfig {
+    SweepConfig {
+        model,
+        strengths: vec![0.0, 0.1, 1.0, 10.0],
+        split: "80/10/10".parse().unwrap(),
+        context_len: k,
+        seed: 3,
+        steps: 5,
+        lr: 10.0,
+    }
+}
+
+#[test]
+fn sweeps_match_and_choose_on_dev() {
+    for &(seed, v, n, k) in &CASES {
+        let words = random_words(seed, v, n);
+        for model in [SweepModel::Count, SweepModel::Neural] {
+            let config = sweep_config(model, k);
+            let cpu = makemore::sweep::run(&mut CpuBackend, &words, &config).unwrap();
+            assert_eq!(cpu.rows.len(), 4);
+            let best_dev = cpu.rows[cpu.best].dev;
+            assert!(cpu.rows.iter().all(|r| r.dev >= best_dev));
+            assert!(cpu.test.is_finite());
+            for gpu in &mut gpus() {
+                let on_gpu = makemore::sweep::run(gpu, &words, &config).unwrap();
+                assert_eq!(on_gpu.best, cpu.best, "{model:?}, case {seed}");
+                assert_rel("test loss of the best", on_gpu.test, cpu.test, 1e-5);
+                for (g, c) in on_gpu.rows.iter().zip(&cpu.rows) {
+                    assert_eq!(g.dev.is_infinite(), c.dev.is_infinite());
+                    if c.dev.is_finite() {
+                        assert_rel("dev loss", g.dev, c.dev, 1e-5);
+                        assert_rel("train loss", g.train, c.train, 1e-5);
+                    }
+                }
+            }
+        }
+    }
+    // Each strength trains its own model from the same initialization: the losses differ.
+    let words = random_words(21, 35, 600);
+    let result = makemore::sweep::run(
+        &mut CpuBackend,
+        &words,
+        &SweepConfig {
+            steps: 30,
+            ..sweep_config(SweepModel::Neural, 1)
+        },
+    )
+    .unwrap();
+    assert!(
+        result.rows.windows(2).all(|w| w[0].train != w[1].train),
+        "{result:?}"
+    );
+}
