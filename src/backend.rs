@@ -45,6 +45,18 @@ pub struct TrainOptions {
     pub reg: f32,
 }
 
+/// How the cross-entropy loss is computed (`--loss`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LossForm {
+    /// `cross_entropy_forward`: log-softmax in one pass, the row maximum subtracted first, so
+    /// that exp() never overflows.
+    #[default]
+    Fused,
+    /// `cross_entropy_explicit`: the lecture's chain (exp, divide by the sum, the target's
+    /// probability, log); exp() of a logit above about 88.7 overflows f32.
+    Explicit,
+}
+
 /// The operations of both models, implemented once per device.
 pub trait Backend {
     /// Examples as the backend keeps them (uploaded once, used by every step).
@@ -96,8 +108,30 @@ pub trait Backend {
     }
 
     /// The mean NLL of `examples` under softmax(W[context]), forward only (no gradient, no
-    /// penalty): the neural model's loss on a dev or test set.
-    fn forward_loss(&mut self, weights: &[f32], examples: &Self::Examples) -> anyhow::Result<f64> {
-        Ok(self.loss_and_gradient(weights, examples, 0.0)?.0.data)
-    }
+    /// penalty), in the given form: the neural model's loss on a dev or test set.
+    fn forward_loss(
+        &mut self,
+        weights: &[f32],
+        examples: &Self::Examples,
+        loss: LossForm,
+    ) -> anyhow::Result<f64>;
+
+    /// `loss_and_gradient` with the loss in the given form.
+    fn loss_and_gradient_with(
+        &mut self,
+        weights: &[f32],
+        examples: &Self::Examples,
+        reg: f32,
+        loss: LossForm,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)>;
+
+    /// `train` with the loss in the given form.
+    fn train_with(
+        &mut self,
+        weights: &mut [f32],
+        examples: &Self::Examples,
+        options: &TrainOptions,
+        steps: usize,
+        loss: LossForm,
+    ) -> anyhow::Result<Vec<StepLoss>>;
 }

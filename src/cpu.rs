@@ -3,7 +3,7 @@
 //!
 //! Tables are row-major: entry `[r, c]` of a table with V columns is at `r * V + c`.
 
-use crate::backend::{Backend, Nll, StepLoss, TrainOptions};
+use crate::backend::{Backend, LossForm, Nll, StepLoss, TrainOptions};
 use crate::data::Examples;
 
 /// `count_pairs`: `counts[ctx_i, tgt_i] += 1` for every example i.
@@ -81,6 +81,31 @@ pub fn cross_entropy_forward(
     (lse, nll_sum)
 }
 
+/// `cross_entropy_explicit`: the lecture's chain without the maximum subtracted:
+/// `counts = exp(W[ctx_i])`, `sum_i = sum_c counts[c]`, `p_i = counts[tgt_i] / sum_i`,
+/// `nll_i = -log p_i`, and `lse_i = log sum_i` for the backward pass. The counts and their
+/// sum are f32 values, as in the lecture's float32 tensors (the sum is added in f64 and rounded
+/// once): exp() of a logit above about 88.7 is infinite, and the loss then is not finite.
+/// Returns every `lse_i` and `sum_i nll_i`.
+pub fn cross_entropy_explicit(
+    weights: &[f32],
+    contexts: &[u32],
+    targets: &[u32],
+    num_cols: usize,
+) -> (Vec<f64>, f64) {
+    let mut lse = Vec::with_capacity(contexts.len());
+    let mut nll_sum = 0.0f64;
+    for (&ctx, &tgt) in contexts.iter().zip(targets) {
+        let logits = &weights[ctx as usize * num_cols..][..num_cols];
+        let counts: Vec<f32> = logits.iter().map(|&w| w.exp()).collect();
+        let sum = counts.iter().map(|&n| n as f64).sum::<f64>() as f32 as f64;
+        let p = counts[tgt as usize] as f64 / sum;
+        lse.push(sum.ln());
+        nll_sum -= p.ln();
+    }
+    (lse, nll_sum)
+}
+
 /// `cross_entropy_backward`: the gradient of `sum_i nll_i` with respect to the logits is
 /// `softmax(W[ctx_i]) - onehot(tgt_i)`, and since the logits are a row select it lands on row
 /// `ctx_i` of W: `G[ctx_i, c] += exp(W[ctx_i, c] - lse_i) - [c = tgt_i]`.
@@ -151,10 +176,29 @@ pub fn softmax_rows(weights: &[f32], num_cols: usize) -> Vec<f32> {
     probs
 }
 
+/// The forward kernel of a loss form: every `lse_i` and `sum_i nll_i`.
+fn forward(weights: &[f32], examples: &Examples, loss: LossForm) -> (Vec<f64>, f64) {
+    let (contexts, targets, v) = (&examples.contexts, &examples.targets, examples.num_cols);
+    match loss {
+        LossForm::Fused => cross_entropy_forward(weights, contexts, targets, v),
+        LossForm::Explicit => cross_entropy_explicit(weights, contexts, targets, v),
+    }
+}
+
 /// One full-batch step's loss and gradient, from the twins above.
 fn loss_and_gradient(weights: &[f32], examples: &Examples, reg: f32) -> (StepLoss, Vec<f32>) {
+    loss_and_gradient_with(weights, examples, reg, LossForm::Fused)
+}
+
+/// One full-batch step's loss and gradient, with the loss in the given form.
+fn loss_and_gradient_with(
+    weights: &[f32],
+    examples: &Examples,
+    reg: f32,
+    loss: LossForm,
+) -> (StepLoss, Vec<f32>) {
     let (contexts, targets, v) = (&examples.contexts, &examples.targets, examples.num_cols);
-    let (lse, nll_sum) = cross_entropy_forward(weights, contexts, targets, v);
+    let (lse, nll_sum) = forward(weights, examples, loss);
     let data_grad_sum = cross_entropy_backward(weights, contexts, targets, &lse, v);
     let grads = grad_rows(&data_grad_sum, weights, examples.len(), reg);
     (loss_total(nll_sum, examples.len(), weights, reg), grads)
@@ -231,9 +275,41 @@ impl Backend for CpuBackend {
         Ok(softmax_rows(weights, num_cols))
     }
 
-    fn forward_loss(&mut self, weights: &[f32], ex: &Examples) -> anyhow::Result<f64> {
-        let (_, nll_sum) = cross_entropy_forward(weights, &ex.contexts, &ex.targets, ex.num_cols);
+    fn forward_loss(
+        &mut self,
+        weights: &[f32],
+        ex: &Examples,
+        loss: LossForm,
+    ) -> anyhow::Result<f64> {
+        let (_, nll_sum) = forward(weights, ex, loss);
         Ok(nll_sum / ex.len() as f64)
+    }
+
+    fn loss_and_gradient_with(
+        &mut self,
+        weights: &[f32],
+        ex: &Examples,
+        reg: f32,
+        loss: LossForm,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        Ok(loss_and_gradient_with(weights, ex, reg, loss))
+    }
+
+    fn train_with(
+        &mut self,
+        weights: &mut [f32],
+        ex: &Examples,
+        options: &TrainOptions,
+        steps: usize,
+        loss: LossForm,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        let mut losses = Vec::with_capacity(steps);
+        for _ in 0..steps {
+            let (step_loss, grads) = loss_and_gradient_with(weights, ex, options.reg, loss);
+            sgd_step(weights, &grads, options.lr);
+            losses.push(step_loss);
+        }
+        Ok(losses)
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! [`AnyBackend`] lets a command hold either backend without being generic over it.
 
-use crate::backend::{Backend, Nll, StepLoss, TrainOptions};
+use crate::backend::{Backend, LossForm, Nll, StepLoss, TrainOptions};
 use crate::cpu::CpuBackend;
 use crate::data::Examples;
 use crate::gpu::{Gpu, GpuBackend, GpuError, GpuExamples};
@@ -134,7 +134,35 @@ impl Backend for AnyBackend {
         }
     }
 
-    fn forward_loss(&mut self, weights: &[f32], ex: &AnyExamples) -> anyhow::Result<f64> {
-        both!(self, ex, |b, e| b.forward_loss(weights, e))
+    fn forward_loss(
+        &mut self,
+        weights: &[f32],
+        ex: &AnyExamples,
+        loss: LossForm,
+    ) -> anyhow::Result<f64> {
+        both!(self, ex, |b, e| b.forward_loss(weights, e, loss))
+    }
+
+    fn loss_and_gradient_with(
+        &mut self,
+        weights: &[f32],
+        ex: &AnyExamples,
+        reg: f32,
+        loss: LossForm,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        both!(self, ex, |b, e| b
+            .loss_and_gradient_with(weights, e, reg, loss))
+    }
+
+    fn train_with(
+        &mut self,
+        weights: &mut [f32],
+        ex: &AnyExamples,
+        options: &TrainOptions,
+        steps: usize,
+        loss: LossForm,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        both!(self, ex, |b, e| b
+            .train_with(weights, e, options, steps, loss))
     }
 }

@@ -6,7 +6,7 @@
 //! is the L2 penalty `reg * mean(W^2)`. The losses compared are data losses (mean NLL, without
 //! the penalty), so that every strength is scored by the same yardstick.
 
-use crate::backend::{Backend, TrainOptions};
+use crate::backend::{Backend, LossForm, TrainOptions};
 use crate::data::Vocab;
 use crate::model::{CountModel, NeuralModel};
 use crate::split::Split;
@@ -140,7 +140,10 @@ pub fn run<B: Backend>(
                 let options = TrainOptions { lr: config.lr, reg };
                 model.train(backend, &parts.train.1, &options, config.steps)?;
                 let mut score = |part| {
-                    score_part(part, |e| backend.forward_loss(&model.weights, e))?.ok_or_else(none)
+                    score_part(part, |e| {
+                        backend.forward_loss(&model.weights, e, LossForm::Fused)
+                    })?
+                    .ok_or_else(none)
                 };
                 let (train, dev) = (score(&parts.train)?, score(&parts.dev)?);
                 rows.push(SweepRow {
@@ -153,7 +156,10 @@ pub fn run<B: Backend>(
             let best =
                 best_index(&rows.iter().map(|r| r.dev).collect::<Vec<_>>()).ok_or_else(none)?;
             let weights = &models[best].weights;
-            score_part(&parts.test, |e| backend.forward_loss(weights, e))?.ok_or_else(none)?
+            score_part(&parts.test, |e| {
+                backend.forward_loss(weights, e, LossForm::Fused)
+            })?
+            .ok_or_else(none)?
         }
     };
     let best = best_index(&rows.iter().map(|r| r.dev).collect::<Vec<_>>()).ok_or_else(none)?;

@@ -2,7 +2,7 @@
 //! It reports each stage as an [`Event`] as soon as the stage is done; the command line turns
 //! events into text or JSON.
 
-use crate::backend::{Backend, Nll, StepLoss, TrainOptions};
+use crate::backend::{Backend, LossForm, Nll, StepLoss, TrainOptions};
 use crate::data::{Examples, Vocab, WordStats};
 use crate::limits::check_context;
 use crate::model::{CountModel, NeuralModel};
@@ -27,6 +27,8 @@ pub struct TrainConfig {
     pub top_pairs: usize,
     /// Train/dev/test percentages; `None`: every word is for training, as in the lecture.
     pub split: Option<Split>,
+    /// How the neural model's loss is computed.
+    pub loss: LossForm,
 }
 
 impl Default for TrainConfig {
@@ -44,6 +46,7 @@ impl Default for TrainConfig {
             samples: 10,
             top_pairs: 5,
             split: None,
+            loss: LossForm::Fused,
         }
     }
 }
@@ -214,9 +217,20 @@ pub fn run<B: Backend>(
     });
 
     let mut neural_model = NeuralModel::init(&vocab, config.context_len, config.seed);
-    let losses = neural_model.train(backend, loaded, &config.options, config.steps)?;
-    let (final_loss, _) =
-        backend.loss_and_gradient(&neural_model.weights, loaded, config.options.reg)?;
+    let losses = backend.train_with(
+        &mut neural_model.weights,
+        loaded,
+        &config.options,
+        config.steps,
+        config.loss,
+    )?;
+    let (final_loss, _) = backend.loss_and_gradient_with(
+        &neural_model.weights,
+        loaded,
+        config.options.reg,
+        config.loss,
+    )?;
+    check_finite(&losses, final_loss, &neural_model.weights, config.loss)?;
     report(Event::NeuralModel {
         rows: examples.num_rows,
         cols: examples.num_cols,
@@ -238,7 +252,9 @@ pub fn run<B: Backend>(
             test: count(&parts.test)?,
         };
         let mut neural = |part: &(Examples, B::Examples)| {
-            score_part(part, |e| backend.forward_loss(&neural_model.weights, e))
+            score_part(part, |e| {
+                backend.forward_loss(&neural_model.weights, e, config.loss)
+            })
         };
         let neural_losses = PartLosses {
             train: neural(&parts.train)?,
@@ -267,5 +283,45 @@ pub fn run<B: Backend>(
         final_loss,
         count_model,
         neural_model,
+    })
+}
+
+/// The loss stopped being a finite number during training.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum NonFiniteLoss {
+    #[error(
+        "the explicit loss is {value} at step {step} (the logits reach magnitude {largest:.1}): in f32, exp() overflows to infinity above 88.7 and rounds to 0 below -103.9, so the lecture's exp-then-normalize chain breaks down; --loss fused subtracts each row's maximum first and stays finite"
+    )]
+    ExplicitOverflow {
+        step: usize,
+        value: f64,
+        largest: f32,
+    },
+    #[error("the loss is {value} at step {step}: training diverged; try a smaller --lr")]
+    Diverged { step: usize, value: f64 },
+}
+
+/// An error naming the first step whose loss is not finite (`losses` then the final loss).
+pub fn check_finite(
+    losses: &[StepLoss],
+    final_loss: StepLoss,
+    weights: &[f32],
+    loss: LossForm,
+) -> Result<(), NonFiniteLoss> {
+    let all = losses.iter().chain(std::iter::once(&final_loss));
+    let Some((step, bad)) = all.enumerate().find(|(_, l)| !l.total.is_finite()) else {
+        return Ok(());
+    };
+    let largest = weights.iter().fold(0.0f32, |m, &w| m.max(w.abs()));
+    Err(match loss {
+        LossForm::Explicit if largest.is_finite() => NonFiniteLoss::ExplicitOverflow {
+            step,
+            value: bad.total,
+            largest,
+        },
+        _ => NonFiniteLoss::Diverged {
+            step,
+            value: bad.total,
+        },
     })
 }

@@ -9,7 +9,7 @@ use makemore::limits::check_context;
 use makemore::split::Split;
 use makemore::sweep::{SweepConfig, SweepModel};
 use makemore::train::{Event, PartLosses, TrainConfig};
-use makemore::{Backend, CpuBackend};
+use makemore::{Backend, CpuBackend, LossForm};
 
 /// (seed, alphabet size, words, context length): V up to 36, K up to 3.
 const CASES: [(u64, usize, usize, usize); 3] =
@@ -21,7 +21,9 @@ fn forward_loss_matches_and_equals_the_data_loss() {
     for (i, &(seed, v, n, k)) in CASES.iter().enumerate() {
         let (vocab, examples) = encode(&random_words(seed, v, n), k);
         let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
-        let expected = CpuBackend.forward_loss(&weights, &examples).unwrap();
+        let expected = CpuBackend
+            .forward_loss(&weights, &examples, LossForm::Fused)
+            .unwrap();
         let (with_gradient, _) = CpuBackend
             .loss_and_gradient(&weights, &examples, 0.5)
             .unwrap();
@@ -33,7 +35,9 @@ fn forward_loss_matches_and_equals_the_data_loss() {
         );
         for gpu in &mut gpus {
             let on_gpu = gpu.load(&examples).unwrap();
-            let loss = gpu.forward_loss(&weights, &on_gpu).unwrap();
+            let loss = gpu
+                .forward_loss(&weights, &on_gpu, LossForm::Fused)
+                .unwrap();
             assert_rel(&format!("forward loss, case {i}"), loss, expected, 1e-5);
         }
     }
@@ -213,5 +217,106 @@ fn sweeps_match_and_choose_on_dev() {
     assert!(
         result.rows.windows(2).all(|w| w[0].train != w[1].train),
         "{result:?}"
+    );
+}
+
+#[test]
+fn fused_and_explicit_losses_agree_on_ordinary_logits() {
+    let mut gpus = gpus();
+    for (i, &(seed, v, n, k)) in CASES.iter().enumerate() {
+        let (vocab, examples) = encode(&random_words(seed, v, n), k);
+        let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
+        let fused = CpuBackend
+            .loss_and_gradient_with(&weights, &examples, 0.1, LossForm::Fused)
+            .unwrap();
+        let explicit = CpuBackend
+            .loss_and_gradient_with(&weights, &examples, 0.1, LossForm::Explicit)
+            .unwrap();
+        assert_rel(
+            "explicit vs fused (CPU)",
+            explicit.0.total,
+            fused.0.total,
+            1e-6,
+        );
+        common::assert_close(
+            "explicit vs fused gradient",
+            &explicit.1,
+            &fused.1,
+            1e-6,
+            1e-4,
+        );
+        for gpu in &mut gpus {
+            let on_gpu = gpu.load(&examples).unwrap();
+            let (loss, grads) = gpu
+                .loss_and_gradient_with(&weights, &on_gpu, 0.1, LossForm::Explicit)
+                .unwrap();
+            assert_rel(
+                "explicit loss, GPU vs CPU",
+                loss.total,
+                explicit.0.total,
+                1e-5,
+            );
+            common::assert_close(
+                "explicit gradient, GPU vs CPU",
+                &grads,
+                &explicit.1,
+                1e-6,
+                1e-4,
+            );
+            let forward = gpu
+                .forward_loss(&weights, &on_gpu, LossForm::Explicit)
+                .unwrap();
+            assert_rel("explicit forward loss", forward, explicit.0.data, 1e-5);
+            let mut w_gpu = weights.clone();
+            let mut w_cpu = weights.clone();
+            let options = makemore::TrainOptions { lr: 5.0, reg: 0.01 };
+            gpu.train_with(&mut w_gpu, &on_gpu, &options, 3, LossForm::Explicit)
+                .unwrap();
+            CpuBackend
+                .train_with(&mut w_cpu, &examples, &options, 3, LossForm::Explicit)
+                .unwrap();
+            common::assert_close("W after 3 explicit steps", &w_gpu, &w_cpu, 1e-5, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn large_logits_overflow_the_explicit_loss_only() {
+    let (vocab, examples) = encode(&random_words(31, 30, 200), 2);
+    // Logits of magnitude 100 and more: exp(100) is beyond f32's largest value.
+    let weights: Vec<f32> = makemore::model::standard_normal(examples.num_rows * vocab.len(), 5)
+        .into_iter()
+        .map(|w| 100.0 + 50.0 * w.abs())
+        .collect();
+    let mut backends: Vec<Box<dyn FnMut(LossForm) -> f64>> = Vec::new();
+    let ex = examples.clone();
+    let w = weights.clone();
+    backends.push(Box::new(move |form| {
+        CpuBackend.forward_loss(&w, &ex, form).unwrap()
+    }));
+    for mut gpu in gpus() {
+        let on_gpu = gpu.load(&examples).unwrap();
+        let w = weights.clone();
+        backends.push(Box::new(move |form| {
+            gpu.forward_loss(&w, &on_gpu, form).unwrap()
+        }));
+    }
+    for backend in &mut backends {
+        let fused = backend(LossForm::Fused);
+        let explicit = backend(LossForm::Explicit);
+        assert!(fused.is_finite() && fused > 0.0, "fused {fused}");
+        assert!(!explicit.is_finite(), "explicit {explicit}");
+    }
+    // The pipeline turns it into an error that says why, instead of printing NaN.
+    let losses = [makemore::StepLoss {
+        total: f64::NAN,
+        data: f64::NAN,
+    }];
+    let err = makemore::train::check_finite(&losses, losses[0], &weights, LossForm::Explicit)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--loss fused") && err.contains("step 0"),
+        "{err}"
     );
 }

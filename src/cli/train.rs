@@ -9,12 +9,21 @@ use super::{finite_or_null, format_loss, non_negative, positive, say, thousands,
 use makemore::data::{builtin_words, read_words};
 use makemore::split::Split;
 use makemore::train::{Event, PartLosses, TrainConfig};
-use makemore::{AnyBackend, Backend, TrainOptions};
+use makemore::{AnyBackend, Backend, LossForm, TrainOptions};
 
 pub const EXAMPLE: &str = "Examples:
   makemore train                                   # the lecture on the built-in names
   makemore train --input names.txt --steps 200 --samples 20
   makemore train --device cpu --json               # the CPU reference, JSON lines";
+
+/// The `--loss` flag.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LossFlag {
+    /// cross_entropy_forward: log-softmax with the row maximum subtracted, one pass.
+    Fused,
+    /// cross_entropy_explicit: exp, divide by the sum, the target's probability, log.
+    Explicit,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,6 +55,10 @@ pub struct Args {
     /// models learn from train only, and both are scored on every part [default: all train]
     #[arg(long, value_name = "TRAIN/DEV/TEST")]
     split: Option<String>,
+    /// The neural model's loss: fused (stable log-softmax) or explicit (the lecture's exp,
+    /// normalize, pick, log; overflows for logits above 88.7)
+    #[arg(long, value_enum, default_value_t = LossFlag::Fused)]
+    loss: LossFlag,
     /// Where the arithmetic runs.
     #[arg(long, value_enum, default_value_t = DeviceFlag::Gpu)]
     device: DeviceFlag,
@@ -75,6 +88,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         samples: args.samples,
         top_pairs: 5,
         split: args.split.as_deref().map(str::parse::<Split>).transpose()?,
+        loss: match args.loss {
+            LossFlag::Fused => LossForm::Fused,
+            LossFlag::Explicit => LossForm::Explicit,
+        },
     };
     let (mut backend, notice) = AnyBackend::open(args.device.into())?;
     if let Some(notice) = notice {

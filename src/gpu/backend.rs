@@ -13,7 +13,7 @@
 //!
 //! Many steps are recorded into one submission and the loss history is read back once.
 
-use crate::backend::{Backend, Nll, StepLoss, TrainOptions};
+use crate::backend::{Backend, LossForm, Nll, StepLoss, TrainOptions};
 use crate::data::Examples;
 use crate::limits::TableLimit;
 
@@ -72,6 +72,7 @@ impl GpuBackend {
 
 /// Buffers of one or more training steps on a set of examples.
 struct StepBuffers {
+    loss: LossForm,
     forward: wgpu::BindGroup,
     backward: wgpu::BindGroup,
     grad: wgpu::BindGroup,
@@ -91,6 +92,7 @@ impl GpuBackend {
         ex: &GpuExamples,
         options: &TrainOptions,
         steps: usize,
+        loss: LossForm,
     ) -> StepBuffers {
         let gpu = &self.gpu;
         let k = &gpu.kernels;
@@ -107,7 +109,7 @@ impl GpuBackend {
 
         let forward = bind(
             &gpu.device,
-            &k.cross_entropy_forward,
+            k.forward(loss),
             &gpu.params(Params::new(&[ex.len, ex.num_cols])),
             &[&weights_buffer, &ex.contexts, &ex.targets, &lse, &partials],
         );
@@ -153,6 +155,7 @@ impl GpuBackend {
             &[&grads, &weights_buffer],
         );
         StepBuffers {
+            loss,
             forward,
             backward,
             grad,
@@ -177,13 +180,7 @@ impl GpuBackend {
         let k = &self.gpu.kernels;
         let max = self.max_groups();
         let entry_groups = |n: u32| n.div_ceil(ENTRY_THREADS);
-        dispatch(
-            pass,
-            &k.cross_entropy_forward,
-            &b.forward,
-            b.example_groups,
-            max,
-        );
+        dispatch(pass, k.forward(b.loss), &b.forward, b.example_groups, max);
         dispatch(
             pass,
             &k.cross_entropy_backward,
@@ -369,8 +366,28 @@ impl Backend for GpuBackend {
         ex: &GpuExamples,
         reg: f32,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        self.loss_and_gradient_with(weights, ex, reg, LossForm::Fused)
+    }
+
+    fn train(
+        &mut self,
+        weights: &mut [f32],
+        ex: &GpuExamples,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        self.train_with(weights, ex, options, steps, LossForm::Fused)
+    }
+
+    fn loss_and_gradient_with(
+        &mut self,
+        weights: &[f32],
+        ex: &GpuExamples,
+        reg: f32,
+        loss: LossForm,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
         let options = TrainOptions { lr: 0.0, reg };
-        let b = self.step_buffers(weights, ex, &options, 1);
+        let b = self.step_buffers(weights, ex, &options, 1, loss);
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -382,17 +399,18 @@ impl Backend for GpuBackend {
         Ok((loss, grads))
     }
 
-    fn train(
+    fn train_with(
         &mut self,
         weights: &mut [f32],
         ex: &GpuExamples,
         options: &TrainOptions,
         steps: usize,
+        loss: LossForm,
     ) -> anyhow::Result<Vec<StepLoss>> {
         if steps == 0 {
             return Ok(Vec::new());
         }
-        let b = self.step_buffers(weights, ex, options, steps);
+        let b = self.step_buffers(weights, ex, options, steps, loss);
         let mut done = 0;
         while done < steps {
             let chunk = STEPS_PER_SUBMISSION.min(steps - done);
@@ -453,7 +471,12 @@ impl Backend for GpuBackend {
         ])
     }
 
-    fn forward_loss(&mut self, weights: &[f32], ex: &GpuExamples) -> anyhow::Result<f64> {
+    fn forward_loss(
+        &mut self,
+        weights: &[f32],
+        ex: &GpuExamples,
+        loss: LossForm,
+    ) -> anyhow::Result<f64> {
         let gpu = &self.gpu;
         let k = &gpu.kernels;
         let groups = ex.len.div_ceil(EXAMPLE_THREADS);
@@ -464,7 +487,7 @@ impl Backend for GpuBackend {
         let cursor = gpu.zeroed("history cursor", 1);
         let forward = bind(
             &gpu.device,
-            &k.cross_entropy_forward,
+            k.forward(loss),
             &gpu.params(Params::new(&[ex.len, ex.num_cols])),
             &[&weights_buffer, &ex.contexts, &ex.targets, &lse, &partials],
         );
@@ -480,7 +503,7 @@ impl Backend for GpuBackend {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             dispatch(
                 &mut pass,
-                &k.cross_entropy_forward,
+                k.forward(loss),
                 &forward,
                 groups,
                 self.max_groups(),
