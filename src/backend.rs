@@ -57,6 +57,15 @@ pub enum LossForm {
     Explicit,
 }
 
+/// How the neural model computes its logits and its loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetForm {
+    pub loss: LossForm,
+    /// `one_hot_matmul`: logits = onehot(context) @ W as a matrix product (the lecture's
+    /// literal form) instead of the row select W[context].
+    pub one_hot: bool,
+}
+
 /// The operations of both models, implemented once per device.
 pub trait Backend {
     /// Examples as the backend keeps them (uploaded once, used by every step).
@@ -113,25 +122,25 @@ pub trait Backend {
         &mut self,
         weights: &[f32],
         examples: &Self::Examples,
-        loss: LossForm,
+        form: NetForm,
     ) -> anyhow::Result<f64>;
 
-    /// `loss_and_gradient` with the loss in the given form.
+    /// `loss_and_gradient` with the loss in the given form (logits and loss).
     fn loss_and_gradient_with(
         &mut self,
         weights: &[f32],
         examples: &Self::Examples,
         reg: f32,
-        loss: LossForm,
+        form: NetForm,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)>;
 
-    /// `train` with the loss in the given form.
+    /// `train` with the loss in the given form (logits and loss).
     fn train_with(
         &mut self,
         weights: &mut [f32],
         examples: &Self::Examples,
         options: &TrainOptions,
         steps: usize,
-        loss: LossForm,
+        form: NetForm,
     ) -> anyhow::Result<Vec<StepLoss>>;
 }

@@ -3,7 +3,7 @@
 //!
 //! Tables are row-major: entry `[r, c]` of a table with V columns is at `r * V + c`.
 
-use crate::backend::{Backend, LossForm, Nll, StepLoss, TrainOptions};
+use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::data::Examples;
 
 /// `count_pairs`: `counts[ctx_i, tgt_i] += 1` for every example i.
@@ -106,6 +106,53 @@ pub fn cross_entropy_explicit(
     (lse, nll_sum)
 }
 
+/// `one_hot_matmul`: the lecture's `logits = xenc @ W` with `xenc = one_hot(contexts)`:
+/// `logits[i, c] = sum_r [r = ctx_i] W[r, c]`, the dense product (exactly `W[ctx_i, c]`).
+pub fn one_hot_matmul(
+    weights: &[f32],
+    contexts: &[u32],
+    num_rows: usize,
+    num_cols: usize,
+) -> Vec<f32> {
+    let mut logits = Vec::with_capacity(contexts.len() * num_cols);
+    for &ctx in contexts {
+        for c in 0..num_cols {
+            let sum: f64 = (0..num_rows)
+                .map(|r| if r == ctx as usize { 1.0 } else { 0.0 } * weights[r * num_cols + c] as f64)
+                .sum();
+            logits.push(sum as f32);
+        }
+    }
+    logits
+}
+
+/// `one_hot_matmul_backward`: `dW = xenc^T @ dlogits`:
+/// `G[r, c] = sum_i [ctx_i = r] dlogits[i, c]`.
+pub fn one_hot_matmul_backward(
+    dlogits: &[f64],
+    contexts: &[u32],
+    num_rows: usize,
+    num_cols: usize,
+) -> Vec<f64> {
+    let mut grad = vec![0.0f64; num_rows * num_cols];
+    for r in 0..num_rows {
+        for c in 0..num_cols {
+            grad[r * num_cols + c] = contexts
+                .iter()
+                .enumerate()
+                .map(|(i, &ctx)| {
+                    if ctx as usize == r {
+                        dlogits[i * num_cols + c]
+                    } else {
+                        0.0
+                    }
+                })
+                .sum();
+        }
+    }
+    grad
+}
+
 /// `cross_entropy_backward`: the gradient of `sum_i nll_i` with respect to the logits is
 /// `softmax(W[ctx_i]) - onehot(tgt_i)`, and since the logits are a row select it lands on row
 /// `ctx_i` of W: `G[ctx_i, c] += exp(W[ctx_i, c] - lse_i) - [c = tgt_i]`.
@@ -176,30 +223,67 @@ pub fn softmax_rows(weights: &[f32], num_cols: usize) -> Vec<f32> {
     probs
 }
 
-/// The forward kernel of a loss form: every `lse_i` and `sum_i nll_i`.
-fn forward(weights: &[f32], examples: &Examples, loss: LossForm) -> (Vec<f64>, f64) {
-    let (contexts, targets, v) = (&examples.contexts, &examples.targets, examples.num_cols);
+/// The forward kernel of a loss form on a table of logits: every `lse_i` and `sum_i nll_i`.
+fn forward_on(
+    logits: &[f32],
+    rows: &[u32],
+    targets: &[u32],
+    num_cols: usize,
+    loss: LossForm,
+) -> (Vec<f64>, f64) {
     match loss {
-        LossForm::Fused => cross_entropy_forward(weights, contexts, targets, v),
-        LossForm::Explicit => cross_entropy_explicit(weights, contexts, targets, v),
+        LossForm::Fused => cross_entropy_forward(logits, rows, targets, num_cols),
+        LossForm::Explicit => cross_entropy_explicit(logits, rows, targets, num_cols),
     }
+}
+
+/// The logits as a table and the row of each example in it: W and the contexts (row select),
+/// or `onehot(contexts) @ W` and the example indices (one-hot product).
+fn logits_table(weights: &[f32], examples: &Examples, one_hot: bool) -> (Vec<f32>, Vec<u32>) {
+    if one_hot {
+        let (r, v) = (examples.num_rows, examples.num_cols);
+        let logits = one_hot_matmul(weights, &examples.contexts, r, v);
+        (logits, (0..examples.len() as u32).collect())
+    } else {
+        (weights.to_vec(), examples.contexts.clone())
+    }
+}
+
+/// The data loss alone: `sum_i nll_i`.
+fn forward(weights: &[f32], examples: &Examples, form: NetForm) -> f64 {
+    let (logits, rows) = logits_table(weights, examples, form.one_hot);
+    forward_on(
+        &logits,
+        &rows,
+        &examples.targets,
+        examples.num_cols,
+        form.loss,
+    )
+    .1
 }
 
 /// One full-batch step's loss and gradient, from the twins above.
 fn loss_and_gradient(weights: &[f32], examples: &Examples, reg: f32) -> (StepLoss, Vec<f32>) {
-    loss_and_gradient_with(weights, examples, reg, LossForm::Fused)
+    loss_and_gradient_with(weights, examples, reg, NetForm::default())
 }
 
-/// One full-batch step's loss and gradient, with the loss in the given form.
+/// One full-batch step's loss and gradient, with the logits and loss in the given form.
 fn loss_and_gradient_with(
     weights: &[f32],
     examples: &Examples,
     reg: f32,
-    loss: LossForm,
+    form: NetForm,
 ) -> (StepLoss, Vec<f32>) {
-    let (contexts, targets, v) = (&examples.contexts, &examples.targets, examples.num_cols);
-    let (lse, nll_sum) = forward(weights, examples, loss);
-    let data_grad_sum = cross_entropy_backward(weights, contexts, targets, &lse, v);
+    let (targets, v) = (&examples.targets, examples.num_cols);
+    let (logits, rows) = logits_table(weights, examples, form.one_hot);
+    let (lse, nll_sum) = forward_on(&logits, &rows, targets, v, form.loss);
+    let logit_grads = cross_entropy_backward(&logits, &rows, targets, &lse, v);
+    let data_grad_sum = if form.one_hot {
+        let (contexts, r) = (&examples.contexts, examples.num_rows);
+        one_hot_matmul_backward(&logit_grads, contexts, r, v)
+    } else {
+        logit_grads
+    };
     let grads = grad_rows(&data_grad_sum, weights, examples.len(), reg);
     (loss_total(nll_sum, examples.len(), weights, reg), grads)
 }
@@ -279,10 +363,9 @@ impl Backend for CpuBackend {
         &mut self,
         weights: &[f32],
         ex: &Examples,
-        loss: LossForm,
+        form: NetForm,
     ) -> anyhow::Result<f64> {
-        let (_, nll_sum) = forward(weights, ex, loss);
-        Ok(nll_sum / ex.len() as f64)
+        Ok(forward(weights, ex, form) / ex.len() as f64)
     }
 
     fn loss_and_gradient_with(
@@ -290,9 +373,9 @@ impl Backend for CpuBackend {
         weights: &[f32],
         ex: &Examples,
         reg: f32,
-        loss: LossForm,
+        form: NetForm,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        Ok(loss_and_gradient_with(weights, ex, reg, loss))
+        Ok(loss_and_gradient_with(weights, ex, reg, form))
     }
 
     fn train_with(
@@ -301,11 +384,11 @@ impl Backend for CpuBackend {
         ex: &Examples,
         options: &TrainOptions,
         steps: usize,
-        loss: LossForm,
+        form: NetForm,
     ) -> anyhow::Result<Vec<StepLoss>> {
         let mut losses = Vec::with_capacity(steps);
         for _ in 0..steps {
-            let (step_loss, grads) = loss_and_gradient_with(weights, ex, options.reg, loss);
+            let (step_loss, grads) = loss_and_gradient_with(weights, ex, options.reg, form);
             sgd_step(weights, &grads, options.lr);
             losses.push(step_loss);
         }

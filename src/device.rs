@@ -2,7 +2,7 @@
 //!
 //! [`AnyBackend`] lets a command hold either backend without being generic over it.
 
-use crate::backend::{Backend, LossForm, Nll, StepLoss, TrainOptions};
+use crate::backend::{Backend, NetForm, Nll, StepLoss, TrainOptions};
 use crate::cpu::CpuBackend;
 use crate::data::Examples;
 use crate::gpu::{Gpu, GpuBackend, GpuError, GpuExamples};
@@ -138,9 +138,9 @@ impl Backend for AnyBackend {
         &mut self,
         weights: &[f32],
         ex: &AnyExamples,
-        loss: LossForm,
+        form: NetForm,
     ) -> anyhow::Result<f64> {
-        both!(self, ex, |b, e| b.forward_loss(weights, e, loss))
+        both!(self, ex, |b, e| b.forward_loss(weights, e, form))
     }
 
     fn loss_and_gradient_with(
@@ -148,10 +148,10 @@ impl Backend for AnyBackend {
         weights: &[f32],
         ex: &AnyExamples,
         reg: f32,
-        loss: LossForm,
+        form: NetForm,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
         both!(self, ex, |b, e| b
-            .loss_and_gradient_with(weights, e, reg, loss))
+            .loss_and_gradient_with(weights, e, reg, form))
     }
 
     fn train_with(
@@ -160,9 +160,9 @@ impl Backend for AnyBackend {
         ex: &AnyExamples,
         options: &TrainOptions,
         steps: usize,
-        loss: LossForm,
+        form: NetForm,
     ) -> anyhow::Result<Vec<StepLoss>> {
         both!(self, ex, |b, e| b
-            .train_with(weights, e, options, steps, loss))
+            .train_with(weights, e, options, steps, form))
     }
 }

@@ -19,7 +19,7 @@ pub mod sweep;
 pub mod torch_rng;
 pub mod train;
 
-pub use backend::{Backend, LossForm, Nll, StepLoss, TrainOptions};
+pub use backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 pub use cpu::CpuBackend;
 pub use device::{AnyBackend, DeviceChoice};
 pub use gpu::{Gpu, GpuBackend};

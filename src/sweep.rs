@@ -6,7 +6,7 @@
 //! is the L2 penalty `reg * mean(W^2)`. The losses compared are data losses (mean NLL, without
 //! the penalty), so that every strength is scored by the same yardstick.
 
-use crate::backend::{Backend, LossForm, TrainOptions};
+use crate::backend::{Backend, NetForm, TrainOptions};
 use crate::data::Vocab;
 use crate::model::{CountModel, NeuralModel};
 use crate::split::Split;
@@ -141,7 +141,7 @@ pub fn run<B: Backend>(
                 model.train(backend, &parts.train.1, &options, config.steps)?;
                 let mut score = |part| {
                     score_part(part, |e| {
-                        backend.forward_loss(&model.weights, e, LossForm::Fused)
+                        backend.forward_loss(&model.weights, e, NetForm::default())
                     })?
                     .ok_or_else(none)
                 };
@@ -157,7 +157,7 @@ pub fn run<B: Backend>(
                 best_index(&rows.iter().map(|r| r.dev).collect::<Vec<_>>()).ok_or_else(none)?;
             let weights = &models[best].weights;
             score_part(&parts.test, |e| {
-                backend.forward_loss(weights, e, LossForm::Fused)
+                backend.forward_loss(weights, e, NetForm::default())
             })?
             .ok_or_else(none)?
         }

@@ -2,7 +2,7 @@
 //! It reports each stage as an [`Event`] as soon as the stage is done; the command line turns
 //! events into text or JSON.
 
-use crate::backend::{Backend, LossForm, Nll, StepLoss, TrainOptions};
+use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::data::{Examples, Vocab, WordStats};
 use crate::limits::check_context;
 use crate::model::{CountModel, NeuralModel};
@@ -27,8 +27,8 @@ pub struct TrainConfig {
     pub top_pairs: usize,
     /// Train/dev/test percentages; `None`: every word is for training, as in the lecture.
     pub split: Option<Split>,
-    /// How the neural model's loss is computed.
-    pub loss: LossForm,
+    /// How the neural model computes its logits and loss.
+    pub form: NetForm,
 }
 
 impl Default for TrainConfig {
@@ -46,7 +46,7 @@ impl Default for TrainConfig {
             samples: 10,
             top_pairs: 5,
             split: None,
-            loss: LossForm::Fused,
+            form: NetForm::default(),
         }
     }
 }
@@ -222,15 +222,15 @@ pub fn run<B: Backend>(
         loaded,
         &config.options,
         config.steps,
-        config.loss,
+        config.form,
     )?;
     let (final_loss, _) = backend.loss_and_gradient_with(
         &neural_model.weights,
         loaded,
         config.options.reg,
-        config.loss,
+        config.form,
     )?;
-    check_finite(&losses, final_loss, &neural_model.weights, config.loss)?;
+    check_finite(&losses, final_loss, &neural_model.weights, config.form.loss)?;
     report(Event::NeuralModel {
         rows: examples.num_rows,
         cols: examples.num_cols,
@@ -253,7 +253,7 @@ pub fn run<B: Backend>(
         };
         let mut neural = |part: &(Examples, B::Examples)| {
             score_part(part, |e| {
-                backend.forward_loss(&neural_model.weights, e, config.loss)
+                backend.forward_loss(&neural_model.weights, e, config.form)
             })
         };
         let neural_losses = PartLosses {

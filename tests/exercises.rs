@@ -9,7 +9,25 @@ use makemore::limits::check_context;
 use makemore::split::Split;
 use makemore::sweep::{SweepConfig, SweepModel};
 use makemore::train::{Event, PartLosses, TrainConfig};
-use makemore::{Backend, CpuBackend, LossForm};
+use makemore::{Backend, CpuBackend, LossForm, NetForm};
+
+fn loss_only(loss: LossForm) -> NetForm {
+    NetForm {
+        loss,
+        one_hot: false,
+    }
+}
+
+fn fused_form() -> NetForm {
+    NetForm::default()
+}
+
+fn explicit_form() -> NetForm {
+    NetForm {
+        loss: LossForm::Explicit,
+        one_hot: false,
+    }
+}
 
 /// (seed, alphabet size, words, context length): V up to 36, K up to 3.
 const CASES: [(u64, usize, usize, usize); 3] =
@@ -22,7 +40,7 @@ fn forward_loss_matches_and_equals_the_data_loss() {
         let (vocab, examples) = encode(&random_words(seed, v, n), k);
         let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
         let expected = CpuBackend
-            .forward_loss(&weights, &examples, LossForm::Fused)
+            .forward_loss(&weights, &examples, fused_form())
             .unwrap();
         let (with_gradient, _) = CpuBackend
             .loss_and_gradient(&weights, &examples, 0.5)
@@ -35,9 +53,7 @@ fn forward_loss_matches_and_equals_the_data_loss() {
         );
         for gpu in &mut gpus {
             let on_gpu = gpu.load(&examples).unwrap();
-            let loss = gpu
-                .forward_loss(&weights, &on_gpu, LossForm::Fused)
-                .unwrap();
+            let loss = gpu.forward_loss(&weights, &on_gpu, fused_form()).unwrap();
             assert_rel(&format!("forward loss, case {i}"), loss, expected, 1e-5);
         }
     }
@@ -227,10 +243,10 @@ fn fused_and_explicit_losses_agree_on_ordinary_logits() {
         let (vocab, examples) = encode(&random_words(seed, v, n), k);
         let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
         let fused = CpuBackend
-            .loss_and_gradient_with(&weights, &examples, 0.1, LossForm::Fused)
+            .loss_and_gradient_with(&weights, &examples, 0.1, fused_form())
             .unwrap();
         let explicit = CpuBackend
-            .loss_and_gradient_with(&weights, &examples, 0.1, LossForm::Explicit)
+            .loss_and_gradient_with(&weights, &examples, 0.1, explicit_form())
             .unwrap();
         assert_rel(
             "explicit vs fused (CPU)",
@@ -248,7 +264,7 @@ fn fused_and_explicit_losses_agree_on_ordinary_logits() {
         for gpu in &mut gpus {
             let on_gpu = gpu.load(&examples).unwrap();
             let (loss, grads) = gpu
-                .loss_and_gradient_with(&weights, &on_gpu, 0.1, LossForm::Explicit)
+                .loss_and_gradient_with(&weights, &on_gpu, 0.1, explicit_form())
                 .unwrap();
             assert_rel(
                 "explicit loss, GPU vs CPU",
@@ -264,16 +280,16 @@ fn fused_and_explicit_losses_agree_on_ordinary_logits() {
                 1e-4,
             );
             let forward = gpu
-                .forward_loss(&weights, &on_gpu, LossForm::Explicit)
+                .forward_loss(&weights, &on_gpu, explicit_form())
                 .unwrap();
             assert_rel("explicit forward loss", forward, explicit.0.data, 1e-5);
             let mut w_gpu = weights.clone();
             let mut w_cpu = weights.clone();
             let options = makemore::TrainOptions { lr: 5.0, reg: 0.01 };
-            gpu.train_with(&mut w_gpu, &on_gpu, &options, 3, LossForm::Explicit)
+            gpu.train_with(&mut w_gpu, &on_gpu, &options, 3, explicit_form())
                 .unwrap();
             CpuBackend
-                .train_with(&mut w_cpu, &examples, &options, 3, LossForm::Explicit)
+                .train_with(&mut w_cpu, &examples, &options, 3, explicit_form())
                 .unwrap();
             common::assert_close("W after 3 explicit steps", &w_gpu, &w_cpu, 1e-5, 1e-4);
         }
@@ -292,13 +308,13 @@ fn large_logits_overflow_the_explicit_loss_only() {
     let ex = examples.clone();
     let w = weights.clone();
     backends.push(Box::new(move |form| {
-        CpuBackend.forward_loss(&w, &ex, form).unwrap()
+        CpuBackend.forward_loss(&w, &ex, loss_only(form)).unwrap()
     }));
     for mut gpu in gpus() {
         let on_gpu = gpu.load(&examples).unwrap();
         let w = weights.clone();
         backends.push(Box::new(move |form| {
-            gpu.forward_loss(&w, &on_gpu, form).unwrap()
+            gpu.forward_loss(&w, &on_gpu, loss_only(form)).unwrap()
         }));
     }
     for backend in &mut backends {
@@ -319,4 +335,83 @@ fn large_logits_overflow_the_explicit_loss_only() {
         err.contains("--loss fused") && err.contains("step 0"),
         "{err}"
     );
+}
+
+#[test]
+fn one_hot_product_equals_the_row_select() {
+    let mut gpus = gpus();
+    for (i, &(seed, v, n, k)) in CASES.iter().enumerate() {
+        let (vocab, examples) = encode(&random_words(seed, v, n), k);
+        let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
+        // The logits: onehot(ctx) @ W is exactly the row W[ctx].
+        let logits = makemore::cpu::one_hot_matmul(
+            &weights,
+            &examples.contexts,
+            examples.num_rows,
+            vocab.len(),
+        );
+        for (j, &ctx) in examples.contexts.iter().enumerate() {
+            let row = &weights[ctx as usize * vocab.len()..][..vocab.len()];
+            assert_eq!(&logits[j * vocab.len()..][..vocab.len()], row);
+        }
+        for loss in [LossForm::Fused, LossForm::Explicit] {
+            let select = NetForm {
+                loss,
+                one_hot: false,
+            };
+            let one_hot = NetForm {
+                loss,
+                one_hot: true,
+            };
+            let (cpu_loss, cpu_grads) = CpuBackend
+                .loss_and_gradient_with(&weights, &examples, 0.1, select)
+                .unwrap();
+            let (hot_loss, hot_grads) = CpuBackend
+                .loss_and_gradient_with(&weights, &examples, 0.1, one_hot)
+                .unwrap();
+            assert_rel("one-hot loss (CPU)", hot_loss.total, cpu_loss.total, 1e-12);
+            common::assert_close("one-hot gradient (CPU)", &hot_grads, &cpu_grads, 1e-7, 1e-6);
+            for gpu in &mut gpus {
+                let on_gpu = gpu.load(&examples).unwrap();
+                let (g_select, g_select_grads) = gpu
+                    .loss_and_gradient_with(&weights, &on_gpu, 0.1, select)
+                    .unwrap();
+                let (g_hot, g_hot_grads) = gpu
+                    .loss_and_gradient_with(&weights, &on_gpu, 0.1, one_hot)
+                    .unwrap();
+                // Same logits through the same loss kernel: the same loss, to the bit.
+                assert_eq!(g_hot.total.to_bits(), g_select.total.to_bits());
+                assert_rel(
+                    "one-hot loss, GPU vs CPU",
+                    g_hot.total,
+                    cpu_loss.total,
+                    1e-5,
+                );
+                common::assert_close(
+                    "one-hot vs row-select gradient (GPU)",
+                    &g_hot_grads,
+                    &g_select_grads,
+                    1e-6,
+                    1e-4,
+                );
+                common::assert_close(
+                    "one-hot gradient, GPU vs CPU",
+                    &g_hot_grads,
+                    &hot_grads,
+                    1e-6,
+                    1e-4,
+                );
+                let options = makemore::TrainOptions { lr: 5.0, reg: 0.01 };
+                let mut w_hot = weights.clone();
+                let mut w_select = weights.clone();
+                gpu.train_with(&mut w_hot, &on_gpu, &options, 3, one_hot)
+                    .unwrap();
+                gpu.train_with(&mut w_select, &on_gpu, &options, 3, select)
+                    .unwrap();
+                common::assert_close("W after 3 steps", &w_hot, &w_select, 1e-5, 1e-4);
+                let forward = gpu.forward_loss(&weights, &on_gpu, one_hot).unwrap();
+                assert_rel("one-hot forward loss", forward, cpu_loss.data, 1e-5);
+            }
+        }
+    }
 }

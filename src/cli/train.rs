@@ -9,7 +9,7 @@ use super::{finite_or_null, format_loss, non_negative, positive, say, thousands,
 use makemore::data::{builtin_words, read_words};
 use makemore::split::Split;
 use makemore::train::{Event, PartLosses, TrainConfig};
-use makemore::{AnyBackend, Backend, LossForm, TrainOptions};
+use makemore::{AnyBackend, Backend, LossForm, NetForm, TrainOptions};
 
 pub const EXAMPLE: &str = "Examples:
   makemore train                                   # the lecture on the built-in names
@@ -59,6 +59,10 @@ pub struct Args {
     /// normalize, pick, log; overflows for logits above 88.7)
     #[arg(long, value_enum, default_value_t = LossFlag::Fused)]
     loss: LossFlag,
+    /// Logits as the lecture's literal one-hot product onehot(context) @ W (one_hot_matmul)
+    /// instead of the row select W[context]
+    #[arg(long)]
+    one_hot: bool,
     /// Where the arithmetic runs.
     #[arg(long, value_enum, default_value_t = DeviceFlag::Gpu)]
     device: DeviceFlag,
@@ -88,9 +92,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         samples: args.samples,
         top_pairs: 5,
         split: args.split.as_deref().map(str::parse::<Split>).transpose()?,
-        loss: match args.loss {
-            LossFlag::Fused => LossForm::Fused,
-            LossFlag::Explicit => LossForm::Explicit,
+        form: NetForm {
+            loss: match args.loss {
+                LossFlag::Fused => LossForm::Fused,
+                LossFlag::Explicit => LossForm::Explicit,
+            },
+            one_hot: args.one_hot,
         },
     };
     let (mut backend, notice) = AnyBackend::open(args.device.into())?;

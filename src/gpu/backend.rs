@@ -13,7 +13,7 @@
 //!
 //! Many steps are recorded into one submission and the loss history is read back once.
 
-use crate::backend::{Backend, LossForm, Nll, StepLoss, TrainOptions};
+use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::data::Examples;
 use crate::limits::TableLimit;
 
@@ -73,6 +73,10 @@ impl GpuBackend {
 /// Buffers of one or more training steps on a set of examples.
 struct StepBuffers {
     loss: LossForm,
+    /// With the one-hot form: the product before the forward pass and after the backward.
+    one_hot: Option<OneHotBindings>,
+    /// Threads of cross_entropy_backward: (segments or examples) x columns.
+    backward_entries: u32,
     forward: wgpu::BindGroup,
     backward: wgpu::BindGroup,
     grad: wgpu::BindGroup,
@@ -85,6 +89,28 @@ struct StepBuffers {
     num_weights: u32,
 }
 
+/// The one-hot form's two matrix products.
+struct OneHotBindings {
+    matmul: wgpu::BindGroup,
+    matmul_backward: wgpu::BindGroup,
+    /// n x V: the threads of one_hot_matmul.
+    logit_entries: u32,
+}
+
+/// Where the forward and backward kernels find the logits and the rows of the examples.
+struct LogitsSource {
+    table: wgpu::Buffer,
+    rows: wgpu::Buffer,
+    segment_starts: wgpu::Buffer,
+    segment_rows: wgpu::Buffer,
+    num_segments: u32,
+    /// What cross_entropy_backward writes: per (segment, column) sums.
+    backward_out: wgpu::Buffer,
+    /// What grad_rows adds up per row of W, with `row_segments`.
+    grad_in: wgpu::Buffer,
+    row_segments: wgpu::Buffer,
+}
+
 impl GpuBackend {
     fn step_buffers(
         &self,
@@ -92,7 +118,7 @@ impl GpuBackend {
         ex: &GpuExamples,
         options: &TrainOptions,
         steps: usize,
-        loss: LossForm,
+        form: NetForm,
     ) -> StepBuffers {
         let gpu = &self.gpu;
         let k = &gpu.kernels;
@@ -103,27 +129,83 @@ impl GpuBackend {
         let grads = gpu.zeroed("grads", num_weights as usize);
         let lse = gpu.zeroed("lse", ex.len as usize);
         let partials = gpu.zeroed("partials", example_groups as usize);
-        let segment_grads = gpu.zeroed("segment grads", (ex.num_segments * ex.num_cols) as usize);
         let history = gpu.zeroed("loss history", 2 * steps);
         let cursor = gpu.zeroed("history cursor", 1);
+        let loss = form.loss;
+
+        // Row select: the logits are rows of W. One-hot: the logits are the n x V product,
+        // example i is its row i, and the backward pass has one segment per example.
+        let (source, one_hot) = if form.one_hot {
+            let logit_entries = ex.len * ex.num_cols;
+            let logits = gpu.zeroed("logits", logit_entries as usize);
+            let example_index: Vec<u32> = (0..ex.len).collect();
+            let example_starts: Vec<u32> = (0..=ex.len).collect();
+            let row_identity: Vec<u32> = (0..=ex.num_rows).collect();
+            let logit_grads = gpu.zeroed("logit grads", logit_entries as usize);
+            let grad_sums = gpu.zeroed("one-hot grad sums", num_weights as usize);
+            let shape = Params::new(&[ex.len, ex.num_rows, ex.num_cols]);
+            let matmul = bind(
+                &gpu.device,
+                &k.one_hot_matmul,
+                &gpu.params(shape),
+                &[&weights_buffer, &ex.contexts, &logits],
+            );
+            let matmul_backward = bind(
+                &gpu.device,
+                &k.one_hot_matmul_backward,
+                &gpu.params(shape),
+                &[&ex.contexts, &logit_grads, &grad_sums],
+            );
+            let source = LogitsSource {
+                table: logits,
+                rows: gpu.upload("example index", &example_index),
+                segment_starts: gpu.upload("example starts", &example_starts),
+                segment_rows: gpu.upload("example rows", &example_index),
+                num_segments: ex.len,
+                backward_out: logit_grads,
+                // grad_rows reads the product's sums: one "segment" per row of W.
+                grad_in: grad_sums,
+                row_segments: gpu.upload("row identity", &row_identity),
+            };
+            let bindings = OneHotBindings {
+                matmul,
+                matmul_backward,
+                logit_entries,
+            };
+            (source, Some(bindings))
+        } else {
+            let segment_grads =
+                gpu.zeroed("segment grads", (ex.num_segments * ex.num_cols) as usize);
+            let source = LogitsSource {
+                table: weights_buffer.clone(),
+                rows: ex.contexts.clone(),
+                segment_starts: ex.segment_starts.clone(),
+                segment_rows: ex.segment_rows.clone(),
+                num_segments: ex.num_segments,
+                backward_out: segment_grads.clone(),
+                grad_in: segment_grads,
+                row_segments: ex.row_segments.clone(),
+            };
+            (source, None)
+        };
 
         let forward = bind(
             &gpu.device,
             k.forward(loss),
             &gpu.params(Params::new(&[ex.len, ex.num_cols])),
-            &[&weights_buffer, &ex.contexts, &ex.targets, &lse, &partials],
+            &[&source.table, &source.rows, &ex.targets, &lse, &partials],
         );
         let backward = bind(
             &gpu.device,
             &k.cross_entropy_backward,
-            &gpu.params(Params::new(&[ex.num_segments, ex.num_cols])),
+            &gpu.params(Params::new(&[source.num_segments, ex.num_cols])),
             &[
-                &weights_buffer,
+                &source.table,
                 &ex.targets,
                 &lse,
-                &ex.segment_starts,
-                &ex.segment_rows,
-                &segment_grads,
+                &source.segment_starts,
+                &source.segment_rows,
+                &source.backward_out,
             ],
         );
         let grad = bind(
@@ -135,7 +217,12 @@ impl GpuBackend {
                 ex.len,
                 f(options.reg),
             ])),
-            &[&weights_buffer, &ex.row_segments, &segment_grads, &grads],
+            &[
+                &weights_buffer,
+                &source.row_segments,
+                &source.grad_in,
+                &grads,
+            ],
         );
         let total = bind(
             &gpu.device,
@@ -156,6 +243,8 @@ impl GpuBackend {
         );
         StepBuffers {
             loss,
+            one_hot,
+            backward_entries: source.num_segments * ex.num_cols,
             forward,
             backward,
             grad,
@@ -170,24 +259,27 @@ impl GpuBackend {
     }
 
     /// Records the loss and gradient of one step, and the update when `update` is set.
-    fn record_step(
-        &self,
-        pass: &mut wgpu::ComputePass<'_>,
-        b: &StepBuffers,
-        ex: &GpuExamples,
-        update: bool,
-    ) {
+    fn record_step(&self, pass: &mut wgpu::ComputePass<'_>, b: &StepBuffers, update: bool) {
         let k = &self.gpu.kernels;
         let max = self.max_groups();
         let entry_groups = |n: u32| n.div_ceil(ENTRY_THREADS);
+        if let Some(one_hot) = &b.one_hot {
+            let groups = entry_groups(one_hot.logit_entries);
+            dispatch(pass, &k.one_hot_matmul, &one_hot.matmul, groups, max);
+        }
         dispatch(pass, k.forward(b.loss), &b.forward, b.example_groups, max);
         dispatch(
             pass,
             &k.cross_entropy_backward,
             &b.backward,
-            entry_groups(ex.num_segments * ex.num_cols),
+            entry_groups(b.backward_entries),
             max,
         );
+        if let Some(one_hot) = &b.one_hot {
+            let groups = entry_groups(b.num_weights);
+            let pipeline = &k.one_hot_matmul_backward;
+            dispatch(pass, pipeline, &one_hot.matmul_backward, groups, max);
+        }
         dispatch(
             pass,
             &k.grad_rows,
@@ -366,7 +458,7 @@ impl Backend for GpuBackend {
         ex: &GpuExamples,
         reg: f32,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        self.loss_and_gradient_with(weights, ex, reg, LossForm::Fused)
+        self.loss_and_gradient_with(weights, ex, reg, NetForm::default())
     }
 
     fn train(
@@ -376,7 +468,7 @@ impl Backend for GpuBackend {
         options: &TrainOptions,
         steps: usize,
     ) -> anyhow::Result<Vec<StepLoss>> {
-        self.train_with(weights, ex, options, steps, LossForm::Fused)
+        self.train_with(weights, ex, options, steps, NetForm::default())
     }
 
     fn loss_and_gradient_with(
@@ -384,14 +476,14 @@ impl Backend for GpuBackend {
         weights: &[f32],
         ex: &GpuExamples,
         reg: f32,
-        loss: LossForm,
+        form: NetForm,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
         let options = TrainOptions { lr: 0.0, reg };
-        let b = self.step_buffers(weights, ex, &options, 1, loss);
+        let b = self.step_buffers(weights, ex, &options, 1, form);
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            self.record_step(&mut pass, &b, ex, false);
+            self.record_step(&mut pass, &b, false);
         }
         self.submit(encoder);
         let grads = self.gpu.read(&b.grads, b.num_weights as usize)?;
@@ -405,12 +497,12 @@ impl Backend for GpuBackend {
         ex: &GpuExamples,
         options: &TrainOptions,
         steps: usize,
-        loss: LossForm,
+        form: NetForm,
     ) -> anyhow::Result<Vec<StepLoss>> {
         if steps == 0 {
             return Ok(Vec::new());
         }
-        let b = self.step_buffers(weights, ex, options, steps, loss);
+        let b = self.step_buffers(weights, ex, options, steps, form);
         let mut done = 0;
         while done < steps {
             let chunk = STEPS_PER_SUBMISSION.min(steps - done);
@@ -418,7 +510,7 @@ impl Backend for GpuBackend {
             {
                 let mut pass = encoder.begin_compute_pass(&Default::default());
                 for _ in 0..chunk {
-                    self.record_step(&mut pass, &b, ex, true);
+                    self.record_step(&mut pass, &b, true);
                 }
             }
             self.submit(encoder);
@@ -475,8 +567,13 @@ impl Backend for GpuBackend {
         &mut self,
         weights: &[f32],
         ex: &GpuExamples,
-        loss: LossForm,
+        form: NetForm,
     ) -> anyhow::Result<f64> {
+        if form.one_hot {
+            // The one-hot product's forward pass is part of a full step; skip the update.
+            return Ok(self.loss_and_gradient_with(weights, ex, 0.0, form)?.0.data);
+        }
+        let loss = form.loss;
         let gpu = &self.gpu;
         let k = &gpu.kernels;
         let groups = ex.len.div_ceil(EXAMPLE_THREADS);
@@ -511,7 +608,7 @@ impl Backend for GpuBackend {
             dispatch(&mut pass, &k.loss_total, &total, 1, self.max_groups());
         }
         self.submit(encoder);
-        let loss: Vec<f32> = gpu.read(&history, 2)?;
-        Ok(loss[1] as f64)
+        let history: Vec<f32> = gpu.read(&history, 2)?;
+        Ok(history[1] as f64)
     }
 }
