@@ -127,7 +127,8 @@ pub fn one_hot_matmul(
 }
 
 /// `one_hot_matmul_backward`: `dW = xenc^T @ dlogits`:
-/// `G[r, c] = sum_i [ctx_i = r] dlogits[i, c]`.
+/// `G[r, c] = sum_i [ctx_i = r] dlogits[i, c]` (the shader adds blocks of examples, then the
+/// blocks; the same sum).
 pub fn one_hot_matmul_backward(
     dlogits: &[f64],
     contexts: &[u32],

@@ -24,6 +24,9 @@ use super::Gpu;
 /// mean more parallel threads and more partial sums for grad_rows to add.
 const SEGMENT_LEN: u32 = 256;
 
+/// Examples per block of one_hot_matmul_backward (its BLOCK).
+const ONE_HOT_BLOCK: u32 = 4096;
+
 /// Training steps recorded into one command buffer.
 const STEPS_PER_SUBMISSION: usize = 64;
 
@@ -95,6 +98,8 @@ struct OneHotBindings {
     matmul_backward: wgpu::BindGroup,
     /// n x V: the threads of one_hot_matmul.
     logit_entries: u32,
+    /// V^K x blocks x V: the threads of one_hot_matmul_backward.
+    partial_entries: u32,
 }
 
 /// Where the forward and backward kernels find the logits and the rows of the examples.
@@ -140,10 +145,14 @@ impl GpuBackend {
             let logits = gpu.zeroed("logits", logit_entries as usize);
             let example_index: Vec<u32> = (0..ex.len).collect();
             let example_starts: Vec<u32> = (0..=ex.len).collect();
-            let row_identity: Vec<u32> = (0..=ex.num_rows).collect();
+            // The backward product's blocks of examples: row r's are segments
+            // r * blocks .. (r + 1) * blocks of grad_rows.
+            let blocks = ex.len.div_ceil(ONE_HOT_BLOCK).max(1);
+            let row_blocks: Vec<u32> = (0..=ex.num_rows).map(|r| r * blocks).collect();
             let logit_grads = gpu.zeroed("logit grads", logit_entries as usize);
-            let grad_sums = gpu.zeroed("one-hot grad sums", num_weights as usize);
-            let shape = Params::new(&[ex.len, ex.num_rows, ex.num_cols]);
+            let partial_entries = ex.num_rows * blocks * ex.num_cols;
+            let grad_sums = gpu.zeroed("one-hot partial grads", partial_entries as usize);
+            let shape = Params::new(&[ex.len, ex.num_rows, ex.num_cols, blocks]);
             let matmul = bind(
                 &gpu.device,
                 &k.one_hot_matmul,
@@ -165,12 +174,13 @@ impl GpuBackend {
                 backward_out: logit_grads,
                 // grad_rows reads the product's sums: one "segment" per row of W.
                 grad_in: grad_sums,
-                row_segments: gpu.upload("row identity", &row_identity),
+                row_segments: gpu.upload("row blocks", &row_blocks),
             };
             let bindings = OneHotBindings {
                 matmul,
                 matmul_backward,
                 logit_entries,
+                partial_entries,
             };
             (source, Some(bindings))
         } else {
@@ -276,7 +286,7 @@ impl GpuBackend {
             max,
         );
         if let Some(one_hot) = &b.one_hot {
-            let groups = entry_groups(b.num_weights);
+            let groups = entry_groups(one_hot.partial_entries);
             let pipeline = &k.one_hot_matmul_backward;
             dispatch(pass, pipeline, &one_hot.matmul_backward, groups, max);
         }
