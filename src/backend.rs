@@ -4,6 +4,7 @@
 
 use crate::data::Examples;
 use crate::limits::TableLimit;
+use crate::optim::{AdamState, AdamW};
 
 /// The losses of one training step, measured before the step's update.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -143,4 +144,14 @@ pub trait Backend {
         steps: usize,
         form: NetForm,
     ) -> anyhow::Result<Vec<StepLoss>>;
+
+    /// `adamw_step`: one AdamW update of `weights` in place with `grads`, advancing `state`.
+    fn adamw_step(
+        &mut self,
+        weights: &mut [f32],
+        grads: &[f32],
+        state: &mut AdamState,
+        lr: f32,
+        adamw: &AdamW,
+    ) -> anyhow::Result<()>;
 }

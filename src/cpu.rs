@@ -5,6 +5,7 @@
 
 use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::data::Examples;
+use crate::optim::{AdamState, AdamW};
 
 /// `count_pairs`: `counts[ctx_i, tgt_i] += 1` for every example i.
 pub fn count_pairs(
@@ -213,6 +214,33 @@ pub fn sgd_step(weights: &mut [f32], grads: &[f32], lr: f32) {
     }
 }
 
+/// `adamw_step`: torch's AdamW, in f64 per weight:
+/// `W -= lr wd W`; `m = b1 m + (1 - b1) g`; `v = b2 v + (1 - b2) g^2`;
+/// `W -= lr (m / bc1) / (sqrt(v / bc2) + eps)` with `bc = 1 - beta^t` of step t.
+pub fn adamw_step(
+    weights: &mut [f32],
+    grads: &[f32],
+    state: &mut AdamState,
+    lr: f32,
+    adamw: &AdamW,
+) {
+    state.t += 1;
+    let (bc1, bc2) = AdamState::bias_corrections(state.t, adamw);
+    let (lr, wd) = (lr as f64, adamw.weight_decay as f64);
+    let (b1, b2, eps) = (adamw.beta1 as f64, adamw.beta2 as f64, adamw.eps as f64);
+    for k in 0..weights.len() {
+        let g = grads[k] as f64;
+        let mut w = weights[k] as f64;
+        w -= lr * wd * w;
+        let m = b1 * state.m[k] as f64 + (1.0 - b1) * g;
+        let v = b2 * state.v[k] as f64 + (1.0 - b2) * g * g;
+        w -= lr * (m / bc1 as f64) / ((v / bc2 as f64).sqrt() + eps);
+        state.m[k] = m as f32;
+        state.v[k] = v as f32;
+        weights[k] = w as f32;
+    }
+}
+
 /// `softmax_rows`: `P[r] = exp(W[r] - m) / sum_c exp(W[r, c] - m)`, with `m` the row maximum.
 pub fn softmax_rows(weights: &[f32], num_cols: usize) -> Vec<f32> {
     let mut probs = Vec::with_capacity(weights.len());
@@ -358,6 +386,18 @@ impl Backend for CpuBackend {
 
     fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>> {
         Ok(softmax_rows(weights, num_cols))
+    }
+
+    fn adamw_step(
+        &mut self,
+        weights: &mut [f32],
+        grads: &[f32],
+        state: &mut AdamState,
+        lr: f32,
+        adamw: &AdamW,
+    ) -> anyhow::Result<()> {
+        adamw_step(weights, grads, state, lr, adamw);
+        Ok(())
     }
 
     fn forward_loss(

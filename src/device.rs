@@ -7,6 +7,7 @@ use crate::cpu::CpuBackend;
 use crate::data::Examples;
 use crate::gpu::{Gpu, GpuBackend, GpuError, GpuExamples};
 use crate::limits::TableLimit;
+use crate::optim::{AdamState, AdamW};
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,5 +165,19 @@ impl Backend for AnyBackend {
     ) -> anyhow::Result<Vec<StepLoss>> {
         both!(self, ex, |b, e| b
             .train_with(weights, e, options, steps, form))
+    }
+
+    fn adamw_step(
+        &mut self,
+        weights: &mut [f32],
+        grads: &[f32],
+        state: &mut AdamState,
+        lr: f32,
+        adamw: &AdamW,
+    ) -> anyhow::Result<()> {
+        match self {
+            AnyBackend::Cpu(b) => b.adamw_step(weights, grads, state, lr, adamw),
+            AnyBackend::Gpu(b) => b.adamw_step(weights, grads, state, lr, adamw),
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod device;
 pub mod gpu;
 pub mod limits;
 pub mod model;
+pub mod optim;
 pub mod sample;
 pub mod split;
 pub mod sweep;

@@ -6,6 +6,7 @@ use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::data::{Examples, Vocab, WordStats};
 use crate::limits::check_context;
 use crate::model::{CountModel, NeuralModel};
+use crate::optim::{train_neural, Schedule};
 use crate::sample::sample_names;
 use crate::split::{Split, SplitWords};
 
@@ -29,6 +30,8 @@ pub struct TrainConfig {
     pub split: Option<Split>,
     /// How the neural model computes its logits and loss.
     pub form: NetForm,
+    /// Minibatches and the optimizer of the neural model (full-batch SGD by default).
+    pub schedule: Schedule,
 }
 
 impl Default for TrainConfig {
@@ -47,6 +50,7 @@ impl Default for TrainConfig {
             top_pairs: 5,
             split: None,
             form: NetForm::default(),
+            schedule: Schedule::default(),
         }
     }
 }
@@ -217,12 +221,15 @@ pub fn run<B: Backend>(
     });
 
     let mut neural_model = NeuralModel::init(&vocab, config.context_len, config.seed);
-    let losses = backend.train_with(
+    let losses = train_neural(
+        backend,
         &mut neural_model.weights,
+        examples,
         loaded,
         &config.options,
         config.steps,
         config.form,
+        &config.schedule,
     )?;
     let (final_loss, _) = backend.loss_and_gradient_with(
         &neural_model.weights,

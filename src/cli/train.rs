@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::{finite_or_null, format_loss, non_negative, positive, say, thousands, DeviceFlag};
 use makemore::data::{builtin_words, read_words};
+use makemore::optim::{AdamW, Optimizer, Schedule, ADAMW_DEFAULT_LR};
 use makemore::split::Split;
 use makemore::train::{Event, PartLosses, TrainConfig};
 use makemore::{AnyBackend, Backend, LossForm, NetForm, TrainOptions};
@@ -15,6 +16,15 @@ pub const EXAMPLE: &str = "Examples:
   makemore train                                   # the lecture on the built-in names
   makemore train --input names.txt --steps 200 --samples 20
   makemore train --device cpu --json               # the CPU reference, JSON lines";
+
+/// The `--optimizer` flag.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptimizerFlag {
+    /// Gradient descent: W -= lr * grad.
+    Sgd,
+    /// AdamW with makemore.py's settings.
+    Adamw,
+}
 
 /// The `--loss` flag.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,9 +52,9 @@ pub struct Args {
     /// Full-batch gradient-descent steps of the neural model.
     #[arg(long, default_value_t = 100)]
     steps: usize,
-    /// Learning rate: W -= lr * grad.
-    #[arg(long, default_value_t = 50.0, value_parser = positive)]
-    lr: f32,
+    /// Learning rate [default: 50 with sgd, 5e-4 with adamw]
+    #[arg(long, value_parser = positive)]
+    lr: Option<f32>,
     /// Strength of the L2 penalty reg * mean(W^2).
     #[arg(long, default_value_t = 0.01, value_parser = non_negative)]
     reg: f32,
@@ -63,6 +73,13 @@ pub struct Args {
     /// instead of the row select W[context]
     #[arg(long)]
     one_hot: bool,
+    /// Examples per step, drawn with the seed (with replacement); 0 is the full batch
+    #[arg(long, default_value_t = 0)]
+    batch_size: usize,
+    /// The update rule: sgd (W -= lr * grad) or adamw (makemore.py's: weight decay 0.01,
+    /// betas 0.9/0.99, eps 1e-8)
+    #[arg(long, value_enum, default_value_t = OptimizerFlag::Sgd)]
+    optimizer: OptimizerFlag,
     /// Where the arithmetic runs.
     #[arg(long, value_enum, default_value_t = DeviceFlag::Gpu)]
     device: DeviceFlag,
@@ -86,8 +103,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         seed: args.seed,
         steps: args.steps,
         options: TrainOptions {
-            lr: args.lr,
+            lr: args.lr.unwrap_or(match args.optimizer {
+                OptimizerFlag::Sgd => 50.0,
+                OptimizerFlag::Adamw => ADAMW_DEFAULT_LR,
+            }),
             reg: args.reg,
+        },
+        schedule: Schedule {
+            batch_size: args.batch_size,
+            optimizer: match args.optimizer {
+                OptimizerFlag::Sgd => Optimizer::Sgd,
+                OptimizerFlag::Adamw => Optimizer::AdamW(AdamW::default()),
+            },
+            seed: args.seed,
         },
         samples: args.samples,
         top_pairs: 5,

@@ -16,6 +16,7 @@
 use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::data::Examples;
 use crate::limits::TableLimit;
+use crate::optim::{AdamState, AdamW};
 
 use super::kernels::{bind, dispatch, Params, ENTRY_THREADS, EXAMPLE_THREADS};
 use super::Gpu;
@@ -620,5 +621,60 @@ impl Backend for GpuBackend {
         self.submit(encoder);
         let history: Vec<f32> = gpu.read(&history, 2)?;
         Ok(history[1] as f64)
+    }
+
+    fn adamw_step(
+        &mut self,
+        weights: &mut [f32],
+        grads: &[f32],
+        state: &mut AdamState,
+        lr: f32,
+        adamw: &AdamW,
+    ) -> anyhow::Result<()> {
+        state.t += 1;
+        let (bc1, bc2) = AdamState::bias_corrections(state.t, adamw);
+        let hyper = [
+            lr,
+            adamw.weight_decay,
+            adamw.beta1,
+            adamw.beta2,
+            adamw.eps,
+            bc1,
+            bc2,
+        ];
+        let gpu = &self.gpu;
+        let n = weights.len();
+        let weights_buffer = gpu.upload("weights", weights);
+        let m = gpu.upload("adam m", &state.m);
+        let v = gpu.upload("adam v", &state.v);
+        let group = bind(
+            &gpu.device,
+            &gpu.kernels.adamw_step,
+            &gpu.params(Params::new(&[n as u32])),
+            &[
+                &gpu.upload("adamw settings", &hyper),
+                &gpu.upload("grads", grads),
+                &weights_buffer,
+                &m,
+                &v,
+            ],
+        );
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let groups = (n as u32).div_ceil(ENTRY_THREADS);
+            dispatch(
+                &mut pass,
+                &gpu.kernels.adamw_step,
+                &group,
+                groups,
+                self.max_groups(),
+            );
+        }
+        self.submit(encoder);
+        weights.copy_from_slice(&gpu.read::<f32>(&weights_buffer, n)?);
+        state.m = gpu.read(&m, n)?;
+        state.v = gpu.read(&v, n)?;
+        Ok(())
     }
 }

@@ -40,6 +40,7 @@ pub struct Kernels {
     pub grad_rows: wgpu::ComputePipeline,
     pub loss_total: wgpu::ComputePipeline,
     pub sgd_step: wgpu::ComputePipeline,
+    pub adamw_step: wgpu::ComputePipeline,
     pub softmax_rows: wgpu::ComputePipeline,
 }
 
@@ -83,6 +84,7 @@ impl Kernels {
             grad_rows: kernel!(device, "grad_rows"),
             loss_total: kernel!(device, "loss_total"),
             sgd_step: kernel!(device, "sgd_step"),
+            adamw_step: kernel!(device, "adamw_step"),
             softmax_rows: kernel!(device, "softmax_rows"),
         }
     }
