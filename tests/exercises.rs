@@ -444,3 +444,93 @@ fn one_hot_gradient_matches_on_all_the_builtin_names() {
         );
     }
 }
+
+#[test]
+fn adamw_step_matches() {
+    use makemore::optim::{AdamState, AdamW};
+    let adamw = AdamW::default();
+    for gpu in &mut gpus() {
+        let n = 36 * 36 * 3;
+        let weights = makemore::model::standard_normal(n, 1);
+        let mut w_cpu = weights.clone();
+        let mut w_gpu = weights.clone();
+        let mut s_cpu = AdamState::new(n);
+        let mut s_gpu = AdamState::new(n);
+        for step in 0..5u64 {
+            let grads: Vec<f32> = makemore::model::standard_normal(n, 10 + step)
+                .into_iter()
+                .map(|g| g * 0.1)
+                .collect();
+            makemore::cpu::adamw_step(&mut w_cpu, &grads, &mut s_cpu, 0.01, &adamw);
+            gpu.adamw_step(&mut w_gpu, &grads, &mut s_gpu, 0.01, &adamw)
+                .unwrap();
+        }
+        assert_eq!(s_gpu.t, 5);
+        common::assert_close("AdamW weights", &w_gpu, &w_cpu, 1e-6, 1e-5);
+        common::assert_close("AdamW m", &s_gpu.m, &s_cpu.m, 1e-7, 1e-5);
+        common::assert_close("AdamW v", &s_gpu.v, &s_cpu.v, 1e-9, 1e-5);
+        // The first step moves every weight by lr (m / sqrt(v) = g / |g|), plus the decay.
+        let mut w = weights.clone();
+        let grads = makemore::model::standard_normal(n, 99);
+        makemore::cpu::adamw_step(&mut w, &grads, &mut AdamState::new(n), 0.01, &adamw);
+        for k in 0..n {
+            let decayed = weights[k] as f64 * (1.0 - 0.01 * 0.01);
+            let moved = (w[k] as f64 - decayed).abs();
+            assert!((moved - 0.01).abs() < 1e-5, "weight {k} moved {moved}");
+        }
+    }
+}
+
+#[test]
+fn minibatch_training_matches_and_is_seeded() {
+    use makemore::optim::{train_neural, AdamW, Optimizer, Schedule};
+    for &(seed, v, n, k) in &CASES {
+        let (vocab, examples) = encode(&random_words(seed, v, n), k);
+        let initial = makemore::model::standard_normal(examples.num_rows * vocab.len(), 4);
+        for optimizer in [Optimizer::Sgd, Optimizer::AdamW(AdamW::default())] {
+            let schedule = Schedule {
+                batch_size: 64,
+                optimizer,
+                seed: 9,
+            };
+            let options = makemore::TrainOptions { lr: 0.5, reg: 0.01 };
+            let run_cpu = || {
+                let mut w = initial.clone();
+                let losses = train_neural(
+                    &mut CpuBackend,
+                    &mut w,
+                    &examples,
+                    &examples,
+                    &options,
+                    6,
+                    fused_form(),
+                    &schedule,
+                )
+                .unwrap();
+                (w, losses)
+            };
+            let (w_cpu, l_cpu) = run_cpu();
+            assert_eq!(run_cpu(), (w_cpu.clone(), l_cpu.clone()));
+            assert_ne!(w_cpu, initial);
+            for gpu in &mut gpus() {
+                let loaded = gpu.load(&examples).unwrap();
+                let mut w_gpu = initial.clone();
+                let l_gpu = train_neural(
+                    gpu,
+                    &mut w_gpu,
+                    &examples,
+                    &loaded,
+                    &options,
+                    6,
+                    fused_form(),
+                    &schedule,
+                )
+                .unwrap();
+                for (g, c) in l_gpu.iter().zip(&l_cpu) {
+                    assert_rel("minibatch loss", g.total, c.total, 1e-5);
+                }
+                common::assert_close("W after 6 minibatch steps", &w_gpu, &w_cpu, 1e-5, 1e-4);
+            }
+        }
+    }
+}
