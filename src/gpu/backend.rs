@@ -25,7 +25,9 @@ use super::Gpu;
 /// mean more parallel threads and more partial sums for grad_rows to add.
 const SEGMENT_LEN: u32 = 256;
 
-/// Examples per block of one_hot_matmul_backward (its BLOCK).
+/// Examples per block of one_hot_matmul_backward (its BLOCK). A single invocation summing all
+/// the examples lost those past about 65,536 on lavapipe and llvmpipe; blocks also give the
+/// dense product more threads.
 const ONE_HOT_BLOCK: u32 = 4096;
 
 /// Training steps recorded into one command buffer.
