@@ -312,6 +312,30 @@ impl GpuBackend {
         }
     }
 
+    /// The one-hot form's n x V logits and V^K x blocks x V partial gradients must fit in one
+    /// buffer each, like the tables: a one-line error before allocating otherwise.
+    fn check_one_hot(&self, ex: &GpuExamples, form: NetForm) -> anyhow::Result<()> {
+        if !form.one_hot {
+            return Ok(());
+        }
+        let limit = self.table_limit();
+        let blocks = ex.len.div_ceil(ONE_HOT_BLOCK).max(1) as u64;
+        let logits = 4 * ex.len as u64 * ex.num_cols as u64;
+        let partials = 4 * ex.num_rows as u64 * blocks * ex.num_cols as u64;
+        for (what, bytes) in [
+            ("n x V logits", logits),
+            ("V^K x blocks x V partial gradients", partials),
+        ] {
+            anyhow::ensure!(
+                bytes <= limit.max_bytes,
+                "--one-hot needs {bytes} bytes for its {what}, over {} of {} bytes; use the row select (no --one-hot) or a shorter context",
+                limit.name,
+                limit.max_bytes
+            );
+        }
+        Ok(())
+    }
+
     fn read_history(&self, b: &StepBuffers, steps: usize) -> anyhow::Result<Vec<StepLoss>> {
         let history: Vec<f32> = self.gpu.read(&b.history, 2 * steps)?;
         Ok(history
@@ -492,6 +516,7 @@ impl Backend for GpuBackend {
         form: NetForm,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
         let options = TrainOptions { lr: 0.0, reg };
+        self.check_one_hot(ex, form)?;
         let b = self.step_buffers(weights, ex, &options, 1, form);
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         {
@@ -515,6 +540,7 @@ impl Backend for GpuBackend {
         if steps == 0 {
             return Ok(Vec::new());
         }
+        self.check_one_hot(ex, form)?;
         let b = self.step_buffers(weights, ex, options, steps, form);
         let mut done = 0;
         while done < steps {
