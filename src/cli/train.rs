@@ -142,9 +142,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let summary = makemore::train::run(&mut backend, &words, &source, &config, &mut |event| {
         if args.json {
-            say!("{}", event_json(&event));
+            say!("{}", event_json(&event, &config));
         } else {
-            print_event(&event);
+            print_event(&event, &config);
         }
     })?;
     let seconds = start.elapsed().as_secs_f64();
@@ -159,7 +159,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn event_json(event: &Event) -> serde_json::Value {
+fn event_json(event: &Event, config: &TrainConfig) -> serde_json::Value {
     match event {
         Event::Data {
             source,
@@ -195,6 +195,9 @@ fn event_json(event: &Event) -> serde_json::Value {
             "losses": losses.iter().map(|l| l.total).collect::<Vec<_>>(),
             "data_losses": losses.iter().map(|l| l.data).collect::<Vec<_>>(),
             "final_loss": final_loss.total, "final_data_loss": final_loss.data,
+            "loss": loss_name(config.form.loss), "one_hot": config.form.one_hot,
+            "batch_size": config.schedule.batch_size,
+            "optimizer": optimizer_name(config.schedule.optimizer),
         }),
         Event::Samples { model, names } => {
             json!({"event": "samples", "model": model, "names": names})
@@ -218,12 +221,44 @@ fn event_json(event: &Event) -> serde_json::Value {
     }
 }
 
+fn loss_name(loss: LossForm) -> &'static str {
+    match loss {
+        LossForm::Fused => "fused",
+        LossForm::Explicit => "explicit",
+    }
+}
+
+fn optimizer_name(optimizer: Optimizer) -> &'static str {
+    match optimizer {
+        Optimizer::Sgd => "sgd",
+        Optimizer::AdamW(_) => "adamw",
+    }
+}
+
+/// ", explicit loss, one-hot, batches of 32, adamw": what differs from the lecture's settings.
+fn form_note(config: &TrainConfig) -> String {
+    let mut notes = Vec::new();
+    if config.form.loss == LossForm::Explicit {
+        notes.push("explicit loss".to_string());
+    }
+    if config.form.one_hot {
+        notes.push("one-hot".to_string());
+    }
+    if config.schedule.batch_size > 0 {
+        notes.push(format!("batches of {}", config.schedule.batch_size));
+    }
+    if config.schedule.optimizer != Optimizer::Sgd {
+        notes.push(optimizer_name(config.schedule.optimizer).to_string());
+    }
+    notes.iter().map(|n| format!(", {n}")).collect()
+}
+
 /// A part's loss: six decimals, `inf`, or `-` for an empty part.
 fn part_loss(x: Option<f64>) -> String {
     x.map_or("-".to_string(), format_loss)
 }
 
-fn print_event(event: &Event) {
+fn print_event(event: &Event, config: &TrainConfig) {
     match event {
         Event::Data {
             source,
@@ -279,10 +314,11 @@ fn print_event(event: &Event) {
             count_nll,
         } => {
             say!(
-                "\nneural model ({rows}x{cols} weights, lr {}, reg {}, {} steps)",
+                "\nneural model ({rows}x{cols} weights, lr {}, reg {}, {} steps{})",
                 options.lr,
                 options.reg,
-                losses.len()
+                losses.len(),
+                form_note(config)
             );
             let every = (losses.len() / 10).max(1);
             for (step, loss) in losses.iter().enumerate() {
