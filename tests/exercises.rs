@@ -533,3 +533,34 @@ fn minibatch_training_matches_and_is_seeded() {
         }
     }
 }
+
+/// The lecture's trigram (E01): smoothing 1 gives mean NLL 2.212582 over 228,146 examples.
+#[test]
+fn the_lecture_trigram_figure() {
+    let Some(words) = common::lecture_words() else {
+        return;
+    };
+    let (vocab, examples) = encode(&words, 2);
+    assert_eq!(examples.len(), 228_146);
+    let counts = CpuBackend.count_pairs(&examples).unwrap();
+    let probs = CpuBackend
+        .normalize_rows(&counts, vocab.len(), 1.0)
+        .unwrap();
+    let cpu = CpuBackend.mean_nll(&probs, &examples).unwrap().mean();
+    assert!((cpu - 2.212582).abs() < 2e-5, "CPU {cpu}");
+    for gpu in &mut gpus() {
+        let on_gpu = gpu.load(&examples).unwrap();
+        let counts = gpu.count_pairs(&on_gpu).unwrap();
+        let probs = gpu.normalize_rows(&counts, vocab.len(), 1.0).unwrap();
+        let nll = gpu.mean_nll(&probs, &on_gpu).unwrap().mean();
+        assert!((nll - 2.212582).abs() < 2e-5, "GPU {nll}");
+    }
+    let parts = "80/10/10"
+        .parse::<Split>()
+        .unwrap()
+        .apply(&words, 2147483647);
+    assert_eq!(
+        (parts.train.len(), parts.dev.len(), parts.test.len()),
+        (25_626, 3_203, 3_204)
+    );
+}
