@@ -109,60 +109,51 @@ pub fn run<B: Backend>(
     let examples = [&parts.train, &parts.dev, &parts.test].map(|p| p.0.len());
     let none = || anyhow::anyhow!("a part of the split has no examples");
 
+    // One candidate per strength: the count model's probabilities or the net's weights.
     let mut rows = Vec::with_capacity(config.strengths.len());
-    let test = match config.model {
-        SweepModel::Count => {
-            let mut models = Vec::new();
-            // The counts do not depend on the smoothing: count once, normalize per strength.
-            let fitted = CountModel::fit(backend, &parts.train.1, &vocab, k, 0.0)?;
-            for &smoothing in &config.strengths {
-                let probs = backend.normalize_rows(&fitted.counts, vocab.len(), smoothing)?;
-                let mut score = |part| {
-                    score_part(part, |e| Ok(backend.mean_nll(&probs, e)?.mean()))?.ok_or_else(none)
-                };
-                let (train, dev) = (score(&parts.train)?, score(&parts.dev)?);
-                rows.push(SweepRow {
-                    strength: smoothing,
-                    train,
-                    dev,
-                });
-                models.push(probs);
-            }
-            let best =
-                best_index(&rows.iter().map(|r| r.dev).collect::<Vec<_>>()).ok_or_else(none)?;
-            let probs = &models[best];
-            score_part(&parts.test, |e| Ok(backend.mean_nll(probs, e)?.mean()))?.ok_or_else(none)?
-        }
-        SweepModel::Neural => {
-            let mut models = Vec::new();
-            for &reg in &config.strengths {
-                let mut model = NeuralModel::init(&vocab, k, config.seed);
-                let options = TrainOptions { lr: config.lr, reg };
-                model.train(backend, &parts.train.1, &options, config.steps)?;
-                let mut score = |part| {
-                    score_part(part, |e| {
-                        backend.forward_loss(&model.weights, e, NetForm::default())
-                    })?
-                    .ok_or_else(none)
-                };
-                let (train, dev) = (score(&parts.train)?, score(&parts.dev)?);
-                rows.push(SweepRow {
-                    strength: reg,
-                    train,
-                    dev,
-                });
-                models.push(model);
-            }
-            let best =
-                best_index(&rows.iter().map(|r| r.dev).collect::<Vec<_>>()).ok_or_else(none)?;
-            let weights = &models[best].weights;
-            score_part(&parts.test, |e| {
-                backend.forward_loss(weights, e, NetForm::default())
-            })?
-            .ok_or_else(none)?
-        }
+    let mut candidates: Vec<Vec<f32>> = Vec::with_capacity(config.strengths.len());
+    let form = NetForm::default();
+    // The counts do not depend on the smoothing: count once, normalize per strength.
+    let counts = match config.model {
+        SweepModel::Count => Some(CountModel::fit(backend, &parts.train.1, &vocab, k, 0.0)?.counts),
+        SweepModel::Neural => None,
     };
+    for &strength in &config.strengths {
+        let candidate = match &counts {
+            Some(counts) => backend.normalize_rows(counts, vocab.len(), strength)?,
+            None => {
+                let mut model = NeuralModel::init(&vocab, k, config.seed);
+                let options = TrainOptions {
+                    lr: config.lr,
+                    reg: strength,
+                };
+                model.train(backend, &parts.train.1, &options, config.steps)?;
+                model.weights
+            }
+        };
+        let mut score = |part| {
+            score_part(part, |e| match config.model {
+                SweepModel::Count => Ok(backend.mean_nll(&candidate, e)?.mean()),
+                SweepModel::Neural => backend.forward_loss(&candidate, e, form),
+            })?
+            .ok_or_else(none)
+        };
+        let (train, dev) = (score(&parts.train)?, score(&parts.dev)?);
+        rows.push(SweepRow {
+            strength,
+            train,
+            dev,
+        });
+        candidates.push(candidate);
+    }
+    // Chosen on dev; only now is test scored, once.
     let best = best_index(&rows.iter().map(|r| r.dev).collect::<Vec<_>>()).ok_or_else(none)?;
+    let chosen = &candidates[best];
+    let test = score_part(&parts.test, |e| match config.model {
+        SweepModel::Count => Ok(backend.mean_nll(chosen, e)?.mean()),
+        SweepModel::Neural => backend.forward_loss(chosen, e, form),
+    })?
+    .ok_or_else(none)?;
     Ok(SweepResult {
         rows,
         best,
