@@ -3,6 +3,8 @@
 //! "GPU equals CPU" is one comparison per operation.
 
 use crate::data::Examples;
+use crate::limits::TableLimit;
+use crate::optim::{AdamState, AdamW};
 
 /// The losses of one training step, measured before the step's update.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,6 +44,27 @@ pub struct TrainOptions {
     pub lr: f32,
     /// Strength of the L2 penalty `reg * mean(W^2)`.
     pub reg: f32,
+}
+
+/// How the cross-entropy loss is computed (`--loss`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LossForm {
+    /// `cross_entropy_forward`: log-softmax in one pass, the row maximum subtracted first, so
+    /// that exp() never overflows.
+    #[default]
+    Fused,
+    /// `cross_entropy_explicit`: the lecture's chain (exp, divide by the sum, the target's
+    /// probability, log); exp() of a logit above about 88.7 overflows f32.
+    Explicit,
+}
+
+/// How the neural model computes its logits and its loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetForm {
+    pub loss: LossForm,
+    /// `one_hot_matmul`: logits = onehot(context) @ W as a matrix product (the lecture's
+    /// literal form) instead of the row select W[context].
+    pub one_hot: bool,
 }
 
 /// The operations of both models, implemented once per device.
@@ -88,4 +111,47 @@ pub trait Backend {
 
     /// `softmax_rows`: each row of `weights` turned into a probability distribution.
     fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>>;
+
+    /// The largest V^K x V table this device holds in one buffer (checked before allocating).
+    fn table_limit(&self) -> TableLimit {
+        TableLimit::host()
+    }
+
+    /// The mean NLL of `examples` under softmax(W[context]), forward only (no gradient, no
+    /// penalty), in the given form: the neural model's loss on a dev or test set.
+    fn forward_loss(
+        &mut self,
+        weights: &[f32],
+        examples: &Self::Examples,
+        form: NetForm,
+    ) -> anyhow::Result<f64>;
+
+    /// `loss_and_gradient` with the loss in the given form (logits and loss).
+    fn loss_and_gradient_with(
+        &mut self,
+        weights: &[f32],
+        examples: &Self::Examples,
+        reg: f32,
+        form: NetForm,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)>;
+
+    /// `train` with the loss in the given form (logits and loss).
+    fn train_with(
+        &mut self,
+        weights: &mut [f32],
+        examples: &Self::Examples,
+        options: &TrainOptions,
+        steps: usize,
+        form: NetForm,
+    ) -> anyhow::Result<Vec<StepLoss>>;
+
+    /// `adamw_step`: one AdamW update of `weights` in place with `grads`, advancing `state`.
+    fn adamw_step(
+        &mut self,
+        weights: &mut [f32],
+        grads: &[f32],
+        state: &mut AdamState,
+        lr: f32,
+        adamw: &AdamW,
+    ) -> anyhow::Result<()>;
 }

@@ -3,8 +3,9 @@
 //!
 //! Tables are row-major: entry `[r, c]` of a table with V columns is at `r * V + c`.
 
-use crate::backend::{Backend, Nll, StepLoss, TrainOptions};
+use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::data::Examples;
+use crate::optim::{AdamState, AdamW};
 
 /// `count_pairs`: `counts[ctx_i, tgt_i] += 1` for every example i.
 pub fn count_pairs(
@@ -81,6 +82,79 @@ pub fn cross_entropy_forward(
     (lse, nll_sum)
 }
 
+/// `cross_entropy_explicit`: the lecture's chain without the maximum subtracted:
+/// `counts = exp(W[ctx_i])`, `sum_i = sum_c counts[c]`, `p_i = counts[tgt_i] / sum_i`,
+/// `nll_i = -log p_i`, and `lse_i = log sum_i` for the backward pass. The counts and their
+/// sum are f32 values, as in the lecture's float32 tensors (the sum is added in f64 and rounded
+/// once): exp() of a logit above about 88.7 is infinite, and the loss then is not finite.
+/// Returns every `lse_i` and `sum_i nll_i`.
+pub fn cross_entropy_explicit(
+    weights: &[f32],
+    contexts: &[u32],
+    targets: &[u32],
+    num_cols: usize,
+) -> (Vec<f64>, f64) {
+    let mut lse = Vec::with_capacity(contexts.len());
+    let mut nll_sum = 0.0f64;
+    for (&ctx, &tgt) in contexts.iter().zip(targets) {
+        let logits = &weights[ctx as usize * num_cols..][..num_cols];
+        let counts: Vec<f32> = logits.iter().map(|&w| w.exp()).collect();
+        let sum = counts.iter().map(|&n| n as f64).sum::<f64>() as f32 as f64;
+        let p = counts[tgt as usize] as f64 / sum;
+        lse.push(sum.ln());
+        nll_sum -= p.ln();
+    }
+    (lse, nll_sum)
+}
+
+/// `one_hot_matmul`: the lecture's `logits = xenc @ W` with `xenc = one_hot(contexts)`:
+/// `logits[i, c] = sum_r [r = ctx_i] W[r, c]`, the dense product (exactly `W[ctx_i, c]`).
+pub fn one_hot_matmul(
+    weights: &[f32],
+    contexts: &[u32],
+    num_rows: usize,
+    num_cols: usize,
+) -> Vec<f32> {
+    let mut logits = Vec::with_capacity(contexts.len() * num_cols);
+    for &ctx in contexts {
+        for c in 0..num_cols {
+            let sum: f64 = (0..num_rows)
+                .map(|r| if r == ctx as usize { 1.0 } else { 0.0 } * weights[r * num_cols + c] as f64)
+                .sum();
+            logits.push(sum as f32);
+        }
+    }
+    logits
+}
+
+/// `one_hot_matmul_backward`: `dW = xenc^T @ dlogits`:
+/// `G[r, c] = sum_i [ctx_i = r] dlogits[i, c]` (the shader adds blocks of examples, then the
+/// blocks; the same sum).
+pub fn one_hot_matmul_backward(
+    dlogits: &[f64],
+    contexts: &[u32],
+    num_rows: usize,
+    num_cols: usize,
+) -> Vec<f64> {
+    let mut grad = vec![0.0f64; num_rows * num_cols];
+    for r in 0..num_rows {
+        for c in 0..num_cols {
+            grad[r * num_cols + c] = contexts
+                .iter()
+                .enumerate()
+                .map(|(i, &ctx)| {
+                    if ctx as usize == r {
+                        dlogits[i * num_cols + c]
+                    } else {
+                        0.0
+                    }
+                })
+                .sum();
+        }
+    }
+    grad
+}
+
 /// `cross_entropy_backward`: the gradient of `sum_i nll_i` with respect to the logits is
 /// `softmax(W[ctx_i]) - onehot(tgt_i)`, and since the logits are a row select it lands on row
 /// `ctx_i` of W: `G[ctx_i, c] += exp(W[ctx_i, c] - lse_i) - [c = tgt_i]`.
@@ -140,6 +214,33 @@ pub fn sgd_step(weights: &mut [f32], grads: &[f32], lr: f32) {
     }
 }
 
+/// `adamw_step`: torch's AdamW, in f64 per weight:
+/// `W -= lr wd W`; `m = b1 m + (1 - b1) g`; `v = b2 v + (1 - b2) g^2`;
+/// `W -= lr (m / bc1) / (sqrt(v / bc2) + eps)` with `bc = 1 - beta^t` of step t.
+pub fn adamw_step(
+    weights: &mut [f32],
+    grads: &[f32],
+    state: &mut AdamState,
+    lr: f32,
+    adamw: &AdamW,
+) {
+    state.t += 1;
+    let (bc1, bc2) = AdamState::bias_corrections(state.t, adamw);
+    let (lr, wd) = (lr as f64, adamw.weight_decay as f64);
+    let (b1, b2, eps) = (adamw.beta1 as f64, adamw.beta2 as f64, adamw.eps as f64);
+    for k in 0..weights.len() {
+        let g = grads[k] as f64;
+        let mut w = weights[k] as f64;
+        w -= lr * wd * w;
+        let m = b1 * state.m[k] as f64 + (1.0 - b1) * g;
+        let v = b2 * state.v[k] as f64 + (1.0 - b2) * g * g;
+        w -= lr * (m / bc1 as f64) / ((v / bc2 as f64).sqrt() + eps);
+        state.m[k] = m as f32;
+        state.v[k] = v as f32;
+        weights[k] = w as f32;
+    }
+}
+
 /// `softmax_rows`: `P[r] = exp(W[r] - m) / sum_c exp(W[r, c] - m)`, with `m` the row maximum.
 pub fn softmax_rows(weights: &[f32], num_cols: usize) -> Vec<f32> {
     let mut probs = Vec::with_capacity(weights.len());
@@ -151,11 +252,67 @@ pub fn softmax_rows(weights: &[f32], num_cols: usize) -> Vec<f32> {
     probs
 }
 
+/// The forward kernel of a loss form on a table of logits: every `lse_i` and `sum_i nll_i`.
+fn forward_on(
+    logits: &[f32],
+    rows: &[u32],
+    targets: &[u32],
+    num_cols: usize,
+    loss: LossForm,
+) -> (Vec<f64>, f64) {
+    match loss {
+        LossForm::Fused => cross_entropy_forward(logits, rows, targets, num_cols),
+        LossForm::Explicit => cross_entropy_explicit(logits, rows, targets, num_cols),
+    }
+}
+
+/// The logits as a table and the row of each example in it: W and the contexts (row select),
+/// or `onehot(contexts) @ W` and the example indices (one-hot product).
+fn logits_table(weights: &[f32], examples: &Examples, one_hot: bool) -> (Vec<f32>, Vec<u32>) {
+    if one_hot {
+        let (r, v) = (examples.num_rows, examples.num_cols);
+        let logits = one_hot_matmul(weights, &examples.contexts, r, v);
+        (logits, (0..examples.len() as u32).collect())
+    } else {
+        (weights.to_vec(), examples.contexts.clone())
+    }
+}
+
+/// The data loss alone: `sum_i nll_i`.
+fn forward(weights: &[f32], examples: &Examples, form: NetForm) -> f64 {
+    let (logits, rows) = logits_table(weights, examples, form.one_hot);
+    forward_on(
+        &logits,
+        &rows,
+        &examples.targets,
+        examples.num_cols,
+        form.loss,
+    )
+    .1
+}
+
 /// One full-batch step's loss and gradient, from the twins above.
 fn loss_and_gradient(weights: &[f32], examples: &Examples, reg: f32) -> (StepLoss, Vec<f32>) {
-    let (contexts, targets, v) = (&examples.contexts, &examples.targets, examples.num_cols);
-    let (lse, nll_sum) = cross_entropy_forward(weights, contexts, targets, v);
-    let data_grad_sum = cross_entropy_backward(weights, contexts, targets, &lse, v);
+    loss_and_gradient_with(weights, examples, reg, NetForm::default())
+}
+
+/// One full-batch step's loss and gradient, with the logits and loss in the given form.
+fn loss_and_gradient_with(
+    weights: &[f32],
+    examples: &Examples,
+    reg: f32,
+    form: NetForm,
+) -> (StepLoss, Vec<f32>) {
+    let (targets, v) = (&examples.targets, examples.num_cols);
+    let (logits, rows) = logits_table(weights, examples, form.one_hot);
+    let (lse, nll_sum) = forward_on(&logits, &rows, targets, v, form.loss);
+    let logit_grads = cross_entropy_backward(&logits, &rows, targets, &lse, v);
+    let data_grad_sum = if form.one_hot {
+        let (contexts, r) = (&examples.contexts, examples.num_rows);
+        one_hot_matmul_backward(&logit_grads, contexts, r, v)
+    } else {
+        logit_grads
+    };
     let grads = grad_rows(&data_grad_sum, weights, examples.len(), reg);
     (loss_total(nll_sum, examples.len(), weights, reg), grads)
 }
@@ -229,6 +386,54 @@ impl Backend for CpuBackend {
 
     fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>> {
         Ok(softmax_rows(weights, num_cols))
+    }
+
+    fn adamw_step(
+        &mut self,
+        weights: &mut [f32],
+        grads: &[f32],
+        state: &mut AdamState,
+        lr: f32,
+        adamw: &AdamW,
+    ) -> anyhow::Result<()> {
+        adamw_step(weights, grads, state, lr, adamw);
+        Ok(())
+    }
+
+    fn forward_loss(
+        &mut self,
+        weights: &[f32],
+        ex: &Examples,
+        form: NetForm,
+    ) -> anyhow::Result<f64> {
+        Ok(forward(weights, ex, form) / ex.len() as f64)
+    }
+
+    fn loss_and_gradient_with(
+        &mut self,
+        weights: &[f32],
+        ex: &Examples,
+        reg: f32,
+        form: NetForm,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        Ok(loss_and_gradient_with(weights, ex, reg, form))
+    }
+
+    fn train_with(
+        &mut self,
+        weights: &mut [f32],
+        ex: &Examples,
+        options: &TrainOptions,
+        steps: usize,
+        form: NetForm,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        let mut losses = Vec::with_capacity(steps);
+        for _ in 0..steps {
+            let (step_loss, grads) = loss_and_gradient_with(weights, ex, options.reg, form);
+            sgd_step(weights, &grads, options.lr);
+            losses.push(step_loss);
+        }
+        Ok(losses)
     }
 }
 

@@ -2,10 +2,12 @@
 //!
 //! [`AnyBackend`] lets a command hold either backend without being generic over it.
 
-use crate::backend::{Backend, Nll, StepLoss, TrainOptions};
+use crate::backend::{Backend, NetForm, Nll, StepLoss, TrainOptions};
 use crate::cpu::CpuBackend;
 use crate::data::Examples;
 use crate::gpu::{Gpu, GpuBackend, GpuError, GpuExamples};
+use crate::limits::TableLimit;
+use crate::optim::{AdamState, AdamW};
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +125,59 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Cpu(b) => b.softmax_rows(weights, num_cols),
             AnyBackend::Gpu(b) => b.softmax_rows(weights, num_cols),
+        }
+    }
+
+    fn table_limit(&self) -> TableLimit {
+        match self {
+            AnyBackend::Cpu(b) => b.table_limit(),
+            AnyBackend::Gpu(b) => b.table_limit(),
+        }
+    }
+
+    fn forward_loss(
+        &mut self,
+        weights: &[f32],
+        ex: &AnyExamples,
+        form: NetForm,
+    ) -> anyhow::Result<f64> {
+        both!(self, ex, |b, e| b.forward_loss(weights, e, form))
+    }
+
+    fn loss_and_gradient_with(
+        &mut self,
+        weights: &[f32],
+        ex: &AnyExamples,
+        reg: f32,
+        form: NetForm,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        both!(self, ex, |b, e| b
+            .loss_and_gradient_with(weights, e, reg, form))
+    }
+
+    fn train_with(
+        &mut self,
+        weights: &mut [f32],
+        ex: &AnyExamples,
+        options: &TrainOptions,
+        steps: usize,
+        form: NetForm,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        both!(self, ex, |b, e| b
+            .train_with(weights, e, options, steps, form))
+    }
+
+    fn adamw_step(
+        &mut self,
+        weights: &mut [f32],
+        grads: &[f32],
+        state: &mut AdamState,
+        lr: f32,
+        adamw: &AdamW,
+    ) -> anyhow::Result<()> {
+        match self {
+            AnyBackend::Cpu(b) => b.adamw_step(weights, grads, state, lr, adamw),
+            AnyBackend::Gpu(b) => b.adamw_step(weights, grads, state, lr, adamw),
         }
     }
 }

@@ -37,6 +37,9 @@ enum Command {
     /// Draw the count matrix or the losses of a saved run as PNG or SVG.
     #[command(after_help = cli::plot::EXAMPLE)]
     Plot(cli::plot::Args),
+    /// Tune the count model's smoothing or the neural model's reg on dev; score the best on test.
+    #[command(after_help = cli::sweep::EXAMPLE)]
+    Sweep(cli::sweep::Args),
     /// List the GPU adapters wgpu finds (WGPU_BACKEND and WGPU_ADAPTER_NAME choose among them).
     #[command(after_help = cli::adapters::EXAMPLE)]
     Adapters(cli::adapters::Args),
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Sample(args) => cli::sample::run(&args),
         Command::Eval(args) => cli::eval::run(&args),
         Command::Plot(args) => cli::plot::run(&args),
+        Command::Sweep(args) => cli::sweep::run(&args),
         Command::Adapters(args) => cli::adapters::run(&args),
     };
     match result {

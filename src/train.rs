@@ -4,11 +4,14 @@
 
 use std::time::Instant;
 
-use crate::backend::{Backend, Nll, StepLoss, TrainOptions};
+use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::data::{Examples, Vocab, WordStats};
-use crate::model::{CountModel, Diverged, NeuralModel};
+use crate::limits::check_context;
+use crate::model::{CountModel, NeuralModel};
+use crate::optim::{train_neural, Optimizer, Schedule};
 use crate::rng::RngKind;
 use crate::sample::sample_names;
+use crate::split::{Split, SplitWords};
 
 /// Where training starts from when it continues a saved run (`--resume`).
 #[derive(Clone, Debug)]
@@ -44,6 +47,97 @@ pub struct TrainConfig {
     pub top_pairs: usize,
     /// Continue from saved weights instead of a fresh initialization.
     pub resume: Option<Resume>,
+    /// Train/dev/test percentages; `None`: every word is for training, as in the lecture.
+    pub split: Option<Split>,
+    /// How the neural model computes its logits and loss.
+    pub form: NetForm,
+    /// Minibatches and the optimizer of the neural model (full-batch SGD by default).
+    pub schedule: Schedule,
+}
+
+impl Default for TrainConfig {
+    /// The lecture's settings: bigrams, smoothing 1, 100 steps of lr 50 with reg 0.01.
+    fn default() -> TrainConfig {
+        TrainConfig {
+            context_len: 1,
+            smoothing: 1.0,
+            seed: 2147483647,
+            steps: 100,
+            options: TrainOptions {
+                lr: 50.0,
+                reg: 0.01,
+            },
+            samples: 10,
+            top_pairs: 5,
+            rng: RngKind::Std,
+            resume: None,
+            split: None,
+            form: NetForm::default(),
+            schedule: Schedule::default(),
+        }
+    }
+}
+
+/// A model's mean NLL on each part of the split; `None` for an empty part.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PartLosses {
+    pub train: Option<f64>,
+    pub dev: Option<f64>,
+    pub test: Option<f64>,
+}
+
+/// The parts of the split, encoded and loaded on the backend.
+pub struct LoadedParts<E> {
+    pub words: SplitWords,
+    pub train: (Examples, E),
+    pub dev: (Examples, E),
+    pub test: (Examples, E),
+}
+
+/// Encodes and loads the three parts (with no split: everything is train).
+pub fn load_parts<B: Backend>(
+    backend: &mut B,
+    words: &[String],
+    vocab: &Vocab,
+    context_len: usize,
+    split: Option<Split>,
+    seed: u64,
+) -> anyhow::Result<LoadedParts<B::Examples>> {
+    check_context(vocab.len(), context_len, &backend.table_limit())?;
+    let words = match split {
+        Some(split) => split.apply(words, seed),
+        None => SplitWords {
+            train: words.to_vec(),
+            dev: Vec::new(),
+            test: Vec::new(),
+        },
+    };
+    let mut load = |part: &[String]| -> anyhow::Result<(Examples, B::Examples)> {
+        let examples = Examples::encode(part, vocab, context_len)?;
+        let loaded = backend.load(&examples)?;
+        Ok((examples, loaded))
+    };
+    let train = load(&words.train)?;
+    let dev = load(&words.dev)?;
+    let test = load(&words.test)?;
+    Ok(LoadedParts {
+        words,
+        train,
+        dev,
+        test,
+    })
+}
+
+/// `score` on a part, or `None` when the part has no examples.
+pub fn score_part<E>(
+    part: &(Examples, E),
+    mut score: impl FnMut(&E) -> anyhow::Result<f64>,
+) -> anyhow::Result<Option<f64>> {
+    if part.0.is_empty() {
+        Ok(None)
+    } else {
+        Ok(Some(score(&part.1)?))
+    }
 }
 
 /// A stage of the pipeline, finished.
@@ -55,6 +149,12 @@ pub enum Event {
         vocab: Vocab,
         examples: usize,
         context_len: usize,
+    },
+    /// With `--split`: the words and examples of each part.
+    Split {
+        split: Split,
+        words: [usize; 3],
+        examples: [usize; 3],
     },
     CountModel {
         smoothing: f32,
@@ -95,6 +195,11 @@ pub enum Event {
         model: &'static str,
         names: Vec<String>,
     },
+    /// With `--split`: both models, trained on train, scored on every part.
+    Evaluation {
+        count: PartLosses,
+        neural: PartLosses,
+    },
 }
 
 /// The figures `train` ends with.
@@ -119,28 +224,44 @@ pub fn run<B: Backend>(
     config: &TrainConfig,
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<TrainSummary> {
+    // The vocabulary of every word, so that dev and test have no unknown characters.
     let vocab = Vocab::from_words(words);
-    let examples = Examples::encode(words, &vocab, config.context_len)?;
+    let parts = load_parts(
+        backend,
+        words,
+        &vocab,
+        config.context_len,
+        config.split,
+        config.seed,
+    )?;
+    let part_examples = [&parts.train, &parts.dev, &parts.test].map(|p| p.0.len());
     report(Event::Data {
         source: source.to_string(),
         stats: WordStats::of(words),
         vocab: vocab.clone(),
-        examples: examples.len(),
+        examples: part_examples.iter().sum(),
         context_len: config.context_len,
     });
     let mut clock = StageClock::start();
-    let loaded = backend.load(&examples)?;
-    clock.lap("upload of the examples");
+    if let Some(split) = config.split {
+        let w = &parts.words;
+        report(Event::Split {
+            split,
+            words: [w.train.len(), w.dev.len(), w.test.len()],
+            examples: part_examples,
+        });
+    }
+    let (examples, loaded) = &parts.train;
 
     let count_model = CountModel::fit(
         backend,
-        &loaded,
+        loaded,
         &vocab,
         config.context_len,
         config.smoothing,
     )?;
     clock.lap("count model (count_pairs, normalize_rows)");
-    let nll = backend.mean_nll(&count_model.probs, &loaded)?;
+    let nll = backend.mean_nll(&count_model.probs, loaded)?;
     clock.lap("count model NLL (nll_gather)");
     report(Event::CountModel {
         smoothing: config.smoothing,
@@ -169,15 +290,21 @@ pub fn run<B: Backend>(
     let losses = train_in_chunks(
         backend,
         &mut neural_model,
-        &loaded,
+        (examples, loaded),
         config,
         first_step,
         report,
     )?;
     clock.lap("training");
-    let (final_loss, _) =
-        backend.loss_and_gradient(&neural_model.weights, &loaded, config.options.reg)?;
+    let (final_loss, _) = backend.loss_and_gradient_with(
+        &neural_model.weights,
+        loaded,
+        config.options.reg,
+        config.form,
+    )?;
     clock.lap("final loss");
+    check_finite(&losses, final_loss, &neural_model.weights, config.form.loss)
+        .map_err(|e| e.after(first_step))?;
     report(Event::NeuralModel {
         rows: examples.num_rows,
         cols: examples.num_cols,
@@ -188,6 +315,32 @@ pub fn run<B: Backend>(
         count_nll: nll.mean(),
     });
 
+    if config.split.is_some() {
+        let mut count = |part: &(Examples, B::Examples)| {
+            score_part(part, |e| {
+                Ok(backend.mean_nll(&count_model.probs, e)?.mean())
+            })
+        };
+        let count_losses = PartLosses {
+            train: count(&parts.train)?,
+            dev: count(&parts.dev)?,
+            test: count(&parts.test)?,
+        };
+        let mut neural = |part: &(Examples, B::Examples)| {
+            score_part(part, |e| {
+                backend.forward_loss(&neural_model.weights, e, config.form)
+            })
+        };
+        let neural_losses = PartLosses {
+            train: neural(&parts.train)?,
+            dev: neural(&parts.dev)?,
+            test: neural(&parts.test)?,
+        };
+        report(Event::Evaluation {
+            count: count_losses,
+            neural: neural_losses,
+        });
+    }
     let count_names = sample_names(
         &count_model.probs,
         &vocab,
@@ -259,46 +412,60 @@ fn chunk_size(steps: usize) -> usize {
     (steps / 100).clamp(1, 64)
 }
 
-/// Gradient descent in chunks, reporting after each. The same steps in one call or in many
-/// give the same weights: each step only reads W and the examples.
+/// Gradient descent in chunks, reporting after each, and stopping after the first chunk
+/// whose loss is not finite. Full-batch SGD gives the same weights in one call or in many,
+/// since each step only reads W and the examples; minibatches and AdamW carry state from step
+/// to step (the batch generator, the moments), so they run as one chunk.
 fn train_in_chunks<B: Backend>(
     backend: &mut B,
     model: &mut NeuralModel,
-    examples: &B::Examples,
+    (examples, loaded): (&Examples, &B::Examples),
     config: &TrainConfig,
     first_step: usize,
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<Vec<StepLoss>> {
+    let stateless = config.schedule.batch_size == 0 && config.schedule.optimizer == Optimizer::Sgd;
+    let chunk_len = if stateless {
+        chunk_size(config.steps)
+    } else {
+        config.steps.max(1)
+    };
     let start = Instant::now();
     let mut losses = Vec::new();
     while losses.len() < config.steps {
-        let chunk = chunk_size(config.steps).min(config.steps - losses.len());
+        let chunk = chunk_len.min(config.steps - losses.len());
         let chunk_start = Instant::now();
-        let done = first_step + losses.len();
-        let chunk_losses = model
-            .train(backend, examples, &config.options, chunk)
-            .map_err(|e| match e.downcast::<Diverged>() {
-                // The chunk counts its steps from 0; the run counts them from its first.
-                Ok(d) => Diverged {
-                    step: done + d.step,
-                    ..d
-                }
-                .into(),
-                Err(other) => other,
-            })?;
+        let chunk_losses = train_neural(
+            backend,
+            &mut model.weights,
+            examples,
+            loaded,
+            &config.options,
+            chunk,
+            config.form,
+            &config.schedule,
+        )?;
         log::debug!(
             "steps {}..{}: {:.1} ms",
             first_step + losses.len(),
             first_step + losses.len() + chunk,
             chunk_start.elapsed().as_secs_f64() * 1e3
         );
+        // Report the steps up to the first loss that is not finite; `check_finite` names it.
+        let finite = chunk_losses
+            .iter()
+            .position(|l| !l.total.is_finite())
+            .unwrap_or(chunk);
         report(Event::Progress {
             first_step: first_step + losses.len(),
-            losses: chunk_losses.clone(),
-            remaining: config.steps - losses.len() - chunk,
-            steps_per_second: (losses.len() + chunk) as f64 / start.elapsed().as_secs_f64(),
+            losses: chunk_losses[..finite].to_vec(),
+            remaining: config.steps - losses.len() - finite,
+            steps_per_second: (losses.len() + finite) as f64 / start.elapsed().as_secs_f64(),
         });
         losses.extend(chunk_losses);
+        if finite < chunk {
+            break;
+        }
     }
     Ok(losses)
 }
@@ -316,4 +483,66 @@ impl StageClock {
         log::debug!("{stage}: {:.1} ms", self.0.elapsed().as_secs_f64() * 1e3);
         self.0 = Instant::now();
     }
+}
+
+/// The loss stopped being a finite number during training.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum NonFiniteLoss {
+    #[error(
+        "the explicit loss is {value} at step {step} (the logits reach magnitude {largest:.1}): in f32, exp() overflows to infinity above 88.7 and rounds to 0 below -103.9, so the lecture's exp-then-normalize chain breaks down; --loss fused subtracts each row's maximum first and stays finite"
+    )]
+    ExplicitOverflow {
+        step: usize,
+        value: f64,
+        largest: f32,
+    },
+    #[error("the loss is {value} at step {step}: training diverged; try a smaller --lr")]
+    Diverged { step: usize, value: f64 },
+}
+
+impl NonFiniteLoss {
+    /// The same error with its step counted from `first_step` (a resumed run's steps go on
+    /// from the saved run's).
+    pub fn after(self, first_step: usize) -> NonFiniteLoss {
+        match self {
+            NonFiniteLoss::ExplicitOverflow {
+                step,
+                value,
+                largest,
+            } => NonFiniteLoss::ExplicitOverflow {
+                step: step + first_step,
+                value,
+                largest,
+            },
+            NonFiniteLoss::Diverged { step, value } => NonFiniteLoss::Diverged {
+                step: step + first_step,
+                value,
+            },
+        }
+    }
+}
+
+/// An error naming the first step whose loss is not finite (`losses` then the final loss).
+pub fn check_finite(
+    losses: &[StepLoss],
+    final_loss: StepLoss,
+    weights: &[f32],
+    loss: LossForm,
+) -> Result<(), NonFiniteLoss> {
+    let all = losses.iter().chain(std::iter::once(&final_loss));
+    let Some((step, bad)) = all.enumerate().find(|(_, l)| !l.total.is_finite()) else {
+        return Ok(());
+    };
+    let largest = weights.iter().fold(0.0f32, |m, &w| m.max(w.abs()));
+    Err(match loss {
+        LossForm::Explicit if largest.is_finite() => NonFiniteLoss::ExplicitOverflow {
+            step,
+            value: bad.total,
+            largest,
+        },
+        _ => NonFiniteLoss::Diverged {
+            step,
+            value: bad.total,
+        },
+    })
 }

@@ -184,6 +184,7 @@ fn lecture_output_with_torch_rng<B: Backend>(backend: &mut B, words: &[String]) 
         },
         samples: 5,
         top_pairs: 5,
+        ..TrainConfig::default()
     };
     let device = backend.describe();
     let mut samples = Vec::new();

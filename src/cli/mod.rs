@@ -5,6 +5,7 @@ pub mod eval;
 pub mod plot;
 pub mod progress;
 pub mod sample;
+pub mod sweep;
 pub mod train;
 
 use makemore::{DeviceChoice, RngKind};

@@ -6,7 +6,9 @@ use std::io::IsTerminal as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{format_loss, say, thousands};
-use makemore::train::Event;
+use makemore::backend::LossForm;
+use makemore::optim::Optimizer;
+use makemore::train::{Event, TrainConfig};
 
 /// Turns events into text, with a progress bar while training when a person is watching.
 pub struct Progress {
@@ -31,7 +33,7 @@ impl Progress {
         }
     }
 
-    pub fn print_event(&mut self, event: &Event) {
+    pub fn print_event(&mut self, event: &Event, config: &TrainConfig) {
         match event {
             Event::Data {
                 source,
@@ -90,9 +92,10 @@ impl Progress {
                     n => format!(", resumed after step {}", n - 1),
                 };
                 say!(
-                    "\nneural model ({rows}x{cols} weights, lr {}, reg {}, {steps} steps{resumed})",
+                    "\nneural model ({rows}x{cols} weights, lr {}, reg {}, {steps} steps{resumed}{})",
                     options.lr,
                     options.reg,
+                    form_note(config),
                 );
                 self.every = (steps / 10).max(1);
                 self.first_step = *first_step;
@@ -159,6 +162,76 @@ impl Progress {
                     say!("  {name}");
                 }
             }
+            Event::Split {
+                split,
+                words,
+                examples,
+            } => {
+                say!(
+                    "split    {split}: train {} words ({} examples), dev {} ({}), test {} ({})",
+                    thousands(words[0]),
+                    thousands(examples[0]),
+                    thousands(words[1]),
+                    thousands(examples[1]),
+                    thousands(words[2]),
+                    thousands(examples[2])
+                );
+            }
+            Event::Evaluation { count, neural } => {
+                say!("\nmean NLL by part (both models learned from train only)");
+                say!(
+                    "  {:<8} {:>10} {:>10} {:>10}",
+                    "model",
+                    "train",
+                    "dev",
+                    "test"
+                );
+                for (name, l) in [("count", count), ("neural", neural)] {
+                    say!(
+                        "  {name:<8} {:>10} {:>10} {:>10}",
+                        part_loss(l.train),
+                        part_loss(l.dev),
+                        part_loss(l.test)
+                    );
+                }
+            }
         }
     }
+}
+
+pub fn loss_name(loss: LossForm) -> &'static str {
+    match loss {
+        LossForm::Fused => "fused",
+        LossForm::Explicit => "explicit",
+    }
+}
+
+pub fn optimizer_name(optimizer: Optimizer) -> &'static str {
+    match optimizer {
+        Optimizer::Sgd => "sgd",
+        Optimizer::AdamW(_) => "adamw",
+    }
+}
+
+/// ", explicit loss, one-hot, batches of 32, adamw": what differs from the lecture's settings.
+pub fn form_note(config: &TrainConfig) -> String {
+    let mut notes = Vec::new();
+    if config.form.loss == LossForm::Explicit {
+        notes.push("explicit loss".to_string());
+    }
+    if config.form.one_hot {
+        notes.push("one-hot".to_string());
+    }
+    if config.schedule.batch_size > 0 {
+        notes.push(format!("batches of {}", config.schedule.batch_size));
+    }
+    if config.schedule.optimizer != Optimizer::Sgd {
+        notes.push(optimizer_name(config.schedule.optimizer).to_string());
+    }
+    notes.iter().map(|n| format!(", {n}")).collect()
+}
+
+/// A part's loss: six decimals, `inf`, or `-` for an empty part.
+fn part_loss(x: Option<f64>) -> String {
+    x.map_or("-".to_string(), format_loss)
 }

@@ -6,14 +6,16 @@ use std::time::Instant;
 use anyhow::Context as _;
 use serde_json::json;
 
-use super::progress::Progress;
+use super::progress::{loss_name, optimizer_name, Progress};
 use super::{finite_or_null, non_negative, positive, say, DeviceFlag, RngFlag};
 use makemore::checkpoint::{
     load_log, save_log, Checkpoint, LogEntry, RunSettings, LOG_FILE, MODEL_FILE,
 };
 use makemore::data::{builtin_words, read_words};
-use makemore::train::{Event, Resume, TrainConfig, TrainSummary};
-use makemore::{AnyBackend, Backend, TrainOptions};
+use makemore::optim::{AdamW, Optimizer, Schedule, ADAMW_DEFAULT_LR};
+use makemore::split::Split;
+use makemore::train::{Event, PartLosses, Resume, TrainConfig, TrainSummary};
+use makemore::{AnyBackend, Backend, LossForm, NetForm, TrainOptions};
 
 pub const EXAMPLE: &str = "Examples:
   makemore train                                   # the lecture on the built-in names, saved in out/
@@ -23,6 +25,24 @@ pub const EXAMPLE: &str = "Examples:
   makemore train --rng torch --input names.txt     # the lecture's exact W and names
 
 Then: makemore sample, makemore eval --word andrejq, makemore plot counts.";
+
+/// The `--optimizer` flag.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptimizerFlag {
+    /// Gradient descent: W -= lr * grad.
+    Sgd,
+    /// AdamW with makemore.py's settings.
+    Adamw,
+}
+
+/// The `--loss` flag.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LossFlag {
+    /// cross_entropy_forward: log-softmax with the row maximum subtracted, one pass.
+    Fused,
+    /// cross_entropy_explicit: exp, divide by the sum, the target's probability, log.
+    Explicit,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -44,15 +64,34 @@ pub struct Args {
     /// Full-batch gradient-descent steps of the neural model.
     #[arg(long, default_value_t = 100)]
     steps: usize,
-    /// Learning rate: W -= lr * grad.
-    #[arg(long, default_value_t = 50.0, value_parser = positive)]
-    lr: f32,
+    /// Learning rate [default: 50 with sgd, 5e-4 with adamw]
+    #[arg(long, value_parser = positive)]
+    lr: Option<f32>,
     /// Strength of the L2 penalty reg * mean(W^2).
     #[arg(long, default_value_t = 0.01, value_parser = non_negative)]
     reg: f32,
     /// Names to sample from each model.
     #[arg(long, default_value_t = 10)]
     samples: usize,
+    /// Train/dev/test percentages, e.g. 80/10/10: the words are shuffled with the seed, the
+    /// models learn from train only, and both are scored on every part [default: all train]
+    #[arg(long, value_name = "TRAIN/DEV/TEST")]
+    split: Option<String>,
+    /// The neural model's loss: fused (stable log-softmax) or explicit (the lecture's exp,
+    /// normalize, pick, log; overflows for logits above 88.7)
+    #[arg(long, value_enum, default_value_t = LossFlag::Fused)]
+    loss: LossFlag,
+    /// Logits as the lecture's literal one-hot product onehot(context) @ W (one_hot_matmul)
+    /// instead of the row select W[context]
+    #[arg(long)]
+    one_hot: bool,
+    /// Examples per step, drawn with the seed (with replacement); 0 is the full batch
+    #[arg(long, default_value_t = 0)]
+    batch_size: usize,
+    /// The update rule: sgd (W -= lr * grad) or adamw (makemore.py's: weight decay 0.01,
+    /// betas 0.9/0.99, eps 1e-8)
+    #[arg(long, value_enum, default_value_t = OptimizerFlag::Sgd)]
+    optimizer: OptimizerFlag,
     /// Where the arithmetic runs.
     #[arg(long, value_enum, default_value_t = DeviceFlag::Gpu)]
     device: DeviceFlag,
@@ -109,12 +148,31 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         rng: args.rng.into(),
         steps: args.steps,
         options: TrainOptions {
-            lr: args.lr,
+            lr: args.lr.unwrap_or(match args.optimizer {
+                OptimizerFlag::Sgd => 50.0,
+                OptimizerFlag::Adamw => ADAMW_DEFAULT_LR,
+            }),
             reg: args.reg,
+        },
+        schedule: Schedule {
+            batch_size: args.batch_size,
+            optimizer: match args.optimizer {
+                OptimizerFlag::Sgd => Optimizer::Sgd,
+                OptimizerFlag::Adamw => Optimizer::AdamW(AdamW::default()),
+            },
+            seed: args.seed,
         },
         samples: args.samples,
         top_pairs: 5,
         resume,
+        split: args.split.as_deref().map(str::parse::<Split>).transpose()?,
+        form: NetForm {
+            loss: match args.loss {
+                LossFlag::Fused => LossForm::Fused,
+                LossFlag::Explicit => LossForm::Explicit,
+            },
+            one_hot: args.one_hot,
+        },
     };
     let (mut backend, notice) = AnyBackend::open(args.device.into())?;
     if let Some(notice) = notice {
@@ -131,11 +189,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut progress = Progress::new(args.json, args.quiet);
     let summary = makemore::train::run(&mut backend, &words, &source, &config, &mut |event| {
         if args.json {
-            if let Some(line) = event_json(&event) {
+            if let Some(line) = event_json(&event, &config) {
                 say!("{line}");
             }
         } else {
-            progress.print_event(&event);
+            progress.print_event(&event, &config);
         }
     })?;
 
@@ -208,7 +266,7 @@ fn save_run(
     Ok((model_path, log_path))
 }
 
-fn event_json(event: &Event) -> Option<serde_json::Value> {
+fn event_json(event: &Event, config: &TrainConfig) -> Option<serde_json::Value> {
     Some(match event {
         Event::Data {
             source,
@@ -245,9 +303,28 @@ fn event_json(event: &Event) -> Option<serde_json::Value> {
             "losses": losses.iter().map(|l| l.total).collect::<Vec<_>>(),
             "data_losses": losses.iter().map(|l| l.data).collect::<Vec<_>>(),
             "final_loss": final_loss.total, "final_data_loss": final_loss.data,
+            "loss": loss_name(config.form.loss), "one_hot": config.form.one_hot,
+            "batch_size": config.schedule.batch_size,
+            "optimizer": optimizer_name(config.schedule.optimizer),
         }),
         Event::Samples { model, names } => {
             json!({"event": "samples", "model": model, "names": names})
+        }
+        Event::Split {
+            split,
+            words,
+            examples,
+        } => json!({
+            "event": "split", "split": split.to_string(), "train_words": words[0],
+            "dev_words": words[1], "test_words": words[2], "train_examples": examples[0],
+            "dev_examples": examples[1], "test_examples": examples[2],
+        }),
+        Event::Evaluation { count, neural } => {
+            let part = |l: &PartLosses| {
+                let value = |x: Option<f64>| x.map_or(serde_json::Value::Null, finite_or_null);
+                json!({"train": value(l.train), "dev": value(l.dev), "test": value(l.test)})
+            };
+            json!({"event": "evaluation", "count_nll": part(count), "neural_nll": part(neural)})
         }
         // Progress is for people watching; the neural_model line has every loss.
         Event::TrainingStarted { .. } | Event::Progress { .. } => return None,

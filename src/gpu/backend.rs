@@ -13,8 +13,10 @@
 //!
 //! Many steps are recorded into one submission and the loss history is read back once.
 
-use crate::backend::{Backend, Nll, StepLoss, TrainOptions};
+use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::data::Examples;
+use crate::limits::TableLimit;
+use crate::optim::{AdamState, AdamW};
 
 use super::kernels::{bind, dispatch, Params, ENTRY_THREADS, EXAMPLE_THREADS};
 use super::Gpu;
@@ -22,6 +24,11 @@ use super::Gpu;
 /// Longest run of examples that one thread of cross_entropy_backward adds up. Shorter runs
 /// mean more parallel threads and more partial sums for grad_rows to add.
 const SEGMENT_LEN: u32 = 256;
+
+/// Examples per block of one_hot_matmul_backward (its BLOCK). A single invocation summing all
+/// the examples lost those past about 65,536 on lavapipe and llvmpipe; blocks also give the
+/// dense product more threads.
+const ONE_HOT_BLOCK: u32 = 4096;
 
 /// Training steps recorded into one command buffer.
 const STEPS_PER_SUBMISSION: usize = 64;
@@ -91,6 +98,11 @@ impl GpuBackend {
 
 /// Buffers of one or more training steps on a set of examples.
 struct StepBuffers {
+    loss: LossForm,
+    /// With the one-hot form: the product before the forward pass and after the backward.
+    one_hot: Option<OneHotBindings>,
+    /// Threads of cross_entropy_backward: (segments or examples) x columns.
+    backward_entries: u32,
     forward: wgpu::BindGroup,
     backward: wgpu::BindGroup,
     grad: wgpu::BindGroup,
@@ -103,6 +115,30 @@ struct StepBuffers {
     num_weights: u32,
 }
 
+/// The one-hot form's two matrix products.
+struct OneHotBindings {
+    matmul: wgpu::BindGroup,
+    matmul_backward: wgpu::BindGroup,
+    /// n x V: the threads of one_hot_matmul.
+    logit_entries: u32,
+    /// V^K x blocks x V: the threads of one_hot_matmul_backward.
+    partial_entries: u32,
+}
+
+/// Where the forward and backward kernels find the logits and the rows of the examples.
+struct LogitsSource {
+    table: wgpu::Buffer,
+    rows: wgpu::Buffer,
+    segment_starts: wgpu::Buffer,
+    segment_rows: wgpu::Buffer,
+    num_segments: u32,
+    /// What cross_entropy_backward writes: per (segment, column) sums.
+    backward_out: wgpu::Buffer,
+    /// What grad_rows adds up per row of W, with `row_segments`.
+    grad_in: wgpu::Buffer,
+    row_segments: wgpu::Buffer,
+}
+
 impl GpuBackend {
     fn step_buffers(
         &self,
@@ -110,6 +146,7 @@ impl GpuBackend {
         ex: &GpuExamples,
         options: &TrainOptions,
         steps: usize,
+        form: NetForm,
     ) -> StepBuffers {
         let gpu = &self.gpu;
         let k = &gpu.kernels;
@@ -120,27 +157,88 @@ impl GpuBackend {
         let grads = gpu.zeroed("grads", num_weights as usize);
         let lse = gpu.zeroed("lse", ex.len as usize);
         let partials = gpu.zeroed("partials", example_groups as usize);
-        let segment_grads = gpu.zeroed("segment grads", (ex.num_segments * ex.num_cols) as usize);
         let history = gpu.zeroed("loss history", 2 * steps);
         let cursor = gpu.zeroed("history cursor", 1);
+        let loss = form.loss;
+
+        // Row select: the logits are rows of W. One-hot: the logits are the n x V product,
+        // example i is its row i, and the backward pass has one segment per example.
+        let (source, one_hot) = if form.one_hot {
+            let logit_entries = ex.len * ex.num_cols;
+            let logits = gpu.zeroed("logits", logit_entries as usize);
+            let example_index: Vec<u32> = (0..ex.len).collect();
+            let example_starts: Vec<u32> = (0..=ex.len).collect();
+            // The backward product's blocks of examples: row r's are segments
+            // r * blocks .. (r + 1) * blocks of grad_rows.
+            let blocks = ex.len.div_ceil(ONE_HOT_BLOCK).max(1);
+            let row_blocks: Vec<u32> = (0..=ex.num_rows).map(|r| r * blocks).collect();
+            let logit_grads = gpu.zeroed("logit grads", logit_entries as usize);
+            let partial_entries = ex.num_rows * blocks * ex.num_cols;
+            let grad_sums = gpu.zeroed("one-hot partial grads", partial_entries as usize);
+            let shape = Params::new(&[ex.len, ex.num_rows, ex.num_cols, blocks]);
+            let matmul = bind(
+                &gpu.device,
+                &k.one_hot_matmul,
+                &gpu.params(shape),
+                &[&weights_buffer, &ex.contexts, &logits],
+            );
+            let matmul_backward = bind(
+                &gpu.device,
+                &k.one_hot_matmul_backward,
+                &gpu.params(shape),
+                &[&ex.contexts, &logit_grads, &grad_sums],
+            );
+            let source = LogitsSource {
+                table: logits,
+                rows: gpu.upload("example index", &example_index),
+                segment_starts: gpu.upload("example starts", &example_starts),
+                segment_rows: gpu.upload("example rows", &example_index),
+                num_segments: ex.len,
+                backward_out: logit_grads,
+                // grad_rows reads the product's sums: one "segment" per row of W.
+                grad_in: grad_sums,
+                row_segments: gpu.upload("row blocks", &row_blocks),
+            };
+            let bindings = OneHotBindings {
+                matmul,
+                matmul_backward,
+                logit_entries,
+                partial_entries,
+            };
+            (source, Some(bindings))
+        } else {
+            let segment_grads =
+                gpu.zeroed("segment grads", (ex.num_segments * ex.num_cols) as usize);
+            let source = LogitsSource {
+                table: weights_buffer.clone(),
+                rows: ex.contexts.clone(),
+                segment_starts: ex.segment_starts.clone(),
+                segment_rows: ex.segment_rows.clone(),
+                num_segments: ex.num_segments,
+                backward_out: segment_grads.clone(),
+                grad_in: segment_grads,
+                row_segments: ex.row_segments.clone(),
+            };
+            (source, None)
+        };
 
         let forward = bind(
             &gpu.device,
-            &k.cross_entropy_forward,
+            k.forward(loss),
             &gpu.params(Params::new(&[ex.len, ex.num_cols])),
-            &[&weights_buffer, &ex.contexts, &ex.targets, &lse, &partials],
+            &[&source.table, &source.rows, &ex.targets, &lse, &partials],
         );
         let backward = bind(
             &gpu.device,
             &k.cross_entropy_backward,
-            &gpu.params(Params::new(&[ex.num_segments, ex.num_cols])),
+            &gpu.params(Params::new(&[source.num_segments, ex.num_cols])),
             &[
-                &weights_buffer,
+                &source.table,
                 &ex.targets,
                 &lse,
-                &ex.segment_starts,
-                &ex.segment_rows,
-                &segment_grads,
+                &source.segment_starts,
+                &source.segment_rows,
+                &source.backward_out,
             ],
         );
         let grad = bind(
@@ -152,7 +250,12 @@ impl GpuBackend {
                 ex.len,
                 f(options.reg),
             ])),
-            &[&weights_buffer, &ex.row_segments, &segment_grads, &grads],
+            &[
+                &weights_buffer,
+                &source.row_segments,
+                &source.grad_in,
+                &grads,
+            ],
         );
         let total = bind(
             &gpu.device,
@@ -172,6 +275,9 @@ impl GpuBackend {
             &[&grads, &weights_buffer],
         );
         StepBuffers {
+            loss,
+            one_hot,
+            backward_entries: source.num_segments * ex.num_cols,
             forward,
             backward,
             grad,
@@ -186,30 +292,27 @@ impl GpuBackend {
     }
 
     /// Records the loss and gradient of one step, and the update when `update` is set.
-    fn record_step(
-        &self,
-        pass: &mut wgpu::ComputePass<'_>,
-        b: &StepBuffers,
-        ex: &GpuExamples,
-        update: bool,
-    ) {
+    fn record_step(&self, pass: &mut wgpu::ComputePass<'_>, b: &StepBuffers, update: bool) {
         let k = &self.gpu.kernels;
         let max = self.max_groups();
         let entry_groups = |n: u32| n.div_ceil(ENTRY_THREADS);
-        dispatch(
-            pass,
-            &k.cross_entropy_forward,
-            &b.forward,
-            b.example_groups,
-            max,
-        );
+        if let Some(one_hot) = &b.one_hot {
+            let groups = entry_groups(one_hot.logit_entries);
+            dispatch(pass, &k.one_hot_matmul, &one_hot.matmul, groups, max);
+        }
+        dispatch(pass, k.forward(b.loss), &b.forward, b.example_groups, max);
         dispatch(
             pass,
             &k.cross_entropy_backward,
             &b.backward,
-            entry_groups(ex.num_segments * ex.num_cols),
+            entry_groups(b.backward_entries),
             max,
         );
+        if let Some(one_hot) = &b.one_hot {
+            let groups = entry_groups(one_hot.partial_entries);
+            let pipeline = &k.one_hot_matmul_backward;
+            dispatch(pass, pipeline, &one_hot.matmul_backward, groups, max);
+        }
         dispatch(
             pass,
             &k.grad_rows,
@@ -227,6 +330,30 @@ impl GpuBackend {
                 max,
             );
         }
+    }
+
+    /// The one-hot form's n x V logits and V^K x blocks x V partial gradients must fit in one
+    /// buffer each, like the tables: a one-line error before allocating otherwise.
+    fn check_one_hot(&self, ex: &GpuExamples, form: NetForm) -> anyhow::Result<()> {
+        if !form.one_hot {
+            return Ok(());
+        }
+        let limit = self.table_limit();
+        let blocks = ex.len.div_ceil(ONE_HOT_BLOCK).max(1) as u64;
+        let logits = 4 * ex.len as u64 * ex.num_cols as u64;
+        let partials = 4 * ex.num_rows as u64 * blocks * ex.num_cols as u64;
+        for (what, bytes) in [
+            ("n x V logits", logits),
+            ("V^K x blocks x V partial gradients", partials),
+        ] {
+            anyhow::ensure!(
+                bytes <= limit.max_bytes,
+                "--one-hot needs {bytes} bytes for its {what}, over {} of {} bytes; use the row select (no --one-hot) or a shorter context",
+                limit.name,
+                limit.max_bytes
+            );
+        }
+        Ok(())
     }
 
     fn read_history(&self, b: &StepBuffers, steps: usize) -> anyhow::Result<Vec<StepLoss>> {
@@ -392,17 +519,7 @@ impl Backend for GpuBackend {
         ex: &GpuExamples,
         reg: f32,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        let options = TrainOptions { lr: 0.0, reg };
-        let b = self.step_buffers(weights, ex, &options, 1);
-        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            self.record_step(&mut pass, &b, ex, false);
-        }
-        self.submit(encoder);
-        let grads = self.gpu.read(&b.grads, b.num_weights as usize)?;
-        let loss = self.read_history(&b, 1)?[0];
-        Ok((loss, grads))
+        self.loss_and_gradient_with(weights, ex, reg, NetForm::default())
     }
 
     fn train(
@@ -412,10 +529,43 @@ impl Backend for GpuBackend {
         options: &TrainOptions,
         steps: usize,
     ) -> anyhow::Result<Vec<StepLoss>> {
+        self.train_with(weights, ex, options, steps, NetForm::default())
+    }
+
+    fn loss_and_gradient_with(
+        &mut self,
+        weights: &[f32],
+        ex: &GpuExamples,
+        reg: f32,
+        form: NetForm,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        let options = TrainOptions { lr: 0.0, reg };
+        self.check_one_hot(ex, form)?;
+        let b = self.step_buffers(weights, ex, &options, 1, form);
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.record_step(&mut pass, &b, false);
+        }
+        self.submit(encoder);
+        let grads = self.gpu.read(&b.grads, b.num_weights as usize)?;
+        let loss = self.read_history(&b, 1)?[0];
+        Ok((loss, grads))
+    }
+
+    fn train_with(
+        &mut self,
+        weights: &mut [f32],
+        ex: &GpuExamples,
+        options: &TrainOptions,
+        steps: usize,
+        form: NetForm,
+    ) -> anyhow::Result<Vec<StepLoss>> {
         if steps == 0 {
             return Ok(Vec::new());
         }
-        let b = self.step_buffers(weights, ex, options, steps);
+        self.check_one_hot(ex, form)?;
+        let b = self.step_buffers(weights, ex, options, steps, form);
         let mut done = 0;
         while done < steps {
             let chunk = STEPS_PER_SUBMISSION.min(steps - done);
@@ -423,7 +573,7 @@ impl Backend for GpuBackend {
             {
                 let mut pass = encoder.begin_compute_pass(&Default::default());
                 for _ in 0..chunk {
-                    self.record_step(&mut pass, &b, ex, true);
+                    self.record_step(&mut pass, &b, true);
                 }
             }
             self.submit(encoder);
@@ -459,5 +609,124 @@ impl Backend for GpuBackend {
         }
         self.submit(encoder);
         Ok(gpu.read(&probs, weights.len())?)
+    }
+
+    fn table_limit(&self) -> TableLimit {
+        let limits = &self.gpu.limits;
+        TableLimit::tightest([
+            TableLimit {
+                max_bytes: limits.max_storage_buffer_binding_size,
+                name: "the device's max_storage_buffer_binding_size".to_string(),
+            },
+            TableLimit {
+                max_bytes: limits.max_buffer_size,
+                name: "the device's max_buffer_size".to_string(),
+            },
+            TableLimit::host(),
+        ])
+    }
+
+    fn forward_loss(
+        &mut self,
+        weights: &[f32],
+        ex: &GpuExamples,
+        form: NetForm,
+    ) -> anyhow::Result<f64> {
+        if form.one_hot {
+            // The one-hot product's forward pass is part of a full step; skip the update.
+            return Ok(self.loss_and_gradient_with(weights, ex, 0.0, form)?.0.data);
+        }
+        let loss = form.loss;
+        let gpu = &self.gpu;
+        let k = &gpu.kernels;
+        let groups = ex.len.div_ceil(EXAMPLE_THREADS);
+        let weights_buffer = gpu.upload("weights", weights);
+        let lse = gpu.zeroed("lse", ex.len as usize);
+        let partials = gpu.zeroed("partials", groups as usize);
+        let history = gpu.zeroed("loss", 2);
+        let cursor = gpu.zeroed("history cursor", 1);
+        let forward = bind(
+            &gpu.device,
+            k.forward(loss),
+            &gpu.params(Params::new(&[ex.len, ex.num_cols])),
+            &[&weights_buffer, &ex.contexts, &ex.targets, &lse, &partials],
+        );
+        // The data loss alone: loss_total with no weights to penalize.
+        let total = bind(
+            &gpu.device,
+            &k.loss_total,
+            &gpu.params(Params::new(&[groups, ex.len, 0, f(0.0)])),
+            &[&partials, &weights_buffer, &history, &cursor],
+        );
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            dispatch(
+                &mut pass,
+                k.forward(loss),
+                &forward,
+                groups,
+                self.max_groups(),
+            );
+            dispatch(&mut pass, &k.loss_total, &total, 1, self.max_groups());
+        }
+        self.submit(encoder);
+        let history: Vec<f32> = gpu.read(&history, 2)?;
+        Ok(history[1] as f64)
+    }
+
+    fn adamw_step(
+        &mut self,
+        weights: &mut [f32],
+        grads: &[f32],
+        state: &mut AdamState,
+        lr: f32,
+        adamw: &AdamW,
+    ) -> anyhow::Result<()> {
+        state.t += 1;
+        let (bc1, bc2) = AdamState::bias_corrections(state.t, adamw);
+        let hyper = [
+            lr,
+            adamw.weight_decay,
+            adamw.beta1,
+            adamw.beta2,
+            adamw.eps,
+            bc1,
+            bc2,
+        ];
+        let gpu = &self.gpu;
+        let n = weights.len();
+        let weights_buffer = gpu.upload("weights", weights);
+        let m = gpu.upload("adam m", &state.m);
+        let v = gpu.upload("adam v", &state.v);
+        let group = bind(
+            &gpu.device,
+            &gpu.kernels.adamw_step,
+            &gpu.params(Params::new(&[n as u32])),
+            &[
+                &gpu.upload("adamw settings", &hyper),
+                &gpu.upload("grads", grads),
+                &weights_buffer,
+                &m,
+                &v,
+            ],
+        );
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let groups = (n as u32).div_ceil(ENTRY_THREADS);
+            dispatch(
+                &mut pass,
+                &gpu.kernels.adamw_step,
+                &group,
+                groups,
+                self.max_groups(),
+            );
+        }
+        self.submit(encoder);
+        weights.copy_from_slice(&gpu.read::<f32>(&weights_buffer, n)?);
+        state.m = gpu.read(&m, n)?;
+        state.v = gpu.read(&v, n)?;
+        Ok(())
     }
 }

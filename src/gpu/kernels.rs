@@ -33,10 +33,14 @@ pub struct Kernels {
     pub normalize_rows: wgpu::ComputePipeline,
     pub nll_gather: wgpu::ComputePipeline,
     pub cross_entropy_forward: wgpu::ComputePipeline,
+    pub cross_entropy_explicit: wgpu::ComputePipeline,
+    pub one_hot_matmul: wgpu::ComputePipeline,
+    pub one_hot_matmul_backward: wgpu::ComputePipeline,
     pub cross_entropy_backward: wgpu::ComputePipeline,
     pub grad_rows: wgpu::ComputePipeline,
     pub loss_total: wgpu::ComputePipeline,
     pub sgd_step: wgpu::ComputePipeline,
+    pub adamw_step: wgpu::ComputePipeline,
     pub softmax_rows: wgpu::ComputePipeline,
 }
 
@@ -73,11 +77,25 @@ impl Kernels {
             normalize_rows: kernel!(device, "normalize_rows"),
             nll_gather: kernel!(device, "nll_gather"),
             cross_entropy_forward: kernel!(device, "cross_entropy_forward"),
+            cross_entropy_explicit: kernel!(device, "cross_entropy_explicit"),
+            one_hot_matmul: kernel!(device, "one_hot_matmul"),
+            one_hot_matmul_backward: kernel!(device, "one_hot_matmul_backward"),
             cross_entropy_backward: kernel!(device, "cross_entropy_backward"),
             grad_rows: kernel!(device, "grad_rows"),
             loss_total: kernel!(device, "loss_total"),
             sgd_step: kernel!(device, "sgd_step"),
+            adamw_step: kernel!(device, "adamw_step"),
             softmax_rows: kernel!(device, "softmax_rows"),
+        }
+    }
+}
+
+impl Kernels {
+    /// The forward kernel of a loss form (both have the same bindings).
+    pub fn forward(&self, loss: crate::backend::LossForm) -> &wgpu::ComputePipeline {
+        match loss {
+            crate::backend::LossForm::Fused => &self.cross_entropy_forward,
+            crate::backend::LossForm::Explicit => &self.cross_entropy_explicit,
         }
     }
 }

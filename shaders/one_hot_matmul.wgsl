@@ -1,0 +1,43 @@
+// one_hot_matmul: the lecture's `xenc = F.one_hot(xs, num_classes=V^K).float(); logits = xenc @ W`.
+//
+//   xenc[i, r]   = 1 if r = ctx_i else 0                  (the one-hot encoding of the context)
+//   logits[i, c] = sum_r xenc[i, r] * W[r, c]              (an n x V^K by V^K x V matrix product)
+//
+// The one-hot matrix is formed on the fly, entry by entry, instead of being stored (it would
+// take n x V^K floats). The product touches every r, as the dense product does: this is what
+// the row select of cross_entropy_forward avoids, and the result is exactly W[ctx_i, c]
+// (one times the weight plus zeros). One thread per (example, column).
+
+struct Params {
+    num_examples: u32,
+    num_rows: u32,
+    num_cols: u32,
+    _pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> weights: array<f32>;
+@group(0) @binding(2) var<storage, read> contexts: array<u32>;
+@group(0) @binding(3) var<storage, read_write> logits: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(local_invocation_index) local: u32,
+    @builtin(workgroup_id) group_id: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let index = (group_id.x + group_id.y * groups.x) * 64u + local;
+    let cols = params.num_cols;
+    if (index >= params.num_examples * cols) {
+        return;
+    }
+    let i = index / cols;
+    let c = index % cols;
+    let ctx = contexts[i];
+    var sum = 0.0;
+    for (var r = 0u; r < params.num_rows; r++) {
+        let x = select(0.0, 1.0, r == ctx);
+        sum += x * weights[r * cols + c];
+    }
+    logits[index] = sum;
+}

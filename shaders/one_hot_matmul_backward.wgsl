@@ -1,0 +1,51 @@
+// one_hot_matmul_backward: the gradient of the one-hot product with respect to W.
+//
+//   logits = xenc @ W  =>  dW = xenc^T @ dlogits
+//   G[r, c] = sum_i xenc[i, r] * dlogits[i, c],   xenc[i, r] = 1 if r = ctx_i else 0
+//
+// with dlogits[i, c] = softmax(logits_i)[c] - [c = tgt_i] from cross_entropy_backward (run
+// with one segment per example). The sum over the n examples is cut into blocks of
+// BLOCK examples: one thread per (row r, block b, column c) writes
+//
+//   partial[(r * num_blocks + b) * V + c] = sum_{i in block b} xenc[i, r] * dlogits[i, c]
+//
+// in the examples' order (adding the zeros changes no float sum), and grad_rows adds a row's
+// blocks in order, so the result is the same on every run.
+
+struct Params {
+    num_examples: u32,
+    num_rows: u32,
+    num_cols: u32,
+    num_blocks: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> contexts: array<u32>;
+@group(0) @binding(2) var<storage, read> dlogits: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partial: array<f32>;
+
+const BLOCK: u32 = 4096u;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(local_invocation_index) local: u32,
+    @builtin(workgroup_id) group_id: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let index = (group_id.x + group_id.y * groups.x) * 64u + local;
+    let cols = params.num_cols;
+    if (index >= params.num_rows * params.num_blocks * cols) {
+        return;
+    }
+    let c = index % cols;
+    let segment = index / cols;
+    let r = segment / params.num_blocks;
+    let b = segment % params.num_blocks;
+    let end = min((b + 1u) * BLOCK, params.num_examples);
+    var sum = 0.0;
+    for (var i = b * BLOCK; i < end; i++) {
+        let x = select(0.0, 1.0, contexts[i] == r);
+        sum += x * dlogits[i * cols + c];
+    }
+    partial[index] = sum;
+}

@@ -1,0 +1,170 @@
+//! `makemore sweep`: tune the count model's smoothing or the neural model's reg on dev, then
+//! score the best strength on test, once.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::{finite_or_null, format_loss, positive, say, thousands, DeviceFlag};
+use makemore::data::{builtin_words, read_words};
+use makemore::split::Split;
+use makemore::sweep::{SweepConfig, SweepModel, DEFAULT_STRENGTHS};
+use makemore::{AnyBackend, Backend};
+
+pub const EXAMPLE: &str = "Examples:
+  makemore sweep                                   # count model: best smoothing on dev
+  makemore sweep --model neural --strengths 0,0.1,1 --steps 100
+  makemore sweep --context 2 --split 80/10/10 --json";
+
+/// The `--model` flag.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelFlag {
+    /// The count model; the strengths are smoothings.
+    Count,
+    /// The neural model; the strengths are L2 penalties (reg).
+    Neural,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// File of words, one per line [default: the built-in 2018 US baby names]
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Which model to tune.
+    #[arg(long, value_enum, default_value_t = ModelFlag::Count)]
+    model: ModelFlag,
+    /// Comma-separated strengths, each a finite number >= 0 [default: 0,0.01,0.1,0.5,1,2,5,10]
+    #[arg(long, value_name = "LIST")]
+    strengths: Option<String>,
+    /// Train/dev/test percentages.
+    #[arg(long, default_value = "80/10/10", value_name = "TRAIN/DEV/TEST")]
+    split: String,
+    /// Characters of context: 1 is the bigram model, 2 the trigram, ...
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    context: u32,
+    /// Seed of the split and of W's initialization.
+    #[arg(long, default_value_t = 2147483647)]
+    seed: u64,
+    /// Full-batch gradient-descent steps per strength (neural model).
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// Learning rate (neural model).
+    #[arg(long, default_value_t = 50.0, value_parser = positive)]
+    lr: f32,
+    /// Where the arithmetic runs.
+    #[arg(long, value_enum, default_value_t = DeviceFlag::Gpu)]
+    device: DeviceFlag,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// "0,0.1, 1" -> [0.0, 0.1, 1.0]; anything else is a one-line error.
+fn parse_strengths(list: &str) -> anyhow::Result<Vec<f32>> {
+    list.split(',')
+        .map(|item| match item.trim().parse::<f32>() {
+            Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+            _ => Err(anyhow::anyhow!(
+                "--strengths {list:?}: {:?} is not a finite number >= 0",
+                item.trim()
+            )),
+        })
+        .collect()
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let (words, source) = match &args.input {
+        Some(path) => (read_words(path)?, path.display().to_string()),
+        None => (
+            builtin_words(),
+            "the built-in names (2018 US baby names)".to_string(),
+        ),
+    };
+    let model = match args.model {
+        ModelFlag::Count => SweepModel::Count,
+        ModelFlag::Neural => SweepModel::Neural,
+    };
+    let config = SweepConfig {
+        model,
+        strengths: match &args.strengths {
+            Some(list) => parse_strengths(list)?,
+            None => DEFAULT_STRENGTHS.to_vec(),
+        },
+        split: args.split.parse::<Split>()?,
+        context_len: args.context as usize,
+        seed: args.seed,
+        steps: args.steps,
+        lr: args.lr,
+    };
+    let (mut backend, notice) = AnyBackend::open(args.device.into())?;
+    if let Some(notice) = notice {
+        eprintln!("notice: {notice}");
+    }
+    let result = makemore::sweep::run(&mut backend, &words, &config)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let name = model.strength_name();
+    let best = result.rows[result.best];
+    let model_name = match model {
+        SweepModel::Count => "count",
+        SweepModel::Neural => "neural",
+    };
+    if args.json {
+        let rows: Vec<serde_json::Value> = result
+            .rows
+            .iter()
+            .map(|r| json!({"strength": r.strength, "train": finite_or_null(r.train), "dev": finite_or_null(r.dev)}))
+            .collect();
+        say!(
+            "{}",
+            json!({"event": "sweep", "device": backend.describe(), "source": source,
+                "model": model_name, "strength_name": name, "context": config.context_len,
+                "split": config.split.to_string(), "words": result.words,
+                "examples": result.examples, "steps": (model == SweepModel::Neural).then_some(config.steps),
+                "lr": (model == SweepModel::Neural).then_some(config.lr), "rows": rows,
+                "best_strength": best.strength, "best_dev": finite_or_null(best.dev),
+                "test": finite_or_null(result.test), "seconds": seconds})
+        );
+        return Ok(());
+    }
+    say!("device   {}", backend.describe());
+    say!(
+        "data     {} words from {source}; split {}: train {}, dev {}, test {} words",
+        thousands(words.len()),
+        config.split,
+        thousands(result.words[0]),
+        thousands(result.words[1]),
+        thousands(result.words[2])
+    );
+    let settings = match model {
+        SweepModel::Count => String::new(),
+        SweepModel::Neural => format!(", {} steps of lr {}", config.steps, config.lr),
+    };
+    say!(
+        "\n{model_name} model, context {}{settings}: mean NLL by {name}",
+        config.context_len
+    );
+    say!("  {name:>10} {:>10} {:>10}", "train", "dev");
+    for (i, row) in result.rows.iter().enumerate() {
+        let mark = if i == result.best {
+            "  <- best on dev"
+        } else {
+            ""
+        };
+        say!(
+            "  {:>10} {:>10} {:>10}{mark}",
+            row.strength,
+            format_loss(row.train),
+            format_loss(row.dev)
+        );
+    }
+    say!(
+        "\nbest {name} on dev: {} (dev {}); test, scored once: {}",
+        best.strength,
+        format_loss(best.dev),
+        format_loss(result.test)
+    );
+    say!("\ndone in {seconds:.2} s");
+    Ok(())
+}

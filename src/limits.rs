@@ -1,0 +1,175 @@
+//! How long a context the device can hold. Every model is a V^K x V table of 4-byte entries
+//! (counts, probabilities, weights, gradients), so K is bounded by the largest buffer the
+//! device may bind and by a sane amount of host memory. The check runs before anything of
+//! that size is allocated, and says what was asked, the limit, and the largest K that fits.
+
+/// The most bytes one V^K x V table may take in host memory (the CPU reference also keeps
+/// an f64 gradient of the same shape, twice this).
+pub const HOST_TABLE_MAX_BYTES: u64 = 1 << 30;
+
+/// Bytes per table entry (u32 counts, f32 probabilities and weights).
+const ENTRY_BYTES: u64 = 4;
+
+/// The largest table a backend can hold, and which limit says so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableLimit {
+    /// Bytes one table may take.
+    pub max_bytes: u64,
+    /// The limit's name, as the user would look it up (`max_storage_buffer_binding_size`).
+    pub name: String,
+}
+
+impl TableLimit {
+    /// The host-memory bound of the CPU reference.
+    pub fn host() -> TableLimit {
+        TableLimit {
+            max_bytes: HOST_TABLE_MAX_BYTES,
+            name: "the host-memory bound for one table".to_string(),
+        }
+    }
+
+    /// The tightest of several limits (the first one on ties).
+    pub fn tightest(limits: impl IntoIterator<Item = TableLimit>) -> TableLimit {
+        limits
+            .into_iter()
+            .reduce(|a, b| if b.max_bytes < a.max_bytes { b } else { a })
+            .unwrap_or_else(TableLimit::host)
+    }
+}
+
+/// A context too long for the device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextTooLong {
+    pub context_len: usize,
+    pub vocab_size: usize,
+    /// Bytes the table would take (saturating at u128::MAX).
+    pub asked_bytes: u128,
+    pub limit: TableLimit,
+    /// The largest K whose table fits, if any.
+    pub largest: Option<usize>,
+}
+
+impl std::fmt::Display for ContextTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (k, v) = (self.context_len, self.vocab_size);
+        write!(
+            f,
+            "context {k} needs a {v}^{k} x {v} table ({}), over {} of {}; {}",
+            describe_bytes(self.asked_bytes),
+            self.limit.name,
+            describe_bytes(self.limit.max_bytes),
+            largest_fit(self.largest)
+        )
+    }
+}
+
+impl std::error::Error for ContextTooLong {}
+
+fn largest_fit(largest: Option<usize>) -> String {
+    match largest {
+        Some(k) => format!("the largest context that fits is {k}"),
+        None => "not even a context of 1 fits".to_string(),
+    }
+}
+
+/// Bytes as the exact number and in binary units: "1,549,681,956 bytes = 1.44 GiB".
+fn describe_bytes(bytes: impl Into<u128>) -> String {
+    let bytes: u128 = bytes.into();
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{bytes} bytes = {value:.2} {}", units[unit])
+    }
+}
+
+/// Bytes of the V^K x V table of 4-byte entries (saturating).
+pub fn table_bytes(vocab_size: usize, context_len: usize) -> u128 {
+    let v = vocab_size as u128;
+    let rows = v.checked_pow(context_len as u32).unwrap_or(u128::MAX);
+    rows.saturating_mul(v).saturating_mul(ENTRY_BYTES as u128)
+}
+
+/// Checks that the V^K x V table fits under `limit` (and that its row indices fit in the u32
+/// contexts the kernels read).
+pub fn check_context(
+    vocab_size: usize,
+    context_len: usize,
+    limit: &TableLimit,
+) -> Result<(), ContextTooLong> {
+    // Rows are u32 on the device and entry indices are computed in u32: cap at 2^32 - 1 bytes
+    // of entries' worth either way.
+    let max_bytes = limit.max_bytes.min(u32::MAX as u64) as u128;
+    let fits = |k: usize| table_bytes(vocab_size, k) <= max_bytes;
+    if fits(context_len) {
+        return Ok(());
+    }
+    // Tables grow with K (V >= 2 whenever a context can be too long), so count up from 1.
+    let mut largest = None;
+    let mut k = 1;
+    while k < context_len && fits(k) {
+        largest = Some(k);
+        k += 1;
+    }
+    Err(ContextTooLong {
+        context_len,
+        vocab_size,
+        asked_bytes: table_bytes(vocab_size, context_len),
+        limit: limit.clone(),
+        largest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(max_bytes: u64) -> TableLimit {
+        TableLimit {
+            max_bytes,
+            name: "test_limit".to_string(),
+        }
+    }
+
+    #[test]
+    fn the_lecture_trigram_fits_and_k5_does_not() {
+        // 27^2 x 27 x 4 = 78,732 bytes.
+        assert_eq!(table_bytes(27, 2), 78_732);
+        assert!(check_context(27, 2, &limit(78_732)).is_ok());
+        let err = check_context(27, 5, &limit(128 << 20)).unwrap_err();
+        assert_eq!(err.largest, Some(4)); // 27^4 x 27 x 4 = 57.4 MB
+        let message = err.to_string();
+        assert!(message.contains("context 5"), "{message}");
+        assert!(message.contains("1549681956 bytes = 1.44 GiB"), "{message}");
+        assert!(
+            message.contains("test_limit of 134217728 bytes = 128.00 MiB"),
+            "{message}"
+        );
+        assert!(
+            message.contains("the largest context that fits is 4"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn nothing_fits_under_a_tiny_limit_and_huge_k_saturates() {
+        let err = check_context(27, 3, &limit(100)).unwrap_err();
+        assert_eq!(err.largest, None);
+        assert!(err.to_string().contains("not even a context of 1 fits"));
+        let err = check_context(1000, 40, &TableLimit::host()).unwrap_err();
+        assert_eq!(err.asked_bytes, u128::MAX);
+        assert_eq!(err.largest, Some(1)); // 1000^2 x 1000 x 4 bytes = 4 GB > 1 GiB
+    }
+
+    #[test]
+    fn tightest_picks_the_smallest() {
+        let t = TableLimit::tightest([limit(10), limit(5), TableLimit::host()]);
+        assert_eq!(t.max_bytes, 5);
+    }
+}

@@ -1,0 +1,141 @@
+//! The lecture's train/dev/test split (exercise E02): the words shuffled with the seed and cut
+//! into three parts by percentage. Models learn from train only; dev chooses settings; test
+//! is looked at once, at the end.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rand::{RngExt, SeedableRng};
+
+/// Three non-negative percentages that sum to 100: train, dev, test.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Split {
+    pub train: f64,
+    pub dev: f64,
+    pub test: f64,
+}
+
+/// Why a split such as `80/10/10` was not understood.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("split {given:?}: {reason} (expected three percentages train/dev/test summing to 100, e.g. 80/10/10)")]
+pub struct SplitError {
+    pub given: String,
+    pub reason: String,
+}
+
+impl FromStr for Split {
+    type Err = SplitError;
+
+    fn from_str(s: &str) -> Result<Split, SplitError> {
+        let fail = |reason: &str| SplitError {
+            given: s.to_string(),
+            reason: reason.to_string(),
+        };
+        let parts: Vec<&str> = s.split('/').map(str::trim).collect();
+        if parts.len() != 3 {
+            return Err(fail(&format!("{} parts", parts.len())));
+        }
+        let mut values = [0.0f64; 3];
+        for (value, part) in values.iter_mut().zip(&parts) {
+            *value = match part.parse::<f64>() {
+                Ok(x) if x.is_finite() && x >= 0.0 => x,
+                _ => return Err(fail(&format!("{part:?} is not a number >= 0"))),
+            };
+        }
+        let sum: f64 = values.iter().sum();
+        if (sum - 100.0).abs() > 1e-9 {
+            return Err(fail(&format!("the parts sum to {sum}")));
+        }
+        if values[0] == 0.0 {
+            return Err(fail("the training part is empty"));
+        }
+        Ok(Split {
+            train: values[0],
+            dev: values[1],
+            test: values[2],
+        })
+    }
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.train, self.dev, self.test)
+    }
+}
+
+/// The three parts of a word list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitWords {
+    pub train: Vec<String>,
+    pub dev: Vec<String>,
+    pub test: Vec<String>,
+}
+
+impl Split {
+    /// Shuffles the words with `seed` (Fisher-Yates) and cuts them at
+    /// `floor(n * train / 100)` and `floor(n * (train + dev) / 100)`, as makemore.py does with
+    /// `int(0.8 * n)` and `int(0.9 * n)`. The training part always keeps at least one word.
+    pub fn apply(&self, words: &[String], seed: u64) -> SplitWords {
+        let mut shuffled = words.to_vec();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, rng.random_range(0..=i));
+        }
+        let n = shuffled.len();
+        let cut = |percent: f64| ((n as f64 * percent / 100.0).floor() as usize).min(n);
+        let first = cut(self.train).max(1).min(n);
+        let second = cut(self.train + self.dev).max(first);
+        let test = shuffled.split_off(second);
+        let dev = shuffled.split_off(first);
+        SplitWords {
+            train: shuffled,
+            dev,
+            test,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_three_percentages_summing_to_100() {
+        let s: Split = "80/10/10".parse().unwrap();
+        assert_eq!((s.train, s.dev, s.test), (80.0, 10.0, 10.0));
+        assert!("100/0/0".parse::<Split>().is_ok());
+        assert!("33.5/33.5/33".parse::<Split>().is_ok());
+        for bad in [
+            "80/10",
+            "80/10/20",
+            "-10/60/50",
+            "a/b/c",
+            "0/50/50",
+            "80/10/10/0",
+            "",
+        ] {
+            let err = bad.parse::<Split>().unwrap_err().to_string();
+            assert!(err.contains("e.g. 80/10/10"), "{bad}: {err}");
+            assert!(!err.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn split_is_a_seeded_partition() {
+        let words: Vec<String> = (0..1000).map(|i| format!("w{i}")).collect();
+        let split: Split = "80/10/10".parse().unwrap();
+        let parts = split.apply(&words, 7);
+        assert_eq!(
+            (parts.train.len(), parts.dev.len(), parts.test.len()),
+            (800, 100, 100)
+        );
+        let mut all: Vec<String> = [&parts.train[..], &parts.dev[..], &parts.test[..]].concat();
+        assert_ne!(all, words, "the words are shuffled");
+        all.sort();
+        let mut sorted = words.clone();
+        sorted.sort();
+        assert_eq!(all, sorted);
+        assert_eq!(split.apply(&words, 7), parts);
+        assert_ne!(split.apply(&words, 8), parts);
+    }
+}
