@@ -10,8 +10,9 @@
 //! | `weights` | F32 | W, the neural model's weights (logits = W[context]) |
 //! | `neural_probs` | F32 | softmax(W) row by row, as the GPU computed it |
 //!
-//! `WORK_DIR/log.jsonl` has one JSON object per step: `{"step", "loss", "data_loss"}` (a later
-//! held-out loss fits in as another field of the same lines).
+//! `WORK_DIR/log.jsonl` has one JSON object per step: `{"step", "loss", "data_loss"}`, and
+//! `"dev_loss"` on the steps where a run with a split measured it (the dev loss of the weights
+//! before that step).
 //!
 //! Every file is written to a temporary name in the same directory and renamed over the old one,
 //! so an interrupted run leaves the previous files whole.
@@ -24,6 +25,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::backend::StepLoss;
 use crate::data::Vocab;
+use crate::split::Split;
 
 /// The file name of the models inside the work directory.
 pub const MODEL_FILE: &str = "model.safetensors";
@@ -70,6 +72,8 @@ pub struct RunSettings {
     pub reg: f32,
     /// The word file (absolute path), or empty for the built-in names.
     pub input: Option<PathBuf>,
+    /// The train/dev/test split the run learned from train of (with `seed`), if any.
+    pub split: Option<Split>,
 }
 
 /// Both trained models and the settings that produced them.
@@ -87,6 +91,8 @@ pub struct Checkpoint {
 pub struct LogEntry {
     pub step: usize,
     pub loss: StepLoss,
+    /// The neural model's loss on dev at this step, where it was measured.
+    pub dev_loss: Option<f64>,
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
@@ -167,6 +173,10 @@ impl Checkpoint {
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
             ),
+            (
+                "split",
+                s.split.map(|split| split.to_string()).unwrap_or_default(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -217,7 +227,16 @@ impl Checkpoint {
             )));
         }
         let input = field("input")?;
+        // Optional: checkpoints of runs without a split may not have it.
+        let split = match meta.get("split").map(String::as_str) {
+            None | Some("") => None,
+            Some(text) => Some(
+                text.parse::<Split>()
+                    .map_err(|e| bad(format!("its split {text:?} is not valid: {e}")))?,
+            ),
+        };
         let settings = RunSettings {
+            split,
             context_len,
             smoothing: number("smoothing")? as f32,
             seed: field("seed")?
@@ -303,9 +322,12 @@ pub fn log_to_string(entries: &[LogEntry]) -> String {
     entries
         .iter()
         .map(|e| {
-            serde_json::json!({"step": e.step, "loss": e.loss.total, "data_loss": e.loss.data})
-                .to_string()
-                + "\n"
+            let mut line =
+                serde_json::json!({"step": e.step, "loss": e.loss.total, "data_loss": e.loss.data});
+            if let Some(dev) = e.dev_loss {
+                line["dev_loss"] = serde_json::json!(dev);
+            }
+            line.to_string() + "\n"
         })
         .collect()
 }
@@ -332,6 +354,7 @@ pub fn log_from_str(text: &str, path: &str) -> Result<Vec<LogEntry>, CheckpointE
         entries.push(LogEntry {
             step: step as usize,
             loss: StepLoss { total, data },
+            dev_loss: number("dev_loss"),
         });
     }
     Ok(entries)
@@ -372,6 +395,7 @@ mod tests {
                 lr: 50.0,
                 reg: 0.01,
                 input: None,
+                split: None,
             },
             counts: (0..9).collect(),
             probs: (0..9).map(|i| i as f32 / 9.0).collect(),
@@ -421,6 +445,7 @@ mod tests {
                     total: 3.0 - step as f64 * 0.25,
                     data: 2.5,
                 },
+                dev_loss: (step == 2).then_some(2.75),
             })
             .collect();
         let text = log_to_string(&entries);

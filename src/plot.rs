@@ -292,8 +292,8 @@ impl CountsFigure<'_> {
     }
 }
 
-/// The losses of the log against the step: the loss gradient descent minimizes and the data
-/// part of it (the mean NLL).
+/// The losses of the log against the step: the loss gradient descent minimizes, the data
+/// part of it (the mean NLL), and the dev loss where the run measured one.
 pub struct LossFigure<'a> {
     pub entries: &'a [LogEntry],
 }
@@ -320,7 +320,8 @@ impl LossFigure<'_> {
         let values = self
             .entries
             .iter()
-            .flat_map(|e| [e.loss.total, e.loss.data]);
+            .flat_map(|e| [e.loss.total, e.loss.data].into_iter().chain(e.dev_loss))
+            .filter(|x| x.is_finite());
         let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
             (lo.min(x), hi.max(x))
         });
@@ -359,6 +360,28 @@ impl LossFigure<'_> {
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
+        }
+        let dev: Vec<(f64, f64)> = self
+            .entries
+            .iter()
+            .filter_map(|e| {
+                e.dev_loss
+                    .filter(|x| x.is_finite())
+                    .map(|d| (e.step as f64, d))
+            })
+            .collect();
+        if !dev.is_empty() {
+            let color = RGBColor(44, 160, 44);
+            chart
+                .draw_series(LineSeries::new(dev.iter().copied(), color.stroke_width(2)))
+                .map_err(draw_error)?
+                .label("dev loss (mean NLL)")
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(dev.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(draw_error)?;
         }
         chart
             .configure_series_labels()

@@ -49,6 +49,9 @@ pub struct TrainConfig {
     pub resume: Option<Resume>,
     /// Train/dev/test percentages; `None`: every word is for training, as in the lecture.
     pub split: Option<Split>,
+    /// With a split: the dev loss every this many steps (0: only at the end); the weights with
+    /// the lowest dev loss are the ones kept, as makemore.py keeps its best checkpoint.
+    pub eval_every: usize,
     /// How the neural model computes its logits and loss.
     pub form: NetForm,
     /// Minibatches and the optimizer of the neural model (full-batch SGD by default).
@@ -72,6 +75,7 @@ impl Default for TrainConfig {
             rng: RngKind::Std,
             resume: None,
             split: None,
+            eval_every: 0,
             form: NetForm::default(),
             schedule: Schedule::default(),
         }
@@ -179,6 +183,9 @@ pub enum Event {
         /// Steps per second so far in this run.
         steps_per_second: f64,
     },
+    /// With a split: the neural model's loss on dev after `step` steps, and whether it is the
+    /// lowest so far (then these weights are the ones kept).
+    DevLoss { step: usize, loss: f64, best: bool },
     NeuralModel {
         rows: usize,
         cols: usize,
@@ -210,6 +217,10 @@ pub struct TrainSummary {
     pub losses: Vec<StepLoss>,
     pub first_step: usize,
     pub final_loss: StepLoss,
+    /// With a split: the dev loss at each evaluation, as (steps taken, loss).
+    pub dev_losses: Vec<(usize, f64)>,
+    /// With a split: the steps after which the kept weights (lowest dev loss) were taken.
+    pub kept_step: Option<usize>,
     /// The softmax of every row of the trained W.
     pub neural_probs: Vec<f32>,
     pub count_model: CountModel,
@@ -287,10 +298,12 @@ pub fn run<B: Backend>(
         first_step,
         steps: config.steps,
     });
-    let losses = train_in_chunks(
+    let dev = (config.split.is_some() && !parts.dev.0.is_empty()).then_some(&parts.dev.1);
+    let (losses, dev_losses, kept) = train_in_chunks(
         backend,
         &mut neural_model,
         (examples, loaded),
+        dev,
         config,
         first_step,
         report,
@@ -313,6 +326,11 @@ pub fn run<B: Backend>(
         losses: losses.clone(),
         final_loss,
         count_nll: nll.mean(),
+    });
+    // The model kept is the one with the lowest dev loss (the last one without a split).
+    let kept_step = kept.map(|k| {
+        neural_model.weights = k.weights;
+        k.step
     });
 
     if config.split.is_some() {
@@ -371,6 +389,8 @@ pub fn run<B: Backend>(
         losses,
         first_step,
         final_loss,
+        dev_losses,
+        kept_step,
         neural_probs,
         count_model,
         neural_model,
@@ -412,28 +432,70 @@ fn chunk_size(steps: usize) -> usize {
     (steps / 100).clamp(1, 64)
 }
 
+/// The weights with the lowest dev loss so far, and the steps taken when they were.
+struct Kept {
+    step: usize,
+    dev_loss: f64,
+    weights: Vec<f32>,
+}
+
 /// Gradient descent in chunks, reporting after each, and stopping after the first chunk
 /// whose loss is not finite. Full-batch SGD gives the same weights in one call or in many,
 /// since each step only reads W and the examples; minibatches and AdamW carry state from step
 /// to step (the batch generator, the moments), so they run as one chunk.
+///
+/// With `dev` examples, the dev loss is measured every `config.eval_every` steps (full-batch
+/// SGD only) and after the last step, and the weights with the lowest one are kept.
+/// Returns the loss before each step, the dev losses as (steps taken, loss), and the kept
+/// weights.
+#[allow(clippy::type_complexity)]
 fn train_in_chunks<B: Backend>(
     backend: &mut B,
     model: &mut NeuralModel,
     (examples, loaded): (&Examples, &B::Examples),
+    dev: Option<&B::Examples>,
     config: &TrainConfig,
     first_step: usize,
     report: &mut dyn FnMut(Event),
-) -> anyhow::Result<Vec<StepLoss>> {
+) -> anyhow::Result<(Vec<StepLoss>, Vec<(usize, f64)>, Option<Kept>)> {
     let stateless = config.schedule.batch_size == 0 && config.schedule.optimizer == Optimizer::Sgd;
     let chunk_len = if stateless {
         chunk_size(config.steps)
     } else {
         config.steps.max(1)
     };
+    let eval_every = if stateless && dev.is_some() {
+        config.eval_every
+    } else {
+        0
+    };
     let start = Instant::now();
     let mut losses = Vec::new();
+    let mut dev_losses = Vec::new();
+    let mut kept: Option<Kept> = None;
+    let mut evaluate =
+        |backend: &mut B, weights: &[f32], done: usize, report: &mut dyn FnMut(Event)| {
+            let Some(dev) = dev else { return Ok(()) };
+            let loss = backend.forward_loss(weights, dev, config.form)?;
+            let step = first_step + done;
+            let best = kept.as_ref().is_none_or(|k| loss < k.dev_loss);
+            if best {
+                kept = Some(Kept {
+                    step,
+                    dev_loss: loss,
+                    weights: weights.to_vec(),
+                });
+            }
+            dev_losses.push((step, loss));
+            report(Event::DevLoss { step, loss, best });
+            anyhow::Ok(())
+        };
     while losses.len() < config.steps {
-        let chunk = chunk_len.min(config.steps - losses.len());
+        let mut chunk = chunk_len.min(config.steps - losses.len());
+        if eval_every > 0 {
+            // End the chunk at the next evaluation.
+            chunk = chunk.min(eval_every - losses.len() % eval_every);
+        }
         let chunk_start = Instant::now();
         let chunk_losses = train_neural(
             backend,
@@ -464,10 +526,15 @@ fn train_in_chunks<B: Backend>(
         });
         losses.extend(chunk_losses);
         if finite < chunk {
-            break;
+            return Ok((losses, dev_losses, None));
+        }
+        let done = losses.len();
+        if eval_every > 0 && done % eval_every == 0 && done < config.steps {
+            evaluate(backend, &model.weights, done, report)?;
         }
     }
-    Ok(losses)
+    evaluate(backend, &model.weights, losses.len(), report)?;
+    Ok((losses, dev_losses, kept))
 }
 
 /// Per-stage wall times for `RUST_LOG=debug`.

@@ -198,6 +198,7 @@ fn checkpoint_reader_survives_corruption() {
             lr: 50.0,
             reg: 0.01,
             input: None,
+            split: None,
         },
         counts: (0..16).collect(),
         probs: (0..16).map(|i| i as f32 / 16.0).collect(),

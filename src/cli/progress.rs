@@ -144,6 +144,17 @@ impl Progress {
                     say!("  {done} steps at {steps_per_second:.1} steps/s");
                 }
             }
+            Event::DevLoss { step, loss, best } => {
+                let line = format!(
+                    "  dev   {step:>5}  loss {}{}",
+                    format_loss(*loss),
+                    if *best { "  (lowest so far: kept)" } else { "" }
+                );
+                match &self.bar {
+                    Some(bar) => bar.suspend(|| say!("{line}")),
+                    None => say!("{line}"),
+                }
+            }
             Event::NeuralModel {
                 final_loss,
                 count_nll,

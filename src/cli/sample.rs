@@ -9,6 +9,7 @@ use serde_json::json;
 use super::{describe_checkpoint, positive, say, training_words, ModelFlag, RngFlag};
 use makemore::checkpoint::{Checkpoint, MODEL_FILE};
 use makemore::sample::{sample_names_with, SampleOptions};
+use makemore::split::SplitWords;
 
 pub const EXAMPLE: &str = "Examples:
   makemore train --steps 100                     # saves out/model.safetensors
@@ -76,13 +77,36 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         )
     })?;
     let (words, source) = training_words(args.input.as_deref(), &checkpoint)?;
-    let known: HashSet<&str> = words.iter().map(String::as_str).collect();
-    let (in_data, new): (Vec<&String>, Vec<&String>) =
-        names.iter().partition(|n| known.contains(n.as_str()));
+    // With a split, the run learned from its train part only: makemore.py's "in train",
+    // "in test" and "new", with dev beside test.
+    let parts = match checkpoint.settings.split {
+        Some(split) => split.apply(&words, checkpoint.settings.seed),
+        None => SplitWords {
+            train: words,
+            dev: Vec::new(),
+            test: Vec::new(),
+        },
+    };
+    let set = |part: &[String]| part.iter().cloned().collect::<HashSet<String>>();
+    let (train, dev, test) = (set(&parts.train), set(&parts.dev), set(&parts.test));
+    let (mut in_data, mut in_dev, mut in_test, mut new) = (vec![], vec![], vec![], vec![]);
+    for name in &names {
+        let group = if train.contains(name) {
+            &mut in_data
+        } else if dev.contains(name) {
+            &mut in_dev
+        } else if test.contains(name) {
+            &mut in_test
+        } else {
+            &mut new
+        };
+        group.push(name);
+    }
     if args.json {
         let line = json!({"event": "samples", "model": args.model.name(), "seed": args.seed,
             "temperature": args.temperature, "top_k": args.top_k, "prefix": args.prefix,
-            "names": names, "in_training_data": in_data, "new": new, "training_words": source});
+            "names": names, "in_training_data": in_data, "in_dev": in_dev, "in_test": in_test,
+            "new": new, "training_words": source});
         say!("{line}");
         return Ok(());
     }
@@ -104,9 +128,21 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             format!(", prefix {:?}", args.prefix)
         }
     );
-    say!("\n{} in the training data ({source}):", in_data.len());
+    let train_part = match checkpoint.settings.split {
+        Some(split) => format!("the train part of {split} of {source}"),
+        None => source,
+    };
+    say!("\n{} in the training data ({train_part}):", in_data.len());
     for name in &in_data {
         say!("  {name}");
+    }
+    for (group, part) in [("dev", &in_dev), ("test", &in_test)] {
+        if !part.is_empty() {
+            say!("\n{} in the {group} part:", part.len());
+            for name in part.iter() {
+                say!("  {name}");
+            }
+        }
     }
     say!("\n{} new:", new.len());
     for name in &new {

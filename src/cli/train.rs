@@ -77,6 +77,10 @@ pub struct Args {
     /// models learn from train only, and both are scored on every part [default: all train]
     #[arg(long, value_name = "TRAIN/DEV/TEST")]
     split: Option<String>,
+    /// With --split: the neural model's dev loss every N steps and after the last; the weights
+    /// with the lowest are the ones saved, as makemore.py keeps its best model [default: 10]
+    #[arg(long, value_name = "N")]
+    eval_every: Option<usize>,
     /// The neural model's loss: fused (stable log-softmax) or explicit (the lecture's exp,
     /// normalize, pick, log; overflows for logits above 88.7)
     #[arg(long, value_enum, default_value_t = LossFlag::Fused)]
@@ -166,6 +170,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         top_pairs: 5,
         resume,
         split: args.split.as_deref().map(str::parse::<Split>).transpose()?,
+        eval_every: match (&args.split, args.eval_every) {
+            (None, Some(_)) => {
+                anyhow::bail!("--eval-every needs --split: a dev set to evaluate on")
+            }
+            (_, every) => every.unwrap_or(10),
+        },
         form: NetForm {
             loss: match args.loss {
                 LossFlag::Fused => LossForm::Fused,
@@ -203,12 +213,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let line = json!({"event": "summary", "count_nll": finite_or_null(summary.count_nll),
             "final_loss": summary.final_loss.total, "final_data_loss": summary.final_loss.data,
             "steps": summary.first_step + summary.losses.len(),
+            "kept_step": summary.kept_step,
             "checkpoint": model_path.display().to_string(), "log": log_path.display().to_string(),
             "seconds": seconds});
         say!("{line}");
     } else {
+        let kept = match summary.kept_step {
+            Some(step) => format!(" (the weights after step {step}: the lowest dev loss)"),
+            None => String::new(),
+        };
         say!(
-            "\nsaved    {} and {}",
+            "\nsaved    {}{kept} and {}",
             model_path.display(),
             log_path.display()
         );
@@ -238,10 +253,13 @@ fn save_run(
             context_len: config.context_len,
             smoothing: config.smoothing,
             seed: config.seed,
-            steps: summary.first_step + summary.losses.len(),
+            steps: summary
+                .kept_step
+                .unwrap_or(summary.first_step + summary.losses.len()),
             lr: config.options.lr,
             reg: config.options.reg,
             input,
+            split: config.split,
         },
         counts: summary.count_model.counts.clone(),
         probs: summary.count_model.probs.clone(),
@@ -250,6 +268,10 @@ fn save_run(
     };
     // Entries of steps this run has redone (a resume from an older checkpoint) are replaced.
     log.retain(|e| e.step < summary.first_step);
+    let dev_at = |step: usize| {
+        let found = summary.dev_losses.iter().find(|(s, _)| *s == step);
+        found.map(|&(_, loss)| loss)
+    };
     log.extend(
         summary
             .losses
@@ -258,8 +280,18 @@ fn save_run(
             .map(|(i, &loss)| LogEntry {
                 step: summary.first_step + i,
                 loss,
+                dev_loss: dev_at(summary.first_step + i),
             }),
     );
+    // The dev loss after the last step belongs to the weights training ended with.
+    let end = summary.first_step + summary.losses.len();
+    if let Some(dev_loss) = dev_at(end) {
+        log.push(LogEntry {
+            step: end,
+            loss: summary.final_loss,
+            dev_loss: Some(dev_loss),
+        });
+    }
     let model_path = checkpoint.save(&args.work_dir)?;
     let log_path = save_log(&args.work_dir, &log)?;
     log::debug!("saved {} and {}", model_path.display(), log_path.display());
@@ -325,6 +357,9 @@ fn event_json(event: &Event, config: &TrainConfig) -> Option<serde_json::Value> 
                 json!({"train": value(l.train), "dev": value(l.dev), "test": value(l.test)})
             };
             json!({"event": "evaluation", "count_nll": part(count), "neural_nll": part(neural)})
+        }
+        Event::DevLoss { step, loss, best } => {
+            json!({"event": "dev_loss", "step": step, "loss": finite_or_null(*loss), "best": best})
         }
         // Progress is for people watching; the neural_model line has every loss.
         Event::TrainingStarted { .. } | Event::Progress { .. } => return None,
