@@ -151,6 +151,60 @@ pub fn softmax_rows(weights: &[f32], num_cols: usize) -> Vec<f32> {
     probs
 }
 
+/// `count_descent`: `steps` full-batch gradient-descent steps computed from the count matrix
+/// alone. With `c_x = sum_y N[x, y]` and `lse_x = log sum_y exp(W[x, y])`:
+/// `data = (1/n) sum_x sum_y N[x, y] (lse_x - W[x, y])`, `total = data + reg * mean(W^2)`,
+/// `grad[x, y] = (c_x softmax(W[x])[y] - N[x, y]) / n + 2 reg W[x, y] / |W|`, then
+/// `W -= lr * grad`: the same loss and gradient as the per-example kernels on the n examples.
+/// Returns the loss before each step and the gradient of the last step.
+pub fn count_descent(
+    counts: &[u32],
+    weights: &mut [f32],
+    num_cols: usize,
+    num_examples: usize,
+    options: &TrainOptions,
+    steps: usize,
+) -> (Vec<StepLoss>, Vec<f32>) {
+    let n = num_examples as f64;
+    let num_weights = weights.len() as f64;
+    let (reg, lr) = (options.reg as f64, options.lr as f64);
+    let mut grads = vec![0.0f32; weights.len()];
+    let mut losses = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let mut nll = 0.0f64;
+        let mut squares = 0.0f64;
+        let rows = weights
+            .chunks_mut(num_cols)
+            .zip(counts.chunks(num_cols))
+            .zip(grads.chunks_mut(num_cols));
+        for ((w_row, n_row), g_row) in rows {
+            let total: f64 = n_row.iter().map(|&c| c as f64).sum();
+            let m = w_row
+                .iter()
+                .fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
+            let lse = m + w_row
+                .iter()
+                .map(|&w| (w as f64 - m).exp())
+                .sum::<f64>()
+                .ln();
+            for ((w, &count), g) in w_row.iter_mut().zip(n_row).zip(g_row.iter_mut()) {
+                let (wf, count) = (*w as f64, count as f64);
+                nll += count * (lse - wf);
+                squares += wf * wf;
+                let grad = (total * (wf - lse).exp() - count) / n + 2.0 * reg * wf / num_weights;
+                *g = grad as f32;
+                *w = (wf - lr * grad as f32 as f64) as f32;
+            }
+        }
+        let data = nll / n;
+        losses.push(StepLoss {
+            total: data + reg * squares / num_weights,
+            data,
+        });
+    }
+    (losses, grads)
+}
+
 /// One full-batch step's loss and gradient, from the twins above.
 fn loss_and_gradient(weights: &[f32], examples: &Examples, reg: f32) -> (StepLoss, Vec<f32>) {
     let (contexts, targets, v) = (&examples.contexts, &examples.targets, examples.num_cols);
@@ -229,6 +283,31 @@ impl Backend for CpuBackend {
 
     fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>> {
         Ok(softmax_rows(weights, num_cols))
+    }
+
+    fn count_loss_and_gradient(
+        &mut self,
+        weights: &[f32],
+        ex: &Examples,
+        reg: f32,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        let counts = count_pairs(&ex.contexts, &ex.targets, ex.num_rows, ex.num_cols);
+        let mut unchanged = weights.to_vec();
+        let options = TrainOptions { lr: 0.0, reg };
+        let (losses, grads) =
+            count_descent(&counts, &mut unchanged, ex.num_cols, ex.len(), &options, 1);
+        Ok((losses[0], grads))
+    }
+
+    fn train_counts(
+        &mut self,
+        weights: &mut [f32],
+        ex: &Examples,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        let counts = count_pairs(&ex.contexts, &ex.targets, ex.num_rows, ex.num_cols);
+        Ok(count_descent(&counts, weights, ex.num_cols, ex.len(), options, steps).0)
     }
 }
 

@@ -7,6 +7,25 @@ use crate::data::{Examples, Vocab, WordStats};
 use crate::model::{CountModel, NeuralModel};
 use crate::sample::sample_names;
 
+/// How the full-batch gradient is computed: both give the same losses (to 1e-5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GradientPath {
+    /// From the count matrix: O(V^K * V) per step, whatever the number of examples.
+    Counts,
+    /// Example by example, as the lecture's code does: O(n * V) per step.
+    Examples,
+}
+
+impl GradientPath {
+    /// The name of the path, as the `--grad` flag spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GradientPath::Counts => "counts",
+            GradientPath::Examples => "examples",
+        }
+    }
+}
+
 /// What `train` does, from the command-line flags.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
@@ -19,6 +38,8 @@ pub struct TrainConfig {
     /// Full-batch gradient-descent steps.
     pub steps: usize,
     pub options: TrainOptions,
+    /// How each step's gradient is computed.
+    pub gradient: GradientPath,
     /// Names to draw from each model.
     pub samples: usize,
     /// Most frequent pairs to report.
@@ -45,6 +66,8 @@ pub enum Event {
         rows: usize,
         cols: usize,
         options: TrainOptions,
+        /// How the gradient was computed.
+        gradient: GradientPath,
         /// The loss before each step.
         losses: Vec<StepLoss>,
         /// The loss of the trained weights.
@@ -101,13 +124,22 @@ pub fn run<B: Backend>(
     });
 
     let mut neural_model = NeuralModel::init(&vocab, config.context_len, config.seed);
-    let losses = neural_model.train(backend, &loaded, &config.options, config.steps)?;
-    let (final_loss, _) =
-        backend.loss_and_gradient(&neural_model.weights, &loaded, config.options.reg)?;
+    let reg = config.options.reg;
+    let (losses, (final_loss, _)) = match config.gradient {
+        GradientPath::Counts => (
+            neural_model.train_counts(backend, &loaded, &config.options, config.steps)?,
+            backend.count_loss_and_gradient(&neural_model.weights, &loaded, reg)?,
+        ),
+        GradientPath::Examples => (
+            neural_model.train(backend, &loaded, &config.options, config.steps)?,
+            backend.loss_and_gradient(&neural_model.weights, &loaded, reg)?,
+        ),
+    };
     report(Event::NeuralModel {
         rows: examples.num_rows,
         cols: examples.num_cols,
         options: config.options,
+        gradient: config.gradient,
         losses,
         final_loss,
         count_nll: nll.mean(),

@@ -7,13 +7,14 @@ use serde_json::json;
 
 use super::{finite_or_null, format_loss, non_negative, positive, say, thousands, DeviceFlag};
 use makemore::data::{builtin_words, read_words};
-use makemore::train::{Event, TrainConfig};
+use makemore::train::{Event, GradientPath, TrainConfig};
 use makemore::{AnyBackend, Backend, TrainOptions};
 
 pub const EXAMPLE: &str = "Examples:
   makemore train                                   # the lecture on the built-in names
   makemore train --input names.txt --steps 200 --samples 20
-  makemore train --device cpu --json               # the CPU reference, JSON lines";
+  makemore train --device cpu --json               # the CPU reference, JSON lines
+  makemore train --grad examples                   # the lecture's per-example gradient";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -38,6 +39,10 @@ pub struct Args {
     /// Strength of the L2 penalty reg * mean(W^2).
     #[arg(long, default_value_t = 0.01, value_parser = non_negative)]
     reg: f32,
+    /// How each step's full-batch gradient is computed: from the count matrix (same losses,
+    /// O(V^K * V) per step) or example by example as the lecture does (O(n * V) per step).
+    #[arg(long = "grad", value_enum, default_value_t = GradFlag::Counts)]
+    grad: GradFlag,
     /// Names to sample from each model.
     #[arg(long, default_value_t = 10)]
     samples: usize,
@@ -47,6 +52,15 @@ pub struct Args {
     /// One JSON object per line instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// The `--grad` flag.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GradFlag {
+    /// From the count matrix N: grad = (c_x softmax(W[x]) - N[x]) / n + the penalty's.
+    Counts,
+    /// Example by example: softmax(W[x_i]) - onehot(y_i), summed, / n + the penalty's.
+    Examples,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -66,6 +80,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         options: TrainOptions {
             lr: args.lr,
             reg: args.reg,
+        },
+        gradient: match args.grad {
+            GradFlag::Counts => GradientPath::Counts,
+            GradFlag::Examples => GradientPath::Examples,
         },
         samples: args.samples,
         top_pairs: 5,
@@ -128,11 +146,13 @@ fn event_json(event: &Event) -> serde_json::Value {
             rows,
             cols,
             options,
+            gradient,
             losses,
             final_loss,
             ..
         } => json!({
             "event": "neural_model", "rows": rows, "cols": cols, "lr": options.lr, "reg": options.reg,
+            "grad": gradient.name(),
             "steps": losses.len(),
             "losses": losses.iter().map(|l| l.total).collect::<Vec<_>>(),
             "data_losses": losses.iter().map(|l| l.data).collect::<Vec<_>>(),
@@ -195,15 +215,17 @@ fn print_event(event: &Event) {
             rows,
             cols,
             options,
+            gradient,
             losses,
             final_loss,
             count_nll,
         } => {
             say!(
-                "\nneural model ({rows}x{cols} weights, lr {}, reg {}, {} steps)",
+                "\nneural model ({rows}x{cols} weights, lr {}, reg {}, {} steps, gradient from {})",
                 options.lr,
                 options.reg,
-                losses.len()
+                losses.len(),
+                gradient.name()
             );
             let every = (losses.len() / 10).max(1);
             for (step, loss) in losses.iter().enumerate() {

@@ -27,6 +27,22 @@ impl Params {
     }
 }
 
+/// Parameters of a kernel that needs eight 32-bit words (`count_descent`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct LongParams {
+    pub words: [u32; 8],
+}
+
+impl LongParams {
+    /// Parameters from up to eight words (unsigned integers or f32 bit patterns).
+    pub fn new(words: &[u32]) -> LongParams {
+        let mut p = LongParams::default();
+        p.words[..words.len()].copy_from_slice(words);
+        p
+    }
+}
+
 /// The compiled kernels.
 pub struct Kernels {
     pub count_pairs: wgpu::ComputePipeline,
@@ -38,6 +54,7 @@ pub struct Kernels {
     pub loss_total: wgpu::ComputePipeline,
     pub sgd_step: wgpu::ComputePipeline,
     pub softmax_rows: wgpu::ComputePipeline,
+    pub count_descent: wgpu::ComputePipeline,
 }
 
 fn pipeline(
@@ -78,6 +95,7 @@ impl Kernels {
             loss_total: kernel!(device, "loss_total"),
             sgd_step: kernel!(device, "sgd_step"),
             softmax_rows: kernel!(device, "softmax_rows"),
+            count_descent: kernel!(device, "count_descent"),
         }
     }
 }

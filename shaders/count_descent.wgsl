@@ -1,0 +1,98 @@
+// count_descent: full-batch gradient descent on the neural model, from the count matrix alone.
+//
+// The examples enter the mean NLL only through N[x, y], how often y follows context x, and
+// the row totals c_x = sum_y N[x, y]:
+//
+//   lse_x     = log sum_y exp(W[x, y])                     (stably: m + log sum exp(W - m))
+//   data      = (1/n) sum_x sum_y N[x, y] * (lse_x - W[x, y])
+//             = (1/n) sum_x (c_x * lse_x - sum_y N[x, y] * W[x, y])
+//   total     = data + reg * (1/|W|) sum_k W[k]^2
+//   grad[x,y] = (c_x * softmax(W[x])[y] - N[x, y]) / n + 2 * reg * W[x, y] / |W|
+//   W[x, y]  -= lr * grad[x, y]
+//
+// the same loss and gradient as cross_entropy_forward/backward + grad_rows + loss_total on
+// the n examples, in O(V^K * V) work per step instead of O(n * V). Each step appends
+// (total, data), measured before its update, to `history` at `first_step + s`.
+//
+// One workgroup runs `steps` steps in a loop. Thread t owns rows t, t + 256, ...: it reads,
+// differentiates and updates only those, so the steps need no barrier on storage; the loss is
+// a fixed-order sum per thread and then a fixed binary tree, the same on every run. With
+// lr = 0 and one step, `grads` and `history` are the loss and gradient at W.
+
+struct Params {
+    num_rows: u32,
+    num_cols: u32,
+    num_examples: u32,
+    reg: f32,
+    lr: f32,
+    steps: u32,
+    first_step: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> counts: array<u32>;
+@group(0) @binding(2) var<storage, read_write> weights: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(4) var<storage, read_write> history: array<f32>;
+
+const THREADS: u32 = 256u;
+var<workgroup> scratch: array<f32, THREADS>;
+
+// Sum of the threads' values, by a fixed tree; every thread gets the result.
+fn tree_sum(local: u32, value: f32) -> f32 {
+    scratch[local] = value;
+    workgroupBarrier();
+    for (var stride = THREADS / 2u; stride > 0u; stride /= 2u) {
+        if (local < stride) {
+            scratch[local] += scratch[local + stride];
+        }
+        workgroupBarrier();
+    }
+    let sum = scratch[0];
+    workgroupBarrier();
+    return sum;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) local: u32) {
+    let cols = params.num_cols;
+    let num_weights = params.num_rows * cols;
+    let n = f32(params.num_examples);
+    let penalty_scale = 2.0 * params.reg / f32(num_weights);
+    for (var step = 0u; step < params.steps; step++) {
+        var nll = 0.0;
+        var squares = 0.0;
+        for (var row = local; row < params.num_rows; row += THREADS) {
+            let base = row * cols;
+            var total = 0u;
+            var m = weights[base];
+            for (var c = 0u; c < cols; c++) {
+                total += counts[base + c];
+                m = max(m, weights[base + c]);
+            }
+            var sum = 0.0;
+            for (var c = 0u; c < cols; c++) {
+                sum += exp(weights[base + c] - m);
+            }
+            let lse = m + log(sum);
+            let row_total = f32(total);
+            for (var c = 0u; c < cols; c++) {
+                let w = weights[base + c];
+                let count = f32(counts[base + c]);
+                nll += count * (lse - w);
+                squares += w * w;
+                let g = (row_total * exp(w - lse) - count) / n + penalty_scale * w;
+                grads[base + c] = g;
+                weights[base + c] = w - params.lr * g;
+            }
+        }
+        let data = tree_sum(local, nll) / n;
+        let penalty = params.reg * tree_sum(local, squares) / f32(num_weights);
+        if (local == 0u) {
+            let at = 2u * (params.first_step + step);
+            history[at] = data + penalty;
+            history[at + 1u] = data;
+        }
+    }
+}
