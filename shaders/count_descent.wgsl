@@ -4,6 +4,7 @@
 // the row totals c_x = sum_y N[x, y]:
 //
 //   lse_x     = log sum_y exp(W[x, y])                     (stably: m + log sum exp(W - m))
+//   softmax(W[x])[y] = exp(W[x, y] - m) / sum_y' exp(W[x, y'] - m)
 //   data      = (1/n) sum_x sum_y N[x, y] * (lse_x - W[x, y])
 //             = (1/n) sum_x (c_x * lse_x - sum_y N[x, y] * W[x, y])
 //   total     = data + reg * (1/|W|) sum_k W[k]^2
@@ -14,7 +15,7 @@
 // the n examples, in O(V^K * V) work per step instead of O(n * V). Each step appends
 // (total, data), measured before its update, to `history` at `first_step + s`.
 //
-// One workgroup runs `steps` steps in a loop. Thread t owns rows t, t + 256, ...: it reads,
+// One workgroup runs `steps` steps in a loop. Thread t owns rows t, t + 64, ...: it reads,
 // differentiates and updates only those, so the steps need no barrier on storage; the loss is
 // a fixed-order sum per thread and then a fixed binary tree, the same on every run. With
 // lr = 0 and one step, `grads` and `history` are the loss and gradient at W.
@@ -36,11 +37,11 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(4) var<storage, read_write> history: array<f32>;
 
-const THREADS: u32 = 256u;
-var<workgroup> scratch: array<f32, THREADS>;
+const THREADS: u32 = 64u;
+var<workgroup> scratch: array<vec2<f32>, THREADS>;
 
-// Sum of the threads' values, by a fixed tree; every thread gets the result.
-fn tree_sum(local: u32, value: f32) -> f32 {
+// Sums of the threads' (nll, squares), by a fixed tree; every thread gets the result.
+fn tree_sum(local: u32, value: vec2<f32>) -> vec2<f32> {
     scratch[local] = value;
     workgroupBarrier();
     for (var stride = THREADS / 2u; stride > 0u; stride /= 2u) {
@@ -54,7 +55,7 @@ fn tree_sum(local: u32, value: f32) -> f32 {
     return sum;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) local: u32) {
     let cols = params.num_cols;
     let num_weights = params.num_rows * cols;
@@ -71,9 +72,12 @@ fn main(@builtin(local_invocation_index) local: u32) {
                 total += counts[base + c];
                 m = max(m, weights[base + c]);
             }
+            // exp(W - m) is parked in `grads` so that each is computed once per step.
             var sum = 0.0;
             for (var c = 0u; c < cols; c++) {
-                sum += exp(weights[base + c] - m);
+                let e = exp(weights[base + c] - m);
+                grads[base + c] = e;
+                sum += e;
             }
             let lse = m + log(sum);
             let row_total = f32(total);
@@ -82,13 +86,15 @@ fn main(@builtin(local_invocation_index) local: u32) {
                 let count = f32(counts[base + c]);
                 nll += count * (lse - w);
                 squares += w * w;
-                let g = (row_total * exp(w - lse) - count) / n + penalty_scale * w;
+                let softmax = grads[base + c] / sum;
+                let g = (row_total * softmax - count) / n + penalty_scale * w;
                 grads[base + c] = g;
                 weights[base + c] = w - params.lr * g;
             }
         }
-        let data = tree_sum(local, nll) / n;
-        let penalty = params.reg * tree_sum(local, squares) / f32(num_weights);
+        let sums = tree_sum(local, vec2<f32>(nll, squares));
+        let data = sums.x / n;
+        let penalty = params.reg * sums.y / f32(num_weights);
         if (local == 0u) {
             let at = 2u * (params.first_step + step);
             history[at] = data + penalty;

@@ -152,7 +152,8 @@ pub fn softmax_rows(weights: &[f32], num_cols: usize) -> Vec<f32> {
 }
 
 /// `count_descent`: `steps` full-batch gradient-descent steps computed from the count matrix
-/// alone. With `c_x = sum_y N[x, y]` and `lse_x = log sum_y exp(W[x, y])`:
+/// alone. With `c_x = sum_y N[x, y]`, `lse_x = log sum_y exp(W[x, y])` and
+/// `softmax(W[x])[y] = exp(W[x, y] - m) / sum_y' exp(W[x, y'] - m)`:
 /// `data = (1/n) sum_x sum_y N[x, y] (lse_x - W[x, y])`, `total = data + reg * mean(W^2)`,
 /// `grad[x, y] = (c_x softmax(W[x])[y] - N[x, y]) / n + 2 reg W[x, y] / |W|`, then
 /// `W -= lr * grad`: the same loss and gradient as the per-example kernels on the n examples.
@@ -170,6 +171,7 @@ pub fn count_descent(
     let (reg, lr) = (options.reg as f64, options.lr as f64);
     let mut grads = vec![0.0f32; weights.len()];
     let mut losses = Vec::with_capacity(steps);
+    let mut exps = Vec::with_capacity(num_cols);
     for _ in 0..steps {
         let mut nll = 0.0f64;
         let mut squares = 0.0f64;
@@ -182,16 +184,17 @@ pub fn count_descent(
             let m = w_row
                 .iter()
                 .fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
-            let lse = m + w_row
-                .iter()
-                .map(|&w| (w as f64 - m).exp())
-                .sum::<f64>()
-                .ln();
-            for ((w, &count), g) in w_row.iter_mut().zip(n_row).zip(g_row.iter_mut()) {
+            // exp(W - m), computed once per weight and step.
+            exps.clear();
+            exps.extend(w_row.iter().map(|&w| (w as f64 - m).exp()));
+            let sum: f64 = exps.iter().sum();
+            let lse = m + sum.ln();
+            let cells = w_row.iter_mut().zip(n_row).zip(g_row.iter_mut()).zip(&exps);
+            for (((w, &count), g), &e) in cells {
                 let (wf, count) = (*w as f64, count as f64);
                 nll += count * (lse - wf);
                 squares += wf * wf;
-                let grad = (total * (wf - lse).exp() - count) / n + 2.0 * reg * wf / num_weights;
+                let grad = (total * (e / sum) - count) / n + 2.0 * reg * wf / num_weights;
                 *g = grad as f32;
                 *w = (wf - lr * grad as f32 as f64) as f32;
             }

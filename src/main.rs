@@ -23,6 +23,9 @@ enum Command {
     /// Count bigrams, train the neural net, print losses and sample names.
     #[command(after_help = cli::train::EXAMPLE)]
     Train(cli::train::Args),
+    /// Time every stage on the GPU and on the CPU: warm-up, repetitions, median and spread.
+    #[command(after_help = cli::bench::EXAMPLE)]
+    Bench(cli::bench::Args),
     /// List the GPU adapters wgpu finds (WGPU_BACKEND and WGPU_ADAPTER_NAME choose among them).
     #[command(after_help = cli::adapters::EXAMPLE)]
     Adapters(cli::adapters::Args),
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Train(args) => cli::train::run(&args),
         Command::Adapters(args) => cli::adapters::run(&args),
+        Command::Bench(args) => cli::bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

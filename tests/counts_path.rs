@@ -122,7 +122,7 @@ fn train_and_compare(words: &[String], k: usize, steps: usize, with_examples_pat
 
 #[test]
 fn counts_path_gives_the_per_example_losses() {
-    train_and_compare(&builtin_words(), 1, 100, true);
+    train_and_compare(&builtin_words(), 1, 30, true);
     train_and_compare(&random_words(12, 6, 500), 2, 100, true);
 }
 

@@ -1,6 +1,7 @@
 //! The commands, one file each, and what they share: printing and flag parsers.
 
 pub mod adapters;
+pub mod bench;
 pub mod train;
 
 use makemore::DeviceChoice;
