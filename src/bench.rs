@@ -11,7 +11,7 @@ use rand::{RngExt, SeedableRng};
 use crate::backend::{Backend, TrainOptions};
 use crate::data::{builtin_words, Examples, Vocab};
 use crate::device::AnyBackend;
-use crate::sample::sample_names;
+use crate::sample::sample_symbols;
 
 /// The stages, in pipeline order, with what each one times.
 pub const STAGES: [(&str, &str); 9] = [
@@ -38,7 +38,10 @@ pub const STAGES: [(&str, &str); 9] = [
         "steps_counts_1000",
         "1000 full-batch steps from the counts, read back once",
     ),
-    ("sample", "names drawn from the count model on the host"),
+    (
+        "sample",
+        "names drawn from the count model on the host, as symbols",
+    ),
 ];
 
 /// A data set to time the stages on.
@@ -295,7 +298,7 @@ pub fn run_data_set(
 
     if wanted("sample") {
         let seconds = time(config, || {
-            sample_names(&probs, &vocab, config.sample_names, 7);
+            sample_symbols(&probs, vocab.len(), config.sample_names, 7);
             Ok(())
         })?;
         report(timing("sample", "host", seconds, config.sample_names));

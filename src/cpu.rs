@@ -208,13 +208,111 @@ pub fn count_descent(
     (losses, grads)
 }
 
-/// One full-batch step's loss and gradient, from the twins above.
+/// Threads of the CPU reference's per-example step and counting.
+pub const CPU_THREADS: usize = 2;
+
+/// Splits `0..len` into `parts` contiguous ranges of nearly equal length, in order.
+fn split_ranges(len: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = parts.max(1);
+    (0..parts)
+        .map(|p| (len * p / parts)..(len * (p + 1) / parts))
+        .collect()
+}
+
+/// `cross_entropy_forward` and `cross_entropy_backward` in one pass over the examples: each
+/// example's `exp(W[ctx_i, c] - m_i)` is computed once and serves both `lse_i` and the
+/// gradient `softmax - onehot`. Returns `sum_i nll_i` and G (the sum of the per-example
+/// gradients), the same values as the two twins up to the order of the f64 additions.
+pub fn cross_entropy_fused(
+    weights: &[f32],
+    contexts: &[u32],
+    targets: &[u32],
+    num_cols: usize,
+) -> (f64, Vec<f64>) {
+    let mut grad = vec![0.0f64; weights.len()];
+    let mut nll_sum = 0.0f64;
+    let mut exps = vec![0.0f64; num_cols];
+    for (&ctx, &tgt) in contexts.iter().zip(targets) {
+        let row = ctx as usize * num_cols;
+        let logits = &weights[row..][..num_cols];
+        let m = logits
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
+        let mut sum = 0.0f64;
+        for (e, &w) in exps.iter_mut().zip(logits) {
+            *e = (w as f64 - m).exp();
+            sum += *e;
+        }
+        nll_sum += m + sum.ln() - logits[tgt as usize] as f64;
+        let inverse = 1.0 / sum;
+        for (g, &e) in grad[row..][..num_cols].iter_mut().zip(&exps) {
+            *g += e * inverse;
+        }
+        grad[row + tgt as usize] -= 1.0;
+    }
+    (nll_sum, grad)
+}
+
+/// One full-batch step's loss and gradient: `cross_entropy_fused` on CPU_THREADS contiguous
+/// slices of the examples, whose sums are added in slice order (the same result on every
+/// run), then `grad_rows` and `loss_total`.
 fn loss_and_gradient(weights: &[f32], examples: &Examples, reg: f32) -> (StepLoss, Vec<f32>) {
     let (contexts, targets, v) = (&examples.contexts, &examples.targets, examples.num_cols);
-    let (lse, nll_sum) = cross_entropy_forward(weights, contexts, targets, v);
-    let data_grad_sum = cross_entropy_backward(weights, contexts, targets, &lse, v);
+    let parts: Vec<(f64, Vec<f64>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = split_ranges(examples.len(), CPU_THREADS)
+            .into_iter()
+            .map(|r| {
+                scope.spawn(move || {
+                    cross_entropy_fused(weights, &contexts[r.clone()], &targets[r], v)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a worker thread panicked"))
+            .collect()
+    });
+    let mut nll_sum = 0.0f64;
+    let mut data_grad_sum = vec![0.0f64; weights.len()];
+    for (nll, grad) in &parts {
+        nll_sum += nll;
+        for (total, g) in data_grad_sum.iter_mut().zip(grad) {
+            *total += g;
+        }
+    }
     let grads = grad_rows(&data_grad_sum, weights, examples.len(), reg);
     (loss_total(nll_sum, examples.len(), weights, reg), grads)
+}
+
+/// `count_pairs` on CPU_THREADS contiguous slices of the examples, each into its own
+/// matrix, added at the end (integer sums: exact whatever the split).
+pub fn count_pairs_parallel(
+    contexts: &[u32],
+    targets: &[u32],
+    num_rows: usize,
+    num_cols: usize,
+) -> Vec<u32> {
+    let parts: Vec<Vec<u32>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = split_ranges(contexts.len(), CPU_THREADS)
+            .into_iter()
+            .map(|r| {
+                scope.spawn(move || {
+                    count_pairs(&contexts[r.clone()], &targets[r], num_rows, num_cols)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a worker thread panicked"))
+            .collect()
+    });
+    let mut counts = vec![0u32; num_rows * num_cols];
+    for part in &parts {
+        for (total, &n) in counts.iter_mut().zip(part) {
+            *total += n;
+        }
+    }
+    counts
 }
 
 /// The reference backend: the twins above, on the host.
@@ -233,7 +331,7 @@ impl Backend for CpuBackend {
     }
 
     fn count_pairs(&mut self, ex: &Examples) -> anyhow::Result<Vec<u32>> {
-        Ok(count_pairs(
+        Ok(count_pairs_parallel(
             &ex.contexts,
             &ex.targets,
             ex.num_rows,
@@ -294,7 +392,7 @@ impl Backend for CpuBackend {
         ex: &Examples,
         reg: f32,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        let counts = count_pairs(&ex.contexts, &ex.targets, ex.num_rows, ex.num_cols);
+        let counts = count_pairs_parallel(&ex.contexts, &ex.targets, ex.num_rows, ex.num_cols);
         let mut unchanged = weights.to_vec();
         let options = TrainOptions { lr: 0.0, reg };
         let (losses, grads) =
@@ -309,7 +407,7 @@ impl Backend for CpuBackend {
         options: &TrainOptions,
         steps: usize,
     ) -> anyhow::Result<Vec<StepLoss>> {
-        let counts = count_pairs(&ex.contexts, &ex.targets, ex.num_rows, ex.num_cols);
+        let counts = count_pairs_parallel(&ex.contexts, &ex.targets, ex.num_rows, ex.num_cols);
         Ok(count_descent(&counts, weights, ex.num_cols, ex.len(), options, steps).0)
     }
 }
@@ -354,6 +452,27 @@ mod tests {
                 grads[k]
             );
         }
+    }
+
+    /// The fused pass against the forward and backward twins, and the parallel counting
+    /// against the sequential one.
+    #[test]
+    fn fused_pass_and_parallel_counts_match_the_twins() {
+        let contexts: Vec<u32> = (0..1001u32).map(|i| (i * 7 + i / 5) % 4).collect();
+        let targets: Vec<u32> = (0..1001u32).map(|i| (i * 3 + i / 7) % 4).collect();
+        let weights: Vec<f32> = (0..16).map(|i| ((i * 5 % 7) as f32 - 3.0) * 0.7).collect();
+        let (lse, nll) = cross_entropy_forward(&weights, &contexts, &targets, 4);
+        let grad = cross_entropy_backward(&weights, &contexts, &targets, &lse, 4);
+        let (fused_nll, fused_grad) = cross_entropy_fused(&weights, &contexts, &targets, 4);
+        assert!((fused_nll - nll).abs() <= 1e-12 * nll.abs());
+        for (a, b) in fused_grad.iter().zip(&grad) {
+            assert!((a - b).abs() <= 1e-9, "{a} vs {b}");
+        }
+        assert_eq!(
+            count_pairs_parallel(&contexts, &targets, 4, 4),
+            count_pairs(&contexts, &targets, 4, 4)
+        );
+        assert_eq!(count_pairs_parallel(&[], &[], 2, 2), vec![0; 4]);
     }
 
     #[test]
