@@ -150,3 +150,31 @@ fn counts_path_is_bit_identical_across_runs() {
         assert_eq!(run(), run());
     }
 }
+
+/// Counting on the GPU is exact on both of its kernels: the private (workgroup-memory)
+/// histogram for tables of at most 4096 cells, the global one above.
+#[test]
+fn counts_are_exact_with_and_without_the_private_histogram() {
+    let words = random_words(21, 20, 30_000);
+    for k in [1, 2] {
+        let (vocab, examples) = encode(&words, k);
+        // k = 1: 441 cells (private); k = 2: 9261 cells (global atomics).
+        assert_eq!(examples.num_rows * vocab.len() > 4096, k == 2);
+        assert!(
+            examples.len() > 3 * 16384,
+            "several workgroups of the private kernel"
+        );
+        let expected = CpuBackend.count_pairs(&examples).unwrap();
+        let sequential = makemore::cpu::count_pairs(
+            &examples.contexts,
+            &examples.targets,
+            examples.num_rows,
+            examples.num_cols,
+        );
+        assert_eq!(expected, sequential, "parallel CPU counting");
+        for gpu in &mut gpus() {
+            let on_gpu = gpu.load(&examples).unwrap();
+            assert_eq!(gpu.count_pairs(&on_gpu).unwrap(), expected, "context {k}");
+        }
+    }
+}

@@ -20,7 +20,10 @@
 use crate::backend::{Backend, Nll, StepLoss, TrainOptions};
 use crate::data::Examples;
 
-use super::kernels::{bind, dispatch, LongParams, Params, ENTRY_THREADS, EXAMPLE_THREADS};
+use super::kernels::{
+    bind, dispatch, LongParams, Params, ENTRY_THREADS, EXAMPLE_THREADS, PRIVATE_HISTOGRAM_BINS,
+    PRIVATE_HISTOGRAM_EXAMPLES,
+};
 use super::Gpu;
 
 /// Longest run of examples that one thread of cross_entropy_backward adds up. Shorter runs
@@ -217,7 +220,8 @@ impl GpuBackend {
         }
     }
 
-    /// Records `count_pairs` of all the examples into `counts` (zeroed by the caller).
+    /// Records the counting of all the examples into `counts` (zeroed by the caller):
+    /// `count_pairs_private` when the table fits in workgroup memory, else `count_pairs`.
     fn record_count_pairs(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -225,21 +229,29 @@ impl GpuBackend {
         counts: &wgpu::Buffer,
     ) {
         let gpu = &self.gpu;
+        let k = &gpu.kernels;
+        let num_bins = ex.num_rows * ex.num_cols;
+        let fits = num_bins <= PRIVATE_HISTOGRAM_BINS
+            && 4 * PRIVATE_HISTOGRAM_BINS <= gpu.limits.max_compute_workgroup_storage_size;
+        let (pipeline, params, groups) = if fits {
+            let params = Params::new(&[ex.len, ex.num_cols, num_bins, PRIVATE_HISTOGRAM_EXAMPLES]);
+            (
+                &k.count_pairs_private,
+                params,
+                ex.len.div_ceil(PRIVATE_HISTOGRAM_EXAMPLES),
+            )
+        } else {
+            let params = Params::new(&[ex.len, ex.num_cols]);
+            (&k.count_pairs, params, ex.len.div_ceil(EXAMPLE_THREADS))
+        };
         let group = bind(
             &gpu.device,
-            &gpu.kernels.count_pairs,
-            &gpu.params(Params::new(&[ex.len, ex.num_cols])),
+            pipeline,
+            &gpu.params(params),
             &[&ex.contexts, &ex.targets, counts],
         );
         let mut pass = encoder.begin_compute_pass(&Default::default());
-        let groups = ex.len.div_ceil(EXAMPLE_THREADS);
-        dispatch(
-            &mut pass,
-            &gpu.kernels.count_pairs,
-            &group,
-            groups,
-            self.max_groups(),
-        );
+        dispatch(&mut pass, pipeline, &group, groups, self.max_groups());
     }
 
     /// Counts the examples on the device and runs `steps` steps of count_descent from
