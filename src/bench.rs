@@ -131,8 +131,10 @@ pub const MANY_STEPS: usize = 1000;
 pub struct Timing {
     pub stage: &'static str,
     pub data: String,
-    /// The device description, or `host` for the stages that do not use the backend.
-    pub device: String,
+    /// `gpu`, `cpu`, or `host` for the stages that do not use the backend.
+    pub device: &'static str,
+    /// The adapter or device description (`host` for the host stages).
+    pub adapter: String,
     /// Seconds of each timed repetition.
     pub seconds: Vec<f64>,
     /// Items the stage processes (pairs, or names for `sample`), for a throughput.
@@ -214,13 +216,15 @@ pub fn run_data_set(
     let vocab = Vocab::from_words(&words);
     let examples = Examples::encode(&words, &vocab, 1)?;
     let pairs = examples.len();
-    let timing = |stage: &'static str, device: &str, seconds: Vec<f64>, items: usize| Timing {
+    let timing = |stage: &'static str, device: (&'static str, &str), seconds, items| Timing {
         stage,
         data: label.clone(),
-        device: device.to_string(),
+        device: device.0,
+        adapter: device.1.to_string(),
         seconds,
         items,
     };
+    let host = ("host", "host");
 
     if wanted("encode") {
         let seconds = time(config, || {
@@ -228,7 +232,7 @@ pub fn run_data_set(
             Examples::encode(&words, &vocab, 1)?;
             Ok(())
         })?;
-        report(timing("encode", "host", seconds, pairs));
+        report(timing("encode", host, seconds, pairs));
     }
 
     let counts = crate::cpu::count_pairs(
@@ -245,36 +249,41 @@ pub fn run_data_set(
     let initial = crate::model::standard_normal(examples.num_rows * vocab.len(), 1);
 
     for backend in backends.iter_mut() {
-        let device = backend.describe();
+        let description = backend.describe();
+        let kind = match backend {
+            AnyBackend::Gpu(_) => "gpu",
+            AnyBackend::Cpu(_) => "cpu",
+        };
+        let device = (kind, description.as_str());
         if wanted("upload") {
             let seconds = time(config, || {
                 backend.load(&examples)?;
                 wait_idle(backend)
             })?;
-            report(timing("upload", &device, seconds, pairs));
+            report(timing("upload", device, seconds, pairs));
         }
         let loaded = backend.load(&examples)?;
         wait_idle(backend)?;
         if wanted("count") {
             let seconds = time(config, || backend.count_pairs(&loaded).map(drop))?;
-            report(timing("count", &device, seconds, pairs));
+            report(timing("count", device, seconds, pairs));
         }
         if wanted("normalize") {
             let seconds = time(config, || {
                 backend.normalize_rows(&counts, vocab.len(), 1.0).map(drop)
             })?;
-            report(timing("normalize", &device, seconds, counts.len()));
+            report(timing("normalize", device, seconds, counts.len()));
         }
         if wanted("nll") {
             let seconds = time(config, || backend.mean_nll(&probs, &loaded).map(drop))?;
-            report(timing("nll", &device, seconds, pairs));
+            report(timing("nll", device, seconds, pairs));
         }
         if wanted("step_examples") {
             let seconds = time(config, || {
                 let mut weights = initial.clone();
                 backend.train(&mut weights, &loaded, &lecture, 1).map(drop)
             })?;
-            report(timing("step_examples", &device, seconds, pairs));
+            report(timing("step_examples", device, seconds, pairs));
         }
         if wanted("step_counts") {
             let seconds = time(config, || {
@@ -283,7 +292,7 @@ pub fn run_data_set(
                     .train_counts(&mut weights, &loaded, &lecture, 1)
                     .map(drop)
             })?;
-            report(timing("step_counts", &device, seconds, pairs));
+            report(timing("step_counts", device, seconds, pairs));
         }
         if wanted("steps_counts_1000") {
             let seconds = time(config, || {
@@ -292,7 +301,7 @@ pub fn run_data_set(
                     .train_counts(&mut weights, &loaded, &lecture, MANY_STEPS)
                     .map(drop)
             })?;
-            report(timing("steps_counts_1000", &device, seconds, pairs));
+            report(timing("steps_counts_1000", device, seconds, pairs));
         }
     }
 
@@ -301,7 +310,7 @@ pub fn run_data_set(
             sample_symbols(&probs, vocab.len(), config.sample_names, 7);
             Ok(())
         })?;
-        report(timing("sample", "host", seconds, config.sample_names));
+        report(timing("sample", host, seconds, config.sample_names));
     }
     Ok(())
 }
@@ -334,7 +343,8 @@ mod tests {
         let t = Timing {
             stage: "count",
             data: "names".into(),
-            device: "host".into(),
+            device: "host",
+            adapter: "host".into(),
             seconds: vec![3.0, 1.0, 2.0, 10.0],
             items: 1,
         };

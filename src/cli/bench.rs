@@ -99,19 +99,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn device_kind(device: &str) -> &'static str {
-    if device == "host" {
-        "host"
-    } else if device.starts_with("CPU") {
-        "cpu"
-    } else {
-        "gpu"
-    }
-}
-
 fn timing_json(t: &Timing) -> serde_json::Value {
-    json!({"stage": t.stage, "data": t.data, "device": device_kind(&t.device),
-        "adapter": t.device, "median_ms": 1e3 * t.median(), "min_ms": 1e3 * t.min(),
+    json!({"stage": t.stage, "data": t.data, "device": t.device,
+        "adapter": t.adapter, "median_ms": 1e3 * t.median(), "min_ms": 1e3 * t.min(),
         "max_ms": 1e3 * t.max(), "reps": t.seconds.len(), "items": t.items,
         "items_per_second": t.items as f64 / t.median()})
 }
@@ -121,7 +111,7 @@ fn print_timing(t: &Timing) {
         "{:<18} {:<11} {:<8} {:>11.3} {:>11.3} {:>11.3} {:>4} {:>14}",
         t.stage,
         t.data,
-        device_kind(&t.device),
+        t.device,
         1e3 * t.median(),
         1e3 * t.min(),
         1e3 * t.max(),
