@@ -96,6 +96,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             }
         })?;
     }
+    // Host memory only: what the GPU driver keeps in its own memory is not counted (with a
+    // software adapter such as lavapipe, device memory is host memory and is counted).
+    if let Some(bytes) = makemore::bench::peak_memory_bytes() {
+        let mib = bytes as f64 / (1024.0 * 1024.0);
+        if args.json {
+            say!("{}", json!({"peak_memory_mib": mib}));
+        } else {
+            say!("\npeak memory of the process: {mib:.0} MiB");
+        }
+    }
     Ok(())
 }
 
