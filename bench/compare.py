@@ -60,6 +60,8 @@ def main():
 
     ours = run([args.makemore, "bench", "--json", "--data", args.data, "--reps", args.reps],
                args.raw, "makemore.jsonl")
+    peak = next((t["peak_memory_mib"] for t in ours if "peak_memory_mib" in t), None)
+    ours = [t for t in ours if "stage" in t]
     ref = run([args.python, os.path.join(here, "reference.py"), "--input", "data/names.txt",
                "--pairs", args.pairs, "--reps", args.reps], args.raw, "reference.jsonl")
     ours_e2e, ours_runs = wall([args.makemore, "train", "--samples", "20"], args.e2e_reps)
@@ -151,6 +153,8 @@ def main():
         verdict = "yes" if all(v for v in verdicts if v is not None) else "no"
         fmt = lambda x: "-" if x is None else f"{x:.3g}"
         print(f"| {name} | {needed} | {fmt(g)} | {fmt(c)} | {verdict} |")
+    if peak is not None:
+        print(f"\nmakemore bench peak memory: {peak:.0f} MiB")
     print(f"\nend to end, seconds per run: makemore {['%.2f' % x for x in ours_runs]}, "
           f"lecture {['%.2f' % x for x in ref_runs]}")
 
