@@ -203,12 +203,14 @@ fn wait_idle(backend: &AnyBackend) -> anyhow::Result<()> {
 }
 
 /// Runs the configured stages on one data set: the host stages once, the backend stages on
-/// each backend. Each timing is passed to `report` as soon as it is measured.
+/// each backend. Each timing is passed to `report` as soon as it is measured; a backend that
+/// cannot load the data set is passed to `skipped` with the reason.
 pub fn run_data_set(
     data: &DataSet,
     backends: &mut [AnyBackend],
     config: &BenchConfig,
     report: &mut dyn FnMut(Timing),
+    skipped: &mut dyn FnMut(String),
 ) -> anyhow::Result<()> {
     let wanted = |stage: &str| config.stages.is_empty() || config.stages.iter().any(|s| s == stage);
     let label = data.label();
@@ -249,6 +251,11 @@ pub fn run_data_set(
     let initial = crate::model::standard_normal(examples.num_rows * vocab.len(), 1);
 
     for backend in backends.iter_mut() {
+        // A backend that cannot hold the data set is left out of it, with the reason.
+        if let Err(e) = backend.load(&examples).and_then(|_| wait_idle(backend)) {
+            skipped(format!("{} left out on {label}: {e}", backend.describe()));
+            continue;
+        }
         let description = backend.describe();
         let kind = match backend {
             AnyBackend::Gpu(_) => "gpu",

@@ -88,13 +88,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
     for data in &config.data_sets {
-        run_data_set(data, &mut backends, &config, &mut |t| {
-            if args.json {
-                say!("{}", timing_json(&t));
-            } else {
-                print_timing(&t);
-            }
-        })?;
+        run_data_set(
+            data,
+            &mut backends,
+            &config,
+            &mut |t| {
+                if args.json {
+                    say!("{}", timing_json(&t));
+                } else {
+                    print_timing(&t);
+                }
+            },
+            &mut |reason| eprintln!("notice: {reason}"),
+        )?;
     }
     // Host memory only: what the GPU driver keeps in its own memory is not counted (with a
     // software adapter such as lavapipe, device memory is host memory and is counted).

@@ -328,6 +328,18 @@ impl Backend for GpuBackend {
     }
 
     fn load(&mut self, examples: &Examples) -> anyhow::Result<GpuExamples> {
+        // Each array of the examples is one storage binding; they are not split into chunks.
+        let bytes = 4 * examples.len() as u64;
+        let largest = self.gpu.limits.max_storage_buffer_binding_size as u64;
+        if bytes > largest {
+            anyhow::bail!(
+                "{} examples take {} MiB per array on the GPU, above the adapter's largest \
+                 storage binding ({} MiB); use --device cpu for data this large",
+                examples.len(),
+                bytes >> 20,
+                largest >> 20
+            );
+        }
         let grouped = examples.grouped_by_context();
         // Cut each context's run of examples into segments of at most SEGMENT_LEN.
         let mut segment_starts = Vec::new();
