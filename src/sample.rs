@@ -140,9 +140,10 @@ pub fn sample_symbols(probs: &[f32], num_cols: usize, count: usize, seed: u64) -
         let mut rng = rand::rngs::StdRng::seed_from_u64(block_seed);
         let len = NAMES_PER_BLOCK.min(count - b * NAMES_PER_BLOCK);
         let mut symbols = Vec::with_capacity(8 * len);
+        #[allow(clippy::same_item_push)] // the 0 after each name, between its symbols
         for _ in 0..len {
             sampler.name_into(&mut rng, |s| symbols.push(s));
-            symbols.push(0);
+            symbols.push(0); // the `.` that ends the name
         }
         symbols
     };

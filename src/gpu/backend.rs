@@ -330,7 +330,7 @@ impl Backend for GpuBackend {
     fn load(&mut self, examples: &Examples) -> anyhow::Result<GpuExamples> {
         // Each array of the examples is one storage binding; they are not split into chunks.
         let bytes = 4 * examples.len() as u64;
-        let largest = self.gpu.limits.max_storage_buffer_binding_size as u64;
+        let largest = self.gpu.limits.max_storage_buffer_binding_size;
         if bytes > largest {
             anyhow::bail!(
                 "{} examples take {} MiB per array on the GPU, above the adapter's largest \
