@@ -149,8 +149,8 @@ def main():
             if kind == "ge":
                 return x >= bound
             return x <= (1.0 if which == "gpu" else 0.5)
-        verdicts = [met(g, which="gpu"), met(c, which="cpu")]
-        verdict = "yes" if all(v for v in verdicts if v is not None) else "no"
+        verdicts = [v for v in (met(g, which="gpu"), met(c, which="cpu")) if v is not None]
+        verdict = "-" if not verdicts else ("yes" if all(verdicts) else "no")
         fmt = lambda x: "-" if x is None else f"{x:.3g}"
         print(f"| {name} | {needed} | {fmt(g)} | {fmt(c)} | {verdict} |")
     if peak is not None:

@@ -15,10 +15,10 @@
 // the n examples, in O(V^K * V) work per step instead of O(n * V). Each step appends
 // (total, data), measured before its update, to `history` at `first_step + s`.
 //
-// One workgroup runs `steps` steps in a loop. Thread t owns rows t, t + 64, ...: it reads,
+// One workgroup runs `steps` steps in a loop. Thread t owns rows t, t + 32, ...: it reads,
 // differentiates and updates only those, so the steps need no barrier on storage; the loss is
-// a fixed-order sum per thread and then a fixed binary tree, the same on every run. With
-// lr = 0 and one step, `grads` and `history` are the loss and gradient at W.
+// a fixed-order sum per thread and then a sum over the threads in order, the same on every
+// run. With lr = 0 and one step, `grads` and `history` are the loss and gradient at W.
 
 struct Params {
     num_rows: u32,
@@ -37,25 +37,13 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(4) var<storage, read_write> history: array<f32>;
 
-const THREADS: u32 = 64u;
-var<workgroup> scratch: array<vec2<f32>, THREADS>;
+const THREADS: u32 = 32u;
+// Each thread's (nll, squares) of a step, in the half of `scratch` that the step's parity
+// picks: thread 0 adds up one half while the others already fill the other half for the
+// next step, so a step needs one barrier.
+var<workgroup> scratch: array<vec2<f32>, 2 * THREADS>;
 
-// Sums of the threads' (nll, squares), by a fixed tree; every thread gets the result.
-fn tree_sum(local: u32, value: vec2<f32>) -> vec2<f32> {
-    scratch[local] = value;
-    workgroupBarrier();
-    for (var stride = THREADS / 2u; stride > 0u; stride /= 2u) {
-        if (local < stride) {
-            scratch[local] += scratch[local + stride];
-        }
-        workgroupBarrier();
-    }
-    let sum = scratch[0];
-    workgroupBarrier();
-    return sum;
-}
-
-@compute @workgroup_size(64)
+@compute @workgroup_size(32)
 fn main(@builtin(local_invocation_index) local: u32) {
     let cols = params.num_cols;
     let num_weights = params.num_rows * cols;
@@ -92,10 +80,17 @@ fn main(@builtin(local_invocation_index) local: u32) {
                 weights[base + c] = w - params.lr * g;
             }
         }
-        let sums = tree_sum(local, vec2<f32>(nll, squares));
-        let data = sums.x / n;
-        let penalty = params.reg * sums.y / f32(num_weights);
+        let half = (step % 2u) * THREADS;
+        scratch[half + local] = vec2<f32>(nll, squares);
+        workgroupBarrier();
         if (local == 0u) {
+            // In thread order: the same sum on every run.
+            var sums = vec2<f32>(0.0, 0.0);
+            for (var t = 0u; t < THREADS; t++) {
+                sums += scratch[half + t];
+            }
+            let data = sums.x / n;
+            let penalty = params.reg * sums.y / f32(num_weights);
             let at = 2u * (params.first_step + step);
             history[at] = data + penalty;
             history[at + 1u] = data;

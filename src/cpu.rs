@@ -285,13 +285,18 @@ fn loss_and_gradient(weights: &[f32], examples: &Examples, reg: f32) -> (StepLos
 }
 
 /// `count_pairs` on CPU_THREADS contiguous slices of the examples, each into its own
-/// matrix, added at the end (integer sums: exact whatever the split).
+/// matrix, added at the end (integer sums: exact whatever the split); on one thread below
+/// 2^20 examples.
 pub fn count_pairs_parallel(
     contexts: &[u32],
     targets: &[u32],
     num_rows: usize,
     num_cols: usize,
 ) -> Vec<u32> {
+    // Below this many examples, starting a thread costs more than it saves.
+    if contexts.len() < 1 << 20 {
+        return count_pairs(contexts, targets, num_rows, num_cols);
+    }
     let parts: Vec<Vec<u32>> = std::thread::scope(|scope| {
         let handles: Vec<_> = split_ranges(contexts.len(), CPU_THREADS)
             .into_iter()
