@@ -20,6 +20,31 @@ pub fn count_pairs(
     counts
 }
 
+/// `count_pairs_private`: the same counts as `count_pairs`, the kernel's way: each run of
+/// `examples_per_group` examples is counted into its own table, whose non-zero cells are then
+/// added into the result (integer sums: exact in any order).
+pub fn count_pairs_private(
+    contexts: &[u32],
+    targets: &[u32],
+    num_rows: usize,
+    num_cols: usize,
+    examples_per_group: usize,
+) -> Vec<u32> {
+    let mut counts = vec![0u32; num_rows * num_cols];
+    let groups = contexts
+        .chunks(examples_per_group.max(1))
+        .zip(targets.chunks(examples_per_group.max(1)));
+    for (group_contexts, group_targets) in groups {
+        let private = count_pairs(group_contexts, group_targets, num_rows, num_cols);
+        for (total, &n) in counts.iter_mut().zip(&private) {
+            if n > 0 {
+                *total += n;
+            }
+        }
+    }
+    counts
+}
+
 /// `normalize_rows`: `P[r, c] = (N[r, c] + s) / (sum_c' N[r, c'] + s V)`, the lecture's
 /// `(N + s).float(); P /= P.sum(1, keepdim=True)`. A row with total 0 (a context never seen,
 /// with s = 0) is all zeros rather than 0/0.
@@ -478,6 +503,10 @@ mod tests {
             count_pairs(&contexts, &targets, 4, 4)
         );
         assert_eq!(count_pairs_parallel(&[], &[], 2, 2), vec![0; 4]);
+        assert_eq!(
+            count_pairs_private(&contexts, &targets, 4, 4, 64),
+            count_pairs(&contexts, &targets, 4, 4)
+        );
     }
 
     #[test]

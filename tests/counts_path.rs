@@ -172,6 +172,14 @@ fn counts_are_exact_with_and_without_the_private_histogram() {
             examples.num_cols,
         );
         assert_eq!(expected, sequential, "parallel CPU counting");
+        let private = makemore::cpu::count_pairs_private(
+            &examples.contexts,
+            &examples.targets,
+            examples.num_rows,
+            examples.num_cols,
+            16384,
+        );
+        assert_eq!(private, sequential, "the private kernel's twin");
         for gpu in &mut gpus() {
             let on_gpu = gpu.load(&examples).unwrap();
             assert_eq!(gpu.count_pairs(&on_gpu).unwrap(), expected, "context {k}");
