@@ -154,4 +154,23 @@ pub trait Backend {
         lr: f32,
         adamw: &AdamW,
     ) -> anyhow::Result<()>;
+
+    /// `count_descent` with lr 0 and one step: the loss at `weights` and its gradient, computed
+    /// from the count matrix of the examples (the same values as [`Backend::loss_and_gradient`]).
+    fn count_loss_and_gradient(
+        &mut self,
+        weights: &[f32],
+        examples: &Self::Examples,
+        reg: f32,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)>;
+
+    /// `count_pairs` then `count_descent`: the same steps as [`Backend::train`], with each step
+    /// costing O(V^K * V) instead of O(n * V). The loss before each step.
+    fn train_counts(
+        &mut self,
+        weights: &mut [f32],
+        examples: &Self::Examples,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>>;
 }

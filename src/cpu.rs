@@ -21,6 +21,31 @@ pub fn count_pairs(
     counts
 }
 
+/// `count_pairs_private`: the same counts as `count_pairs`, the kernel's way: each run of
+/// `examples_per_group` examples is counted into its own table, whose non-zero cells are then
+/// added into the result (integer sums: exact in any order).
+pub fn count_pairs_private(
+    contexts: &[u32],
+    targets: &[u32],
+    num_rows: usize,
+    num_cols: usize,
+    examples_per_group: usize,
+) -> Vec<u32> {
+    let mut counts = vec![0u32; num_rows * num_cols];
+    let groups = contexts
+        .chunks(examples_per_group.max(1))
+        .zip(targets.chunks(examples_per_group.max(1)));
+    for (group_contexts, group_targets) in groups {
+        let private = count_pairs(group_contexts, group_targets, num_rows, num_cols);
+        for (total, &n) in counts.iter_mut().zip(&private) {
+            if n > 0 {
+                *total += n;
+            }
+        }
+    }
+    counts
+}
+
 /// `normalize_rows`: `P[r, c] = (N[r, c] + s) / (sum_c' N[r, c'] + s V)`, the lecture's
 /// `(N + s).float(); P /= P.sum(1, keepdim=True)`. A row with total 0 (a context never seen,
 /// with s = 0) is all zeros rather than 0/0.
@@ -252,6 +277,137 @@ pub fn softmax_rows(weights: &[f32], num_cols: usize) -> Vec<f32> {
     probs
 }
 
+/// `count_descent`: `steps` full-batch gradient-descent steps computed from the count matrix
+/// alone. With `c_x = sum_y N[x, y]`, `lse_x = log sum_y exp(W[x, y])` and
+/// `softmax(W[x])[y] = exp(W[x, y] - m) / sum_y' exp(W[x, y'] - m)`:
+/// `data = (1/n) sum_x sum_y N[x, y] (lse_x - W[x, y])`, `total = data + reg * mean(W^2)`,
+/// `grad[x, y] = (c_x softmax(W[x])[y] - N[x, y]) / n + 2 reg W[x, y] / |W|`, then
+/// `W -= lr * grad`: the same loss and gradient as the per-example kernels on the n examples.
+/// Returns the loss before each step and the gradient of the last step.
+pub fn count_descent(
+    counts: &[u32],
+    weights: &mut [f32],
+    num_cols: usize,
+    num_examples: usize,
+    options: &TrainOptions,
+    steps: usize,
+) -> (Vec<StepLoss>, Vec<f32>) {
+    let n = num_examples as f64;
+    let num_weights = weights.len() as f64;
+    let (reg, lr) = (options.reg as f64, options.lr as f64);
+    let mut grads = vec![0.0f32; weights.len()];
+    let mut losses = Vec::with_capacity(steps);
+    let mut exps = Vec::with_capacity(num_cols);
+    for _ in 0..steps {
+        let mut nll = 0.0f64;
+        let mut squares = 0.0f64;
+        let rows = weights
+            .chunks_mut(num_cols)
+            .zip(counts.chunks(num_cols))
+            .zip(grads.chunks_mut(num_cols));
+        for ((w_row, n_row), g_row) in rows {
+            let total: f64 = n_row.iter().map(|&c| c as f64).sum();
+            let m = w_row
+                .iter()
+                .fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
+            // exp(W - m), computed once per weight and step.
+            exps.clear();
+            exps.extend(w_row.iter().map(|&w| (w as f64 - m).exp()));
+            let sum: f64 = exps.iter().sum();
+            let lse = m + sum.ln();
+            let cells = w_row.iter_mut().zip(n_row).zip(g_row.iter_mut()).zip(&exps);
+            for (((w, &count), g), &e) in cells {
+                let (wf, count) = (*w as f64, count as f64);
+                nll += count * (lse - wf);
+                squares += wf * wf;
+                let grad = (total * (e / sum) - count) / n + 2.0 * reg * wf / num_weights;
+                *g = grad as f32;
+                *w = (wf - lr * grad as f32 as f64) as f32;
+            }
+        }
+        let data = nll / n;
+        losses.push(StepLoss {
+            total: data + reg * squares / num_weights,
+            data,
+        });
+    }
+    (losses, grads)
+}
+
+/// Threads of the CPU reference's per-example step and counting.
+pub const CPU_THREADS: usize = 2;
+
+/// Splits `0..len` into `parts` contiguous ranges of nearly equal length, in order.
+fn split_ranges(len: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = parts.max(1);
+    (0..parts)
+        .map(|p| (len * p / parts)..(len * (p + 1) / parts))
+        .collect()
+}
+
+/// `cross_entropy_forward` and `cross_entropy_backward` in one pass over the examples: each
+/// example's `exp(W[ctx_i, c] - m_i)` is computed once and serves both `lse_i` and the
+/// gradient `softmax - onehot`. Returns `sum_i nll_i` and G (the sum of the per-example
+/// gradients), the same values as the two twins up to the order of the f64 additions.
+pub fn cross_entropy_fused(
+    weights: &[f32],
+    contexts: &[u32],
+    targets: &[u32],
+    num_cols: usize,
+) -> (f64, Vec<f64>) {
+    let mut grad = vec![0.0f64; weights.len()];
+    let mut nll_sum = 0.0f64;
+    let mut exps = vec![0.0f64; num_cols];
+    for (&ctx, &tgt) in contexts.iter().zip(targets) {
+        let row = ctx as usize * num_cols;
+        let logits = &weights[row..][..num_cols];
+        let m = logits
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
+        let mut sum = 0.0f64;
+        for (e, &w) in exps.iter_mut().zip(logits) {
+            *e = (w as f64 - m).exp();
+            sum += *e;
+        }
+        nll_sum += m + sum.ln() - logits[tgt as usize] as f64;
+        let inverse = 1.0 / sum;
+        for (g, &e) in grad[row..][..num_cols].iter_mut().zip(&exps) {
+            *g += e * inverse;
+        }
+        grad[row + tgt as usize] -= 1.0;
+    }
+    (nll_sum, grad)
+}
+
+/// `cross_entropy_fused` on CPU_THREADS contiguous slices of the examples, whose sums are
+/// added in slice order (the same result on every run): `sum_i nll_i` and G.
+fn cross_entropy_fused_parallel(weights: &[f32], examples: &Examples) -> (f64, Vec<f64>) {
+    let (contexts, targets, v) = (&examples.contexts, &examples.targets, examples.num_cols);
+    let parts: Vec<(f64, Vec<f64>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = split_ranges(examples.len(), CPU_THREADS)
+            .into_iter()
+            .map(|r| {
+                scope.spawn(move || {
+                    cross_entropy_fused(weights, &contexts[r.clone()], &targets[r], v)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a worker thread panicked"))
+            .collect()
+    });
+    let mut nll_sum = 0.0f64;
+    let mut data_grad_sum = vec![0.0f64; weights.len()];
+    for (nll, grad) in &parts {
+        nll_sum += nll;
+        for (total, g) in data_grad_sum.iter_mut().zip(grad) {
+            *total += g;
+        }
+    }
+    (nll_sum, data_grad_sum)
+}
+
 /// The forward kernel of a loss form on a table of logits: every `lse_i` and `sum_i nll_i`.
 fn forward_on(
     logits: &[f32],
@@ -296,25 +452,68 @@ fn loss_and_gradient(weights: &[f32], examples: &Examples, reg: f32) -> (StepLos
     loss_and_gradient_with(weights, examples, reg, NetForm::default())
 }
 
-/// One full-batch step's loss and gradient, with the logits and loss in the given form.
+/// One full-batch step's loss and gradient, with the logits and loss in the given form, then
+/// `grad_rows` and `loss_total`. The lecture's form (row select, fused loss) takes the fast
+/// path, `cross_entropy_fused` on CPU_THREADS threads; the others chain the twins one by one.
 fn loss_and_gradient_with(
     weights: &[f32],
     examples: &Examples,
     reg: f32,
     form: NetForm,
 ) -> (StepLoss, Vec<f32>) {
-    let (targets, v) = (&examples.targets, examples.num_cols);
-    let (logits, rows) = logits_table(weights, examples, form.one_hot);
-    let (lse, nll_sum) = forward_on(&logits, &rows, targets, v, form.loss);
-    let logit_grads = cross_entropy_backward(&logits, &rows, targets, &lse, v);
-    let data_grad_sum = if form.one_hot {
-        let (contexts, r) = (&examples.contexts, examples.num_rows);
-        one_hot_matmul_backward(&logit_grads, contexts, r, v)
+    let (nll_sum, data_grad_sum) = if form == NetForm::default() {
+        cross_entropy_fused_parallel(weights, examples)
     } else {
-        logit_grads
+        let (targets, v) = (&examples.targets, examples.num_cols);
+        let (logits, rows) = logits_table(weights, examples, form.one_hot);
+        let (lse, nll_sum) = forward_on(&logits, &rows, targets, v, form.loss);
+        let logit_grads = cross_entropy_backward(&logits, &rows, targets, &lse, v);
+        let data_grad_sum = if form.one_hot {
+            let (contexts, r) = (&examples.contexts, examples.num_rows);
+            one_hot_matmul_backward(&logit_grads, contexts, r, v)
+        } else {
+            logit_grads
+        };
+        (nll_sum, data_grad_sum)
     };
     let grads = grad_rows(&data_grad_sum, weights, examples.len(), reg);
     (loss_total(nll_sum, examples.len(), weights, reg), grads)
+}
+
+/// `count_pairs` on CPU_THREADS contiguous slices of the examples, each into its own
+/// matrix, added at the end (integer sums: exact whatever the split); on one thread below
+/// 2^20 examples.
+pub fn count_pairs_parallel(
+    contexts: &[u32],
+    targets: &[u32],
+    num_rows: usize,
+    num_cols: usize,
+) -> Vec<u32> {
+    // Below this many examples, starting a thread costs more than it saves.
+    if contexts.len() < 1 << 20 {
+        return count_pairs(contexts, targets, num_rows, num_cols);
+    }
+    let parts: Vec<Vec<u32>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = split_ranges(contexts.len(), CPU_THREADS)
+            .into_iter()
+            .map(|r| {
+                scope.spawn(move || {
+                    count_pairs(&contexts[r.clone()], &targets[r], num_rows, num_cols)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a worker thread panicked"))
+            .collect()
+    });
+    let mut counts = vec![0u32; num_rows * num_cols];
+    for part in &parts {
+        for (total, &n) in counts.iter_mut().zip(part) {
+            *total += n;
+        }
+    }
+    counts
 }
 
 /// The reference backend: the twins above, on the host.
@@ -333,7 +532,7 @@ impl Backend for CpuBackend {
     }
 
     fn count_pairs(&mut self, ex: &Examples) -> anyhow::Result<Vec<u32>> {
-        Ok(count_pairs(
+        Ok(count_pairs_parallel(
             &ex.contexts,
             &ex.targets,
             ex.num_rows,
@@ -435,6 +634,31 @@ impl Backend for CpuBackend {
         }
         Ok(losses)
     }
+
+    fn count_loss_and_gradient(
+        &mut self,
+        weights: &[f32],
+        ex: &Examples,
+        reg: f32,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        let counts = count_pairs_parallel(&ex.contexts, &ex.targets, ex.num_rows, ex.num_cols);
+        let mut unchanged = weights.to_vec();
+        let options = TrainOptions { lr: 0.0, reg };
+        let (losses, grads) =
+            count_descent(&counts, &mut unchanged, ex.num_cols, ex.len(), &options, 1);
+        Ok((losses[0], grads))
+    }
+
+    fn train_counts(
+        &mut self,
+        weights: &mut [f32],
+        ex: &Examples,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        let counts = count_pairs_parallel(&ex.contexts, &ex.targets, ex.num_rows, ex.num_cols);
+        Ok(count_descent(&counts, weights, ex.num_cols, ex.len(), options, steps).0)
+    }
 }
 
 #[cfg(test)]
@@ -477,6 +701,31 @@ mod tests {
                 grads[k]
             );
         }
+    }
+
+    /// The fused pass against the forward and backward twins, and the parallel counting
+    /// against the sequential one.
+    #[test]
+    fn fused_pass_and_parallel_counts_match_the_twins() {
+        let contexts: Vec<u32> = (0..1001u32).map(|i| (i * 7 + i / 5) % 4).collect();
+        let targets: Vec<u32> = (0..1001u32).map(|i| (i * 3 + i / 7) % 4).collect();
+        let weights: Vec<f32> = (0..16).map(|i| ((i * 5 % 7) as f32 - 3.0) * 0.7).collect();
+        let (lse, nll) = cross_entropy_forward(&weights, &contexts, &targets, 4);
+        let grad = cross_entropy_backward(&weights, &contexts, &targets, &lse, 4);
+        let (fused_nll, fused_grad) = cross_entropy_fused(&weights, &contexts, &targets, 4);
+        assert!((fused_nll - nll).abs() <= 1e-12 * nll.abs());
+        for (a, b) in fused_grad.iter().zip(&grad) {
+            assert!((a - b).abs() <= 1e-9, "{a} vs {b}");
+        }
+        assert_eq!(
+            count_pairs_parallel(&contexts, &targets, 4, 4),
+            count_pairs(&contexts, &targets, 4, 4)
+        );
+        assert_eq!(count_pairs_parallel(&[], &[], 2, 2), vec![0; 4]);
+        assert_eq!(
+            count_pairs_private(&contexts, &targets, 4, 4, 64),
+            count_pairs(&contexts, &targets, 4, 4)
+        );
     }
 
     #[test]

@@ -180,4 +180,23 @@ impl Backend for AnyBackend {
             AnyBackend::Gpu(b) => b.adamw_step(weights, grads, state, lr, adamw),
         }
     }
+
+    fn count_loss_and_gradient(
+        &mut self,
+        weights: &[f32],
+        ex: &AnyExamples,
+        reg: f32,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        both!(self, ex, |b, e| b.count_loss_and_gradient(weights, e, reg))
+    }
+
+    fn train_counts(
+        &mut self,
+        weights: &mut [f32],
+        ex: &AnyExamples,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        both!(self, ex, |b, e| b.train_counts(weights, e, options, steps))
+    }
 }

@@ -7,6 +7,7 @@
 //! [`train`] runs the whole path as the `train` command does.
 
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;

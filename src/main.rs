@@ -40,6 +40,9 @@ enum Command {
     /// Tune the count model's smoothing or the neural model's reg on dev; score the best on test.
     #[command(after_help = cli::sweep::EXAMPLE)]
     Sweep(cli::sweep::Args),
+    /// Time every stage on the GPU and on the CPU: warm-up, repetitions, median and spread.
+    #[command(after_help = cli::bench::EXAMPLE)]
+    Bench(cli::bench::Args),
     /// List the GPU adapters wgpu finds (WGPU_BACKEND and WGPU_ADAPTER_NAME choose among them).
     #[command(after_help = cli::adapters::EXAMPLE)]
     Adapters(cli::adapters::Args),
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Plot(args) => cli::plot::run(&args),
         Command::Sweep(args) => cli::sweep::run(&args),
         Command::Adapters(args) => cli::adapters::run(&args),
+        Command::Bench(args) => cli::bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -123,6 +123,18 @@ impl NeuralModel {
         backend.train(&mut self.weights, examples, options, steps)
     }
 
+    /// Full-batch gradient descent computed from the count matrix (the same losses as
+    /// [`NeuralModel::train`]); the losses before each step.
+    pub fn train_counts<B: Backend>(
+        &mut self,
+        backend: &mut B,
+        examples: &B::Examples,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        backend.train_counts(&mut self.weights, examples, options, steps)
+    }
+
     /// Every row's next-character distribution, softmax(W[row]).
     pub fn probs<B: Backend>(&self, backend: &mut B) -> anyhow::Result<Vec<f32>> {
         backend.softmax_rows(&self.weights, self.vocab.len())

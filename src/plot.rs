@@ -341,7 +341,8 @@ impl LossFigure<'_> {
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(draw_error)?;
-        let series: [(&str, RGBColor, fn(&LogEntry) -> f64); 2] = [
+        type Series = (&'static str, RGBColor, fn(&LogEntry) -> f64);
+        let series: [Series; 2] = [
             ("loss (NLL + reg * mean W^2)", RGBColor(33, 113, 181), |e| {
                 e.loss.total
             }),

@@ -1,12 +1,13 @@
 //! The last stage: drawing names on the host from a model's probability table, one character
 //! at a time from the start context until `.`, with the generator [`RngKind`] names.
 //!
-//! With [`RngKind::Std`] each row's cumulative distribution is built once; a draw is then one
-//! uniform number and a binary search, with no allocation per character. With
-//! [`RngKind::Torch`] each draw is the lecture's
+//! With [`RngKind::Std`] each row's cumulative distribution is built once, as 32-bit
+//! thresholds with a guide table; a draw is then one 32-bit uniform number, a lookup and a
+//! short scan, with no allocation per character, and names are drawn in seeded blocks on two
+//! threads. With [`RngKind::Torch`] each draw is the lecture's
 //! `torch.multinomial(p, num_samples=1, replacement=True, generator=g)` on the row.
 
-use rand::{Rng, RngExt};
+use rand::Rng;
 
 use crate::data::{UnknownChar, Vocab};
 use crate::rng::RngKind;
@@ -16,72 +17,134 @@ use crate::torch_rng::TorchGenerator;
 /// go on for a very long time).
 pub const MAX_NAME_LEN: usize = 256;
 
-/// Per-row cumulative distributions of a V^K x V probability table.
+/// Buckets of the guide table of each row: the top GUIDE_BITS bits of a draw pick one.
+const GUIDE_BITS: u32 = 8;
+
+/// Per-row cumulative distributions of a V^K x V probability table, as 32-bit thresholds
+/// with a guide table, so that a draw is one 32-bit random number, one table lookup and a
+/// short forward scan.
 #[derive(Clone, Debug)]
 pub struct Sampler {
-    /// cdf[r * V + c] = sum of P[r, 0..=c] / sum of P[r, ..] (f64 for exact ordering).
-    cdf: Vec<f64>,
+    /// threshold[r * V + c] = round(2^32 * sum of P[r, 0..=c] / sum of P[r, ..]), computed in
+    /// f64; the last entry of every row is 2^32, above every 32-bit draw.
+    threshold: Vec<u64>,
+    /// guide[r * 2^GUIDE_BITS + b]: the first column whose threshold is above the smallest
+    /// draw of bucket b, where the scan for a draw in that bucket can start.
+    guide: Vec<u8>,
     num_cols: usize,
     num_rows: usize,
 }
 
 impl Sampler {
     pub fn new(probs: &[f32], num_cols: usize) -> Sampler {
-        let mut cdf = Vec::with_capacity(probs.len());
+        assert!(
+            num_cols <= 256,
+            "the guide table holds column indices in a byte"
+        );
+        let full = (1u64 << 32) as f64;
+        let mut threshold = Vec::with_capacity(probs.len());
         for row in probs.chunks(num_cols) {
             let total: f64 = row.iter().map(|&p| p as f64).sum();
             let mut running = 0.0;
-            for &p in row {
+            for (c, &p) in row.iter().enumerate() {
                 running += p as f64;
                 // A row with no mass (a context never seen) ends the word: all its mass on `.`.
-                cdf.push(if total > 0.0 { running / total } else { 1.0 });
+                let t = if total > 0.0 && c + 1 < num_cols {
+                    (running / total * full).round().min(full) as u64
+                } else {
+                    1u64 << 32
+                };
+                threshold.push(t);
+            }
+        }
+        let buckets = 1usize << GUIDE_BITS;
+        let mut guide = Vec::with_capacity(threshold.len() / num_cols.max(1) * buckets);
+        for row in threshold.chunks(num_cols) {
+            let mut c = 0;
+            for b in 0..buckets as u64 {
+                let lowest = b << (32 - GUIDE_BITS);
+                while row[c] <= lowest {
+                    c += 1;
+                }
+                guide.push(c as u8);
             }
         }
         Sampler {
-            cdf,
+            threshold,
+            guide,
             num_cols,
             num_rows: probs.len() / num_cols,
         }
     }
 
-    /// One draw from row `row`: the first column whose cumulative probability exceeds a
-    /// uniform number in [0, 1).
+    /// One draw from row `row`: the first column whose threshold is above a uniform 32-bit
+    /// number u, i.e. whose cumulative probability exceeds u / 2^32.
+    #[inline]
     pub fn draw<R: Rng + ?Sized>(&self, row: usize, rng: &mut R) -> u32 {
-        let cdf = &self.cdf[row * self.num_cols..][..self.num_cols];
-        let u = rng.random::<f64>();
-        let column = cdf.partition_point(|&c| c <= u);
-        // u < 1 = the last entry up to rounding; never step past the table.
-        column.min(self.num_cols - 1) as u32
+        let u = rng.next_u32() as u64;
+        let thresholds = &self.threshold[row * self.num_cols..][..self.num_cols];
+        let mut c = self.guide[(row << GUIDE_BITS) + (u >> (32 - GUIDE_BITS)) as usize] as usize;
+        // The last threshold is 2^32 > u: the scan stops inside the row.
+        while thresholds[c] <= u {
+            c += 1;
+        }
+        c as u32
     }
 
     /// Symbols of one name, drawn one at a time from the start context until `.` (not included).
     pub fn name<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<u32> {
-        self.name_from(&[], rng)
+        let mut symbols = Vec::new();
+        self.name_into(0, rng, |s| symbols.push(s));
+        symbols
     }
 
-    /// A name that starts with `prefix`: the context is moved through the prefix's symbols,
-    /// then the rest is drawn as in [`Sampler::name`].
-    pub fn name_from<R: Rng + ?Sized>(&self, prefix: &[u32], rng: &mut R) -> Vec<u32> {
-        draw_name(self.num_rows, self.num_cols, prefix, |row| {
-            self.draw(row, rng)
-        })
+    /// Draws the rest of one name from context row `context`, passing each symbol to `push`,
+    /// with no allocation.
+    #[inline]
+    pub fn name_into<R: Rng + ?Sized>(
+        &self,
+        mut context: usize,
+        rng: &mut R,
+        mut push: impl FnMut(u32),
+    ) {
+        for _ in 0..MAX_NAME_LEN {
+            let next = self.draw(context, rng);
+            if next == 0 {
+                break;
+            }
+            push(next);
+            context = next_context(context, next, self.num_rows, self.num_cols);
+        }
     }
 }
 
-/// Symbols of one name: `draw(context row)` gives the next symbol. The context starts at row 0
-/// (all `.`) and moves through `prefix`; symbols are then drawn until `.` (not included) or
-/// [`MAX_NAME_LEN`] symbols. The context row after symbol s is `(row * V + s) mod V^K`: the
-/// oldest character drops out.
+/// The context row after `symbol`: `(row * V + symbol) mod V^K`, the oldest character
+/// dropping out (with one character of context, simply `symbol`).
+#[inline]
+fn next_context(row: usize, symbol: u32, num_rows: usize, num_cols: usize) -> usize {
+    if num_rows == num_cols {
+        symbol as usize
+    } else {
+        (row * num_cols + symbol as usize) % num_rows
+    }
+}
+
+/// The context row after the start (all `.`) and the symbols of `prefix`.
+fn context_after(prefix: &[u32], num_rows: usize, num_cols: usize) -> usize {
+    prefix
+        .iter()
+        .fold(0, |row, &s| next_context(row, s, num_rows, num_cols))
+}
+
+/// Symbols of one name the lecture's way: `draw(context row)` gives the next symbol, from the
+/// context after `prefix` until `.` (not included) or [`MAX_NAME_LEN`] symbols in all.
 fn draw_name(
     num_rows: usize,
     num_cols: usize,
     prefix: &[u32],
     mut draw: impl FnMut(usize) -> u32,
 ) -> Vec<u32> {
-    let mut context = 0usize;
-    for &symbol in prefix {
-        context = (context * num_cols + symbol as usize) % num_rows;
-    }
+    let mut context = context_after(prefix, num_rows, num_cols);
     let mut symbols = prefix.to_vec();
     while symbols.len() < MAX_NAME_LEN {
         let next = draw(context);
@@ -89,7 +152,7 @@ fn draw_name(
             break;
         }
         symbols.push(next);
-        context = (context * num_cols + next as usize) % num_rows;
+        context = next_context(context, next, num_rows, num_cols);
     }
     symbols
 }
@@ -162,6 +225,67 @@ pub fn shape_probs(probs: &[f32], num_cols: usize, options: &SampleOptions) -> V
     shaped
 }
 
+/// Names drawn with one generator, seeded from the sampling seed and the block's index.
+pub const NAMES_PER_BLOCK: usize = 4096;
+
+/// Threads that draw blocks of names.
+const SAMPLE_THREADS: usize = 2;
+
+/// `count` names as one buffer of symbols, each name (`prefix` and the symbols drawn after it)
+/// followed by a 0 (the `.` that ends it).
+/// Block b of NAMES_PER_BLOCK names is drawn with a generator seeded by `seed` and b, so the
+/// names depend only on the seed (not on how many threads draw the blocks), and the first n
+/// names are the same whatever `count` >= n.
+pub fn sample_symbols(
+    probs: &[f32],
+    num_cols: usize,
+    count: usize,
+    seed: u64,
+    prefix: &[u32],
+) -> Vec<u32> {
+    use rand::SeedableRng;
+    let sampler = Sampler::new(probs, num_cols);
+    let start = context_after(prefix, probs.len() / num_cols, num_cols);
+    let block = |b: usize| -> Vec<u32> {
+        let block_seed = seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(block_seed);
+        let len = NAMES_PER_BLOCK.min(count - b * NAMES_PER_BLOCK);
+        let mut symbols = Vec::with_capacity(8 * len);
+        #[allow(clippy::same_item_push)] // the 0 after each name, between its symbols
+        for _ in 0..len {
+            symbols.extend_from_slice(prefix);
+            sampler.name_into(start, &mut rng, |s| symbols.push(s));
+            symbols.push(0); // the `.` that ends the name
+        }
+        symbols
+    };
+    let blocks = count.div_ceil(NAMES_PER_BLOCK);
+    if blocks <= 1 {
+        return (0..blocks).flat_map(block).collect();
+    }
+    // Thread t draws blocks t, t + SAMPLE_THREADS, ...; they are put back in block order.
+    let mut drawn: Vec<Vec<u32>> = vec![Vec::new(); blocks];
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..SAMPLE_THREADS)
+            .map(|t| {
+                let block = &block;
+                scope.spawn(move || {
+                    (t..blocks)
+                        .step_by(SAMPLE_THREADS)
+                        .map(|b| (b, block(b)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            for (b, symbols) in handle.join().expect("a sampling thread panicked") {
+                drawn[b] = symbols;
+            }
+        }
+    });
+    drawn.concat()
+}
+
 /// `count` names from a V^K x V probability table, drawn with a fresh generator of kind `rng`
 /// seeded by `seed`.
 pub fn sample_names(
@@ -202,14 +326,11 @@ pub fn sample_names_with(
     let num_rows = probs.len() / num_cols;
     let probs = shape_probs(probs, num_cols, options);
     let names: Vec<Vec<u32>> = match rng {
-        RngKind::Std => {
-            use rand::SeedableRng;
-            let sampler = Sampler::new(&probs, num_cols);
-            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-            (0..count)
-                .map(|_| sampler.name_from(&prefix, &mut rng))
-                .collect()
-        }
+        RngKind::Std => sample_symbols(&probs, num_cols, count, seed, &prefix)
+            .split(|&s| s == 0)
+            .take(count)
+            .map(<[u32]>::to_vec)
+            .collect(),
         RngKind::Torch => {
             let mut generator = TorchGenerator::new(seed);
             (0..count)
@@ -243,6 +364,23 @@ mod tests {
         assert_eq!(hits[0], 0, "a zero-probability column is never drawn");
         let share = hits[2] as f64 / 40_000.0;
         assert!((share - 0.75).abs() < 0.01, "share {share}");
+    }
+
+    #[test]
+    fn names_do_not_depend_on_how_many_are_drawn() {
+        let vocab = Vocab::from_words(&["ab", "ba"]);
+        let probs = [0.0, 0.5, 0.5, 0.3, 0.0, 0.7, 0.4, 0.6, 0.0];
+        let many = sample_names(&probs, &vocab, 3 * NAMES_PER_BLOCK + 5, 9, RngKind::Std);
+        assert_eq!(many.len(), 3 * NAMES_PER_BLOCK + 5);
+        assert_eq!(
+            sample_names(&probs, &vocab, 10, 9, RngKind::Std),
+            many[..10].to_vec()
+        );
+        assert_eq!(
+            many,
+            sample_names(&probs, &vocab, 3 * NAMES_PER_BLOCK + 5, 9, RngKind::Std)
+        );
+        assert!(many[NAMES_PER_BLOCK..].iter().all(|n| !n.contains('.')));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The commands, one file each, and what they share: printing and flag parsers.
 
 pub mod adapters;
+pub mod bench;
 pub mod eval;
 pub mod plot;
 pub mod progress;
@@ -81,7 +82,7 @@ pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

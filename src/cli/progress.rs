@@ -130,7 +130,7 @@ impl Progress {
                 } else {
                     for (i, loss) in losses.iter().enumerate() {
                         let run_step = first_step + i - self.first_step;
-                        if run_step % self.every == 0 || run_step + 1 == self.steps {
+                        if run_step.is_multiple_of(self.every) || run_step + 1 == self.steps {
                             say!(
                                 "  step {:>5}  loss {:.6}  (data {:.6})",
                                 first_step + i,
@@ -224,7 +224,8 @@ pub fn optimizer_name(optimizer: Optimizer) -> &'static str {
     }
 }
 
-/// ", explicit loss, one-hot, batches of 32, adamw": what differs from the lecture's settings.
+/// ", explicit loss, one-hot, batches of 32, adamw, gradient from examples": what differs from
+/// the lecture's settings, and the gradient path.
 pub fn form_note(config: &TrainConfig) -> String {
     let mut notes = Vec::new();
     if config.form.loss == LossForm::Explicit {
@@ -239,6 +240,10 @@ pub fn form_note(config: &TrainConfig) -> String {
     if config.schedule.optimizer != Optimizer::Sgd {
         notes.push(optimizer_name(config.schedule.optimizer).to_string());
     }
+    notes.push(format!(
+        "gradient from {}",
+        config.effective_gradient().name()
+    ));
     notes.iter().map(|n| format!(", {n}")).collect()
 }
 

@@ -14,7 +14,7 @@ use makemore::checkpoint::{
 use makemore::data::{builtin_words, read_words};
 use makemore::optim::{AdamW, Optimizer, Schedule, ADAMW_DEFAULT_LR};
 use makemore::split::Split;
-use makemore::train::{Event, PartLosses, Resume, TrainConfig, TrainSummary};
+use makemore::train::{Event, GradientPath, PartLosses, Resume, TrainConfig, TrainSummary};
 use makemore::{AnyBackend, Backend, LossForm, NetForm, TrainOptions};
 
 pub const EXAMPLE: &str = "Examples:
@@ -23,6 +23,7 @@ pub const EXAMPLE: &str = "Examples:
   makemore train --resume --steps 100              # 100 more steps from out/model.safetensors
   makemore train --device cpu --json               # the CPU reference, JSON lines
   makemore train --rng torch --input names.txt     # the lecture's exact W and names
+  makemore train --grad examples                   # the lecture's per-example gradient
 
 Then: makemore sample, makemore eval --word andrejq, makemore plot counts.";
 
@@ -70,6 +71,10 @@ pub struct Args {
     /// Strength of the L2 penalty reg * mean(W^2).
     #[arg(long, default_value_t = 0.01, value_parser = non_negative)]
     reg: f32,
+    /// How each step's full-batch gradient is computed: from the count matrix (same losses,
+    /// O(V^K * V) per step) or example by example as the lecture does (O(n * V) per step).
+    #[arg(long = "grad", value_enum, default_value_t = GradFlag::Counts)]
+    grad: GradFlag,
     /// Names to sample from each model.
     #[arg(long, default_value_t = 10)]
     samples: usize,
@@ -112,6 +117,15 @@ pub struct Args {
     /// One JSON object per line instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// The `--grad` flag.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GradFlag {
+    /// From the count matrix N: grad = (c_x softmax(W[x]) - N[x]) / n + the penalty's.
+    Counts,
+    /// Example by example: softmax(W[x_i]) - onehot(y_i), summed, / n + the penalty's.
+    Examples,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -157,6 +171,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 OptimizerFlag::Adamw => ADAMW_DEFAULT_LR,
             }),
             reg: args.reg,
+        },
+        gradient: match args.grad {
+            GradFlag::Counts => GradientPath::Counts,
+            GradFlag::Examples => GradientPath::Examples,
         },
         schedule: Schedule {
             batch_size: args.batch_size,
@@ -326,12 +344,13 @@ fn event_json(event: &Event, config: &TrainConfig) -> Option<serde_json::Value> 
             cols,
             options,
             first_step,
+            gradient,
             losses,
             final_loss,
             ..
         } => json!({
             "event": "neural_model", "rows": rows, "cols": cols, "lr": options.lr, "reg": options.reg,
-            "first_step": first_step, "steps": losses.len(),
+            "first_step": first_step, "grad": gradient.name(), "steps": losses.len(),
             "losses": losses.iter().map(|l| l.total).collect::<Vec<_>>(),
             "data_losses": losses.iter().map(|l| l.data).collect::<Vec<_>>(),
             "final_loss": final_loss.total, "final_data_loss": final_loss.data,

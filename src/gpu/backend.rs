@@ -12,13 +12,20 @@
 //! ```
 //!
 //! Many steps are recorded into one submission and the loss history is read back once.
+//!
+//! The counts path (`train_counts`) is `count_pairs` into a device buffer followed by
+//! `count_descent`, one workgroup that loops over up to STEPS_PER_DISPATCH steps: the
+//! counts never leave the device and the loss history is read back once at the end.
 
 use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::data::Examples;
 use crate::limits::TableLimit;
 use crate::optim::{AdamState, AdamW};
 
-use super::kernels::{bind, dispatch, Params, ENTRY_THREADS, EXAMPLE_THREADS};
+use super::kernels::{
+    bind, dispatch, LongParams, Params, ENTRY_THREADS, EXAMPLE_THREADS, PRIVATE_HISTOGRAM_BINS,
+    PRIVATE_HISTOGRAM_EXAMPLES,
+};
 use super::Gpu;
 
 /// Longest run of examples that one thread of cross_entropy_backward adds up. Shorter runs
@@ -29,6 +36,10 @@ const SEGMENT_LEN: u32 = 256;
 /// the examples lost those past about 65,536 on lavapipe and llvmpipe; blocks also give the
 /// dense product more threads.
 const ONE_HOT_BLOCK: u32 = 4096;
+
+/// Most steps one dispatch of count_descent runs: a long dispatch can trip the watchdog of a
+/// GPU that also drives a display.
+const STEPS_PER_DISPATCH: usize = 1000;
 
 /// Training steps recorded into one command buffer.
 const STEPS_PER_SUBMISSION: usize = 64;
@@ -356,8 +367,96 @@ impl GpuBackend {
         Ok(())
     }
 
+    /// Records the counting of all the examples into `counts` (zeroed by the caller):
+    /// `count_pairs_private` when the table fits in workgroup memory, else `count_pairs`.
+    fn record_count_pairs(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        ex: &GpuExamples,
+        counts: &wgpu::Buffer,
+    ) {
+        let gpu = &self.gpu;
+        let k = &gpu.kernels;
+        let num_bins = ex.num_rows * ex.num_cols;
+        let fits = num_bins <= PRIVATE_HISTOGRAM_BINS
+            && 4 * PRIVATE_HISTOGRAM_BINS <= gpu.limits.max_compute_workgroup_storage_size;
+        let (pipeline, params, groups) = if fits {
+            let params = Params::new(&[ex.len, ex.num_cols, num_bins, PRIVATE_HISTOGRAM_EXAMPLES]);
+            (
+                &k.count_pairs_private,
+                params,
+                ex.len.div_ceil(PRIVATE_HISTOGRAM_EXAMPLES),
+            )
+        } else {
+            let params = Params::new(&[ex.len, ex.num_cols]);
+            (&k.count_pairs, params, ex.len.div_ceil(EXAMPLE_THREADS))
+        };
+        let group = bind(
+            &gpu.device,
+            pipeline,
+            &gpu.params(params),
+            &[&ex.contexts, &ex.targets, counts],
+        );
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        dispatch(&mut pass, pipeline, &group, groups, self.max_groups());
+    }
+
+    /// Counts the examples on the device and runs `steps` steps of count_descent from
+    /// `weights`; returns the buffers of the weights, the last gradient and the loss history.
+    fn count_descent(
+        &self,
+        weights: &[f32],
+        ex: &GpuExamples,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> (wgpu::Buffer, wgpu::Buffer, wgpu::Buffer) {
+        let gpu = &self.gpu;
+        let num_weights = (ex.num_rows * ex.num_cols) as usize;
+        let counts = gpu.zeroed("counts", num_weights);
+        let weights_buffer = gpu.upload("weights", weights);
+        let grads = gpu.zeroed("grads", num_weights);
+        let history = gpu.zeroed("loss history", 2 * steps);
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        self.record_count_pairs(&mut encoder, ex, &counts);
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for first in (0..steps).step_by(STEPS_PER_DISPATCH) {
+                let chunk = STEPS_PER_DISPATCH.min(steps - first);
+                let group = bind(
+                    &gpu.device,
+                    &gpu.kernels.count_descent,
+                    &gpu.params(LongParams::new(&[
+                        ex.num_rows,
+                        ex.num_cols,
+                        ex.len,
+                        f(options.reg),
+                        f(options.lr),
+                        chunk as u32,
+                        first as u32,
+                    ])),
+                    &[&counts, &weights_buffer, &grads, &history],
+                );
+                // One workgroup: it loops over the steps itself.
+                dispatch(
+                    &mut pass,
+                    &gpu.kernels.count_descent,
+                    &group,
+                    1,
+                    self.max_groups(),
+                );
+            }
+        }
+        self.submit(encoder);
+        (weights_buffer, grads, history)
+    }
+
     fn read_history(&self, b: &StepBuffers, steps: usize) -> anyhow::Result<Vec<StepLoss>> {
-        let history: Vec<f32> = self.gpu.read(&b.history, 2 * steps)?;
+        self.read_losses(&b.history, steps)
+    }
+
+    /// The (total, data) pairs of a loss history buffer.
+    fn read_losses(&self, history: &wgpu::Buffer, steps: usize) -> anyhow::Result<Vec<StepLoss>> {
+        let history: Vec<f32> = self.gpu.read(history, 2 * steps)?;
         Ok(history
             .chunks(2)
             .map(|pair| StepLoss {
@@ -415,24 +514,8 @@ impl Backend for GpuBackend {
         let gpu = &self.gpu;
         let num_counts = (ex.num_rows * ex.num_cols) as usize;
         let counts = gpu.zeroed("counts", num_counts);
-        let group = bind(
-            &gpu.device,
-            &gpu.kernels.count_pairs,
-            &gpu.params(Params::new(&[ex.len, ex.num_cols])),
-            &[&ex.contexts, &ex.targets, &counts],
-        );
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            let groups = ex.len.div_ceil(EXAMPLE_THREADS);
-            dispatch(
-                &mut pass,
-                &gpu.kernels.count_pairs,
-                &group,
-                groups,
-                self.max_groups(),
-            );
-        }
+        self.record_count_pairs(&mut encoder, ex, &counts);
         self.submit(encoder);
         Ok(gpu.read(&counts, num_counts)?)
     }
@@ -728,5 +811,33 @@ impl Backend for GpuBackend {
         state.m = gpu.read(&m, n)?;
         state.v = gpu.read(&v, n)?;
         Ok(())
+    }
+
+    fn count_loss_and_gradient(
+        &mut self,
+        weights: &[f32],
+        ex: &GpuExamples,
+        reg: f32,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        let options = TrainOptions { lr: 0.0, reg };
+        let (_, grads, history) = self.count_descent(weights, ex, &options, 1);
+        let grads = self.gpu.read(&grads, weights.len())?;
+        Ok((self.read_losses(&history, 1)?[0], grads))
+    }
+
+    fn train_counts(
+        &mut self,
+        weights: &mut [f32],
+        ex: &GpuExamples,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        if steps == 0 {
+            return Ok(Vec::new());
+        }
+        let (trained, _, history) = self.count_descent(weights, ex, options, steps);
+        let trained: Vec<f32> = self.gpu.read(&trained, weights.len())?;
+        weights.copy_from_slice(&trained);
+        self.read_losses(&history, steps)
     }
 }

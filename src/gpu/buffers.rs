@@ -55,8 +55,9 @@ impl Gpu {
         })
     }
 
-    /// A uniform buffer holding a kernel's parameters.
-    pub fn params(&self, params: super::kernels::Params) -> wgpu::Buffer {
+    /// A uniform buffer holding a kernel's parameters ([`super::kernels::Params`], or a
+    /// longer struct of the same kind for a kernel that needs more than four words).
+    pub fn params<P: Pod>(&self, params: P) -> wgpu::Buffer {
         self.device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("params"),

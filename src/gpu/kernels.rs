@@ -11,6 +11,11 @@ pub const EXAMPLE_THREADS: u32 = 256;
 /// Threads per workgroup of the kernels that give one thread to each table entry or row.
 pub const ENTRY_THREADS: u32 = 64;
 
+/// Cells of the largest table that count_pairs_private can count (its MAX_BINS).
+pub const PRIVATE_HISTOGRAM_BINS: u32 = 4096;
+/// Examples each workgroup of count_pairs_private adds into its private table.
+pub const PRIVATE_HISTOGRAM_EXAMPLES: u32 = 16384;
+
 /// Parameters of a kernel: four 32-bit words, the layout of every `Params` struct in WGSL.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -27,9 +32,26 @@ impl Params {
     }
 }
 
+/// Parameters of a kernel that needs eight 32-bit words (`count_descent`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct LongParams {
+    pub words: [u32; 8],
+}
+
+impl LongParams {
+    /// Parameters from up to eight words (unsigned integers or f32 bit patterns).
+    pub fn new(words: &[u32]) -> LongParams {
+        let mut p = LongParams::default();
+        p.words[..words.len()].copy_from_slice(words);
+        p
+    }
+}
+
 /// The compiled kernels.
 pub struct Kernels {
     pub count_pairs: wgpu::ComputePipeline,
+    pub count_pairs_private: wgpu::ComputePipeline,
     pub normalize_rows: wgpu::ComputePipeline,
     pub nll_gather: wgpu::ComputePipeline,
     pub cross_entropy_forward: wgpu::ComputePipeline,
@@ -42,6 +64,7 @@ pub struct Kernels {
     pub sgd_step: wgpu::ComputePipeline,
     pub adamw_step: wgpu::ComputePipeline,
     pub softmax_rows: wgpu::ComputePipeline,
+    pub count_descent: wgpu::ComputePipeline,
 }
 
 fn pipeline(
@@ -74,6 +97,7 @@ impl Kernels {
     pub fn new(device: &wgpu::Device) -> Kernels {
         Kernels {
             count_pairs: kernel!(device, "count_pairs"),
+            count_pairs_private: kernel!(device, "count_pairs_private"),
             normalize_rows: kernel!(device, "normalize_rows"),
             nll_gather: kernel!(device, "nll_gather"),
             cross_entropy_forward: kernel!(device, "cross_entropy_forward"),
@@ -86,6 +110,7 @@ impl Kernels {
             sgd_step: kernel!(device, "sgd_step"),
             adamw_step: kernel!(device, "adamw_step"),
             softmax_rows: kernel!(device, "softmax_rows"),
+            count_descent: kernel!(device, "count_descent"),
         }
     }
 }

@@ -1,0 +1,53 @@
+// count_pairs_private: the scatter-add of the count model, through a private histogram in
+// workgroup memory.
+//
+//   counts[ctx_i * V + tgt_i] += 1        for every example i
+//
+// The same counts as count_pairs.wgsl, for tables of at most MAX_BINS cells (V^K * V; the
+// bigram table has 729): each workgroup takes a run of `examples_per_group` examples, adds
+// them into its own copy of the table with workgroup atomics (cheap: no other workgroup
+// touches it), then adds its non-zero cells into `counts` with one global atomic each.
+// Integer atomics commute, so the counts are exact and the same on every run.
+// `counts` is cleared by the host before the dispatch.
+
+struct Params {
+    num_examples: u32,
+    num_cols: u32,
+    num_bins: u32,
+    examples_per_group: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> contexts: array<u32>;
+@group(0) @binding(2) var<storage, read> targets: array<u32>;
+@group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>>;
+
+const THREADS: u32 = 256u;
+// 16 KiB of workgroup memory: the WebGPU baseline's limit.
+const MAX_BINS: u32 = 4096u;
+var<workgroup> private_counts: array<atomic<u32>, MAX_BINS>;
+
+@compute @workgroup_size(256)
+fn main(
+    @builtin(local_invocation_index) local: u32,
+    @builtin(workgroup_id) group_id: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    // Workgroup memory starts zeroed (WGSL guarantees it).
+    let group = group_id.x + group_id.y * groups.x;
+    let start = group * params.examples_per_group;
+    if (start >= params.num_examples) {
+        return; // padding of the 2D grid; uniform across the workgroup
+    }
+    let end = min(start + params.examples_per_group, params.num_examples);
+    for (var i = start + local; i < end; i += THREADS) {
+        atomicAdd(&private_counts[contexts[i] * params.num_cols + targets[i]], 1u);
+    }
+    workgroupBarrier();
+    for (var b = local; b < params.num_bins; b += THREADS) {
+        let n = atomicLoad(&private_counts[b]);
+        if (n > 0u) {
+            atomicAdd(&counts[b], n);
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The benchmark: every stage of the pipeline timed on a data set, on the GPU and on the CPU
+//! reference, with a warm-up run, several repetitions, and the median and spread.
+//!
+//! Each timed call returns only when its results are on the host (the backends read back
+//! what they compute), except `upload`, which is followed by a wait for the device to go idle.
+
+use std::time::Instant;
+
+use rand::{RngExt, SeedableRng};
+
+use crate::backend::{Backend, TrainOptions};
+use crate::data::{builtin_words, Examples, Vocab};
+use crate::device::AnyBackend;
+use crate::sample::sample_symbols;
+
+/// The stages, in pipeline order, with what each one times.
+pub const STAGES: [(&str, &str); 9] = [
+    ("encode", "words -> (context, next) examples on the host"),
+    (
+        "upload",
+        "examples to the device (GPU: sort by context, segment tables, copy)",
+    ),
+    ("count", "count_pairs: the V x V matrix, read back"),
+    ("normalize", "normalize_rows with smoothing 1, read back"),
+    (
+        "nll",
+        "nll_gather + loss_total: mean NLL of every example, read back",
+    ),
+    (
+        "step_examples",
+        "one full-batch step, per-example kernels, W and loss read back",
+    ),
+    (
+        "step_counts",
+        "one full-batch step from the counts (counting included), read back",
+    ),
+    (
+        "steps_counts_1000",
+        "1000 full-batch steps from the counts, read back once",
+    ),
+    (
+        "sample",
+        "names drawn from the count model on the host, as symbols",
+    ),
+];
+
+/// A data set to time the stages on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataSet {
+    /// The built-in names.
+    Names,
+    /// Random words over a..z, 2 to 15 letters, until they make at least this many pairs.
+    Synthetic(usize),
+}
+
+impl DataSet {
+    /// `names`, or a number of pairs with an optional `k`/`m` suffix (`10m`, `500k`).
+    pub fn parse(s: &str) -> Result<DataSet, String> {
+        let lower = s.to_lowercase();
+        if lower == "names" {
+            return Ok(DataSet::Names);
+        }
+        let (digits, scale) = match lower.chars().last() {
+            Some('k') => (&lower[..lower.len() - 1], 1_000),
+            Some('m') => (&lower[..lower.len() - 1], 1_000_000),
+            _ => (&lower[..], 1),
+        };
+        match digits.parse::<usize>() {
+            Ok(n) if n > 0 && n.checked_mul(scale).is_some() => Ok(DataSet::Synthetic(n * scale)),
+            _ => Err(format!(
+                "{s:?} is neither `names` nor a number of pairs such as 10m or 500k"
+            )),
+        }
+    }
+
+    /// A short label: `names` or `10M pairs`.
+    pub fn label(&self) -> String {
+        match self {
+            DataSet::Names => "names".to_string(),
+            DataSet::Synthetic(n) if n % 1_000_000 == 0 => format!("{}M pairs", n / 1_000_000),
+            DataSet::Synthetic(n) => format!("{n} pairs"),
+        }
+    }
+
+    /// The words of the data set (synthetic ones drawn with a fixed seed).
+    pub fn words(&self) -> Vec<String> {
+        match self {
+            DataSet::Names => builtin_words(),
+            DataSet::Synthetic(pairs) => synthetic_words(*pairs, 1),
+        }
+    }
+}
+
+/// Random words of 2 to 15 letters a..z until they hold at least `pairs` (context, next)
+/// pairs (one per letter plus one end per word).
+pub fn synthetic_words(pairs: usize, seed: u64) -> Vec<String> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut words = Vec::with_capacity(pairs / 9 + 1);
+    let mut total = 0;
+    while total < pairs {
+        let len = rng.random_range(2..=15usize);
+        let word: String = (0..len)
+            .map(|_| (b'a' + rng.random_range(0..26u8)) as char)
+            .collect();
+        total += len + 1;
+        words.push(word);
+    }
+    words
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    pub data_sets: Vec<DataSet>,
+    /// Stage names to run (all of [`STAGES`] when empty).
+    pub stages: Vec<String>,
+    /// Timed repetitions per stage (after one warm-up run).
+    pub repetitions: usize,
+    /// A stage stops repeating once its timed runs add up to this many seconds (after at
+    /// least two).
+    pub budget_seconds: f64,
+    /// Names drawn by the `sample` stage.
+    pub sample_names: usize,
+}
+
+/// Steps of the `steps_counts_1000` stage.
+pub const MANY_STEPS: usize = 1000;
+
+/// The times of one stage.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    pub stage: &'static str,
+    pub data: String,
+    /// `gpu`, `cpu`, or `host` for the stages that do not use the backend.
+    pub device: &'static str,
+    /// The adapter or device description (`host` for the host stages).
+    pub adapter: String,
+    /// Seconds of each timed repetition.
+    pub seconds: Vec<f64>,
+    /// Items the stage processes (pairs, or names for `sample`), for a throughput.
+    pub items: usize,
+}
+
+impl Timing {
+    fn sorted(&self) -> Vec<f64> {
+        let mut s = self.seconds.clone();
+        s.sort_by(f64::total_cmp);
+        s
+    }
+
+    /// Median of the repetitions, in seconds.
+    pub fn median(&self) -> f64 {
+        let s = self.sorted();
+        let mid = s.len() / 2;
+        if s.len() % 2 == 1 {
+            s[mid]
+        } else {
+            (s[mid - 1] + s[mid]) / 2.0
+        }
+    }
+
+    /// Fastest repetition, in seconds.
+    pub fn min(&self) -> f64 {
+        self.sorted()[0]
+    }
+
+    /// Slowest repetition, in seconds.
+    pub fn max(&self) -> f64 {
+        *self.sorted().last().expect("at least one repetition")
+    }
+}
+
+/// Times `run` once as a warm-up and then `config.repetitions` times (fewer when the runs
+/// exceed the time budget, but at least two).
+fn time<F: FnMut() -> anyhow::Result<()>>(
+    config: &BenchConfig,
+    mut run: F,
+) -> anyhow::Result<Vec<f64>> {
+    run()?;
+    let mut seconds = Vec::new();
+    let target = config.repetitions.max(1);
+    while seconds.len() < target {
+        let start = Instant::now();
+        run()?;
+        seconds.push(start.elapsed().as_secs_f64());
+        if seconds.len() >= 2 && seconds.iter().sum::<f64>() > config.budget_seconds {
+            break;
+        }
+    }
+    Ok(seconds)
+}
+
+/// Waits for the GPU to finish what was submitted (nothing to wait for on the CPU).
+fn wait_idle(backend: &AnyBackend) -> anyhow::Result<()> {
+    if let AnyBackend::Gpu(gpu) = backend {
+        gpu.gpu()
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow::anyhow!("the GPU did not finish: {e}"))?;
+        gpu.gpu().check()?;
+    }
+    Ok(())
+}
+
+/// Runs the configured stages on one data set: the host stages once, the backend stages on
+/// each backend. Each timing is passed to `report` as soon as it is measured; a backend that
+/// cannot load the data set is passed to `skipped` with the reason.
+pub fn run_data_set(
+    data: &DataSet,
+    backends: &mut [AnyBackend],
+    config: &BenchConfig,
+    report: &mut dyn FnMut(Timing),
+    skipped: &mut dyn FnMut(String),
+) -> anyhow::Result<()> {
+    let wanted = |stage: &str| config.stages.is_empty() || config.stages.iter().any(|s| s == stage);
+    let label = data.label();
+    let words = data.words();
+    let vocab = Vocab::from_words(&words);
+    let examples = Examples::encode(&words, &vocab, 1)?;
+    let pairs = examples.len();
+    let timing = |stage: &'static str, device: (&'static str, &str), seconds, items| Timing {
+        stage,
+        data: label.clone(),
+        device: device.0,
+        adapter: device.1.to_string(),
+        seconds,
+        items,
+    };
+    let host = ("host", "host");
+
+    if wanted("encode") {
+        let seconds = time(config, || {
+            let vocab = Vocab::from_words(&words);
+            Examples::encode(&words, &vocab, 1)?;
+            Ok(())
+        })?;
+        report(timing("encode", host, seconds, pairs));
+    }
+
+    let counts = crate::cpu::count_pairs(
+        &examples.contexts,
+        &examples.targets,
+        examples.num_rows,
+        examples.num_cols,
+    );
+    let probs = crate::cpu::normalize_rows(&counts, vocab.len(), 1.0);
+    let lecture = TrainOptions {
+        lr: 50.0,
+        reg: 0.01,
+    };
+    let initial = crate::model::standard_normal(examples.num_rows * vocab.len(), 1);
+
+    for backend in backends.iter_mut() {
+        // A backend that cannot hold the data set is left out of it, with the reason.
+        if let Err(e) = backend.load(&examples).and_then(|_| wait_idle(backend)) {
+            skipped(format!("{} left out on {label}: {e}", backend.describe()));
+            continue;
+        }
+        let description = backend.describe();
+        let kind = match backend {
+            AnyBackend::Gpu(_) => "gpu",
+            AnyBackend::Cpu(_) => "cpu",
+        };
+        let device = (kind, description.as_str());
+        if wanted("upload") {
+            let seconds = time(config, || {
+                backend.load(&examples)?;
+                wait_idle(backend)
+            })?;
+            report(timing("upload", device, seconds, pairs));
+        }
+        let loaded = backend.load(&examples)?;
+        wait_idle(backend)?;
+        if wanted("count") {
+            let seconds = time(config, || backend.count_pairs(&loaded).map(drop))?;
+            report(timing("count", device, seconds, pairs));
+        }
+        if wanted("normalize") {
+            let seconds = time(config, || {
+                backend.normalize_rows(&counts, vocab.len(), 1.0).map(drop)
+            })?;
+            report(timing("normalize", device, seconds, counts.len()));
+        }
+        if wanted("nll") {
+            let seconds = time(config, || backend.mean_nll(&probs, &loaded).map(drop))?;
+            report(timing("nll", device, seconds, pairs));
+        }
+        if wanted("step_examples") {
+            let seconds = time(config, || {
+                let mut weights = initial.clone();
+                backend.train(&mut weights, &loaded, &lecture, 1).map(drop)
+            })?;
+            report(timing("step_examples", device, seconds, pairs));
+        }
+        if wanted("step_counts") {
+            let seconds = time(config, || {
+                let mut weights = initial.clone();
+                backend
+                    .train_counts(&mut weights, &loaded, &lecture, 1)
+                    .map(drop)
+            })?;
+            report(timing("step_counts", device, seconds, pairs));
+        }
+        if wanted("steps_counts_1000") {
+            let seconds = time(config, || {
+                let mut weights = initial.clone();
+                backend
+                    .train_counts(&mut weights, &loaded, &lecture, MANY_STEPS)
+                    .map(drop)
+            })?;
+            report(timing("steps_counts_1000", device, seconds, pairs));
+        }
+    }
+
+    if wanted("sample") {
+        let seconds = time(config, || {
+            sample_symbols(&probs, vocab.len(), config.sample_names, 7, &[]);
+            Ok(())
+        })?;
+        report(timing("sample", host, seconds, config.sample_names));
+    }
+    Ok(())
+}
+
+/// The process's peak resident memory in bytes (Linux: VmHWM of /proc/self/status), when the
+/// system reports it.
+pub fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_sets_parse() {
+        assert_eq!(DataSet::parse("names"), Ok(DataSet::Names));
+        assert_eq!(DataSet::parse("10m"), Ok(DataSet::Synthetic(10_000_000)));
+        assert_eq!(DataSet::parse("500K"), Ok(DataSet::Synthetic(500_000)));
+        assert_eq!(DataSet::parse("1234"), Ok(DataSet::Synthetic(1234)));
+        assert!(DataSet::parse("0").is_err());
+        assert!(DataSet::parse("ten").is_err());
+    }
+
+    #[test]
+    fn synthetic_words_hold_the_pairs_asked_for() {
+        let words = synthetic_words(10_000, 1);
+        let pairs: usize = words.iter().map(|w| w.len() + 1).sum();
+        assert!((10_000..10_016).contains(&pairs), "{pairs} pairs");
+        assert!(words.iter().all(|w| (2..=15).contains(&w.len())));
+        assert_eq!(words, synthetic_words(10_000, 1));
+    }
+
+    #[test]
+    fn median_and_spread() {
+        let t = Timing {
+            stage: "count",
+            data: "names".into(),
+            device: "host",
+            adapter: "host".into(),
+            seconds: vec![3.0, 1.0, 2.0, 10.0],
+            items: 1,
+        };
+        assert_eq!(t.median(), 2.5);
+        assert_eq!(t.min(), 1.0);
+        assert_eq!(t.max(), 10.0);
+    }
+}

@@ -1,0 +1,128 @@
+//! `makemore bench` and `train --grad` as a user runs them.
+
+use std::process::{Command, Output};
+
+fn makemore(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_makemore"))
+        .args(args)
+        .env("NODEVICE_SELECT", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+#[test]
+fn bench_times_every_stage_on_both_devices() {
+    let out = makemore(&[
+        "bench", "--data", "3000", "--reps", "2", "--names", "500", "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = json_lines(&out);
+    // The last line is the peak memory, where the system reports it (Linux does).
+    let has_peak = lines
+        .last()
+        .is_some_and(|l| l.get("peak_memory_mib").is_some());
+    assert!(
+        has_peak || !cfg!(target_os = "linux"),
+        "no peak memory line"
+    );
+    if has_peak {
+        let peak = lines.pop().expect("a last line");
+        assert!(peak["peak_memory_mib"].as_f64().unwrap() > 1.0, "{peak}");
+    }
+    let stages = [
+        "encode",
+        "upload",
+        "count",
+        "normalize",
+        "nll",
+        "step_examples",
+        "step_counts",
+        "steps_counts_1000",
+        "sample",
+    ];
+    for stage in stages {
+        let devices: Vec<&str> = lines
+            .iter()
+            .filter(|t| t["stage"] == stage)
+            .map(|t| t["device"].as_str().unwrap())
+            .collect();
+        let expected: &[&str] = if stage == "encode" || stage == "sample" {
+            &["host"]
+        } else {
+            &["gpu", "cpu"]
+        };
+        assert_eq!(devices, expected, "stage {stage}");
+    }
+    for t in &lines {
+        let (min, median, max) = (
+            t["min_ms"].as_f64().unwrap(),
+            t["median_ms"].as_f64().unwrap(),
+            t["max_ms"].as_f64().unwrap(),
+        );
+        assert!(0.0 < min && min <= median && median <= max, "{t}");
+        assert_eq!(t["reps"], 2);
+        assert_eq!(t["data"], "3000 pairs");
+    }
+}
+
+#[test]
+fn bench_rejects_unknown_data_and_stages() {
+    for args in [
+        ["bench", "--data", "ten"],
+        ["bench", "--stages", "warp"],
+        ["bench", "--reps", "0"],
+    ] {
+        let out = makemore(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("error"), "{err}");
+    }
+}
+
+#[test]
+fn both_gradient_paths_give_the_same_losses() {
+    let losses = |grad: &str| {
+        let out = makemore(&[
+            "train",
+            "--steps",
+            "10",
+            "--samples",
+            "1",
+            "--json",
+            "--grad",
+            grad,
+        ]);
+        assert!(out.status.success());
+        let lines = json_lines(&out);
+        let neural = lines
+            .iter()
+            .find(|l| l["event"] == "neural_model")
+            .expect("a neural_model line")
+            .clone();
+        assert_eq!(neural["grad"], grad);
+        neural["losses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect::<Vec<f64>>()
+    };
+    let (counts, examples) = (losses("counts"), losses("examples"));
+    assert_eq!(counts.len(), 10);
+    for (c, e) in counts.iter().zip(&examples) {
+        assert!((c - e).abs() <= 1e-5 * e.abs(), "{c} vs {e}");
+    }
+    let out = makemore(&["train", "--grad", "sideways"]);
+    assert_eq!(out.status.code(), Some(2));
+}

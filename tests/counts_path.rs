@@ -1,0 +1,188 @@
+//! The counts path (`count_descent`): the full-batch loss and gradient computed from the count
+//! matrix, against its CPU twin and against the per-example path on the same data.
+//!
+//! Tolerances: losses to 1e-5 relative (the f32 GPU against f64 sums); gradients to 1e-6
+//! absolute plus 1e-4 relative; weights after training to 1e-4 absolute plus 1e-4 relative,
+//! as for the per-example kernels.
+
+mod common;
+
+use common::{assert_close, assert_rel, encode, gpus, random_words};
+use makemore::data::{builtin_words, Examples, Vocab};
+use makemore::{Backend, CpuBackend, TrainOptions};
+
+const LECTURE: TrainOptions = TrainOptions {
+    lr: 50.0,
+    reg: 0.01,
+};
+
+/// The built-in names and random data sets: (seed, alphabet size, words, context length).
+fn cases() -> Vec<(Vocab, Examples)> {
+    let random = [
+        (1, 1, 50, 1),
+        (2, 5, 300, 2),
+        (4, 35, 1500, 1),
+        (5, 8, 800, 3),
+    ];
+    let mut cases = vec![encode(&builtin_words(), 1)];
+    cases.extend(
+        random
+            .iter()
+            .map(|&(seed, v, n, k)| encode(&random_words(seed, v, n), k)),
+    );
+    cases
+}
+
+#[test]
+fn cpu_counts_path_equals_cpu_example_path() {
+    for (i, (vocab, examples)) in cases().into_iter().enumerate() {
+        let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
+        for reg in [0.0, 0.01, 1.0] {
+            let (loss, grads) = CpuBackend
+                .loss_and_gradient(&weights, &examples, reg)
+                .unwrap();
+            let (count_loss, count_grads) = CpuBackend
+                .count_loss_and_gradient(&weights, &examples, reg)
+                .unwrap();
+            // Both in f64: they differ only by the order of the additions.
+            assert_rel("loss", count_loss.total, loss.total, 1e-12);
+            assert_rel("data loss", count_loss.data, loss.data, 1e-12);
+            assert_close("gradient", &count_grads, &grads, 1e-9, 1e-6);
+        }
+    }
+}
+
+#[test]
+fn count_loss_and_gradient_match_the_cpu() {
+    let mut gpus = gpus();
+    for (i, (vocab, examples)) in cases().into_iter().enumerate() {
+        let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
+        for reg in [0.0, 0.01, 1.0] {
+            let (expected_loss, expected_grads) = CpuBackend
+                .count_loss_and_gradient(&weights, &examples, reg)
+                .unwrap();
+            for gpu in &mut gpus {
+                let on_gpu = gpu.load(&examples).unwrap();
+                let (loss, grads) = gpu.count_loss_and_gradient(&weights, &on_gpu, reg).unwrap();
+                assert_rel("loss", loss.total, expected_loss.total, 1e-5);
+                assert_rel("data loss", loss.data, expected_loss.data, 1e-5);
+                assert_close("gradient", &grads, &expected_grads, 1e-6, 1e-4);
+            }
+        }
+    }
+}
+
+/// `steps` steps of the counts path on the GPU and on the CPU, and of the per-example path on
+/// the GPU: the three loss histories agree to 1e-5, the weights to 1e-4 + 1e-4 relative.
+fn train_and_compare(words: &[String], k: usize, steps: usize, with_examples_path: bool) {
+    let (vocab, examples) = encode(words, k);
+    let initial = makemore::model::standard_normal(examples.num_rows * vocab.len(), 42);
+    let mut w_cpu = initial.clone();
+    let expected = CpuBackend
+        .train_counts(&mut w_cpu, &examples, &LECTURE, steps)
+        .unwrap();
+    assert_eq!(expected.len(), steps);
+    for gpu in &mut gpus() {
+        let on_gpu = gpu.load(&examples).unwrap();
+        let mut w_gpu = initial.clone();
+        let losses = gpu
+            .train_counts(&mut w_gpu, &on_gpu, &LECTURE, steps)
+            .unwrap();
+        assert_eq!(losses.len(), steps);
+        for (step, (l, e)) in losses.iter().zip(&expected).enumerate() {
+            assert_rel(
+                &format!("counts loss at step {step}"),
+                l.total,
+                e.total,
+                1e-5,
+            );
+            assert_rel(&format!("counts data at step {step}"), l.data, e.data, 1e-5);
+        }
+        let what = format!("W after {steps} steps on {}", gpu.describe());
+        assert_close(&what, &w_gpu, &w_cpu, 1e-4, 1e-4);
+        if with_examples_path {
+            let mut w_examples = initial.clone();
+            let per_example = gpu
+                .train(&mut w_examples, &on_gpu, &LECTURE, steps)
+                .unwrap();
+            for (step, (l, e)) in losses.iter().zip(&per_example).enumerate() {
+                let what = format!("counts vs examples path, loss at step {step}");
+                assert_rel(&what, l.total, e.total, 1e-5);
+            }
+            assert_close(
+                "W, counts vs examples path",
+                &w_gpu,
+                &w_examples,
+                1e-4,
+                1e-4,
+            );
+        }
+    }
+}
+
+#[test]
+fn counts_path_gives_the_per_example_losses() {
+    train_and_compare(&builtin_words(), 1, 30, true);
+    train_and_compare(&random_words(12, 6, 500), 2, 100, true);
+}
+
+#[test]
+fn counts_path_runs_past_one_dispatch() {
+    // More steps than one dispatch of count_descent holds (1000): the chunks continue the run.
+    train_and_compare(&random_words(13, 4, 200), 1, 2500, false);
+}
+
+#[test]
+fn counts_path_is_bit_identical_across_runs() {
+    let (vocab, examples) = encode(&builtin_words(), 1);
+    for index in 0..gpus().len() {
+        let run = || {
+            let mut gpu = gpus().swap_remove(index);
+            let on_gpu = gpu.load(&examples).unwrap();
+            let mut weights = makemore::model::standard_normal(vocab.len() * vocab.len(), 3);
+            let losses = gpu
+                .train_counts(&mut weights, &on_gpu, &LECTURE, 50)
+                .unwrap();
+            let loss_bits: Vec<u64> = losses.iter().map(|l| l.total.to_bits()).collect();
+            let weight_bits: Vec<u32> = weights.iter().map(|w| w.to_bits()).collect();
+            (loss_bits, weight_bits)
+        };
+        assert_eq!(run(), run());
+    }
+}
+
+/// Counting on the GPU is exact on both of its kernels: the private (workgroup-memory)
+/// histogram for tables of at most 4096 cells, the global one above.
+#[test]
+fn counts_are_exact_with_and_without_the_private_histogram() {
+    let words = random_words(21, 20, 30_000);
+    for k in [1, 2] {
+        let (vocab, examples) = encode(&words, k);
+        // k = 1: 441 cells (private); k = 2: 9261 cells (global atomics).
+        assert_eq!(examples.num_rows * vocab.len() > 4096, k == 2);
+        assert!(
+            examples.len() > 3 * 16384,
+            "several workgroups of the private kernel"
+        );
+        let expected = CpuBackend.count_pairs(&examples).unwrap();
+        let sequential = makemore::cpu::count_pairs(
+            &examples.contexts,
+            &examples.targets,
+            examples.num_rows,
+            examples.num_cols,
+        );
+        assert_eq!(expected, sequential, "parallel CPU counting");
+        let private = makemore::cpu::count_pairs_private(
+            &examples.contexts,
+            &examples.targets,
+            examples.num_rows,
+            examples.num_cols,
+            16384,
+        );
+        assert_eq!(private, sequential, "the private kernel's twin");
+        for gpu in &mut gpus() {
+            let on_gpu = gpu.load(&examples).unwrap();
+            assert_eq!(gpu.count_pairs(&on_gpu).unwrap(), expected, "context {k}");
+        }
+    }
+}
