@@ -95,6 +95,35 @@ pub struct LogEntry {
     pub dev_loss: Option<f64>,
 }
 
+/// The same safetensors file with the keys of its JSON header in sorted order, so that the
+/// same run writes the same bytes: the metadata is a hash map, whose order varies from run to
+/// run. The header is `u64 length (little endian)` then that many bytes of JSON padded with
+/// spaces; reordering the keys of compact JSON keeps its length, and the tensor offsets are
+/// relative to the end of the header, so nothing else moves.
+fn with_sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    let Some(length) = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    else {
+        return bytes;
+    };
+    let end = 8 + length as usize;
+    let Some(Ok(header)) = bytes
+        .get(8..end)
+        .map(serde_json::from_slice::<serde_json::Value>)
+    else {
+        return bytes;
+    };
+    // serde_json's map is ordered by key; compact output, padded as safetensors pads it.
+    let mut sorted = header.to_string().into_bytes();
+    if sorted.len() > end - 8 {
+        return bytes;
+    }
+    sorted.resize(end - 8, b' ');
+    bytes[8..end].copy_from_slice(&sorted);
+    bytes
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let write_error = |source| CheckpointError::Write {
@@ -181,10 +210,13 @@ impl Checkpoint {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        safetensors::serialize(tensors, Some(metadata)).map_err(|e| CheckpointError::Write {
-            path: MODEL_FILE.to_string(),
-            source: std::io::Error::other(e.to_string()),
-        })
+        let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(|e| {
+            CheckpointError::Write {
+                path: MODEL_FILE.to_string(),
+                source: std::io::Error::other(e.to_string()),
+            }
+        })?;
+        Ok(with_sorted_header(bytes))
     }
 
     /// Reads a checkpoint from safetensors bytes; `path` names it in errors.

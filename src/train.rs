@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use anyhow::Context as _;
+
 use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::data::{Examples, Vocab, WordStats};
 use crate::limits::check_context;
@@ -544,7 +546,7 @@ fn train_in_chunks<B: Backend>(
         }
         let chunk_start = Instant::now();
         let chunk_losses = match config.effective_gradient() {
-            GradientPath::Counts => model.train_counts(backend, loaded, &config.options, chunk)?,
+            GradientPath::Counts => model.train_counts(backend, loaded, &config.options, chunk),
             GradientPath::Examples => train_neural(
                 backend,
                 &mut model.weights,
@@ -554,8 +556,10 @@ fn train_in_chunks<B: Backend>(
                 chunk,
                 config.form,
                 &config.schedule,
-            )?,
-        };
+            ),
+        }
+        // A device lost or out of memory mid-run: say how far training got.
+        .with_context(|| format!("training stopped at step {}", first_step + losses.len()))?;
         log::debug!(
             "steps {}..{}: {:.1} ms",
             first_step + losses.len(),

@@ -26,7 +26,12 @@ fn word_lists() -> impl Strategy<Value = (Vec<String>, usize)> {
     })
 }
 
+/// A runner of `cases` cases; MAKEMORE_FUZZ_CASES sets another number, for a longer run.
 fn runner(cases: u32) -> TestRunner {
+    let cases = std::env::var("MAKEMORE_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(cases);
     TestRunner::new(Config {
         cases,
         failure_persistence: None,

@@ -213,3 +213,57 @@ fn data_larger_than_the_kernels_allow_is_refused_up_front() {
         "{too_big}"
     );
 }
+
+#[test]
+fn ten_million_short_lines_work() {
+    let dir = TempDir::new("ten-million");
+    let path = dir.file("many.txt", &b"ab\n".repeat(10_000_000));
+    let out = makemore(
+        &[
+            "train",
+            "--input",
+            &path,
+            "--steps",
+            "1",
+            "--samples",
+            "1",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\"examples\":30000000"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn same_seed_same_checkpoint_bytes() {
+    let dir = TempDir::new("determinism");
+    let run = |name: &str| {
+        let work = dir.0.join(name);
+        let work = work.to_str().unwrap().to_string();
+        let out = makemore(
+            &[
+                "train",
+                "--steps",
+                "3",
+                "--samples",
+                "2",
+                "--work-dir",
+                &work,
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        (
+            std::fs::read(format!("{work}/model.safetensors")).unwrap(),
+            std::fs::read(format!("{work}/log.jsonl")).unwrap(),
+        )
+    };
+    let (first, second) = (run("a"), run("b"));
+    assert!(first.0 == second.0, "the checkpoints differ");
+    assert!(first.1 == second.1, "the logs differ");
+}
