@@ -473,6 +473,9 @@ fn resumed_model(
     })
 }
 
+/// Fewest steps per chunk on the counts path (see `train_in_chunks`).
+const COUNTS_CHUNK_MIN: usize = 1000;
+
 /// Steps per chunk: about ten progress reports per run (the text output prints every tenth
 /// step), at most 100 steps between them. Each chunk is one submission and one readback, so
 /// fewer chunks keep the device busy.
@@ -507,10 +510,12 @@ fn train_in_chunks<B: Backend>(
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<(Vec<StepLoss>, Vec<(usize, f64)>, Option<Kept>)> {
     let stateless = config.schedule.batch_size == 0 && config.schedule.optimizer == Optimizer::Sgd;
-    let chunk_len = if stateless {
-        chunk_size(config.steps)
-    } else {
-        config.steps.max(1)
+    let chunk_len = match config.effective_gradient() {
+        // Each call of the counts path counts the pairs again, and a thousand of its steps
+        // take well under a second: chunks of at least that many.
+        GradientPath::Counts => chunk_size(config.steps).max(COUNTS_CHUNK_MIN),
+        GradientPath::Examples if stateless => chunk_size(config.steps),
+        GradientPath::Examples => config.steps.max(1),
     };
     let eval_every = if stateless && dev.is_some() {
         config.eval_every
