@@ -1,25 +1,10 @@
 //! The binary as a user runs it: output, JSON lines, exit codes and error messages.
 
-use std::process::{Command, Output};
+mod common;
 
-/// Runs the binary in a fresh directory, so that `train` saves its run (`out/`) there.
-fn makemore(args: &[&str]) -> Output {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    Command::new(env!("CARGO_BIN_EXE_makemore"))
-        .args(args)
-        .current_dir(dir.path())
-        .env("NODEVICE_SELECT", "1")
-        .output()
-        .expect("the binary runs")
-}
+use std::process::Output;
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{makemore, stderr, stdout};
 
 #[test]
 fn train_prints_the_four_stages_in_order() {

@@ -1,14 +1,10 @@
 //! `makemore bench` and `train --grad` as a user runs them.
 
-use std::process::{Command, Output};
+mod common;
 
-fn makemore(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_makemore"))
-        .args(args)
-        .env("NODEVICE_SELECT", "1")
-        .output()
-        .expect("the binary runs")
-}
+use std::process::Output;
+
+use common::makemore;
 
 fn json_lines(o: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&o.stdout)

@@ -3,19 +3,9 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn makemore(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_makemore"))
-        .args(args)
-        .env("NODEVICE_SELECT", "1")
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{makemore, stdout};
 
 /// The one line of stderr that starts with `error:` (Mesa may add lines of its own).
 fn error_lines(o: &Output) -> Vec<String> {

@@ -1,30 +1,12 @@
 //! Bad input and faults, each as a user meets them: one line on stderr starting with
 //! `error:`, exit code 1 (2 for flags clap rejects), never a panic.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn makemore(args: &[&str], env: &[(&str, &str)]) -> Output {
-    // A fresh working directory, so that a run saves its `out/` there.
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_makemore"));
-    command
-        .args(args)
-        .current_dir(dir.path())
-        .env("NODEVICE_SELECT", "1");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().expect("the binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{makemore_with_env as makemore, stderr, stdout};
 
 /// Exit code 1, exactly one `error:` line containing `needle`, no panic.
 fn assert_fails(out: &Output, needle: &str) {

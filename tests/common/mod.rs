@@ -95,14 +95,30 @@ pub fn lecture_words() -> Option<Vec<String>> {
 
 /// Runs the binary as a user would, with `args`; `NODEVICE_SELECT` silences a Mesa notice.
 pub fn makemore(args: &[&str]) -> std::process::Output {
+    makemore_with_env(args, &[])
+}
+
+/// [`makemore`] with more environment variables set.
+pub fn makemore_with_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     // A fresh working directory, so that a run without --work-dir saves its `out/` there.
     let dir = tempfile::tempdir().expect("a temporary directory");
     std::process::Command::new(env!("CARGO_BIN_EXE_makemore"))
         .args(args)
         .current_dir(dir.path())
         .env("NODEVICE_SELECT", "1")
+        .envs(env.iter().copied())
         .output()
         .expect("the binary runs")
+}
+
+/// A run's stdout as text.
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A run's stderr as text.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Its stdout, checked for success.
