@@ -8,6 +8,8 @@
 // with the bias corrections bc1 = 1 - beta1^t and bc2 = 1 - beta2^t of step t (from 1),
 // computed on the host. makemore.py's defaults: lr 5e-4, wd 0.01, betas 0.9/0.99, eps 1e-8.
 // One thread per weight.
+//
+// Loop bound per invocation: 0 (no loop)
 
 struct Params {
     num_weights: u32,

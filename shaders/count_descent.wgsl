@@ -12,88 +12,171 @@
 //   W[x, y]  -= lr * grad[x, y]
 //
 // the same loss and gradient as cross_entropy_forward/backward + grad_rows + loss_total on
-// the n examples, in O(V^K * V) work per step instead of O(n * V). Each step appends
-// (total, data), measured before its update, to `history` at `first_step + s`.
+// the n examples, in O(V^K * V) work per step instead of O(n * V).
 //
-// One workgroup runs `steps` steps in a loop. Thread t owns rows t, t + 32, ...: it reads,
-// differentiates and updates only those, so the steps need no barrier on storage; the loss is
-// a fixed-order sum per thread and then a sum over the threads in order, the same on every
-// run. With lr = 0 and one step, `grads` and `history` are the loss and gradient at W.
+// Parallel over rows. L = lanes_per_row threads share each row (a power of two: 1 for short
+// rows, up to 64 for long ones); lane l handles columns l, l + L, l + 2L, ... and a tree in
+// workgroup memory combines the lanes' maxima, count totals and sums of exponentials. A
+// workgroup of 64 threads holds 64 / L rows at a time, for rows_per_thread rounds. Each row
+// is read and written by its own threads alone, so W is updated in place with no barrier on
+// storage. The sums of N * (lse - W) and of W^2 (before the update) are added in a fixed
+// order over the threads, so the same run gives the same bits. With lr = 0 and one step, `grads`
+// is the gradient at W.
+//
+// Two ways to finish a step:
+// - many workgroups (writes_history = 0): workgroup g writes its sums to nll_sums[g] and
+//   square_sums[g], and partial_sums and loss_total append the step's loss; one step per
+//   dispatch.
+// - one workgroup holding the whole table (writes_history = 1): it appends the loss itself
+//   to history[2 (first_step + s)] and runs `steps` steps in one dispatch, which spares a
+//   small table the cost of two dispatches per step.
+//
+// Loop bound per invocation (the host keeps it within its loop budget: Mesa's llvmpipe and
+// lavapipe silently end every loop of an invocation after 65,535 iterations in total):
+//   steps * (rows_per_thread * (3 * ceil(C / L) + 2 * log2(L) + 1) + 64 + 1)
 
 struct Params {
     num_rows: u32,
     num_cols: u32,
     num_examples: u32,
-    reg: f32,
-    lr: f32,
+    lanes_per_row: u32,
+    rows_per_thread: u32,
     steps: u32,
     first_step: u32,
-    _pad: u32,
+    writes_history: u32,
+    reg: f32,
+    lr: f32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> counts: array<u32>;
 @group(0) @binding(2) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(3) var<storage, read_write> grads: array<f32>;
-@group(0) @binding(4) var<storage, read_write> history: array<f32>;
+@group(0) @binding(4) var<storage, read_write> nll_sums: array<f32>;
+@group(0) @binding(5) var<storage, read_write> square_sums: array<f32>;
+@group(0) @binding(6) var<storage, read_write> history: array<f32>;
 
-const THREADS: u32 = 32u;
-// Each thread's (nll, squares) of a step, in the half of `scratch` that the step's parity
-// picks: thread 0 adds up one half while the others already fill the other half for the
-// next step, so a step needs one barrier.
-var<workgroup> scratch: array<vec2<f32>, 2 * THREADS>;
+const THREADS: u32 = 64u;
+// The most negative finite f32: the maximum of no values.
+const LOWEST: f32 = -3.40282347e38;
 
-@compute @workgroup_size(32)
-fn main(@builtin(local_invocation_index) local: u32) {
+var<workgroup> lane_max: array<f32, THREADS>;
+var<workgroup> lane_total: array<u32, THREADS>;
+var<workgroup> lane_sum: array<f32, THREADS>;
+var<workgroup> thread_sums: array<vec2<f32>, 2 * THREADS>;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(local_invocation_index) local: u32,
+    @builtin(workgroup_id) group_id: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let lanes = params.lanes_per_row;
     let cols = params.num_cols;
-    let num_weights = params.num_rows * cols;
+    let rows_per_round = THREADS / lanes;
+    let rows_per_group = rows_per_round * params.rows_per_thread;
+    let num_groups = (params.num_rows + rows_per_group - 1u) / rows_per_group;
+    let group = group_id.x + group_id.y * groups.x;
+    if (group >= num_groups) {
+        return; // padding of the 2D grid; uniform across the workgroup
+    }
+    let lane = local % lanes;
+    let first_lane = local - lane;
     let n = f32(params.num_examples);
-    let penalty_scale = 2.0 * params.reg / f32(num_weights);
+    let penalty_scale = 2.0 * params.reg / f32(params.num_rows * cols);
+
     for (var step = 0u; step < params.steps; step++) {
         var nll = 0.0;
         var squares = 0.0;
-        for (var row = local; row < params.num_rows; row += THREADS) {
-            let base = row * cols;
-            var total = 0u;
-            var m = weights[base];
-            for (var c = 0u; c < cols; c++) {
-                total += counts[base + c];
-                m = max(m, weights[base + c]);
+        for (var round = 0u; round < params.rows_per_thread; round++) {
+            let row = (group * params.rows_per_thread + round) * rows_per_round + local / lanes;
+            // Threads past the last row take part in the barriers with no columns.
+            var end = 0u;
+            if (row < params.num_rows) {
+                end = cols;
             }
-            // exp(W - m) is parked in `grads` so that each is computed once per step.
+            let base = row * cols;
+
+            // The row's maximum and count total.
+            var m = LOWEST;
+            var total = 0u;
+            for (var c = lane; c < end; c += lanes) {
+                m = max(m, weights[base + c]);
+                total += counts[base + c];
+            }
+            if (lanes > 1u) {
+                lane_max[local] = m;
+                lane_total[local] = total;
+                workgroupBarrier();
+                for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
+                    if (lane < stride) {
+                        lane_max[local] = max(lane_max[local], lane_max[local + stride]);
+                        lane_total[local] += lane_total[local + stride];
+                    }
+                    workgroupBarrier();
+                }
+                m = lane_max[first_lane];
+                total = lane_total[first_lane];
+            }
+            let row_total = f32(total);
+
+            // sum exp(W - m), the softmax's denominator.
             var sum = 0.0;
-            for (var c = 0u; c < cols; c++) {
-                let e = exp(weights[base + c] - m);
-                grads[base + c] = e;
-                sum += e;
+            for (var c = lane; c < end; c += lanes) {
+                sum += exp(weights[base + c] - m);
+            }
+            if (lanes > 1u) {
+                lane_sum[local] = sum;
+                workgroupBarrier();
+                for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
+                    if (lane < stride) {
+                        lane_sum[local] += lane_sum[local + stride];
+                    }
+                    workgroupBarrier();
+                }
+                sum = lane_sum[first_lane];
+                // Every lane has read the row's values before the next round overwrites them.
+                workgroupBarrier();
             }
             let lse = m + log(sum);
-            let row_total = f32(total);
-            for (var c = 0u; c < cols; c++) {
+
+            // The loss terms, the gradient and the update (exp again rather than a store and
+            // a load of each exponential).
+            for (var c = lane; c < end; c += lanes) {
                 let w = weights[base + c];
                 let count = f32(counts[base + c]);
                 nll += count * (lse - w);
                 squares += w * w;
-                let softmax = grads[base + c] / sum;
+                let softmax = exp(w - m) / sum;
                 let g = (row_total * softmax - count) / n + penalty_scale * w;
                 grads[base + c] = g;
                 weights[base + c] = w - params.lr * g;
             }
         }
+
+        // The workgroup's sums, added by thread 0 in thread order. Each step uses the half of
+        // `thread_sums` its parity picks, so thread 0 can still be adding up one step while the
+        // others fill the other half: one barrier per step.
         let half = (step % 2u) * THREADS;
-        scratch[half + local] = vec2<f32>(nll, squares);
+        thread_sums[half + local] = vec2<f32>(nll, squares);
         workgroupBarrier();
         if (local == 0u) {
-            // In thread order: the same sum on every run.
             var sums = vec2<f32>(0.0, 0.0);
             for (var t = 0u; t < THREADS; t++) {
-                sums += scratch[half + t];
+                sums += thread_sums[half + t];
             }
-            let data = sums.x / n;
-            let penalty = params.reg * sums.y / f32(num_weights);
-            let at = 2u * (params.first_step + step);
-            history[at] = data + penalty;
-            history[at + 1u] = data;
+            if (params.writes_history != 0u) {
+                let data = sums.x / n;
+                let penalty = params.reg * sums.y / f32(params.num_rows * cols);
+                let at = 2u * (params.first_step + step);
+                history[at] = data + penalty;
+                history[at + 1u] = data;
+            } else {
+                nll_sums[group] = sums.x;
+                square_sums[group] = sums.y;
+            }
         }
     }
 }

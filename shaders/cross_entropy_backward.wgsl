@@ -12,6 +12,8 @@
 // in the examples' order (floats never race, so the result is the same on every run). The
 // one-hot part is counted as an integer and subtracted once, which avoids the cancellation of
 // adding -1 and small probabilities term by term. grad_rows adds up a row's segments.
+//
+// Loop bound per invocation: the longest segment (the host's segment length)
 
 struct Params {
     num_segments: u32,

@@ -11,13 +11,16 @@
 // Mathematically equal to cross_entropy_forward, but exp() of a logit above about 88.7
 // overflows f32 to infinity, and then p_i = inf / inf is NaN: the reason the fused form
 // subtracts the row maximum first. The caller detects a non-finite loss and says so.
-// One thread per example; the same bindings as cross_entropy_forward.
+// The same bindings and the same lanes as cross_entropy_forward: L = lanes_per_example
+// threads share each example, lane l taking columns l, l + L, ...
+//
+// Loop bound per invocation: ceil(C / L) + log2(L) + log2(256)
 
 struct Params {
     num_examples: u32,
     num_cols: u32,
+    lanes_per_example: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -28,7 +31,33 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> partials: array<f32>;
 
 const THREADS: u32 = 256u;
+// The most negative finite f32: the maximum of no values.
+const LOWEST: f32 = -3.40282347e38;
+
+var<workgroup> lane_value: array<f32, THREADS>;
 var<workgroup> scratch: array<f32, THREADS>;
+
+// Combines the L lanes of each example by a tree in workgroup memory (`use_max`: their
+// maximum, else their sum); every lane gets its example's result.
+fn combine_lanes(local: u32, lanes: u32, value: f32, use_max: bool) -> f32 {
+    if (lanes == 1u) {
+        return value; // one lane per row: nothing to combine, and no barrier to pay for
+    }
+    let lane = local % lanes;
+    lane_value[local] = value;
+    workgroupBarrier();
+    for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
+        if (lane < stride) {
+            let other = lane_value[local + stride];
+            let mine = lane_value[local];
+            lane_value[local] = select(mine + other, max(mine, other), use_max);
+        }
+        workgroupBarrier();
+    }
+    let result = lane_value[local - lane];
+    workgroupBarrier();
+    return result;
+}
 
 @compute @workgroup_size(256)
 fn main(
@@ -36,20 +65,31 @@ fn main(
     @builtin(workgroup_id) group_id: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
+    let lanes = params.lanes_per_example;
+    let per_group = THREADS / lanes;
     let group = group_id.x + group_id.y * groups.x;
-    let num_groups = (params.num_examples + THREADS - 1u) / THREADS;
+    let num_groups = (params.num_examples + per_group - 1u) / per_group;
     if (group >= num_groups) {
         return; // padding of the 2D grid; uniform across the workgroup
     }
-    let i = group * THREADS + local;
-    var nll = 0.0;
+    let lane = local % lanes;
+    let i = group * per_group + local / lanes;
+    let cols = params.num_cols;
+    // Threads past the last example take part in the barriers with no columns.
+    var end = 0u;
+    var base = 0u;
     if (i < params.num_examples) {
-        let cols = params.num_cols;
-        let base = contexts[i] * cols;
-        var sum = 0.0;
-        for (var c = 0u; c < cols; c++) {
-            sum += exp(weights[base + c]);
-        }
+        end = cols;
+        base = contexts[i] * cols;
+    }
+    var sum = 0.0;
+    for (var c = lane; c < end; c += lanes) {
+        sum += exp(weights[base + c]);
+    }
+    sum = combine_lanes(local, lanes, sum, false);
+    // The example's first lane holds its NLL; the others add nothing.
+    var nll = 0.0;
+    if (end > 0u && lane == 0u) {
         let p = exp(weights[base + targets[i]]) / sum;
         lse[i] = log(sum);
         nll = -log(p);

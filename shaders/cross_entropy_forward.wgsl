@@ -9,13 +9,17 @@
 // The lecture's `logits = xenc @ W; counts = logits.exp(); probs = counts / counts.sum(1)`,
 // `-probs[arange(n), ys].log()`, without materializing the n x V matrices. Subtracting the
 // row maximum keeps exp() from overflowing. `lse_i` is kept for cross_entropy_backward.
-// One thread per example.
+//
+// L = lanes_per_example threads share each example (a power of two: 1 for short rows, more
+// for long ones), lane l taking columns l, l + L, ...; a workgroup holds 256 / L examples.
+//
+// Loop bound per invocation: 2 * ceil(C / L) + 2 * log2(L) + log2(256)
 
 struct Params {
     num_examples: u32,
     num_cols: u32,
+    lanes_per_example: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -26,7 +30,33 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> partials: array<f32>;
 
 const THREADS: u32 = 256u;
+// The most negative finite f32: the maximum of no values.
+const LOWEST: f32 = -3.40282347e38;
+
+var<workgroup> lane_value: array<f32, THREADS>;
 var<workgroup> scratch: array<f32, THREADS>;
+
+// Combines the L lanes of each example by a tree in workgroup memory (`use_max`: their
+// maximum, else their sum); every lane gets its example's result.
+fn combine_lanes(local: u32, lanes: u32, value: f32, use_max: bool) -> f32 {
+    if (lanes == 1u) {
+        return value; // one lane per row: nothing to combine, and no barrier to pay for
+    }
+    let lane = local % lanes;
+    lane_value[local] = value;
+    workgroupBarrier();
+    for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
+        if (lane < stride) {
+            let other = lane_value[local + stride];
+            let mine = lane_value[local];
+            lane_value[local] = select(mine + other, max(mine, other), use_max);
+        }
+        workgroupBarrier();
+    }
+    let result = lane_value[local - lane];
+    workgroupBarrier();
+    return result;
+}
 
 @compute @workgroup_size(256)
 fn main(
@@ -34,24 +64,36 @@ fn main(
     @builtin(workgroup_id) group_id: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
+    let lanes = params.lanes_per_example;
+    let per_group = THREADS / lanes;
     let group = group_id.x + group_id.y * groups.x;
-    let num_groups = (params.num_examples + THREADS - 1u) / THREADS;
+    let num_groups = (params.num_examples + per_group - 1u) / per_group;
     if (group >= num_groups) {
         return; // padding of the 2D grid; uniform across the workgroup
     }
-    let i = group * THREADS + local;
-    var nll = 0.0;
+    let lane = local % lanes;
+    let i = group * per_group + local / lanes;
+    let cols = params.num_cols;
+    // Threads past the last example take part in the barriers with no columns.
+    var end = 0u;
+    var base = 0u;
     if (i < params.num_examples) {
-        let cols = params.num_cols;
-        let base = contexts[i] * cols;
-        var m = weights[base];
-        for (var c = 1u; c < cols; c++) {
-            m = max(m, weights[base + c]);
-        }
-        var sum = 0.0;
-        for (var c = 0u; c < cols; c++) {
-            sum += exp(weights[base + c] - m);
-        }
+        end = cols;
+        base = contexts[i] * cols;
+    }
+    var m = LOWEST;
+    for (var c = lane; c < end; c += lanes) {
+        m = max(m, weights[base + c]);
+    }
+    m = combine_lanes(local, lanes, m, true);
+    var sum = 0.0;
+    for (var c = lane; c < end; c += lanes) {
+        sum += exp(weights[base + c] - m);
+    }
+    sum = combine_lanes(local, lanes, sum, false);
+    // The example's first lane holds its NLL; the others add nothing.
+    var nll = 0.0;
+    if (end > 0u && lane == 0u) {
         let l = m + log(sum);
         lse[i] = l;
         nll = l - weights[base + targets[i]];

@@ -6,6 +6,9 @@
 // The segments of row r are row_segments[r] .. row_segments[r + 1] (see
 // cross_entropy_backward), added in order. A row no example uses gets only the penalty's
 // gradient. One thread per weight.
+//
+// Loop bound per invocation: the most segments of any row (the host cuts rows into few
+// enough segments)
 
 struct Params {
     num_rows: u32,

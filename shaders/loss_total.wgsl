@@ -1,19 +1,26 @@
-// loss_total: the partial sums of a loss kernel reduced to the mean, plus the L2 penalty.
+// loss_total: the sums of a loss kernel turned into the mean loss, plus the L2 penalty.
 //
-//   data  = (1/n) sum_g partials[g]
-//   total = data + reg * (1/|W|) sum_k W[k]^2
+//   data  = (1/n) sum_g nll_sums[g]
+//   total = data + reg * (1/|W|) sum_g square_sums[g]        (square_sums add up W[k]^2)
 //   history[2 * step] = total; history[2 * step + 1] = data; step += 1
 //
-// The lecture's `loss = -probs[...].log().mean() + 0.01 * (W**2).mean()`. One workgroup: each
-// thread adds a strided slice in order, then a fixed binary tree over the threads, so the
-// result is the same on every run. Each call appends to `history`, so many training steps can
-// be recorded in one submission and read back once. The count model calls it with no weights.
+// The lecture's `loss = -probs[...].log().mean() + 0.01 * (W**2).mean()`. One workgroup:
+// thread t adds the sums t + 256 j in order, then a fixed binary tree over the threads, so
+// the result is the same on every run. The host first shrinks both lists to at most 4,096
+// sums with partial_sums. Each call appends to `history`, so many training steps can be
+// recorded in one submission and read back once. The count model calls it with no weights.
+//
+// Loop bound per invocation: 2 * 16 + 2 * log2(256) = 48
 
 struct Params {
-    num_partials: u32,
+    num_nll_sums: u32,
+    num_square_sums: u32,
     num_examples: u32,
     num_weights: u32,
     reg: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 struct Cursor {
@@ -21,15 +28,17 @@ struct Cursor {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> partials: array<f32>;
-@group(0) @binding(2) var<storage, read> weights: array<f32>;
+@group(0) @binding(1) var<storage, read> nll_sums: array<f32>;
+@group(0) @binding(2) var<storage, read> square_sums: array<f32>;
 @group(0) @binding(3) var<storage, read_write> history: array<f32>;
 @group(0) @binding(4) var<storage, read_write> cursor: Cursor;
 
 const THREADS: u32 = 256u;
+// The most sums of each kind one call takes: 256 threads x 16.
+const PER_THREAD: u32 = 16u;
 var<workgroup> scratch: array<f32, THREADS>;
 
-// Sum of the threads' values in `scratch`, by a fixed tree; every thread gets the result.
+// The sum of every thread's `value`, by a fixed binary tree (all threads get it).
 fn tree_sum(local: u32, value: f32) -> f32 {
     scratch[local] = value;
     workgroupBarrier();
@@ -47,12 +56,15 @@ fn tree_sum(local: u32, value: f32) -> f32 {
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) local: u32) {
     var nll = 0.0;
-    for (var g = local; g < params.num_partials; g += THREADS) {
-        nll += partials[g];
-    }
     var squares = 0.0;
-    for (var k = local; k < params.num_weights; k += THREADS) {
-        squares += weights[k] * weights[k];
+    for (var j = 0u; j < PER_THREAD; j++) {
+        let i = j * THREADS + local;
+        if (i < params.num_nll_sums) {
+            nll += nll_sums[i];
+        }
+        if (i < params.num_square_sums) {
+            squares += square_sums[i];
+        }
     }
     let data = tree_sum(local, nll) / f32(params.num_examples);
     var penalty = 0.0;

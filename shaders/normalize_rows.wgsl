@@ -6,6 +6,8 @@
 // the integer counts (exact, whatever the order of the additions) before the one conversion
 // to f32. A row whose total is 0 (a context never seen, with s = 0) becomes all zeros instead
 // of 0/0. One workgroup per row.
+//
+// Loop bound per invocation: 2 * ceil(C / 64) + log2(64)
 
 struct Params {
     num_rows: u32,

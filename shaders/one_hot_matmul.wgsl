@@ -7,12 +7,22 @@
 // take n x V^K floats). The product touches every r, as the dense product does: this is what
 // the row select of cross_entropy_forward avoids, and the result is exactly W[ctx_i, c]
 // (one times the weight plus zeros). One thread per (example, column).
+//
+// The sum over r runs in chunks of rows, one dispatch each, from `first_row` to `end_row`:
+// the first chunk starts the sum, each later one adds to what the previous one wrote, in
+// order, so the float sum is the same as one loop over every r.
+//
+// Loop bound per invocation: end_row - first_row (the host's chunk of rows)
 
 struct Params {
     num_examples: u32,
     num_rows: u32,
     num_cols: u32,
+    first_row: u32,
+    end_row: u32,
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -35,7 +45,10 @@ fn main(
     let c = index % cols;
     let ctx = contexts[i];
     var sum = 0.0;
-    for (var r = 0u; r < params.num_rows; r++) {
+    if (params.first_row > 0u) {
+        sum = logits[index];
+    }
+    for (var r = params.first_row; r < params.end_row; r++) {
         let x = select(0.0, 1.0, r == ctx);
         sum += x * weights[r * cols + c];
     }

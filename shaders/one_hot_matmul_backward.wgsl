@@ -5,26 +5,31 @@
 //
 // with dlogits[i, c] = softmax(logits_i)[c] - [c = tgt_i] from cross_entropy_backward (run
 // with one segment per example). The sum over the n examples is cut into blocks of
-// BLOCK examples: one thread per (row r, block b, column c) writes
+// block_len examples: one thread per (row r, block b, column c) writes
 //
 //   partial[(r * num_blocks + b) * V + c] = sum_{i in block b} xenc[i, r] * dlogits[i, c]
 //
 // in the examples' order (adding the zeros changes no float sum), and grad_rows adds a row's
-// blocks in order, so the result is the same on every run.
+// blocks in order, so the result is the same on every run. The host picks block_len so that
+// neither this loop nor grad_rows' loop over a row's blocks outgrows its loop budget.
+//
+// Loop bound per invocation: block_len
 
 struct Params {
     num_examples: u32,
     num_rows: u32,
     num_cols: u32,
     num_blocks: u32,
+    block_len: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> contexts: array<u32>;
 @group(0) @binding(2) var<storage, read> dlogits: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>;
-
-const BLOCK: u32 = 4096u;
 
 @compute @workgroup_size(64)
 fn main(
@@ -41,9 +46,10 @@ fn main(
     let segment = index / cols;
     let r = segment / params.num_blocks;
     let b = segment % params.num_blocks;
-    let end = min((b + 1u) * BLOCK, params.num_examples);
+    let block = params.block_len;
+    let end = min((b + 1u) * block, params.num_examples);
     var sum = 0.0;
-    for (var i = b * BLOCK; i < end; i++) {
+    for (var i = b * block; i < end; i++) {
         let x = select(0.0, 1.0, contexts[i] == r);
         sum += x * dlogits[i * cols + c];
     }

@@ -3,6 +3,8 @@
 //   W[k] -= lr * grad[k]
 //
 // The lecture's `W.data += -50 * W.grad`. One thread per weight.
+//
+// Loop bound per invocation: 0 (no loop)
 
 struct Params {
     num_weights: u32,

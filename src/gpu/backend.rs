@@ -1,48 +1,57 @@
 //! The [`Backend`] operations as sequences of kernel dispatches.
 //!
-//! One training step is five dispatches in one compute pass (wgpu orders them and makes each
-//! one's writes visible to the next):
+//! One training step on the examples is these dispatches in one compute pass (wgpu orders
+//! them and makes each one's writes visible to the next):
 //!
 //! ```text
-//! cross_entropy_forward   per example: lse_i, nll_i -> per-workgroup partial sums
+//! cross_entropy_forward   per example (1 to 64 lanes): lse_i, nll_i -> per-workgroup sums
 //! cross_entropy_backward  per (segment, column): sum of softmax - onehot
 //! grad_rows               per weight: segment sums / n + L2 gradient
-//! loss_total              one workgroup: mean NLL + reg * mean(W^2), appended to the history
+//! partial_sums, loss_total  mean NLL + reg * mean(W^2), appended to the history (loss.rs)
 //! sgd_step                per weight: W -= lr * grad
 //! ```
 //!
 //! Many steps are recorded into one submission and the loss history is read back once.
+//! The counts path (`train_counts`) is `count_pairs` into a device buffer, once per set of
+//! examples, then count_descent steps over every row (count_descent.rs).
 //!
-//! The counts path (`train_counts`) is `count_pairs` into a device buffer followed by
-//! `count_descent`, one workgroup that loops over up to STEPS_PER_DISPATCH steps: the
-//! counts never leave the device and the loss history is read back once at the end.
+//! Every dispatch's loop bound is computed here from the sizes the host chose and checked
+//! against the loop budget (loop_budget.rs) before anything is recorded.
+
+use std::cell::OnceCell;
 
 use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::data::Examples;
 use crate::limits::TableLimit;
 use crate::optim::{AdamState, AdamW};
 
+use super::count_descent::{CountDescent, Table};
 use super::kernels::{
-    bind, dispatch, LongParams, Params, ENTRY_THREADS, EXAMPLE_THREADS, PRIVATE_HISTOGRAM_BINS,
+    bind, dispatch, CrossEntropyForwardParams, OneHotMatmulBackwardParams, OneHotMatmulParams,
+    Params, SoftmaxRowsParams, ENTRY_THREADS, EXAMPLE_THREADS, PRIVATE_HISTOGRAM_BINS,
     PRIVATE_HISTOGRAM_EXAMPLES,
 };
+use super::loop_budget::{self, bound, lanes_for};
+use super::loss::{LossTotal, Squares};
 use super::Gpu;
 
-/// Longest run of examples that one thread of cross_entropy_backward adds up. Shorter runs
-/// mean more parallel threads and more partial sums for grad_rows to add.
-const SEGMENT_LEN: u32 = 256;
+/// Shortest run of examples that one thread of cross_entropy_backward adds up (longer when a
+/// context has so many examples that grad_rows would otherwise loop over too many segments).
+/// Shorter runs mean more parallel threads and more partial sums for grad_rows to add.
+const MIN_SEGMENT_LEN: u32 = 256;
 
-/// Examples per block of one_hot_matmul_backward (its BLOCK). A single invocation summing all
-/// the examples lost those past about 65,536 on lavapipe and llvmpipe; blocks also give the
-/// dense product more threads.
-const ONE_HOT_BLOCK: u32 = 4096;
+/// Fewest examples per block of one_hot_matmul_backward (more when there are so many
+/// examples that grad_rows would otherwise loop over too many blocks).
+const MIN_ONE_HOT_BLOCK: u32 = 4096;
 
-/// Most steps one dispatch of count_descent runs: a long dispatch can trip the watchdog of a
-/// GPU that also drives a display.
-const STEPS_PER_DISPATCH: usize = 1000;
+/// Rows of W that one dispatch of one_hot_matmul adds up.
+const ONE_HOT_ROW_CHUNK: u32 = 4096;
 
-/// Training steps recorded into one command buffer.
+/// Training steps on the examples recorded into one command buffer.
 const STEPS_PER_SUBMISSION: usize = 64;
+
+/// count_descent steps recorded into one command buffer (each is a few short dispatches).
+const DESCENT_STEPS_PER_SUBMISSION: usize = 256;
 
 /// Examples on the device, sorted by context, with the segment tables of the backward pass.
 pub struct GpuExamples {
@@ -58,6 +67,13 @@ pub struct GpuExamples {
     /// Segment offsets of each row (one more than there are rows).
     row_segments: wgpu::Buffer,
     num_segments: u32,
+    /// Examples per segment (the last segment of a context may be shorter).
+    segment_len: u32,
+    /// The most segments of any context.
+    most_segments_per_row: u32,
+    /// The count matrix of these examples, counted on the device the first time the counts
+    /// path needs it.
+    counts: OnceCell<wgpu::Buffer>,
 }
 
 /// Checks that `n` examples can be indexed and bound by the kernels: they index examples (and
@@ -89,6 +105,12 @@ fn f(x: f32) -> u32 {
     x.to_bits()
 }
 
+/// Refuses a dispatch over the loop budget, before anything is recorded.
+fn within_budget(kernel: &super::kernels::Kernel, iterations: u64) -> anyhow::Result<u64> {
+    loop_budget::check(kernel.name, iterations)?;
+    Ok(iterations)
+}
+
 impl GpuBackend {
     pub fn new(gpu: Gpu) -> GpuBackend {
         GpuBackend { gpu }
@@ -107,7 +129,8 @@ impl GpuBackend {
     }
 }
 
-/// Buffers of one or more training steps on a set of examples.
+/// Buffers of one or more training steps on a set of examples, and each dispatch's grid and
+/// loop bound.
 struct StepBuffers {
     loss: LossForm,
     /// With the one-hot form: the product before the forward pass and after the backward.
@@ -117,23 +140,29 @@ struct StepBuffers {
     forward: wgpu::BindGroup,
     backward: wgpu::BindGroup,
     grad: wgpu::BindGroup,
-    total: wgpu::BindGroup,
+    total: LossTotal,
     update: wgpu::BindGroup,
     weights: wgpu::Buffer,
     grads: wgpu::Buffer,
     history: wgpu::Buffer,
-    example_groups: u32,
+    forward_groups: u32,
     num_weights: u32,
+    forward_bound: u64,
+    backward_bound: u64,
+    grad_bound: u64,
 }
 
 /// The one-hot form's two matrix products.
 struct OneHotBindings {
-    matmul: wgpu::BindGroup,
+    /// One bind group per chunk of rows of one_hot_matmul, with the chunk's rows.
+    matmul_chunks: Vec<(wgpu::BindGroup, u32)>,
     matmul_backward: wgpu::BindGroup,
     /// n x V: the threads of one_hot_matmul.
     logit_entries: u32,
     /// V^K x blocks x V: the threads of one_hot_matmul_backward.
     partial_entries: u32,
+    /// Examples per block of one_hot_matmul_backward.
+    block_len: u32,
 }
 
 /// Where the forward and backward kernels find the logits and the rows of the examples.
@@ -148,6 +177,15 @@ struct LogitsSource {
     /// What grad_rows adds up per row of W, with `row_segments`.
     grad_in: wgpu::Buffer,
     row_segments: wgpu::Buffer,
+    /// The longest segment, and the most segments (or blocks) of any row.
+    segment_len: u32,
+    most_segments_per_row: u32,
+}
+
+/// Examples per block of one_hot_matmul_backward for `n` examples: at least
+/// MIN_ONE_HOT_BLOCK, and few enough blocks for grad_rows' loop.
+fn one_hot_block_len(n: u32) -> u32 {
+    loop_budget::segment_len(n as u64, MIN_ONE_HOT_BLOCK)
 }
 
 impl GpuBackend {
@@ -158,45 +196,90 @@ impl GpuBackend {
         options: &TrainOptions,
         steps: usize,
         form: NetForm,
-    ) -> StepBuffers {
+    ) -> anyhow::Result<StepBuffers> {
         let gpu = &self.gpu;
         let k = &gpu.kernels;
         let num_weights = ex.num_rows * ex.num_cols;
-        let example_groups = ex.len.div_ceil(EXAMPLE_THREADS);
+        let lanes = lanes_for(ex.num_cols);
+        let forward_groups = ex.len.div_ceil(EXAMPLE_THREADS / lanes);
+        let loss = form.loss;
+        let forward_bound = within_budget(
+            k.forward(loss),
+            match loss {
+                LossForm::Fused => bound::cross_entropy_forward(ex.num_cols, lanes),
+                LossForm::Explicit => bound::cross_entropy_explicit(ex.num_cols, lanes),
+            },
+        )?;
+        let (segment_len, most_segments) = if form.one_hot {
+            let block_len = one_hot_block_len(ex.len);
+            (1, ex.len.div_ceil(block_len))
+        } else {
+            (ex.segment_len, ex.most_segments_per_row)
+        };
+        let backward_bound = within_budget(
+            &k.cross_entropy_backward,
+            bound::cross_entropy_backward(segment_len),
+        )?;
+        let grad_bound = within_budget(&k.grad_rows, bound::grad_rows(most_segments))?;
 
         let weights_buffer = gpu.upload("weights", weights);
         let grads = gpu.zeroed("grads", num_weights as usize);
         let lse = gpu.zeroed("lse", ex.len as usize);
-        let partials = gpu.zeroed("partials", example_groups as usize);
+        let partials = gpu.zeroed("partials", forward_groups as usize);
         let history = gpu.zeroed("loss history", 2 * steps);
         let cursor = gpu.zeroed("history cursor", 1);
-        let loss = form.loss;
 
         // Row select: the logits are rows of W. One-hot: the logits are the n x V product,
         // example i is its row i, and the backward pass has one segment per example.
         let (source, one_hot) = if form.one_hot {
+            let block_len = one_hot_block_len(ex.len);
+            within_budget(
+                &k.one_hot_matmul_backward,
+                bound::one_hot_matmul_backward(block_len),
+            )?;
             let logit_entries = ex.len * ex.num_cols;
             let logits = gpu.zeroed("logits", logit_entries as usize);
             let example_index: Vec<u32> = (0..ex.len).collect();
             let example_starts: Vec<u32> = (0..=ex.len).collect();
             // The backward product's blocks of examples: row r's are segments
             // r * blocks .. (r + 1) * blocks of grad_rows.
-            let blocks = ex.len.div_ceil(ONE_HOT_BLOCK).max(1);
+            let blocks = ex.len.div_ceil(block_len).max(1);
             let row_blocks: Vec<u32> = (0..=ex.num_rows).map(|r| r * blocks).collect();
             let logit_grads = gpu.zeroed("logit grads", logit_entries as usize);
             let partial_entries = ex.num_rows * blocks * ex.num_cols;
             let grad_sums = gpu.zeroed("one-hot partial grads", partial_entries as usize);
-            let shape = Params::new(&[ex.len, ex.num_rows, ex.num_cols, blocks]);
-            let matmul = bind(
-                &gpu.device,
-                &k.one_hot_matmul,
-                &gpu.params(shape),
-                &[&weights_buffer, &ex.contexts, &logits],
-            );
+            let matmul_chunks = (0..ex.num_rows)
+                .step_by(ONE_HOT_ROW_CHUNK as usize)
+                .map(|first_row| {
+                    let end_row = (first_row + ONE_HOT_ROW_CHUNK).min(ex.num_rows);
+                    let params = OneHotMatmulParams {
+                        num_examples: ex.len,
+                        num_rows: ex.num_rows,
+                        num_cols: ex.num_cols,
+                        first_row,
+                        end_row,
+                        ..Default::default()
+                    };
+                    let group = bind(
+                        &gpu.device,
+                        &k.one_hot_matmul,
+                        &gpu.params(params),
+                        &[&weights_buffer, &ex.contexts, &logits],
+                    );
+                    (group, end_row - first_row)
+                })
+                .collect();
             let matmul_backward = bind(
                 &gpu.device,
                 &k.one_hot_matmul_backward,
-                &gpu.params(shape),
+                &gpu.params(OneHotMatmulBackwardParams {
+                    num_examples: ex.len,
+                    num_rows: ex.num_rows,
+                    num_cols: ex.num_cols,
+                    num_blocks: blocks,
+                    block_len,
+                    ..Default::default()
+                }),
                 &[&ex.contexts, &logit_grads, &grad_sums],
             );
             let source = LogitsSource {
@@ -209,12 +292,15 @@ impl GpuBackend {
                 // grad_rows reads the product's sums: one "segment" per row of W.
                 grad_in: grad_sums,
                 row_segments: gpu.upload("row blocks", &row_blocks),
+                segment_len: 1,
+                most_segments_per_row: blocks,
             };
             let bindings = OneHotBindings {
-                matmul,
+                matmul_chunks,
                 matmul_backward,
                 logit_entries,
                 partial_entries,
+                block_len,
             };
             (source, Some(bindings))
         } else {
@@ -229,14 +315,23 @@ impl GpuBackend {
                 backward_out: segment_grads.clone(),
                 grad_in: segment_grads,
                 row_segments: ex.row_segments.clone(),
+                segment_len: ex.segment_len,
+                most_segments_per_row: ex.most_segments_per_row,
             };
             (source, None)
         };
+        debug_assert_eq!(source.segment_len, segment_len);
+        debug_assert_eq!(source.most_segments_per_row, most_segments);
 
         let forward = bind(
             &gpu.device,
             k.forward(loss),
-            &gpu.params(Params::new(&[ex.len, ex.num_cols])),
+            &gpu.params(CrossEntropyForwardParams {
+                num_examples: ex.len,
+                num_cols: ex.num_cols,
+                lanes_per_example: lanes,
+                ..Default::default()
+            }),
             &[&source.table, &source.rows, &ex.targets, &lse, &partials],
         );
         let backward = bind(
@@ -268,16 +363,16 @@ impl GpuBackend {
                 &grads,
             ],
         );
-        let total = bind(
-            &gpu.device,
-            &k.loss_total,
-            &gpu.params(Params::new(&[
-                example_groups,
-                ex.len,
-                num_weights,
-                f(options.reg),
-            ])),
-            &[&partials, &weights_buffer, &history, &cursor],
+        let total = LossTotal::new(
+            gpu,
+            &partials,
+            forward_groups,
+            Squares::OfWeights(&weights_buffer),
+            ex.len,
+            num_weights,
+            options.reg,
+            &history,
+            &cursor,
         );
         let update = bind(
             &gpu.device,
@@ -285,7 +380,7 @@ impl GpuBackend {
             &gpu.params(Params::new(&[num_weights, f(options.lr)])),
             &[&grads, &weights_buffer],
         );
-        StepBuffers {
+        Ok(StepBuffers {
             loss,
             one_hot,
             backward_entries: source.num_segments * ex.num_cols,
@@ -297,9 +392,12 @@ impl GpuBackend {
             weights: weights_buffer,
             grads,
             history,
-            example_groups,
+            forward_groups,
             num_weights,
-        }
+            forward_bound,
+            backward_bound,
+            grad_bound,
+        })
     }
 
     /// Records the loss and gradient of one step, and the update when `update` is set.
@@ -309,37 +407,41 @@ impl GpuBackend {
         let entry_groups = |n: u32| n.div_ceil(ENTRY_THREADS);
         if let Some(one_hot) = &b.one_hot {
             let groups = entry_groups(one_hot.logit_entries);
-            dispatch(pass, &k.one_hot_matmul, &one_hot.matmul, groups, max);
+            for (chunk, rows) in &one_hot.matmul_chunks {
+                let rows_bound = bound::one_hot_matmul(*rows);
+                dispatch(pass, &k.one_hot_matmul, chunk, groups, max, rows_bound);
+            }
         }
-        dispatch(pass, k.forward(b.loss), &b.forward, b.example_groups, max);
+        let forward = k.forward(b.loss);
         dispatch(
             pass,
-            &k.cross_entropy_backward,
-            &b.backward,
-            entry_groups(b.backward_entries),
+            forward,
+            &b.forward,
+            b.forward_groups,
             max,
+            b.forward_bound,
         );
+        let groups = entry_groups(b.backward_entries);
+        let backward = &k.cross_entropy_backward;
+        dispatch(pass, backward, &b.backward, groups, max, b.backward_bound);
         if let Some(one_hot) = &b.one_hot {
             let groups = entry_groups(one_hot.partial_entries);
-            let pipeline = &k.one_hot_matmul_backward;
-            dispatch(pass, pipeline, &one_hot.matmul_backward, groups, max);
-        }
-        dispatch(
-            pass,
-            &k.grad_rows,
-            &b.grad,
-            entry_groups(b.num_weights),
-            max,
-        );
-        dispatch(pass, &k.loss_total, &b.total, 1, max);
-        if update {
+            let kernel = &k.one_hot_matmul_backward;
+            let block_bound = bound::one_hot_matmul_backward(one_hot.block_len);
             dispatch(
                 pass,
-                &k.sgd_step,
-                &b.update,
-                entry_groups(b.num_weights),
+                kernel,
+                &one_hot.matmul_backward,
+                groups,
                 max,
+                block_bound,
             );
+        }
+        let groups = entry_groups(b.num_weights);
+        dispatch(pass, &k.grad_rows, &b.grad, groups, max, b.grad_bound);
+        b.total.record(&self.gpu, pass);
+        if update {
+            dispatch(pass, &k.sgd_step, &b.update, groups, max, 0);
         }
     }
 
@@ -350,7 +452,7 @@ impl GpuBackend {
             return Ok(());
         }
         let limit = self.table_limit();
-        let blocks = ex.len.div_ceil(ONE_HOT_BLOCK).max(1) as u64;
+        let blocks = ex.len.div_ceil(one_hot_block_len(ex.len)).max(1) as u64;
         let logits = 4 * ex.len as u64 * ex.num_cols as u64;
         let partials = 4 * ex.num_rows as u64 * blocks * ex.num_cols as u64;
         for (what, bytes) in [
@@ -374,80 +476,82 @@ impl GpuBackend {
         encoder: &mut wgpu::CommandEncoder,
         ex: &GpuExamples,
         counts: &wgpu::Buffer,
-    ) {
+    ) -> anyhow::Result<()> {
         let gpu = &self.gpu;
         let k = &gpu.kernels;
         let num_bins = ex.num_rows * ex.num_cols;
         let fits = num_bins <= PRIVATE_HISTOGRAM_BINS
             && 4 * PRIVATE_HISTOGRAM_BINS <= gpu.limits.max_compute_workgroup_storage_size;
-        let (pipeline, params, groups) = if fits {
+        let (kernel, params, groups, loop_bound) = if fits {
             let params = Params::new(&[ex.len, ex.num_cols, num_bins, PRIVATE_HISTOGRAM_EXAMPLES]);
-            (
-                &k.count_pairs_private,
-                params,
-                ex.len.div_ceil(PRIVATE_HISTOGRAM_EXAMPLES),
-            )
+            let loop_bound = bound::count_pairs_private(PRIVATE_HISTOGRAM_EXAMPLES, num_bins);
+            let groups = ex.len.div_ceil(PRIVATE_HISTOGRAM_EXAMPLES);
+            (&k.count_pairs_private, params, groups, loop_bound)
         } else {
             let params = Params::new(&[ex.len, ex.num_cols]);
-            (&k.count_pairs, params, ex.len.div_ceil(EXAMPLE_THREADS))
+            (&k.count_pairs, params, ex.len.div_ceil(EXAMPLE_THREADS), 0)
         };
+        within_budget(kernel, loop_bound)?;
         let group = bind(
             &gpu.device,
-            pipeline,
+            kernel,
             &gpu.params(params),
             &[&ex.contexts, &ex.targets, counts],
         );
         let mut pass = encoder.begin_compute_pass(&Default::default());
-        dispatch(&mut pass, pipeline, &group, groups, self.max_groups());
+        dispatch(
+            &mut pass,
+            kernel,
+            &group,
+            groups,
+            self.max_groups(),
+            loop_bound,
+        );
+        Ok(())
     }
 
-    /// Counts the examples on the device and runs `steps` steps of count_descent from
-    /// `weights`; returns the buffers of the weights, the last gradient and the loss history.
+    /// The count matrix of `ex` on the device, counted the first time it is asked for.
+    fn device_counts<'a>(&self, ex: &'a GpuExamples) -> anyhow::Result<&'a wgpu::Buffer> {
+        if let Some(counts) = ex.counts.get() {
+            return Ok(counts);
+        }
+        let counts = self
+            .gpu
+            .zeroed("counts", (ex.num_rows * ex.num_cols) as usize);
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        self.record_count_pairs(&mut encoder, ex, &counts)?;
+        self.submit(encoder);
+        Ok(ex.counts.get_or_init(|| counts))
+    }
+
+    /// Runs `steps` steps of count_descent from `weights` on the counts of `ex`, recorded
+    /// DESCENT_STEPS_PER_SUBMISSION to a submission.
     fn count_descent(
         &self,
         weights: &[f32],
         ex: &GpuExamples,
         options: &TrainOptions,
         steps: usize,
-    ) -> (wgpu::Buffer, wgpu::Buffer, wgpu::Buffer) {
-        let gpu = &self.gpu;
-        let num_weights = (ex.num_rows * ex.num_cols) as usize;
-        let counts = gpu.zeroed("counts", num_weights);
-        let weights_buffer = gpu.upload("weights", weights);
-        let grads = gpu.zeroed("grads", num_weights);
-        let history = gpu.zeroed("loss history", 2 * steps);
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        self.record_count_pairs(&mut encoder, ex, &counts);
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            for first in (0..steps).step_by(STEPS_PER_DISPATCH) {
-                let chunk = STEPS_PER_DISPATCH.min(steps - first);
-                let group = bind(
-                    &gpu.device,
-                    &gpu.kernels.count_descent,
-                    &gpu.params(LongParams::new(&[
-                        ex.num_rows,
-                        ex.num_cols,
-                        ex.len,
-                        f(options.reg),
-                        f(options.lr),
-                        chunk as u32,
-                        first as u32,
-                    ])),
-                    &[&counts, &weights_buffer, &grads, &history],
-                );
-                // One workgroup: it loops over the steps itself.
-                dispatch(
-                    &mut pass,
-                    &gpu.kernels.count_descent,
-                    &group,
-                    1,
-                    self.max_groups(),
-                );
+    ) -> anyhow::Result<CountDescent> {
+        let counts = self.device_counts(ex)?;
+        let table = Table {
+            num_rows: ex.num_rows,
+            num_cols: ex.num_cols,
+            num_examples: ex.len,
+        };
+        let descent = CountDescent::new(&self.gpu, counts, weights, table, options, steps)?;
+        let mut done = 0;
+        while done < steps {
+            let chunk = DESCENT_STEPS_PER_SUBMISSION.min(steps - done);
+            let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                descent.record(&self.gpu, &mut pass, done as u32, chunk as u32);
             }
+            self.submit(encoder);
+            done += chunk;
         }
-        self.submit(encoder);
-        (weights_buffer, grads, history)
+        Ok(descent)
     }
 
     fn read_history(&self, b: &StepBuffers, steps: usize) -> anyhow::Result<Vec<StepLoss>> {
@@ -480,14 +584,20 @@ impl Backend for GpuBackend {
             self.gpu.limits.max_storage_buffer_binding_size,
         )?;
         let grouped = examples.grouped_by_context();
-        // Cut each context's run of examples into segments of at most SEGMENT_LEN.
+        let offsets = &grouped.row_offsets;
+        let most_examples = (0..examples.num_rows)
+            .map(|row| offsets[row + 1] - offsets[row])
+            .max()
+            .unwrap_or(0);
+        let segment_len = loop_budget::segment_len(most_examples as u64, MIN_SEGMENT_LEN);
+        // Cut each context's run of examples into segments of at most segment_len.
         let mut segment_starts = Vec::new();
         let mut segment_rows = Vec::new();
         let mut row_segments = Vec::with_capacity(examples.num_rows + 1);
         for row in 0..examples.num_rows {
             row_segments.push(segment_rows.len() as u32);
-            let (start, end) = (grouped.row_offsets[row], grouped.row_offsets[row + 1]);
-            for s in (start..end).step_by(SEGMENT_LEN as usize) {
+            let (start, end) = (offsets[row], offsets[row + 1]);
+            for s in (start..end).step_by(segment_len as usize) {
                 segment_starts.push(s);
                 segment_rows.push(row as u32);
             }
@@ -507,17 +617,17 @@ impl Backend for GpuBackend {
             segment_rows: gpu.upload("segment rows", &segment_rows),
             row_segments: gpu.upload("row segments", &row_segments),
             num_segments: segment_rows.len() as u32,
+            segment_len,
+            most_segments_per_row: most_examples.div_ceil(segment_len),
+            counts: OnceCell::new(),
         })
     }
 
     fn count_pairs(&mut self, ex: &GpuExamples) -> anyhow::Result<Vec<u32>> {
         let gpu = &self.gpu;
         let num_counts = (ex.num_rows * ex.num_cols) as usize;
-        let counts = gpu.zeroed("counts", num_counts);
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        self.record_count_pairs(&mut encoder, ex, &counts);
-        self.submit(encoder);
-        Ok(gpu.read(&counts, num_counts)?)
+        let counts = self.device_counts(ex)?;
+        Ok(gpu.read(counts, num_counts)?)
     }
 
     fn normalize_rows(
@@ -528,6 +638,8 @@ impl Backend for GpuBackend {
     ) -> anyhow::Result<Vec<f32>> {
         let gpu = &self.gpu;
         let num_rows = (counts.len() / num_cols) as u32;
+        let kernel = &gpu.kernels.normalize_rows;
+        let loop_bound = within_budget(kernel, bound::normalize_rows(num_cols as u32))?;
         let counts_buffer = gpu.upload("counts", counts);
         let probs = gpu.zeroed("probs", counts.len());
         let group = bind(
@@ -542,10 +654,11 @@ impl Backend for GpuBackend {
             // One workgroup per row.
             dispatch(
                 &mut pass,
-                &gpu.kernels.normalize_rows,
+                kernel,
                 &group,
                 num_rows,
                 self.max_groups(),
+                loop_bound,
             );
         }
         self.submit(encoder);
@@ -573,18 +686,22 @@ impl Backend for GpuBackend {
                 &impossible,
             ],
         );
-        // The count model has no weights to penalize: loss_total with zero weights.
-        let total = bind(
-            &gpu.device,
-            &k.loss_total,
-            &gpu.params(Params::new(&[groups, ex.len, 0, f(0.0)])),
-            &[&partials, &probs_buffer, &history, &cursor],
-        );
+        // The count model has no weights to penalize.
+        let (n, none) = (ex.len, Squares::None);
+        let total = LossTotal::new(gpu, &partials, groups, none, n, 0, 0.0, &history, &cursor);
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            dispatch(&mut pass, &k.nll_gather, &gather, groups, self.max_groups());
-            dispatch(&mut pass, &k.loss_total, &total, 1, self.max_groups());
+            let max = self.max_groups();
+            dispatch(
+                &mut pass,
+                &k.nll_gather,
+                &gather,
+                groups,
+                max,
+                bound::NLL_GATHER,
+            );
+            total.record(gpu, &mut pass);
         }
         self.submit(encoder);
         let loss: Vec<f32> = gpu.read(&history, 2)?;
@@ -624,7 +741,7 @@ impl Backend for GpuBackend {
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
         let options = TrainOptions { lr: 0.0, reg };
         self.check_one_hot(ex, form)?;
-        let b = self.step_buffers(weights, ex, &options, 1, form);
+        let b = self.step_buffers(weights, ex, &options, 1, form)?;
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -648,7 +765,7 @@ impl Backend for GpuBackend {
             return Ok(Vec::new());
         }
         self.check_one_hot(ex, form)?;
-        let b = self.step_buffers(weights, ex, options, steps, form);
+        let b = self.step_buffers(weights, ex, options, steps, form)?;
         let mut done = 0;
         while done < steps {
             let chunk = STEPS_PER_SUBMISSION.min(steps - done);
@@ -669,25 +786,35 @@ impl Backend for GpuBackend {
 
     fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>> {
         let gpu = &self.gpu;
+        let kernel = &gpu.kernels.softmax_rows;
         let num_rows = (weights.len() / num_cols) as u32;
+        let lanes = lanes_for(num_cols as u32);
+        let loop_bound = within_budget(kernel, bound::softmax_rows(num_cols as u32, lanes))?;
         let weights_buffer = gpu.upload("weights", weights);
         let probs = gpu.zeroed("probs", weights.len());
+        let params = SoftmaxRowsParams {
+            num_rows,
+            num_cols: num_cols as u32,
+            lanes_per_row: lanes,
+            ..Default::default()
+        };
         let group = bind(
             &gpu.device,
-            &gpu.kernels.softmax_rows,
-            &gpu.params(Params::new(&[num_rows, num_cols as u32])),
+            kernel,
+            &gpu.params(params),
             &[&weights_buffer, &probs],
         );
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            let groups = num_rows.div_ceil(ENTRY_THREADS);
+            let groups = num_rows.div_ceil(ENTRY_THREADS / lanes);
             dispatch(
                 &mut pass,
-                &gpu.kernels.softmax_rows,
+                kernel,
                 &group,
                 groups,
                 self.max_groups(),
+                loop_bound,
             );
         }
         self.submit(encoder);
@@ -721,37 +848,48 @@ impl Backend for GpuBackend {
         }
         let loss = form.loss;
         let gpu = &self.gpu;
-        let k = &gpu.kernels;
-        let groups = ex.len.div_ceil(EXAMPLE_THREADS);
+        let kernel = gpu.kernels.forward(loss);
+        let lanes = lanes_for(ex.num_cols);
+        let loop_bound = within_budget(
+            kernel,
+            match loss {
+                LossForm::Fused => bound::cross_entropy_forward(ex.num_cols, lanes),
+                LossForm::Explicit => bound::cross_entropy_explicit(ex.num_cols, lanes),
+            },
+        )?;
+        let groups = ex.len.div_ceil(EXAMPLE_THREADS / lanes);
         let weights_buffer = gpu.upload("weights", weights);
         let lse = gpu.zeroed("lse", ex.len as usize);
         let partials = gpu.zeroed("partials", groups as usize);
         let history = gpu.zeroed("loss", 2);
         let cursor = gpu.zeroed("history cursor", 1);
+        let params = CrossEntropyForwardParams {
+            num_examples: ex.len,
+            num_cols: ex.num_cols,
+            lanes_per_example: lanes,
+            ..Default::default()
+        };
         let forward = bind(
             &gpu.device,
-            k.forward(loss),
-            &gpu.params(Params::new(&[ex.len, ex.num_cols])),
+            kernel,
+            &gpu.params(params),
             &[&weights_buffer, &ex.contexts, &ex.targets, &lse, &partials],
         );
-        // The data loss alone: loss_total with no weights to penalize.
-        let total = bind(
-            &gpu.device,
-            &k.loss_total,
-            &gpu.params(Params::new(&[groups, ex.len, 0, f(0.0)])),
-            &[&partials, &weights_buffer, &history, &cursor],
-        );
+        // The data loss alone: no weights to penalize.
+        let (n, none) = (ex.len, Squares::None);
+        let total = LossTotal::new(gpu, &partials, groups, none, n, 0, 0.0, &history, &cursor);
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             dispatch(
                 &mut pass,
-                k.forward(loss),
+                kernel,
                 &forward,
                 groups,
                 self.max_groups(),
+                loop_bound,
             );
-            dispatch(&mut pass, &k.loss_total, &total, 1, self.max_groups());
+            total.record(gpu, &mut pass);
         }
         self.submit(encoder);
         let history: Vec<f32> = gpu.read(&history, 2)?;
@@ -798,13 +936,8 @@ impl Backend for GpuBackend {
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             let groups = (n as u32).div_ceil(ENTRY_THREADS);
-            dispatch(
-                &mut pass,
-                &gpu.kernels.adamw_step,
-                &group,
-                groups,
-                self.max_groups(),
-            );
+            let kernel = &gpu.kernels.adamw_step;
+            dispatch(&mut pass, kernel, &group, groups, self.max_groups(), 0);
         }
         self.submit(encoder);
         weights.copy_from_slice(&gpu.read::<f32>(&weights_buffer, n)?);
@@ -820,9 +953,9 @@ impl Backend for GpuBackend {
         reg: f32,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
         let options = TrainOptions { lr: 0.0, reg };
-        let (_, grads, history) = self.count_descent(weights, ex, &options, 1);
-        let grads = self.gpu.read(&grads, weights.len())?;
-        Ok((self.read_losses(&history, 1)?[0], grads))
+        let descent = self.count_descent(weights, ex, &options, 1)?;
+        let grads = self.gpu.read(&descent.grads, weights.len())?;
+        Ok((self.read_losses(&descent.history, 1)?[0], grads))
     }
 
     fn train_counts(
@@ -835,9 +968,9 @@ impl Backend for GpuBackend {
         if steps == 0 {
             return Ok(Vec::new());
         }
-        let (trained, _, history) = self.count_descent(weights, ex, options, steps);
-        let trained: Vec<f32> = self.gpu.read(&trained, weights.len())?;
+        let descent = self.count_descent(weights, ex, options, steps)?;
+        let trained: Vec<f32> = self.gpu.read(&descent.weights, weights.len())?;
         weights.copy_from_slice(&trained);
-        self.read_losses(&history, steps)
+        self.read_losses(&descent.history, steps)
     }
 }

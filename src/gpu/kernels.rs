@@ -6,6 +6,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::loop_budget::LOOP_BUDGET;
+
 /// Threads per workgroup of the kernels that give one thread to each example.
 pub const EXAMPLE_THREADS: u32 = 256;
 /// Threads per workgroup of the kernels that give one thread to each table entry or row.
@@ -32,55 +34,131 @@ impl Params {
     }
 }
 
-/// Parameters of a kernel that needs eight 32-bit words (`count_descent`).
+/// `count_descent`'s parameters (its WGSL `Params`, field by field).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct LongParams {
-    pub words: [u32; 8],
+pub struct CountDescentParams {
+    pub num_rows: u32,
+    pub num_cols: u32,
+    pub num_examples: u32,
+    pub lanes_per_row: u32,
+    pub rows_per_thread: u32,
+    pub steps: u32,
+    pub first_step: u32,
+    /// 1: one workgroup holds the table and appends each step's loss to the history itself.
+    pub writes_history: u32,
+    pub reg: f32,
+    pub lr: f32,
+    pub _pad: [u32; 2],
 }
 
-impl LongParams {
-    /// Parameters from up to eight words (unsigned integers or f32 bit patterns).
-    pub fn new(words: &[u32]) -> LongParams {
-        let mut p = LongParams::default();
-        p.words[..words.len()].copy_from_slice(words);
-        p
-    }
+/// `partial_sums`' parameters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct PartialSumsParams {
+    pub num_values: u32,
+    /// 1: add up the squares of the values (the L2 penalty's sum of W^2).
+    pub square: u32,
+    pub _pad: [u32; 2],
+}
+
+/// `loss_total`'s parameters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct LossTotalParams {
+    pub num_nll_sums: u32,
+    pub num_square_sums: u32,
+    pub num_examples: u32,
+    pub num_weights: u32,
+    pub reg: f32,
+    pub _pad: [u32; 3],
+}
+
+/// `cross_entropy_forward`'s and `cross_entropy_explicit`'s parameters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct CrossEntropyForwardParams {
+    pub num_examples: u32,
+    pub num_cols: u32,
+    pub lanes_per_example: u32,
+    pub _pad: u32,
+}
+
+/// `softmax_rows`' parameters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct SoftmaxRowsParams {
+    pub num_rows: u32,
+    pub num_cols: u32,
+    pub lanes_per_row: u32,
+    pub _pad: u32,
+}
+
+/// `one_hot_matmul`'s parameters: the rows `first_row .. end_row` of one chunk.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct OneHotMatmulParams {
+    pub num_examples: u32,
+    pub num_rows: u32,
+    pub num_cols: u32,
+    pub first_row: u32,
+    pub end_row: u32,
+    pub _pad: [u32; 3],
+}
+
+/// `one_hot_matmul_backward`'s parameters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct OneHotMatmulBackwardParams {
+    pub num_examples: u32,
+    pub num_rows: u32,
+    pub num_cols: u32,
+    pub num_blocks: u32,
+    pub block_len: u32,
+    pub _pad: [u32; 3],
+}
+
+/// A compiled kernel and its name (the name of its WGSL file).
+pub struct Kernel {
+    pub name: &'static str,
+    pub pipeline: wgpu::ComputePipeline,
 }
 
 /// The compiled kernels.
 pub struct Kernels {
-    pub count_pairs: wgpu::ComputePipeline,
-    pub count_pairs_private: wgpu::ComputePipeline,
-    pub normalize_rows: wgpu::ComputePipeline,
-    pub nll_gather: wgpu::ComputePipeline,
-    pub cross_entropy_forward: wgpu::ComputePipeline,
-    pub cross_entropy_explicit: wgpu::ComputePipeline,
-    pub one_hot_matmul: wgpu::ComputePipeline,
-    pub one_hot_matmul_backward: wgpu::ComputePipeline,
-    pub cross_entropy_backward: wgpu::ComputePipeline,
-    pub grad_rows: wgpu::ComputePipeline,
-    pub loss_total: wgpu::ComputePipeline,
-    pub sgd_step: wgpu::ComputePipeline,
-    pub adamw_step: wgpu::ComputePipeline,
-    pub softmax_rows: wgpu::ComputePipeline,
-    pub count_descent: wgpu::ComputePipeline,
+    pub count_pairs: Kernel,
+    pub count_pairs_private: Kernel,
+    pub normalize_rows: Kernel,
+    pub nll_gather: Kernel,
+    pub cross_entropy_forward: Kernel,
+    pub cross_entropy_explicit: Kernel,
+    pub one_hot_matmul: Kernel,
+    pub one_hot_matmul_backward: Kernel,
+    pub cross_entropy_backward: Kernel,
+    pub grad_rows: Kernel,
+    pub loss_total: Kernel,
+    pub sgd_step: Kernel,
+    pub adamw_step: Kernel,
+    pub softmax_rows: Kernel,
+    pub count_descent: Kernel,
+    pub partial_sums: Kernel,
 }
 
 fn pipeline(
     device: &wgpu::Device,
-    label: &str,
+    name: &'static str,
     source: wgpu::ShaderModuleDescriptor<'_>,
-) -> wgpu::ComputePipeline {
+) -> Kernel {
     let module = device.create_shader_module(source);
-    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(label),
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(name),
         layout: None, // derived from the shader's bindings
         module: &module,
         entry_point: Some("main"),
         compilation_options: Default::default(),
         cache: None,
-    })
+    });
+    Kernel { name, pipeline }
 }
 
 macro_rules! kernel {
@@ -111,13 +189,14 @@ impl Kernels {
             adamw_step: kernel!(device, "adamw_step"),
             softmax_rows: kernel!(device, "softmax_rows"),
             count_descent: kernel!(device, "count_descent"),
+            partial_sums: kernel!(device, "partial_sums"),
         }
     }
 }
 
 impl Kernels {
     /// The forward kernel of a loss form (both have the same bindings).
-    pub fn forward(&self, loss: crate::backend::LossForm) -> &wgpu::ComputePipeline {
+    pub fn forward(&self, loss: crate::backend::LossForm) -> &Kernel {
         match loss {
             crate::backend::LossForm::Fused => &self.cross_entropy_forward,
             crate::backend::LossForm::Explicit => &self.cross_entropy_explicit,
@@ -125,10 +204,10 @@ impl Kernels {
     }
 }
 
-/// A bind group for `pipeline` with `params` at binding 0 and `buffers` at 1, 2, ...
+/// A bind group for `kernel` with `params` at binding 0 and `buffers` at 1, 2, ...
 pub fn bind(
     device: &wgpu::Device,
-    pipeline: &wgpu::ComputePipeline,
+    kernel: &Kernel,
     params: &wgpu::Buffer,
     buffers: &[&wgpu::Buffer],
 ) -> wgpu::BindGroup {
@@ -142,7 +221,7 @@ pub fn bind(
         .collect();
     device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: None,
-        layout: &pipeline.get_bind_group_layout(0),
+        layout: &kernel.pipeline.get_bind_group_layout(0),
         entries: &entries,
     })
 }
@@ -159,16 +238,24 @@ pub fn grid(groups: u32, max_per_dimension: u32) -> (u32, u32) {
     }
 }
 
-/// Records one dispatch of `groups` workgroups into a compute pass.
+/// Records one dispatch of `groups` workgroups into a compute pass. `loop_bound` is the
+/// kernel's worst-case loop iterations per invocation for this dispatch (its WGSL header's
+/// formula); the host checked it against the loop budget before recording anything.
 pub fn dispatch(
     pass: &mut wgpu::ComputePass<'_>,
-    pipeline: &wgpu::ComputePipeline,
+    kernel: &Kernel,
     bind_group: &wgpu::BindGroup,
     groups: u32,
     max_per_dimension: u32,
+    loop_bound: u64,
 ) {
+    debug_assert!(
+        loop_bound <= LOOP_BUDGET,
+        "{}: {loop_bound} loop iterations per invocation, over the budget of {LOOP_BUDGET}",
+        kernel.name
+    );
     let (x, y) = grid(groups, max_per_dimension);
-    pass.set_pipeline(pipeline);
+    pass.set_pipeline(&kernel.pipeline);
     pass.set_bind_group(0, bind_group, &[]);
     pass.dispatch_workgroups(x, y, 1);
 }

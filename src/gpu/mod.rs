@@ -5,10 +5,16 @@
 //! - `kernels.rs`: the shaders of `shaders/`, compiled once into pipelines, and their dispatch.
 //! - `buffers.rs`: uploads and readbacks.
 //! - `backend.rs`: the [`crate::Backend`] operations as sequences of kernel dispatches.
+//! - `count_descent.rs`: the counts path's training steps, parallel over the rows.
+//! - `loss.rs`: fixed-order sums of partial losses into the mean loss of a step.
+//! - `loop_budget.rs`: each kernel's loop bound, and the budget every dispatch stays within.
 
 mod backend;
 mod buffers;
+mod count_descent;
 mod kernels;
+pub mod loop_budget;
+mod loss;
 
 pub use backend::{check_fits, GpuBackend, GpuExamples};
 
