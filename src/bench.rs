@@ -9,12 +9,14 @@ use std::time::Instant;
 use rand::{RngExt, SeedableRng};
 
 use crate::backend::{Backend, TrainOptions};
+use crate::check::{as_f64, Tolerance, EXACT, VALUES, WEIGHTS};
+use crate::cpu::CpuBackend;
 use crate::data::{builtin_words, Examples, Vocab};
 use crate::device::AnyBackend;
 use crate::sample::sample_symbols;
 
 /// The stages, in pipeline order, with what each one times.
-pub const STAGES: [(&str, &str); 9] = [
+pub const STAGES: [(&str, &str); 10] = [
     ("encode", "words -> (context, next) examples on the host"),
     (
         "upload",
@@ -39,10 +41,18 @@ pub const STAGES: [(&str, &str); 9] = [
         "1000 full-batch steps from the counts, read back once",
     ),
     (
+        "steps_counts_1000_k3",
+        "the same with a context of 3 characters (a V^3 x V table)",
+    ),
+    (
         "sample",
         "names drawn from the count model on the host, as symbols",
     ),
 ];
+
+/// Stages run only when `--stages` names them: a 1000-step context-3 run takes about a minute
+/// on a software adapter.
+pub const OPT_IN_STAGES: [&str; 1] = ["steps_counts_1000_k3"];
 
 /// A data set to time the stages on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,7 +122,7 @@ pub fn synthetic_words(pairs: usize, seed: u64) -> Vec<String> {
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
     pub data_sets: Vec<DataSet>,
-    /// Stage names to run (all of [`STAGES`] when empty).
+    /// Stage names to run (all of [`STAGES`] but the [`OPT_IN_STAGES`] when empty).
     pub stages: Vec<String>,
     /// Timed repetitions per stage (after one warm-up run).
     pub repetitions: usize,
@@ -177,6 +187,14 @@ fn time<F: FnMut() -> anyhow::Result<()>>(
     mut run: F,
 ) -> anyhow::Result<Vec<f64>> {
     run()?;
+    time_repetitions(config, run)
+}
+
+/// The timed repetitions of [`time`], after a warm-up run made by the caller.
+fn time_repetitions<F: FnMut() -> anyhow::Result<()>>(
+    config: &BenchConfig,
+    mut run: F,
+) -> anyhow::Result<Vec<f64>> {
     let mut seconds = Vec::new();
     let target = config.repetitions.max(1);
     while seconds.len() < target {
@@ -188,6 +206,37 @@ fn time<F: FnMut() -> anyhow::Result<()>>(
         }
     }
     Ok(seconds)
+}
+
+/// A GPU result that differs from the CPU reference: the stage is not timed.
+#[derive(Debug, thiserror::Error)]
+#[error("{stage} on {adapter}: the result differs from the CPU reference (worst element {worst:.3} times its tolerance {tolerance}); not timed")]
+pub struct WrongResult {
+    pub stage: &'static str,
+    pub adapter: String,
+    pub worst: f64,
+    pub tolerance: String,
+}
+
+/// Runs a GPU stage once (its warm-up), compares what it computed with the CPU reference,
+/// and times it only if they agree.
+fn time_checked<T, F: FnMut() -> anyhow::Result<T>>(
+    config: &BenchConfig,
+    stage: &'static str,
+    adapter: &str,
+    mut run: F,
+    compare: impl FnOnce(T) -> anyhow::Result<(f64, Tolerance)>,
+) -> anyhow::Result<Result<Vec<f64>, WrongResult>> {
+    let (worst, tolerance) = compare(run()?)?;
+    if !(worst <= 1.0) {
+        return Ok(Err(WrongResult {
+            stage,
+            adapter: adapter.to_string(),
+            worst,
+            tolerance: tolerance.describe(),
+        }));
+    }
+    Ok(Ok(time_repetitions(config, || run().map(drop))?))
 }
 
 /// Waits for the GPU to finish what was submitted (nothing to wait for on the CPU).
@@ -204,15 +253,23 @@ fn wait_idle(backend: &AnyBackend) -> anyhow::Result<()> {
 
 /// Runs the configured stages on one data set: the host stages once, the backend stages on
 /// each backend. Each timing is passed to `report` as soon as it is measured; a backend that
-/// cannot load the data set is passed to `skipped` with the reason.
+/// cannot load the data set, and a GPU stage whose result differs from the CPU reference
+/// (which is then not timed), are passed to `skipped` with the reason. Returns how many
+/// stages were refused for a wrong result.
 pub fn run_data_set(
     data: &DataSet,
     backends: &mut [AnyBackend],
     config: &BenchConfig,
     report: &mut dyn FnMut(Timing),
     skipped: &mut dyn FnMut(String),
-) -> anyhow::Result<()> {
-    let wanted = |stage: &str| config.stages.is_empty() || config.stages.iter().any(|s| s == stage);
+) -> anyhow::Result<usize> {
+    let wanted = |stage: &str| {
+        if config.stages.is_empty() {
+            !OPT_IN_STAGES.contains(&stage)
+        } else {
+            config.stages.iter().any(|s| s == stage)
+        }
+    };
     let label = data.label();
     let words = data.words();
     let vocab = Vocab::from_words(&words);
@@ -244,11 +301,8 @@ pub fn run_data_set(
         examples.num_cols,
     );
     let probs = crate::cpu::normalize_rows(&counts, vocab.len(), 1.0);
-    let lecture = TrainOptions {
-        lr: 50.0,
-        reg: 0.01,
-    };
     let initial = crate::model::standard_normal(examples.num_rows * vocab.len(), 1);
+    let mut refused = 0;
 
     for backend in backends.iter_mut() {
         // A backend that cannot hold the data set is left out of it, with the reason.
@@ -271,44 +325,103 @@ pub fn run_data_set(
         }
         let loaded = backend.load(&examples)?;
         wait_idle(backend)?;
+        // A GPU stage's first run is compared with the CPU reference; the CPU's own stages
+        // are the reference.
+        let on_gpu = kind == "gpu";
+        let mut timed =
+            |stage: &'static str, result: Result<Vec<f64>, WrongResult>, items| match result {
+                Ok(seconds) => report(timing(stage, device, seconds, items)),
+                Err(wrong) => {
+                    skipped(wrong.to_string());
+                    refused += 1;
+                }
+            };
+        let agree = |worst: f64, tolerance: Tolerance| -> anyhow::Result<(f64, Tolerance)> {
+            Ok(if on_gpu {
+                (worst, tolerance)
+            } else {
+                (0.0, tolerance)
+            })
+        };
         if wanted("count") {
-            let seconds = time(config, || backend.count_pairs(&loaded).map(drop))?;
-            report(timing("count", device, seconds, pairs));
+            let result = time_checked(
+                config,
+                "count",
+                &description,
+                || backend.count_pairs(&loaded),
+                |got| agree(EXACT.worst(&as_f64(&got), &as_f64(&counts)), EXACT),
+            )?;
+            timed("count", result, pairs);
         }
         if wanted("normalize") {
-            let seconds = time(config, || {
-                backend.normalize_rows(&counts, vocab.len(), 1.0).map(drop)
-            })?;
-            report(timing("normalize", device, seconds, counts.len()));
+            let result = time_checked(
+                config,
+                "normalize",
+                &description,
+                || backend.normalize_rows(&counts, vocab.len(), 1.0),
+                |got| agree(VALUES.worst(&as_f64(&got), &as_f64(&probs)), VALUES),
+            )?;
+            timed("normalize", result, counts.len());
         }
         if wanted("nll") {
-            let seconds = time(config, || backend.mean_nll(&probs, &loaded).map(drop))?;
-            report(timing("nll", device, seconds, pairs));
+            let result = time_checked(
+                config,
+                "nll",
+                &description,
+                || backend.mean_nll(&probs, &loaded),
+                |got| {
+                    let want = CpuBackend.mean_nll(&probs, &examples)?.mean();
+                    agree(VALUES.worst(&[got.mean()], &[want]), VALUES)
+                },
+            )?;
+            timed("nll", result, pairs);
         }
-        if wanted("step_examples") {
-            let seconds = time(config, || {
-                let mut weights = initial.clone();
-                backend.train(&mut weights, &loaded, &lecture, 1).map(drop)
-            })?;
-            report(timing("step_examples", device, seconds, pairs));
+        for (stage, path, steps) in [
+            ("step_examples", Path::Examples, 1),
+            ("step_counts", Path::Counts, 1),
+            ("steps_counts_1000", Path::Counts, MANY_STEPS),
+        ] {
+            if !wanted(stage) {
+                continue;
+            }
+            let result = time_checked(
+                config,
+                stage,
+                &description,
+                || train(backend, &loaded, &initial, path, steps),
+                |got| {
+                    agree(
+                        worst_run(
+                            &got,
+                            &train(&mut CpuBackend, &examples, &initial, path, steps)?,
+                        ),
+                        VALUES,
+                    )
+                },
+            )?;
+            timed(stage, result, pairs);
         }
-        if wanted("step_counts") {
-            let seconds = time(config, || {
-                let mut weights = initial.clone();
-                backend
-                    .train_counts(&mut weights, &loaded, &lecture, 1)
-                    .map(drop)
-            })?;
-            report(timing("step_counts", device, seconds, pairs));
-        }
-        if wanted("steps_counts_1000") {
-            let seconds = time(config, || {
-                let mut weights = initial.clone();
-                backend
-                    .train_counts(&mut weights, &loaded, &lecture, MANY_STEPS)
-                    .map(drop)
-            })?;
-            report(timing("steps_counts_1000", device, seconds, pairs));
+        if wanted("steps_counts_1000_k3") {
+            let examples = Examples::encode(&words, &vocab, 3)?;
+            let initial = crate::model::standard_normal(examples.num_rows * vocab.len(), 1);
+            let loaded = backend.load(&examples)?;
+            let result = time_checked(
+                config,
+                "steps_counts_1000_k3",
+                &description,
+                || train(backend, &loaded, &initial, Path::Counts, MANY_STEPS),
+                |got| {
+                    let want = train(
+                        &mut CpuBackend,
+                        &examples,
+                        &initial,
+                        Path::Counts,
+                        MANY_STEPS,
+                    )?;
+                    agree(worst_run(&got, &want), VALUES)
+                },
+            )?;
+            timed("steps_counts_1000_k3", result, examples.len());
         }
     }
 
@@ -319,7 +432,42 @@ pub fn run_data_set(
         })?;
         report(timing("sample", host, seconds, config.sample_names));
     }
-    Ok(())
+    Ok(refused)
+}
+
+/// Which training path a timed run takes.
+#[derive(Clone, Copy)]
+enum Path {
+    Examples,
+    Counts,
+}
+
+/// `steps` full-batch steps with the lecture's settings from `initial`: the losses and the
+/// final weights.
+fn train<B: Backend>(
+    backend: &mut B,
+    loaded: &B::Examples,
+    initial: &[f32],
+    path: Path,
+    steps: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f32>)> {
+    let lecture = TrainOptions {
+        lr: 50.0,
+        reg: 0.01,
+    };
+    let mut weights = initial.to_vec();
+    let losses = match path {
+        Path::Examples => backend.train(&mut weights, loaded, &lecture, steps)?,
+        Path::Counts => backend.train_counts(&mut weights, loaded, &lecture, steps)?,
+    };
+    Ok((losses.iter().map(|l| l.total).collect(), weights))
+}
+
+/// The worst of a run's losses (against [`VALUES`]) and final weights (against
+/// [`WEIGHTS`]), each over its tolerance.
+fn worst_run(got: &(Vec<f64>, Vec<f32>), want: &(Vec<f64>, Vec<f32>)) -> f64 {
+    let losses = VALUES.worst(&got.0, &want.0);
+    losses.max(WEIGHTS.worst(&as_f64(&got.1), &as_f64(&want.1)))
 }
 
 /// The process's peak resident memory in bytes (Linux: VmHWM of /proc/self/status), when the

@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod check;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;

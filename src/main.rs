@@ -43,6 +43,9 @@ enum Command {
     /// Time every stage on the GPU and on the CPU: warm-up, repetitions, median and spread.
     #[command(after_help = cli::bench::EXAMPLE)]
     Bench(cli::bench::Args),
+    /// Compare every kernel of each GPU adapter with the CPU reference on random data.
+    #[command(after_help = cli::check::EXAMPLE)]
+    Check(cli::check::Args),
     /// List the GPU adapters wgpu finds (WGPU_BACKEND and WGPU_ADAPTER_NAME choose among them).
     #[command(after_help = cli::adapters::EXAMPLE)]
     Adapters(cli::adapters::Args),
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => cli::sweep::run(&args),
         Command::Adapters(args) => cli::adapters::run(&args),
         Command::Bench(args) => cli::bench::run(&args),
+        Command::Check(args) => cli::check::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

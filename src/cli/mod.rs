@@ -2,6 +2,7 @@
 
 pub mod adapters;
 pub mod bench;
+pub mod check;
 pub mod eval;
 pub mod plot;
 pub mod progress;

@@ -103,6 +103,23 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
         .collect()
 }
 
+/// Opens every adapter of the backends `WGPU_BACKEND` allows, best first (only those whose
+/// name contains `WGPU_ADAPTER_NAME`, when it is set), each with its description.
+pub fn open_each() -> Vec<(AdapterSummary, Result<Gpu, GpuError>)> {
+    let backends = backends_from_env();
+    let wanted = std::env::var("WGPU_ADAPTER_NAME")
+        .ok()
+        .map(|w| w.to_lowercase());
+    ranked_adapters(&instance(backends), backends)
+        .into_iter()
+        .filter(|a| match &wanted {
+            Some(needle) => a.get_info().name.to_lowercase().contains(needle),
+            None => true,
+        })
+        .map(|a| (AdapterSummary::from(&a.get_info()), Gpu::open(a)))
+        .collect()
+}
+
 /// An open device with its queue and the compiled kernels.
 pub struct Gpu {
     pub device: wgpu::Device,
