@@ -473,9 +473,6 @@ fn resumed_model(
     })
 }
 
-/// Fewest steps per chunk on the counts path (see `train_in_chunks`).
-const COUNTS_CHUNK_MIN: usize = 1000;
-
 /// Steps per chunk: about ten progress reports per run (the text output prints every tenth
 /// step), at most 100 steps between them. Each chunk is one submission and one readback, so
 /// fewer chunks keep the device busy.
@@ -510,10 +507,10 @@ fn train_in_chunks<B: Backend>(
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<(Vec<StepLoss>, Vec<(usize, f64)>, Option<Kept>)> {
     let stateless = config.schedule.batch_size == 0 && config.schedule.optimizer == Optimizer::Sgd;
+    // The GPU counts the pairs once per set of examples and keeps the counts on the device,
+    // so the counts path's chunks cost one upload of W and one readback each.
     let chunk_len = match config.effective_gradient() {
-        // Each call of the counts path counts the pairs again, and a thousand of its steps
-        // take well under a second: chunks of at least that many.
-        GradientPath::Counts => chunk_size(config.steps).max(COUNTS_CHUNK_MIN),
+        GradientPath::Counts => chunk_size(config.steps),
         GradientPath::Examples if stateless => chunk_size(config.steps),
         GradientPath::Examples => config.steps.max(1),
     };
