@@ -54,6 +54,8 @@ def main():
     parser.add_argument("--reps", default="5")
     parser.add_argument("--e2e-reps", type=int, default=3)
     parser.add_argument("--raw", default="/tmp/makemore-bench")
+    parser.add_argument("--k3-reps", default="2",
+                        help="repetitions of the context-3 counts path (1000 steps on the names)")
     args = parser.parse_args()
     os.makedirs(args.raw, exist_ok=True)
     here = os.path.dirname(os.path.abspath(__file__))
@@ -62,6 +64,9 @@ def main():
                args.raw, "makemore.jsonl")
     peak = next((t["peak_memory_mib"] for t in ours if "peak_memory_mib" in t), None)
     ours = [t for t in ours if "stage" in t]
+    k3 = run([args.makemore, "bench", "--json", "--data", "names", "--stages",
+              "steps_counts_1000_k3", "--reps", args.k3_reps], args.raw, "makemore_k3.jsonl")
+    ours += [t for t in k3 if "stage" in t]
     ref = run([args.python, os.path.join(here, "reference.py"), "--input", "data/names.txt",
                "--pairs", args.pairs, "--reps", args.reps], args.raw, "reference.jsonl")
     ours_e2e, ours_runs = wall([args.makemore, "train", "--samples", "20"], args.e2e_reps)
@@ -138,6 +143,9 @@ def main():
     rows.append(("4. names per second / numpy vectorized", ">= 10", s, s, 10.0, "ge"))
     e = ref_e2e / ours_e2e
     rows.append(("5. lecture end to end / `train` end to end", ">= 20", e, None, 20.0, "ge"))
+    k3_cpu = median(our("steps_counts_1000_k3", "names", "cpu"))
+    g = ratio(median(our("steps_counts_1000_k3", "names", "gpu")), k3_cpu)
+    rows.append(("1000 counts-path steps at context 3, GPU / CPU", "< 1", g, None, 1.0, "lt"))
     for name, needed, g, c, bound, kind in rows:
         def met(x, bound=bound, kind=kind, which=None):
             if x is None:

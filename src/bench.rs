@@ -34,7 +34,7 @@ pub const STAGES: [(&str, &str); 10] = [
     ),
     (
         "step_counts",
-        "one full-batch step from the counts (counting included), read back",
+        "one full-batch step from the counts (counted once per set of examples), read back",
     ),
     (
         "steps_counts_1000",

@@ -624,10 +624,14 @@ impl Backend for GpuBackend {
     }
 
     fn count_pairs(&mut self, ex: &GpuExamples) -> anyhow::Result<Vec<u32>> {
+        // Counted afresh (the counts path keeps its own copy on the device).
         let gpu = &self.gpu;
         let num_counts = (ex.num_rows * ex.num_cols) as usize;
-        let counts = self.device_counts(ex)?;
-        Ok(gpu.read(counts, num_counts)?)
+        let counts = gpu.zeroed("counts", num_counts);
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        self.record_count_pairs(&mut encoder, ex, &counts)?;
+        self.submit(encoder);
+        Ok(gpu.read(&counts, num_counts)?)
     }
 
     fn normalize_rows(
