@@ -9,7 +9,7 @@ use serde_json::json;
 use super::progress::{loss_name, optimizer_name, Progress};
 use super::{finite_or_null, non_negative, positive, say, DeviceFlag, RngFlag};
 use makemore::checkpoint::{
-    load_log, save_log, Checkpoint, LogEntry, RunSettings, LOG_FILE, MODEL_FILE,
+    self, load_log, Checkpoint, LogEntry, RunSettings, LOG_FILE, MODEL_FILE,
 };
 use makemore::data::{builtin_words, read_words};
 use makemore::optim::{AdamW, Optimizer, Schedule, ADAMW_DEFAULT_LR};
@@ -265,7 +265,7 @@ fn save_run(
         ),
         None => None,
     };
-    let checkpoint = Checkpoint {
+    let mut checkpoint = Checkpoint {
         settings: RunSettings {
             vocab: summary.count_model.vocab.clone(),
             context_len: config.context_len,
@@ -278,6 +278,7 @@ fn save_run(
             reg: config.options.reg,
             input,
             split: config.split,
+            log: None, // set by save_run
         },
         counts: summary.count_model.counts.clone(),
         probs: summary.count_model.probs.clone(),
@@ -310,8 +311,7 @@ fn save_run(
             dev_loss: Some(dev_loss),
         });
     }
-    let model_path = checkpoint.save(&args.work_dir)?;
-    let log_path = save_log(&args.work_dir, &log)?;
+    let (model_path, log_path) = checkpoint::save_run(&args.work_dir, &mut checkpoint, &log)?;
     log::debug!("saved {} and {}", model_path.display(), log_path.display());
     Ok((model_path, log_path))
 }
