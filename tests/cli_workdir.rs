@@ -32,6 +32,8 @@ fn train_save_load_sample_the_same_names_on_the_gpu() {
         "--work-dir",
         work,
     ]);
+    assert_eq!(lines[0]["event"], "device");
+    common::assert_gpu_device(lines[0]["device"].as_str().unwrap());
     let summary = lines.last().unwrap();
     assert_eq!(summary["event"], "summary");
     assert_eq!(summary["steps"], 5);
