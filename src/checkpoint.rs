@@ -169,12 +169,25 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError
         let mut file = std::fs::File::create(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
+        pause_before_rename();
         std::fs::rename(&temp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
     result.map_err(write_error)
+}
+
+/// For the tests that stop a run in the middle of saving it: with
+/// `MAKEMORE_TEST_PAUSE_BEFORE_RENAME_MS=N`, every file waits N ms (at most a minute) between
+/// being written under its temporary name and being renamed into place.
+fn pause_before_rename() {
+    if let Some(ms) = std::env::var("MAKEMORE_TEST_PAUSE_BEFORE_RENAME_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms.min(60_000)));
+    }
 }
 
 fn to_bytes_f32(values: &[f32]) -> Vec<u8> {
