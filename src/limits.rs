@@ -94,6 +94,41 @@ fn describe_bytes(bytes: impl Into<u128>) -> String {
 /// takes 16 GiB at context 1.
 pub const MAX_VOCAB: usize = 65_536;
 
+/// The most steps one run takes: every step's loss is kept (in memory, in `log.jsonl` and in
+/// the JSON output, about 100 bytes a step); `--resume` goes on from there.
+pub const MAX_STEPS: usize = 1_000_000;
+
+/// The most names `train` draws from each model: they are held until they are printed
+/// (`makemore sample --num N` prints them as they are drawn, as many as wanted).
+pub const MAX_TRAIN_SAMPLES: usize = 100_000;
+
+/// Checks the counts of a training run against what memory holds for them, before any work:
+/// the steps, the names to sample, and a minibatch no larger than the `train_examples`
+/// (0 is the full batch). The message names the flag.
+pub fn check_run_counts(
+    steps: usize,
+    samples: usize,
+    batch_size: usize,
+    train_examples: usize,
+) -> Result<(), String> {
+    if steps > MAX_STEPS {
+        return Err(format!(
+            "--steps {steps} is over the {MAX_STEPS} steps of one run (each step's loss is kept); train in several runs with --resume"
+        ));
+    }
+    if samples > MAX_TRAIN_SAMPLES {
+        return Err(format!(
+            "--samples {samples} is over the {MAX_TRAIN_SAMPLES} names train prints; draw more with `makemore sample --num N`"
+        ));
+    }
+    if batch_size > train_examples {
+        return Err(format!(
+            "--batch-size {batch_size} is larger than the {train_examples} training examples; use at most that, or 0 for the full batch"
+        ));
+    }
+    Ok(())
+}
+
 /// A vocabulary larger than [`MAX_VOCAB`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("the words have {vocab_size} distinct symbols (the boundary '.' included), over the limit of {MAX_VOCAB}")]

@@ -11,7 +11,8 @@ use super::{finite_or_null, non_negative, positive, say, DeviceFlag, RngFlag};
 use makemore::checkpoint::{
     self, load_log, Checkpoint, LogEntry, RunSettings, LOG_FILE, MODEL_FILE,
 };
-use makemore::data::{builtin_words, read_words};
+use makemore::data::{builtin_words, read_words, Vocab};
+use makemore::limits::{check_run_counts, check_vocab};
 use makemore::optim::{AdamW, Optimizer, Schedule, ADAMW_DEFAULT_LR};
 use makemore::split::Split;
 use makemore::train::{Event, GradientPath, PartLosses, Resume, TrainConfig, TrainSummary};
@@ -202,6 +203,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             one_hot: args.one_hot,
         },
     };
+    // Counts that memory could not hold, and alphabets past the limit, before any work.
+    let train_words = match config.split {
+        Some(split) => std::borrow::Cow::Owned(split.apply(&words, config.seed).train),
+        None => std::borrow::Cow::Borrowed(&words),
+    };
+    let train_examples = train_words.iter().map(|w| w.chars().count() + 1).sum();
+    check_run_counts(args.steps, args.samples, args.batch_size, train_examples)
+        .map_err(anyhow::Error::msg)?;
+    check_vocab(Vocab::from_words(&words).len())?;
     let (mut backend, notice) = AnyBackend::open(args.device.into())?;
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
