@@ -359,6 +359,11 @@ pub fn sample_names_with(
     Ok(names)
 }
 
+/// Checks that every character of `prefix` is in the vocabulary (and none is the boundary).
+pub fn check_prefix(vocab: &Vocab, prefix: &str) -> Result<(), UnknownChar> {
+    prefix_symbols(vocab, prefix).map(|_| ())
+}
+
 /// The symbols of `prefix`, none of them the boundary.
 fn prefix_symbols(vocab: &Vocab, prefix: &str) -> Result<Vec<u32>, UnknownChar> {
     prefix

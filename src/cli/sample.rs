@@ -215,7 +215,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     draw(&mut |name| {
         counts[group_of(name) as usize] += 1;
         drawn += 1;
-        if drawn % 65_536 == 0 && stdout_closed() {
+        if drawn.is_multiple_of(65_536) && stdout_closed() {
             std::process::exit(0);
         }
     })?;
