@@ -196,6 +196,9 @@ fn text(rng: &mut StdRng, alphabet: &[char]) -> String {
     }
 }
 
+/// Flags and how to draw a value for each.
+type FlagValues = Vec<(&'static str, Box<dyn Fn(&mut StdRng) -> String>)>;
+
 /// Mostly the first value, sometimes any of them.
 fn mostly<'a>(rng: &mut StdRng, values: &[&'a str]) -> &'a str {
     if rng.random_range(0..4) > 0 {
@@ -240,7 +243,7 @@ fn case(
             flag(&mut args, "--input", input.to_str().unwrap().into());
             flag(&mut args, "--work-dir", work);
             flag(&mut args, "--device", device.into());
-            let options: Vec<(&str, Box<dyn Fn(&mut StdRng) -> String>)> = vec![
+            let options: FlagValues = vec![
                 ("--steps", Box::new(|r| count(r, 30))),
                 ("--samples", Box::new(|r| count(r, 20))),
                 ("--context", Box::new(|r| count(r, 3))),
@@ -302,7 +305,7 @@ fn case(
         4..=6 => {
             args.push("sample".into());
             flag(&mut args, "--work-dir", work);
-            let options: Vec<(&str, Box<dyn Fn(&mut StdRng) -> String>)> = vec![
+            let options: FlagValues = vec![
                 ("--num", Box::new(|r| count(r, 2000))),
                 ("--seed", Box::new(|r| count(r, 1 << 40))),
                 ("--temperature", Box::new(|r| real(r, 0.05, 3.0))),
