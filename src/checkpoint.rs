@@ -74,6 +74,35 @@ pub struct RunSettings {
     pub input: Option<PathBuf>,
     /// The train/dev/test split the run learned from train of (with `seed`), if any.
     pub split: Option<Split>,
+    /// The lines of `log.jsonl` that belong to these weights (set when the run is saved).
+    pub log: Option<LogLink>,
+}
+
+/// Which loss log a checkpoint belongs with: its first `lines` lines, whose bytes (newlines
+/// included) hash to `digest` (64-bit FNV-1a). The log is written before the model, so a run
+/// stopped between the two leaves a log that runs past the model (its extra lines are left
+/// out when it is read) or one of another run (refused), never a silent gap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogLink {
+    pub lines: usize,
+    pub digest: u64,
+}
+
+impl LogLink {
+    /// The link to a whole log, as [`log_to_string`] writes it.
+    pub fn of(text: &str) -> LogLink {
+        LogLink {
+            lines: text.lines().count(),
+            digest: fnv1a(text.as_bytes()),
+        }
+    }
+}
+
+/// 64-bit FNV-1a: a checksum, not a cryptographic hash.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Both trained models and the settings that produced them.
@@ -140,6 +169,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError
         let mut file = std::fs::File::create(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
+        pause_before_rename();
         std::fs::rename(&temp, path)
     })();
     if result.is_err() {
@@ -148,17 +178,27 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError
     result.map_err(write_error)
 }
 
+/// For the tests that stop a run in the middle of saving it: with
+/// `MAKEMORE_TEST_PAUSE_BEFORE_RENAME_MS=N`, every file waits N ms (at most a minute) between
+/// being written under its temporary name and being renamed into place.
+fn pause_before_rename() {
+    if let Some(ms) = std::env::var("MAKEMORE_TEST_PAUSE_BEFORE_RENAME_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms.min(60_000)));
+    }
+}
+
 fn to_bytes_f32(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 impl Checkpoint {
-    /// Rows of every table: V^K.
+    /// Rows of every table: V^K (a checkpoint's tables exist, so it fits).
     pub fn num_rows(&self) -> usize {
-        self.settings
-            .vocab
-            .len()
-            .pow(self.settings.context_len as u32)
+        let s = &self.settings;
+        crate::limits::table_rows(s.vocab.len(), s.context_len).unwrap_or(usize::MAX)
     }
 
     /// The safetensors bytes of this checkpoint.
@@ -178,13 +218,18 @@ impl Checkpoint {
         let neural_probs = to_bytes_f32(&self.neural_probs);
         let shape = vec![self.num_rows(), s.vocab.len()];
         let view = |dtype, data| {
-            TensorView::new(dtype, shape.clone(), data).expect("tensor sizes follow the shape")
+            TensorView::new(dtype, shape.clone(), data).map_err(|e| CheckpointError::Write {
+                path: MODEL_FILE.to_string(),
+                source: std::io::Error::other(format!(
+                    "a table does not have {shape:?} entries: {e}"
+                )),
+            })
         };
         let tensors = [
-            ("counts", view(Dtype::I32, &counts[..])),
-            ("probs", view(Dtype::F32, &probs[..])),
-            ("weights", view(Dtype::F32, &weights[..])),
-            ("neural_probs", view(Dtype::F32, &neural_probs[..])),
+            ("counts", view(Dtype::I32, &counts[..])?),
+            ("probs", view(Dtype::F32, &probs[..])?),
+            ("weights", view(Dtype::F32, &weights[..])?),
+            ("neural_probs", view(Dtype::F32, &neural_probs[..])?),
         ];
         let metadata: HashMap<String, String> = [
             ("format", FORMAT.to_string()),
@@ -208,6 +253,12 @@ impl Checkpoint {
             ),
         ]
         .into_iter()
+        .chain(s.log.iter().flat_map(|link| {
+            [
+                ("log_lines", link.lines.to_string()),
+                ("log_digest", format!("{:016x}", link.digest)),
+            ]
+        }))
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(|e| {
@@ -251,13 +302,35 @@ impl Checkpoint {
             )));
         }
         let vocab = Vocab::from_chars(field("vocab")?.chars().collect())
-            .ok_or_else(|| bad("its vocabulary does not start with '.'".to_string()))?;
+            .map_err(|reason| bad(format!("its vocabulary is not valid: {reason}")))?;
+        crate::limits::check_vocab(vocab.len()).map_err(|e| bad(e.to_string()))?;
         let context_len = number("context_len")? as usize;
         if !(1..=8).contains(&context_len) {
             return Err(bad(format!(
                 "its context length {context_len} is not 1 to 8"
             )));
         }
+        let Some(num_rows) = crate::limits::table_rows(vocab.len(), context_len) else {
+            return Err(bad(format!(
+                "a vocabulary of {} symbols and context {context_len} make a table larger than this machine can address",
+                vocab.len()
+            )));
+        };
+        let log = match (meta.get("log_lines"), meta.get("log_digest")) {
+            (None, None) => None, // written before the log was linked to the model
+            (Some(lines), Some(digest)) => Some(LogLink {
+                lines: lines
+                    .parse()
+                    .map_err(|_| bad(format!("its log_lines {lines:?} is not a count")))?,
+                digest: u64::from_str_radix(digest, 16)
+                    .map_err(|_| bad(format!("its log_digest {digest:?} is not hexadecimal")))?,
+            }),
+            _ => {
+                return Err(bad(
+                    "it has one of log_lines and log_digest without the other".to_string(),
+                ))
+            }
+        };
         let input = field("input")?;
         // Optional: checkpoints of runs without a split may not have it.
         let split = match meta.get("split").map(String::as_str) {
@@ -279,11 +352,9 @@ impl Checkpoint {
             reg: number("reg")? as f32,
             input: (!input.is_empty()).then(|| PathBuf::from(input)),
             vocab,
+            log,
         };
-        let shape = [
-            settings.vocab.len().pow(context_len as u32),
-            settings.vocab.len(),
-        ];
+        let shape = [num_rows, settings.vocab.len()];
         let tensor = |name: &str, dtype: Dtype| -> Result<&[u8], CheckpointError> {
             let view = tensors
                 .tensor(name)
@@ -392,7 +463,7 @@ pub fn log_from_str(text: &str, path: &str) -> Result<Vec<LogEntry>, CheckpointE
     Ok(entries)
 }
 
-/// Writes `dir/log.jsonl` (atomically).
+/// Writes `dir/log.jsonl` (atomically), on its own: see [`save_run`] for a log with its model.
 pub fn save_log(dir: &Path, entries: &[LogEntry]) -> Result<PathBuf, CheckpointError> {
     create_dir(dir)?;
     let path = dir.join(LOG_FILE);
@@ -400,7 +471,73 @@ pub fn save_log(dir: &Path, entries: &[LogEntry]) -> Result<PathBuf, CheckpointE
     Ok(path)
 }
 
-/// Reads `dir/log.jsonl`.
+/// Saves a run: `dir/log.jsonl` first, then `dir/model.safetensors`, which records the lines of
+/// the log that belong to it ([`LogLink`]). Each file is written atomically; a run stopped
+/// between the two leaves the previous model with a log that [`load_log`] trims or refuses.
+/// Returns the paths of the model and the log.
+pub fn save_run(
+    dir: &Path,
+    checkpoint: &mut Checkpoint,
+    entries: &[LogEntry],
+) -> Result<(PathBuf, PathBuf), CheckpointError> {
+    create_dir(dir)?;
+    let text = log_to_string(entries);
+    checkpoint.settings.log = Some(LogLink::of(&text));
+    // Serialized before either file is touched: a model that cannot be written leaves both.
+    let model_bytes = checkpoint.to_bytes()?;
+    let log_path = dir.join(LOG_FILE);
+    write_atomically(&log_path, text.as_bytes())?;
+    let model_path = dir.join(MODEL_FILE);
+    write_atomically(&model_path, &model_bytes)?;
+    Ok((model_path, log_path))
+}
+
+/// The most bytes of a safetensors header this program reads (a vocabulary of 65,536 symbols
+/// takes 256 KiB of it); a larger length is a corrupt file, not a reason to allocate.
+const MAX_HEADER_BYTES: u64 = 64 << 20;
+
+/// The string metadata of `dir/model.safetensors`, read from its header alone (not its
+/// tables), or `None` when there is no model.
+fn model_metadata(dir: &Path) -> Result<Option<HashMap<String, String>>, CheckpointError> {
+    use std::io::Read as _;
+    let path = dir.join(MODEL_FILE);
+    let name = path.display().to_string();
+    let mut file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(CheckpointError::Read { path: name, source }),
+    };
+    let not_safetensors = |reason: &str| CheckpointError::NotSafetensors {
+        path: name.clone(),
+        reason: reason.to_string(),
+    };
+    let mut length = [0u8; 8];
+    file.read_exact(&mut length)
+        .map_err(|_| not_safetensors("shorter than its header"))?;
+    let length = u64::from_le_bytes(length);
+    if length > MAX_HEADER_BYTES {
+        return Err(not_safetensors("its header length is implausible"));
+    }
+    let mut header = vec![0u8; length as usize];
+    file.read_exact(&mut header)
+        .map_err(|_| not_safetensors("shorter than its header"))?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|_| not_safetensors("its header is not JSON"))?;
+    let metadata = header
+        .get("__metadata__")
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some(metadata))
+}
+
+/// Reads `dir/log.jsonl`: the lines that belong to `dir/model.safetensors` when the model
+/// names them (extra lines, written by a run stopped before it saved its model, are left
+/// out), else every line. A log that does not hold the model's lines is refused.
 pub fn load_log(dir: &Path) -> Result<Vec<LogEntry>, CheckpointError> {
     let path = dir.join(LOG_FILE);
     let name = path.display().to_string();
@@ -408,7 +545,46 @@ pub fn load_log(dir: &Path) -> Result<Vec<LogEntry>, CheckpointError> {
         path: name.clone(),
         source,
     })?;
-    log_from_str(&text, &name)
+    let link = match model_metadata(dir)? {
+        Some(meta) => match (meta.get("log_lines"), meta.get("log_digest")) {
+            (Some(lines), Some(digest)) => lines
+                .parse()
+                .ok()
+                .zip(u64::from_str_radix(digest, 16).ok())
+                .map(|(lines, digest)| LogLink { lines, digest }),
+            _ => None,
+        },
+        None => None,
+    };
+    let Some(link) = link else {
+        return log_from_str(&text, &name);
+    };
+    let kept = linked_prefix(&text, link).ok_or_else(|| CheckpointError::BadLog {
+        path: name.clone(),
+        reason: format!(
+            "it does not hold the {} lines that {} was saved with (a run stopped between writing the two?); train again without --resume, or remove {LOG_FILE}",
+            link.lines,
+            dir.join(MODEL_FILE).display()
+        ),
+    })?;
+    let extra = text.lines().count() - link.lines;
+    if extra > 0 {
+        log::debug!("{name}: {extra} lines past those of the model left out");
+    }
+    log_from_str(kept, &name)
+}
+
+/// The first `link.lines` lines of `text` (newlines included), if they hash to `link.digest`.
+fn linked_prefix(text: &str, link: LogLink) -> Option<&str> {
+    let end = if link.lines == 0 {
+        0
+    } else {
+        text.match_indices('\n')
+            .nth(link.lines - 1)
+            .map(|(i, _)| i + 1)?
+    };
+    let prefix = &text[..end];
+    (fnv1a(prefix.as_bytes()) == link.digest).then_some(prefix)
 }
 
 #[cfg(test)]
@@ -428,6 +604,10 @@ mod tests {
                 reg: 0.01,
                 input: None,
                 split: None,
+                log: Some(LogLink {
+                    lines: 3,
+                    digest: 0x0123_4567_89ab_cdef,
+                }),
             },
             counts: (0..9).collect(),
             probs: (0..9).map(|i| i as f32 / 9.0).collect(),
@@ -466,6 +646,68 @@ mod tests {
             matches!(err, CheckpointError::NotACheckpoint { .. }),
             "{err}"
         );
+    }
+
+    fn entries(steps: std::ops::Range<usize>, loss: f64) -> Vec<LogEntry> {
+        steps
+            .map(|step| LogEntry {
+                step,
+                loss: StepLoss {
+                    total: loss - step as f64 * 0.125,
+                    data: loss,
+                },
+                dev_loss: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_model_names_the_lines_of_the_log_that_belong_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut checkpoint = tiny();
+        save_run(dir.path(), &mut checkpoint, &entries(0..3, 3.0)).unwrap();
+        assert_eq!(load_log(dir.path()).unwrap(), entries(0..3, 3.0));
+        let saved = Checkpoint::load(dir.path()).unwrap();
+        assert_eq!(saved.settings.log.map(|l| l.lines), Some(3));
+
+        // A resumed run stopped after writing its log, before its model: the old model's
+        // three lines are read, the two past them left out.
+        save_log(dir.path(), &entries(0..5, 3.0)).unwrap();
+        assert_eq!(load_log(dir.path()).unwrap(), entries(0..3, 3.0));
+
+        // A new run stopped at the same point: its log is not the model's, and says so.
+        save_log(dir.path(), &entries(0..5, 2.0)).unwrap();
+        let err = load_log(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("does not hold the 3 lines"), "{err}");
+        save_log(dir.path(), &entries(0..2, 3.0)).unwrap();
+        assert!(
+            load_log(dir.path()).is_err(),
+            "a log shorter than the model's"
+        );
+
+        // A model saved without a link (an older version) takes the whole log.
+        let mut unlinked = tiny();
+        unlinked.settings.log = None;
+        unlinked.save(dir.path()).unwrap();
+        assert_eq!(load_log(dir.path()).unwrap(), entries(0..2, 3.0));
+    }
+
+    #[test]
+    fn a_vocabulary_out_of_order_or_twice_is_refused() {
+        let mut c = tiny();
+        for chars in [".ba", ".aa"] {
+            c.settings.vocab = Vocab::from_chars(".ab".chars().collect()).unwrap();
+            let bytes = c.to_bytes().unwrap();
+            // The same length, so the header stays valid: ".ab" becomes the bad one.
+            let mut bytes = bytes;
+            let at = bytes
+                .windows(5)
+                .position(|w| w == b"\".ab\"")
+                .expect("the vocabulary in the header");
+            bytes[at + 1..at + 4].copy_from_slice(chars.as_bytes());
+            let err = Checkpoint::from_bytes(&bytes, "t").unwrap_err().to_string();
+            assert!(err.contains("vocabulary is not valid"), "{chars}: {err}");
+        }
     }
 
     #[test]

@@ -116,9 +116,29 @@ impl Vocab {
         Vocab { chars }
     }
 
-    /// A vocabulary from its characters in index order (the first must be `.`).
-    pub fn from_chars(chars: Vec<char>) -> Option<Vocab> {
-        (chars.first() == Some(&BOUNDARY)).then_some(Vocab { chars })
+    /// A vocabulary from its characters in index order, as [`Vocab::from_words`] makes them:
+    /// `.` first, then distinct characters in increasing order ([`Vocab::index`] searches
+    /// them by bisection, so any other order would give wrong indices). Says what is wrong
+    /// otherwise.
+    pub fn from_chars(chars: Vec<char>) -> Result<Vocab, String> {
+        if chars.first() != Some(&BOUNDARY) {
+            return Err("it does not start with '.'".to_string());
+        }
+        if let Some(pair) = chars[1..].windows(2).find(|pair| pair[0] >= pair[1]) {
+            let what = if pair[0] == pair[1] {
+                "twice"
+            } else {
+                "out of order"
+            };
+            return Err(format!(
+                "its characters are not sorted and distinct ({:?} then {:?}: {what})",
+                pair[0], pair[1]
+            ));
+        }
+        if chars[1..].contains(&BOUNDARY) {
+            return Err("it has '.' twice".to_string());
+        }
+        Ok(Vocab { chars })
     }
 
     /// Number of symbols V, the boundary included.
@@ -176,7 +196,10 @@ impl Examples {
         context_len: usize,
     ) -> Result<Examples, UnknownChar> {
         let v = vocab.len();
-        let num_rows = v.pow(context_len as u32);
+        // Callers check the table's size first (crate::limits::check_context, or the shape
+        // of a checkpoint's tensors), so V^K fits; never a wrapped size.
+        let num_rows = crate::limits::table_rows(v, context_len)
+            .expect("the V^K x V table's size is checked before encoding");
         let mut contexts = Vec::new();
         let mut targets = Vec::new();
         for word in words {
@@ -318,6 +341,21 @@ mod tests {
             parse_words("a.b", "t"),
             Err(DataError::BoundaryInWord { line: 1, .. })
         ));
+    }
+
+    #[test]
+    fn a_vocabulary_must_be_the_boundary_then_sorted_distinct_characters() {
+        assert!(Vocab::from_chars(".abc".chars().collect()).is_ok());
+        for (chars, reason) in [
+            ("abc", "does not start with '.'"),
+            (".acb", "'c' then 'b': out of order"),
+            (".abb", "'b' then 'b': twice"),
+            ("..a", "twice"),
+            ("", "does not start"),
+        ] {
+            let err = Vocab::from_chars(chars.chars().collect()).unwrap_err();
+            assert!(err.contains(reason), "{chars:?}: {err}");
+        }
     }
 
     #[test]

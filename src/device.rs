@@ -36,7 +36,7 @@ impl AnyBackend {
     pub fn open(choice: DeviceChoice) -> Result<(AnyBackend, Option<String>), GpuError> {
         match choice {
             DeviceChoice::Cpu => Ok((AnyBackend::Cpu(CpuBackend), None)),
-            DeviceChoice::Gpu => match Gpu::new() {
+            DeviceChoice::Gpu => match open_gpu() {
                 Ok(gpu) => Ok((AnyBackend::Gpu(Box::new(GpuBackend::new(gpu))), None)),
                 Err(GpuError::NoAdapter { backends }) => Ok((
                     AnyBackend::Cpu(CpuBackend),
@@ -48,6 +48,37 @@ impl AnyBackend {
             },
         }
     }
+}
+
+/// Opens the best adapter, as [`Gpu::new`] does, with two differences for a first run on a
+/// machine without a GPU:
+///
+/// - Without `WGPU_BACKEND` or `WGPU_ADAPTER_NAME`, the native APIs (Vulkan, Metal, DX12) are
+///   searched first, and GL (EGL on Linux) is initialized only when none of them has an
+///   adapter. `WGPU_BACKEND=gl` reaches a GL adapter beside a native one.
+/// - What the drivers print on stderr meanwhile is kept out of the tool's output (shown under
+///   `RUST_LOG=debug`), so that the only `error:` lines a user sees are the tool's.
+pub fn open_gpu() -> Result<Gpu, GpuError> {
+    let chosen_by_user = std::env::var_os("WGPU_BACKEND").is_some()
+        || std::env::var_os("WGPU_ADAPTER_NAME").is_some();
+    let (result, driver_text) = crate::driver_output::captured(|| {
+        if chosen_by_user {
+            return Gpu::new();
+        }
+        match Gpu::on_backends(wgpu::Backends::PRIMARY) {
+            Err(GpuError::NoAdapter { .. }) => {
+                Gpu::on_backends(wgpu::Backends::SECONDARY).map_err(|error| match error {
+                    GpuError::NoAdapter { .. } => GpuError::NoAdapter {
+                        backends: format!("{:?}", wgpu::Backends::all()),
+                    },
+                    other => other,
+                })
+            }
+            other => other,
+        }
+    });
+    crate::driver_output::show_if_debugging(&driver_text);
+    result
 }
 
 fn mismatch() -> anyhow::Error {

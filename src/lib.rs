@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod device;
+pub mod driver_output;
 pub mod gpu;
 pub mod limits;
 pub mod model;

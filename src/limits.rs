@@ -89,6 +89,74 @@ fn describe_bytes(bytes: impl Into<u128>) -> String {
     }
 }
 
+/// The most symbols a vocabulary may have, the boundary included: every kernel and the
+/// sampler hold a column index in 16 bits or more, and a table of this many columns already
+/// takes 16 GiB at context 1.
+pub const MAX_VOCAB: usize = 65_536;
+
+/// The most steps one run takes: every step's loss is kept (in memory, in `log.jsonl` and in
+/// the JSON output, about 100 bytes a step); `--resume` goes on from there.
+pub const MAX_STEPS: usize = 1_000_000;
+
+/// The most names `train` draws from each model: they are held until they are printed
+/// (`makemore sample --num N` prints them as they are drawn, as many as wanted).
+pub const MAX_TRAIN_SAMPLES: usize = 100_000;
+
+/// Checks the counts of a training run against what memory holds for them, before any work:
+/// the steps, the names to sample, and a minibatch no larger than the `train_examples`
+/// (0 is the full batch). The message names the flag.
+pub fn check_run_counts(
+    steps: usize,
+    samples: usize,
+    batch_size: usize,
+    train_examples: usize,
+) -> Result<(), String> {
+    if steps > MAX_STEPS {
+        return Err(format!(
+            "--steps {steps} is over the {MAX_STEPS} steps of one run (each step's loss is kept); train in several runs with --resume"
+        ));
+    }
+    if samples > MAX_TRAIN_SAMPLES {
+        return Err(format!(
+            "--samples {samples} is over the {MAX_TRAIN_SAMPLES} names train prints; draw more with `makemore sample --num N`"
+        ));
+    }
+    if batch_size > train_examples {
+        return Err(format!(
+            "--batch-size {batch_size} is larger than the {train_examples} training examples; use at most that, or 0 for the full batch"
+        ));
+    }
+    Ok(())
+}
+
+/// A vocabulary larger than [`MAX_VOCAB`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the words have {vocab_size} distinct symbols (the boundary '.' included), over the limit of {MAX_VOCAB}")]
+pub struct VocabTooLarge {
+    pub vocab_size: usize,
+}
+
+/// Checks the size of a vocabulary against [`MAX_VOCAB`].
+pub fn check_vocab(vocab_size: usize) -> Result<(), VocabTooLarge> {
+    if vocab_size > MAX_VOCAB {
+        Err(VocabTooLarge { vocab_size })
+    } else {
+        Ok(())
+    }
+}
+
+/// V^K, the rows of a table, or `None` when it does not fit in a usize.
+pub fn table_rows(vocab_size: usize, context_len: usize) -> Option<usize> {
+    u32::try_from(context_len)
+        .ok()
+        .and_then(|k| vocab_size.checked_pow(k))
+}
+
+/// V^K x V, the cells of a table, or `None` when it does not fit in a usize.
+pub fn table_cells(vocab_size: usize, context_len: usize) -> Option<usize> {
+    table_rows(vocab_size, context_len)?.checked_mul(vocab_size)
+}
+
 /// Bytes of the V^K x V table of 4-byte entries (saturating).
 pub fn table_bytes(vocab_size: usize, context_len: usize) -> u128 {
     let v = vocab_size as u128;
@@ -96,9 +164,38 @@ pub fn table_bytes(vocab_size: usize, context_len: usize) -> u128 {
     rows.saturating_mul(v).saturating_mul(ENTRY_BYTES as u128)
 }
 
-/// Checks that the V^K x V table fits under `limit` (and that its row indices fit in the u32
-/// contexts the kernels read).
+/// Why a model's table cannot be made: too many symbols, or too long a context for them.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TableTooLarge {
+    #[error(transparent)]
+    Vocab(#[from] VocabTooLarge),
+    #[error(transparent)]
+    Context(#[from] ContextTooLong),
+}
+
+impl TableTooLarge {
+    /// With too long a context: the largest K whose table fits, if any.
+    pub fn largest(&self) -> Option<usize> {
+        match self {
+            TableTooLarge::Vocab(_) => None,
+            TableTooLarge::Context(e) => e.largest,
+        }
+    }
+}
+
+/// Checks that the vocabulary has at most [`MAX_VOCAB`] symbols and that the V^K x V table
+/// fits under `limit` (and that its row indices fit in the u32 contexts the kernels read).
 pub fn check_context(
+    vocab_size: usize,
+    context_len: usize,
+    limit: &TableLimit,
+) -> Result<(), TableTooLarge> {
+    check_vocab(vocab_size)?;
+    Ok(check_table(vocab_size, context_len, limit)?)
+}
+
+/// The size check of [`check_context`] alone.
+fn check_table(
     vocab_size: usize,
     context_len: usize,
     limit: &TableLimit,
@@ -142,7 +239,7 @@ mod tests {
         // 27^2 x 27 x 4 = 78,732 bytes.
         assert_eq!(table_bytes(27, 2), 78_732);
         assert!(check_context(27, 2, &limit(78_732)).is_ok());
-        let err = check_context(27, 5, &limit(128 << 20)).unwrap_err();
+        let err = check_table(27, 5, &limit(128 << 20)).unwrap_err();
         assert_eq!(err.largest, Some(4)); // 27^4 x 27 x 4 = 57.4 MB
         let message = err.to_string();
         assert!(message.contains("context 5"), "{message}");
@@ -159,12 +256,31 @@ mod tests {
 
     #[test]
     fn nothing_fits_under_a_tiny_limit_and_huge_k_saturates() {
-        let err = check_context(27, 3, &limit(100)).unwrap_err();
+        let err = check_table(27, 3, &limit(100)).unwrap_err();
         assert_eq!(err.largest, None);
         assert!(err.to_string().contains("not even a context of 1 fits"));
-        let err = check_context(1000, 40, &TableLimit::host()).unwrap_err();
+        let err = check_table(1000, 40, &TableLimit::host()).unwrap_err();
         assert_eq!(err.asked_bytes, u128::MAX);
         assert_eq!(err.largest, Some(1)); // 1000^2 x 1000 x 4 bytes = 4 GB > 1 GiB
+    }
+
+    #[test]
+    fn vocabularies_past_the_limit_are_refused_and_sizes_never_wrap() {
+        assert!(check_context(MAX_VOCAB, 1, &limit(u64::MAX)).is_err()); // 16 GiB > 4 GiB
+        let err = check_context(MAX_VOCAB + 1, 1, &limit(u64::MAX)).unwrap_err();
+        assert_eq!(
+            err,
+            TableTooLarge::Vocab(VocabTooLarge {
+                vocab_size: MAX_VOCAB + 1
+            })
+        );
+        assert!(err.to_string().contains("65537 distinct symbols"), "{err}");
+        assert!(err.to_string().contains("limit of 65536"), "{err}");
+        assert!(check_context(5000, 1, &TableLimit::host()).is_ok()); // 100 MB
+        assert_eq!(table_rows(27, 2), Some(729));
+        assert_eq!(table_cells(27, 2), Some(19_683));
+        assert_eq!(table_rows(65_536, 4), None);
+        assert_eq!(table_cells(1 << 32, 1), None);
     }
 
     #[test]

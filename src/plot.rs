@@ -31,7 +31,15 @@ pub enum PlotError {
     EmptyLog,
     #[error("drawing failed: {0}")]
     Draw(String),
+    #[error(
+        "the count matrix has {rows} x {cols} cells, too many to draw legibly (at least 2 px a cell, at most {MAX_GRID_SIDE} cells a side); its counts are the \"counts\" tensor of model.safetensors"
+    )]
+    TooLarge { rows: usize, cols: usize },
 }
+
+/// The most rows or columns a grid is drawn with: at 2 px a cell, a picture of about 2,000 px
+/// a side (the 729 x 27 trigram table is drawn; a vocabulary of 1,025 symbols is not).
+pub const MAX_GRID_SIDE: usize = 1024;
 
 /// The two picture formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,8 +216,20 @@ impl CountsFigure<'_> {
         GridLayout::new(rows, cols, longest)
     }
 
+    /// Whether the grid can be drawn: an error when it has more than [`MAX_GRID_SIDE`] rows
+    /// or columns.
+    pub fn check_size(&self) -> Result<(), PlotError> {
+        let cols = self.vocab.len();
+        let rows = self.counts.len() / cols.max(1);
+        if rows.max(cols) > MAX_GRID_SIDE {
+            return Err(PlotError::TooLarge { rows, cols });
+        }
+        Ok(())
+    }
+
     /// The picture as PNG or SVG bytes.
     pub fn render(&self, format: Format) -> Result<Vec<u8>, PlotError> {
+        self.check_size()?;
         let layout = self.layout();
         render(
             layout.size(),

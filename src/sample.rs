@@ -29,18 +29,17 @@ pub struct Sampler {
     /// f64; the last entry of every row is 2^32, above every 32-bit draw.
     threshold: Vec<u64>,
     /// guide[r * 2^GUIDE_BITS + b]: the first column whose threshold is above the smallest
-    /// draw of bucket b, where the scan for a draw in that bucket can start.
-    guide: Vec<u8>,
+    /// draw of bucket b, where the scan for a draw in that bucket can start (16 bits: a
+    /// vocabulary has at most [`crate::limits::MAX_VOCAB`] = 2^16 symbols).
+    guide: Vec<u16>,
     num_cols: usize,
     num_rows: usize,
 }
 
 impl Sampler {
+    /// The sampler of a V^K x V table; V is at most [`crate::limits::MAX_VOCAB`], which
+    /// every vocabulary is held to before a table is made.
     pub fn new(probs: &[f32], num_cols: usize) -> Sampler {
-        assert!(
-            num_cols <= 256,
-            "the guide table holds column indices in a byte"
-        );
         let full = (1u64 << 32) as f64;
         let mut threshold = Vec::with_capacity(probs.len());
         for row in probs.chunks(num_cols) {
@@ -66,7 +65,8 @@ impl Sampler {
                 while row[c] <= lowest {
                     c += 1;
                 }
-                guide.push(c as u8);
+                // c < V <= 2^16: the column of a threshold above `lowest`, in the row.
+                guide.push(c as u16);
             }
         }
         Sampler {
@@ -231,11 +231,88 @@ pub const NAMES_PER_BLOCK: usize = 4096;
 /// Threads that draw blocks of names.
 const SAMPLE_THREADS: usize = 2;
 
+/// Block `b` of the names drawn with `seed`: `len` names as one buffer of symbols, each name
+/// (`prefix` and the symbols drawn after it, from context row `start`) followed by a 0 (the
+/// `.` that ends it). Its generator is seeded by `seed` and b alone.
+fn draw_block(
+    sampler: &Sampler,
+    start: usize,
+    prefix: &[u32],
+    seed: u64,
+    b: usize,
+    len: usize,
+) -> Vec<u32> {
+    use rand::SeedableRng;
+    let block_seed = seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(block_seed);
+    let mut symbols = Vec::with_capacity(8 * len);
+    #[allow(clippy::same_item_push)] // the 0 after each name, between its symbols
+    for _ in 0..len {
+        symbols.extend_from_slice(prefix);
+        sampler.name_into(start, &mut rng, |s| symbols.push(s));
+        symbols.push(0); // the `.` that ends the name
+    }
+    symbols
+}
+
+/// `count` names drawn in blocks of [`NAMES_PER_BLOCK`], [`SAMPLE_THREADS`] blocks at a time,
+/// each block passed to `emit` (in block order) as [`draw_block`] makes it, so that memory
+/// holds a few blocks whatever `count` is. `emit` returns false to stop early.
+/// Block b is drawn with a generator seeded by `seed` and b, so the names depend only on the
+/// seed (not on how many threads draw the blocks), and the first n names are the same
+/// whatever `count` >= n.
+fn for_each_block(
+    probs: &[f32],
+    num_cols: usize,
+    count: u64,
+    seed: u64,
+    prefix: &[u32],
+    mut emit: impl FnMut(&[u32]) -> bool,
+) {
+    let sampler = Sampler::new(probs, num_cols);
+    let start = context_after(prefix, probs.len() / num_cols, num_cols);
+    let per_block = NAMES_PER_BLOCK as u64;
+    let blocks = count.div_ceil(per_block);
+    let len = |b: u64| (count - b * per_block).min(per_block) as usize;
+    let mut b = 0u64;
+    while b < blocks {
+        let group = (blocks - b).min(SAMPLE_THREADS as u64);
+        let drawn: Vec<Vec<u32>> = if group == 1 {
+            vec![draw_block(
+                &sampler,
+                start,
+                prefix,
+                seed,
+                b as usize,
+                len(b),
+            )]
+        } else {
+            std::thread::scope(|scope| {
+                let sampler = &sampler;
+                let handles: Vec<_> = (b..b + group)
+                    .map(|block| {
+                        scope.spawn(move || {
+                            draw_block(sampler, start, prefix, seed, block as usize, len(block))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a sampling thread panicked"))
+                    .collect()
+            })
+        };
+        for symbols in &drawn {
+            if !emit(symbols) {
+                return;
+            }
+        }
+        b += group;
+    }
+}
+
 /// `count` names as one buffer of symbols, each name (`prefix` and the symbols drawn after it)
-/// followed by a 0 (the `.` that ends it).
-/// Block b of NAMES_PER_BLOCK names is drawn with a generator seeded by `seed` and b, so the
-/// names depend only on the seed (not on how many threads draw the blocks), and the first n
-/// names are the same whatever `count` >= n.
+/// followed by a 0 (the `.` that ends it); the names of [`for_each_name`] with [`RngKind::Std`].
 pub fn sample_symbols(
     probs: &[f32],
     num_cols: usize,
@@ -243,47 +320,12 @@ pub fn sample_symbols(
     seed: u64,
     prefix: &[u32],
 ) -> Vec<u32> {
-    use rand::SeedableRng;
-    let sampler = Sampler::new(probs, num_cols);
-    let start = context_after(prefix, probs.len() / num_cols, num_cols);
-    let block = |b: usize| -> Vec<u32> {
-        let block_seed = seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut rng = rand::rngs::StdRng::seed_from_u64(block_seed);
-        let len = NAMES_PER_BLOCK.min(count - b * NAMES_PER_BLOCK);
-        let mut symbols = Vec::with_capacity(8 * len);
-        #[allow(clippy::same_item_push)] // the 0 after each name, between its symbols
-        for _ in 0..len {
-            symbols.extend_from_slice(prefix);
-            sampler.name_into(start, &mut rng, |s| symbols.push(s));
-            symbols.push(0); // the `.` that ends the name
-        }
-        symbols
-    };
-    let blocks = count.div_ceil(NAMES_PER_BLOCK);
-    if blocks <= 1 {
-        return (0..blocks).flat_map(block).collect();
-    }
-    // Thread t draws blocks t, t + SAMPLE_THREADS, ...; they are put back in block order.
-    let mut drawn: Vec<Vec<u32>> = vec![Vec::new(); blocks];
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..SAMPLE_THREADS)
-            .map(|t| {
-                let block = &block;
-                scope.spawn(move || {
-                    (t..blocks)
-                        .step_by(SAMPLE_THREADS)
-                        .map(|b| (b, block(b)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for handle in handles {
-            for (b, symbols) in handle.join().expect("a sampling thread panicked") {
-                drawn[b] = symbols;
-            }
-        }
+    let mut all = Vec::new();
+    for_each_block(probs, num_cols, count as u64, seed, prefix, |symbols| {
+        all.extend_from_slice(symbols);
+        true
     });
-    drawn.concat()
+    all
 }
 
 /// `count` names from a V^K x V probability table, drawn with a fresh generator of kind `rng`
@@ -309,43 +351,81 @@ pub fn sample_names_with(
     rng: RngKind,
     options: &SampleOptions,
 ) -> Result<Vec<String>, UnknownChar> {
-    let prefix: Vec<u32> = options
-        .prefix
+    let mut names = Vec::with_capacity(count.min(NAMES_PER_BLOCK));
+    for_each_name(probs, vocab, count as u64, seed, rng, options, |name| {
+        names.push(name.to_string());
+        true
+    })?;
+    Ok(names)
+}
+
+/// Checks that every character of `prefix` is in the vocabulary (and none is the boundary).
+pub fn check_prefix(vocab: &Vocab, prefix: &str) -> Result<(), UnknownChar> {
+    prefix_symbols(vocab, prefix).map(|_| ())
+}
+
+/// The symbols of `prefix`, none of them the boundary.
+fn prefix_symbols(vocab: &Vocab, prefix: &str) -> Result<Vec<u32>, UnknownChar> {
+    prefix
         .chars()
         .map(|ch| {
             vocab
                 .index(ch)
                 .filter(|&i| i != 0)
                 .ok_or_else(|| UnknownChar {
-                    word: options.prefix.clone(),
+                    word: prefix.to_string(),
                     ch,
                 })
         })
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
+
+/// The names of [`sample_names_with`], passed to `emit` one at a time as they are drawn, in
+/// memory bounded by the table (a few blocks of names at a time), whatever `count` is.
+/// `emit` returns false to stop. A prefix character the vocabulary does not have is an error,
+/// before anything is drawn.
+pub fn for_each_name(
+    probs: &[f32],
+    vocab: &Vocab,
+    count: u64,
+    seed: u64,
+    rng: RngKind,
+    options: &SampleOptions,
+    mut emit: impl FnMut(&str) -> bool,
+) -> Result<(), UnknownChar> {
+    let prefix = prefix_symbols(vocab, &options.prefix)?;
     let num_cols = vocab.len();
     let num_rows = probs.len() / num_cols;
     let probs = shape_probs(probs, num_cols, options);
-    let names: Vec<Vec<u32>> = match rng {
-        RngKind::Std => sample_symbols(&probs, num_cols, count, seed, &prefix)
-            .split(|&s| s == 0)
-            .take(count)
-            .map(<[u32]>::to_vec)
-            .collect(),
+    let mut name = String::new();
+    match rng {
+        RngKind::Std => for_each_block(&probs, num_cols, count, seed, &prefix, |symbols| {
+            // Each name ends with its 0.
+            for named in symbols.split_inclusive(|&s| s == 0) {
+                let symbols = &named[..named.len() - 1];
+                name.clear();
+                name.extend(symbols.iter().map(|&s| vocab.char(s)));
+                if !emit(&name) {
+                    return false;
+                }
+            }
+            true
+        }),
         RngKind::Torch => {
             let mut generator = TorchGenerator::new(seed);
-            (0..count)
-                .map(|_| {
-                    draw_name(num_rows, num_cols, &prefix, |row| {
-                        torch_draw(&mut generator, &probs[row * num_cols..][..num_cols])
-                    })
-                })
-                .collect()
+            for _ in 0..count {
+                let symbols = draw_name(num_rows, num_cols, &prefix, |row| {
+                    torch_draw(&mut generator, &probs[row * num_cols..][..num_cols])
+                });
+                name.clear();
+                name.extend(symbols.into_iter().map(|s| vocab.char(s)));
+                if !emit(&name) {
+                    break;
+                }
+            }
         }
-    };
-    Ok(names
-        .into_iter()
-        .map(|symbols| symbols.into_iter().map(|s| vocab.char(s)).collect())
-        .collect())
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -364,6 +444,48 @@ mod tests {
         assert_eq!(hits[0], 0, "a zero-probability column is never drawn");
         let share = hits[2] as f64 / 40_000.0;
         assert!((share - 0.75).abs() < 0.01, "share {share}");
+    }
+
+    #[test]
+    fn columns_past_255_are_drawn() {
+        // 5,000 columns: all the mass on the last, then uniform.
+        let mut last = vec![0.0f32; 5000];
+        last[4999] = 1.0;
+        let sampler = Sampler::new(&last, 5000);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        assert!((0..100).all(|_| sampler.draw(0, &mut rng) == 4999));
+        let uniform = Sampler::new(&vec![1.0f32; 5000], 5000);
+        let draws: Vec<u32> = (0..20_000).map(|_| uniform.draw(0, &mut rng)).collect();
+        let high = draws.iter().filter(|&&c| c >= 256).count();
+        assert!(draws.iter().all(|&c| c < 5000));
+        let share = high as f64 / draws.len() as f64;
+        assert!((share - 4744.0 / 5000.0).abs() < 0.01, "{share}");
+    }
+
+    #[test]
+    fn names_stream_in_the_order_they_are_collected() {
+        let vocab = Vocab::from_words(&["ab", "ba"]);
+        let probs = [0.0, 0.5, 0.5, 0.3, 0.0, 0.7, 0.4, 0.6, 0.0];
+        let count = 2 * NAMES_PER_BLOCK as u64 + 7;
+        for rng in [RngKind::Std, RngKind::Torch] {
+            let options = SampleOptions::default();
+            let all = sample_names_with(&probs, &vocab, count as usize, 5, rng, &options).unwrap();
+            let mut streamed = Vec::new();
+            for_each_name(&probs, &vocab, count, 5, rng, &options, |n| {
+                streamed.push(n.to_string());
+                true
+            })
+            .unwrap();
+            assert_eq!(streamed, all, "{rng:?}");
+            // Stopping early: the first names, no more.
+            let mut first = Vec::new();
+            for_each_name(&probs, &vocab, u64::MAX, 5, rng, &options, |n| {
+                first.push(n.to_string());
+                first.len() < 10
+            })
+            .unwrap();
+            assert_eq!(first, all[..10].to_vec(), "{rng:?}");
+        }
     }
 
     #[test]

@@ -69,6 +69,9 @@ fn bench_times_every_stage_on_both_devices() {
         assert!(0.0 < min && min <= median && median <= max, "{t}");
         assert_eq!(t["reps"], 2);
         assert_eq!(t["data"], "3000 pairs");
+        if t["device"] == "gpu" {
+            common::assert_gpu_device(t["adapter"].as_str().unwrap());
+        }
     }
 }
 
@@ -101,6 +104,8 @@ fn both_gradient_paths_give_the_same_losses() {
         ]);
         assert!(out.status.success());
         let lines = json_lines(&out);
+        assert_eq!(lines[0]["event"], "device");
+        common::assert_gpu_device(lines[0]["device"].as_str().unwrap());
         let neural = lines
             .iter()
             .find(|l| l["event"] == "neural_model")

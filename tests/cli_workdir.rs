@@ -32,6 +32,8 @@ fn train_save_load_sample_the_same_names_on_the_gpu() {
         "--work-dir",
         work,
     ]);
+    assert_eq!(lines[0]["event"], "device");
+    common::assert_gpu_device(lines[0]["device"].as_str().unwrap());
     let summary = lines.last().unwrap();
     assert_eq!(summary["event"], "summary");
     assert_eq!(summary["steps"], 5);
@@ -228,48 +230,134 @@ fn a_bad_checkpoint_is_one_line() {
     }
 }
 
+/// Starts `train` with every file of the work directory pausing between its temporary write
+/// and its rename, and kills it once `ready` says the run is at the point to test.
+fn kill_while_saving(args: &[&str], ready: impl Fn() -> bool) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_makemore"))
+        .args(args)
+        .env("NODEVICE_SELECT", "1")
+        .env("MAKEMORE_TEST_PAUSE_BEFORE_RENAME_MS", "1500")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !ready() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the kill point"
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the kill point never came"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// A temporary file of the work directory whose name starts with `prefix`, if any.
+fn temp_file(dir: &std::path::Path, prefix: &str) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        name.starts_with(prefix) && name.ends_with(".tmp")
+    })
+}
+
 #[test]
-fn a_run_stopped_half_way_leaves_the_previous_checkpoint_whole() {
+fn a_run_killed_while_saving_leaves_a_consistent_work_directory() {
     let dir = tempfile::tempdir().unwrap();
     let words = dir.path().join("w.txt");
-    std::fs::write(&words, "anna\nbob\n").unwrap();
-    let work = dir.path().join("run");
+    std::fs::write(&words, "anna\nbob\ncarol\n").unwrap();
+    let (work, straight) = (dir.path().join("run"), dir.path().join("straight"));
     let (words, work_str) = (words.to_str().unwrap(), work.to_str().unwrap());
-    ok_stdout(&[
-        "train",
-        "--device",
-        "cpu",
-        "--steps",
-        "1",
-        "--input",
-        words,
-        "--work-dir",
-        work_str,
-    ]);
-    let before = std::fs::read(work.join("model.safetensors")).unwrap();
-    let log_before = std::fs::read(work.join("log.jsonl")).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_makemore"))
-        .args([
+    let train = |work: &str, steps: &str, extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
             "train",
             "--device",
             "cpu",
-            "--steps",
-            "100000000",
+            "--samples",
+            "0",
+            "--quiet",
             "--input",
             words,
             "--work-dir",
-            work_str,
-            "--quiet",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    child.kill().unwrap();
-    child.wait().unwrap();
+            work,
+            "--steps",
+            steps,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok_stdout(&args);
+    };
+    let (model, log) = (work.join("model.safetensors"), work.join("log.jsonl"));
+    let read = |path: &std::path::Path| std::fs::read(path).unwrap();
+    run(train(work_str, "3", &[]));
+    let (model_before, log_before) = (read(&model), read(&log));
+
+    // 1. Killed while the log is written (before its rename): both files as they were.
+    let resume = train(work_str, "2", &["--resume"]);
+    kill_while_saving(&as_strs(&resume), || temp_file(&work, ".log.jsonl."));
+    assert_eq!(read(&model), model_before);
+    assert_eq!(read(&log), log_before);
+
+    // 2. Killed between the two renames: the new log is in place, the model is the old one.
+    kill_while_saving(&as_strs(&resume), || {
+        read(&log) != log_before && temp_file(&work, ".model.safetensors.")
+    });
     assert_eq!(
-        std::fs::read(work.join("model.safetensors")).unwrap(),
-        before
+        read(&model),
+        model_before,
+        "the previous checkpoint survives"
     );
-    assert_eq!(std::fs::read(work.join("log.jsonl")).unwrap(), log_before);
+    assert_eq!(String::from_utf8(read(&log)).unwrap().lines().count(), 5);
+    // The log's lines past the model's are left out: the resume has no gap, and gives
+    // the log and loss of five straight steps.
+    run(resume.clone());
+    run(train(straight.to_str().unwrap(), "5", &[]));
+    assert_eq!(read(&log), read(&straight.join("log.jsonl")));
+    let loss = |work: &std::path::Path| {
+        let out = ok_stdout(&[
+            "plot",
+            "loss",
+            "--work-dir",
+            work.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(out.contains("\"plot\""), "{out}");
+        makemore::checkpoint::load_log(work).unwrap()
+    };
+    assert_eq!(loss(&work), loss(&straight));
+
+    // 3. A new run (another seed) killed between the renames: its log is not the model's,
+    // which every reader says in one line; a fresh run puts things right.
+    let (model_before, log_before) = (read(&model), read(&log));
+    let other = train(work_str, "2", &["--seed", "7"]);
+    kill_while_saving(&as_strs(&other), || {
+        // (The killed runs above left temporary files: wait for the new log.)
+        read(&log) != log_before && temp_file(&work, ".model.safetensors.")
+    });
+    assert_eq!(read(&model), model_before);
+    let error = one_line_error(&["plot", "loss", "--work-dir", work_str]);
+    assert!(error.contains("does not hold the 5 lines"), "{error}");
+    let error = one_line_error(&as_strs(&train(work_str, "1", &["--resume"])));
+    assert!(error.contains("does not hold the 5 lines"), "{error}");
+    assert_eq!(
+        read(&model),
+        model_before,
+        "a refused resume writes nothing"
+    );
+    run(other);
+    assert_eq!(makemore::checkpoint::load_log(&work).unwrap().len(), 2);
 }

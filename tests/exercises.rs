@@ -67,8 +67,8 @@ fn too_long_a_context_is_refused_before_allocating() {
     limits.extend(gpus().iter().map(|g| g.table_limit()));
     for limit in limits {
         let err = check_context(27, 5, &limit).unwrap_err();
-        assert!(err.largest.is_some_and(|k| k >= 1), "{err}");
-        let largest = err.largest.unwrap();
+        assert!(err.largest().is_some_and(|k| k >= 1), "{err}");
+        let largest = err.largest().unwrap();
         assert!(check_context(27, largest, &limit).is_ok());
         assert!(check_context(27, largest + 1, &limit).is_err());
         assert!(err.to_string().contains(&limit.name), "{err}");
@@ -87,7 +87,12 @@ fn too_long_a_context_is_refused_before_allocating() {
     for gpu in &mut gpus() {
         let err = makemore::train::run(gpu, &words, "t", &config, &mut |_| {})
             .expect_err("context 8 is refused");
-        assert!(err.to_string().contains("max_"), "{err}");
+        // The limit named is the tightest of this adapter's (a device limit on lavapipe's
+        // 128 MiB bindings, the host bound on a card that binds 2 GiB).
+        let limit = gpu.table_limit();
+        let expected = check_context(27, 8, &limit).unwrap_err();
+        assert_eq!(err.to_string(), expected.to_string());
+        assert!(err.to_string().contains(&limit.name), "{err}");
     }
 }
 
@@ -536,10 +541,9 @@ fn minibatch_training_matches_and_is_seeded() {
 
 /// The lecture's trigram (E01): smoothing 1 gives mean NLL 2.212582 over 228,146 examples.
 #[test]
+#[ignore = "needs the lecture's names.txt: MAKEMORE_LECTURE_NAMES=PATH cargo test --release -- --include-ignored"]
 fn the_lecture_trigram_figure() {
-    let Some(words) = common::lecture_words() else {
-        return;
-    };
+    let words = common::lecture_words();
     let (vocab, examples) = encode(&words, 2);
     assert_eq!(examples.len(), 228_146);
     let counts = CpuBackend.count_pairs(&examples).unwrap();

@@ -204,6 +204,7 @@ fn checkpoint_reader_survives_corruption() {
             reg: 0.01,
             input: None,
             split: None,
+            log: None,
         },
         counts: (0..16).collect(),
         probs: (0..16).map(|i| i as f32 / 16.0).collect(),

@@ -16,7 +16,9 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let adapters = list_adapters();
+    // Every backend is searched here, GL too; the drivers' own stderr lines stay out of ours.
+    let (adapters, driver_text) = makemore::driver_output::captured(list_adapters);
+    makemore::driver_output::show_if_debugging(&driver_text);
     if adapters.is_empty() && !args.json {
         say!("no adapters found (WGPU_BACKEND limits the search to some backends)");
     }

@@ -26,6 +26,19 @@ macro_rules! say {
 }
 pub(crate) use say;
 
+/// [`say!`] without the newline.
+macro_rules! put {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+pub(crate) use put;
+
 /// The `--device` flag.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceFlag {

@@ -84,6 +84,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 context_len: settings.context_len,
                 source: &source,
             };
+            figure.check_size()?;
             let layout = figure.layout();
             for (path, format) in &files {
                 write_picture(path, &figure.render(*format)?)?;

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::{describe_checkpoint, positive, say, training_words, ModelFlag, RngFlag};
+use super::{describe_checkpoint, positive, put, say, training_words, ModelFlag, RngFlag};
 use makemore::checkpoint::{Checkpoint, MODEL_FILE};
-use makemore::sample::{sample_names_with, SampleOptions};
+use makemore::sample::{check_prefix, for_each_name, SampleOptions};
 use makemore::split::SplitWords;
 
 pub const EXAMPLE: &str = "Examples:
@@ -26,9 +26,9 @@ pub struct Args {
     /// Which model to draw from.
     #[arg(long, value_enum, default_value_t = ModelFlag::Neural)]
     model: ModelFlag,
-    /// How many names.
+    /// How many names (printed as they are drawn; at most 1,000,000,000).
     #[arg(long, default_value_t = 10)]
-    num: usize,
+    num: u64,
     /// Seed of the sampler (train's default, so the same names as train printed).
     #[arg(long, default_value_t = 2147483647)]
     seed: u64,
@@ -53,7 +53,28 @@ pub struct Args {
     json: bool,
 }
 
+/// The most names one `sample` run draws: each is at least two bytes of output, so this is
+/// already gigabytes; more would only take hours.
+pub const MAX_NAMES: u64 = 1_000_000_000;
+
+/// Where a drawn name belongs: makemore.py's "in train", "in test" and "new", with dev beside
+/// test.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Train,
+    Dev,
+    Test,
+    New,
+}
+
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    if args.num > MAX_NAMES {
+        anyhow::bail!(
+            "--num {} is more than the {} names one run draws; draw them in several runs with other --seed values",
+            args.num,
+            super::thousands(MAX_NAMES as usize)
+        );
+    }
     let checkpoint = Checkpoint::load(&args.work_dir)?;
     let options = SampleOptions {
         temperature: args.temperature as f64,
@@ -61,15 +82,32 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         prefix: args.prefix.clone(),
     };
     let vocab = &checkpoint.settings.vocab;
-    let names = sample_names_with(
-        args.model.probs(&checkpoint),
-        vocab,
-        args.num,
-        args.seed,
-        args.rng.into(),
-        &options,
-    )
-    .map_err(|e| {
+    let probs = args.model.probs(&checkpoint);
+    // The names are drawn again for each group they are printed in (the same seed gives the
+    // same names), so that memory holds a few blocks of them, however many are asked for.
+    let draw = |emit: &mut dyn FnMut(&str)| {
+        for_each_name(
+            probs,
+            vocab,
+            args.num,
+            args.seed,
+            args.rng.into(),
+            &options,
+            |name| {
+                emit(name);
+                true
+            },
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--prefix {:?} has the character {:?}, which the model never saw (it knows {vocab})",
+                e.word,
+                e.ch
+            )
+        })
+    };
+    // Checked before anything is drawn or read.
+    check_prefix(vocab, &args.prefix).map_err(|e| {
         anyhow::anyhow!(
             "--prefix {:?} has the character {:?}, which the model never saw (it knows {vocab})",
             e.word,
@@ -77,8 +115,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         )
     })?;
     let (words, source) = training_words(args.input.as_deref(), &checkpoint)?;
-    // With a split, the run learned from its train part only: makemore.py's "in train",
-    // "in test" and "new", with dev beside test.
+    // With a split, the run learned from its train part only.
     let parts = match checkpoint.settings.split {
         Some(split) => split.apply(&words, checkpoint.settings.seed),
         None => SplitWords {
@@ -89,25 +126,68 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let set = |part: &[String]| part.iter().cloned().collect::<HashSet<String>>();
     let (train, dev, test) = (set(&parts.train), set(&parts.dev), set(&parts.test));
-    let (mut in_data, mut in_dev, mut in_test, mut new) = (vec![], vec![], vec![], vec![]);
-    for name in &names {
-        let group = if train.contains(name) {
-            &mut in_data
+    let group_of = |name: &str| {
+        if train.contains(name) {
+            Group::Train
         } else if dev.contains(name) {
-            &mut in_dev
+            Group::Dev
         } else if test.contains(name) {
-            &mut in_test
+            Group::Test
         } else {
-            &mut new
-        };
-        group.push(name);
-    }
+            Group::New
+        }
+    };
+    // Writes the names of one group (all of them with `None`), as text lines or JSON strings,
+    // through one buffer (a write per name would cost more than drawing it).
+    let list = |group: Option<Group>, json: bool| -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut first = true;
+        let mut failed = None;
+        draw(&mut |name| {
+            if failed.is_some() || group.is_some_and(|g| g != group_of(name)) {
+                return;
+            }
+            let written = if json {
+                let comma = if first { "" } else { "," };
+                write!(out, "{comma}{}", serde_json::Value::from(name))
+            } else {
+                writeln!(out, "  {name}")
+            };
+            failed = written.err();
+            first = false;
+        })?;
+        match failed.map_or_else(|| out.flush(), Err) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+            other => Ok(other?),
+        }
+    };
     if args.json {
-        let line = json!({"event": "samples", "model": args.model.name(), "seed": args.seed,
-            "temperature": args.temperature, "top_k": args.top_k, "prefix": args.prefix,
-            "names": names, "in_training_data": in_data, "in_dev": in_dev, "in_test": in_test,
-            "new": new, "training_words": source});
-        say!("{line}");
+        // One object, written as the names are drawn, its keys in the order serde_json sorts
+        // them: the same line as a serialized map.
+        let field = |value: serde_json::Value| value.to_string();
+        put!("{{\"event\":\"samples\",\"in_dev\":[");
+        list(Some(Group::Dev), true)?;
+        put!("],\"in_test\":[");
+        list(Some(Group::Test), true)?;
+        put!("],\"in_training_data\":[");
+        list(Some(Group::Train), true)?;
+        put!(
+            "],\"model\":{},\"names\":[",
+            field(args.model.name().into())
+        );
+        list(None, true)?;
+        put!("],\"new\":[");
+        list(Some(Group::New), true)?;
+        put!(
+            "],\"prefix\":{},\"seed\":{},\"temperature\":{},\"top_k\":{},\"training_words\":{}}}",
+            field(args.prefix.clone().into()),
+            args.seed,
+            field(json!(args.temperature)),
+            field(json!(args.top_k)),
+            field(source.into())
+        );
+        say!("");
         return Ok(());
     }
     let path = args.work_dir.join(MODEL_FILE);
@@ -128,25 +208,54 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             format!(", prefix {:?}", args.prefix)
         }
     );
+    // A first pass counts each group, for the headers. It prints nothing, so it looks for a
+    // reader that went away (`| head`) itself, as a write would find it.
+    let mut counts = [0u64; 4];
+    let mut drawn = 0u64;
+    draw(&mut |name| {
+        counts[group_of(name) as usize] += 1;
+        drawn += 1;
+        if drawn.is_multiple_of(65_536) && stdout_closed() {
+            std::process::exit(0);
+        }
+    })?;
     let train_part = match checkpoint.settings.split {
         Some(split) => format!("the train part of {split} of {source}"),
         None => source,
     };
-    say!("\n{} in the training data ({train_part}):", in_data.len());
-    for name in &in_data {
-        say!("  {name}");
-    }
-    for (group, part) in [("dev", &in_dev), ("test", &in_test)] {
-        if !part.is_empty() {
-            say!("\n{} in the {group} part:", part.len());
-            for name in part.iter() {
-                say!("  {name}");
-            }
+    let count = |group: Group| counts[group as usize];
+    say!(
+        "\n{} in the training data ({train_part}):",
+        count(Group::Train)
+    );
+    list(Some(Group::Train), false)?;
+    for (group, name) in [(Group::Dev, "dev"), (Group::Test, "test")] {
+        if counts[group as usize] > 0 {
+            say!("\n{} in the {name} part:", count(group));
+            list(Some(group), false)?;
         }
     }
-    say!("\n{} new:", new.len());
-    for name in &new {
-        say!("  {name}");
-    }
+    say!("\n{} new:", count(Group::New));
+    list(Some(Group::New), false)?;
     Ok(())
+}
+
+/// True when stdout is a pipe whose reader has closed it (writing would fail with EPIPE).
+#[cfg(unix)]
+fn stdout_closed() -> bool {
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    let mut fd = libc::pollfd {
+        fd: 1,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no waiting.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+#[cfg(not(unix))]
+fn stdout_closed() -> bool {
+    false
 }

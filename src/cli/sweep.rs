@@ -98,6 +98,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         steps: args.steps,
         lr: args.lr,
     };
+    if args.steps > makemore::limits::MAX_STEPS {
+        anyhow::bail!(
+            "--steps {} is over the {} steps of one run",
+            args.steps,
+            makemore::limits::MAX_STEPS
+        );
+    }
+    makemore::limits::check_vocab(makemore::data::Vocab::from_words(&words).len())?;
     let (mut backend, notice) = AnyBackend::open(args.device.into())?;
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");

@@ -9,9 +9,10 @@ use serde_json::json;
 use super::progress::{loss_name, optimizer_name, Progress};
 use super::{finite_or_null, non_negative, positive, say, DeviceFlag, RngFlag};
 use makemore::checkpoint::{
-    load_log, save_log, Checkpoint, LogEntry, RunSettings, LOG_FILE, MODEL_FILE,
+    self, load_log, Checkpoint, LogEntry, RunSettings, LOG_FILE, MODEL_FILE,
 };
-use makemore::data::{builtin_words, read_words};
+use makemore::data::{builtin_words, read_words, Vocab};
+use makemore::limits::{check_run_counts, check_vocab};
 use makemore::optim::{AdamW, Optimizer, Schedule, ADAMW_DEFAULT_LR};
 use makemore::split::Split;
 use makemore::train::{Event, GradientPath, PartLosses, Resume, TrainConfig, TrainSummary};
@@ -202,6 +203,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             one_hot: args.one_hot,
         },
     };
+    // Counts that memory could not hold, and alphabets past the limit, before any work.
+    let train_words = match config.split {
+        Some(split) => std::borrow::Cow::Owned(split.apply(&words, config.seed).train),
+        None => std::borrow::Cow::Borrowed(&words),
+    };
+    let train_examples = train_words.iter().map(|w| w.chars().count() + 1).sum();
+    check_run_counts(args.steps, args.samples, args.batch_size, train_examples)
+        .map_err(anyhow::Error::msg)?;
+    check_vocab(Vocab::from_words(&words).len())?;
     let (mut backend, notice) = AnyBackend::open(args.device.into())?;
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
@@ -265,7 +275,7 @@ fn save_run(
         ),
         None => None,
     };
-    let checkpoint = Checkpoint {
+    let mut checkpoint = Checkpoint {
         settings: RunSettings {
             vocab: summary.count_model.vocab.clone(),
             context_len: config.context_len,
@@ -278,6 +288,7 @@ fn save_run(
             reg: config.options.reg,
             input,
             split: config.split,
+            log: None, // set by save_run
         },
         counts: summary.count_model.counts.clone(),
         probs: summary.count_model.probs.clone(),
@@ -310,8 +321,7 @@ fn save_run(
             dev_loss: Some(dev_loss),
         });
     }
-    let model_path = checkpoint.save(&args.work_dir)?;
-    let log_path = save_log(&args.work_dir, &log)?;
+    let (model_path, log_path) = checkpoint::save_run(&args.work_dir, &mut checkpoint, &log)?;
     log::debug!("saved {} and {}", model_path.display(), log_path.display());
     Ok((model_path, log_path))
 }

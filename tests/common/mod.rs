@@ -79,18 +79,20 @@ pub fn assert_rel(what: &str, a: f64, b: f64, rtol: f64) {
     );
 }
 
-/// The lecture's names list, from the path in MAKEMORE_LECTURE_NAMES (set by .ci/run).
-pub fn lecture_words() -> Option<Vec<String>> {
-    match std::env::var("MAKEMORE_LECTURE_NAMES") {
-        Ok(path) => Some(
-            makemore::data::read_words(std::path::Path::new(&path))
-                .unwrap_or_else(|e| panic!("MAKEMORE_LECTURE_NAMES is set but unusable: {e}")),
-        ),
-        Err(_) => {
-            eprintln!("skipping: MAKEMORE_LECTURE_NAMES is not set (.ci/run points it at the lecture's names.txt)");
-            None
-        }
-    }
+/// The path of the lecture's names list, from MAKEMORE_LECTURE_NAMES (set by .ci/run when it
+/// has the file). The tests that need it are `#[ignore]`d, so they run only when asked for,
+/// and then a missing list is a failure, not a skip.
+pub fn lecture_names_path() -> String {
+    std::env::var("MAKEMORE_LECTURE_NAMES").unwrap_or_else(|_| {
+        panic!("MAKEMORE_LECTURE_NAMES is not set: point it at the lecture's names.txt to run the ignored lecture-figure tests")
+    })
+}
+
+/// The lecture's names list (see [`lecture_names_path`]).
+pub fn lecture_words() -> Vec<String> {
+    let path = lecture_names_path();
+    makemore::data::read_words(std::path::Path::new(&path))
+        .unwrap_or_else(|e| panic!("MAKEMORE_LECTURE_NAMES is set but unusable: {e}"))
 }
 
 /// Runs the binary as a user would, with `args`; `NODEVICE_SELECT` silences a Mesa notice.
@@ -149,4 +151,36 @@ pub fn one_line_error(args: &[&str]) -> String {
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(lines.len(), 1, "{args:?}: {err}");
     lines[0].to_string()
+}
+
+/// The backends the GPU tests of the binary run on: each entry of MAKEMORE_TEST_BACKENDS as a
+/// `WGPU_BACKEND` value, or `None` (wgpu's choice) when it is not set.
+pub fn test_backends() -> Vec<Option<String>> {
+    match std::env::var("MAKEMORE_TEST_BACKENDS") {
+        Ok(list) => list
+            .split(',')
+            .map(|b| Some(b.trim().to_string()))
+            .collect(),
+        Err(_) => vec![None],
+    }
+}
+
+/// [`makemore`] on one of [`test_backends`].
+pub fn makemore_on(backend: &Option<String>, args: &[&str]) -> std::process::Output {
+    match backend {
+        Some(name) => makemore_with_env(args, &[("WGPU_BACKEND", name)]),
+        None => makemore(args),
+    }
+}
+
+/// Asserts that a device description (`train`'s `device` line) names a wgpu adapter and its
+/// backend, not the CPU reference that `--device gpu` falls back to without an adapter.
+pub fn assert_gpu_device(device: &str) {
+    let backend = ["(Vulkan, ", "(Gl, ", "(Metal, ", "(Dx12, "]
+        .iter()
+        .any(|b| device.contains(b));
+    assert!(
+        backend && !device.contains("CPU reference"),
+        "expected a GPU adapter, the run used {device:?}"
+    );
 }

@@ -1,0 +1,257 @@
+//! Alphabets far beyond a-z, end to end through the binary: 300 and 5,000 distinct CJK
+//! characters trained, sampled, scored, plotted and saved on the CPU reference and on every
+//! GPU backend under test, the devices agreeing; past 65,536 symbols, or when the table does
+//! not fit, one line before any work.
+
+mod common;
+
+use std::path::Path;
+
+use common::{assert_gpu_device, makemore_with_env, one_line_error, stderr, stdout, test_backends};
+use rand::{RngExt, SeedableRng};
+
+/// `words` random words of 1 to 6 characters over `symbols - 1` CJK characters (the boundary
+/// is the last symbol), then each character once, so that all of them occur.
+fn write_words(path: &Path, symbols: usize, words: usize) -> Vec<char> {
+    let chars: Vec<char> = (0..symbols as u32 - 1)
+        .map(|i| char::from_u32(0x4E00 + i).unwrap())
+        .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(symbols as u64);
+    let mut lines: Vec<String> = (0..words)
+        .map(|_| {
+            let len = rng.random_range(1..=6);
+            (0..len)
+                .map(|_| chars[rng.random_range(0..chars.len())])
+                .collect()
+        })
+        .collect();
+    lines.extend(chars.iter().map(|c| c.to_string()));
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+    chars
+}
+
+/// Runs the binary with `WGPU_BACKEND` set for a GPU backend under test.
+fn run(backend: &Option<String>, args: &[&str]) -> std::process::Output {
+    let env: Vec<(&str, &str)> = backend
+        .iter()
+        .map(|b| ("WGPU_BACKEND", b.as_str()))
+        .collect();
+    makemore_with_env(args, &env)
+}
+
+fn json(out: &std::process::Output, what: &str) -> Vec<serde_json::Value> {
+    assert!(out.status.success(), "{what}: {}", stderr(out));
+    stdout(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("{what}: not JSON: {l}")))
+        .collect()
+}
+
+fn event<'a>(
+    lines: &'a [serde_json::Value],
+    name: &str,
+    model: Option<&str>,
+) -> &'a serde_json::Value {
+    lines
+        .iter()
+        .find(|l| l["event"] == name && model.is_none_or(|m| l["model"] == m))
+        .unwrap_or_else(|| panic!("no {name} event"))
+}
+
+fn names(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Trains on `symbols` symbols on the CPU and on every GPU backend, then uses each run's work
+/// directory with sample, eval and plot.
+fn end_to_end(symbols: usize, words: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("words.txt");
+    let chars = write_words(&input, symbols, words);
+    let input = input.to_str().unwrap();
+    let mut devices: Vec<(String, Option<String>)> = vec![("cpu".to_string(), None)];
+    devices.extend(test_backends().into_iter().map(|b| ("gpu".to_string(), b)));
+    let mut cpu: Option<Vec<serde_json::Value>> = None;
+    for (i, (device, backend)) in devices.iter().enumerate() {
+        let what = format!("{symbols} symbols on {device} {backend:?}");
+        let work = dir.path().join(format!("run{i}"));
+        let work = work.to_str().unwrap();
+        let args = [
+            "train",
+            "--input",
+            input,
+            "--steps",
+            "2",
+            "--samples",
+            "3",
+            "--json",
+            "--device",
+            device,
+            "--work-dir",
+            work,
+        ];
+        let lines = json(&run(backend, &args), &what);
+        let device_line = event(&lines, "device", None)["device"].as_str().unwrap();
+        if device == "gpu" {
+            assert_gpu_device(device_line);
+        }
+        let data = event(&lines, "data", None);
+        assert_eq!(data["vocab_size"], symbols, "{what}");
+        let count = event(&lines, "count_model", None);
+        assert_eq!(count["impossible_examples"], 0, "{what}");
+        let trained: Vec<Vec<String>> = ["count", "neural"]
+            .iter()
+            .map(|m| names(&event(&lines, "samples", Some(m))["names"]))
+            .collect();
+        for name in trained.iter().flatten() {
+            assert!(name.chars().all(|c| chars.contains(&c)), "{what}: {name:?}");
+        }
+        assert_eq!(trained[0].len(), 3, "{what}");
+
+        // The saved run: the same names drawn again, a word scored, the grid drawn or
+        // declined in one line.
+        let sampled = json(
+            &run(
+                backend,
+                &["sample", "--work-dir", work, "--num", "3", "--json"],
+            ),
+            &what,
+        );
+        assert_eq!(names(&sampled[0]["names"]), trained[1], "{what}");
+        let word: String = chars[..3].iter().collect();
+        let scored = json(
+            &run(
+                backend,
+                &["eval", "--word", &word, "--work-dir", work, "--json"],
+            ),
+            &what,
+        );
+        let total = scored.last().unwrap();
+        assert_eq!(total["pairs"], 4, "{what}");
+        assert!(total["log_likelihood"].as_f64().unwrap() < 0.0, "{what}");
+        let png = dir.path().join(format!("counts{i}.png"));
+        let plot = [
+            "plot",
+            "counts",
+            "--work-dir",
+            work,
+            "--output",
+            png.to_str().unwrap(),
+        ];
+        if symbols <= 1024 {
+            assert!(run(backend, &plot).status.success(), "{what}");
+            let bytes = std::fs::read(&png).unwrap();
+            assert_eq!(&bytes[1..4], b"PNG", "{what}");
+        } else {
+            let error = one_line_error(&plot);
+            assert!(
+                error.contains("too many to draw legibly"),
+                "{what}: {error}"
+            );
+            assert!(!png.exists(), "{what}");
+        }
+
+        // The devices agree: the count model to 1e-5 relative, the neural model's losses to
+        // 1e-4 relative.
+        match &cpu {
+            None => cpu = Some(lines.clone()),
+            Some(cpu) => {
+                let close = |field: &str, event_name: &str| {
+                    let (g, c) = (
+                        event(&lines, event_name, None)[field].as_f64().unwrap(),
+                        event(cpu, event_name, None)[field].as_f64().unwrap(),
+                    );
+                    assert!(
+                        (g - c).abs() <= 1e-5 * c.abs(),
+                        "{what}: {event_name} {field}: GPU {g}, CPU {c}"
+                    );
+                };
+                close("nll", "count_model");
+                let losses = |l: &[serde_json::Value]| -> Vec<f64> {
+                    let neural = event(l, "neural_model", None);
+                    let mut all: Vec<f64> = neural["losses"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap())
+                        .collect();
+                    all.push(neural["final_loss"].as_f64().unwrap());
+                    all
+                };
+                let (g, c) = (losses(&lines), losses(cpu));
+                for (step, (g, c)) in g.iter().zip(&c).enumerate() {
+                    assert!(
+                        (g - c).abs() <= 1e-4 * c.abs(),
+                        "{what}: neural loss at step {step}: GPU {g}, CPU {c}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn three_hundred_symbols_end_to_end() {
+    end_to_end(300, 3000);
+}
+
+#[test]
+fn five_thousand_symbols_end_to_end() {
+    end_to_end(5000, 20_000);
+}
+
+/// One character per line: `count` distinct characters from U+10000 on (all valid scalar
+/// values, none of them `.`).
+fn distinct_characters(path: &Path, count: u32) {
+    let text: String = (0x10000..0x10000 + count)
+        .map(|c| format!("{}\n", char::from_u32(c).unwrap()))
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn past_the_limit_or_too_large_a_table_is_one_line_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let over = dir.path().join("over.txt");
+    distinct_characters(&over, 65_536); // 65,537 symbols with the boundary
+    let at = dir.path().join("at.txt");
+    distinct_characters(&at, 65_535); // 65,536: allowed, but 16 GiB a table
+    for device in ["cpu", "gpu"] {
+        let work = dir.path().join(format!("run-{device}"));
+        let args = |input: &Path| {
+            vec![
+                "train".to_string(),
+                "--input".to_string(),
+                input.to_str().unwrap().to_string(),
+                "--device".to_string(),
+                device.to_string(),
+                "--work-dir".to_string(),
+                work.to_str().unwrap().to_string(),
+            ]
+        };
+        let start = std::time::Instant::now();
+        let over_args = args(&over);
+        let error = one_line_error(&over_args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(
+            error.contains("65537 distinct symbols"),
+            "{device}: {error}"
+        );
+        assert!(error.contains("limit of 65536"), "{device}: {error}");
+        let at_args = args(&at);
+        let error = one_line_error(&at_args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(error.contains("65536^1 x 65536 table"), "{device}: {error}");
+        assert!(
+            error.contains("not even a context of 1 fits"),
+            "{device}: {error}"
+        );
+        assert!(!work.exists(), "{device}: nothing is written");
+        // Refused before any table is made: seconds, not the minutes of a 16 GiB table.
+        let took = start.elapsed();
+        assert!(took.as_secs() < 20, "{device}: {took:?}");
+    }
+}
