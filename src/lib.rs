@@ -14,6 +14,7 @@ pub mod cpu;
 pub mod data;
 pub mod device;
 pub mod gpu;
+pub mod lecture;
 pub mod limits;
 pub mod model;
 pub mod optim;
