@@ -303,7 +303,7 @@ fn notebook_figures(device: &str, lines: &[Value]) {
     }
     assert_eq!(
         ch8["draws"],
-        serde_json::json!(DRAWS),
+        serde_json::json!(DRAWS.as_slice()),
         "{device}: cell [20]"
     );
     assert_eq!(
