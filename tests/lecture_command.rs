@@ -140,8 +140,11 @@ const NEURAL_NAMES: [&str; 5] = [
     "anchthizarie.",
 ];
 
+/// A run of the command: its name, its environment and its --device.
+type Run = (String, Vec<(&'static str, String)>, &'static str);
+
 /// The device runs to check: the CPU, then the GPU on each of MAKEMORE_TEST_BACKENDS.
-fn devices() -> Vec<(String, Vec<(&'static str, String)>, &'static str)> {
+fn devices() -> Vec<Run> {
     let mut runs = vec![("cpu".to_string(), Vec::new(), "cpu")];
     match std::env::var("MAKEMORE_TEST_BACKENDS") {
         Ok(list) if !list.is_empty() => {
