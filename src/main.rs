@@ -28,6 +28,9 @@ enum Command {
     /// Count bigrams, train the neural net, print losses and sample names.
     #[command(after_help = cli::train::EXAMPLE)]
     Train(cli::train::Args),
+    /// Walk the lecture's notebook chapter by chapter, every figure computed here.
+    #[command(after_help = cli::lecture::EXAMPLE)]
+    Lecture(cli::lecture::Args),
     /// Draw names from a saved model, sorted into known and new ones.
     #[command(after_help = cli::sample::EXAMPLE)]
     Sample(cli::sample::Args),
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let result = match Cli::parse().command {
         Command::Train(args) => cli::train::run(&args),
+        Command::Lecture(args) => cli::lecture::run(&args),
         Command::Sample(args) => cli::sample::run(&args),
         Command::Eval(args) => cli::eval::run(&args),
         Command::Plot(args) => cli::plot::run(&args),

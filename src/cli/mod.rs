@@ -4,6 +4,7 @@ pub mod adapters;
 pub mod bench;
 pub mod check;
 pub mod eval;
+pub mod lecture;
 pub mod plot;
 pub mod progress;
 pub mod sample;
