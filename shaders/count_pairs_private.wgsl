@@ -10,8 +10,8 @@
 // Integer atomics commute, so the counts are exact and the same on every run.
 // `counts` is cleared by the host before the dispatch.
 //
-// Worst case per invocation: MAX_BINS / THREADS = 16 iterations to clear the histogram,
-// examples_per_group / THREADS to add (64 with the host's 16,384), 16 to flush.
+// Loop bound per invocation: MAX_BINS / 256 (16, to clear the histogram)
+//   + ceil(examples_per_group / 256) (64 with the host's 16,384) + ceil(num_bins / 256)
 
 struct Params {
     num_examples: u32,

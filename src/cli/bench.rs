@@ -35,9 +35,9 @@ pub struct Args {
     /// Stop repeating a stage once its runs add up to this many seconds (after two runs).
     #[arg(long, default_value_t = 3.0, value_parser = super::positive)]
     budget: f32,
-    /// Names drawn by the `sample` stage.
-    #[arg(long, default_value_t = 100_000)]
-    names: usize,
+    /// Names drawn by the `sample` stage (into one buffer: at most 10,000,000).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    names: u64,
     /// One JSON object per timing instead of a table.
     #[arg(long)]
     json: bool,
@@ -72,7 +72,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         stages: args.stages.clone(),
         repetitions: args.reps as usize,
         budget_seconds: args.budget as f64,
-        sample_names: args.names,
+        sample_names: args.names as usize,
     };
     if !args.json {
         for backend in &backends {

@@ -155,7 +155,14 @@ fn pipeline(
         layout: None, // derived from the shader's bindings
         module: &module,
         entry_point: Some("main"),
-        compilation_options: Default::default(),
+        // Every kernel writes its workgroup arrays before it reads them (count_pairs_private
+        // clears its histogram itself), so the zero-fill WGSL would otherwise add is skipped:
+        // on GL, naga writes it as one array constructor of every zero, which llvmpipe takes
+        // over a minute to compile for a 4,096-cell array.
+        compilation_options: wgpu::PipelineCompilationOptions {
+            zero_initialize_workgroup_memory: false,
+            ..Default::default()
+        },
         cache: None,
     });
     Kernel { name, pipeline }

@@ -80,9 +80,10 @@ pub mod bound {
     /// loss_total: `2 * 16 + 2 * log2(256)`.
     pub const LOSS_TOTAL: u64 = 48;
 
-    /// count_pairs_private: `ceil(examples_per_group / 256) + ceil(num_bins / 256)`.
+    /// count_pairs_private:
+    /// `4096 / 256 + ceil(examples_per_group / 256) + ceil(num_bins / 256)`.
     pub fn count_pairs_private(examples_per_group: u32, num_bins: u32) -> u64 {
-        per_lane(examples_per_group, 256) + per_lane(num_bins, 256)
+        16 + per_lane(examples_per_group, 256) + per_lane(num_bins, 256)
     }
 
     /// cross_entropy_backward: the longest segment.
