@@ -436,7 +436,7 @@ fn lecture_list() -> String {
 }
 
 #[test]
-#[ignore = "needs MAKEMORE_LECTURE_NAMES (the lecture's names.txt); .ci/run sets it"]
+#[ignore = "needs the lecture's names.txt: MAKEMORE_LECTURE_NAMES=PATH cargo test --release -- --include-ignored"]
 fn lecture_reproduces_the_notebook_on_the_cpu() {
     let list = lecture_list();
     let lines = lecture_json(
@@ -447,7 +447,7 @@ fn lecture_reproduces_the_notebook_on_the_cpu() {
 }
 
 #[test]
-#[ignore = "needs MAKEMORE_LECTURE_NAMES (the lecture's names.txt); .ci/run sets it"]
+#[ignore = "needs the lecture's names.txt: MAKEMORE_LECTURE_NAMES=PATH cargo test --release -- --include-ignored"]
 fn lecture_reproduces_the_notebook_on_the_gpu() {
     let list = lecture_list();
     for (device, env, flag) in devices().into_iter().filter(|d| d.2 == "gpu") {
