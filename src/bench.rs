@@ -228,7 +228,8 @@ fn time_checked<T, F: FnMut() -> anyhow::Result<T>>(
     compare: impl FnOnce(T) -> anyhow::Result<(f64, Tolerance)>,
 ) -> anyhow::Result<Result<Vec<f64>, WrongResult>> {
     let (worst, tolerance) = compare(run()?)?;
-    if !(worst <= 1.0) {
+    // A NaN is a wrong result too.
+    if worst.is_nan() || worst > 1.0 {
         return Ok(Err(WrongResult {
             stage,
             adapter: adapter.to_string(),

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{json_lines, makemore, stderr, stdout};
+use common::{json_lines, stderr, stdout};
 
 /// `train --steps 1000` on the built-in names: the same final loss on the GPU as on the CPU
 /// (1e-5 relative), and the GPU run really ran on an adapter, not the CPU fallback.

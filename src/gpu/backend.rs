@@ -105,6 +105,15 @@ fn f(x: f32) -> u32 {
     x.to_bits()
 }
 
+/// The loop bound of a loss form's forward kernel on rows of `cols`, with lanes_for(cols).
+fn forward_bound(loss: LossForm, cols: u32) -> u64 {
+    let lanes = lanes_for(cols);
+    match loss {
+        LossForm::Fused => bound::cross_entropy_forward(cols, lanes),
+        LossForm::Explicit => bound::cross_entropy_explicit(cols, lanes),
+    }
+}
+
 /// Refuses a dispatch over the loop budget, before anything is recorded.
 fn within_budget(kernel: &super::kernels::Kernel, iterations: u64) -> anyhow::Result<u64> {
     loop_budget::check(kernel.name, iterations)?;
@@ -203,13 +212,7 @@ impl GpuBackend {
         let lanes = lanes_for(ex.num_cols);
         let forward_groups = ex.len.div_ceil(EXAMPLE_THREADS / lanes);
         let loss = form.loss;
-        let forward_bound = within_budget(
-            k.forward(loss),
-            match loss {
-                LossForm::Fused => bound::cross_entropy_forward(ex.num_cols, lanes),
-                LossForm::Explicit => bound::cross_entropy_explicit(ex.num_cols, lanes),
-            },
-        )?;
+        let forward_bound = within_budget(k.forward(loss), forward_bound(loss, ex.num_cols))?;
         let (segment_len, most_segments) = if form.one_hot {
             let block_len = one_hot_block_len(ex.len);
             (1, ex.len.div_ceil(block_len))
@@ -854,13 +857,7 @@ impl Backend for GpuBackend {
         let gpu = &self.gpu;
         let kernel = gpu.kernels.forward(loss);
         let lanes = lanes_for(ex.num_cols);
-        let loop_bound = within_budget(
-            kernel,
-            match loss {
-                LossForm::Fused => bound::cross_entropy_forward(ex.num_cols, lanes),
-                LossForm::Explicit => bound::cross_entropy_explicit(ex.num_cols, lanes),
-            },
-        )?;
+        let loop_bound = within_budget(kernel, forward_bound(loss, ex.num_cols))?;
         let groups = ex.len.div_ceil(EXAMPLE_THREADS / lanes);
         let weights_buffer = gpu.upload("weights", weights);
         let lse = gpu.zeroed("lse", ex.len as usize);
