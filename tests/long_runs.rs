@@ -113,6 +113,16 @@ fn counts_path_300_steps_over_100_symbols() {
     compare_runs("100 symbols, K=1", &words, 1, Path::Counts, 300);
 }
 
+/// Rows long enough to be shared by lanes: 400 symbols (2 lanes a row, the whole table in one
+/// workgroup, several steps per dispatch) and 1,200 symbols (8 lanes a row, many workgroups).
+#[test]
+fn counts_path_with_rows_shared_by_lanes() {
+    let words = words_over(400, 4000, 3);
+    compare_runs("400 symbols, K=1", &words, 1, Path::Counts, 300);
+    let words = words_over(1200, 6000, 4);
+    compare_runs("1,200 symbols, K=1", &words, 1, Path::Counts, 30);
+}
+
 /// The per-example path costs O(n V) per step: the same step counts, on every 32nd built-in
 /// name (about 7,000 examples, drawn from the whole alphabetical list).
 #[test]
