@@ -24,7 +24,9 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let adapters = open_each();
+    // Every adapter is opened, GL's too: the drivers' own lines stay out of ours.
+    let (adapters, driver_text) = makemore::driver_output::captured(open_each);
+    makemore::driver_output::show_if_debugging(&driver_text);
     anyhow::ensure!(
         !adapters.is_empty(),
         "no GPU adapter found to check (WGPU_BACKEND and WGPU_ADAPTER_NAME limit the search; on Linux, install mesa-vulkan-drivers)"
