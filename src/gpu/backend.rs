@@ -186,9 +186,6 @@ struct LogitsSource {
     /// What grad_rows adds up per row of W, with `row_segments`.
     grad_in: wgpu::Buffer,
     row_segments: wgpu::Buffer,
-    /// The longest segment, and the most segments (or blocks) of any row.
-    segment_len: u32,
-    most_segments_per_row: u32,
 }
 
 /// Examples per block of one_hot_matmul_backward for `n` examples: at least
@@ -213,9 +210,10 @@ impl GpuBackend {
         let forward_groups = ex.len.div_ceil(EXAMPLE_THREADS / lanes);
         let loss = form.loss;
         let forward_bound = within_budget(k.forward(loss), forward_bound(loss, ex.num_cols))?;
+        // One-hot: one segment per example, and grad_rows adds each row's blocks.
+        let block_len = one_hot_block_len(ex.len);
         let (segment_len, most_segments) = if form.one_hot {
-            let block_len = one_hot_block_len(ex.len);
-            (1, ex.len.div_ceil(block_len))
+            (1, ex.len.div_ceil(block_len).max(1))
         } else {
             (ex.segment_len, ex.most_segments_per_row)
         };
@@ -224,6 +222,10 @@ impl GpuBackend {
             bound::cross_entropy_backward(segment_len),
         )?;
         let grad_bound = within_budget(&k.grad_rows, bound::grad_rows(most_segments))?;
+        if form.one_hot {
+            let kernel = &k.one_hot_matmul_backward;
+            within_budget(kernel, bound::one_hot_matmul_backward(block_len))?;
+        }
 
         let weights_buffer = gpu.upload("weights", weights);
         let grads = gpu.zeroed("grads", num_weights as usize);
@@ -235,11 +237,6 @@ impl GpuBackend {
         // Row select: the logits are rows of W. One-hot: the logits are the n x V product,
         // example i is its row i, and the backward pass has one segment per example.
         let (source, one_hot) = if form.one_hot {
-            let block_len = one_hot_block_len(ex.len);
-            within_budget(
-                &k.one_hot_matmul_backward,
-                bound::one_hot_matmul_backward(block_len),
-            )?;
             let logit_entries = ex.len * ex.num_cols;
             let logits = gpu.zeroed("logits", logit_entries as usize);
             let example_index: Vec<u32> = (0..ex.len).collect();
@@ -295,8 +292,6 @@ impl GpuBackend {
                 // grad_rows reads the product's sums: one "segment" per row of W.
                 grad_in: grad_sums,
                 row_segments: gpu.upload("row blocks", &row_blocks),
-                segment_len: 1,
-                most_segments_per_row: blocks,
             };
             let bindings = OneHotBindings {
                 matmul_chunks,
@@ -318,13 +313,9 @@ impl GpuBackend {
                 backward_out: segment_grads.clone(),
                 grad_in: segment_grads,
                 row_segments: ex.row_segments.clone(),
-                segment_len: ex.segment_len,
-                most_segments_per_row: ex.most_segments_per_row,
             };
             (source, None)
         };
-        debug_assert_eq!(source.segment_len, segment_len);
-        debug_assert_eq!(source.most_segments_per_row, most_segments);
 
         let forward = bind(
             &gpu.device,
