@@ -69,7 +69,7 @@ fn eval_scores_andrejq_pair_by_pair() {
     let ll = last["log_likelihood"].as_f64().unwrap();
     assert!((sum - ll).abs() < 1e-9, "{sum} vs {ll}");
     assert!((last["mean_nll"].as_f64().unwrap() + ll / 8.0).abs() < 1e-12);
-    // Smoothed counts of the built-in names (README: "log likelihood -27.8238").
+    // Smoothed counts of the built-in names (docs/work-dir.md: "log likelihood -27.8238").
     assert!((ll - -27.823791).abs() < 1e-5, "{ll}");
 }
 
