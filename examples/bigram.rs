@@ -1,6 +1,7 @@
 //! The lecture in one file: "building makemore" part 1, the bigram model counted and then
-//! trained by gradient descent, every piece of arithmetic on the GPU (the CPU reference when no
-//! adapter exists), through the library's public API.
+//! trained by gradient descent, through the library's public API. Every kernel runs on the GPU
+//! (on the CPU reference when no adapter exists); the update `W -= lr * grad` is one line on
+//! the host, as in the lecture's loop.
 //!
 //!     cargo run --release --example bigram
 //!
