@@ -10,6 +10,7 @@ pub mod backend;
 pub mod bench;
 pub mod check;
 pub mod checkpoint;
+pub mod corpus;
 pub mod cpu;
 pub mod data;
 pub mod device;
@@ -26,6 +27,7 @@ pub mod split;
 pub mod sweep;
 pub mod torch_rng;
 pub mod train;
+pub mod train_streamed;
 
 pub use backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 pub use cpu::CpuBackend;
