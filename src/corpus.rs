@@ -145,14 +145,60 @@ fn newlines(bytes: &[u8]) -> usize {
 
 /// The words of a block with their line numbers: each line trimmed, blank lines dropped
 /// (`parse_words`' rule: lines end at '\n', and a '\r' before it is trimmed with the spaces).
-fn words<'a>(block: &Block<'a>) -> impl Iterator<Item = (usize, &'a str)> + use<'a> {
-    let first = block.first_line;
-    block
-        .text
-        .split_terminator('\n')
-        .enumerate()
-        .map(move |(i, line)| (first + i, line.trim()))
-        .filter(|(_, word)| !word.is_empty())
+/// Written for lines of a few bytes: a plain byte loop finds each line's end, and ASCII
+/// whitespace is trimmed bytewise before `str::trim` sees any other character.
+struct Words<'a> {
+    text: &'a str,
+    /// Byte offset and line number of the next line.
+    pos: usize,
+    line: usize,
+}
+
+fn words<'a>(block: &Block<'a>) -> Words<'a> {
+    Words {
+        text: block.text,
+        pos: 0,
+        line: block.first_line,
+    }
+}
+
+/// The ASCII characters that `char::is_whitespace` accepts: '\t', '\n', VT, FF, '\r', ' '.
+fn is_ascii_space(b: u8) -> bool {
+    b == b' ' || (b'\t'..=b'\r').contains(&b)
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = (usize, &'a str);
+
+    fn next(&mut self) -> Option<(usize, &'a str)> {
+        let bytes = self.text.as_bytes();
+        while self.pos < bytes.len() {
+            let rest = &bytes[self.pos..];
+            let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+            let line = &rest[..len];
+            let (start, line_number) = (self.pos, self.line);
+            self.pos += len + 1;
+            self.line += 1;
+            let Some(first) = line.iter().position(|&b| !is_ascii_space(b)) else {
+                continue;
+            };
+            let last = line
+                .iter()
+                .rposition(|&b| !is_ascii_space(b))
+                .unwrap_or(first);
+            // Whole characters: the cuts are next to ASCII bytes.
+            let word = &self.text[start + first..start + last + 1];
+            let word = if line[first].is_ascii() && line[last].is_ascii() {
+                word
+            } else {
+                word.trim()
+            };
+            if !word.is_empty() {
+                return Some((line_number, word));
+            }
+        }
+        None
+    }
 }
 
 /// What the first pass learns about a file of words.
@@ -184,13 +230,21 @@ pub fn scan(path: &Path, chunk_bytes: usize) -> Result<Scan, DataError> {
 /// [`scan`] of any reader; `name` names it in errors.
 pub fn scan_reader<R: Read>(reader: R, name: &str, chunk_bytes: usize) -> Result<Scan, DataError> {
     let mut blocks = Blocks::new(reader, name, chunk_bytes);
-    let mut ascii_seen = [false; 128];
+    // Bytes seen in words: the ASCII ones are characters of the vocabulary.
+    let mut byte_seen = [false; 256];
     let mut others = BTreeSet::new();
     let mut boundary_in_word = None;
     let (mut count, mut shortest, mut longest, mut examples) = (0usize, usize::MAX, 0, 0u64);
     while let Some(block) = blocks.next_block()? {
         for (line, word) in words(&block) {
-            if word.contains(BOUNDARY) {
+            // One loop over the bytes: the characters seen, a '.', and whether all are ASCII.
+            let (mut dot, mut all_bits) = (false, 0u8);
+            for &b in word.as_bytes() {
+                byte_seen[b as usize] = true;
+                dot |= b == b'.';
+                all_bits |= b;
+            }
+            if dot {
                 // Reported once the whole file is known to be valid UTF-8.
                 boundary_in_word.get_or_insert_with(|| DataError::BoundaryInWord {
                     source_name: name.to_string(),
@@ -199,22 +253,15 @@ pub fn scan_reader<R: Read>(reader: R, name: &str, chunk_bytes: usize) -> Result
                 });
                 continue;
             }
-            let len = if word.is_ascii() {
-                for &b in word.as_bytes() {
-                    ascii_seen[b as usize] = true;
-                }
+            let len = if all_bits.is_ascii() {
                 word.len()
             } else {
                 let mut len = 0;
-                for c in word.chars() {
-                    if c.is_ascii() {
-                        ascii_seen[c as usize] = true;
-                    } else {
-                        others.insert(c);
-                    }
+                for c in word.chars().filter(|c| !c.is_ascii()) {
+                    others.insert(c);
                     len += 1;
                 }
-                len
+                len + word.bytes().filter(u8::is_ascii).count()
             };
             count += 1;
             shortest = shortest.min(len);
@@ -231,7 +278,7 @@ pub fn scan_reader<R: Read>(reader: R, name: &str, chunk_bytes: usize) -> Result
         });
     }
     let ascii = (0..128u8)
-        .filter(|&b| ascii_seen[b as usize])
+        .filter(|&b| byte_seen[b as usize])
         .map(char::from);
     let chars: Vec<char> = ascii.chain(others).collect();
     Ok(Scan {
@@ -255,6 +302,21 @@ pub struct PairBatch<'a> {
 pub trait PairBatches {
     /// The next batch (possibly empty), or `None` when every pair has been handed out.
     fn next_batch(&mut self) -> anyhow::Result<Option<PairBatch<'_>>>;
+
+    /// Adds every pair left into `counts`, a V^K x V table: `counts[ctx * V + tgt] += 1`
+    /// (the CPU's `count_pairs` batch by batch, or without batches where the source can).
+    fn count_into(&mut self, counts: &mut [u32]) -> anyhow::Result<()> {
+        let num_cols = self.num_cols();
+        while let Some(batch) = self.next_batch()? {
+            for (&ctx, &tgt) in batch.contexts.iter().zip(batch.targets) {
+                counts[ctx as usize * num_cols + tgt as usize] += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// V: the columns of the count table.
+    fn num_cols(&self) -> usize;
 }
 
 /// Why the second pass over a file failed.
@@ -277,15 +339,96 @@ pub enum PairError {
 /// Marks an ASCII byte that the vocabulary does not have.
 const NOT_IN_VOCAB: u32 = u32::MAX;
 
+/// Words to (context, target) pairs, as `Examples::encode` makes them.
+struct Encoding {
+    vocab: Vocab,
+    /// The index of each ASCII character (the common case, looked up without a search);
+    /// [`NOT_IN_VOCAB`] for the other bytes.
+    byte_index: [u32; 256],
+    context_len: usize,
+    num_cols: usize,
+    num_rows: usize,
+}
+
+impl Encoding {
+    fn new(vocab: &Vocab, context_len: usize) -> Encoding {
+        let mut byte_index = [NOT_IN_VOCAB; 256];
+        for (b, slot) in byte_index.iter_mut().enumerate().take(128) {
+            match char::from(b as u8) {
+                BOUNDARY => {}
+                c => *slot = vocab.index(c).unwrap_or(NOT_IN_VOCAB),
+            }
+        }
+        let num_cols = vocab.len();
+        let num_rows = crate::limits::table_rows(num_cols, context_len)
+            .expect("the V^K x V table's size is checked before encoding");
+        Encoding {
+            vocab: vocab.clone(),
+            byte_index,
+            context_len,
+            num_cols,
+            num_rows,
+        }
+    }
+
+    /// Hands every pair of a block's words to `pair(context, target)`.
+    fn encode(
+        &self,
+        block: &Block<'_>,
+        pair: &mut impl FnMut(u32, u32),
+    ) -> Result<(), UnknownChar> {
+        let (v, rows) = (self.num_cols, self.num_rows);
+        for (_, word) in words(block) {
+            // The context as a base-V number of the last K symbols: all `.` (0) at the start.
+            let mut context = 0usize;
+            let mut push = |target: u32| {
+                pair(context as u32, target);
+                // With K = 1 the context is the last symbol (no division on the common path).
+                context = if self.context_len == 1 {
+                    target as usize
+                } else {
+                    (context * v + target as usize) % rows
+                };
+            };
+            let unknown = |ch| UnknownChar {
+                word: word.to_string(),
+                ch,
+            };
+            // ASCII characters byte by byte; at the first other byte, the rest of the word
+            // character by character.
+            let ascii_pairs =
+                word.bytes()
+                    .try_fold((), |(), b| match self.byte_index[b as usize] {
+                        NOT_IN_VOCAB => Err(b),
+                        target => {
+                            push(target);
+                            Ok(())
+                        }
+                    });
+            match ascii_pairs {
+                Ok(()) => {}
+                Err(b) if b.is_ascii() => return Err(unknown(char::from(b))),
+                Err(_) => {
+                    let done = word.bytes().take_while(u8::is_ascii).count();
+                    for c in word[done..].chars() {
+                        match self.vocab.index(c) {
+                            Some(target) if c != BOUNDARY => push(target),
+                            _ => return Err(unknown(c)),
+                        }
+                    }
+                }
+            }
+            push(0);
+        }
+        Ok(())
+    }
+}
+
 /// The second pass: every word of a text encoded as `Examples::encode` encodes it, one batch
 /// of pairs per block.
 pub struct PairEncoder<R> {
     blocks: Blocks<R>,
-    vocab: Vocab,
-    /// The index of each ASCII character (the common case, looked up without a search).
-    ascii_index: [u32; 128],
-    num_cols: usize,
-    num_rows: usize,
+    encoding: Encoding,
     /// Pairs the first pass counted, to notice a file that changed in between.
     expected: u64,
     handed_out: u64,
@@ -321,22 +464,9 @@ impl<R: Read> PairEncoder<R> {
         context_len: usize,
         chunk_bytes: usize,
     ) -> PairEncoder<R> {
-        let vocab = scan.vocab.clone();
-        let mut ascii_index = [NOT_IN_VOCAB; 128];
-        for (b, slot) in ascii_index.iter_mut().enumerate() {
-            if let Some(i) = vocab.index(char::from(b as u8)) {
-                *slot = i;
-            }
-        }
-        let num_cols = vocab.len();
-        let num_rows = crate::limits::table_rows(num_cols, context_len)
-            .expect("the V^K x V table's size is checked before encoding");
         PairEncoder {
             blocks: Blocks::new(reader, name, chunk_bytes),
-            vocab,
-            ascii_index,
-            num_cols,
-            num_rows,
+            encoding: Encoding::new(&scan.vocab, context_len),
             expected: scan.examples,
             handed_out: 0,
             contexts: Vec::new(),
@@ -346,68 +476,62 @@ impl<R: Read> PairEncoder<R> {
 
     /// The rows of the V^K x V table the contexts index.
     pub fn num_rows(&self) -> usize {
-        self.num_rows
+        self.encoding.num_rows
     }
 
-    /// Encodes the next block into `contexts` and `targets`; false at the end of the text.
-    fn encode_block(&mut self) -> Result<bool, PairError> {
-        self.contexts.clear();
-        self.targets.clear();
+    /// Encodes the next block, handing its pairs to `pair`; false at the end of the text,
+    /// where a different number of pairs than the first pass's is an error.
+    fn encode_block(&mut self, pair: &mut impl FnMut(u32, u32)) -> Result<bool, PairError> {
         let Some(block) = self.blocks.next_block()? else {
+            if self.handed_out != self.expected {
+                return Err(PairError::Changed {
+                    path: self.blocks.name.clone(),
+                    first: self.expected,
+                    second: self.handed_out,
+                });
+            }
             return Ok(false);
         };
-        let (v, rows) = (self.num_cols, self.num_rows);
-        for (_, word) in words(&block) {
-            // The context as a base-V number of the last K symbols: all `.` (0) at the start.
-            let mut context = 0usize;
-            let unknown = |ch| UnknownChar {
-                word: word.to_string(),
-                ch,
-            };
-            let mut push = |target: u32| {
-                self.contexts.push(context as u32);
-                self.targets.push(target);
-                context = (context * v + target as usize) % rows;
-            };
-            if word.is_ascii() {
-                for &b in word.as_bytes() {
-                    match self.ascii_index[b as usize] {
-                        NOT_IN_VOCAB => return Err(unknown(char::from(b)).into()),
-                        target => push(target),
-                    }
-                }
-            } else {
-                for c in word.chars() {
-                    match self.vocab.index(c) {
-                        Some(target) if c != BOUNDARY => push(target),
-                        _ => return Err(unknown(c).into()),
-                    }
-                }
-            }
-            push(0);
-        }
+        let mut pairs = 0u64;
+        self.encoding.encode(&block, &mut |context, target| {
+            pairs += 1;
+            pair(context, target);
+        })?;
+        self.handed_out += pairs;
         Ok(true)
     }
 }
 
 impl<R: Read> PairBatches for PairEncoder<R> {
     fn next_batch(&mut self) -> anyhow::Result<Option<PairBatch<'_>>> {
-        if !self.encode_block()? {
-            if self.handed_out != self.expected {
-                return Err(PairError::Changed {
-                    path: self.blocks.name.clone(),
-                    first: self.expected,
-                    second: self.handed_out,
-                }
-                .into());
-            }
-            return Ok(None);
-        }
-        self.handed_out += self.targets.len() as u64;
-        Ok(Some(PairBatch {
+        let (mut contexts, mut targets) = (
+            std::mem::take(&mut self.contexts),
+            std::mem::take(&mut self.targets),
+        );
+        contexts.clear();
+        targets.clear();
+        let more = self.encode_block(&mut |context, target| {
+            contexts.push(context);
+            targets.push(target);
+        })?;
+        self.contexts = contexts;
+        self.targets = targets;
+        Ok(more.then_some(PairBatch {
             contexts: &self.contexts,
             targets: &self.targets,
         }))
+    }
+
+    fn num_cols(&self) -> usize {
+        self.encoding.num_cols
+    }
+
+    fn count_into(&mut self, counts: &mut [u32]) -> anyhow::Result<()> {
+        let v = self.encoding.num_cols;
+        while self.encode_block(&mut |context, target| {
+            counts[context as usize * v + target as usize] += 1;
+        })? {}
+        Ok(())
     }
 }
 

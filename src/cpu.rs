@@ -686,12 +686,9 @@ impl Backend for CpuBackend {
         num_cols: usize,
         batches: &mut dyn PairBatches,
     ) -> anyhow::Result<Vec<u32>> {
+        anyhow::ensure!(batches.num_cols() == num_cols, "pairs of another table");
         let mut counts = vec![0u32; num_rows * num_cols];
-        while let Some(batch) = batches.next_batch()? {
-            for (&ctx, &tgt) in batch.contexts.iter().zip(batch.targets) {
-                counts[ctx as usize * num_cols + tgt as usize] += 1;
-            }
-        }
+        batches.count_into(&mut counts)?;
         Ok(counts)
     }
 
