@@ -19,7 +19,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use crate::backend::Backend;
-use crate::corpus::{check_countable, chunk_bytes, CountTable, PairEncoder, Scan};
+use crate::corpus::{check_countable, CountTable, PairEncoder, Scan};
 use crate::limits::check_context;
 use crate::model::{CountModel, NeuralModel};
 use crate::sample::sample_names;
@@ -34,12 +34,15 @@ pub fn streams(config: &TrainConfig) -> bool {
     config.split.is_none() && config.effective_gradient() == GradientPath::Counts
 }
 
-/// Runs the counts path on the file at `path`, whose first pass gave `scan`, reporting each
-/// stage to `report` as [`crate::train::run`] does.
+/// Runs the counts path on the file at `path`, whose first pass gave `scan`, read again in
+/// blocks of about `chunk_bytes`, reporting each stage to `report` as [`crate::train::run`]
+/// does.
+#[allow(clippy::too_many_arguments)]
 pub fn run_streamed<B: Backend>(
     backend: &mut B,
     path: &Path,
     scan: &Scan,
+    chunk_bytes: usize,
     source: &str,
     config: &TrainConfig,
     report: &mut dyn FnMut(Event),
@@ -60,7 +63,7 @@ pub fn run_streamed<B: Backend>(
         context_len: k,
     });
     let mut clock = StageClock::start();
-    let mut pairs = PairEncoder::open(path, scan, k, chunk_bytes())?;
+    let mut pairs = PairEncoder::open(path, scan, k, chunk_bytes)?;
     let num_rows = pairs.num_rows();
     let counts = backend.count_pair_batches(num_rows, v, &mut pairs)?;
     let table = CountTable::new(counts, v);

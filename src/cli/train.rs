@@ -263,7 +263,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             makemore::train::run(&mut backend, words, &source, &config, &mut report)?
         }
         Input::Streamed(path, scan) => {
-            run_streamed(&mut backend, path, scan, &source, &config, &mut report)?
+            let chunk = corpus::chunk_bytes();
+            run_streamed(
+                &mut backend,
+                path,
+                scan,
+                chunk,
+                &source,
+                &config,
+                &mut report,
+            )?
         }
     };
 
