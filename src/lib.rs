@@ -4,7 +4,8 @@
 //! The data path, one module per stage:
 //! [`data`] (text, vocabulary, examples) -> [`backend`] (the operations, on [`gpu`] or on the
 //! [`cpu`] reference) -> [`model`] (count model, neural model) -> [`sample`] (names).
-//! [`train`] runs the whole path as the `train` command does.
+//! [`train`] runs the whole path as the `train` command does; [`train_streamed`] runs the
+//! counts path on a file read in blocks by [`corpus`], holding only the count table.
 
 pub mod backend;
 pub mod bench;

@@ -209,7 +209,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // vocabulary); everything else holds the words in memory.
     let data = match &input {
         Some(path) if streams(&config) => {
-            Input::Streamed(path.clone(), corpus::scan(path, corpus::chunk_bytes())?)
+            let scan_start = Instant::now();
+            let scan = corpus::scan(path, corpus::chunk_bytes())?;
+            let ms = scan_start.elapsed().as_secs_f64() * 1e3;
+            log::debug!("first pass (blocks read, UTF-8, words, vocabulary): {ms:.1} ms");
+            Input::Streamed(path.clone(), scan)
         }
         Some(path) => Input::Words(read_words(path)?),
         None => Input::Words(builtin_words()),
