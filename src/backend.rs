@@ -2,6 +2,7 @@
 //! (`cpu.rs`) and on the GPU (`gpu/`). Commands are written once against this trait, and
 //! "GPU equals CPU" is one comparison per operation.
 
+use crate::corpus::{CountTable, PairBatches};
 use crate::data::Examples;
 use crate::limits::TableLimit;
 use crate::optim::{AdamState, AdamW};
@@ -173,4 +174,36 @@ pub trait Backend {
         options: &TrainOptions,
         steps: usize,
     ) -> anyhow::Result<Vec<StepLoss>>;
+
+    /// `count_pairs` over pairs that arrive in batches (a file read in blocks): every batch is
+    /// added into one V^K x V table, so the pairs are never all in memory. The caller has
+    /// checked that the total cannot wrap a u32 count.
+    fn count_pair_batches(
+        &mut self,
+        num_rows: usize,
+        num_cols: usize,
+        batches: &mut dyn PairBatches,
+    ) -> anyhow::Result<Vec<u32>>;
+
+    /// `count_nll`: the mean NLL of the examples a count table counts, under a probability
+    /// table, from the table alone: `-sum_j N_j log P_j / sum_j N_j` (the value of
+    /// [`Backend::mean_nll`] on those examples).
+    fn count_table_nll(&mut self, probs: &[f32], table: &CountTable) -> anyhow::Result<Nll>;
+
+    /// [`Backend::train_counts`] from a count table instead of the examples.
+    fn train_on_counts(
+        &mut self,
+        weights: &mut [f32],
+        table: &CountTable,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>>;
+
+    /// [`Backend::count_loss_and_gradient`] from a count table instead of the examples.
+    fn count_table_loss_and_gradient(
+        &mut self,
+        weights: &[f32],
+        table: &CountTable,
+        reg: f32,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)>;
 }

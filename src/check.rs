@@ -208,6 +208,16 @@ pub fn check_adapter(gpu: &mut GpuBackend) -> Report {
             result,
         );
 
+        let result = (|| {
+            let counts = CpuBackend.count_pairs(&ex)?;
+            let probs = CpuBackend.normalize_rows(&counts, cols, 1.0)?;
+            let table = crate::corpus::CountTable::new(counts, cols);
+            let got = gpu.count_table_nll(&probs, &table)?.mean();
+            let want = CpuBackend.count_table_nll(&probs, &table)?.mean();
+            Ok(VALUES.worst(&[got], &[want]))
+        })();
+        record("count_nll, loss_total", case, &values, result);
+
         let weights = crate::model::standard_normal(ex.num_rows * cols, 3);
         let result = (|| {
             let got = gpu.softmax_rows(&weights, cols)?;

@@ -4,6 +4,7 @@
 //! Tables are row-major: entry `[r, c]` of a table with V columns is at `r * V + c`.
 
 use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
+use crate::corpus::{CountTable, PairBatches};
 use crate::data::Examples;
 use crate::optim::{AdamState, AdamW};
 
@@ -76,6 +77,25 @@ pub fn nll_gather(probs: &[f32], contexts: &[u32], targets: &[u32], num_cols: us
             sum -= p.ln();
         } else {
             impossible += 1;
+        }
+    }
+    (sum, impossible)
+}
+
+/// `count_nll`: the sum of `N[j] * -log P[j]` over the cells with `N[j] > 0` and `P[j] > 0`,
+/// and the examples of the cells with `P[j] = 0`: what `nll_gather` gives on the examples the
+/// table counts, since the `N[j]` examples of cell `j` all have probability `P[j]`.
+pub fn count_nll(probs: &[f32], counts: &[u32]) -> (f64, u64) {
+    let mut sum = 0.0f64;
+    let mut impossible = 0u64;
+    for (&p, &n) in probs.iter().zip(counts) {
+        if n == 0 {
+            continue;
+        }
+        if p > 0.0 {
+            sum -= n as f64 * (p as f64).ln();
+        } else {
+            impossible += n as u64;
         }
     }
     (sum, impossible)
@@ -658,6 +678,51 @@ impl Backend for CpuBackend {
     ) -> anyhow::Result<Vec<StepLoss>> {
         let counts = count_pairs_parallel(&ex.contexts, &ex.targets, ex.num_rows, ex.num_cols);
         Ok(count_descent(&counts, weights, ex.num_cols, ex.len(), options, steps).0)
+    }
+
+    fn count_pair_batches(
+        &mut self,
+        num_rows: usize,
+        num_cols: usize,
+        batches: &mut dyn PairBatches,
+    ) -> anyhow::Result<Vec<u32>> {
+        anyhow::ensure!(batches.num_cols() == num_cols, "pairs of another table");
+        let mut counts = vec![0u32; num_rows * num_cols];
+        batches.count_into(&mut counts)?;
+        Ok(counts)
+    }
+
+    fn count_table_nll(&mut self, probs: &[f32], table: &CountTable) -> anyhow::Result<Nll> {
+        let (sum, impossible) = count_nll(probs, &table.counts);
+        Ok(Nll {
+            finite_mean: sum / table.examples as f64,
+            impossible,
+            examples: table.examples,
+        })
+    }
+
+    fn train_on_counts(
+        &mut self,
+        weights: &mut [f32],
+        table: &CountTable,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        let (counts, cols, n) = (&table.counts, table.num_cols, table.examples);
+        Ok(count_descent(counts, weights, cols, n, options, steps).0)
+    }
+
+    fn count_table_loss_and_gradient(
+        &mut self,
+        weights: &[f32],
+        table: &CountTable,
+        reg: f32,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        let mut unchanged = weights.to_vec();
+        let options = TrainOptions { lr: 0.0, reg };
+        let (counts, cols, n) = (&table.counts, table.num_cols, table.examples);
+        let (losses, grads) = count_descent(counts, &mut unchanged, cols, n, &options, 1);
+        Ok((losses[0], grads))
     }
 }
 

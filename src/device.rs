@@ -3,6 +3,7 @@
 //! [`AnyBackend`] lets a command hold either backend without being generic over it.
 
 use crate::backend::{Backend, NetForm, Nll, StepLoss, TrainOptions};
+use crate::corpus::{CountTable, PairBatches};
 use crate::cpu::CpuBackend;
 use crate::data::Examples;
 use crate::gpu::{Gpu, GpuBackend, GpuError, GpuExamples};
@@ -229,5 +230,49 @@ impl Backend for AnyBackend {
         steps: usize,
     ) -> anyhow::Result<Vec<StepLoss>> {
         both!(self, ex, |b, e| b.train_counts(weights, e, options, steps))
+    }
+
+    fn count_pair_batches(
+        &mut self,
+        num_rows: usize,
+        num_cols: usize,
+        batches: &mut dyn PairBatches,
+    ) -> anyhow::Result<Vec<u32>> {
+        match self {
+            AnyBackend::Cpu(b) => b.count_pair_batches(num_rows, num_cols, batches),
+            AnyBackend::Gpu(b) => b.count_pair_batches(num_rows, num_cols, batches),
+        }
+    }
+
+    fn count_table_nll(&mut self, probs: &[f32], table: &CountTable) -> anyhow::Result<Nll> {
+        match self {
+            AnyBackend::Cpu(b) => b.count_table_nll(probs, table),
+            AnyBackend::Gpu(b) => b.count_table_nll(probs, table),
+        }
+    }
+
+    fn train_on_counts(
+        &mut self,
+        weights: &mut [f32],
+        table: &CountTable,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        match self {
+            AnyBackend::Cpu(b) => b.train_on_counts(weights, table, options, steps),
+            AnyBackend::Gpu(b) => b.train_on_counts(weights, table, options, steps),
+        }
+    }
+
+    fn count_table_loss_and_gradient(
+        &mut self,
+        weights: &[f32],
+        table: &CountTable,
+        reg: f32,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        match self {
+            AnyBackend::Cpu(b) => b.count_table_loss_and_gradient(weights, table, reg),
+            AnyBackend::Gpu(b) => b.count_table_loss_and_gradient(weights, table, reg),
+        }
     }
 }

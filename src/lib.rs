@@ -4,12 +4,14 @@
 //! The data path, one module per stage:
 //! [`data`] (text, vocabulary, examples) -> [`backend`] (the operations, on [`gpu`] or on the
 //! [`cpu`] reference) -> [`model`] (count model, neural model) -> [`sample`] (names).
-//! [`train`] runs the whole path as the `train` command does.
+//! [`train`] runs the whole path as the `train` command does; [`train_streamed`] runs the
+//! counts path on a file read in blocks by [`corpus`], holding only the count table.
 
 pub mod backend;
 pub mod bench;
 pub mod check;
 pub mod checkpoint;
+pub mod corpus;
 pub mod cpu;
 pub mod data;
 pub mod device;
@@ -26,6 +28,7 @@ pub mod split;
 pub mod sweep;
 pub mod torch_rng;
 pub mod train;
+pub mod train_streamed;
 
 pub use backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 pub use cpu::CpuBackend;

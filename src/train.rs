@@ -444,7 +444,7 @@ pub fn run<B: Backend>(
 }
 
 /// The saved model, once its vocabulary and context length are checked against the data's.
-fn resumed_model(
+pub(crate) fn resumed_model(
     resume: &Resume,
     vocab: &Vocab,
     context_len: usize,
@@ -476,7 +476,7 @@ fn resumed_model(
 /// Steps per chunk: about ten progress reports per run (the text output prints every tenth
 /// step), at most 100 steps between them. Each chunk is one submission and one readback, so
 /// fewer chunks keep the device busy.
-fn chunk_size(steps: usize) -> usize {
+pub(crate) fn chunk_size(steps: usize) -> usize {
     (steps / 10).clamp(1, 100)
 }
 
@@ -593,15 +593,15 @@ fn train_in_chunks<B: Backend>(
 }
 
 /// Per-stage wall times for `RUST_LOG=debug`.
-struct StageClock(Instant);
+pub(crate) struct StageClock(Instant);
 
 impl StageClock {
-    fn start() -> StageClock {
+    pub(crate) fn start() -> StageClock {
         StageClock(Instant::now())
     }
 
     /// Logs the time since the last lap under `stage`.
-    fn lap(&mut self, stage: &str) {
+    pub(crate) fn lap(&mut self, stage: &str) {
         log::debug!("{stage}: {:.1} ms", self.0.elapsed().as_secs_f64() * 1e3);
         self.0 = Instant::now();
     }

@@ -11,11 +11,13 @@ use super::{finite_or_null, non_negative, positive, say, DeviceFlag, RngFlag};
 use makemore::checkpoint::{
     self, load_log, Checkpoint, LogEntry, RunSettings, LOG_FILE, MODEL_FILE,
 };
+use makemore::corpus;
 use makemore::data::{builtin_words, read_words, Vocab};
 use makemore::limits::{check_run_counts, check_vocab};
 use makemore::optim::{AdamW, Optimizer, Schedule, ADAMW_DEFAULT_LR};
 use makemore::split::Split;
 use makemore::train::{Event, GradientPath, PartLosses, Resume, TrainConfig, TrainSummary};
+use makemore::train_streamed::{run_streamed, streams};
 use makemore::{AnyBackend, Backend, LossForm, NetForm, TrainOptions};
 
 pub const EXAMPLE: &str = "Examples:
@@ -120,6 +122,13 @@ pub struct Args {
     json: bool,
 }
 
+/// What `train` learns from: words in memory, or a file read in blocks.
+enum Input {
+    Words(Vec<String>),
+    /// The file and its first pass.
+    Streamed(PathBuf, corpus::Scan),
+}
+
 /// The `--grad` flag.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GradFlag {
@@ -141,13 +150,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .input
         .clone()
         .or_else(|| saved.as_ref().and_then(|c| c.settings.input.clone()));
-    let (words, source) = match &input {
-        Some(path) => (read_words(path)?, path.display().to_string()),
-        None => (
-            builtin_words(),
-            "the built-in names (2018 US baby names)".to_string(),
-        ),
-    };
     // The log so far, read before training so that a bad one stops the run early.
     let earlier_log = match &saved {
         Some(_) if args.work_dir.join(LOG_FILE).exists() => load_log(&args.work_dir)?,
@@ -203,15 +205,41 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             one_hot: args.one_hot,
         },
     };
-    // Counts that memory could not hold, and alphabets past the limit, before any work.
-    let train_words = match config.split {
-        Some(split) => std::borrow::Cow::Owned(split.apply(&words, config.seed).train),
-        None => std::borrow::Cow::Borrowed(&words),
+    // The counts path on a file reads it in blocks (first pass here: its words checked, its
+    // vocabulary); everything else holds the words in memory.
+    let data = match &input {
+        Some(path) if streams(&config) => {
+            let scan_start = Instant::now();
+            let scan = corpus::scan(path, corpus::chunk_bytes())?;
+            let ms = scan_start.elapsed().as_secs_f64() * 1e3;
+            log::debug!("first pass (blocks read, UTF-8, words, vocabulary): {ms:.1} ms");
+            Input::Streamed(path.clone(), scan)
+        }
+        Some(path) => Input::Words(read_words(path)?),
+        None => Input::Words(builtin_words()),
     };
-    let train_examples = train_words.iter().map(|w| w.chars().count() + 1).sum();
+    let source = match &input {
+        Some(path) => path.display().to_string(),
+        None => "the built-in names (2018 US baby names)".to_string(),
+    };
+    // Counts that memory could not hold, and alphabets past the limit, before any work.
+    let (train_examples, vocab_len) = match &data {
+        Input::Words(words) => {
+            let train_words = match config.split {
+                Some(split) => std::borrow::Cow::Owned(split.apply(words, config.seed).train),
+                None => std::borrow::Cow::Borrowed(words),
+            };
+            let examples = train_words.iter().map(|w| w.chars().count() + 1).sum();
+            (examples, Vocab::from_words(words).len())
+        }
+        Input::Streamed(_, scan) => (
+            usize::try_from(scan.examples).unwrap_or(usize::MAX),
+            scan.vocab.len(),
+        ),
+    };
     check_run_counts(args.steps, args.samples, args.batch_size, train_examples)
         .map_err(anyhow::Error::msg)?;
-    check_vocab(Vocab::from_words(&words).len())?;
+    check_vocab(vocab_len)?;
     let (mut backend, notice) = AnyBackend::open(args.device.into())?;
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
@@ -225,7 +253,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         say!("device   {}", backend.describe());
     }
     let mut progress = Progress::new(args.json, args.quiet);
-    let summary = makemore::train::run(&mut backend, &words, &source, &config, &mut |event| {
+    let mut report = |event: Event| {
         if args.json {
             if let Some(line) = event_json(&event, &config) {
                 say!("{line}");
@@ -233,7 +261,24 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         } else {
             progress.print_event(&event, &config);
         }
-    })?;
+    };
+    let summary = match &data {
+        Input::Words(words) => {
+            makemore::train::run(&mut backend, words, &source, &config, &mut report)?
+        }
+        Input::Streamed(path, scan) => {
+            let chunk = corpus::chunk_bytes();
+            run_streamed(
+                &mut backend,
+                path,
+                scan,
+                chunk,
+                &source,
+                &config,
+                &mut report,
+            )?
+        }
+    };
 
     let (model_path, log_path) = save_run(args, &config, input.as_deref(), &summary, earlier_log)?;
     let seconds = start.elapsed().as_secs_f64();

@@ -28,12 +28,13 @@ use crate::optim::{AdamState, AdamW};
 use super::count_descent::{CountDescent, Table};
 use super::kernels::{
     bind, dispatch, CrossEntropyForwardParams, OneHotMatmulBackwardParams, OneHotMatmulParams,
-    Params, SoftmaxRowsParams, ENTRY_THREADS, EXAMPLE_THREADS, PRIVATE_HISTOGRAM_BINS,
-    PRIVATE_HISTOGRAM_EXAMPLES,
+    Params, SoftmaxRowsParams, ENTRY_THREADS, EXAMPLE_THREADS,
 };
 use super::loop_budget::{self, bound, lanes_for};
 use super::loss::{LossTotal, Squares};
+use super::stream_counts::{record_counting, Pairs};
 use super::Gpu;
+use crate::corpus::{CountTable, PairBatches};
 
 /// Shortest run of examples that one thread of cross_entropy_backward adds up (longer when a
 /// context has so many examples that grad_rows would otherwise loop over too many segments).
@@ -133,7 +134,7 @@ impl GpuBackend {
         self.gpu.limits.max_compute_workgroups_per_dimension
     }
 
-    fn submit(&self, encoder: wgpu::CommandEncoder) {
+    pub(super) fn submit(&self, encoder: wgpu::CommandEncoder) {
         self.gpu.queue.submit([encoder.finish()]);
     }
 }
@@ -463,45 +464,21 @@ impl GpuBackend {
         Ok(())
     }
 
-    /// Records the counting of all the examples into `counts` (zeroed by the caller):
-    /// `count_pairs_private` when the table fits in workgroup memory, else `count_pairs`.
+    /// Records the counting of all the examples into `counts` (zeroed by the caller).
     fn record_count_pairs(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         ex: &GpuExamples,
         counts: &wgpu::Buffer,
     ) -> anyhow::Result<()> {
-        let gpu = &self.gpu;
-        let k = &gpu.kernels;
-        let num_bins = ex.num_rows * ex.num_cols;
-        let fits = num_bins <= PRIVATE_HISTOGRAM_BINS
-            && 4 * PRIVATE_HISTOGRAM_BINS <= gpu.limits.max_compute_workgroup_storage_size;
-        let (kernel, params, groups, loop_bound) = if fits {
-            let params = Params::new(&[ex.len, ex.num_cols, num_bins, PRIVATE_HISTOGRAM_EXAMPLES]);
-            let loop_bound = bound::count_pairs_private(PRIVATE_HISTOGRAM_EXAMPLES, num_bins);
-            let groups = ex.len.div_ceil(PRIVATE_HISTOGRAM_EXAMPLES);
-            (&k.count_pairs_private, params, groups, loop_bound)
-        } else {
-            let params = Params::new(&[ex.len, ex.num_cols]);
-            (&k.count_pairs, params, ex.len.div_ceil(EXAMPLE_THREADS), 0)
+        let pairs = Pairs {
+            len: ex.len,
+            num_rows: ex.num_rows,
+            num_cols: ex.num_cols,
+            contexts: &ex.contexts,
+            targets: &ex.targets,
         };
-        within_budget(kernel, loop_bound)?;
-        let group = bind(
-            &gpu.device,
-            kernel,
-            &gpu.params(params),
-            &[&ex.contexts, &ex.targets, counts],
-        );
-        let mut pass = encoder.begin_compute_pass(&Default::default());
-        dispatch(
-            &mut pass,
-            kernel,
-            &group,
-            groups,
-            self.max_groups(),
-            loop_bound,
-        );
-        Ok(())
+        record_counting(&self.gpu, encoder, &pairs, counts)
     }
 
     /// The count matrix of `ex` on the device, counted the first time it is asked for.
@@ -518,8 +495,7 @@ impl GpuBackend {
         Ok(ex.counts.get_or_init(|| counts))
     }
 
-    /// Runs `steps` steps of count_descent from `weights` on the counts of `ex`, recorded
-    /// DESCENT_STEPS_PER_SUBMISSION to a submission.
+    /// Runs `steps` steps of count_descent from `weights` on the counts of `ex`.
     fn count_descent(
         &self,
         weights: &[f32],
@@ -533,6 +509,19 @@ impl GpuBackend {
             num_cols: ex.num_cols,
             num_examples: ex.len,
         };
+        self.count_descent_on(counts, table, weights, options, steps)
+    }
+
+    /// Runs `steps` steps of count_descent from `weights` on the count table in `counts`,
+    /// recorded DESCENT_STEPS_PER_SUBMISSION to a submission.
+    pub(super) fn count_descent_on(
+        &self,
+        counts: &wgpu::Buffer,
+        table: Table,
+        weights: &[f32],
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<CountDescent> {
         let descent = CountDescent::new(&self.gpu, counts, weights, table, options, steps)?;
         let mut done = 0;
         while done < steps {
@@ -553,7 +542,11 @@ impl GpuBackend {
     }
 
     /// The (total, data) pairs of a loss history buffer.
-    fn read_losses(&self, history: &wgpu::Buffer, steps: usize) -> anyhow::Result<Vec<StepLoss>> {
+    pub(super) fn read_losses(
+        &self,
+        history: &wgpu::Buffer,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>> {
         let history: Vec<f32> = self.gpu.read(history, 2 * steps)?;
         Ok(history
             .chunks(2)
@@ -964,5 +957,46 @@ impl Backend for GpuBackend {
         let trained: Vec<f32> = self.gpu.read(&descent.weights, weights.len())?;
         weights.copy_from_slice(&trained);
         self.read_losses(&descent.history, steps)
+    }
+
+    fn count_pair_batches(
+        &mut self,
+        num_rows: usize,
+        num_cols: usize,
+        batches: &mut dyn PairBatches,
+    ) -> anyhow::Result<Vec<u32>> {
+        self.count_batches(num_rows, num_cols, batches)
+    }
+
+    fn count_table_nll(&mut self, probs: &[f32], table: &CountTable) -> anyhow::Result<Nll> {
+        self.table_nll(probs, table)
+    }
+
+    fn train_on_counts(
+        &mut self,
+        weights: &mut [f32],
+        table: &CountTable,
+        options: &TrainOptions,
+        steps: usize,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        if steps == 0 {
+            return Ok(Vec::new());
+        }
+        let descent = self.table_descent(weights, table, options, steps)?;
+        let trained: Vec<f32> = self.gpu.read(&descent.weights, weights.len())?;
+        weights.copy_from_slice(&trained);
+        self.read_losses(&descent.history, steps)
+    }
+
+    fn count_table_loss_and_gradient(
+        &mut self,
+        weights: &[f32],
+        table: &CountTable,
+        reg: f32,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        let options = TrainOptions { lr: 0.0, reg };
+        let descent = self.table_descent(weights, table, &options, 1)?;
+        let grads = self.gpu.read(&descent.grads, weights.len())?;
+        Ok((self.read_losses(&descent.history, 1)?[0], grads))
     }
 }

@@ -142,6 +142,7 @@ pub struct Kernels {
     pub softmax_rows: Kernel,
     pub count_descent: Kernel,
     pub partial_sums: Kernel,
+    pub count_nll: Kernel,
 }
 
 fn pipeline(
@@ -197,6 +198,7 @@ impl Kernels {
             softmax_rows: kernel!(device, "softmax_rows"),
             count_descent: kernel!(device, "count_descent"),
             partial_sums: kernel!(device, "partial_sums"),
+            count_nll: kernel!(device, "count_nll"),
         }
     }
 }

@@ -74,6 +74,9 @@ pub mod bound {
     /// nll_gather: `log2(256)`.
     pub const NLL_GATHER: u64 = 8;
 
+    /// count_nll: `log2(256)`.
+    pub const COUNT_NLL: u64 = 8;
+
     /// partial_sums: `16 + log2(256)`.
     pub const PARTIAL_SUMS: u64 = 24;
 

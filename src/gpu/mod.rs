@@ -6,6 +6,8 @@
 //! - `buffers.rs`: uploads and readbacks.
 //! - `backend.rs`: the [`crate::Backend`] operations as sequences of kernel dispatches.
 //! - `count_descent.rs`: the counts path's training steps, parallel over the rows.
+//! - `stream_counts.rs`: a corpus's pairs counted batch by batch into one table, its NLL
+//!   and its training steps from the table alone.
 //! - `loss.rs`: fixed-order sums of partial losses into the mean loss of a step.
 //! - `loop_budget.rs`: each kernel's loop bound, and the budget every dispatch stays within.
 
@@ -15,6 +17,7 @@ mod count_descent;
 mod kernels;
 pub mod loop_budget;
 mod loss;
+mod stream_counts;
 
 pub use backend::{check_fits, GpuBackend, GpuExamples};
 

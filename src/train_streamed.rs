@@ -1,0 +1,173 @@
+//! The `train` pipeline on a file streamed in blocks: the default path (the count model, then
+//! full-batch SGD computed from the count matrix) needs nothing but the V^K x V count table, so
+//! the words and the examples are never held, and a file larger than memory trains.
+//!
+//! ```text
+//! scan           first pass (corpus.rs): UTF-8, words, vocabulary, word stats
+//! count          second pass: each block's pairs counted into one table on the device
+//! count model    normalize_rows; its NLL from the table (count_nll)
+//! training       count_descent on the table, as the in-memory counts path does
+//! ```
+//!
+//! Every event and figure is the in-memory pipeline's ([`crate::train::run`]): the counts are
+//! the same integers, so the training losses are the same numbers, and the count NLL is the
+//! same sum taken cell by cell instead of example by example.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use crate::backend::Backend;
+use crate::corpus::{check_countable, CountTable, PairEncoder, Scan};
+use crate::limits::check_context;
+use crate::model::{CountModel, NeuralModel};
+use crate::sample::sample_names;
+use crate::train::{
+    check_finite, chunk_size, resumed_model, Event, GradientPath, StageClock, TrainConfig,
+    TrainSummary,
+};
+
+/// Whether `train` streams its input: the counts path on all the words (no split), which
+/// needs only the count table. Every other configuration holds the examples in memory.
+pub fn streams(config: &TrainConfig) -> bool {
+    config.split.is_none() && config.effective_gradient() == GradientPath::Counts
+}
+
+/// Runs the counts path on the file at `path`, whose first pass gave `scan`, read again in
+/// blocks of about `chunk_bytes`, reporting each stage to `report` as [`crate::train::run`]
+/// does.
+#[allow(clippy::too_many_arguments)]
+pub fn run_streamed<B: Backend>(
+    backend: &mut B,
+    path: &Path,
+    scan: &Scan,
+    chunk_bytes: usize,
+    source: &str,
+    config: &TrainConfig,
+    report: &mut dyn FnMut(Event),
+) -> anyhow::Result<TrainSummary> {
+    anyhow::ensure!(
+        streams(config),
+        "only the counts path without --split trains on a streamed file"
+    );
+    let vocab = scan.vocab.clone();
+    let (v, k) = (vocab.len(), config.context_len);
+    check_context(v, k, &backend.table_limit())?;
+    check_countable(scan.examples, source)?;
+    report(Event::Data {
+        source: source.to_string(),
+        stats: scan.stats.clone(),
+        vocab: vocab.clone(),
+        examples: scan.examples as usize,
+        context_len: k,
+    });
+    let mut clock = StageClock::start();
+    let mut pairs = PairEncoder::open(path, scan, k, chunk_bytes)?;
+    let num_rows = pairs.num_rows();
+    let counts = backend.count_pair_batches(num_rows, v, &mut pairs)?;
+    let table = CountTable::new(counts, v);
+    anyhow::ensure!(
+        table.examples as u64 == scan.examples,
+        "{source} changed while it was read: {} pairs in the first pass, {} counted",
+        scan.examples,
+        table.examples
+    );
+    clock.lap("count table (blocks read, encoded, count_pairs)");
+    let probs = backend.normalize_rows(&table.counts, v, config.smoothing)?;
+    let count_model = CountModel {
+        vocab: vocab.clone(),
+        context_len: k,
+        smoothing: config.smoothing,
+        counts: table.counts.clone(),
+        probs,
+    };
+    clock.lap("count model (normalize_rows)");
+    let nll = backend.count_table_nll(&count_model.probs, &table)?;
+    clock.lap("count model NLL (count_nll)");
+    report(Event::CountModel {
+        smoothing: config.smoothing,
+        nll,
+        distinct_pairs: count_model.distinct_pairs(),
+        most_frequent: count_model.most_frequent(config.top_pairs),
+    });
+
+    let (mut neural_model, first_step) = match &config.resume {
+        None => (NeuralModel::init(&vocab, k, config.seed, config.rng), 0),
+        Some(resume) => (resumed_model(resume, &vocab, k)?, resume.steps_done),
+    };
+    report(Event::TrainingStarted {
+        rows: num_rows,
+        cols: v,
+        options: config.options,
+        first_step,
+        steps: config.steps,
+    });
+    let start = Instant::now();
+    let mut losses = Vec::new();
+    while losses.len() < config.steps {
+        let chunk = chunk_size(config.steps).min(config.steps - losses.len());
+        let weights = &mut neural_model.weights;
+        let chunk_losses = backend
+            .train_on_counts(weights, &table, &config.options, chunk)
+            .with_context(|| format!("training stopped at step {}", first_step + losses.len()))?;
+        // Report the steps up to the first loss that is not finite; `check_finite` names it.
+        let finite = chunk_losses
+            .iter()
+            .position(|l| !l.total.is_finite())
+            .unwrap_or(chunk);
+        report(Event::Progress {
+            first_step: first_step + losses.len(),
+            losses: chunk_losses[..finite].to_vec(),
+            remaining: config.steps - losses.len() - finite,
+            steps_per_second: (losses.len() + finite) as f64 / start.elapsed().as_secs_f64(),
+        });
+        losses.extend(chunk_losses);
+        if finite < chunk {
+            break;
+        }
+    }
+    clock.lap("training");
+    let weights = &neural_model.weights;
+    let (final_loss, _) =
+        backend.count_table_loss_and_gradient(weights, &table, config.options.reg)?;
+    clock.lap("final loss");
+    check_finite(&losses, final_loss, weights, config.form.loss)
+        .map_err(|e| e.after(first_step))?;
+    report(Event::NeuralModel {
+        rows: num_rows,
+        cols: v,
+        options: config.options,
+        first_step,
+        gradient: GradientPath::Counts,
+        losses: losses.clone(),
+        final_loss,
+        count_nll: nll.mean(),
+    });
+
+    let (samples, seed, rng) = (config.samples, config.seed, config.rng);
+    let count_names = sample_names(&count_model.probs, &vocab, samples, seed, rng);
+    report(Event::Samples {
+        model: "count",
+        names: count_names,
+    });
+    let neural_probs = neural_model.probs(backend)?;
+    let neural_names = sample_names(&neural_probs, &vocab, samples, seed, rng);
+    clock.lap("sampling (softmax_rows, host draws)");
+    report(Event::Samples {
+        model: "neural",
+        names: neural_names,
+    });
+
+    Ok(TrainSummary {
+        count_nll: nll.mean(),
+        losses,
+        first_step,
+        final_loss,
+        dev_losses: Vec::new(),
+        kept_step: None,
+        neural_probs,
+        count_model,
+        neural_model,
+    })
+}
