@@ -8,6 +8,7 @@
 //! - `count_descent.rs`: the counts path's training steps, parallel over the rows.
 //! - `loss.rs`: fixed-order sums of partial losses into the mean loss of a step.
 //! - `loop_budget.rs`: each kernel's loop bound, and the budget every dispatch stays within.
+//! - `profile.rs`: per-kernel GPU times from timestamp queries (`bench --kernels`).
 
 mod backend;
 mod buffers;
@@ -15,8 +16,10 @@ mod count_descent;
 mod kernels;
 pub mod loop_budget;
 mod loss;
+mod profile;
 
 pub use backend::{check_fits, GpuBackend, GpuExamples};
+pub use profile::{KernelTime, Profile};
 
 use std::sync::{Arc, Mutex};
 
@@ -173,9 +176,11 @@ impl Gpu {
         let info = adapter.get_info();
         // Ask for everything the adapter can do: large datasets need its largest buffers.
         let limits = adapter.limits();
+        // Timestamps inside compute passes, where the adapter has them: `bench --kernels`.
+        let features = adapter.features() & profile::timestamp_features();
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("makemore"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
