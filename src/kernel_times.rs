@@ -9,8 +9,9 @@
 //!
 //! Bytes are the compulsory traffic of one run of the kernel: every buffer element it must
 //! read or write, counted once (4 bytes each), re-reads from caches not counted. With
-//! n examples, a V^K x V table of E = V^K * V entries, g workgroups of the dispatch, and
-//! P per-(segment, column) partial gradients:
+//! n examples, a V^K x V table of E = V^K * V entries, g workgroups of the dispatch (64
+//! threads each for the per-entry kernels), and P per-(segment, column) partial gradients
+//! that grad_rows adds up (the threads of the backward kernel before it):
 //!
 //! ```text
 //! kernel                    read                      written           operations
@@ -20,10 +21,10 @@
 //! nll_gather                12 n (ctx, tgt, prob)     4 g               2 n (log, add)
 //! cross_entropy_forward     8 n + 4 T                 4 n + 4 g         4 n V + 2 n
 //! cross_entropy_explicit    8 n + 4 T                 4 n + 4 g         5 n V + 2 n
-//! cross_entropy_backward    8 n + 4 T                 4 P               4 n V
+//! cross_entropy_backward    8 n + 4 T                 4 * 64 g          4 n V
 //! grad_rows                 4 E + 4 P                 4 E               P + 3 E
 //! one_hot_matmul            4 n + 4 E                 4 n V             2 n V R
-//! one_hot_matmul_backward   4 n + 4 n V               4 P               2 n V R
+//! one_hot_matmul_backward   4 n + 4 n V               4 * 64 g          2 n V R
 //! partial_sums              at most 4 * 4096 g        4 g               4096 g
 //! loss_total                (a few KiB: one workgroup, not reported)
 //! sgd_step                  8 E                       4 E               2 E
@@ -33,7 +34,9 @@
 //! ```
 //!
 //! T is the logits the step reads: E for the row select (W itself), n V for the one-hot
-//! product's logits. An exp, a log or a division counts as one operation, like an add.
+//! product's logits. The backward kernels write one value per thread (64 g, at most 63 more
+//! than the segments or blocks times V). An exp, a log or a division counts as one
+//! operation, like an add.
 
 use std::time::Instant;
 
@@ -55,8 +58,8 @@ pub struct Shape {
     pub cols: u64,
     /// The logits are the one-hot product's n x V matrix.
     pub one_hot: bool,
-    /// Per-(segment, column) partial gradients written by the backward kernel, from its
-    /// workgroups (one per thread, so at most 63 too many).
+    /// Per-(segment, column) partial gradients that grad_rows adds up: the threads of the
+    /// last backward kernel (one value per thread, so at most 63 too many).
     pub partials: u64,
 }
 
@@ -74,6 +77,7 @@ pub fn traffic(kernel: &str, s: &Shape, groups: u64) -> Option<Traffic> {
     let (n, v, r) = (s.examples, s.cols, s.rows);
     let e = r * v;
     let logits = if s.one_hot { n * v } else { e };
+    let threads = ENTRY_THREADS * groups;
     let t = |read, written, operations| {
         Some(Traffic {
             read,
@@ -88,10 +92,10 @@ pub fn traffic(kernel: &str, s: &Shape, groups: u64) -> Option<Traffic> {
         "nll_gather" => t(12 * n, 4 * groups, 2 * n),
         "cross_entropy_forward" => t(8 * n + 4 * logits, 4 * n + 4 * groups, 4 * n * v + 2 * n),
         "cross_entropy_explicit" => t(8 * n + 4 * logits, 4 * n + 4 * groups, 5 * n * v + 2 * n),
-        "cross_entropy_backward" => t(8 * n + 4 * logits, 4 * s.partials, 4 * n * v),
+        "cross_entropy_backward" => t(8 * n + 4 * logits, 4 * threads, 4 * n * v),
         "grad_rows" => t(4 * e + 4 * s.partials, 4 * e, s.partials + 3 * e),
         "one_hot_matmul" => t(4 * n + 4 * e, 4 * n * v, 2 * n * v * r),
-        "one_hot_matmul_backward" => t(4 * n + 4 * n * v, 4 * s.partials, 2 * n * v * r),
+        "one_hot_matmul_backward" => t(4 * n + 4 * n * v, 4 * threads, 2 * n * v * r),
         "partial_sums" => t(4 * 4096 * groups, 4 * groups, 4096 * groups),
         "sgd_step" => t(8 * e, 4 * e, 2 * e),
         "adamw_step" => t(16 * e, 12 * e, 16 * e),
