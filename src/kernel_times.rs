@@ -337,9 +337,9 @@ pub fn run(gpu: &mut GpuBackend, reps: usize) -> anyhow::Result<KernelTimes> {
         let backward_threads = profiles[0]
             .dispatches
             .iter()
-            .filter(|d| d.kernel.ends_with("_backward"))
+            .rev()
+            .find(|d| d.kernel.ends_with("_backward"))
             .map(|d| d.workgroups as u64 * ENTRY_THREADS)
-            .last()
             .unwrap_or(0);
         let shape = Shape {
             examples,
