@@ -17,6 +17,7 @@ pub mod data;
 pub mod device;
 pub mod driver_output;
 pub mod gpu;
+pub mod kernel_times;
 pub mod lecture;
 pub mod limits;
 pub mod model;

@@ -17,8 +17,19 @@ use crate::torch_rng::TorchGenerator;
 /// go on for a very long time).
 pub const MAX_NAME_LEN: usize = 256;
 
-/// Buckets of the guide table of each row: the top GUIDE_BITS bits of a draw pick one.
+/// The most buckets of the guide table of each row: the top GUIDE_BITS bits of a draw pick
+/// one. A row of V columns gets the fewest bits that give it at least V buckets, up to this:
+/// more would not shorten the scan, and at context 4 (531,441 rows of 27) 256 buckets a row
+/// would take 272 MB where 32 take 34 MB.
 const GUIDE_BITS: u32 = 8;
+
+/// Bits of the guide of rows of `num_cols` columns: ceil(log2(V)), from 1 to GUIDE_BITS.
+fn guide_bits(num_cols: usize) -> u32 {
+    num_cols
+        .next_power_of_two()
+        .trailing_zeros()
+        .clamp(1, GUIDE_BITS)
+}
 
 /// Per-row cumulative distributions of a V^K x V probability table, as 32-bit thresholds
 /// with a guide table, so that a draw is one 32-bit random number, one table lookup and a
@@ -28,10 +39,11 @@ pub struct Sampler {
     /// threshold[r * V + c] = round(2^32 * sum of P[r, 0..=c] / sum of P[r, ..]), computed in
     /// f64; the last entry of every row is 2^32, above every 32-bit draw.
     threshold: Vec<u64>,
-    /// guide[r * 2^GUIDE_BITS + b]: the first column whose threshold is above the smallest
+    /// guide[r * 2^guide_bits + b]: the first column whose threshold is above the smallest
     /// draw of bucket b, where the scan for a draw in that bucket can start (16 bits: a
     /// vocabulary has at most [`crate::limits::MAX_VOCAB`] = 2^16 symbols).
     guide: Vec<u16>,
+    guide_bits: u32,
     num_cols: usize,
     num_rows: usize,
 }
@@ -56,12 +68,13 @@ impl Sampler {
                 threshold.push(t);
             }
         }
-        let buckets = 1usize << GUIDE_BITS;
+        let bits = guide_bits(num_cols);
+        let buckets = 1usize << bits;
         let mut guide = Vec::with_capacity(threshold.len() / num_cols.max(1) * buckets);
         for row in threshold.chunks(num_cols) {
             let mut c = 0;
             for b in 0..buckets as u64 {
-                let lowest = b << (32 - GUIDE_BITS);
+                let lowest = b << (32 - bits);
                 while row[c] <= lowest {
                     c += 1;
                 }
@@ -72,6 +85,7 @@ impl Sampler {
         Sampler {
             threshold,
             guide,
+            guide_bits: bits,
             num_cols,
             num_rows: probs.len() / num_cols,
         }
@@ -83,7 +97,8 @@ impl Sampler {
     pub fn draw<R: Rng + ?Sized>(&self, row: usize, rng: &mut R) -> u32 {
         let u = rng.next_u32() as u64;
         let thresholds = &self.threshold[row * self.num_cols..][..self.num_cols];
-        let mut c = self.guide[(row << GUIDE_BITS) + (u >> (32 - GUIDE_BITS)) as usize] as usize;
+        let bits = self.guide_bits;
+        let mut c = self.guide[(row << bits) + (u >> (32 - bits)) as usize] as usize;
         // The last threshold is 2^32 > u: the scan stops inside the row.
         while thresholds[c] <= u {
             c += 1;
@@ -444,6 +459,28 @@ mod tests {
         assert_eq!(hits[0], 0, "a zero-probability column is never drawn");
         let share = hits[2] as f64 / 40_000.0;
         assert!((share - 0.75).abs() < 0.01, "share {share}");
+    }
+
+    /// The guide only says where the scan starts: every draw is the first column whose
+    /// threshold is above u, whatever the row length (and so the guide's size).
+    #[test]
+    fn draws_equal_a_full_scan_for_every_guide_size() {
+        for cols in [1, 2, 3, 27, 255, 256, 300] {
+            let probs: Vec<f32> = (0..2 * cols).map(|i| ((i * 7919) % 13) as f32).collect();
+            let sampler = Sampler::new(&probs, cols);
+            assert_eq!(sampler.guide.len(), 2 << guide_bits(cols));
+            let mut rng = rand::rngs::StdRng::seed_from_u64(cols as u64);
+            let mut same = rand::rngs::StdRng::seed_from_u64(cols as u64);
+            for i in 0..20_000 {
+                let row = i % 2;
+                let got = sampler.draw(row, &mut rng);
+                let u = same.next_u32() as u64;
+                let thresholds = &sampler.threshold[row * cols..][..cols];
+                let want = thresholds.iter().position(|&t| t > u).unwrap();
+                assert_eq!(got as usize, want, "{cols} columns, draw {i}");
+            }
+        }
+        assert_eq!((guide_bits(27), guide_bits(2), guide_bits(1000)), (5, 1, 8));
     }
 
     #[test]

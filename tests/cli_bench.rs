@@ -127,3 +127,78 @@ fn both_gradient_paths_give_the_same_losses() {
     let out = makemore(&["train", "--grad", "sideways"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `bench --kernels` on each GPU backend under test: a row per kernel with positive figures
+/// where the adapter has timestamps, else a positive wall time per operation.
+#[test]
+fn bench_kernels_reports_every_kernel_on_each_backend() {
+    let kernels = [
+        "count_pairs",
+        "count_pairs_private",
+        "normalize_rows",
+        "nll_gather",
+        "cross_entropy_forward",
+        "cross_entropy_explicit",
+        "cross_entropy_backward",
+        "grad_rows",
+        "one_hot_matmul",
+        "one_hot_matmul_backward",
+        "partial_sums",
+        "loss_total",
+        "sgd_step",
+        "adamw_step",
+        "count_descent",
+        "softmax_rows",
+    ];
+    for (i, backend) in common::test_backends().into_iter().enumerate() {
+        let args = ["bench", "--kernels", "--reps", "1", "--peak-gbps", "100"];
+        let out = common::makemore_on(&backend, &[&args[..], &["--json"]].concat());
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        let lines = json_lines(&out);
+        let head = &lines[0];
+        assert!(head["adapter"].as_str().is_some(), "{head}");
+        let timestamps = head["timestamps"].as_bool().expect("a timestamps field");
+        let rows = &lines[1..];
+        let positive = |row: &serde_json::Value, field: &str| {
+            let x = row[field].as_f64();
+            assert!(x.is_some_and(|x| x > 0.0), "{backend:?}: {field} in {row}");
+        };
+        for kernel in kernels {
+            let of_kernel: Vec<&serde_json::Value> = if timestamps {
+                rows.iter().filter(|r| r["kernel"] == kernel).collect()
+            } else {
+                rows.iter()
+                    .filter(|r| r["kernels"].as_array().unwrap().iter().any(|k| k == kernel))
+                    .collect()
+            };
+            assert!(!of_kernel.is_empty(), "{backend:?}: no row for {kernel}");
+        }
+        for row in rows {
+            if !timestamps {
+                positive(row, "wall_ms");
+                continue;
+            }
+            positive(row, "gpu_ms");
+            if row["kernel"] != "loss_total" {
+                for field in [
+                    "bytes_read",
+                    "bytes_written",
+                    "operations",
+                    "gb_per_s",
+                    "gop_per_s",
+                    "fraction_of_peak",
+                ] {
+                    positive(row, field);
+                }
+            }
+        }
+        if i > 0 {
+            continue;
+        }
+        // The human-readable table says whether the adapter has timestamps.
+        let out = common::makemore_on(&backend, &args);
+        let text = common::stdout(&out);
+        assert!(text.contains("timestamps: "), "{text}");
+        assert!(text.contains("count_descent"), "{text}");
+    }
+}

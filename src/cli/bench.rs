@@ -12,11 +12,18 @@ pub const EXAMPLE: &str = "Examples:
   makemore bench --data names --device cpu --reps 20
   makemore bench --data 10m,100m --stages count,steps_counts_1000 --json
   makemore bench --data names --stages steps_counts_1000,steps_counts_1000_k3
+  makemore bench --kernels --peak-gbps 3350       # each kernel's GPU time, GB/s, % of 3350
 
 Stages: encode, upload, count, normalize, nll, step_examples, step_counts,
 steps_counts_1000, sample; steps_counts_1000_k3 only when named.
 Each GPU stage's first run is compared with the CPU reference: a stage whose result
-differs is reported and not timed, and the command fails.";
+differs is reported and not timed, and the command fails.
+
+--kernels times each kernel on the GPU with timestamp queries, on the built-in names
+(operations: count, count_k2, normalize, nll, step_examples, step_one_hot_explicit,
+step_counts, step_counts_k3, softmax, adamw), each checked against the CPU first: GPU time,
+bytes read and written (the compulsory traffic, formulas in BENCHMARKS.md), GB/s and
+operations per second. An adapter without timestamps gets each operation's wall time.";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,6 +48,14 @@ pub struct Args {
     /// One JSON object per timing instead of a table.
     #[arg(long)]
     json: bool,
+    /// Time each kernel on the GPU with timestamp queries instead of the stages (--data,
+    /// --stages, --budget and --names do not apply).
+    #[arg(long)]
+    kernels: bool,
+    /// With --kernels: the memory bandwidth to compare each kernel's GB/s with (a card's
+    /// datasheet figure, in GB/s).
+    #[arg(long, value_parser = super::positive, requires = "kernels")]
+    peak_gbps: Option<f32>,
 }
 
 fn stage_name(s: &str) -> Result<String, String> {
@@ -56,6 +71,9 @@ fn stage_name(s: &str) -> Result<String, String> {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    if args.kernels {
+        return run_kernels(args);
+    }
     let mut backends = Vec::new();
     for &flag in &args.device {
         let choice: DeviceChoice = flag.into();
@@ -142,4 +160,103 @@ fn print_timing(t: &Timing) {
         t.seconds.len(),
         thousands((t.items as f64 / t.median()) as usize)
     );
+}
+
+/// `bench --kernels`: each kernel's GPU time on the GPU `--device` names.
+fn run_kernels(args: &Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.device
+            .iter()
+            .any(|&d| matches!(d, super::DeviceFlag::Gpu)),
+        "--kernels times the GPU's kernels: use it with --device gpu (the default)"
+    );
+    let mut gpu = makemore::GpuBackend::new(makemore::device::open_gpu()?);
+    let adapter = gpu.describe();
+    let timestamps = gpu.gpu().has_timestamps();
+    let peak = args.peak_gbps.map(f64::from);
+    if args.json {
+        say!(
+            "{}",
+            json!({"adapter": adapter, "timestamps": timestamps, "peak_gbps": peak})
+        );
+    } else {
+        say!("device   {adapter}");
+        if timestamps {
+            say!("timestamps: yes (TIMESTAMP_QUERY inside compute passes): GPU time per kernel");
+        } else {
+            say!("timestamps: no (the adapter lacks TIMESTAMP_QUERY or TIMESTAMP_QUERY_INSIDE_PASSES): wall times per operation, submit to readback");
+        }
+    }
+    let times = makemore::kernel_times::run(&mut gpu, args.reps as usize)?;
+    if !timestamps {
+        if !args.json {
+            say!("\n{:<22} {:>11}  kernels", "operation", "wall ms");
+        }
+        for w in &times.walls {
+            if args.json {
+                say!(
+                    "{}",
+                    json!({"operation": w.operation, "kernels": w.kernels, "wall_ms": 1e3 * w.seconds})
+                );
+            } else {
+                say!(
+                    "{:<22} {:>11.3}  {}",
+                    w.operation,
+                    1e3 * w.seconds,
+                    w.kernels.join(", ")
+                );
+            }
+        }
+        return Ok(());
+    }
+    if !args.json {
+        say!(
+            "\n{:<22} {:<24} {:>4} {:>10} {:>12} {:>12} {:>8} {:>8}{}",
+            "operation",
+            "kernel",
+            "runs",
+            "GPU ms",
+            "bytes read",
+            "written",
+            "GB/s",
+            "Gop/s",
+            if peak.is_some() { "  of peak" } else { "" }
+        );
+    }
+    let figure = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
+    for row in &times.rows {
+        let gbps = row.bytes_per_second().map(|b| b / 1e9);
+        let gops = row.operations_per_second().map(|o| o / 1e9);
+        let fraction = peak.and_then(|p| gbps.map(|g| g / p));
+        if args.json {
+            say!(
+                "{}",
+                json!({"operation": row.operation, "kernel": row.kernel,
+                    "dispatches": row.dispatches, "gpu_ms": 1e3 * row.seconds,
+                    "bytes_read": row.traffic.map(|t| t.read),
+                    "bytes_written": row.traffic.map(|t| t.written),
+                    "operations": row.traffic.map(|t| t.operations),
+                    "gb_per_s": gbps, "gop_per_s": gops, "fraction_of_peak": fraction})
+            );
+        } else {
+            let bytes = |b: Option<u64>| b.map_or("-".to_string(), thousands_u64);
+            say!(
+                "{:<22} {:<24} {:>4} {:>10.4} {:>12} {:>12} {:>8} {:>8}{}",
+                row.operation,
+                row.kernel,
+                row.dispatches,
+                1e3 * row.seconds,
+                bytes(row.traffic.map(|t| t.read)),
+                bytes(row.traffic.map(|t| t.written)),
+                figure(gbps),
+                figure(gops),
+                fraction.map_or(String::new(), |f| format!("  {:>6.2}%", 100.0 * f))
+            );
+        }
+    }
+    Ok(())
+}
+
+fn thousands_u64(n: u64) -> String {
+    thousands(n as usize)
 }

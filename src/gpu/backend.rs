@@ -630,24 +630,30 @@ impl Backend for GpuBackend {
         let gpu = &self.gpu;
         let num_rows = (counts.len() / num_cols) as u32;
         let kernel = &gpu.kernels.normalize_rows;
-        let loop_bound = within_budget(kernel, bound::normalize_rows(num_cols as u32))?;
+        let lanes = lanes_for(num_cols as u32);
+        let loop_bound = within_budget(kernel, bound::normalize_rows(num_cols as u32, lanes))?;
         let counts_buffer = gpu.upload("counts", counts);
         let probs = gpu.zeroed("probs", counts.len());
         let group = bind(
             &gpu.device,
             &gpu.kernels.normalize_rows,
-            &gpu.params(Params::new(&[num_rows, num_cols as u32, f(smoothing)])),
+            &gpu.params(Params::new(&[
+                num_rows,
+                num_cols as u32,
+                f(smoothing),
+                lanes,
+            ])),
             &[&counts_buffer, &probs],
         );
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            // One workgroup per row.
+            // 64 / lanes rows per workgroup.
             dispatch(
                 &mut pass,
                 kernel,
                 &group,
-                num_rows,
+                num_rows.div_ceil(ENTRY_THREADS / lanes),
                 self.max_groups(),
                 loop_bound,
             );

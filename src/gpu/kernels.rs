@@ -7,6 +7,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::loop_budget::LOOP_BUDGET;
+use super::profile::Profiler;
+use std::sync::Arc;
 
 /// Threads per workgroup of the kernels that give one thread to each example.
 pub const EXAMPLE_THREADS: u32 = 256;
@@ -118,14 +120,17 @@ pub struct OneHotMatmulBackwardParams {
     pub _pad: [u32; 3],
 }
 
-/// A compiled kernel and its name (the name of its WGSL file).
+/// A compiled kernel, its name (the name of its WGSL file), and the device's profiler.
 pub struct Kernel {
     pub name: &'static str,
     pub pipeline: wgpu::ComputePipeline,
+    profiler: Arc<Profiler>,
 }
 
-/// The compiled kernels.
+/// The compiled kernels, and the timestamps `dispatch` writes around them while a profile
+/// is open (profile.rs).
 pub struct Kernels {
+    pub profiler: Arc<Profiler>,
     pub count_pairs: Kernel,
     pub count_pairs_private: Kernel,
     pub normalize_rows: Kernel,
@@ -147,6 +152,7 @@ pub struct Kernels {
 
 fn pipeline(
     device: &wgpu::Device,
+    profiler: &Arc<Profiler>,
     name: &'static str,
     source: wgpu::ShaderModuleDescriptor<'_>,
 ) -> Kernel {
@@ -166,13 +172,18 @@ fn pipeline(
         },
         cache: None,
     });
-    Kernel { name, pipeline }
+    Kernel {
+        name,
+        pipeline,
+        profiler: profiler.clone(),
+    }
 }
 
 macro_rules! kernel {
-    ($device:expr, $name:literal) => {
+    ($device:expr, $profiler:expr, $name:literal) => {
         pipeline(
             $device,
+            $profiler,
             $name,
             wgpu::include_wgsl!(concat!("../../shaders/", $name, ".wgsl")),
         )
@@ -181,24 +192,27 @@ macro_rules! kernel {
 
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Kernels {
+        let profiler = Arc::new(Profiler::new(device, device.features()));
+        let p = &profiler;
         Kernels {
-            count_pairs: kernel!(device, "count_pairs"),
-            count_pairs_private: kernel!(device, "count_pairs_private"),
-            normalize_rows: kernel!(device, "normalize_rows"),
-            nll_gather: kernel!(device, "nll_gather"),
-            cross_entropy_forward: kernel!(device, "cross_entropy_forward"),
-            cross_entropy_explicit: kernel!(device, "cross_entropy_explicit"),
-            one_hot_matmul: kernel!(device, "one_hot_matmul"),
-            one_hot_matmul_backward: kernel!(device, "one_hot_matmul_backward"),
-            cross_entropy_backward: kernel!(device, "cross_entropy_backward"),
-            grad_rows: kernel!(device, "grad_rows"),
-            loss_total: kernel!(device, "loss_total"),
-            sgd_step: kernel!(device, "sgd_step"),
-            adamw_step: kernel!(device, "adamw_step"),
-            softmax_rows: kernel!(device, "softmax_rows"),
-            count_descent: kernel!(device, "count_descent"),
-            partial_sums: kernel!(device, "partial_sums"),
-            count_nll: kernel!(device, "count_nll"),
+            count_pairs: kernel!(device, p, "count_pairs"),
+            count_pairs_private: kernel!(device, p, "count_pairs_private"),
+            normalize_rows: kernel!(device, p, "normalize_rows"),
+            nll_gather: kernel!(device, p, "nll_gather"),
+            cross_entropy_forward: kernel!(device, p, "cross_entropy_forward"),
+            cross_entropy_explicit: kernel!(device, p, "cross_entropy_explicit"),
+            one_hot_matmul: kernel!(device, p, "one_hot_matmul"),
+            one_hot_matmul_backward: kernel!(device, p, "one_hot_matmul_backward"),
+            cross_entropy_backward: kernel!(device, p, "cross_entropy_backward"),
+            grad_rows: kernel!(device, p, "grad_rows"),
+            loss_total: kernel!(device, p, "loss_total"),
+            sgd_step: kernel!(device, p, "sgd_step"),
+            adamw_step: kernel!(device, p, "adamw_step"),
+            softmax_rows: kernel!(device, p, "softmax_rows"),
+            count_descent: kernel!(device, p, "count_descent"),
+            partial_sums: kernel!(device, p, "partial_sums"),
+            count_nll: kernel!(device, p, "count_nll"),
+            profiler,
         }
     }
 }
@@ -250,6 +264,7 @@ pub fn grid(groups: u32, max_per_dimension: u32) -> (u32, u32) {
 /// Records one dispatch of `groups` workgroups into a compute pass. `loop_bound` is the
 /// kernel's worst-case loop iterations per invocation for this dispatch (its WGSL header's
 /// formula); the host checked it against the loop budget before recording anything.
+/// The kernel's profiler writes a timestamp on either side of it while a profile is open.
 pub fn dispatch(
     pass: &mut wgpu::ComputePass<'_>,
     kernel: &Kernel,
@@ -266,5 +281,7 @@ pub fn dispatch(
     let (x, y) = grid(groups, max_per_dimension);
     pass.set_pipeline(&kernel.pipeline);
     pass.set_bind_group(0, bind_group, &[]);
+    let slot = kernel.profiler.before(pass, kernel.name, groups);
     pass.dispatch_workgroups(x, y, 1);
+    kernel.profiler.after(pass, slot);
 }

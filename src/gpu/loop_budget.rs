@@ -66,9 +66,9 @@ pub mod bound {
         3 * per_lane(cols, lanes) + 2 * log2(lanes as u64)
     }
 
-    /// normalize_rows: `2 * ceil(C / 64) + log2(64)`.
-    pub fn normalize_rows(cols: u32) -> u64 {
-        2 * per_lane(cols, 64) + log2(64)
+    /// normalize_rows: `2 * ceil(C / L) + log2(L)`.
+    pub fn normalize_rows(cols: u32, lanes: u32) -> u64 {
+        2 * per_lane(cols, lanes) + log2(lanes as u64)
     }
 
     /// nll_gather: `log2(256)`.
@@ -175,7 +175,7 @@ mod tests {
                     bound::cross_entropy_explicit(cols, lanes),
                 ),
                 ("softmax_rows", bound::softmax_rows(cols, lanes)),
-                ("normalize_rows", bound::normalize_rows(cols)),
+                ("normalize_rows", bound::normalize_rows(cols, lanes)),
             ] {
                 assert!(check(name, b).is_ok(), "{name} at {cols} columns: {b}");
             }

@@ -10,6 +10,7 @@
 //!   and its training steps from the table alone.
 //! - `loss.rs`: fixed-order sums of partial losses into the mean loss of a step.
 //! - `loop_budget.rs`: each kernel's loop bound, and the budget every dispatch stays within.
+//! - `profile.rs`: per-kernel GPU times from timestamp queries (`bench --kernels`).
 
 mod backend;
 mod buffers;
@@ -17,9 +18,11 @@ mod count_descent;
 mod kernels;
 pub mod loop_budget;
 mod loss;
+mod profile;
 mod stream_counts;
 
 pub use backend::{check_fits, GpuBackend, GpuExamples};
+pub use profile::{KernelTime, Profile};
 
 use std::sync::{Arc, Mutex};
 
@@ -176,9 +179,11 @@ impl Gpu {
         let info = adapter.get_info();
         // Ask for everything the adapter can do: large datasets need its largest buffers.
         let limits = adapter.limits();
+        // Timestamps inside compute passes, where the adapter has them: `bench --kernels`.
+        let features = adapter.features() & profile::timestamp_features();
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("makemore"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
