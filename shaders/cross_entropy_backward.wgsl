@@ -10,6 +10,8 @@
 //   segment_grads[s, c] = sum_i exp(W[r, c] - lse_i) - #{i : tgt_i = c}
 //
 // in the examples' order (floats never race, so the result is the same on every run). The
+// examples may be one chunk of a larger set: segments and example offsets count from the
+// chunk's start, and the chunk's sums land from segment `first_segment` on. The
 // one-hot part is counted as an integer and subtracted once, which avoids the cancellation of
 // adding -1 and small probabilities term by term. grad_rows adds up a row's segments.
 //
@@ -18,8 +20,8 @@
 struct Params {
     num_segments: u32,
     num_cols: u32,
+    first_segment: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -50,5 +52,5 @@ fn main(
         probability_sum += exp(w - lse[i]);
         target_count += select(0u, 1u, targets[i] == c);
     }
-    segment_grads[index] = probability_sum - f32(target_count);
+    segment_grads[(params.first_segment + segment) * cols + c] = probability_sum - f32(target_count);
 }

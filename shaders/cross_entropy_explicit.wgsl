@@ -14,13 +14,16 @@
 // The same bindings and the same lanes as cross_entropy_forward: L = lanes_per_example
 // threads share each example, lane l taking columns l, l + L, ...
 //
+// The examples may be one chunk of a larger set (one dispatch per chunk): i counts from the
+// chunk's start, and the chunk's workgroup sums go to partials from `first_partial` on.
+//
 // Loop bound per invocation: ceil(C / L) + log2(L) + log2(256)
 
 struct Params {
     num_examples: u32,
     num_cols: u32,
     lanes_per_example: u32,
-    _pad0: u32,
+    first_partial: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -103,6 +106,6 @@ fn main(
         workgroupBarrier();
     }
     if (local == 0u) {
-        partials[group] = scratch[0];
+        partials[params.first_partial + group] = scratch[0];
     }
 }

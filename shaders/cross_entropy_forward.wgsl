@@ -13,13 +13,16 @@
 // L = lanes_per_example threads share each example (a power of two: 1 for short rows, more
 // for long ones), lane l taking columns l, l + L, ...; a workgroup holds 256 / L examples.
 //
+// The examples may be one chunk of a larger set (one dispatch per chunk): i counts from the
+// chunk's start, and the chunk's workgroup sums go to partials from `first_partial` on.
+//
 // Loop bound per invocation: 2 * ceil(C / L) + 2 * log2(L) + log2(256)
 
 struct Params {
     num_examples: u32,
     num_cols: u32,
     lanes_per_example: u32,
-    _pad0: u32,
+    first_partial: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -107,6 +110,6 @@ fn main(
         workgroupBarrier();
     }
     if (local == 0u) {
-        partials[group] = scratch[0];
+        partials[params.first_partial + group] = scratch[0];
     }
 }

@@ -8,15 +8,16 @@
 // log likelihood minus infinity; it is counted rather than summed, since WGSL arithmetic does
 // not promise infinities, and the host reports the mean as infinite. The sum inside a
 // workgroup is a fixed binary tree, so the result is the same on every run; `loss_total`
-// adds the partial sums.
+// adds the partial sums. The examples may be one chunk of a larger set: its workgroups'
+// sums go to partials from `first_partial` on.
 //
 // Loop bound per invocation: log2(256) = 8
 
 struct Params {
     num_examples: u32,
     num_cols: u32,
+    first_partial: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -59,6 +60,6 @@ fn main(
         workgroupBarrier();
     }
     if (local == 0u) {
-        partials[group] = scratch[0];
+        partials[params.first_partial + group] = scratch[0];
     }
 }

@@ -6,10 +6,16 @@
 //! ```text
 //! cross_entropy_forward   per example (1 to 64 lanes): lse_i, nll_i -> per-workgroup sums
 //! cross_entropy_backward  per (segment, column): sum of softmax - onehot
+//! (the two above once per chunk of examples: each chunk's buffers fit one binding)
 //! grad_rows               per weight: segment sums / n + L2 gradient
 //! partial_sums, loss_total  mean NLL + reg * mean(W^2), appended to the history (loss.rs)
 //! sgd_step                per weight: W -= lr * grad
 //! ```
+//!
+//! Data larger than one storage binding is cut into chunks of consecutive examples (sorted by
+//! context), each bound as its own buffers; a step dispatches the forward and backward kernels
+//! once per chunk, and the chunks' sums meet in `partials` and `segment_grads`, added in a
+//! fixed order as for one chunk.
 //!
 //! Many steps are recorded into one submission and the loss history is read back once.
 //! The counts path (`train_counts`) is `count_pairs` into a device buffer, once per set of
@@ -54,21 +60,37 @@ const STEPS_PER_SUBMISSION: usize = 64;
 /// count_descent steps recorded into one command buffer (each is a few short dispatches).
 const DESCENT_STEPS_PER_SUBMISSION: usize = 256;
 
-/// Examples on the device, sorted by context, with the segment tables of the backward pass.
+/// One chunk of the examples, bound as its own buffers: at most [`GpuExamples`]'s
+/// `chunk_len` consecutive examples, with the segments that lie in it.
+struct ExampleChunk {
+    len: u32,
+    contexts: wgpu::Buffer,
+    targets: wgpu::Buffer,
+    /// Example offsets of the chunk's segments from the chunk's first example (one more than
+    /// there are segments).
+    segment_starts: wgpu::Buffer,
+    /// The context (row of W) of each of the chunk's segments.
+    segment_rows: wgpu::Buffer,
+    /// The index of the chunk's first segment among all the segments.
+    first_segment: u32,
+    num_segments: u32,
+}
+
+/// Examples on the device, sorted by context and cut into chunks, with the segment tables of
+/// the backward pass.
 pub struct GpuExamples {
     len: u32,
     num_rows: u32,
     num_cols: u32,
-    contexts: wgpu::Buffer,
-    targets: wgpu::Buffer,
-    /// Example offsets of the segments (one more than there are segments).
-    segment_starts: wgpu::Buffer,
-    /// The context (row of W) of each segment.
-    segment_rows: wgpu::Buffer,
+    /// At least one (empty when there are no examples).
+    chunks: Vec<ExampleChunk>,
+    /// The most examples of any chunk: the length of the `lse` buffer of a step.
+    chunk_len: u32,
     /// Segment offsets of each row (one more than there are rows).
     row_segments: wgpu::Buffer,
     num_segments: u32,
-    /// Examples per segment (the last segment of a context may be shorter).
+    /// Examples per segment (the last segment of a context, or one cut by a chunk boundary,
+    /// may be shorter).
     segment_len: u32,
     /// The most segments of any context.
     most_segments_per_row: u32,
@@ -77,29 +99,44 @@ pub struct GpuExamples {
     counts: OnceCell<wgpu::Buffer>,
 }
 
-/// Checks that `n` examples can be indexed and bound by the kernels: they index examples (and
-/// count them, so no count can wrap) with u32, and bind each example array as one buffer.
-pub fn check_fits(n: usize, max_binding_bytes: u64) -> anyhow::Result<()> {
+impl GpuExamples {
+    /// How many chunks the examples were cut into (one unless they exceed a binding).
+    pub fn num_chunks(&self) -> usize {
+        self.chunks.len()
+    }
+}
+
+/// Checks that `n` examples can be indexed by the kernels: they index examples (and count
+/// them, so no count can wrap) with u32. Data larger than one binding is cut into chunks.
+pub fn check_fits(n: usize) -> anyhow::Result<()> {
     if n > u32::MAX as usize {
         anyhow::bail!(
             "{n} examples are more than the GPU kernels can index ({}); use fewer words or --device cpu",
             u32::MAX
         );
     }
-    let bytes = 4 * n as u64;
-    if bytes > max_binding_bytes {
-        anyhow::bail!(
-            "{n} examples need {} MiB per buffer, more than this adapter's storage-buffer limit of {} MiB; use fewer words or --device cpu",
-            bytes.div_ceil(1 << 20),
-            max_binding_bytes >> 20
-        );
-    }
     Ok(())
+}
+
+/// The largest buffer a kernel can bind whole: the tighter of the adapter's binding and
+/// buffer limits.
+fn largest_binding(limits: &wgpu::Limits) -> u64 {
+    limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size)
+}
+
+/// Examples per chunk: each chunk's contexts, targets and `lse` (4 bytes an example each)
+/// must fit one binding.
+pub fn chunk_len(limits: &wgpu::Limits) -> u32 {
+    (largest_binding(limits) / 4).clamp(1, u32::MAX as u64) as u32
 }
 
 /// The GPU implementation of the models' operations.
 pub struct GpuBackend {
     gpu: Gpu,
+    /// The most examples of one chunk, when set below what a binding holds.
+    chunk_examples: Option<u32>,
 }
 
 fn f(x: f32) -> u32 {
@@ -123,7 +160,18 @@ fn within_budget(kernel: &super::kernels::Kernel, iterations: u64) -> anyhow::Re
 
 impl GpuBackend {
     pub fn new(gpu: Gpu) -> GpuBackend {
-        GpuBackend { gpu }
+        GpuBackend {
+            gpu,
+            chunk_examples: None,
+        }
+    }
+
+    /// Cuts the examples into chunks of at most `examples` (at least one), below what one
+    /// binding holds: the results are the same, so tests cross many chunk boundaries on small
+    /// data this way.
+    pub fn with_chunk_examples(mut self, examples: u32) -> GpuBackend {
+        self.chunk_examples = Some(examples.max(1));
+        self
     }
 
     pub fn gpu(&self) -> &Gpu {
@@ -145,21 +193,27 @@ struct StepBuffers {
     loss: LossForm,
     /// With the one-hot form: the product before the forward pass and after the backward.
     one_hot: Option<OneHotBindings>,
-    /// Threads of cross_entropy_backward: (segments or examples) x columns.
-    backward_entries: u32,
-    forward: wgpu::BindGroup,
-    backward: wgpu::BindGroup,
+    /// The forward and backward dispatches of each chunk of examples, in order.
+    chunks: Vec<ChunkPass>,
     grad: wgpu::BindGroup,
     total: LossTotal,
     update: wgpu::BindGroup,
     weights: wgpu::Buffer,
     grads: wgpu::Buffer,
     history: wgpu::Buffer,
-    forward_groups: u32,
     num_weights: u32,
     forward_bound: u64,
     backward_bound: u64,
     grad_bound: u64,
+}
+
+/// The forward and backward kernels on one chunk of examples.
+struct ChunkPass {
+    forward: wgpu::BindGroup,
+    forward_groups: u32,
+    backward: wgpu::BindGroup,
+    /// Threads of cross_entropy_backward: (segments or examples) x columns.
+    backward_entries: u32,
 }
 
 /// The one-hot form's two matrix products.
@@ -178,15 +232,22 @@ struct OneHotBindings {
 /// Where the forward and backward kernels find the logits and the rows of the examples.
 struct LogitsSource {
     table: wgpu::Buffer,
-    rows: wgpu::Buffer,
-    segment_starts: wgpu::Buffer,
-    segment_rows: wgpu::Buffer,
-    num_segments: u32,
+    /// Per chunk: the row of the table of each example, and the segment starts.
+    chunks: Vec<ChunkSource>,
     /// What cross_entropy_backward writes: per (segment, column) sums.
     backward_out: wgpu::Buffer,
     /// What grad_rows adds up per row of W, with `row_segments`.
     grad_in: wgpu::Buffer,
     row_segments: wgpu::Buffer,
+}
+
+/// One chunk's rows of the logits table and its segments.
+struct ChunkSource {
+    rows: wgpu::Buffer,
+    segment_starts: wgpu::Buffer,
+    segment_rows: wgpu::Buffer,
+    first_segment: u32,
+    num_segments: u32,
 }
 
 /// Examples per block of one_hot_matmul_backward for `n` examples: at least
@@ -208,7 +269,7 @@ impl GpuBackend {
         let k = &gpu.kernels;
         let num_weights = ex.num_rows * ex.num_cols;
         let lanes = lanes_for(ex.num_cols);
-        let forward_groups = ex.len.div_ceil(EXAMPLE_THREADS / lanes);
+        let examples_per_group = EXAMPLE_THREADS / lanes;
         let loss = form.loss;
         let forward_bound = within_budget(k.forward(loss), forward_bound(loss, ex.num_cols))?;
         // One-hot: one segment per example, and grad_rows adds each row's blocks.
@@ -230,14 +291,22 @@ impl GpuBackend {
 
         let weights_buffer = gpu.upload("weights", weights);
         let grads = gpu.zeroed("grads", num_weights as usize);
-        let lse = gpu.zeroed("lse", ex.len as usize);
-        let partials = gpu.zeroed("partials", forward_groups as usize);
+        // The chunks take turns with one buffer of log-sum-exps.
+        let lse = gpu.zeroed("lse", ex.chunk_len as usize);
+        let forward_groups: Vec<u32> = ex
+            .chunks
+            .iter()
+            .map(|chunk| chunk.len.div_ceil(examples_per_group))
+            .collect();
+        let num_partials: u32 = forward_groups.iter().sum();
+        let partials = gpu.zeroed("partials", num_partials as usize);
         let history = gpu.zeroed("loss history", 2 * steps);
         let cursor = gpu.zeroed("history cursor", 1);
 
         // Row select: the logits are rows of W. One-hot: the logits are the n x V product,
         // example i is its row i, and the backward pass has one segment per example.
         let (source, one_hot) = if form.one_hot {
+            let chunk = &ex.chunks[0];
             let logit_entries = ex.len * ex.num_cols;
             let logits = gpu.zeroed("logits", logit_entries as usize);
             let example_index: Vec<u32> = (0..ex.len).collect();
@@ -265,7 +334,7 @@ impl GpuBackend {
                         &gpu.device,
                         &k.one_hot_matmul,
                         &gpu.params(params),
-                        &[&weights_buffer, &ex.contexts, &logits],
+                        &[&weights_buffer, &chunk.contexts, &logits],
                     );
                     (group, end_row - first_row)
                 })
@@ -281,14 +350,17 @@ impl GpuBackend {
                     block_len,
                     ..Default::default()
                 }),
-                &[&ex.contexts, &logit_grads, &grad_sums],
+                &[&chunk.contexts, &logit_grads, &grad_sums],
             );
             let source = LogitsSource {
                 table: logits,
-                rows: gpu.upload("example index", &example_index),
-                segment_starts: gpu.upload("example starts", &example_starts),
-                segment_rows: gpu.upload("example rows", &example_index),
-                num_segments: ex.len,
+                chunks: vec![ChunkSource {
+                    rows: gpu.upload("example index", &example_index),
+                    segment_starts: gpu.upload("example starts", &example_starts),
+                    segment_rows: gpu.upload("example rows", &example_index),
+                    first_segment: 0,
+                    num_segments: ex.len,
+                }],
                 backward_out: logit_grads,
                 // grad_rows reads the product's sums: one "segment" per row of W.
                 grad_in: grad_sums,
@@ -305,12 +377,20 @@ impl GpuBackend {
         } else {
             let segment_grads =
                 gpu.zeroed("segment grads", (ex.num_segments * ex.num_cols) as usize);
+            let chunks = ex
+                .chunks
+                .iter()
+                .map(|chunk| ChunkSource {
+                    rows: chunk.contexts.clone(),
+                    segment_starts: chunk.segment_starts.clone(),
+                    segment_rows: chunk.segment_rows.clone(),
+                    first_segment: chunk.first_segment,
+                    num_segments: chunk.num_segments,
+                })
+                .collect();
             let source = LogitsSource {
                 table: weights_buffer.clone(),
-                rows: ex.contexts.clone(),
-                segment_starts: ex.segment_starts.clone(),
-                segment_rows: ex.segment_rows.clone(),
-                num_segments: ex.num_segments,
+                chunks,
                 backward_out: segment_grads.clone(),
                 grad_in: segment_grads,
                 row_segments: ex.row_segments.clone(),
@@ -318,30 +398,45 @@ impl GpuBackend {
             (source, None)
         };
 
-        let forward = bind(
-            &gpu.device,
-            k.forward(loss),
-            &gpu.params(CrossEntropyForwardParams {
-                num_examples: ex.len,
-                num_cols: ex.num_cols,
-                lanes_per_example: lanes,
-                ..Default::default()
-            }),
-            &[&source.table, &source.rows, &ex.targets, &lse, &partials],
-        );
-        let backward = bind(
-            &gpu.device,
-            &k.cross_entropy_backward,
-            &gpu.params(Params::new(&[source.num_segments, ex.num_cols])),
-            &[
-                &source.table,
-                &ex.targets,
-                &lse,
-                &source.segment_starts,
-                &source.segment_rows,
-                &source.backward_out,
-            ],
-        );
+        let mut first_partial = 0;
+        let mut chunks = Vec::with_capacity(ex.chunks.len());
+        for ((chunk, rows), &groups) in ex.chunks.iter().zip(&source.chunks).zip(&forward_groups) {
+            let forward = bind(
+                &gpu.device,
+                k.forward(loss),
+                &gpu.params(CrossEntropyForwardParams {
+                    num_examples: chunk.len,
+                    num_cols: ex.num_cols,
+                    lanes_per_example: lanes,
+                    first_partial,
+                }),
+                &[&source.table, &rows.rows, &chunk.targets, &lse, &partials],
+            );
+            first_partial += groups;
+            let backward = bind(
+                &gpu.device,
+                &k.cross_entropy_backward,
+                &gpu.params(Params::new(&[
+                    rows.num_segments,
+                    ex.num_cols,
+                    rows.first_segment,
+                ])),
+                &[
+                    &source.table,
+                    &chunk.targets,
+                    &lse,
+                    &rows.segment_starts,
+                    &rows.segment_rows,
+                    &source.backward_out,
+                ],
+            );
+            chunks.push(ChunkPass {
+                forward,
+                forward_groups: groups,
+                backward,
+                backward_entries: rows.num_segments * ex.num_cols,
+            });
+        }
         let grad = bind(
             &gpu.device,
             &k.grad_rows,
@@ -361,7 +456,7 @@ impl GpuBackend {
         let total = LossTotal::new(
             gpu,
             &partials,
-            forward_groups,
+            num_partials,
             Squares::OfWeights(&weights_buffer),
             ex.len,
             num_weights,
@@ -378,16 +473,13 @@ impl GpuBackend {
         Ok(StepBuffers {
             loss,
             one_hot,
-            backward_entries: source.num_segments * ex.num_cols,
-            forward,
-            backward,
+            chunks,
             grad,
             total,
             update,
             weights: weights_buffer,
             grads,
             history,
-            forward_groups,
             num_weights,
             forward_bound,
             backward_bound,
@@ -408,17 +500,20 @@ impl GpuBackend {
             }
         }
         let forward = k.forward(b.loss);
-        dispatch(
-            pass,
-            forward,
-            &b.forward,
-            b.forward_groups,
-            max,
-            b.forward_bound,
-        );
-        let groups = entry_groups(b.backward_entries);
         let backward = &k.cross_entropy_backward;
-        dispatch(pass, backward, &b.backward, groups, max, b.backward_bound);
+        for chunk in &b.chunks {
+            let groups = chunk.forward_groups;
+            dispatch(pass, forward, &chunk.forward, groups, max, b.forward_bound);
+            let groups = entry_groups(chunk.backward_entries);
+            dispatch(
+                pass,
+                backward,
+                &chunk.backward,
+                groups,
+                max,
+                b.backward_bound,
+            );
+        }
         if let Some(one_hot) = &b.one_hot {
             let groups = entry_groups(one_hot.partial_entries);
             let kernel = &k.one_hot_matmul_backward;
@@ -446,6 +541,11 @@ impl GpuBackend {
         if !form.one_hot {
             return Ok(());
         }
+        anyhow::ensure!(
+            ex.chunks.len() == 1,
+            "--one-hot needs the n x V logits in one buffer, and the {} examples' are more than one storage binding holds; drop --one-hot (the row select computes the same)",
+            ex.len
+        );
         let limit = self.table_limit();
         let blocks = ex.len.div_ceil(one_hot_block_len(ex.len)).max(1) as u64;
         let logits = 4 * ex.len as u64 * ex.num_cols as u64;
@@ -471,14 +571,18 @@ impl GpuBackend {
         ex: &GpuExamples,
         counts: &wgpu::Buffer,
     ) -> anyhow::Result<()> {
-        let pairs = Pairs {
-            len: ex.len,
-            num_rows: ex.num_rows,
-            num_cols: ex.num_cols,
-            contexts: &ex.contexts,
-            targets: &ex.targets,
-        };
-        record_counting(&self.gpu, encoder, &pairs, counts)
+        // Each chunk adds its counts into the same table (integer atomics: exact).
+        for chunk in &ex.chunks {
+            let pairs = Pairs {
+                len: chunk.len,
+                num_rows: ex.num_rows,
+                num_cols: ex.num_cols,
+                contexts: &chunk.contexts,
+                targets: &chunk.targets,
+            };
+            record_counting(&self.gpu, encoder, &pairs, counts)?;
+        }
+        Ok(())
     }
 
     /// The count matrix of `ex` on the device, counted the first time it is asked for.
@@ -566,10 +670,10 @@ impl Backend for GpuBackend {
     }
 
     fn load(&mut self, examples: &Examples) -> anyhow::Result<GpuExamples> {
-        check_fits(
-            examples.len(),
-            self.gpu.limits.max_storage_buffer_binding_size,
-        )?;
+        let n = examples.len();
+        check_fits(n)?;
+        let limits = &self.gpu.limits;
+        let chunk_len = chunk_len(limits).min(self.chunk_examples.unwrap_or(u32::MAX));
         let grouped = examples.grouped_by_context();
         let offsets = &grouped.row_offsets;
         let most_examples = (0..examples.num_rows)
@@ -577,35 +681,76 @@ impl Backend for GpuBackend {
             .max()
             .unwrap_or(0);
         let segment_len = loop_budget::segment_len(most_examples as u64, MIN_SEGMENT_LEN);
-        // Cut each context's run of examples into segments of at most segment_len.
+        // Cut each context's run of examples into segments of at most segment_len, and at
+        // the chunk boundaries, so that every segment lies in one chunk.
         let mut segment_starts = Vec::new();
-        let mut segment_rows = Vec::new();
         let mut row_segments = Vec::with_capacity(examples.num_rows + 1);
         for row in 0..examples.num_rows {
-            row_segments.push(segment_rows.len() as u32);
-            let (start, end) = (offsets[row], offsets[row + 1]);
-            for s in (start..end).step_by(segment_len as usize) {
-                segment_starts.push(s);
-                segment_rows.push(row as u32);
+            row_segments.push(segment_starts.len() as u32);
+            let (mut start, end) = (offsets[row] as u64, offsets[row + 1] as u64);
+            while start < end {
+                let chunk_end = (start / chunk_len as u64 + 1) * chunk_len as u64;
+                segment_starts.push(start as u32);
+                start = (start + segment_len as u64).min(end).min(chunk_end);
             }
         }
-        row_segments.push(segment_rows.len() as u32);
-        segment_starts.push(examples.len() as u32);
+        row_segments.push(segment_starts.len() as u32);
+        let num_segments = segment_starts.len() as u64;
+        let most_segments_per_row = row_segments
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or(0);
+        // Every buffer of a step must fit one binding: the chunks do by their length, the
+        // per-(segment, column) sums are checked here, before anything is uploaded.
+        let segment_grad_bytes = 4 * num_segments * examples.num_cols as u64;
+        anyhow::ensure!(
+            segment_grad_bytes <= largest_binding(limits),
+            "{n} examples need {} MiB of per-segment gradient sums, more than this adapter's largest storage binding of {} MiB; use fewer words or --device cpu",
+            segment_grad_bytes.div_ceil(1 << 20),
+            largest_binding(limits) >> 20
+        );
 
         let gpu = &self.gpu;
         let ex = &grouped.examples;
+        let num_chunks = n.div_ceil(chunk_len as usize).max(1);
+        let chunks = (0..num_chunks)
+            .map(|c| {
+                let first = c * chunk_len as usize;
+                let end = (first + chunk_len as usize).min(n);
+                let (lo, hi) = (first as u32, end as u32);
+                let first_segment = segment_starts.partition_point(|&s| s < lo);
+                let end_segment = segment_starts.partition_point(|&s| s < hi);
+                let local_starts: Vec<u32> = segment_starts[first_segment..end_segment]
+                    .iter()
+                    .map(|&s| s - lo)
+                    .chain(std::iter::once(hi - lo))
+                    .collect();
+                let rows: Vec<u32> = segment_starts[first_segment..end_segment]
+                    .iter()
+                    .map(|&s| ex.contexts[s as usize])
+                    .collect();
+                ExampleChunk {
+                    len: hi - lo,
+                    contexts: gpu.upload("contexts", &ex.contexts[first..end]),
+                    targets: gpu.upload("targets", &ex.targets[first..end]),
+                    segment_starts: gpu.upload("segment starts", &local_starts),
+                    segment_rows: gpu.upload("segment rows", &rows),
+                    first_segment: first_segment as u32,
+                    num_segments: (end_segment - first_segment) as u32,
+                }
+            })
+            .collect();
         Ok(GpuExamples {
-            len: ex.len() as u32,
+            len: n as u32,
             num_rows: ex.num_rows as u32,
             num_cols: ex.num_cols as u32,
-            contexts: gpu.upload("contexts", &ex.contexts),
-            targets: gpu.upload("targets", &ex.targets),
-            segment_starts: gpu.upload("segment starts", &segment_starts),
-            segment_rows: gpu.upload("segment rows", &segment_rows),
+            chunks,
+            chunk_len: chunk_len.min(n as u32),
             row_segments: gpu.upload("row segments", &row_segments),
-            num_segments: segment_rows.len() as u32,
+            num_segments: num_segments as u32,
             segment_len,
-            most_segments_per_row: most_examples.div_ceil(segment_len),
+            most_segments_per_row,
             counts: OnceCell::new(),
         })
     }
@@ -665,24 +810,39 @@ impl Backend for GpuBackend {
     fn mean_nll(&mut self, probs: &[f32], ex: &GpuExamples) -> anyhow::Result<Nll> {
         let gpu = &self.gpu;
         let k = &gpu.kernels;
-        let groups = ex.len.div_ceil(EXAMPLE_THREADS);
+        let chunk_groups: Vec<u32> = ex
+            .chunks
+            .iter()
+            .map(|chunk| chunk.len.div_ceil(EXAMPLE_THREADS))
+            .collect();
+        let groups: u32 = chunk_groups.iter().sum();
         let probs_buffer = gpu.upload("probs", probs);
         let partials = gpu.zeroed("partials", groups as usize);
         let impossible = gpu.zeroed("impossible", 1);
         let history = gpu.zeroed("loss", 2);
         let cursor = gpu.zeroed("history cursor", 1);
-        let gather = bind(
-            &gpu.device,
-            &k.nll_gather,
-            &gpu.params(Params::new(&[ex.len, ex.num_cols])),
-            &[
-                &probs_buffer,
-                &ex.contexts,
-                &ex.targets,
-                &partials,
-                &impossible,
-            ],
-        );
+        let mut first_partial = 0;
+        let gathers: Vec<(wgpu::BindGroup, u32)> = ex
+            .chunks
+            .iter()
+            .zip(&chunk_groups)
+            .map(|(chunk, &chunk_groups)| {
+                let group = bind(
+                    &gpu.device,
+                    &k.nll_gather,
+                    &gpu.params(Params::new(&[chunk.len, ex.num_cols, first_partial])),
+                    &[
+                        &probs_buffer,
+                        &chunk.contexts,
+                        &chunk.targets,
+                        &partials,
+                        &impossible,
+                    ],
+                );
+                first_partial += chunk_groups;
+                (group, chunk_groups)
+            })
+            .collect();
         // The count model has no weights to penalize.
         let (n, none) = (ex.len, Squares::None);
         let total = LossTotal::new(gpu, &partials, groups, none, n, 0, 0.0, &history, &cursor);
@@ -690,14 +850,10 @@ impl Backend for GpuBackend {
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             let max = self.max_groups();
-            dispatch(
-                &mut pass,
-                &k.nll_gather,
-                &gather,
-                groups,
-                max,
-                bound::NLL_GATHER,
-            );
+            for (gather, groups) in &gathers {
+                let kernel = &k.nll_gather;
+                dispatch(&mut pass, kernel, gather, *groups, max, bound::NLL_GATHER);
+            }
             total.record(gpu, &mut pass);
         }
         self.submit(encoder);
@@ -848,38 +1004,55 @@ impl Backend for GpuBackend {
         let kernel = gpu.kernels.forward(loss);
         let lanes = lanes_for(ex.num_cols);
         let loop_bound = within_budget(kernel, forward_bound(loss, ex.num_cols))?;
-        let groups = ex.len.div_ceil(EXAMPLE_THREADS / lanes);
+        let chunk_groups: Vec<u32> = ex
+            .chunks
+            .iter()
+            .map(|chunk| chunk.len.div_ceil(EXAMPLE_THREADS / lanes))
+            .collect();
+        let groups: u32 = chunk_groups.iter().sum();
         let weights_buffer = gpu.upload("weights", weights);
-        let lse = gpu.zeroed("lse", ex.len as usize);
+        let lse = gpu.zeroed("lse", ex.chunk_len as usize);
         let partials = gpu.zeroed("partials", groups as usize);
         let history = gpu.zeroed("loss", 2);
         let cursor = gpu.zeroed("history cursor", 1);
-        let params = CrossEntropyForwardParams {
-            num_examples: ex.len,
-            num_cols: ex.num_cols,
-            lanes_per_example: lanes,
-            ..Default::default()
-        };
-        let forward = bind(
-            &gpu.device,
-            kernel,
-            &gpu.params(params),
-            &[&weights_buffer, &ex.contexts, &ex.targets, &lse, &partials],
-        );
+        let mut first_partial = 0;
+        let forwards: Vec<(wgpu::BindGroup, u32)> = ex
+            .chunks
+            .iter()
+            .zip(&chunk_groups)
+            .map(|(chunk, &chunk_groups)| {
+                let params = CrossEntropyForwardParams {
+                    num_examples: chunk.len,
+                    num_cols: ex.num_cols,
+                    lanes_per_example: lanes,
+                    first_partial,
+                };
+                let group = bind(
+                    &gpu.device,
+                    kernel,
+                    &gpu.params(params),
+                    &[
+                        &weights_buffer,
+                        &chunk.contexts,
+                        &chunk.targets,
+                        &lse,
+                        &partials,
+                    ],
+                );
+                first_partial += chunk_groups;
+                (group, chunk_groups)
+            })
+            .collect();
         // The data loss alone: no weights to penalize.
         let (n, none) = (ex.len, Squares::None);
         let total = LossTotal::new(gpu, &partials, groups, none, n, 0, 0.0, &history, &cursor);
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            dispatch(
-                &mut pass,
-                kernel,
-                &forward,
-                groups,
-                self.max_groups(),
-                loop_bound,
-            );
+            let max = self.max_groups();
+            for (forward, groups) in &forwards {
+                dispatch(&mut pass, kernel, forward, *groups, max, loop_bound);
+            }
             total.record(gpu, &mut pass);
         }
         self.submit(encoder);

@@ -83,7 +83,8 @@ pub struct CrossEntropyForwardParams {
     pub num_examples: u32,
     pub num_cols: u32,
     pub lanes_per_example: u32,
-    pub _pad: u32,
+    /// Where this chunk's workgroup sums start in `partials`.
+    pub first_partial: u32,
 }
 
 /// `softmax_rows`' parameters.
