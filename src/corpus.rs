@@ -140,7 +140,11 @@ impl<R: Read> Blocks<R> {
 }
 
 fn newlines(bytes: &[u8]) -> usize {
-    bytes.iter().filter(|&&b| b == b'\n').count()
+    // Counted in u8 lanes, 255 bytes at a time (so no lane can wrap).
+    bytes
+        .chunks(255)
+        .map(|c| c.iter().fold(0u8, |n, &b| n + (b == b'\n') as u8) as usize)
+        .sum()
 }
 
 /// The words of a block with their line numbers: each line trimmed, blank lines dropped
@@ -351,30 +355,45 @@ impl ScanPart {
     /// a word of ASCII characters as it stands) in one loop over the bytes; false, with
     /// nothing added, for any other block.
     fn add_clean(&mut self, bytes: &[u8]) -> bool {
-        let (mut seen, mut words, mut newlines) = ([false; 256], 0usize, 0usize);
-        let (mut shortest, mut longest, mut start) = (usize::MAX, 0usize, 0usize);
-        for (i, &b) in bytes.iter().enumerate() {
-            seen[b as usize] = true;
-            let newline = b == b'\n';
-            // The line that ends here is a word when it is not empty.
-            let len = i - start;
-            let word = newline & (len > 0);
-            words += word as usize;
-            newlines += newline as usize;
-            shortest = if word { shortest.min(len) } else { shortest };
-            longest = if word { longest.max(len) } else { longest };
-            start = if newline { i + 1 } else { start };
-        }
-        // The text's last line, without a '\n'.
-        let len = bytes.len() - start;
-        if len > 0 {
-            words += 1;
-            shortest = shortest.min(len);
-            longest = longest.max(len);
-        }
+        let mut seen = bytes_seen(bytes);
         if (0..=255u8).any(|b| seen[b as usize] && !is_clean(b)) {
             return false;
         }
+        let (mut words, mut newlines) = (0usize, 0usize);
+        let (mut shortest, mut longest, mut start) = (usize::MAX, 0usize, 0usize);
+        let mut line_ends_at = |at: usize| {
+            // The line that ends here is a word when it is not empty.
+            let len = at - start;
+            start = at + 1;
+            if len > 0 {
+                words += 1;
+                shortest = shortest.min(len);
+                longest = longest.max(len);
+            }
+        };
+        // Eight bytes at a time: the high bit of each byte of `ends` is set where a '\n' is
+        // (x = 0 exactly where the byte is '\n'; adding 0x7f to its low 7 bits carries into
+        // the high bit unless they are 0, and x's own high bit covers the bytes >= 0x80).
+        let mut groups = bytes.chunks_exact(8);
+        for (g, group) in groups.by_ref().enumerate() {
+            let x = u64::from_le_bytes(group.try_into().expect("8 bytes")) ^ 0x0a0a_0a0a_0a0a_0a0a;
+            let low = 0x7f7f_7f7f_7f7f_7f7f;
+            let mut ends = !(((x & low) + low) | x) & 0x8080_8080_8080_8080;
+            newlines += ends.count_ones() as usize;
+            while ends != 0 {
+                line_ends_at(g * 8 + ends.trailing_zeros() as usize / 8);
+                ends &= ends - 1;
+            }
+        }
+        let tail = bytes.len() - groups.remainder().len();
+        for (i, &b) in groups.remainder().iter().enumerate() {
+            if b == b'\n' {
+                newlines += 1;
+                line_ends_at(tail + i);
+            }
+        }
+        // The text's last line, without a '\n'.
+        line_ends_at(bytes.len());
         seen[b'\n' as usize] = false;
         for (all, part) in self.byte_seen.iter_mut().zip(seen) {
             *all |= part;
