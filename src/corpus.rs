@@ -628,6 +628,9 @@ impl Encoding {
             return None;
         }
         let v = self.num_cols;
+        if self.context_len == 1 {
+            return Some(self.count_clean_bigrams(bytes, counts));
+        }
         let before = counts[0];
         let mut context = 0usize;
         for &b in bytes {
@@ -647,6 +650,39 @@ impl Encoding {
             pairs += 1;
         }
         Some(pairs)
+    }
+
+    /// [`Encoding::count_clean`] with K = 1 for a clean block: the pairs of bytes (each
+    /// clean byte is ASCII, below 128) are counted first, '\n' standing before the text;
+    /// then (a, b) counts for the pair (symbol of a, symbol of b), where a '\n' is the
+    /// boundary 0, except that ('\n', '\n') is a blank line and no pair.
+    fn count_clean_bigrams(&self, bytes: &[u8], counts: &mut [u32]) -> u64 {
+        let mut by_bytes = vec![0u32; 128 * 128];
+        let mut prev = b'\n';
+        for &b in bytes {
+            by_bytes[((prev as usize) << 7 | b as usize) & (128 * 128 - 1)] += 1;
+            prev = b;
+        }
+        let symbol = |b: u8| self.clean_symbol[b as usize] as usize;
+        let seen: Vec<u8> = (0..128u8)
+            .filter(|&b| self.clean_symbol[b as usize] != NOT_IN_VOCAB)
+            .collect();
+        let (v, mut pairs) = (self.num_cols, 0u64);
+        for &a in &seen {
+            for &b in &seen {
+                let n = by_bytes[(a as usize) << 7 | b as usize];
+                if n > 0 && (a, b) != (b'\n', b'\n') {
+                    counts[symbol(a) * v + symbol(b)] += n;
+                    pairs += n as u64;
+                }
+            }
+        }
+        // The text's last word, without a '\n'.
+        if prev != b'\n' {
+            counts[symbol(prev) * v] += 1;
+            pairs += 1;
+        }
+        pairs
     }
 
     /// Adds the pairs of any block into `counts` and returns their number.
