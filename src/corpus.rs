@@ -362,6 +362,7 @@ impl ScanPart {
         let (mut words, mut newlines) = (0usize, 0usize);
         let (mut shortest, mut longest, mut start) = (usize::MAX, 0usize, 0usize);
         let mut line_ends_at = |at: usize| {
+            newlines += 1;
             // The line that ends here is a word when it is not empty.
             let len = at - start;
             start = at + 1;
@@ -379,7 +380,6 @@ impl ScanPart {
             let x = u64::from_le_bytes(group.try_into().expect("8 bytes")) ^ 0x0a0a_0a0a_0a0a_0a0a;
             let low = 0x7f7f_7f7f_7f7f_7f7f;
             let mut ends = !(((x & low) + low) | x) & 0x8080_8080_8080_8080;
-            newlines += ends.count_ones() as usize;
             while ends != 0 {
                 line_ends_at(g * 8 + ends.trailing_zeros() as usize / 8);
                 ends &= ends - 1;
@@ -388,12 +388,12 @@ impl ScanPart {
         let tail = bytes.len() - groups.remainder().len();
         for (i, &b) in groups.remainder().iter().enumerate() {
             if b == b'\n' {
-                newlines += 1;
                 line_ends_at(tail + i);
             }
         }
-        // The text's last line, without a '\n'.
+        // The text's last line, without a '\n' (not counted as one).
         line_ends_at(bytes.len());
+        newlines -= 1;
         seen[b'\n' as usize] = false;
         for (all, part) in self.byte_seen.iter_mut().zip(seen) {
             *all |= part;
