@@ -140,7 +140,11 @@ impl<R: Read> Blocks<R> {
 }
 
 fn newlines(bytes: &[u8]) -> usize {
-    bytes.iter().filter(|&&b| b == b'\n').count()
+    // Counted in u8 lanes, 255 bytes at a time (so no lane can wrap).
+    bytes
+        .chunks(255)
+        .map(|c| c.iter().fold(0u8, |n, &b| n + (b == b'\n') as u8) as usize)
+        .sum()
 }
 
 /// The words of a block with their line numbers: each line trimmed, blank lines dropped
@@ -227,30 +231,199 @@ pub fn scan(path: &Path, chunk_bytes: usize) -> Result<Scan, DataError> {
     scan_reader(open(path)?, &name, chunk_bytes)
 }
 
-/// [`scan`] of any reader; `name` names it in errors.
+/// [`scan`] of any reader; `name` names it in errors. Each block is cut into [`threads`]
+/// parts of whole lines, scanned at once, and their findings merged in the text's order.
 pub fn scan_reader<R: Read>(reader: R, name: &str, chunk_bytes: usize) -> Result<Scan, DataError> {
     let mut blocks = Blocks::new(reader, name, chunk_bytes);
-    // Bytes seen in words: the ASCII ones are characters of the vocabulary.
-    let mut byte_seen = [false; 256];
-    let mut others = BTreeSet::new();
-    let mut boundary_in_word = None;
-    let (mut count, mut shortest, mut longest, mut examples) = (0usize, usize::MAX, 0, 0u64);
+    let threads = threads();
+    let mut found = ScanPart::default();
     while let Some(block) = blocks.next_block()? {
-        for (line, word) in words(&block) {
+        let parts = split_block(&block, threads);
+        let scan_part = |part: &Block<'_>| {
+            let mut found = ScanPart::default();
+            found.add_block(part, name);
+            found
+        };
+        let later: Vec<ScanPart> = std::thread::scope(|s| {
+            let handles: Vec<_> = parts[1..]
+                .iter()
+                .map(|part| s.spawn(move || scan_part(part)))
+                .collect();
+            found.merge(scan_part(&parts[0]));
+            handles.into_iter().map(join).collect()
+        });
+        for part in later {
+            found.merge(part);
+        }
+    }
+    found.finish(name)
+}
+
+/// The threads a block is shared between: the cores, at most 4 (each holds its own count
+/// table in the second pass).
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
+}
+
+/// The result of a scoped thread; a panic in it goes on in the caller.
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// A block cut into at most `n` blocks of whole lines (each cut is after a '\n' at or past
+/// an n-th of the text), in order, with their first lines; never an empty list.
+fn split_block<'a>(block: &Block<'a>, n: usize) -> Vec<Block<'a>> {
+    let (text, bytes) = (block.text, block.text.as_bytes());
+    let mut parts = Vec::with_capacity(n);
+    let (mut start, mut line) = (0, block.first_line);
+    for i in 1..n {
+        let from = (bytes.len() * i / n).max(start);
+        let end = match bytes[from..].iter().position(|&b| b == b'\n') {
+            Some(at) => from + at + 1,
+            None => bytes.len(),
+        };
+        if end > start && end < bytes.len() {
+            parts.push(Block {
+                text: &text[start..end],
+                first_line: line,
+            });
+            line += newlines(&bytes[start..end]);
+            start = end;
+        }
+    }
+    parts.push(Block {
+        text: &text[start..],
+        first_line: line,
+    });
+    parts
+}
+
+/// What the first pass has found in a stretch of the text; stretches merge in order.
+struct ScanPart {
+    /// Bytes seen in words: the ASCII ones are characters of the vocabulary.
+    byte_seen: [bool; 256],
+    /// The non-ASCII characters seen in words.
+    others: BTreeSet<char>,
+    /// The first word with a '.'.
+    boundary_in_word: Option<DataError>,
+    words: usize,
+    shortest: usize,
+    longest: usize,
+    examples: u64,
+}
+
+impl Default for ScanPart {
+    fn default() -> ScanPart {
+        ScanPart {
+            byte_seen: [false; 256],
+            others: BTreeSet::new(),
+            boundary_in_word: None,
+            words: 0,
+            shortest: usize::MAX,
+            longest: 0,
+            examples: 0,
+        }
+    }
+}
+
+/// Whether a byte may be in a clean block: '\n', or a printable ASCII character other than
+/// ' ' and '.' (so no line needs trimming and no word has the boundary).
+fn is_clean(b: u8) -> bool {
+    b == b'\n' || (b'!'..=b'~').contains(&b) && b != b'.'
+}
+
+/// The bytes that occur in `bytes`.
+fn bytes_seen(bytes: &[u8]) -> [bool; 256] {
+    let mut seen = [false; 256];
+    for &b in bytes {
+        seen[b as usize] = true;
+    }
+    seen
+}
+
+impl ScanPart {
+    /// Adds a block's words: [`ScanPart::add_clean`] where it applies, else the words one by one.
+    fn add_block(&mut self, block: &Block<'_>, name: &str) {
+        if !self.add_clean(block.text.as_bytes()) {
+            self.add_words(block, name);
+        }
+    }
+
+    /// Adds the words of a clean block (only [`is_clean`] bytes, so every non-empty line is
+    /// a word of ASCII characters as it stands) in one loop over the bytes; false, with
+    /// nothing added, for any other block.
+    fn add_clean(&mut self, bytes: &[u8]) -> bool {
+        let mut seen = bytes_seen(bytes);
+        if (0..=255u8).any(|b| seen[b as usize] && !is_clean(b)) {
+            return false;
+        }
+        let (mut words, mut newlines) = (0usize, 0usize);
+        let (mut shortest, mut longest, mut start) = (usize::MAX, 0usize, 0usize);
+        let mut line_ends_at = |at: usize| {
+            newlines += 1;
+            // The line that ends here is a word when it is not empty.
+            let len = at - start;
+            start = at + 1;
+            if len > 0 {
+                words += 1;
+                shortest = shortest.min(len);
+                longest = longest.max(len);
+            }
+        };
+        // Eight bytes at a time: the high bit of each byte of `ends` is set where a '\n' is
+        // (x = 0 exactly where the byte is '\n'; adding 0x7f to its low 7 bits carries into
+        // the high bit unless they are 0, and x's own high bit covers the bytes >= 0x80).
+        let mut groups = bytes.chunks_exact(8);
+        for (g, group) in groups.by_ref().enumerate() {
+            let x = u64::from_le_bytes(group.try_into().expect("8 bytes")) ^ 0x0a0a_0a0a_0a0a_0a0a;
+            let low = 0x7f7f_7f7f_7f7f_7f7f;
+            let mut ends = !(((x & low) + low) | x) & 0x8080_8080_8080_8080;
+            while ends != 0 {
+                line_ends_at(g * 8 + ends.trailing_zeros() as usize / 8);
+                ends &= ends - 1;
+            }
+        }
+        let tail = bytes.len() - groups.remainder().len();
+        for (i, &b) in groups.remainder().iter().enumerate() {
+            if b == b'\n' {
+                line_ends_at(tail + i);
+            }
+        }
+        // The text's last line, without a '\n' (not counted as one).
+        line_ends_at(bytes.len());
+        newlines -= 1;
+        seen[b'\n' as usize] = false;
+        for (all, part) in self.byte_seen.iter_mut().zip(seen) {
+            *all |= part;
+        }
+        self.words += words;
+        self.shortest = self.shortest.min(shortest);
+        self.longest = self.longest.max(longest);
+        // One pair per character and one per word.
+        self.examples += (bytes.len() - newlines + words) as u64;
+        true
+    }
+
+    /// Adds a block's words one by one (any text).
+    fn add_words(&mut self, block: &Block<'_>, name: &str) {
+        for (line, word) in words(block) {
             // One loop over the bytes: the characters seen, a '.', and whether all are ASCII.
             let (mut dot, mut all_bits) = (false, 0u8);
             for &b in word.as_bytes() {
-                byte_seen[b as usize] = true;
+                self.byte_seen[b as usize] = true;
                 dot |= b == b'.';
                 all_bits |= b;
             }
             if dot {
                 // Reported once the whole file is known to be valid UTF-8.
-                boundary_in_word.get_or_insert_with(|| DataError::BoundaryInWord {
-                    source_name: name.to_string(),
-                    line,
-                    word: word.to_string(),
-                });
+                self.boundary_in_word
+                    .get_or_insert_with(|| DataError::BoundaryInWord {
+                        source_name: name.to_string(),
+                        line,
+                        word: word.to_string(),
+                    });
                 continue;
             }
             let len = if all_bits.is_ascii() {
@@ -258,38 +431,57 @@ pub fn scan_reader<R: Read>(reader: R, name: &str, chunk_bytes: usize) -> Result
             } else {
                 let mut len = 0;
                 for c in word.chars().filter(|c| !c.is_ascii()) {
-                    others.insert(c);
+                    self.others.insert(c);
                     len += 1;
                 }
                 len + word.bytes().filter(u8::is_ascii).count()
             };
-            count += 1;
-            shortest = shortest.min(len);
-            longest = longest.max(len);
-            examples += len as u64 + 1;
+            self.words += 1;
+            self.shortest = self.shortest.min(len);
+            self.longest = self.longest.max(len);
+            self.examples += len as u64 + 1;
         }
     }
-    if let Some(err) = boundary_in_word {
-        return Err(err);
+
+    /// Adds what was found in the stretch of text after this one.
+    fn merge(&mut self, later: ScanPart) {
+        for (all, part) in self.byte_seen.iter_mut().zip(later.byte_seen) {
+            *all |= part;
+        }
+        self.others.extend(later.others);
+        if self.boundary_in_word.is_none() {
+            self.boundary_in_word = later.boundary_in_word;
+        }
+        self.words += later.words;
+        self.shortest = self.shortest.min(later.shortest);
+        self.longest = self.longest.max(later.longest);
+        self.examples += later.examples;
     }
-    if count == 0 {
-        return Err(DataError::Empty {
-            source_name: name.to_string(),
-        });
+
+    /// The whole text's scan, or `read_words`' error.
+    fn finish(self, name: &str) -> Result<Scan, DataError> {
+        if let Some(err) = self.boundary_in_word {
+            return Err(err);
+        }
+        if self.words == 0 {
+            return Err(DataError::Empty {
+                source_name: name.to_string(),
+            });
+        }
+        let ascii = (0..128u8)
+            .filter(|&b| self.byte_seen[b as usize])
+            .map(char::from);
+        let chars: Vec<char> = ascii.chain(self.others).collect();
+        Ok(Scan {
+            stats: WordStats {
+                words: self.words,
+                shortest: self.shortest,
+                longest: self.longest,
+            },
+            vocab: Vocab::from_words(&[chars.into_iter().collect::<String>()]),
+            examples: self.examples,
+        })
     }
-    let ascii = (0..128u8)
-        .filter(|&b| byte_seen[b as usize])
-        .map(char::from);
-    let chars: Vec<char> = ascii.chain(others).collect();
-    Ok(Scan {
-        stats: WordStats {
-            words: count,
-            shortest,
-            longest,
-        },
-        vocab: Vocab::from_words(&[chars.into_iter().collect::<String>()]),
-        examples,
-    })
 }
 
 /// Pairs of one batch: `contexts[i]` is followed by `targets[i]`.
@@ -336,6 +528,9 @@ pub enum PairError {
     },
 }
 
+/// The largest count table that each counting thread copies (larger ones are counted by one).
+const MAX_THREAD_TABLE_BYTES: usize = 64 << 20;
+
 /// Marks an ASCII byte that the vocabulary does not have.
 const NOT_IN_VOCAB: u32 = u32::MAX;
 
@@ -345,6 +540,9 @@ struct Encoding {
     /// The index of each ASCII character (the common case, looked up without a search);
     /// [`NOT_IN_VOCAB`] for the other bytes.
     byte_index: [u32; 256],
+    /// For clean blocks: the index of each [`is_clean`] character of the vocabulary, 0 (the
+    /// boundary that ends a word) for '\n', [`NOT_IN_VOCAB`] for every other byte.
+    clean_symbol: [u32; 256],
     context_len: usize,
     num_cols: usize,
     num_rows: usize,
@@ -359,16 +557,145 @@ impl Encoding {
                 c => *slot = vocab.index(c).unwrap_or(NOT_IN_VOCAB),
             }
         }
+        let mut clean_symbol = [NOT_IN_VOCAB; 256];
+        for (b, slot) in clean_symbol.iter_mut().enumerate() {
+            if is_clean(b as u8) {
+                *slot = if b as u8 == b'\n' { 0 } else { byte_index[b] };
+            }
+        }
         let num_cols = vocab.len();
         let num_rows = crate::limits::table_rows(num_cols, context_len)
             .expect("the V^K x V table's size is checked before encoding");
         Encoding {
             vocab: vocab.clone(),
             byte_index,
+            clean_symbol,
             context_len,
             num_cols,
             num_rows,
         }
+    }
+
+    /// Whether a block is clean (only [`is_clean`] bytes, every character in the vocabulary):
+    /// each non-empty line is then a word as it stands, and each byte one symbol.
+    fn is_clean_block(&self, bytes: &[u8]) -> bool {
+        let seen = bytes_seen(bytes);
+        (0..256).all(|b| !seen[b] || self.clean_symbol[b] != NOT_IN_VOCAB)
+    }
+
+    /// The next context after `target`: the last K symbols as a base-V number. Inside a word
+    /// it is never 0 (its last digit is a character's index, not the boundary's 0).
+    fn next_context(&self, context: usize, target: u32) -> usize {
+        // With K = 1 the context is the last symbol (no division on the common path).
+        if self.context_len == 1 {
+            target as usize
+        } else {
+            (context * self.num_cols + target as usize) % self.num_rows
+        }
+    }
+
+    /// [`Encoding::encode`] of a clean block: the same pairs, from one loop over the bytes
+    /// ('\n' ends the word before it, if any). None, with no pair handed out, for any other
+    /// block.
+    fn encode_clean(&self, bytes: &[u8], pair: &mut impl FnMut(u32, u32)) -> Option<()> {
+        if !self.is_clean_block(bytes) {
+            return None;
+        }
+        let mut context = 0usize;
+        for &b in bytes {
+            let target = self.clean_symbol[b as usize];
+            if b != b'\n' {
+                pair(context as u32, target);
+                context = self.next_context(context, target);
+            } else if context != 0 {
+                pair(context as u32, 0);
+                context = 0;
+            }
+        }
+        if context != 0 {
+            pair(context as u32, 0);
+        }
+        Some(())
+    }
+
+    /// Adds the pairs of a clean block into `counts` (`counts[context * V + target] += 1`),
+    /// as [`Encoding::encode_clean`] hands them out, and returns their number; None, with
+    /// nothing added, for any other block. Without a branch per line: every '\n' adds the
+    /// pair (context, 0), which for a blank line (context 0) is the pair (0, 0) that no word
+    /// has; cell 0 gets its count back at the end.
+    fn count_clean(&self, bytes: &[u8], counts: &mut [u32]) -> Option<u64> {
+        if !self.is_clean_block(bytes) {
+            return None;
+        }
+        let v = self.num_cols;
+        if self.context_len == 1 {
+            return Some(self.count_clean_bigrams(bytes, counts));
+        }
+        let before = counts[0];
+        let mut context = 0usize;
+        for &b in bytes {
+            let target = self.clean_symbol[b as usize];
+            counts[context * v + target as usize] += 1;
+            context = if target == 0 {
+                0
+            } else {
+                self.next_context(context, target)
+            };
+        }
+        let blank_lines = counts[0].wrapping_sub(before);
+        counts[0] = before;
+        let mut pairs = bytes.len() as u64 - blank_lines as u64;
+        if context != 0 {
+            counts[context * v] += 1;
+            pairs += 1;
+        }
+        Some(pairs)
+    }
+
+    /// [`Encoding::count_clean`] with K = 1 for a clean block: the pairs of bytes (each
+    /// clean byte is ASCII, below 128) are counted first, '\n' standing before the text;
+    /// then (a, b) counts for the pair (symbol of a, symbol of b), where a '\n' is the
+    /// boundary 0, except that ('\n', '\n') is a blank line and no pair.
+    fn count_clean_bigrams(&self, bytes: &[u8], counts: &mut [u32]) -> u64 {
+        let mut by_bytes = vec![0u32; 128 * 128];
+        let mut prev = b'\n';
+        for &b in bytes {
+            by_bytes[((prev as usize) << 7 | b as usize) & (128 * 128 - 1)] += 1;
+            prev = b;
+        }
+        let symbol = |b: u8| self.clean_symbol[b as usize] as usize;
+        let seen: Vec<u8> = (0..128u8)
+            .filter(|&b| self.clean_symbol[b as usize] != NOT_IN_VOCAB)
+            .collect();
+        let (v, mut pairs) = (self.num_cols, 0u64);
+        for &a in &seen {
+            for &b in &seen {
+                let n = by_bytes[(a as usize) << 7 | b as usize];
+                if n > 0 && (a, b) != (b'\n', b'\n') {
+                    counts[symbol(a) * v + symbol(b)] += n;
+                    pairs += n as u64;
+                }
+            }
+        }
+        // The text's last word, without a '\n'.
+        if prev != b'\n' {
+            counts[symbol(prev) * v] += 1;
+            pairs += 1;
+        }
+        pairs
+    }
+
+    /// Adds the pairs of any block into `counts` and returns their number.
+    fn count(&self, block: &Block<'_>, counts: &mut [u32]) -> Result<u64, UnknownChar> {
+        if let Some(pairs) = self.count_clean(block.text.as_bytes(), counts) {
+            return Ok(pairs);
+        }
+        let (v, mut pairs) = (self.num_cols, 0u64);
+        self.encode(block, &mut |context, target| {
+            counts[context as usize * v + target as usize] += 1;
+            pairs += 1;
+        })?;
+        Ok(pairs)
     }
 
     /// Hands every pair of a block's words to `pair(context, target)`.
@@ -493,10 +820,17 @@ impl<R: Read> PairEncoder<R> {
             return Ok(false);
         };
         let mut pairs = 0u64;
-        self.encoding.encode(&block, &mut |context, target| {
+        let mut count = |context, target| {
             pairs += 1;
             pair(context, target);
-        })?;
+        };
+        let encoding = &self.encoding;
+        if encoding
+            .encode_clean(block.text.as_bytes(), &mut count)
+            .is_none()
+        {
+            encoding.encode(&block, &mut count)?;
+        }
         self.handed_out += pairs;
         Ok(true)
     }
@@ -526,11 +860,47 @@ impl<R: Read> PairBatches for PairEncoder<R> {
         self.encoding.num_cols
     }
 
+    /// Each block cut into [`threads`] parts of whole lines, counted at once, each thread
+    /// into its own table (the first into `counts`); the tables are summed at the end, which
+    /// in u32 is exact in any order. One table only when a copy would take more than
+    /// [`MAX_THREAD_TABLE_BYTES`].
     fn count_into(&mut self, counts: &mut [u32]) -> anyhow::Result<()> {
-        let v = self.encoding.num_cols;
-        while self.encode_block(&mut |context, target| {
-            counts[context as usize * v + target as usize] += 1;
-        })? {}
+        let threads = if std::mem::size_of_val(counts) > MAX_THREAD_TABLE_BYTES {
+            1
+        } else {
+            threads()
+        };
+        let mut tables: Vec<Vec<u32>> = vec![vec![0; counts.len()]; threads - 1];
+        let encoding = &self.encoding;
+        while let Some(block) = self.blocks.next_block()? {
+            let parts = split_block(&block, threads);
+            let mut results = std::thread::scope(|s| {
+                let handles: Vec<_> = parts[1..]
+                    .iter()
+                    .zip(tables.iter_mut())
+                    .map(|(part, table)| s.spawn(move || encoding.count(part, table)))
+                    .collect();
+                let mut results = vec![encoding.count(&parts[0], counts)];
+                results.extend(handles.into_iter().map(join));
+                results
+            });
+            for pairs in results.drain(..) {
+                self.handed_out += pairs?;
+            }
+        }
+        if self.handed_out != self.expected {
+            return Err(PairError::Changed {
+                path: self.blocks.name.clone(),
+                first: self.expected,
+                second: self.handed_out,
+            }
+            .into());
+        }
+        for table in &tables {
+            for (all, part) in counts.iter_mut().zip(table) {
+                *all += part;
+            }
+        }
         Ok(())
     }
 }
@@ -687,6 +1057,185 @@ mod tests {
                 }
                 assert_eq!(contexts, expected.contexts, "K {context_len} chunk {chunk}");
                 assert_eq!(targets, expected.targets, "K {context_len} chunk {chunk}");
+            }
+        }
+    }
+
+    /// Random texts of short lines: clean ones (letters, digits and '\n', blank lines among
+    /// them) and, when `unclean`, with a sprinkling of the characters that need the general
+    /// path (spaces, '\r', '\t', '.', a control character, non-ASCII).
+    fn random_texts(unclean: bool) -> Vec<String> {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(if unclean { 2 } else { 1 });
+        let clean = ['a', 'b', 'c', 'z', 'Q', '7', '~', '!', '\n', '\n'];
+        let others = [' ', '\r', '\t', '.', '\u{1}', 'é', '日', '\u{a0}'];
+        (0..300)
+            .map(|_| {
+                let len = rng.random_range(0..40usize);
+                (0..len)
+                    .map(|_| {
+                        if unclean && rng.random_range(0..12u8) == 0 {
+                            others[rng.random_range(0..others.len())]
+                        } else {
+                            clean[rng.random_range(0..clean.len())]
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The fields of a scan, to compare.
+    fn scan_fields(part: &ScanPart) -> (Vec<bool>, Vec<char>, String, [u64; 4]) {
+        (
+            part.byte_seen.to_vec(),
+            part.others.iter().copied().collect(),
+            format!("{:?}", part.boundary_in_word),
+            [
+                part.words,
+                part.shortest,
+                part.longest,
+                part.examples as usize,
+            ]
+            .map(|n| n as u64),
+        )
+    }
+
+    #[test]
+    fn clean_blocks_scan_as_their_words_do() {
+        let (mut fast, mut slow) = (0, 0);
+        for unclean in [false, true] {
+            for text in random_texts(unclean) {
+                let block = Block {
+                    text: &text,
+                    first_line: 5,
+                };
+                let mut words = ScanPart::default();
+                words.add_words(&block, "t");
+                let mut clean = ScanPart::default();
+                if clean.add_clean(text.as_bytes()) {
+                    assert!(text.bytes().all(is_clean), "{text:?}");
+                    assert_eq!(scan_fields(&clean), scan_fields(&words), "{text:?}");
+                    fast += 1;
+                } else {
+                    assert!(!text.bytes().all(is_clean), "{text:?}");
+                    assert_eq!(scan_fields(&clean), scan_fields(&ScanPart::default()));
+                    slow += 1;
+                }
+            }
+        }
+        assert!(fast > 250 && slow > 150, "{fast} clean, {slow} not");
+    }
+
+    #[test]
+    fn clean_blocks_encode_and_count_as_their_words_do() {
+        let (mut fast, mut slow) = (0, 0);
+        for unclean in [false, true] {
+            let texts = random_texts(unclean);
+            // One vocabulary for all the texts, without '.' (which no word may have).
+            let all: String = texts.concat().replace('.', "");
+            let mut found = ScanPart::default();
+            found.add_words(
+                &Block {
+                    text: &all,
+                    first_line: 1,
+                },
+                "t",
+            );
+            let scan = found.finish("t").unwrap();
+            for context_len in 1..=3 {
+                let encoding = Encoding::new(&scan.vocab, context_len);
+                let cells = encoding.num_rows * encoding.num_cols;
+                for text in &texts {
+                    let block = Block {
+                        text,
+                        first_line: 1,
+                    };
+                    let mut words = Vec::new();
+                    let by_words = encoding.encode(&block, &mut |c, t| words.push((c, t)));
+                    let mut clean = Vec::new();
+                    let fast_path =
+                        encoding.encode_clean(text.as_bytes(), &mut |c, t| clean.push((c, t)));
+                    let mut counts = vec![0u32; cells];
+                    let counted = encoding.count_clean(text.as_bytes(), &mut counts);
+                    assert_eq!(fast_path.is_some(), counted.is_some(), "{text:?}");
+                    if fast_path.is_some() {
+                        assert!(by_words.is_ok(), "{text:?}");
+                        assert_eq!(clean, words, "K {context_len} {text:?}");
+                        let mut expected = vec![0u32; cells];
+                        for &(c, t) in &words {
+                            expected[c as usize * encoding.num_cols + t as usize] += 1;
+                        }
+                        assert_eq!(counts, expected, "K {context_len} {text:?}");
+                        assert_eq!(counted, Some(words.len() as u64));
+                        fast += 1;
+                    } else {
+                        assert!(clean.is_empty() && counts.iter().all(|&n| n == 0));
+                        let mut general = vec![0u32; cells];
+                        let pairs = encoding.count(&block, &mut general);
+                        assert_eq!(pairs.ok(), by_words.ok().map(|()| words.len() as u64));
+                        slow += 1;
+                    }
+                }
+            }
+        }
+        assert!(fast > 750 && slow > 450, "{fast} clean, {slow} not");
+    }
+
+    #[test]
+    fn split_blocks_are_whole_lines_that_add_up_to_the_block() {
+        let text = "ann\n\nbob\r\ncé\nzoë\nx\nlast";
+        for n in 1..=5 {
+            for start in 0..text.len() {
+                if !text.is_char_boundary(start) || (start > 0 && !text[..start].ends_with('\n')) {
+                    continue;
+                }
+                let block = Block {
+                    text: &text[start..],
+                    first_line: 3,
+                };
+                let parts = split_block(&block, n);
+                assert!(!parts.is_empty() && parts.len() <= n);
+                let joined: String = parts.iter().map(|p| p.text).collect();
+                assert_eq!(joined, block.text);
+                let mut line = 3;
+                for (i, part) in parts.iter().enumerate() {
+                    assert_eq!(part.first_line, line, "n {n} from {start}");
+                    assert!(i + 1 == parts.len() || part.text.ends_with('\n'));
+                    assert!(i + 1 == parts.len() || !part.text.is_empty());
+                    line += part.text.matches('\n').count();
+                }
+            }
+        }
+        // A long block is shared out.
+        let long = "ab\n".repeat(1000);
+        let parts = split_block(
+            &Block {
+                text: &long,
+                first_line: 1,
+            },
+            4,
+        );
+        assert_eq!(parts.len(), 4);
+    }
+
+    #[test]
+    fn threads_count_what_batches_count() {
+        let text: String = random_texts(false).join("\n") + "\nzoë\n b \n";
+        for context_len in 1..=3 {
+            for chunk in [7, 100, 1 << 20] {
+                let scan = scan_reader(text.as_bytes(), "t", chunk).unwrap();
+                let mut encoder = PairEncoder::new(text.as_bytes(), "t", &scan, context_len, chunk);
+                let cells = encoder.num_rows() * encoder.num_cols();
+                let mut counts = vec![0u32; cells];
+                encoder.count_into(&mut counts).unwrap();
+                let words = parse_words(&text, "t").unwrap();
+                let ex = Examples::encode(&words, &scan.vocab, context_len).unwrap();
+                let mut expected = vec![0u32; cells];
+                for (&c, &t) in ex.contexts.iter().zip(&ex.targets) {
+                    expected[c as usize * encoder.num_cols() + t as usize] += 1;
+                }
+                assert_eq!(counts, expected, "K {context_len} chunk {chunk}");
             }
         }
     }
