@@ -268,7 +268,10 @@ pub struct TrainSummary {
     pub neural_model: NeuralModel,
 }
 
-/// Runs the whole pipeline on `backend`, reporting each stage to `report`.
+/// Runs the whole pipeline on `backend`, reporting each stage to `report`, one function per
+/// stage: text -> examples ([`data_stage`]), pairs -> counts -> P -> NLL ([`count_stage`]),
+/// W -> loss -> gradient -> descent ([`neural_stage`]), both models on the split's parts
+/// ([`evaluation_stage`]), and names from both models ([`sample_stage`]).
 pub fn run<B: Backend>(
     backend: &mut B,
     words: &[String],
@@ -276,6 +279,66 @@ pub fn run<B: Backend>(
     config: &TrainConfig,
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<TrainSummary> {
+    let (vocab, parts) = data_stage(backend, words, source, config, report)?;
+    let mut clock = StageClock::start();
+    if let Some(split) = config.split {
+        let w = &parts.words;
+        report(Event::Split {
+            split,
+            words: [w.train.len(), w.dev.len(), w.test.len()],
+            examples: parts.example_counts(),
+        });
+    }
+    let (count_model, nll) =
+        count_stage(backend, &parts.train.1, &vocab, config, &mut clock, report)?;
+    let trained = neural_stage(backend, &parts, &vocab, config, nll, &mut clock, report)?;
+    if config.split.is_some() {
+        evaluation_stage(
+            backend,
+            &parts,
+            &count_model,
+            &trained.model,
+            config,
+            report,
+        )?;
+    }
+    let neural_probs = sample_stage(
+        backend,
+        &count_model,
+        &trained.model,
+        config,
+        &mut clock,
+        report,
+    )?;
+    Ok(TrainSummary {
+        count_nll: nll.mean(),
+        losses: trained.losses,
+        first_step: trained.first_step,
+        final_loss: trained.final_loss,
+        dev_losses: trained.dev_losses,
+        kept_step: trained.kept_step,
+        neural_probs,
+        count_model,
+        neural_model: trained.model,
+    })
+}
+
+impl<E> LoadedParts<E> {
+    /// The number of examples in train, dev and test.
+    fn example_counts(&self) -> [usize; 3] {
+        [&self.train, &self.dev, &self.test].map(|p| p.0.len())
+    }
+}
+
+/// Text -> vocabulary -> examples: every word's characters as (K previous, next) pairs,
+/// split into parts and loaded on the backend. Reports [`Event::Data`].
+fn data_stage<B: Backend>(
+    backend: &mut B,
+    words: &[String],
+    source: &str,
+    config: &TrainConfig,
+    report: &mut dyn FnMut(Event),
+) -> anyhow::Result<(Vocab, LoadedParts<B::Examples>)> {
     // The vocabulary of every word, so that dev and test have no unknown characters.
     let vocab = Vocab::from_words(words);
     let parts = load_parts(
@@ -286,34 +349,30 @@ pub fn run<B: Backend>(
         config.split,
         config.seed,
     )?;
-    let part_examples = [&parts.train, &parts.dev, &parts.test].map(|p| p.0.len());
     report(Event::Data {
         source: source.to_string(),
         stats: WordStats::of(words),
         vocab: vocab.clone(),
-        examples: part_examples.iter().sum(),
+        examples: parts.example_counts().iter().sum(),
         context_len: config.context_len,
     });
-    let mut clock = StageClock::start();
-    if let Some(split) = config.split {
-        let w = &parts.words;
-        report(Event::Split {
-            split,
-            words: [w.train.len(), w.dev.len(), w.test.len()],
-            examples: part_examples,
-        });
-    }
-    let (examples, loaded) = &parts.train;
+    Ok((vocab, parts))
+}
 
-    let count_model = CountModel::fit(
-        backend,
-        loaded,
-        &vocab,
-        config.context_len,
-        config.smoothing,
-    )?;
+/// The count model on the training examples: `N[context, next]` counted, then
+/// `P = (N + smoothing) / row sum`, scored by the mean NLL `-mean(log P[context, next])`.
+/// Reports [`Event::CountModel`].
+fn count_stage<B: Backend>(
+    backend: &mut B,
+    train: &B::Examples,
+    vocab: &Vocab,
+    config: &TrainConfig,
+    clock: &mut StageClock,
+    report: &mut dyn FnMut(Event),
+) -> anyhow::Result<(CountModel, Nll)> {
+    let count_model = CountModel::fit(backend, train, vocab, config.context_len, config.smoothing)?;
     clock.lap("count model (count_pairs, normalize_rows)");
-    let nll = backend.mean_nll(&count_model.probs, loaded)?;
+    let nll = backend.mean_nll(&count_model.probs, train)?;
     clock.lap("count model NLL (nll_gather)");
     report(Event::CountModel {
         smoothing: config.smoothing,
@@ -321,18 +380,35 @@ pub fn run<B: Backend>(
         distinct_pairs: count_model.distinct_pairs(),
         most_frequent: count_model.most_frequent(config.top_pairs),
     });
+    Ok((count_model, nll))
+}
 
-    let (mut neural_model, first_step) = match &config.resume {
-        None => (
-            NeuralModel::init(&vocab, config.context_len, config.seed, config.rng),
-            0,
-        ),
-        Some(resume) => (
-            resumed_model(resume, &vocab, config.context_len)?,
-            resume.steps_done,
-        ),
-    };
-    let gradient = config.effective_gradient();
+/// What the neural stage hands on: the kept model and the losses that got it there.
+struct TrainedNeural {
+    /// With a split: the weights with the lowest dev loss; otherwise the last ones.
+    model: NeuralModel,
+    first_step: usize,
+    losses: Vec<StepLoss>,
+    final_loss: StepLoss,
+    dev_losses: Vec<(usize, f64)>,
+    kept_step: Option<usize>,
+}
+
+/// The neural model: W initialized (or resumed), then `config.steps` steps of
+/// `W -= lr * grad(mean NLL(softmax(W[context])) + reg * mean(W^2))` on the training
+/// examples, then the loss of the trained W. Reports [`Event::TrainingStarted`], the
+/// progress of [`train_in_chunks`], and [`Event::NeuralModel`].
+fn neural_stage<B: Backend>(
+    backend: &mut B,
+    parts: &LoadedParts<B::Examples>,
+    vocab: &Vocab,
+    config: &TrainConfig,
+    count_nll: Nll,
+    clock: &mut StageClock,
+    report: &mut dyn FnMut(Event),
+) -> anyhow::Result<TrainedNeural> {
+    let (examples, loaded) = &parts.train;
+    let (mut model, first_step) = initial_model(vocab, config)?;
     report(Event::TrainingStarted {
         rows: examples.num_rows,
         cols: examples.num_cols,
@@ -343,7 +419,7 @@ pub fn run<B: Backend>(
     let dev = (config.split.is_some() && !parts.dev.0.is_empty()).then_some(&parts.dev.1);
     let (losses, dev_losses, kept) = train_in_chunks(
         backend,
-        &mut neural_model,
+        &mut model,
         (examples, loaded),
         dev,
         config,
@@ -351,63 +427,119 @@ pub fn run<B: Backend>(
         report,
     )?;
     clock.lap("training");
-    let reg = config.options.reg;
-    let (final_loss, _) = match gradient {
-        GradientPath::Counts => {
-            backend.count_loss_and_gradient(&neural_model.weights, loaded, reg)?
-        }
-        GradientPath::Examples => {
-            backend.loss_and_gradient_with(&neural_model.weights, loaded, reg, config.form)?
-        }
-    };
+    let final_loss = final_loss(backend, &model.weights, loaded, config)?;
     clock.lap("final loss");
-    check_finite(&losses, final_loss, &neural_model.weights, config.form.loss)
+    check_finite(&losses, final_loss, &model.weights, config.form.loss)
         .map_err(|e| e.after(first_step))?;
     report(Event::NeuralModel {
         rows: examples.num_rows,
         cols: examples.num_cols,
         options: config.options,
         first_step,
-        gradient,
+        gradient: config.effective_gradient(),
         losses: losses.clone(),
         final_loss,
-        count_nll: nll.mean(),
+        count_nll: count_nll.mean(),
     });
     // The model kept is the one with the lowest dev loss (the last one without a split).
     let kept_step = kept.map(|k| {
-        neural_model.weights = k.weights;
+        model.weights = k.weights;
         k.step
     });
+    Ok(TrainedNeural {
+        model,
+        first_step,
+        losses,
+        final_loss,
+        dev_losses,
+        kept_step,
+    })
+}
 
-    if config.split.is_some() {
-        let mut count = |part: &(Examples, B::Examples)| {
-            score_part(part, |e| {
-                Ok(backend.mean_nll(&count_model.probs, e)?.mean())
-            })
-        };
-        let count_losses = PartLosses {
-            train: count(&parts.train)?,
-            dev: count(&parts.dev)?,
-            test: count(&parts.test)?,
-        };
-        let mut neural = |part: &(Examples, B::Examples)| {
-            score_part(part, |e| {
-                backend.forward_loss(&neural_model.weights, e, config.form)
-            })
-        };
-        let neural_losses = PartLosses {
-            train: neural(&parts.train)?,
-            dev: neural(&parts.dev)?,
-            test: neural(&parts.test)?,
-        };
-        report(Event::Evaluation {
-            count: count_losses,
-            neural: neural_losses,
-        });
-    }
+/// W before training, and the steps already taken: a fresh `W ~ N(0, 1)` from the seed, or
+/// the saved weights when resuming.
+fn initial_model(vocab: &Vocab, config: &TrainConfig) -> anyhow::Result<(NeuralModel, usize)> {
+    Ok(match &config.resume {
+        None => (
+            NeuralModel::init(vocab, config.context_len, config.seed, config.rng),
+            0,
+        ),
+        Some(resume) => (
+            resumed_model(resume, vocab, config.context_len)?,
+            resume.steps_done,
+        ),
+    })
+}
+
+/// The loss of the trained weights, computed on the gradient path training took.
+fn final_loss<B: Backend>(
+    backend: &mut B,
+    weights: &[f32],
+    loaded: &B::Examples,
+    config: &TrainConfig,
+) -> anyhow::Result<StepLoss> {
+    let reg = config.options.reg;
+    let (loss, _) = match config.effective_gradient() {
+        GradientPath::Counts => backend.count_loss_and_gradient(weights, loaded, reg)?,
+        GradientPath::Examples => {
+            backend.loss_and_gradient_with(weights, loaded, reg, config.form)?
+        }
+    };
+    Ok(loss)
+}
+
+/// With `--split`: both models, trained on train, scored on every part by their mean NLL.
+/// Reports [`Event::Evaluation`].
+fn evaluation_stage<B: Backend>(
+    backend: &mut B,
+    parts: &LoadedParts<B::Examples>,
+    count_model: &CountModel,
+    neural_model: &NeuralModel,
+    config: &TrainConfig,
+    report: &mut dyn FnMut(Event),
+) -> anyhow::Result<()> {
+    let mut count = |part: &(Examples, B::Examples)| {
+        score_part(part, |e| {
+            Ok(backend.mean_nll(&count_model.probs, e)?.mean())
+        })
+    };
+    let count_losses = PartLosses {
+        train: count(&parts.train)?,
+        dev: count(&parts.dev)?,
+        test: count(&parts.test)?,
+    };
+    let mut neural = |part: &(Examples, B::Examples)| {
+        score_part(part, |e| {
+            backend.forward_loss(&neural_model.weights, e, config.form)
+        })
+    };
+    let neural_losses = PartLosses {
+        train: neural(&parts.train)?,
+        dev: neural(&parts.dev)?,
+        test: neural(&parts.test)?,
+    };
+    report(Event::Evaluation {
+        count: count_losses,
+        neural: neural_losses,
+    });
+    Ok(())
+}
+
+/// Names from both models: each character drawn from its row of P (the count model's, then
+/// `softmax(W)` row by row for the neural model) until the end mark. Reports
+/// [`Event::Samples`] twice and returns the neural model's probabilities.
+fn sample_stage<B: Backend>(
+    backend: &mut B,
+    count_model: &CountModel,
+    neural_model: &NeuralModel,
+    config: &TrainConfig,
+    clock: &mut StageClock,
+    report: &mut dyn FnMut(Event),
+) -> anyhow::Result<Vec<f32>> {
+    let vocab = &count_model.vocab;
     let count_names = sample_names(
         &count_model.probs,
-        &vocab,
+        vocab,
         config.samples,
         config.seed,
         config.rng,
@@ -419,7 +551,7 @@ pub fn run<B: Backend>(
     let neural_probs = neural_model.probs(backend)?;
     let neural_names = sample_names(
         &neural_probs,
-        &vocab,
+        vocab,
         config.samples,
         config.seed,
         config.rng,
@@ -429,18 +561,7 @@ pub fn run<B: Backend>(
         model: "neural",
         names: neural_names,
     });
-
-    Ok(TrainSummary {
-        count_nll: nll.mean(),
-        losses,
-        first_step,
-        final_loss,
-        dev_losses,
-        kept_step,
-        neural_probs,
-        count_model,
-        neural_model,
-    })
+    Ok(neural_probs)
 }
 
 /// The saved model, once its vocabulary and context length are checked against the data's.
