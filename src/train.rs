@@ -608,6 +608,77 @@ struct Kept {
     weights: Vec<f32>,
 }
 
+/// The dev loss at each evaluation, and the weights with the lowest one so far.
+struct DevTracker<'a, E> {
+    /// The dev examples; `None`: no evaluation.
+    dev: Option<&'a E>,
+    /// (steps taken, dev loss) at each evaluation.
+    losses: Vec<(usize, f64)>,
+    kept: Option<Kept>,
+}
+
+impl<E> DevTracker<'_, E> {
+    /// The dev loss of `weights` after `step` steps; keeps them when it is the lowest so far.
+    /// Reports [`Event::DevLoss`].
+    fn evaluate<B: Backend<Examples = E>>(
+        &mut self,
+        backend: &mut B,
+        weights: &[f32],
+        step: usize,
+        form: NetForm,
+        report: &mut dyn FnMut(Event),
+    ) -> anyhow::Result<()> {
+        let Some(dev) = self.dev else { return Ok(()) };
+        let loss = backend.forward_loss(weights, dev, form)?;
+        let best = self.kept.as_ref().is_none_or(|k| loss < k.dev_loss);
+        if best {
+            self.kept = Some(Kept {
+                step,
+                dev_loss: loss,
+                weights: weights.to_vec(),
+            });
+        }
+        self.losses.push((step, loss));
+        report(Event::DevLoss { step, loss, best });
+        Ok(())
+    }
+}
+
+/// Steps per chunk of [`train_in_chunks`].
+fn chunk_len(config: &TrainConfig, stateless: bool) -> usize {
+    // The GPU counts the pairs once per set of examples and keeps the counts on the device,
+    // so the counts path's chunks cost one upload of W and one readback each.
+    match config.effective_gradient() {
+        GradientPath::Counts => chunk_size(config.steps),
+        GradientPath::Examples if stateless => chunk_size(config.steps),
+        GradientPath::Examples => config.steps.max(1),
+    }
+}
+
+/// `steps` steps of gradient descent on `model`, on the gradient path `config` takes; the
+/// loss before each.
+fn train_chunk<B: Backend>(
+    backend: &mut B,
+    model: &mut NeuralModel,
+    (examples, loaded): (&Examples, &B::Examples),
+    config: &TrainConfig,
+    steps: usize,
+) -> anyhow::Result<Vec<StepLoss>> {
+    match config.effective_gradient() {
+        GradientPath::Counts => model.train_counts(backend, loaded, &config.options, steps),
+        GradientPath::Examples => train_neural(
+            backend,
+            &mut model.weights,
+            examples,
+            loaded,
+            &config.options,
+            steps,
+            config.form,
+            &config.schedule,
+        ),
+    }
+}
+
 /// Gradient descent in chunks, reporting after each, and stopping after the first chunk
 /// whose loss is not finite. Full-batch SGD gives the same weights in one call or in many,
 /// since each step only reads W and the examples; minibatches and AdamW carry state from step
@@ -628,13 +699,7 @@ fn train_in_chunks<B: Backend>(
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<(Vec<StepLoss>, Vec<(usize, f64)>, Option<Kept>)> {
     let stateless = config.schedule.batch_size == 0 && config.schedule.optimizer == Optimizer::Sgd;
-    // The GPU counts the pairs once per set of examples and keeps the counts on the device,
-    // so the counts path's chunks cost one upload of W and one readback each.
-    let chunk_len = match config.effective_gradient() {
-        GradientPath::Counts => chunk_size(config.steps),
-        GradientPath::Examples if stateless => chunk_size(config.steps),
-        GradientPath::Examples => config.steps.max(1),
-    };
+    let chunk_len = chunk_len(config, stateless);
     let eval_every = if stateless && dev.is_some() {
         config.eval_every
     } else {
@@ -642,25 +707,11 @@ fn train_in_chunks<B: Backend>(
     };
     let start = Instant::now();
     let mut losses = Vec::new();
-    let mut dev_losses = Vec::new();
-    let mut kept: Option<Kept> = None;
-    let mut evaluate =
-        |backend: &mut B, weights: &[f32], done: usize, report: &mut dyn FnMut(Event)| {
-            let Some(dev) = dev else { return Ok(()) };
-            let loss = backend.forward_loss(weights, dev, config.form)?;
-            let step = first_step + done;
-            let best = kept.as_ref().is_none_or(|k| loss < k.dev_loss);
-            if best {
-                kept = Some(Kept {
-                    step,
-                    dev_loss: loss,
-                    weights: weights.to_vec(),
-                });
-            }
-            dev_losses.push((step, loss));
-            report(Event::DevLoss { step, loss, best });
-            anyhow::Ok(())
-        };
+    let mut tracker = DevTracker {
+        dev,
+        losses: Vec::new(),
+        kept: None,
+    };
     while losses.len() < config.steps {
         let mut chunk = chunk_len.min(config.steps - losses.len());
         if eval_every > 0 {
@@ -668,21 +719,9 @@ fn train_in_chunks<B: Backend>(
             chunk = chunk.min(eval_every - losses.len() % eval_every);
         }
         let chunk_start = Instant::now();
-        let chunk_losses = match config.effective_gradient() {
-            GradientPath::Counts => model.train_counts(backend, loaded, &config.options, chunk),
-            GradientPath::Examples => train_neural(
-                backend,
-                &mut model.weights,
-                examples,
-                loaded,
-                &config.options,
-                chunk,
-                config.form,
-                &config.schedule,
-            ),
-        }
-        // A device lost or out of memory mid-run: say how far training got.
-        .with_context(|| format!("training stopped at step {}", first_step + losses.len()))?;
+        let chunk_losses = train_chunk(backend, model, (examples, loaded), config, chunk)
+            // A device lost or out of memory mid-run: say how far training got.
+            .with_context(|| format!("training stopped at step {}", first_step + losses.len()))?;
         log::debug!(
             "steps {}..{}: {:.1} ms",
             first_step + losses.len(),
@@ -702,15 +741,28 @@ fn train_in_chunks<B: Backend>(
         });
         losses.extend(chunk_losses);
         if finite < chunk {
-            return Ok((losses, dev_losses, None));
+            return Ok((losses, tracker.losses, None));
         }
         let done = losses.len();
         if eval_every > 0 && done % eval_every == 0 && done < config.steps {
-            evaluate(backend, &model.weights, done, report)?;
+            tracker.evaluate(
+                backend,
+                &model.weights,
+                first_step + done,
+                config.form,
+                report,
+            )?;
         }
     }
-    evaluate(backend, &model.weights, losses.len(), report)?;
-    Ok((losses, dev_losses, kept))
+    let done = losses.len();
+    tracker.evaluate(
+        backend,
+        &model.weights,
+        first_step + done,
+        config.form,
+        report,
+    )?;
+    Ok((losses, tracker.losses, tracker.kept))
 }
 
 /// Per-stage wall times for `RUST_LOG=debug`.
