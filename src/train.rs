@@ -458,7 +458,10 @@ fn neural_stage<B: Backend>(
 
 /// W before training, and the steps already taken: a fresh `W ~ N(0, 1)` from the seed, or
 /// the saved weights when resuming.
-fn initial_model(vocab: &Vocab, config: &TrainConfig) -> anyhow::Result<(NeuralModel, usize)> {
+pub(crate) fn initial_model(
+    vocab: &Vocab,
+    config: &TrainConfig,
+) -> anyhow::Result<(NeuralModel, usize)> {
     Ok(match &config.resume {
         None => (
             NeuralModel::init(vocab, config.context_len, config.seed, config.rng),
@@ -528,7 +531,7 @@ fn evaluation_stage<B: Backend>(
 /// Names from both models: each character drawn from its row of P (the count model's, then
 /// `softmax(W)` row by row for the neural model) until the end mark. Reports
 /// [`Event::Samples`] twice and returns the neural model's probabilities.
-fn sample_stage<B: Backend>(
+pub(crate) fn sample_stage<B: Backend>(
     backend: &mut B,
     count_model: &CountModel,
     neural_model: &NeuralModel,
