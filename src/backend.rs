@@ -2,10 +2,10 @@
 //! (`cpu.rs`) and on the GPU (`gpu/`). Commands are written once against this trait, and
 //! "GPU equals CPU" is one comparison per operation.
 
+use crate::adamw::{AdamState, AdamW};
 use crate::corpus::{CountTable, PairBatches};
 use crate::data::Examples;
 use crate::limits::TableLimit;
-use crate::optim::{AdamState, AdamW};
 
 /// The losses of one training step, measured before the step's update.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -252,6 +252,81 @@ fn wait_idle(backend: &AnyBackend) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `stage` runs: the ones `--stages` names, or all but the opt-in ones.
+fn wanted(config: &BenchConfig, stage: &str) -> bool {
+    if config.stages.is_empty() {
+        !OPT_IN_STAGES.contains(&stage)
+    } else {
+        config.stages.iter().any(|s| s == stage)
+    }
+}
+
+/// A backend as timings name it: its kind (`gpu` or `cpu`) and its adapter.
+type Device<'a> = (&'static str, &'a str);
+
+/// The CPU reference of one data set, computed once: the bigram examples, their counts
+/// `N`, the probabilities `P = (N + 1) / row sum`, and the W every timed training run
+/// starts from.
+struct Reference {
+    words: Vec<String>,
+    vocab: Vocab,
+    examples: Examples,
+    counts: Vec<u32>,
+    probs: Vec<f32>,
+    initial: Vec<f32>,
+}
+
+/// Where the timings of one data set go: each timing to `report`, each refusal to `skipped`.
+struct Recorder<'a> {
+    /// The data set's label.
+    label: String,
+    report: &'a mut dyn FnMut(Timing),
+    skipped: &'a mut dyn FnMut(String),
+    /// Stages refused for a wrong result.
+    refused: usize,
+}
+
+impl Recorder<'_> {
+    /// Reports one stage's timing on `device`.
+    fn timing(&mut self, stage: &'static str, device: Device, seconds: Vec<f64>, items: usize) {
+        (self.report)(Timing {
+            stage,
+            data: self.label.clone(),
+            device: device.0,
+            adapter: device.1.to_string(),
+            seconds,
+            items,
+        });
+    }
+
+    /// Reports a checked stage: its timing, or why it was not timed.
+    fn checked(
+        &mut self,
+        stage: &'static str,
+        device: Device,
+        result: Result<Vec<f64>, WrongResult>,
+        items: usize,
+    ) {
+        match result {
+            Ok(seconds) => self.timing(stage, device, seconds, items),
+            Err(wrong) => {
+                (self.skipped)(wrong.to_string());
+                self.refused += 1;
+            }
+        }
+    }
+}
+
+/// The comparison that decides whether a stage is timed: a GPU stage's worst element against
+/// its tolerance; the CPU's own stages are the reference, so they always agree.
+fn agree(device: Device, worst: f64, tolerance: Tolerance) -> anyhow::Result<(f64, Tolerance)> {
+    Ok(if device.0 == "gpu" {
+        (worst, tolerance)
+    } else {
+        (0.0, tolerance)
+    })
+}
+
 /// Runs the configured stages on one data set: the host stages once, the backend stages on
 /// each backend. Each timing is passed to `report` as soon as it is measured; a backend that
 /// cannot load the data set, and a GPU stage whose result differs from the CPU reference
@@ -264,35 +339,25 @@ pub fn run_data_set(
     report: &mut dyn FnMut(Timing),
     skipped: &mut dyn FnMut(String),
 ) -> anyhow::Result<usize> {
-    let wanted = |stage: &str| {
-        if config.stages.is_empty() {
-            !OPT_IN_STAGES.contains(&stage)
-        } else {
-            config.stages.iter().any(|s| s == stage)
-        }
+    let mut out = Recorder {
+        label: data.label(),
+        report,
+        skipped,
+        refused: 0,
     };
-    let label = data.label();
     let words = data.words();
     let vocab = Vocab::from_words(&words);
     let examples = Examples::encode(&words, &vocab, 1)?;
     let pairs = examples.len();
-    let timing = |stage: &'static str, device: (&'static str, &str), seconds, items| Timing {
-        stage,
-        data: label.clone(),
-        device: device.0,
-        adapter: device.1.to_string(),
-        seconds,
-        items,
-    };
     let host = ("host", "host");
 
-    if wanted("encode") {
+    if wanted(config, "encode") {
         let seconds = time(config, || {
             let vocab = Vocab::from_words(&words);
             Examples::encode(&words, &vocab, 1)?;
             Ok(())
         })?;
-        report(timing("encode", host, seconds, pairs));
+        out.timing("encode", host, seconds, pairs);
     }
 
     let counts = crate::cpu::count_pairs(
@@ -303,137 +368,180 @@ pub fn run_data_set(
     );
     let probs = crate::cpu::normalize_rows(&counts, vocab.len(), 1.0);
     let initial = crate::model::standard_normal(examples.num_rows * vocab.len(), 1);
-    let mut refused = 0;
+    let reference = Reference {
+        words,
+        vocab,
+        examples,
+        counts,
+        probs,
+        initial,
+    };
 
     for backend in backends.iter_mut() {
-        // A backend that cannot hold the data set is left out of it, with the reason.
-        if let Err(e) = backend.load(&examples).and_then(|_| wait_idle(backend)) {
-            skipped(format!("{} left out on {label}: {e}", backend.describe()));
-            continue;
-        }
-        let description = backend.describe();
-        let kind = match backend {
-            AnyBackend::Gpu(_) => "gpu",
-            AnyBackend::Cpu(_) => "cpu",
-        };
-        let device = (kind, description.as_str());
-        if wanted("upload") {
-            let seconds = time(config, || {
-                backend.load(&examples)?;
-                wait_idle(backend)
-            })?;
-            report(timing("upload", device, seconds, pairs));
-        }
-        let loaded = backend.load(&examples)?;
-        wait_idle(backend)?;
-        // A GPU stage's first run is compared with the CPU reference; the CPU's own stages
-        // are the reference.
-        let on_gpu = kind == "gpu";
-        let mut timed =
-            |stage: &'static str, result: Result<Vec<f64>, WrongResult>, items| match result {
-                Ok(seconds) => report(timing(stage, device, seconds, items)),
-                Err(wrong) => {
-                    skipped(wrong.to_string());
-                    refused += 1;
-                }
-            };
-        let agree = |worst: f64, tolerance: Tolerance| -> anyhow::Result<(f64, Tolerance)> {
-            Ok(if on_gpu {
-                (worst, tolerance)
-            } else {
-                (0.0, tolerance)
-            })
-        };
-        if wanted("count") {
-            let result = time_checked(
-                config,
-                "count",
-                &description,
-                || backend.count_pairs(&loaded),
-                |got| agree(EXACT.worst(&as_f64(&got), &as_f64(&counts)), EXACT),
-            )?;
-            timed("count", result, pairs);
-        }
-        if wanted("normalize") {
-            let result = time_checked(
-                config,
-                "normalize",
-                &description,
-                || backend.normalize_rows(&counts, vocab.len(), 1.0),
-                |got| agree(VALUES.worst(&as_f64(&got), &as_f64(&probs)), VALUES),
-            )?;
-            timed("normalize", result, counts.len());
-        }
-        if wanted("nll") {
-            let result = time_checked(
-                config,
-                "nll",
-                &description,
-                || backend.mean_nll(&probs, &loaded),
-                |got| {
-                    let want = CpuBackend.mean_nll(&probs, &examples)?.mean();
-                    agree(VALUES.worst(&[got.mean()], &[want]), VALUES)
-                },
-            )?;
-            timed("nll", result, pairs);
-        }
-        for (stage, path, steps) in [
-            ("step_examples", Path::Examples, 1),
-            ("step_counts", Path::Counts, 1),
-            ("steps_counts_1000", Path::Counts, MANY_STEPS),
-        ] {
-            if !wanted(stage) {
-                continue;
-            }
-            let result = time_checked(
-                config,
-                stage,
-                &description,
-                || train(backend, &loaded, &initial, path, steps),
-                |got| {
-                    agree(
-                        worst_run(
-                            &got,
-                            &train(&mut CpuBackend, &examples, &initial, path, steps)?,
-                        ),
-                        VALUES,
-                    )
-                },
-            )?;
-            timed(stage, result, pairs);
-        }
-        if wanted("steps_counts_1000_k3") {
-            let examples = Examples::encode(&words, &vocab, 3)?;
-            let initial = crate::model::standard_normal(examples.num_rows * vocab.len(), 1);
-            let loaded = backend.load(&examples)?;
-            let result = time_checked(
-                config,
-                "steps_counts_1000_k3",
-                &description,
-                || train(backend, &loaded, &initial, Path::Counts, MANY_STEPS),
-                |got| {
-                    let want = train(
-                        &mut CpuBackend,
-                        &examples,
-                        &initial,
-                        Path::Counts,
-                        MANY_STEPS,
-                    )?;
-                    agree(worst_run(&got, &want), VALUES)
-                },
-            )?;
-            timed("steps_counts_1000_k3", result, examples.len());
-        }
+        run_backend(backend, &reference, config, &mut out)?;
     }
 
-    if wanted("sample") {
+    if wanted(config, "sample") {
         let seconds = time(config, || {
-            sample_symbols(&probs, vocab.len(), config.sample_names, 7, &[]);
+            let v = reference.vocab.len();
+            sample_symbols(&reference.probs, v, config.sample_names, 7, &[]);
             Ok(())
         })?;
-        report(timing("sample", host, seconds, config.sample_names));
+        out.timing("sample", host, seconds, config.sample_names);
     }
-    Ok(refused)
+    Ok(out.refused)
+}
+
+/// The backend stages on one backend: the upload, then the counts path and the training
+/// runs, each first compared with the CPU reference. A backend that cannot hold the data set
+/// is left out of it, with the reason.
+fn run_backend(
+    backend: &mut AnyBackend,
+    reference: &Reference,
+    config: &BenchConfig,
+    out: &mut Recorder,
+) -> anyhow::Result<()> {
+    let examples = &reference.examples;
+    if let Err(e) = backend.load(examples).and_then(|_| wait_idle(backend)) {
+        (out.skipped)(format!(
+            "{} left out on {}: {e}",
+            backend.describe(),
+            out.label
+        ));
+        return Ok(());
+    }
+    let description = backend.describe();
+    let kind = match backend {
+        AnyBackend::Gpu(_) => "gpu",
+        AnyBackend::Cpu(_) => "cpu",
+    };
+    let device = (kind, description.as_str());
+    if wanted(config, "upload") {
+        let seconds = time(config, || {
+            backend.load(examples)?;
+            wait_idle(backend)
+        })?;
+        out.timing("upload", device, seconds, examples.len());
+    }
+    let loaded = backend.load(examples)?;
+    wait_idle(backend)?;
+    run_counts_stages(backend, &loaded, reference, config, device, out)?;
+    run_training_stages(backend, &loaded, reference, config, device, out)
+}
+
+/// Pairs -> counts `N` (exact), `N` -> `P` (normalize_rows), `P` -> mean NLL.
+fn run_counts_stages(
+    backend: &mut AnyBackend,
+    loaded: &<AnyBackend as Backend>::Examples,
+    reference: &Reference,
+    config: &BenchConfig,
+    device: Device,
+    out: &mut Recorder,
+) -> anyhow::Result<()> {
+    let Reference {
+        vocab,
+        examples,
+        counts,
+        probs,
+        ..
+    } = reference;
+    let pairs = examples.len();
+    if wanted(config, "count") {
+        let result = time_checked(
+            config,
+            "count",
+            device.1,
+            || backend.count_pairs(loaded),
+            |got| agree(device, EXACT.worst(&as_f64(&got), &as_f64(counts)), EXACT),
+        )?;
+        out.checked("count", device, result, pairs);
+    }
+    if wanted(config, "normalize") {
+        let result = time_checked(
+            config,
+            "normalize",
+            device.1,
+            || backend.normalize_rows(counts, vocab.len(), 1.0),
+            |got| agree(device, VALUES.worst(&as_f64(&got), &as_f64(probs)), VALUES),
+        )?;
+        out.checked("normalize", device, result, counts.len());
+    }
+    if wanted(config, "nll") {
+        let result = time_checked(
+            config,
+            "nll",
+            device.1,
+            || backend.mean_nll(probs, loaded),
+            |got| {
+                let want = CpuBackend.mean_nll(probs, examples)?.mean();
+                agree(device, VALUES.worst(&[got.mean()], &[want]), VALUES)
+            },
+        )?;
+        out.checked("nll", device, result, pairs);
+    }
+    Ok(())
+}
+
+/// Gradient descent from the reference W: one step on each gradient path, 1000 steps from
+/// the counts, and (opt-in) 1000 steps with a context of 3 characters.
+fn run_training_stages(
+    backend: &mut AnyBackend,
+    loaded: &<AnyBackend as Backend>::Examples,
+    reference: &Reference,
+    config: &BenchConfig,
+    device: Device,
+    out: &mut Recorder,
+) -> anyhow::Result<()> {
+    let Reference {
+        words,
+        vocab,
+        examples,
+        initial,
+        ..
+    } = reference;
+    for (stage, path, steps) in [
+        ("step_examples", Path::Examples, 1),
+        ("step_counts", Path::Counts, 1),
+        ("steps_counts_1000", Path::Counts, MANY_STEPS),
+    ] {
+        if !wanted(config, stage) {
+            continue;
+        }
+        let result = time_checked(
+            config,
+            stage,
+            device.1,
+            || train(backend, loaded, initial, path, steps),
+            |got| {
+                let want = train(&mut CpuBackend, examples, initial, path, steps)?;
+                agree(device, worst_run(&got, &want), VALUES)
+            },
+        )?;
+        out.checked(stage, device, result, examples.len());
+    }
+    if wanted(config, "steps_counts_1000_k3") {
+        let examples = Examples::encode(words, vocab, 3)?;
+        let initial = crate::model::standard_normal(examples.num_rows * vocab.len(), 1);
+        let loaded = backend.load(&examples)?;
+        let result = time_checked(
+            config,
+            "steps_counts_1000_k3",
+            device.1,
+            || train(backend, &loaded, &initial, Path::Counts, MANY_STEPS),
+            |got| {
+                let want = train(
+                    &mut CpuBackend,
+                    &examples,
+                    &initial,
+                    Path::Counts,
+                    MANY_STEPS,
+                )?;
+                agree(device, worst_run(&got, &want), VALUES)
+            },
+        )?;
+        out.checked("steps_counts_1000_k3", device, result, examples.len());
+    }
+    Ok(())
 }
 
 /// Which training path a timed run takes.

@@ -11,11 +11,11 @@
 
 use rand::{RngExt, SeedableRng};
 
+use crate::adamw::{AdamState, AdamW};
 use crate::backend::{Backend, LossForm, NetForm, TrainOptions};
 use crate::cpu::CpuBackend;
 use crate::data::{Examples, Vocab};
 use crate::gpu::GpuBackend;
-use crate::optim::{AdamState, AdamW};
 
 /// One comparison of a kernel (or a run) with its CPU twin.
 #[derive(Clone, Debug, PartialEq)]

@@ -40,12 +40,12 @@
 
 use std::time::Instant;
 
+use crate::adamw::{AdamState, AdamW};
 use crate::backend::{Backend, LossForm, NetForm, TrainOptions};
 use crate::check::{as_f64, Tolerance, EXACT, VALUES, WEIGHTS};
 use crate::cpu::CpuBackend;
 use crate::data::{builtin_words, Examples, Vocab};
 use crate::gpu::{GpuBackend, Profile};
-use crate::optim::{AdamState, AdamW};
 
 /// Threads per workgroup of the kernels with one thread per table entry (kernels.rs).
 const ENTRY_THREADS: u64 = 64;

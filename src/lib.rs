@@ -7,6 +7,7 @@
 //! [`train`] runs the whole path as the `train` command does; [`train_streamed`] runs the
 //! counts path on a file read in blocks by [`corpus`], holding only the count table.
 
+pub mod adamw;
 pub mod backend;
 pub mod bench;
 pub mod check;

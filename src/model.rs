@@ -2,11 +2,12 @@
 //! neural net whose weights W play the role of log-counts. Both are V^K x V tables: row r is
 //! the context (the K previous characters as a base-V number), column c the next character.
 
-use rand::{RngExt, SeedableRng};
-
 use crate::backend::{Backend, StepLoss, TrainOptions};
 use crate::data::Vocab;
 use crate::rng::RngKind;
+
+/// W's default initialization, kept under its old path for callers of `model::standard_normal`.
+pub use crate::rng::standard_normal;
 
 /// The label of a context row: its K characters, oldest first (`..` for a word's start at K = 2).
 pub fn context_label(row: usize, vocab: &Vocab, context_len: usize) -> String {
@@ -75,23 +76,6 @@ impl CountModel {
     }
 }
 
-/// Draws `n` standard normal values with a seeded generator (Box-Muller on pairs of uniforms).
-pub fn standard_normal(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut values = Vec::with_capacity(n + 1);
-    while values.len() < n {
-        // u1 in (0, 1] so that the logarithm is finite.
-        let u1 = 1.0 - rng.random::<f64>();
-        let u2 = rng.random::<f64>();
-        let radius = (-2.0 * u1.ln()).sqrt();
-        let angle = std::f64::consts::TAU * u2;
-        values.push((radius * angle.cos()) as f32);
-        values.push((radius * angle.sin()) as f32);
-    }
-    values.truncate(n);
-    values
-}
-
 /// The neural model: logits = W[context], probabilities = softmax(logits).
 #[derive(Clone, Debug)]
 pub struct NeuralModel {
@@ -144,17 +128,6 @@ impl NeuralModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn standard_normal_has_mean_zero_and_unit_variance() {
-        let x = standard_normal(100_001, 7);
-        assert_eq!(x.len(), 100_001);
-        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
-        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / x.len() as f64;
-        assert!(mean.abs() < 0.01, "mean {mean}");
-        assert!((var - 1.0).abs() < 0.02, "variance {var}");
-        assert_eq!(x, standard_normal(100_001, 7));
-    }
 
     #[test]
     fn context_labels_read_oldest_first() {

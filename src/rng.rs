@@ -2,7 +2,7 @@
 //! draws the names.
 //!
 //! - [`RngKind::Std`], the default: the `rand` crate's `StdRng`, W from a Box-Muller standard
-//!   normal ([`crate::model::standard_normal`]) and names from per-row cumulative tables.
+//!   normal ([`standard_normal`]) and names from per-row cumulative tables.
 //! - [`RngKind::Torch`]: PyTorch's CPU generator ([`crate::torch_rng`]), so that the lecture's
 //!   `g = torch.Generator().manual_seed(seed)` cells print the same numbers and names here:
 //!   W is `torch.randn((V^K, V), generator=g)` and every character is one
@@ -10,6 +10,8 @@
 //!
 //! Either way each use starts from a fresh generator seeded with the same seed, as the
 //! lecture's cells each call `manual_seed` again.
+
+use rand::{RngExt, SeedableRng};
 
 use crate::torch_rng::TorchGenerator;
 
@@ -27,10 +29,27 @@ impl RngKind {
     /// `n` standard normal values from a fresh generator seeded with `seed`: W's initialization.
     pub fn standard_normal(self, n: usize, seed: u64) -> Vec<f32> {
         match self {
-            RngKind::Std => crate::model::standard_normal(n, seed),
+            RngKind::Std => standard_normal(n, seed),
             RngKind::Torch => TorchGenerator::new(seed).randn(n),
         }
     }
+}
+
+/// Draws `n` standard normal values with a seeded generator (Box-Muller on pairs of uniforms).
+pub fn standard_normal(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut values = Vec::with_capacity(n + 1);
+    while values.len() < n {
+        // u1 in (0, 1] so that the logarithm is finite.
+        let u1 = 1.0 - rng.random::<f64>();
+        let u2 = rng.random::<f64>();
+        let radius = (-2.0 * u1.ln()).sqrt();
+        let angle = std::f64::consts::TAU * u2;
+        values.push((radius * angle.cos()) as f32);
+        values.push((radius * angle.sin()) as f32);
+    }
+    values.truncate(n);
+    values
 }
 
 #[cfg(test)]
@@ -50,7 +69,18 @@ mod tests {
     fn std_normals_are_unchanged() {
         assert_eq!(
             RngKind::Std.standard_normal(100, 3),
-            crate::model::standard_normal(100, 3)
+            standard_normal(100, 3)
         );
+    }
+
+    #[test]
+    fn standard_normal_has_mean_zero_and_unit_variance() {
+        let x = standard_normal(100_001, 7);
+        assert_eq!(x.len(), 100_001);
+        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
+        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / x.len() as f64;
+        assert!(mean.abs() < 0.01, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.02, "variance {var}");
+        assert_eq!(x, standard_normal(100_001, 7));
     }
 }

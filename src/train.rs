@@ -268,7 +268,10 @@ pub struct TrainSummary {
     pub neural_model: NeuralModel,
 }
 
-/// Runs the whole pipeline on `backend`, reporting each stage to `report`.
+/// Runs the whole pipeline on `backend`, reporting each stage to `report`, one function per
+/// stage: text -> examples ([`data_stage`]), pairs -> counts -> P -> NLL ([`count_stage`]),
+/// W -> loss -> gradient -> descent ([`neural_stage`]), both models on the split's parts
+/// ([`evaluation_stage`]), and names from both models ([`sample_stage`]).
 pub fn run<B: Backend>(
     backend: &mut B,
     words: &[String],
@@ -276,6 +279,66 @@ pub fn run<B: Backend>(
     config: &TrainConfig,
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<TrainSummary> {
+    let (vocab, parts) = data_stage(backend, words, source, config, report)?;
+    let mut clock = StageClock::start();
+    if let Some(split) = config.split {
+        let w = &parts.words;
+        report(Event::Split {
+            split,
+            words: [w.train.len(), w.dev.len(), w.test.len()],
+            examples: parts.example_counts(),
+        });
+    }
+    let (count_model, nll) =
+        count_stage(backend, &parts.train.1, &vocab, config, &mut clock, report)?;
+    let trained = neural_stage(backend, &parts, &vocab, config, nll, &mut clock, report)?;
+    if config.split.is_some() {
+        evaluation_stage(
+            backend,
+            &parts,
+            &count_model,
+            &trained.model,
+            config,
+            report,
+        )?;
+    }
+    let neural_probs = sample_stage(
+        backend,
+        &count_model,
+        &trained.model,
+        config,
+        &mut clock,
+        report,
+    )?;
+    Ok(TrainSummary {
+        count_nll: nll.mean(),
+        losses: trained.losses,
+        first_step: trained.first_step,
+        final_loss: trained.final_loss,
+        dev_losses: trained.dev_losses,
+        kept_step: trained.kept_step,
+        neural_probs,
+        count_model,
+        neural_model: trained.model,
+    })
+}
+
+impl<E> LoadedParts<E> {
+    /// The number of examples in train, dev and test.
+    fn example_counts(&self) -> [usize; 3] {
+        [&self.train, &self.dev, &self.test].map(|p| p.0.len())
+    }
+}
+
+/// Text -> vocabulary -> examples: every word's characters as (K previous, next) pairs,
+/// split into parts and loaded on the backend. Reports [`Event::Data`].
+fn data_stage<B: Backend>(
+    backend: &mut B,
+    words: &[String],
+    source: &str,
+    config: &TrainConfig,
+    report: &mut dyn FnMut(Event),
+) -> anyhow::Result<(Vocab, LoadedParts<B::Examples>)> {
     // The vocabulary of every word, so that dev and test have no unknown characters.
     let vocab = Vocab::from_words(words);
     let parts = load_parts(
@@ -286,34 +349,30 @@ pub fn run<B: Backend>(
         config.split,
         config.seed,
     )?;
-    let part_examples = [&parts.train, &parts.dev, &parts.test].map(|p| p.0.len());
     report(Event::Data {
         source: source.to_string(),
         stats: WordStats::of(words),
         vocab: vocab.clone(),
-        examples: part_examples.iter().sum(),
+        examples: parts.example_counts().iter().sum(),
         context_len: config.context_len,
     });
-    let mut clock = StageClock::start();
-    if let Some(split) = config.split {
-        let w = &parts.words;
-        report(Event::Split {
-            split,
-            words: [w.train.len(), w.dev.len(), w.test.len()],
-            examples: part_examples,
-        });
-    }
-    let (examples, loaded) = &parts.train;
+    Ok((vocab, parts))
+}
 
-    let count_model = CountModel::fit(
-        backend,
-        loaded,
-        &vocab,
-        config.context_len,
-        config.smoothing,
-    )?;
+/// The count model on the training examples: `N[context, next]` counted, then
+/// `P = (N + smoothing) / row sum`, scored by the mean NLL `-mean(log P[context, next])`.
+/// Reports [`Event::CountModel`].
+fn count_stage<B: Backend>(
+    backend: &mut B,
+    train: &B::Examples,
+    vocab: &Vocab,
+    config: &TrainConfig,
+    clock: &mut StageClock,
+    report: &mut dyn FnMut(Event),
+) -> anyhow::Result<(CountModel, Nll)> {
+    let count_model = CountModel::fit(backend, train, vocab, config.context_len, config.smoothing)?;
     clock.lap("count model (count_pairs, normalize_rows)");
-    let nll = backend.mean_nll(&count_model.probs, loaded)?;
+    let nll = backend.mean_nll(&count_model.probs, train)?;
     clock.lap("count model NLL (nll_gather)");
     report(Event::CountModel {
         smoothing: config.smoothing,
@@ -321,18 +380,35 @@ pub fn run<B: Backend>(
         distinct_pairs: count_model.distinct_pairs(),
         most_frequent: count_model.most_frequent(config.top_pairs),
     });
+    Ok((count_model, nll))
+}
 
-    let (mut neural_model, first_step) = match &config.resume {
-        None => (
-            NeuralModel::init(&vocab, config.context_len, config.seed, config.rng),
-            0,
-        ),
-        Some(resume) => (
-            resumed_model(resume, &vocab, config.context_len)?,
-            resume.steps_done,
-        ),
-    };
-    let gradient = config.effective_gradient();
+/// What the neural stage hands on: the kept model and the losses that got it there.
+struct TrainedNeural {
+    /// With a split: the weights with the lowest dev loss; otherwise the last ones.
+    model: NeuralModel,
+    first_step: usize,
+    losses: Vec<StepLoss>,
+    final_loss: StepLoss,
+    dev_losses: Vec<(usize, f64)>,
+    kept_step: Option<usize>,
+}
+
+/// The neural model: W initialized (or resumed), then `config.steps` steps of
+/// `W -= lr * grad(mean NLL(softmax(W[context])) + reg * mean(W^2))` on the training
+/// examples, then the loss of the trained W. Reports [`Event::TrainingStarted`], the
+/// progress of [`train_in_chunks`], and [`Event::NeuralModel`].
+fn neural_stage<B: Backend>(
+    backend: &mut B,
+    parts: &LoadedParts<B::Examples>,
+    vocab: &Vocab,
+    config: &TrainConfig,
+    count_nll: Nll,
+    clock: &mut StageClock,
+    report: &mut dyn FnMut(Event),
+) -> anyhow::Result<TrainedNeural> {
+    let (examples, loaded) = &parts.train;
+    let (mut model, first_step) = initial_model(vocab, config)?;
     report(Event::TrainingStarted {
         rows: examples.num_rows,
         cols: examples.num_cols,
@@ -343,7 +419,7 @@ pub fn run<B: Backend>(
     let dev = (config.split.is_some() && !parts.dev.0.is_empty()).then_some(&parts.dev.1);
     let (losses, dev_losses, kept) = train_in_chunks(
         backend,
-        &mut neural_model,
+        &mut model,
         (examples, loaded),
         dev,
         config,
@@ -351,63 +427,122 @@ pub fn run<B: Backend>(
         report,
     )?;
     clock.lap("training");
-    let reg = config.options.reg;
-    let (final_loss, _) = match gradient {
-        GradientPath::Counts => {
-            backend.count_loss_and_gradient(&neural_model.weights, loaded, reg)?
-        }
-        GradientPath::Examples => {
-            backend.loss_and_gradient_with(&neural_model.weights, loaded, reg, config.form)?
-        }
-    };
+    let final_loss = final_loss(backend, &model.weights, loaded, config)?;
     clock.lap("final loss");
-    check_finite(&losses, final_loss, &neural_model.weights, config.form.loss)
+    check_finite(&losses, final_loss, &model.weights, config.form.loss)
         .map_err(|e| e.after(first_step))?;
     report(Event::NeuralModel {
         rows: examples.num_rows,
         cols: examples.num_cols,
         options: config.options,
         first_step,
-        gradient,
+        gradient: config.effective_gradient(),
         losses: losses.clone(),
         final_loss,
-        count_nll: nll.mean(),
+        count_nll: count_nll.mean(),
     });
     // The model kept is the one with the lowest dev loss (the last one without a split).
     let kept_step = kept.map(|k| {
-        neural_model.weights = k.weights;
+        model.weights = k.weights;
         k.step
     });
+    Ok(TrainedNeural {
+        model,
+        first_step,
+        losses,
+        final_loss,
+        dev_losses,
+        kept_step,
+    })
+}
 
-    if config.split.is_some() {
-        let mut count = |part: &(Examples, B::Examples)| {
-            score_part(part, |e| {
-                Ok(backend.mean_nll(&count_model.probs, e)?.mean())
-            })
-        };
-        let count_losses = PartLosses {
-            train: count(&parts.train)?,
-            dev: count(&parts.dev)?,
-            test: count(&parts.test)?,
-        };
-        let mut neural = |part: &(Examples, B::Examples)| {
-            score_part(part, |e| {
-                backend.forward_loss(&neural_model.weights, e, config.form)
-            })
-        };
-        let neural_losses = PartLosses {
-            train: neural(&parts.train)?,
-            dev: neural(&parts.dev)?,
-            test: neural(&parts.test)?,
-        };
-        report(Event::Evaluation {
-            count: count_losses,
-            neural: neural_losses,
-        });
-    }
+/// W before training, and the steps already taken: a fresh `W ~ N(0, 1)` from the seed, or
+/// the saved weights when resuming.
+pub(crate) fn initial_model(
+    vocab: &Vocab,
+    config: &TrainConfig,
+) -> anyhow::Result<(NeuralModel, usize)> {
+    Ok(match &config.resume {
+        None => (
+            NeuralModel::init(vocab, config.context_len, config.seed, config.rng),
+            0,
+        ),
+        Some(resume) => (
+            resumed_model(resume, vocab, config.context_len)?,
+            resume.steps_done,
+        ),
+    })
+}
+
+/// The loss of the trained weights, computed on the gradient path training took.
+fn final_loss<B: Backend>(
+    backend: &mut B,
+    weights: &[f32],
+    loaded: &B::Examples,
+    config: &TrainConfig,
+) -> anyhow::Result<StepLoss> {
+    let reg = config.options.reg;
+    let (loss, _) = match config.effective_gradient() {
+        GradientPath::Counts => backend.count_loss_and_gradient(weights, loaded, reg)?,
+        GradientPath::Examples => {
+            backend.loss_and_gradient_with(weights, loaded, reg, config.form)?
+        }
+    };
+    Ok(loss)
+}
+
+/// With `--split`: both models, trained on train, scored on every part by their mean NLL.
+/// Reports [`Event::Evaluation`].
+fn evaluation_stage<B: Backend>(
+    backend: &mut B,
+    parts: &LoadedParts<B::Examples>,
+    count_model: &CountModel,
+    neural_model: &NeuralModel,
+    config: &TrainConfig,
+    report: &mut dyn FnMut(Event),
+) -> anyhow::Result<()> {
+    let mut count = |part: &(Examples, B::Examples)| {
+        score_part(part, |e| {
+            Ok(backend.mean_nll(&count_model.probs, e)?.mean())
+        })
+    };
+    let count_losses = PartLosses {
+        train: count(&parts.train)?,
+        dev: count(&parts.dev)?,
+        test: count(&parts.test)?,
+    };
+    let mut neural = |part: &(Examples, B::Examples)| {
+        score_part(part, |e| {
+            backend.forward_loss(&neural_model.weights, e, config.form)
+        })
+    };
+    let neural_losses = PartLosses {
+        train: neural(&parts.train)?,
+        dev: neural(&parts.dev)?,
+        test: neural(&parts.test)?,
+    };
+    report(Event::Evaluation {
+        count: count_losses,
+        neural: neural_losses,
+    });
+    Ok(())
+}
+
+/// Names from both models: each character drawn from its row of P (the count model's, then
+/// `softmax(W)` row by row for the neural model) until the end mark. Reports
+/// [`Event::Samples`] twice and returns the neural model's probabilities.
+pub(crate) fn sample_stage<B: Backend>(
+    backend: &mut B,
+    count_model: &CountModel,
+    neural_model: &NeuralModel,
+    config: &TrainConfig,
+    clock: &mut StageClock,
+    report: &mut dyn FnMut(Event),
+) -> anyhow::Result<Vec<f32>> {
+    let vocab = &count_model.vocab;
     let count_names = sample_names(
         &count_model.probs,
-        &vocab,
+        vocab,
         config.samples,
         config.seed,
         config.rng,
@@ -419,7 +554,7 @@ pub fn run<B: Backend>(
     let neural_probs = neural_model.probs(backend)?;
     let neural_names = sample_names(
         &neural_probs,
-        &vocab,
+        vocab,
         config.samples,
         config.seed,
         config.rng,
@@ -429,18 +564,7 @@ pub fn run<B: Backend>(
         model: "neural",
         names: neural_names,
     });
-
-    Ok(TrainSummary {
-        count_nll: nll.mean(),
-        losses,
-        first_step,
-        final_loss,
-        dev_losses,
-        kept_step,
-        neural_probs,
-        count_model,
-        neural_model,
-    })
+    Ok(neural_probs)
 }
 
 /// The saved model, once its vocabulary and context length are checked against the data's.
@@ -487,6 +611,77 @@ struct Kept {
     weights: Vec<f32>,
 }
 
+/// The dev loss at each evaluation, and the weights with the lowest one so far.
+struct DevTracker<'a, E> {
+    /// The dev examples; `None`: no evaluation.
+    dev: Option<&'a E>,
+    /// (steps taken, dev loss) at each evaluation.
+    losses: Vec<(usize, f64)>,
+    kept: Option<Kept>,
+}
+
+impl<E> DevTracker<'_, E> {
+    /// The dev loss of `weights` after `step` steps; keeps them when it is the lowest so far.
+    /// Reports [`Event::DevLoss`].
+    fn evaluate<B: Backend<Examples = E>>(
+        &mut self,
+        backend: &mut B,
+        weights: &[f32],
+        step: usize,
+        form: NetForm,
+        report: &mut dyn FnMut(Event),
+    ) -> anyhow::Result<()> {
+        let Some(dev) = self.dev else { return Ok(()) };
+        let loss = backend.forward_loss(weights, dev, form)?;
+        let best = self.kept.as_ref().is_none_or(|k| loss < k.dev_loss);
+        if best {
+            self.kept = Some(Kept {
+                step,
+                dev_loss: loss,
+                weights: weights.to_vec(),
+            });
+        }
+        self.losses.push((step, loss));
+        report(Event::DevLoss { step, loss, best });
+        Ok(())
+    }
+}
+
+/// Steps per chunk of [`train_in_chunks`].
+fn chunk_len(config: &TrainConfig, stateless: bool) -> usize {
+    // The GPU counts the pairs once per set of examples and keeps the counts on the device,
+    // so the counts path's chunks cost one upload of W and one readback each.
+    match config.effective_gradient() {
+        GradientPath::Counts => chunk_size(config.steps),
+        GradientPath::Examples if stateless => chunk_size(config.steps),
+        GradientPath::Examples => config.steps.max(1),
+    }
+}
+
+/// `steps` steps of gradient descent on `model`, on the gradient path `config` takes; the
+/// loss before each.
+fn train_chunk<B: Backend>(
+    backend: &mut B,
+    model: &mut NeuralModel,
+    (examples, loaded): (&Examples, &B::Examples),
+    config: &TrainConfig,
+    steps: usize,
+) -> anyhow::Result<Vec<StepLoss>> {
+    match config.effective_gradient() {
+        GradientPath::Counts => model.train_counts(backend, loaded, &config.options, steps),
+        GradientPath::Examples => train_neural(
+            backend,
+            &mut model.weights,
+            examples,
+            loaded,
+            &config.options,
+            steps,
+            config.form,
+            &config.schedule,
+        ),
+    }
+}
+
 /// Gradient descent in chunks, reporting after each, and stopping after the first chunk
 /// whose loss is not finite. Full-batch SGD gives the same weights in one call or in many,
 /// since each step only reads W and the examples; minibatches and AdamW carry state from step
@@ -507,13 +702,7 @@ fn train_in_chunks<B: Backend>(
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<(Vec<StepLoss>, Vec<(usize, f64)>, Option<Kept>)> {
     let stateless = config.schedule.batch_size == 0 && config.schedule.optimizer == Optimizer::Sgd;
-    // The GPU counts the pairs once per set of examples and keeps the counts on the device,
-    // so the counts path's chunks cost one upload of W and one readback each.
-    let chunk_len = match config.effective_gradient() {
-        GradientPath::Counts => chunk_size(config.steps),
-        GradientPath::Examples if stateless => chunk_size(config.steps),
-        GradientPath::Examples => config.steps.max(1),
-    };
+    let chunk_len = chunk_len(config, stateless);
     let eval_every = if stateless && dev.is_some() {
         config.eval_every
     } else {
@@ -521,25 +710,11 @@ fn train_in_chunks<B: Backend>(
     };
     let start = Instant::now();
     let mut losses = Vec::new();
-    let mut dev_losses = Vec::new();
-    let mut kept: Option<Kept> = None;
-    let mut evaluate =
-        |backend: &mut B, weights: &[f32], done: usize, report: &mut dyn FnMut(Event)| {
-            let Some(dev) = dev else { return Ok(()) };
-            let loss = backend.forward_loss(weights, dev, config.form)?;
-            let step = first_step + done;
-            let best = kept.as_ref().is_none_or(|k| loss < k.dev_loss);
-            if best {
-                kept = Some(Kept {
-                    step,
-                    dev_loss: loss,
-                    weights: weights.to_vec(),
-                });
-            }
-            dev_losses.push((step, loss));
-            report(Event::DevLoss { step, loss, best });
-            anyhow::Ok(())
-        };
+    let mut tracker = DevTracker {
+        dev,
+        losses: Vec::new(),
+        kept: None,
+    };
     while losses.len() < config.steps {
         let mut chunk = chunk_len.min(config.steps - losses.len());
         if eval_every > 0 {
@@ -547,21 +722,9 @@ fn train_in_chunks<B: Backend>(
             chunk = chunk.min(eval_every - losses.len() % eval_every);
         }
         let chunk_start = Instant::now();
-        let chunk_losses = match config.effective_gradient() {
-            GradientPath::Counts => model.train_counts(backend, loaded, &config.options, chunk),
-            GradientPath::Examples => train_neural(
-                backend,
-                &mut model.weights,
-                examples,
-                loaded,
-                &config.options,
-                chunk,
-                config.form,
-                &config.schedule,
-            ),
-        }
-        // A device lost or out of memory mid-run: say how far training got.
-        .with_context(|| format!("training stopped at step {}", first_step + losses.len()))?;
+        let chunk_losses = train_chunk(backend, model, (examples, loaded), config, chunk)
+            // A device lost or out of memory mid-run: say how far training got.
+            .with_context(|| format!("training stopped at step {}", first_step + losses.len()))?;
         log::debug!(
             "steps {}..{}: {:.1} ms",
             first_step + losses.len(),
@@ -581,15 +744,28 @@ fn train_in_chunks<B: Backend>(
         });
         losses.extend(chunk_losses);
         if finite < chunk {
-            return Ok((losses, dev_losses, None));
+            return Ok((losses, tracker.losses, None));
         }
         let done = losses.len();
         if eval_every > 0 && done % eval_every == 0 && done < config.steps {
-            evaluate(backend, &model.weights, done, report)?;
+            tracker.evaluate(
+                backend,
+                &model.weights,
+                first_step + done,
+                config.form,
+                report,
+            )?;
         }
     }
-    evaluate(backend, &model.weights, losses.len(), report)?;
-    Ok((losses, dev_losses, kept))
+    let done = losses.len();
+    tracker.evaluate(
+        backend,
+        &model.weights,
+        first_step + done,
+        config.form,
+        report,
+    )?;
+    Ok((losses, tracker.losses, tracker.kept))
 }
 
 /// Per-stage wall times for `RUST_LOG=debug`.

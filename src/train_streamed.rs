@@ -18,14 +18,14 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Nll, StepLoss};
 use crate::corpus::{check_countable, CountTable, PairEncoder, Scan};
+use crate::data::Vocab;
 use crate::limits::check_context;
 use crate::model::{CountModel, NeuralModel};
-use crate::sample::sample_names;
 use crate::train::{
-    check_finite, chunk_size, resumed_model, Event, GradientPath, StageClock, TrainConfig,
-    TrainSummary,
+    check_finite, chunk_size, initial_model, sample_stage, Event, GradientPath, StageClock,
+    TrainConfig, TrainSummary,
 };
 
 /// Whether `train` streams its input: the counts path on all the words (no split), which
@@ -74,16 +74,49 @@ pub fn run_streamed<B: Backend>(
         table.examples
     );
     clock.lap("count table (blocks read, encoded, count_pairs)");
-    let probs = backend.normalize_rows(&table.counts, v, config.smoothing)?;
+    let (count_model, nll) = count_stage(backend, &table, &vocab, config, &mut clock, report)?;
+    let trained = neural_stage(backend, &table, &vocab, config, nll, &mut clock, report)?;
+    let neural_probs = sample_stage(
+        backend,
+        &count_model,
+        &trained.model,
+        config,
+        &mut clock,
+        report,
+    )?;
+    Ok(TrainSummary {
+        count_nll: nll.mean(),
+        losses: trained.losses,
+        first_step: trained.first_step,
+        final_loss: trained.final_loss,
+        dev_losses: Vec::new(),
+        kept_step: None,
+        neural_probs,
+        count_model,
+        neural_model: trained.model,
+    })
+}
+
+/// The count model from the table: `P = (N + smoothing) / row sum`, scored by the mean NLL
+/// `-sum(N * log P) / sum(N)` taken cell by cell. Reports [`Event::CountModel`].
+fn count_stage<B: Backend>(
+    backend: &mut B,
+    table: &CountTable,
+    vocab: &Vocab,
+    config: &TrainConfig,
+    clock: &mut StageClock,
+    report: &mut dyn FnMut(Event),
+) -> anyhow::Result<(CountModel, Nll)> {
+    let probs = backend.normalize_rows(&table.counts, vocab.len(), config.smoothing)?;
     let count_model = CountModel {
         vocab: vocab.clone(),
-        context_len: k,
+        context_len: config.context_len,
         smoothing: config.smoothing,
         counts: table.counts.clone(),
         probs,
     };
     clock.lap("count model (normalize_rows)");
-    let nll = backend.count_table_nll(&count_model.probs, &table)?;
+    let nll = backend.count_table_nll(&count_model.probs, table)?;
     clock.lap("count model NLL (count_nll)");
     report(Event::CountModel {
         smoothing: config.smoothing,
@@ -91,14 +124,28 @@ pub fn run_streamed<B: Backend>(
         distinct_pairs: count_model.distinct_pairs(),
         most_frequent: count_model.most_frequent(config.top_pairs),
     });
+    Ok((count_model, nll))
+}
 
-    let (mut neural_model, first_step) = match &config.resume {
-        None => (NeuralModel::init(&vocab, k, config.seed, config.rng), 0),
-        Some(resume) => (resumed_model(resume, &vocab, k)?, resume.steps_done),
-    };
+/// The neural model trained from the table alone: `config.steps` steps of
+/// `W -= lr * ((c_x softmax(W[x]) - N[x]) / n + 2 reg W / size(W))` (c_x: row x of N summed),
+/// in chunks, then the loss of
+/// the trained W. Reports [`Event::TrainingStarted`], [`Event::Progress`] after each chunk
+/// and [`Event::NeuralModel`].
+fn neural_stage<B: Backend>(
+    backend: &mut B,
+    table: &CountTable,
+    vocab: &Vocab,
+    config: &TrainConfig,
+    count_nll: Nll,
+    clock: &mut StageClock,
+    report: &mut dyn FnMut(Event),
+) -> anyhow::Result<TrainedOnTable> {
+    let (rows, cols) = (table.counts.len() / table.num_cols, table.num_cols);
+    let (mut model, first_step) = initial_model(vocab, config)?;
     report(Event::TrainingStarted {
-        rows: num_rows,
-        cols: v,
+        rows,
+        cols,
         options: config.options,
         first_step,
         steps: config.steps,
@@ -107,9 +154,9 @@ pub fn run_streamed<B: Backend>(
     let mut losses = Vec::new();
     while losses.len() < config.steps {
         let chunk = chunk_size(config.steps).min(config.steps - losses.len());
-        let weights = &mut neural_model.weights;
+        let weights = &mut model.weights;
         let chunk_losses = backend
-            .train_on_counts(weights, &table, &config.options, chunk)
+            .train_on_counts(weights, table, &config.options, chunk)
             .with_context(|| format!("training stopped at step {}", first_step + losses.len()))?;
         // Report the steps up to the first loss that is not finite; `check_finite` names it.
         let finite = chunk_losses
@@ -128,46 +175,34 @@ pub fn run_streamed<B: Backend>(
         }
     }
     clock.lap("training");
-    let weights = &neural_model.weights;
+    let weights = &model.weights;
     let (final_loss, _) =
-        backend.count_table_loss_and_gradient(weights, &table, config.options.reg)?;
+        backend.count_table_loss_and_gradient(weights, table, config.options.reg)?;
     clock.lap("final loss");
     check_finite(&losses, final_loss, weights, config.form.loss)
         .map_err(|e| e.after(first_step))?;
     report(Event::NeuralModel {
-        rows: num_rows,
-        cols: v,
+        rows,
+        cols,
         options: config.options,
         first_step,
         gradient: GradientPath::Counts,
         losses: losses.clone(),
         final_loss,
-        count_nll: nll.mean(),
+        count_nll: count_nll.mean(),
     });
-
-    let (samples, seed, rng) = (config.samples, config.seed, config.rng);
-    let count_names = sample_names(&count_model.probs, &vocab, samples, seed, rng);
-    report(Event::Samples {
-        model: "count",
-        names: count_names,
-    });
-    let neural_probs = neural_model.probs(backend)?;
-    let neural_names = sample_names(&neural_probs, &vocab, samples, seed, rng);
-    clock.lap("sampling (softmax_rows, host draws)");
-    report(Event::Samples {
-        model: "neural",
-        names: neural_names,
-    });
-
-    Ok(TrainSummary {
-        count_nll: nll.mean(),
-        losses,
+    Ok(TrainedOnTable {
+        model,
         first_step,
+        losses,
         final_loss,
-        dev_losses: Vec::new(),
-        kept_step: None,
-        neural_probs,
-        count_model,
-        neural_model,
     })
+}
+
+/// The trained model and the losses that got it there.
+struct TrainedOnTable {
+    model: NeuralModel,
+    first_step: usize,
+    losses: Vec<StepLoss>,
+    final_loss: StepLoss,
 }

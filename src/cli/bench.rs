@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::{say, thousands};
 use makemore::bench::{run_data_set, BenchConfig, DataSet, Timing, STAGES};
+use makemore::kernel_times::{KernelRow, OperationWall};
 use makemore::{AnyBackend, Backend, DeviceChoice};
 
 pub const EXAMPLE: &str = "Examples:
@@ -188,28 +189,40 @@ fn run_kernels(args: &Args) -> anyhow::Result<()> {
         }
     }
     let times = makemore::kernel_times::run(&mut gpu, args.reps as usize)?;
-    if !timestamps {
-        if !args.json {
-            say!("\n{:<22} {:>11}  kernels", "operation", "wall ms");
-        }
-        for w in &times.walls {
-            if args.json {
-                say!(
-                    "{}",
-                    json!({"operation": w.operation, "kernels": w.kernels, "wall_ms": 1e3 * w.seconds})
-                );
-            } else {
-                say!(
-                    "{:<22} {:>11.3}  {}",
-                    w.operation,
-                    1e3 * w.seconds,
-                    w.kernels.join(", ")
-                );
-            }
-        }
-        return Ok(());
+    if timestamps {
+        print_kernel_rows(&times.rows, peak, args.json);
+    } else {
+        print_operation_walls(&times.walls, args.json);
     }
-    if !args.json {
+    Ok(())
+}
+
+/// Without timestamps: each operation's wall time, submit to readback, and its kernels.
+fn print_operation_walls(walls: &[OperationWall], json: bool) {
+    if !json {
+        say!("\n{:<22} {:>11}  kernels", "operation", "wall ms");
+    }
+    for w in walls {
+        if json {
+            say!(
+                "{}",
+                json!({"operation": w.operation, "kernels": w.kernels, "wall_ms": 1e3 * w.seconds})
+            );
+        } else {
+            say!(
+                "{:<22} {:>11.3}  {}",
+                w.operation,
+                1e3 * w.seconds,
+                w.kernels.join(", ")
+            );
+        }
+    }
+}
+
+/// With timestamps: each kernel's GPU time, its traffic and throughput, and the fraction of
+/// the `peak` bandwidth (GB/s) it reaches.
+fn print_kernel_rows(rows: &[KernelRow], peak: Option<f64>, json: bool) {
+    if !json {
         say!(
             "\n{:<22} {:<24} {:>4} {:>10} {:>12} {:>12} {:>8} {:>8}{}",
             "operation",
@@ -224,11 +237,11 @@ fn run_kernels(args: &Args) -> anyhow::Result<()> {
         );
     }
     let figure = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
-    for row in &times.rows {
+    for row in rows {
         let gbps = row.bytes_per_second().map(|b| b / 1e9);
         let gops = row.operations_per_second().map(|o| o / 1e9);
         let fraction = peak.and_then(|p| gbps.map(|g| g / p));
-        if args.json {
+        if json {
             say!(
                 "{}",
                 json!({"operation": row.operation, "kernel": row.kernel,
@@ -254,7 +267,6 @@ fn run_kernels(args: &Args) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
 }
 
 fn thousands_u64(n: u64) -> String {

@@ -6,9 +6,11 @@ use std::io::IsTerminal as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{format_loss, say, thousands};
-use makemore::backend::LossForm;
+use makemore::backend::{LossForm, Nll, StepLoss, TrainOptions};
+use makemore::data::{Vocab, WordStats};
 use makemore::optim::Optimizer;
-use makemore::train::{Event, TrainConfig};
+use makemore::split::Split;
+use makemore::train::{Event, PartLosses, TrainConfig};
 
 /// Turns events into text, with a progress bar while training when a person is watching.
 pub struct Progress {
@@ -33,6 +35,8 @@ impl Progress {
         }
     }
 
+    /// Prints one finished stage of `train` ([`makemore::train::run`]), in the order the data
+    /// path reaches them.
     pub fn print_event(&mut self, event: &Event, config: &TrainConfig) {
         match event {
             Event::Data {
@@ -41,172 +45,219 @@ impl Progress {
                 vocab,
                 examples,
                 context_len,
-            } => {
-                say!(
-                    "data     {} words from {source}, {} to {} characters",
-                    thousands(stats.words),
-                    stats.shortest,
-                    stats.longest
-                );
-                say!("vocab    {} symbols: {vocab}", vocab.len());
-                say!(
-                    "examples {} (context of {context_len}, next) pairs",
-                    thousands(*examples)
-                );
-            }
+            } => print_data(source, stats, vocab, *examples, *context_len),
+            Event::Split {
+                split,
+                words,
+                examples,
+            } => print_split(split, words, examples),
             Event::CountModel {
                 smoothing,
                 nll,
                 distinct_pairs,
                 most_frequent,
-            } => {
-                say!("\ncount model (smoothing {smoothing})");
-                let impossible = match nll.impossible {
-                    0 => String::new(),
-                    n => format!(" ({} examples have probability 0)", thousands(n as usize)),
-                };
-                say!(
-                    "  mean NLL {} over {} examples{impossible}",
-                    format_loss(nll.mean()),
-                    thousands(nll.examples)
-                );
-                let top: Vec<String> = most_frequent
-                    .iter()
-                    .map(|(p, n)| format!("{p} {}", thousands(*n as usize)))
-                    .collect();
-                say!(
-                    "  {} distinct pairs; most frequent: {}",
-                    thousands(*distinct_pairs),
-                    top.join(", ")
-                );
-            }
+            } => print_count_model(*smoothing, nll, *distinct_pairs, most_frequent),
             Event::TrainingStarted {
                 rows,
                 cols,
                 options,
                 first_step,
                 steps,
-            } => {
-                let resumed = match first_step {
-                    0 => String::new(),
-                    n => format!(", resumed after step {}", n - 1),
-                };
-                say!(
-                    "\nneural model ({rows}x{cols} weights, lr {}, reg {}, {steps} steps{resumed}{})",
-                    options.lr,
-                    options.reg,
-                    form_note(config),
-                );
-                self.every = (steps / 10).max(1);
-                self.first_step = *first_step;
-                self.steps = *steps;
-                if self.use_bar && *steps > 0 {
-                    let style = ProgressStyle::with_template(
-                        "  {bar:30.cyan/blue} step {pos}/{len}  {msg}  {elapsed}",
-                    )
-                    .expect("a valid template");
-                    let bar = ProgressBar::new(*steps as u64).with_style(style);
-                    self.bar = Some(bar);
-                }
-            }
+            } => self.start_training(*rows, *cols, options, *first_step, *steps, config),
             Event::Progress {
                 first_step,
                 losses,
                 remaining,
                 steps_per_second,
-            } => {
-                let done = first_step + losses.len() - self.first_step;
-                if let Some(bar) = &self.bar {
-                    if let Some(last) = losses.last() {
-                        bar.set_message(format!(
-                            "loss {:.6}  {steps_per_second:.1} steps/s",
-                            last.total
-                        ));
-                    }
-                    bar.set_position(done as u64);
-                    if *remaining == 0 {
-                        bar.finish_and_clear();
-                    }
-                } else {
-                    for (i, loss) in losses.iter().enumerate() {
-                        let run_step = first_step + i - self.first_step;
-                        if run_step.is_multiple_of(self.every) || run_step + 1 == self.steps {
-                            say!(
-                                "  step {:>5}  loss {:.6}  (data {:.6})",
-                                first_step + i,
-                                loss.total,
-                                loss.data
-                            );
-                        }
-                    }
-                }
-                if *remaining == 0 {
-                    say!("  {done} steps at {steps_per_second:.1} steps/s");
-                }
-            }
-            Event::DevLoss { step, loss, best } => {
-                let line = format!(
-                    "  dev   {step:>5}  loss {}{}",
-                    format_loss(*loss),
-                    if *best { "  (lowest so far: kept)" } else { "" }
-                );
-                match &self.bar {
-                    Some(bar) => bar.suspend(|| say!("{line}")),
-                    None => say!("{line}"),
-                }
-            }
+            } => self.print_progress(*first_step, losses, *remaining, *steps_per_second),
+            Event::DevLoss { step, loss, best } => self.print_dev_loss(*step, *loss, *best),
             Event::NeuralModel {
                 final_loss,
                 count_nll,
                 ..
-            } => {
-                say!(
-                    "  final       loss {:.6}  (data {:.6}); count model {}",
-                    final_loss.total,
-                    final_loss.data,
-                    format_loss(*count_nll)
-                );
+            } => print_final_loss(final_loss, *count_nll),
+            Event::Evaluation { count, neural } => print_evaluation(count, neural),
+            Event::Samples { model, names } => print_samples(model, names),
+        }
+    }
+
+    /// The neural model's heading (its settings), and the bar or the plain lines' spacing.
+    fn start_training(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        options: &TrainOptions,
+        first_step: usize,
+        steps: usize,
+        config: &TrainConfig,
+    ) {
+        let resumed = match first_step {
+            0 => String::new(),
+            n => format!(", resumed after step {}", n - 1),
+        };
+        say!(
+            "\nneural model ({rows}x{cols} weights, lr {}, reg {}, {steps} steps{resumed}{})",
+            options.lr,
+            options.reg,
+            form_note(config),
+        );
+        self.every = (steps / 10).max(1);
+        self.first_step = first_step;
+        self.steps = steps;
+        if self.use_bar && steps > 0 {
+            let style = ProgressStyle::with_template(
+                "  {bar:30.cyan/blue} step {pos}/{len}  {msg}  {elapsed}",
+            )
+            .expect("a valid template");
+            let bar = ProgressBar::new(steps as u64).with_style(style);
+            self.bar = Some(bar);
+        }
+    }
+
+    /// The loss before each step (from `train_in_chunks` in train.rs): every `every`-th step
+    /// as a line, or the last one on the bar.
+    fn print_progress(
+        &mut self,
+        first_step: usize,
+        losses: &[StepLoss],
+        remaining: usize,
+        steps_per_second: f64,
+    ) {
+        let done = first_step + losses.len() - self.first_step;
+        if let Some(bar) = &self.bar {
+            if let Some(last) = losses.last() {
+                bar.set_message(format!(
+                    "loss {:.6}  {steps_per_second:.1} steps/s",
+                    last.total
+                ));
             }
-            Event::Samples { model, names } => {
-                say!("\nsamples from the {model} model:");
-                for name in names {
-                    say!("  {name}");
-                }
+            bar.set_position(done as u64);
+            if remaining == 0 {
+                bar.finish_and_clear();
             }
-            Event::Split {
-                split,
-                words,
-                examples,
-            } => {
-                say!(
-                    "split    {split}: train {} words ({} examples), dev {} ({}), test {} ({})",
-                    thousands(words[0]),
-                    thousands(examples[0]),
-                    thousands(words[1]),
-                    thousands(examples[1]),
-                    thousands(words[2]),
-                    thousands(examples[2])
-                );
-            }
-            Event::Evaluation { count, neural } => {
-                say!("\nmean NLL by part (both models learned from train only)");
-                say!(
-                    "  {:<8} {:>10} {:>10} {:>10}",
-                    "model",
-                    "train",
-                    "dev",
-                    "test"
-                );
-                for (name, l) in [("count", count), ("neural", neural)] {
+        } else {
+            for (i, loss) in losses.iter().enumerate() {
+                let run_step = first_step + i - self.first_step;
+                if run_step.is_multiple_of(self.every) || run_step + 1 == self.steps {
                     say!(
-                        "  {name:<8} {:>10} {:>10} {:>10}",
-                        part_loss(l.train),
-                        part_loss(l.dev),
-                        part_loss(l.test)
+                        "  step {:>5}  loss {:.6}  (data {:.6})",
+                        first_step + i,
+                        loss.total,
+                        loss.data
                     );
                 }
             }
         }
+        if remaining == 0 {
+            say!("  {done} steps at {steps_per_second:.1} steps/s");
+        }
+    }
+
+    /// The dev loss (from `DevTracker::evaluate` in train.rs), above the bar if one is drawn.
+    fn print_dev_loss(&self, step: usize, loss: f64, best: bool) {
+        let line = format!(
+            "  dev   {step:>5}  loss {}{}",
+            format_loss(loss),
+            if best { "  (lowest so far: kept)" } else { "" }
+        );
+        match &self.bar {
+            Some(bar) => bar.suspend(|| say!("{line}")),
+            None => say!("{line}"),
+        }
+    }
+}
+
+/// The words, the vocabulary and the examples (from `data_stage` in train.rs).
+fn print_data(source: &str, stats: &WordStats, vocab: &Vocab, examples: usize, k: usize) {
+    say!(
+        "data     {} words from {source}, {} to {} characters",
+        thousands(stats.words),
+        stats.shortest,
+        stats.longest
+    );
+    say!("vocab    {} symbols: {vocab}", vocab.len());
+    say!(
+        "examples {} (context of {k}, next) pairs",
+        thousands(examples)
+    );
+}
+
+/// The words and examples of each part (from `Split::apply` in split.rs).
+fn print_split(split: &Split, words: &[usize; 3], examples: &[usize; 3]) {
+    say!(
+        "split    {split}: train {} words ({} examples), dev {} ({}), test {} ({})",
+        thousands(words[0]),
+        thousands(examples[0]),
+        thousands(words[1]),
+        thousands(examples[1]),
+        thousands(words[2]),
+        thousands(examples[2])
+    );
+}
+
+/// The count model's mean NLL and its most frequent pairs (from `count_stage` in train.rs).
+fn print_count_model(
+    smoothing: f32,
+    nll: &Nll,
+    distinct_pairs: usize,
+    most_frequent: &[(String, u32)],
+) {
+    say!("\ncount model (smoothing {smoothing})");
+    let impossible = match nll.impossible {
+        0 => String::new(),
+        n => format!(" ({} examples have probability 0)", thousands(n as usize)),
+    };
+    say!(
+        "  mean NLL {} over {} examples{impossible}",
+        format_loss(nll.mean()),
+        thousands(nll.examples)
+    );
+    let top: Vec<String> = most_frequent
+        .iter()
+        .map(|(p, n)| format!("{p} {}", thousands(*n as usize)))
+        .collect();
+    say!(
+        "  {} distinct pairs; most frequent: {}",
+        thousands(distinct_pairs),
+        top.join(", ")
+    );
+}
+
+/// The trained weights' loss beside the count model's (from `neural_stage` in train.rs).
+fn print_final_loss(final_loss: &StepLoss, count_nll: f64) {
+    say!(
+        "  final       loss {:.6}  (data {:.6}); count model {}",
+        final_loss.total,
+        final_loss.data,
+        format_loss(count_nll)
+    );
+}
+
+/// Both models' mean NLL on each part (from `evaluation_stage` in train.rs).
+fn print_evaluation(count: &PartLosses, neural: &PartLosses) {
+    say!("\nmean NLL by part (both models learned from train only)");
+    say!(
+        "  {:<8} {:>10} {:>10} {:>10}",
+        "model",
+        "train",
+        "dev",
+        "test"
+    );
+    for (name, l) in [("count", count), ("neural", neural)] {
+        say!(
+            "  {name:<8} {:>10} {:>10} {:>10}",
+            part_loss(l.train),
+            part_loss(l.dev),
+            part_loss(l.test)
+        );
+    }
+}
+
+/// One model's names (from `sample_stage` in train.rs).
+fn print_samples(model: &str, names: &[String]) {
+    say!("\nsamples from the {model} model:");
+    for name in names {
+        say!("  {name}");
     }
 }
 

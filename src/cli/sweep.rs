@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{finite_or_null, format_loss, positive, say, thousands, DeviceFlag};
 use makemore::data::{builtin_words, read_words};
 use makemore::split::Split;
-use makemore::sweep::{SweepConfig, SweepModel, DEFAULT_STRENGTHS};
+use makemore::sweep::{SweepConfig, SweepModel, SweepResult, DEFAULT_STRENGTHS};
 use makemore::{AnyBackend, Backend};
 
 pub const EXAMPLE: &str = "Examples:
@@ -73,6 +73,8 @@ fn parse_strengths(list: &str) -> anyhow::Result<Vec<f32>> {
         .collect()
 }
 
+/// `sweep`: the settings from the flags, the words, then [`makemore::sweep::run`] printed as a
+/// table (or one JSON object).
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let (words, source) = match &args.input {
@@ -82,6 +84,43 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "the built-in names (2018 US baby names)".to_string(),
         ),
     };
+    let config = sweep_config(args)?;
+    makemore::limits::check_vocab(makemore::data::Vocab::from_words(&words).len())?;
+    let (mut backend, notice) = AnyBackend::open(args.device.into())?;
+    if let Some(notice) = notice {
+        eprintln!("notice: {notice}");
+    }
+    let result = makemore::sweep::run(&mut backend, &words, &config)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let run = SweepRun {
+        device: backend.describe(),
+        source,
+        words: words.len(),
+        config,
+        result,
+        seconds,
+    };
+    if args.json {
+        print_json(&run);
+    } else {
+        print_table(&run);
+    }
+    Ok(())
+}
+
+/// A finished sweep, as it is printed.
+struct SweepRun {
+    device: String,
+    source: String,
+    /// Words read, before the split.
+    words: usize,
+    config: SweepConfig,
+    result: SweepResult,
+    seconds: f64,
+}
+
+/// The sweep's settings from the flags; too many steps refused.
+fn sweep_config(args: &Args) -> anyhow::Result<SweepConfig> {
     let model = match args.model {
         ModelFlag::Count => SweepModel::Count,
         ModelFlag::Neural => SweepModel::Neural,
@@ -105,41 +144,66 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             makemore::limits::MAX_STEPS
         );
     }
-    makemore::limits::check_vocab(makemore::data::Vocab::from_words(&words).len())?;
-    let (mut backend, notice) = AnyBackend::open(args.device.into())?;
-    if let Some(notice) = notice {
-        eprintln!("notice: {notice}");
-    }
-    let result = makemore::sweep::run(&mut backend, &words, &config)?;
-    let seconds = start.elapsed().as_secs_f64();
-    let name = model.strength_name();
-    let best = result.rows[result.best];
+    Ok(config)
+}
+
+/// The model's name and the name of its strength (smoothing or reg).
+fn names(model: SweepModel) -> (&'static str, &'static str) {
     let model_name = match model {
         SweepModel::Count => "count",
         SweepModel::Neural => "neural",
     };
-    if args.json {
-        let rows: Vec<serde_json::Value> = result
-            .rows
-            .iter()
-            .map(|r| json!({"strength": r.strength, "train": finite_or_null(r.train), "dev": finite_or_null(r.dev)}))
-            .collect();
-        say!(
-            "{}",
-            json!({"event": "sweep", "device": backend.describe(), "source": source,
-                "model": model_name, "strength_name": name, "context": config.context_len,
-                "split": config.split.to_string(), "words": result.words,
-                "examples": result.examples, "steps": (model == SweepModel::Neural).then_some(config.steps),
-                "lr": (model == SweepModel::Neural).then_some(config.lr), "rows": rows,
-                "best_strength": best.strength, "best_dev": finite_or_null(best.dev),
-                "test": finite_or_null(result.test), "seconds": seconds})
-        );
-        return Ok(());
-    }
-    say!("device   {}", backend.describe());
+    (model_name, model.strength_name())
+}
+
+/// The whole sweep as one JSON object.
+fn print_json(run: &SweepRun) {
+    let SweepRun {
+        device,
+        source,
+        config,
+        result,
+        seconds,
+        ..
+    } = run;
+    let model = config.model;
+    let (model_name, name) = names(model);
+    let best = result.rows[result.best];
+    let rows: Vec<serde_json::Value> = result
+        .rows
+        .iter()
+        .map(|r| json!({"strength": r.strength, "train": finite_or_null(r.train), "dev": finite_or_null(r.dev)}))
+        .collect();
+    say!(
+        "{}",
+        json!({"event": "sweep", "device": device, "source": source,
+            "model": model_name, "strength_name": name, "context": config.context_len,
+            "split": config.split.to_string(), "words": result.words,
+            "examples": result.examples, "steps": (model == SweepModel::Neural).then_some(config.steps),
+            "lr": (model == SweepModel::Neural).then_some(config.lr), "rows": rows,
+            "best_strength": best.strength, "best_dev": finite_or_null(best.dev),
+            "test": finite_or_null(result.test), "seconds": seconds})
+    );
+}
+
+/// The sweep as a table: each strength's train and dev loss, the best on dev, and its test
+/// loss, scored once.
+fn print_table(run: &SweepRun) {
+    let SweepRun {
+        device,
+        source,
+        words,
+        config,
+        result,
+        seconds,
+    } = run;
+    let model = config.model;
+    let (model_name, name) = names(model);
+    let best = result.rows[result.best];
+    say!("device   {device}");
     say!(
         "data     {} words from {source}; split {}: train {}, dev {}, test {} words",
-        thousands(words.len()),
+        thousands(*words),
         config.split,
         thousands(result.words[0]),
         thousands(result.words[1]),
@@ -174,5 +238,4 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         format_loss(result.test)
     );
     say!("\ndone in {seconds:.2} s");
-    Ok(())
 }

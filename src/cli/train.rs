@@ -138,6 +138,9 @@ pub enum GradFlag {
     Examples,
 }
 
+/// `train`: the settings from the flags (and the checkpoint when resuming), the words, the
+/// device, then the pipeline of [`makemore::train::run`] (or its streamed twin), its events
+/// printed as they come, and the run saved in the work directory.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let saved = if args.resume {
@@ -162,7 +165,55 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         steps_done: c.settings.steps,
         source: args.work_dir.join(MODEL_FILE).display().to_string(),
     });
-    let config = TrainConfig {
+    let config = train_config(args, resume)?;
+    let data = read_input(input.as_ref(), &config)?;
+    let source = match &input {
+        Some(path) => path.display().to_string(),
+        None => "the built-in names (2018 US baby names)".to_string(),
+    };
+    check_input_size(args, &config, &data)?;
+    let mut backend = open_backend(args)?;
+    let mut progress = Progress::new(args.json, args.quiet);
+    let mut report = |event: Event| {
+        if args.json {
+            if let Some(line) = event_json(&event, &config) {
+                say!("{line}");
+            }
+        } else {
+            progress.print_event(&event, &config);
+        }
+    };
+    let summary = match &data {
+        Input::Words(words) => {
+            makemore::train::run(&mut backend, words, &source, &config, &mut report)?
+        }
+        Input::Streamed(path, scan) => {
+            let chunk = corpus::chunk_bytes();
+            run_streamed(
+                &mut backend,
+                path,
+                scan,
+                chunk,
+                &source,
+                &config,
+                &mut report,
+            )?
+        }
+    };
+    let (model_path, log_path) = save_run(args, &config, input.as_deref(), &summary, earlier_log)?;
+    print_saved(
+        args,
+        &summary,
+        &model_path,
+        &log_path,
+        start.elapsed().as_secs_f64(),
+    );
+    Ok(())
+}
+
+/// The pipeline's settings from the flags.
+fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConfig> {
+    Ok(TrainConfig {
         context_len: args.context as usize,
         smoothing: args.smoothing,
         seed: args.seed,
@@ -204,11 +255,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             },
             one_hot: args.one_hot,
         },
-    };
+    })
+}
+
+/// The words, or the first pass over a file the counts path reads in blocks.
+fn read_input(input: Option<&PathBuf>, config: &TrainConfig) -> anyhow::Result<Input> {
     // The counts path on a file reads it in blocks (first pass here: its words checked, its
     // vocabulary); everything else holds the words in memory.
-    let data = match &input {
-        Some(path) if streams(&config) => {
+    Ok(match input {
+        Some(path) if streams(config) => {
             let scan_start = Instant::now();
             let scan = corpus::scan(path, corpus::chunk_bytes())?;
             let ms = scan_start.elapsed().as_secs_f64() * 1e3;
@@ -217,13 +272,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         Some(path) => Input::Words(read_words(path)?),
         None => Input::Words(builtin_words()),
-    };
-    let source = match &input {
-        Some(path) => path.display().to_string(),
-        None => "the built-in names (2018 US baby names)".to_string(),
-    };
-    // Counts that memory could not hold, and alphabets past the limit, before any work.
-    let (train_examples, vocab_len) = match &data {
+    })
+}
+
+/// Counts that memory could not hold, and alphabets past the limit, refused before any work.
+fn check_input_size(args: &Args, config: &TrainConfig, data: &Input) -> anyhow::Result<()> {
+    let (train_examples, vocab_len) = match data {
         Input::Words(words) => {
             let train_words = match config.split {
                 Some(split) => std::borrow::Cow::Owned(split.apply(words, config.seed).train),
@@ -240,7 +294,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     check_run_counts(args.steps, args.samples, args.batch_size, train_examples)
         .map_err(anyhow::Error::msg)?;
     check_vocab(vocab_len)?;
-    let (mut backend, notice) = AnyBackend::open(args.device.into())?;
+    Ok(())
+}
+
+/// The device the flags ask for, announced on the first line.
+fn open_backend(args: &Args) -> anyhow::Result<AnyBackend> {
+    let (backend, notice) = AnyBackend::open(args.device.into())?;
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
     }
@@ -252,36 +311,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         say!("device   {}", backend.describe());
     }
-    let mut progress = Progress::new(args.json, args.quiet);
-    let mut report = |event: Event| {
-        if args.json {
-            if let Some(line) = event_json(&event, &config) {
-                say!("{line}");
-            }
-        } else {
-            progress.print_event(&event, &config);
-        }
-    };
-    let summary = match &data {
-        Input::Words(words) => {
-            makemore::train::run(&mut backend, words, &source, &config, &mut report)?
-        }
-        Input::Streamed(path, scan) => {
-            let chunk = corpus::chunk_bytes();
-            run_streamed(
-                &mut backend,
-                path,
-                scan,
-                chunk,
-                &source,
-                &config,
-                &mut report,
-            )?
-        }
-    };
+    Ok(backend)
+}
 
-    let (model_path, log_path) = save_run(args, &config, input.as_deref(), &summary, earlier_log)?;
-    let seconds = start.elapsed().as_secs_f64();
+/// Where the run was saved, and how long it took.
+fn print_saved(
+    args: &Args,
+    summary: &TrainSummary,
+    model_path: &Path,
+    log_path: &Path,
+    seconds: f64,
+) {
     if args.json {
         let line = json!({"event": "summary", "count_nll": finite_or_null(summary.count_nll),
             "final_loss": summary.final_loss.total, "final_data_loss": summary.final_loss.data,
@@ -302,7 +342,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
         say!("done in {seconds:.2} s");
     }
-    Ok(())
 }
 
 /// Writes both models and the loss log into the work directory.
