@@ -32,12 +32,14 @@ use crate::limits::TableLimit;
 use crate::optim::{AdamState, AdamW};
 
 use super::count_descent::{CountDescent, Table};
-use super::kernels::{
-    bind, dispatch, CrossEntropyForwardParams, OneHotMatmulBackwardParams, OneHotMatmulParams,
-    Params, SoftmaxRowsParams, ENTRY_THREADS, EXAMPLE_THREADS,
-};
+use super::kernels::{bind, dispatch, ENTRY_THREADS, EXAMPLE_THREADS};
 use super::loop_budget::{self, bound, lanes_for};
 use super::loss::{LossTotal, Squares};
+use super::params::{
+    AdamwHyper, AdamwStepParams, CrossEntropyBackwardParams, CrossEntropyForwardParams,
+    GradRowsParams, NllGatherParams, NormalizeRowsParams, OneHotMatmulBackwardParams,
+    OneHotMatmulParams, SgdStepParams, SoftmaxRowsParams,
+};
 use super::stream_counts::{record_counting, Pairs};
 use super::Gpu;
 use crate::corpus::{CountTable, PairBatches};
@@ -137,10 +139,6 @@ pub struct GpuBackend {
     gpu: Gpu,
     /// The most examples of one chunk, when set below what a binding holds.
     chunk_examples: Option<u32>,
-}
-
-fn f(x: f32) -> u32 {
-    x.to_bits()
 }
 
 /// The loop bound of a loss form's forward kernel on rows of `cols`, with lanes_for(cols).
@@ -416,11 +414,12 @@ impl GpuBackend {
             let backward = bind(
                 &gpu.device,
                 &k.cross_entropy_backward,
-                &gpu.params(Params::new(&[
-                    rows.num_segments,
-                    ex.num_cols,
-                    rows.first_segment,
-                ])),
+                &gpu.params(CrossEntropyBackwardParams {
+                    num_segments: rows.num_segments,
+                    num_cols: ex.num_cols,
+                    first_segment: rows.first_segment,
+                    ..Default::default()
+                }),
                 &[
                     &source.table,
                     &chunk.targets,
@@ -440,12 +439,12 @@ impl GpuBackend {
         let grad = bind(
             &gpu.device,
             &k.grad_rows,
-            &gpu.params(Params::new(&[
-                ex.num_rows,
-                ex.num_cols,
-                ex.len,
-                f(options.reg),
-            ])),
+            &gpu.params(GradRowsParams {
+                num_rows: ex.num_rows,
+                num_cols: ex.num_cols,
+                num_examples: ex.len,
+                reg: options.reg,
+            }),
             &[
                 &weights_buffer,
                 &source.row_segments,
@@ -467,7 +466,11 @@ impl GpuBackend {
         let update = bind(
             &gpu.device,
             &k.sgd_step,
-            &gpu.params(Params::new(&[num_weights, f(options.lr)])),
+            &gpu.params(SgdStepParams {
+                num_weights,
+                lr: options.lr,
+                ..Default::default()
+            }),
             &[&grads, &weights_buffer],
         );
         Ok(StepBuffers {
@@ -782,12 +785,12 @@ impl Backend for GpuBackend {
         let group = bind(
             &gpu.device,
             &gpu.kernels.normalize_rows,
-            &gpu.params(Params::new(&[
+            &gpu.params(NormalizeRowsParams {
                 num_rows,
-                num_cols as u32,
-                f(smoothing),
-                lanes,
-            ])),
+                num_cols: num_cols as u32,
+                smoothing,
+                lanes_per_row: lanes,
+            }),
             &[&counts_buffer, &probs],
         );
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
@@ -830,7 +833,12 @@ impl Backend for GpuBackend {
                 let group = bind(
                     &gpu.device,
                     &k.nll_gather,
-                    &gpu.params(Params::new(&[chunk.len, ex.num_cols, first_partial])),
+                    &gpu.params(NllGatherParams {
+                        num_examples: chunk.len,
+                        num_cols: ex.num_cols,
+                        first_partial,
+                        ..Default::default()
+                    }),
                     &[
                         &probs_buffer,
                         &chunk.contexts,
@@ -1070,15 +1078,15 @@ impl Backend for GpuBackend {
     ) -> anyhow::Result<()> {
         state.t += 1;
         let (bc1, bc2) = AdamState::bias_corrections(state.t, adamw);
-        let hyper = [
+        let hyper = AdamwHyper {
             lr,
-            adamw.weight_decay,
-            adamw.beta1,
-            adamw.beta2,
-            adamw.eps,
+            weight_decay: adamw.weight_decay,
+            beta1: adamw.beta1,
+            beta2: adamw.beta2,
+            eps: adamw.eps,
             bc1,
             bc2,
-        ];
+        };
         let gpu = &self.gpu;
         let n = weights.len();
         let weights_buffer = gpu.upload("weights", weights);
@@ -1087,9 +1095,12 @@ impl Backend for GpuBackend {
         let group = bind(
             &gpu.device,
             &gpu.kernels.adamw_step,
-            &gpu.params(Params::new(&[n as u32])),
+            &gpu.params(AdamwStepParams {
+                num_weights: n as u32,
+                ..Default::default()
+            }),
             &[
-                &gpu.upload("adamw settings", &hyper),
+                &gpu.upload("adamw settings", &[hyper]),
                 &gpu.upload("grads", grads),
                 &weights_buffer,
                 &m,

@@ -4,8 +4,6 @@
 //! in the order its WGSL file declares them. The pipelines use the layout wgpu derives from
 //! the shader, so the WGSL file is the one place where a binding is described.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::loop_budget::LOOP_BUDGET;
 use super::profile::Profiler;
 use std::sync::Arc;
@@ -19,107 +17,6 @@ pub const ENTRY_THREADS: u32 = 64;
 pub const PRIVATE_HISTOGRAM_BINS: u32 = 4096;
 /// Examples each workgroup of count_pairs_private adds into its private table.
 pub const PRIVATE_HISTOGRAM_EXAMPLES: u32 = 16384;
-
-/// Parameters of a kernel: four 32-bit words, the layout of every `Params` struct in WGSL.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct Params {
-    pub words: [u32; 4],
-}
-
-impl Params {
-    /// Parameters from up to four words (unsigned integers or f32 bit patterns).
-    pub fn new(words: &[u32]) -> Params {
-        let mut p = Params::default();
-        p.words[..words.len()].copy_from_slice(words);
-        p
-    }
-}
-
-/// `count_descent`'s parameters (its WGSL `Params`, field by field).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct CountDescentParams {
-    pub num_rows: u32,
-    pub num_cols: u32,
-    pub num_examples: u32,
-    pub lanes_per_row: u32,
-    pub rows_per_thread: u32,
-    pub steps: u32,
-    pub first_step: u32,
-    /// 1: one workgroup holds the table and appends each step's loss to the history itself.
-    pub writes_history: u32,
-    pub reg: f32,
-    pub lr: f32,
-    pub _pad: [u32; 2],
-}
-
-/// `partial_sums`' parameters.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct PartialSumsParams {
-    pub num_values: u32,
-    /// 1: add up the squares of the values (the L2 penalty's sum of W^2).
-    pub square: u32,
-    pub _pad: [u32; 2],
-}
-
-/// `loss_total`'s parameters.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct LossTotalParams {
-    pub num_nll_sums: u32,
-    pub num_square_sums: u32,
-    pub num_examples: u32,
-    pub num_weights: u32,
-    pub reg: f32,
-    pub _pad: [u32; 3],
-}
-
-/// `cross_entropy_forward`'s and `cross_entropy_explicit`'s parameters.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct CrossEntropyForwardParams {
-    pub num_examples: u32,
-    pub num_cols: u32,
-    pub lanes_per_example: u32,
-    /// Where this chunk's workgroup sums start in `partials`.
-    pub first_partial: u32,
-}
-
-/// `softmax_rows`' parameters.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct SoftmaxRowsParams {
-    pub num_rows: u32,
-    pub num_cols: u32,
-    pub lanes_per_row: u32,
-    pub _pad: u32,
-}
-
-/// `one_hot_matmul`'s parameters: the rows `first_row .. end_row` of one chunk.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct OneHotMatmulParams {
-    pub num_examples: u32,
-    pub num_rows: u32,
-    pub num_cols: u32,
-    pub first_row: u32,
-    pub end_row: u32,
-    pub _pad: [u32; 3],
-}
-
-/// `one_hot_matmul_backward`'s parameters.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct OneHotMatmulBackwardParams {
-    pub num_examples: u32,
-    pub num_rows: u32,
-    pub num_cols: u32,
-    pub num_blocks: u32,
-    pub block_len: u32,
-    pub _pad: [u32; 3],
-}
 
 /// A compiled kernel, its name (the name of its WGSL file), and the device's profiler.
 pub struct Kernel {

@@ -3,6 +3,7 @@
 //! - `mod.rs` (this file): finding adapters and opening a device, as wgpu's own tools do
 //!   (`WGPU_BACKEND` limits the backends, `WGPU_ADAPTER_NAME` picks an adapter by name).
 //! - `kernels.rs`: the shaders of `shaders/`, compiled once into pipelines, and their dispatch.
+//! - `params.rs`: each shader's `Params` uniform as a Rust struct, field by field.
 //! - `buffers.rs`: uploads and readbacks.
 //! - `backend.rs`: the [`crate::Backend`] operations as sequences of kernel dispatches.
 //! - `count_descent.rs`: the counts path's training steps, parallel over the rows.
@@ -18,6 +19,7 @@ mod count_descent;
 mod kernels;
 pub mod loop_budget;
 mod loss;
+mod params;
 mod profile;
 mod stream_counts;
 

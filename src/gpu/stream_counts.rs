@@ -15,10 +15,11 @@
 use super::backend::GpuBackend;
 use super::count_descent::{CountDescent, Table};
 use super::kernels::{
-    bind, dispatch, Params, EXAMPLE_THREADS, PRIVATE_HISTOGRAM_BINS, PRIVATE_HISTOGRAM_EXAMPLES,
+    bind, dispatch, EXAMPLE_THREADS, PRIVATE_HISTOGRAM_BINS, PRIVATE_HISTOGRAM_EXAMPLES,
 };
 use super::loop_budget::{self, bound};
 use super::loss::{LossTotal, Squares};
+use super::params::{CountNllParams, CountPairsParams, CountPairsPrivateParams};
 use super::{Gpu, GpuError};
 use crate::backend::{Nll, TrainOptions};
 use crate::corpus::{CountTable, PairBatches};
@@ -48,17 +49,21 @@ pub(super) fn record_counting(
     let fits = num_bins <= PRIVATE_HISTOGRAM_BINS
         && 4 * PRIVATE_HISTOGRAM_BINS <= gpu.limits.max_compute_workgroup_storage_size;
     let (kernel, params, groups, loop_bound) = if fits {
-        let params = Params::new(&[
-            pairs.len,
-            pairs.num_cols,
+        let params = gpu.params(CountPairsPrivateParams {
+            num_examples: pairs.len,
+            num_cols: pairs.num_cols,
             num_bins,
-            PRIVATE_HISTOGRAM_EXAMPLES,
-        ]);
+            examples_per_group: PRIVATE_HISTOGRAM_EXAMPLES,
+        });
         let loop_bound = bound::count_pairs_private(PRIVATE_HISTOGRAM_EXAMPLES, num_bins);
         let groups = pairs.len.div_ceil(PRIVATE_HISTOGRAM_EXAMPLES);
         (&k.count_pairs_private, params, groups, loop_bound)
     } else {
-        let params = Params::new(&[pairs.len, pairs.num_cols]);
+        let params = gpu.params(CountPairsParams {
+            num_examples: pairs.len,
+            num_cols: pairs.num_cols,
+            ..Default::default()
+        });
         (
             &k.count_pairs,
             params,
@@ -70,7 +75,7 @@ pub(super) fn record_counting(
     let group = bind(
         &gpu.device,
         kernel,
-        &gpu.params(params),
+        &params,
         &[pairs.contexts, pairs.targets, counts],
     );
     let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -155,7 +160,10 @@ impl GpuBackend {
         let group = bind(
             &gpu.device,
             &k.count_nll,
-            &gpu.params(Params::new(&[num_cells])),
+            &gpu.params(CountNllParams {
+                num_cells,
+                ..Default::default()
+            }),
             &[&probs_buffer, &counts, &partials, &impossible],
         );
         // The count model has no weights to penalize.
