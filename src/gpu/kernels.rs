@@ -115,16 +115,6 @@ impl Kernels {
     }
 }
 
-impl Kernels {
-    /// The forward kernel of a loss form (both have the same bindings).
-    pub fn forward(&self, loss: crate::backend::LossForm) -> &Kernel {
-        match loss {
-            crate::backend::LossForm::Fused => &self.cross_entropy_forward,
-            crate::backend::LossForm::Explicit => &self.cross_entropy_explicit,
-        }
-    }
-}
-
 /// A bind group for `kernel` with `params` at binding 0 and `buffers` at 1, 2, ...
 pub fn bind(
     device: &wgpu::Device,
@@ -182,4 +172,56 @@ pub fn dispatch(
     let slot = kernel.profiler.before(pass, kernel.name, groups);
     pass.dispatch_workgroups(x, y, 1);
     kernel.profiler.after(pass, slot);
+}
+
+/// What to dispatch: a kernel, its bind group, its workgroups and its loop bound per
+/// invocation (checked against the loop budget when the dispatch was made, before anything
+/// is recorded). dispatches.rs makes one for each kernel.
+pub struct Dispatch<'k> {
+    pub kernel: &'k Kernel,
+    pub bind_group: wgpu::BindGroup,
+    pub groups: u32,
+    pub loop_bound: u64,
+}
+
+impl Dispatch<'_> {
+    /// Records the dispatch into a compute pass.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, max_per_dimension: u32) {
+        let (kernel, groups) = (self.kernel, self.groups);
+        dispatch(
+            pass,
+            kernel,
+            &self.bind_group,
+            groups,
+            max_per_dimension,
+            self.loop_bound,
+        );
+    }
+}
+
+impl super::Gpu {
+    /// The most workgroups of one dimension of a dispatch grid.
+    pub fn max_groups(&self) -> u32 {
+        self.limits.max_compute_workgroups_per_dimension
+    }
+
+    /// Records what `record` dispatches into one compute pass and submits it: the one path
+    /// by which kernels reach the queue.
+    pub fn submit_pass(
+        &self,
+        record: impl FnOnce(&mut wgpu::ComputePass<'_>),
+    ) -> wgpu::SubmissionIndex {
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            record(&mut pass);
+        }
+        self.queue.submit([encoder.finish()])
+    }
+
+    /// Submits `dispatches` in order, in one compute pass.
+    pub fn submit(&self, dispatches: &[Dispatch<'_>]) -> wgpu::SubmissionIndex {
+        let max = self.max_groups();
+        self.submit_pass(|pass| dispatches.iter().for_each(|d| d.record(pass, max)))
+    }
 }

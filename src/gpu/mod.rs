@@ -2,10 +2,13 @@
 //!
 //! - `mod.rs` (this file): finding adapters and opening a device, as wgpu's own tools do
 //!   (`WGPU_BACKEND` limits the backends, `WGPU_ADAPTER_NAME` picks an adapter by name).
-//! - `kernels.rs`: the shaders of `shaders/`, compiled once into pipelines, and their dispatch.
+//! - `kernels.rs`: the shaders of `shaders/`, compiled once into pipelines, and the one
+//!   path by which their dispatches are recorded and submitted.
+//! - `dispatches.rs`: one function per kernel, its buffers by name, its grid and loop bound.
 //! - `params.rs`: each shader's `Params` uniform as a Rust struct, field by field.
 //! - `buffers.rs`: uploads and readbacks.
 //! - `backend.rs`: the [`crate::Backend`] operations as sequences of kernel dispatches.
+//! - `step.rs`: one training step on the examples (row select or one-hot), many per submission.
 //! - `count_descent.rs`: the counts path's training steps, parallel over the rows.
 //! - `stream_counts.rs`: a corpus's pairs counted batch by batch into one table, its NLL
 //!   and its training steps from the table alone.
@@ -16,11 +19,13 @@
 mod backend;
 mod buffers;
 mod count_descent;
+mod dispatches;
 mod kernels;
 pub mod loop_budget;
 mod loss;
 mod params;
 mod profile;
+mod step;
 mod stream_counts;
 
 pub use backend::{check_fits, GpuBackend, GpuExamples};
