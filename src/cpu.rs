@@ -467,15 +467,10 @@ fn forward(weights: &[f32], examples: &Examples, form: NetForm) -> f64 {
     .1
 }
 
-/// One full-batch step's loss and gradient, from the twins above.
-fn loss_and_gradient(weights: &[f32], examples: &Examples, reg: f32) -> (StepLoss, Vec<f32>) {
-    loss_and_gradient_with(weights, examples, reg, NetForm::default())
-}
-
 /// One full-batch step's loss and gradient, with the logits and loss in the given form, then
 /// `grad_rows` and `loss_total`. The lecture's form (row select, fused loss) takes the fast
 /// path, `cross_entropy_fused` on CPU_THREADS threads; the others chain the twins one by one.
-fn loss_and_gradient_with(
+fn loss_and_gradient(
     weights: &[f32],
     examples: &Examples,
     reg: f32,
@@ -583,8 +578,9 @@ impl Backend for CpuBackend {
         weights: &[f32],
         ex: &Examples,
         reg: f32,
+        form: NetForm,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        Ok(loss_and_gradient(weights, ex, reg))
+        Ok(loss_and_gradient(weights, ex, reg, form))
     }
 
     fn train(
@@ -593,12 +589,13 @@ impl Backend for CpuBackend {
         ex: &Examples,
         options: &TrainOptions,
         steps: usize,
+        form: NetForm,
     ) -> anyhow::Result<Vec<StepLoss>> {
         let mut losses = Vec::with_capacity(steps);
         for _ in 0..steps {
-            let (loss, grads) = loss_and_gradient(weights, ex, options.reg);
+            let (step_loss, grads) = loss_and_gradient(weights, ex, options.reg, form);
             sgd_step(weights, &grads, options.lr);
-            losses.push(loss);
+            losses.push(step_loss);
         }
         Ok(losses)
     }
@@ -626,33 +623,6 @@ impl Backend for CpuBackend {
         form: NetForm,
     ) -> anyhow::Result<f64> {
         Ok(forward(weights, ex, form) / ex.len() as f64)
-    }
-
-    fn loss_and_gradient_with(
-        &mut self,
-        weights: &[f32],
-        ex: &Examples,
-        reg: f32,
-        form: NetForm,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        Ok(loss_and_gradient_with(weights, ex, reg, form))
-    }
-
-    fn train_with(
-        &mut self,
-        weights: &mut [f32],
-        ex: &Examples,
-        options: &TrainOptions,
-        steps: usize,
-        form: NetForm,
-    ) -> anyhow::Result<Vec<StepLoss>> {
-        let mut losses = Vec::with_capacity(steps);
-        for _ in 0..steps {
-            let (step_loss, grads) = loss_and_gradient_with(weights, ex, options.reg, form);
-            sgd_step(weights, &grads, options.lr);
-            losses.push(step_loss);
-        }
-        Ok(losses)
     }
 
     fn count_loss_and_gradient(
@@ -741,7 +711,7 @@ mod tests {
         };
         let weights: Vec<f32> = (0..9).map(|i| ((i * 7 % 5) as f32 - 2.0) * 0.3).collect();
         let reg = 0.1;
-        let (_, grads) = loss_and_gradient(&weights, &examples, reg);
+        let (_, grads) = loss_and_gradient(&weights, &examples, reg, NetForm::default());
         // The loss in f64 throughout: mean over examples of logsumexp(W[x]) - W[x, y], plus the penalty.
         let loss_at = |w: &[f64]| {
             let nll: f64 = (0..examples.len())

@@ -357,7 +357,7 @@ pub fn run<B: Backend>(
             backend.count_loss_and_gradient(&neural_model.weights, loaded, reg)?
         }
         GradientPath::Examples => {
-            backend.loss_and_gradient_with(&neural_model.weights, loaded, reg, config.form)?
+            backend.loss_and_gradient(&neural_model.weights, loaded, reg, config.form)?
         }
     };
     clock.lap("final loss");

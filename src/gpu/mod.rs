@@ -8,6 +8,7 @@
 //! - `params.rs`: each shader's `Params` uniform as a Rust struct, field by field.
 //! - `buffers.rs`: uploads and readbacks.
 //! - `backend.rs`: the [`crate::Backend`] operations as sequences of kernel dispatches.
+//! - `examples.rs`: the examples on the device, in chunks and segments.
 //! - `step.rs`: one training step on the examples (row select or one-hot), many per submission.
 //! - `count_descent.rs`: the counts path's training steps, parallel over the rows.
 //! - `stream_counts.rs`: a corpus's pairs counted batch by batch into one table, its NLL
@@ -20,6 +21,7 @@ mod backend;
 mod buffers;
 mod count_descent;
 mod dispatches;
+mod examples;
 mod kernels;
 pub mod loop_budget;
 mod loss;
@@ -28,7 +30,8 @@ mod profile;
 mod step;
 mod stream_counts;
 
-pub use backend::{check_fits, GpuBackend, GpuExamples};
+pub use backend::GpuBackend;
+pub use examples::{check_fits, GpuExamples};
 pub use profile::{KernelTime, Profile};
 
 use std::sync::{Arc, Mutex};

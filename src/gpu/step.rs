@@ -18,11 +18,12 @@
 
 use crate::backend::{NetForm, StepLoss, TrainOptions};
 
-use super::backend::{GpuBackend, GpuExamples};
+use super::backend::GpuBackend;
 use super::dispatches::{
     self, cross_entropy_forward_groups, CrossEntropyBackwardBuffers, CrossEntropyForwardBuffers,
     GradRowsBuffers,
 };
+use super::examples::GpuExamples;
 use super::kernels::Dispatch;
 use super::loop_budget;
 use super::loss::{LossTotal, Squares};
