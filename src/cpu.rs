@@ -101,6 +101,17 @@ pub fn count_nll(probs: &[f32], counts: &[u32]) -> (f64, u64) {
     (sum, impossible)
 }
 
+/// The stable form of a row's exponentials, in f64: with `m` the row maximum, `exps` is set
+/// to `exp(x_c - m)` (none overflows) and `(m, sum_c exp(x_c - m))` is returned, so that
+/// `log sum_c exp(x_c) = m + ln(sum)` and `softmax(x)_c = exps[c] / sum`. Every CPU twin that
+/// takes a log-sum-exp or a softmax goes through here.
+fn stable_exps(row: &[f32], exps: &mut Vec<f64>) -> (f64, f64) {
+    let m = row.iter().fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
+    exps.clear();
+    exps.extend(row.iter().map(|&w| (w as f64 - m).exp()));
+    (m, exps.iter().sum())
+}
+
 /// `cross_entropy_forward`: for every example, the logits are the row `W[ctx_i]` (the one-hot
 /// product `onehot(ctx_i) @ W` selects exactly that row), `lse_i = log sum_c exp(W[ctx_i, c])`
 /// computed stably as `m + log sum_c exp(W[ctx_i, c] - m)` with `m` the row maximum, and
@@ -114,12 +125,10 @@ pub fn cross_entropy_forward(
 ) -> (Vec<f64>, f64) {
     let mut lse = Vec::with_capacity(contexts.len());
     let mut nll_sum = 0.0f64;
+    let mut exps = Vec::with_capacity(num_cols);
     for (&ctx, &tgt) in contexts.iter().zip(targets) {
         let logits = &weights[ctx as usize * num_cols..][..num_cols];
-        let m = logits
-            .iter()
-            .fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
-        let sum: f64 = logits.iter().map(|&w| (w as f64 - m).exp()).sum();
+        let (m, sum) = stable_exps(logits, &mut exps);
         let l = m + sum.ln();
         lse.push(l);
         nll_sum += l - logits[tgt as usize] as f64;
@@ -289,10 +298,10 @@ pub fn adamw_step(
 /// `softmax_rows`: `P[r] = exp(W[r] - m) / sum_c exp(W[r, c] - m)`, with `m` the row maximum.
 pub fn softmax_rows(weights: &[f32], num_cols: usize) -> Vec<f32> {
     let mut probs = Vec::with_capacity(weights.len());
+    let mut exps = Vec::with_capacity(num_cols);
     for row in weights.chunks(num_cols) {
-        let m = row.iter().fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
-        let sum: f64 = row.iter().map(|&w| (w as f64 - m).exp()).sum();
-        probs.extend(row.iter().map(|&w| ((w as f64 - m).exp() / sum) as f32));
+        let (_, sum) = stable_exps(row, &mut exps);
+        probs.extend(exps.iter().map(|&e| (e / sum) as f32));
     }
     probs
 }
@@ -327,13 +336,8 @@ pub fn count_descent(
             .zip(grads.chunks_mut(num_cols));
         for ((w_row, n_row), g_row) in rows {
             let total: f64 = n_row.iter().map(|&c| c as f64).sum();
-            let m = w_row
-                .iter()
-                .fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
             // exp(W - m), computed once per weight and step.
-            exps.clear();
-            exps.extend(w_row.iter().map(|&w| (w as f64 - m).exp()));
-            let sum: f64 = exps.iter().sum();
+            let (m, sum) = stable_exps(w_row, &mut exps);
             let lse = m + sum.ln();
             let cells = w_row.iter_mut().zip(n_row).zip(g_row.iter_mut()).zip(&exps);
             for (((w, &count), g), &e) in cells {
@@ -377,18 +381,11 @@ pub fn cross_entropy_fused(
 ) -> (f64, Vec<f64>) {
     let mut grad = vec![0.0f64; weights.len()];
     let mut nll_sum = 0.0f64;
-    let mut exps = vec![0.0f64; num_cols];
+    let mut exps = Vec::with_capacity(num_cols);
     for (&ctx, &tgt) in contexts.iter().zip(targets) {
         let row = ctx as usize * num_cols;
         let logits = &weights[row..][..num_cols];
-        let m = logits
-            .iter()
-            .fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
-        let mut sum = 0.0f64;
-        for (e, &w) in exps.iter_mut().zip(logits) {
-            *e = (w as f64 - m).exp();
-            sum += *e;
-        }
+        let (m, sum) = stable_exps(logits, &mut exps);
         nll_sum += m + sum.ln() - logits[tgt as usize] as f64;
         let inverse = 1.0 / sum;
         for (g, &e) in grad[row..][..num_cols].iter_mut().zip(&exps) {
