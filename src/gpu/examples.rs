@@ -106,20 +106,7 @@ impl GpuExamples {
             .max()
             .unwrap_or(0);
         let segment_len = loop_budget::segment_len(most_examples as u64, MIN_SEGMENT_LEN);
-        // Cut each context's run of examples into segments of at most segment_len, and at
-        // the chunk boundaries, so that every segment lies in one chunk.
-        let mut segment_starts = Vec::new();
-        let mut row_segments = Vec::with_capacity(examples.num_rows + 1);
-        for row in 0..examples.num_rows {
-            row_segments.push(segment_starts.len() as u32);
-            let (mut start, end) = (offsets[row] as u64, offsets[row + 1] as u64);
-            while start < end {
-                let chunk_end = (start / chunk_len as u64 + 1) * chunk_len as u64;
-                segment_starts.push(start as u32);
-                start = (start + segment_len as u64).min(end).min(chunk_end);
-            }
-        }
-        row_segments.push(segment_starts.len() as u32);
+        let (segment_starts, row_segments) = segments(offsets, segment_len, chunk_len);
         let num_segments = segment_starts.len() as u64;
         let most_segments_per_row = row_segments
             .windows(2)
@@ -178,4 +165,25 @@ impl GpuExamples {
             counts: OnceCell::new(),
         })
     }
+}
+
+/// Cuts each context's run of examples (rows `offsets[r] .. offsets[r + 1]` of the examples
+/// grouped by context) into segments of at most `segment_len`, and at the chunk boundaries,
+/// so that every segment lies in one chunk. Returns the first example of each segment and
+/// the segment offsets of each row (one more than there are rows).
+fn segments(offsets: &[u32], segment_len: u32, chunk_len: u32) -> (Vec<u32>, Vec<u32>) {
+    let num_rows = offsets.len() - 1;
+    let mut segment_starts = Vec::new();
+    let mut row_segments = Vec::with_capacity(num_rows + 1);
+    for row in 0..num_rows {
+        row_segments.push(segment_starts.len() as u32);
+        let (mut start, end) = (offsets[row] as u64, offsets[row + 1] as u64);
+        while start < end {
+            let chunk_end = (start / chunk_len as u64 + 1) * chunk_len as u64;
+            segment_starts.push(start as u32);
+            start = (start + segment_len as u64).min(end).min(chunk_end);
+        }
+    }
+    row_segments.push(segment_starts.len() as u32);
+    (segment_starts, row_segments)
 }

@@ -1,8 +1,11 @@
-//! One compute pipeline per shader in `shaders/`, and how each is dispatched.
+//! One compute pipeline per shader in `shaders/`, and the one way their work reaches the
+//! device: a [`Dispatch`] (made per kernel in dispatches.rs) recorded into a compute pass
+//! that [`Gpu::submit_pass`](super::Gpu::submit_pass) submits.
 //!
-//! Every kernel binds its parameters as a uniform at binding 0 and its buffers at 1, 2, ...
-//! in the order its WGSL file declares them. The pipelines use the layout wgpu derives from
-//! the shader, so the WGSL file is the one place where a binding is described.
+//! Every kernel binds its parameters (its struct in params.rs) as a uniform at binding 0 and
+//! its buffers at 1, 2, ... in the order its WGSL file declares them. The pipelines use the
+//! layout wgpu derives from the shader, so the WGSL file is the one place where a binding is
+//! described.
 
 use super::loop_budget::LOOP_BUDGET;
 use super::profile::Profiler;

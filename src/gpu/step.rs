@@ -179,6 +179,59 @@ fn one_hot<'g>(
     })
 }
 
+/// Where the forward kernel leaves what the backward kernel and loss_total read.
+struct LossSums<'a> {
+    /// The log-sum-exp of each example of a chunk (the chunks take turns with it).
+    lse: &'a wgpu::Buffer,
+    /// The workgroup sums of nll_i of every chunk, in order.
+    partials: &'a wgpu::Buffer,
+}
+
+/// The forward then backward kernel on each chunk of examples, in order; the chunk's
+/// workgroup sums of nll_i start where the previous chunk's `forward_groups` end.
+fn chunk_passes<'g>(
+    gpu: &'g Gpu,
+    ex: &GpuExamples,
+    source: &LogitsSource<'_>,
+    sums: LossSums<'_>,
+    forward_groups: &[u32],
+    form: NetForm,
+) -> anyhow::Result<Vec<Dispatch<'g>>> {
+    let mut passes = Vec::with_capacity(2 * ex.chunks.len());
+    let mut first_partial = 0;
+    for ((chunk, rows), &groups) in ex.chunks.iter().zip(&source.chunks).zip(forward_groups) {
+        let buffers = CrossEntropyForwardBuffers {
+            logits: &source.table,
+            rows: &rows.rows,
+            targets: &chunk.targets,
+            lse: sums.lse,
+            partials: sums.partials,
+        };
+        let (n, cols) = (chunk.len, ex.num_cols);
+        let forward =
+            dispatches::cross_entropy_forward(gpu, form.loss, buffers, n, cols, first_partial)?;
+        first_partial += groups;
+        let buffers = CrossEntropyBackwardBuffers {
+            logits: &source.table,
+            targets: &chunk.targets,
+            lse: sums.lse,
+            segment_starts: &rows.segment_starts,
+            segment_rows: &rows.segment_rows,
+            sums: &source.backward_out,
+        };
+        let params = CrossEntropyBackwardParams {
+            num_segments: rows.num_segments,
+            num_cols: ex.num_cols,
+            first_segment: rows.first_segment,
+            ..Default::default()
+        };
+        let backward =
+            dispatches::cross_entropy_backward(gpu, buffers, params, source.segment_len)?;
+        passes.extend([forward, backward]);
+    }
+    Ok(passes)
+}
+
 impl GpuBackend {
     fn step<'g>(
         &'g self,
@@ -210,46 +263,11 @@ impl GpuBackend {
         };
 
         let mut gradient = std::mem::take(&mut source.product);
-        let mut first_partial = 0;
-        for ((chunk, rows), &groups) in ex.chunks.iter().zip(&source.chunks).zip(&forward_groups) {
-            let buffers = CrossEntropyForwardBuffers {
-                logits: &source.table,
-                rows: &rows.rows,
-                targets: &chunk.targets,
-                lse: &lse,
-                partials: &partials,
-            };
-            gradient.push(dispatches::cross_entropy_forward(
-                gpu,
-                form.loss,
-                buffers,
-                chunk.len,
-                ex.num_cols,
-                first_partial,
-            )?);
-            first_partial += groups;
-            let buffers = CrossEntropyBackwardBuffers {
-                logits: &source.table,
-                targets: &chunk.targets,
-                lse: &lse,
-                segment_starts: &rows.segment_starts,
-                segment_rows: &rows.segment_rows,
-                sums: &source.backward_out,
-            };
-            let params = CrossEntropyBackwardParams {
-                num_segments: rows.num_segments,
-                num_cols: ex.num_cols,
-                first_segment: rows.first_segment,
-                ..Default::default()
-            };
-            let segment_len = source.segment_len;
-            gradient.push(dispatches::cross_entropy_backward(
-                gpu,
-                buffers,
-                params,
-                segment_len,
-            )?);
-        }
+        let sums = LossSums {
+            lse: &lse,
+            partials: &partials,
+        };
+        gradient.extend(chunk_passes(gpu, ex, &source, sums, &forward_groups, form)?);
         gradient.extend(source.product_backward.take());
         let buffers = GradRowsBuffers {
             weights: &weights_buffer,
