@@ -93,21 +93,25 @@ pub trait Backend {
     /// `nll_gather`: the mean negative log likelihood of the examples under a probability table.
     fn mean_nll(&mut self, probs: &[f32], examples: &Self::Examples) -> anyhow::Result<Nll>;
 
-    /// The loss at `weights` and its gradient with respect to them (no update).
+    /// The loss at `weights` and its gradient with respect to them (no update), with the
+    /// logits and loss in the given form (`NetForm::default()` is the lecture's).
     fn loss_and_gradient(
         &mut self,
         weights: &[f32],
         examples: &Self::Examples,
         reg: f32,
+        form: NetForm,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)>;
 
-    /// `steps` full-batch gradient-descent steps on `weights` in place; the loss before each.
+    /// `steps` full-batch gradient-descent steps on `weights` in place, in the given form; the
+    /// loss before each.
     fn train(
         &mut self,
         weights: &mut [f32],
         examples: &Self::Examples,
         options: &TrainOptions,
         steps: usize,
+        form: NetForm,
     ) -> anyhow::Result<Vec<StepLoss>>;
 
     /// `softmax_rows`: each row of `weights` turned into a probability distribution.
@@ -126,25 +130,6 @@ pub trait Backend {
         examples: &Self::Examples,
         form: NetForm,
     ) -> anyhow::Result<f64>;
-
-    /// `loss_and_gradient` with the loss in the given form (logits and loss).
-    fn loss_and_gradient_with(
-        &mut self,
-        weights: &[f32],
-        examples: &Self::Examples,
-        reg: f32,
-        form: NetForm,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)>;
-
-    /// `train` with the loss in the given form (logits and loss).
-    fn train_with(
-        &mut self,
-        weights: &mut [f32],
-        examples: &Self::Examples,
-        options: &TrainOptions,
-        steps: usize,
-        form: NetForm,
-    ) -> anyhow::Result<Vec<StepLoss>>;
 
     /// `adamw_step`: one AdamW update of `weights` in place with `grads`, advancing `state`.
     fn adamw_step(

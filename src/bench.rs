@@ -566,7 +566,13 @@ fn train<B: Backend>(
     };
     let mut weights = initial.to_vec();
     let losses = match path {
-        Path::Examples => backend.train(&mut weights, loaded, &lecture, steps)?,
+        Path::Examples => backend.train(
+            &mut weights,
+            loaded,
+            &lecture,
+            steps,
+            crate::NetForm::default(),
+        )?,
         Path::Counts => backend.train_counts(&mut weights, loaded, &lecture, steps)?,
     };
     Ok((losses.iter().map(|l| l.total).collect(), weights))

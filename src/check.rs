@@ -255,8 +255,8 @@ pub fn check_adapter(gpu: &mut GpuBackend) -> Report {
             };
             let result = (|| {
                 let loaded = gpu.load(&ex)?;
-                let (_, got) = gpu.loss_and_gradient_with(&weights, &loaded, 0.01, form)?;
-                let (_, want) = CpuBackend.loss_and_gradient_with(&weights, &ex, 0.01, form)?;
+                let (_, got) = gpu.loss_and_gradient(&weights, &loaded, 0.01, form)?;
+                let (_, want) = CpuBackend.loss_and_gradient(&weights, &ex, 0.01, form)?;
                 Ok(GRADIENTS.worst(&as_f64(&got), &as_f64(&want)))
             })();
             record(kernel, case, &gradients, result);
@@ -340,8 +340,8 @@ pub fn check_adapter(gpu: &mut GpuBackend) -> Report {
                     )
                 } else {
                     (
-                        gpu.train(&mut w_gpu, &loaded, &lecture, steps)?,
-                        CpuBackend.train(&mut w_cpu, &ex, &lecture, steps)?,
+                        gpu.train(&mut w_gpu, &loaded, &lecture, steps, NetForm::default())?,
+                        CpuBackend.train(&mut w_cpu, &ex, &lecture, steps, NetForm::default())?,
                     )
                 };
                 let got: Vec<f64> = got.iter().map(|l| l.total).collect();

@@ -6,7 +6,7 @@
 use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::corpus::{CountTable, PairBatches};
 use crate::data::Examples;
-use crate::optim::{AdamState, AdamW};
+use crate::adamw::{AdamState, AdamW};
 
 /// `count_pairs`: `counts[ctx_i, tgt_i] += 1` for every example i.
 pub fn count_pairs(
@@ -101,6 +101,17 @@ pub fn count_nll(probs: &[f32], counts: &[u32]) -> (f64, u64) {
     (sum, impossible)
 }
 
+/// The stable form of a row's exponentials, in f64: with `m` the row maximum, `exps` is set
+/// to `exp(x_c - m)` (none overflows) and `(m, sum_c exp(x_c - m))` is returned, so that
+/// `log sum_c exp(x_c) = m + ln(sum)` and `softmax(x)_c = exps[c] / sum`. Every CPU twin that
+/// takes a log-sum-exp or a softmax goes through here.
+fn stable_exps(row: &[f32], exps: &mut Vec<f64>) -> (f64, f64) {
+    let m = row.iter().fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
+    exps.clear();
+    exps.extend(row.iter().map(|&w| (w as f64 - m).exp()));
+    (m, exps.iter().sum())
+}
+
 /// `cross_entropy_forward`: for every example, the logits are the row `W[ctx_i]` (the one-hot
 /// product `onehot(ctx_i) @ W` selects exactly that row), `lse_i = log sum_c exp(W[ctx_i, c])`
 /// computed stably as `m + log sum_c exp(W[ctx_i, c] - m)` with `m` the row maximum, and
@@ -114,12 +125,10 @@ pub fn cross_entropy_forward(
 ) -> (Vec<f64>, f64) {
     let mut lse = Vec::with_capacity(contexts.len());
     let mut nll_sum = 0.0f64;
+    let mut exps = Vec::with_capacity(num_cols);
     for (&ctx, &tgt) in contexts.iter().zip(targets) {
         let logits = &weights[ctx as usize * num_cols..][..num_cols];
-        let m = logits
-            .iter()
-            .fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
-        let sum: f64 = logits.iter().map(|&w| (w as f64 - m).exp()).sum();
+        let (m, sum) = stable_exps(logits, &mut exps);
         let l = m + sum.ln();
         lse.push(l);
         nll_sum += l - logits[tgt as usize] as f64;
@@ -289,10 +298,10 @@ pub fn adamw_step(
 /// `softmax_rows`: `P[r] = exp(W[r] - m) / sum_c exp(W[r, c] - m)`, with `m` the row maximum.
 pub fn softmax_rows(weights: &[f32], num_cols: usize) -> Vec<f32> {
     let mut probs = Vec::with_capacity(weights.len());
+    let mut exps = Vec::with_capacity(num_cols);
     for row in weights.chunks(num_cols) {
-        let m = row.iter().fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
-        let sum: f64 = row.iter().map(|&w| (w as f64 - m).exp()).sum();
-        probs.extend(row.iter().map(|&w| ((w as f64 - m).exp() / sum) as f32));
+        let (_, sum) = stable_exps(row, &mut exps);
+        probs.extend(exps.iter().map(|&e| (e / sum) as f32));
     }
     probs
 }
@@ -327,13 +336,8 @@ pub fn count_descent(
             .zip(grads.chunks_mut(num_cols));
         for ((w_row, n_row), g_row) in rows {
             let total: f64 = n_row.iter().map(|&c| c as f64).sum();
-            let m = w_row
-                .iter()
-                .fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
             // exp(W - m), computed once per weight and step.
-            exps.clear();
-            exps.extend(w_row.iter().map(|&w| (w as f64 - m).exp()));
-            let sum: f64 = exps.iter().sum();
+            let (m, sum) = stable_exps(w_row, &mut exps);
             let lse = m + sum.ln();
             let cells = w_row.iter_mut().zip(n_row).zip(g_row.iter_mut()).zip(&exps);
             for (((w, &count), g), &e) in cells {
@@ -377,18 +381,11 @@ pub fn cross_entropy_fused(
 ) -> (f64, Vec<f64>) {
     let mut grad = vec![0.0f64; weights.len()];
     let mut nll_sum = 0.0f64;
-    let mut exps = vec![0.0f64; num_cols];
+    let mut exps = Vec::with_capacity(num_cols);
     for (&ctx, &tgt) in contexts.iter().zip(targets) {
         let row = ctx as usize * num_cols;
         let logits = &weights[row..][..num_cols];
-        let m = logits
-            .iter()
-            .fold(f64::NEG_INFINITY, |m, &w| m.max(w as f64));
-        let mut sum = 0.0f64;
-        for (e, &w) in exps.iter_mut().zip(logits) {
-            *e = (w as f64 - m).exp();
-            sum += *e;
-        }
+        let (m, sum) = stable_exps(logits, &mut exps);
         nll_sum += m + sum.ln() - logits[tgt as usize] as f64;
         let inverse = 1.0 / sum;
         for (g, &e) in grad[row..][..num_cols].iter_mut().zip(&exps) {
@@ -467,15 +464,10 @@ fn forward(weights: &[f32], examples: &Examples, form: NetForm) -> f64 {
     .1
 }
 
-/// One full-batch step's loss and gradient, from the twins above.
-fn loss_and_gradient(weights: &[f32], examples: &Examples, reg: f32) -> (StepLoss, Vec<f32>) {
-    loss_and_gradient_with(weights, examples, reg, NetForm::default())
-}
-
 /// One full-batch step's loss and gradient, with the logits and loss in the given form, then
 /// `grad_rows` and `loss_total`. The lecture's form (row select, fused loss) takes the fast
 /// path, `cross_entropy_fused` on CPU_THREADS threads; the others chain the twins one by one.
-fn loss_and_gradient_with(
+fn loss_and_gradient(
     weights: &[f32],
     examples: &Examples,
     reg: f32,
@@ -583,8 +575,9 @@ impl Backend for CpuBackend {
         weights: &[f32],
         ex: &Examples,
         reg: f32,
+        form: NetForm,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        Ok(loss_and_gradient(weights, ex, reg))
+        Ok(loss_and_gradient(weights, ex, reg, form))
     }
 
     fn train(
@@ -593,12 +586,13 @@ impl Backend for CpuBackend {
         ex: &Examples,
         options: &TrainOptions,
         steps: usize,
+        form: NetForm,
     ) -> anyhow::Result<Vec<StepLoss>> {
         let mut losses = Vec::with_capacity(steps);
         for _ in 0..steps {
-            let (loss, grads) = loss_and_gradient(weights, ex, options.reg);
+            let (step_loss, grads) = loss_and_gradient(weights, ex, options.reg, form);
             sgd_step(weights, &grads, options.lr);
-            losses.push(loss);
+            losses.push(step_loss);
         }
         Ok(losses)
     }
@@ -626,33 +620,6 @@ impl Backend for CpuBackend {
         form: NetForm,
     ) -> anyhow::Result<f64> {
         Ok(forward(weights, ex, form) / ex.len() as f64)
-    }
-
-    fn loss_and_gradient_with(
-        &mut self,
-        weights: &[f32],
-        ex: &Examples,
-        reg: f32,
-        form: NetForm,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        Ok(loss_and_gradient_with(weights, ex, reg, form))
-    }
-
-    fn train_with(
-        &mut self,
-        weights: &mut [f32],
-        ex: &Examples,
-        options: &TrainOptions,
-        steps: usize,
-        form: NetForm,
-    ) -> anyhow::Result<Vec<StepLoss>> {
-        let mut losses = Vec::with_capacity(steps);
-        for _ in 0..steps {
-            let (step_loss, grads) = loss_and_gradient_with(weights, ex, options.reg, form);
-            sgd_step(weights, &grads, options.lr);
-            losses.push(step_loss);
-        }
-        Ok(losses)
     }
 
     fn count_loss_and_gradient(
@@ -741,7 +708,7 @@ mod tests {
         };
         let weights: Vec<f32> = (0..9).map(|i| ((i * 7 % 5) as f32 - 2.0) * 0.3).collect();
         let reg = 0.1;
-        let (_, grads) = loss_and_gradient(&weights, &examples, reg);
+        let (_, grads) = loss_and_gradient(&weights, &examples, reg, NetForm::default());
         // The loss in f64 throughout: mean over examples of logsumexp(W[x]) - W[x, y], plus the penalty.
         let loss_at = |w: &[f64]| {
             let nll: f64 = (0..examples.len())

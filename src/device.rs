@@ -8,7 +8,7 @@ use crate::cpu::CpuBackend;
 use crate::data::Examples;
 use crate::gpu::{Gpu, GpuBackend, GpuError, GpuExamples};
 use crate::limits::TableLimit;
-use crate::optim::{AdamState, AdamW};
+use crate::adamw::{AdamState, AdamW};
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,14 +97,21 @@ macro_rules! both {
     };
 }
 
+/// Runs the same expression on whichever backend is present.
+macro_rules! either {
+    ($self:ident, |$b:ident| $body:expr) => {
+        match $self {
+            AnyBackend::Cpu($b) => $body,
+            AnyBackend::Gpu($b) => $body,
+        }
+    };
+}
+
 impl Backend for AnyBackend {
     type Examples = AnyExamples;
 
     fn describe(&self) -> String {
-        match self {
-            AnyBackend::Cpu(b) => b.describe(),
-            AnyBackend::Gpu(b) => b.describe(),
-        }
+        either!(self, |b| b.describe())
     }
 
     fn load(&mut self, examples: &Examples) -> anyhow::Result<AnyExamples> {
@@ -124,10 +131,7 @@ impl Backend for AnyBackend {
         num_cols: usize,
         smoothing: f32,
     ) -> anyhow::Result<Vec<f32>> {
-        match self {
-            AnyBackend::Cpu(b) => b.normalize_rows(counts, num_cols, smoothing),
-            AnyBackend::Gpu(b) => b.normalize_rows(counts, num_cols, smoothing),
-        }
+        either!(self, |b| b.normalize_rows(counts, num_cols, smoothing))
     }
 
     fn mean_nll(&mut self, probs: &[f32], ex: &AnyExamples) -> anyhow::Result<Nll> {
@@ -139,8 +143,9 @@ impl Backend for AnyBackend {
         weights: &[f32],
         ex: &AnyExamples,
         reg: f32,
+        form: NetForm,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        both!(self, ex, |b, e| b.loss_and_gradient(weights, e, reg))
+        both!(self, ex, |b, e| b.loss_and_gradient(weights, e, reg, form))
     }
 
     fn train(
@@ -149,22 +154,17 @@ impl Backend for AnyBackend {
         ex: &AnyExamples,
         options: &TrainOptions,
         steps: usize,
+        form: NetForm,
     ) -> anyhow::Result<Vec<StepLoss>> {
-        both!(self, ex, |b, e| b.train(weights, e, options, steps))
+        both!(self, ex, |b, e| b.train(weights, e, options, steps, form))
     }
 
     fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>> {
-        match self {
-            AnyBackend::Cpu(b) => b.softmax_rows(weights, num_cols),
-            AnyBackend::Gpu(b) => b.softmax_rows(weights, num_cols),
-        }
+        either!(self, |b| b.softmax_rows(weights, num_cols))
     }
 
     fn table_limit(&self) -> TableLimit {
-        match self {
-            AnyBackend::Cpu(b) => b.table_limit(),
-            AnyBackend::Gpu(b) => b.table_limit(),
-        }
+        either!(self, |b| b.table_limit())
     }
 
     fn forward_loss(
@@ -176,29 +176,6 @@ impl Backend for AnyBackend {
         both!(self, ex, |b, e| b.forward_loss(weights, e, form))
     }
 
-    fn loss_and_gradient_with(
-        &mut self,
-        weights: &[f32],
-        ex: &AnyExamples,
-        reg: f32,
-        form: NetForm,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        both!(self, ex, |b, e| b
-            .loss_and_gradient_with(weights, e, reg, form))
-    }
-
-    fn train_with(
-        &mut self,
-        weights: &mut [f32],
-        ex: &AnyExamples,
-        options: &TrainOptions,
-        steps: usize,
-        form: NetForm,
-    ) -> anyhow::Result<Vec<StepLoss>> {
-        both!(self, ex, |b, e| b
-            .train_with(weights, e, options, steps, form))
-    }
-
     fn adamw_step(
         &mut self,
         weights: &mut [f32],
@@ -207,10 +184,7 @@ impl Backend for AnyBackend {
         lr: f32,
         adamw: &AdamW,
     ) -> anyhow::Result<()> {
-        match self {
-            AnyBackend::Cpu(b) => b.adamw_step(weights, grads, state, lr, adamw),
-            AnyBackend::Gpu(b) => b.adamw_step(weights, grads, state, lr, adamw),
-        }
+        either!(self, |b| b.adamw_step(weights, grads, state, lr, adamw))
     }
 
     fn count_loss_and_gradient(
@@ -238,17 +212,11 @@ impl Backend for AnyBackend {
         num_cols: usize,
         batches: &mut dyn PairBatches,
     ) -> anyhow::Result<Vec<u32>> {
-        match self {
-            AnyBackend::Cpu(b) => b.count_pair_batches(num_rows, num_cols, batches),
-            AnyBackend::Gpu(b) => b.count_pair_batches(num_rows, num_cols, batches),
-        }
+        either!(self, |b| b.count_pair_batches(num_rows, num_cols, batches))
     }
 
     fn count_table_nll(&mut self, probs: &[f32], table: &CountTable) -> anyhow::Result<Nll> {
-        match self {
-            AnyBackend::Cpu(b) => b.count_table_nll(probs, table),
-            AnyBackend::Gpu(b) => b.count_table_nll(probs, table),
-        }
+        either!(self, |b| b.count_table_nll(probs, table))
     }
 
     fn train_on_counts(
@@ -258,10 +226,7 @@ impl Backend for AnyBackend {
         options: &TrainOptions,
         steps: usize,
     ) -> anyhow::Result<Vec<StepLoss>> {
-        match self {
-            AnyBackend::Cpu(b) => b.train_on_counts(weights, table, options, steps),
-            AnyBackend::Gpu(b) => b.train_on_counts(weights, table, options, steps),
-        }
+        either!(self, |b| b.train_on_counts(weights, table, options, steps))
     }
 
     fn count_table_loss_and_gradient(
@@ -270,9 +235,7 @@ impl Backend for AnyBackend {
         table: &CountTable,
         reg: f32,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        match self {
-            AnyBackend::Cpu(b) => b.count_table_loss_and_gradient(weights, table, reg),
-            AnyBackend::Gpu(b) => b.count_table_loss_and_gradient(weights, table, reg),
-        }
+        either!(self, |b| b
+            .count_table_loss_and_gradient(weights, table, reg))
     }
 }

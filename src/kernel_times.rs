@@ -259,8 +259,8 @@ pub fn run(gpu: &mut GpuBackend, reps: usize) -> anyhow::Result<KernelTimes> {
                         NetForm::default()
                     };
                     let (mut got, mut want) = (w1.clone(), w1.clone());
-                    let gl = gpu.train_with(&mut got, on_device, &LECTURE, 1, form)?;
-                    let cl = CpuBackend.train_with(&mut want, ex, &LECTURE, 1, form)?;
+                    let gl = gpu.train(&mut got, on_device, &LECTURE, 1, form)?;
+                    let cl = CpuBackend.train(&mut want, ex, &LECTURE, 1, form)?;
                     agree(
                         operation,
                         VALUES.worst(&[gl[0].total], &[cl[0].total]),

@@ -283,13 +283,14 @@ pub fn walk<B: Backend>(
             &first_loaded,
             &small,
             config.first_word_updates,
+            crate::NetForm::default(),
         )?
         .iter()
         .map(|l| l.total)
         .collect();
     first_word_losses.push(
         backend
-            .loss_and_gradient(&weights, &first_loaded, 0.0)?
+            .loss_and_gradient(&weights, &first_loaded, 0.0, crate::NetForm::default())?
             .0
             .total,
     );

@@ -104,7 +104,13 @@ impl NeuralModel {
         options: &TrainOptions,
         steps: usize,
     ) -> anyhow::Result<Vec<StepLoss>> {
-        backend.train(&mut self.weights, examples, options, steps)
+        backend.train(
+            &mut self.weights,
+            examples,
+            options,
+            steps,
+            crate::NetForm::default(),
+        )
     }
 
     /// Full-batch gradient descent computed from the count matrix (the same losses as

@@ -55,7 +55,7 @@ pub fn train_neural<B: Backend>(
 ) -> anyhow::Result<Vec<StepLoss>> {
     if schedule.batch_size == 0 && schedule.optimizer == Optimizer::Sgd {
         // Full-batch SGD: every step recorded on the device at once.
-        return backend.train_with(weights, loaded, options, steps, form);
+        return backend.train(weights, loaded, options, steps, form);
     }
     anyhow::ensure!(!examples.is_empty(), "no examples to train on");
     let mut rng = rand::rngs::StdRng::seed_from_u64(schedule.seed);
@@ -71,11 +71,10 @@ pub fn train_neural<B: Backend>(
         let batch = batch.as_ref().unwrap_or(loaded);
         match schedule.optimizer {
             Optimizer::Sgd => {
-                losses.extend(backend.train_with(weights, batch, options, 1, form)?);
+                losses.extend(backend.train(weights, batch, options, 1, form)?);
             }
             Optimizer::AdamW(adamw) => {
-                let (loss, grads) =
-                    backend.loss_and_gradient_with(weights, batch, options.reg, form)?;
+                let (loss, grads) = backend.loss_and_gradient(weights, batch, options.reg, form)?;
                 backend.adamw_step(weights, &grads, &mut state, options.lr, &adamw)?;
                 losses.push(loss);
             }

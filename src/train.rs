@@ -485,7 +485,7 @@ fn final_loss<B: Backend>(
     let (loss, _) = match config.effective_gradient() {
         GradientPath::Counts => backend.count_loss_and_gradient(weights, loaded, reg)?,
         GradientPath::Examples => {
-            backend.loss_and_gradient_with(weights, loaded, reg, config.form)?
+            backend.loss_and_gradient(weights, loaded, reg, config.form)?
         }
     };
     Ok(loss)

@@ -58,13 +58,15 @@ fn a_cold_gl_device_builds_and_runs_every_kernel_within_the_budget() {
     let v = small_vocab.len();
     let mut weights = makemore::model::standard_normal(v * v, 1);
     let (loss, grads) = backend
-        .loss_and_gradient(&weights, &loaded, options.reg)
+        .loss_and_gradient(&weights, &loaded, options.reg, NetForm::default())
         .unwrap();
     time(
         "cross_entropy_forward, cross_entropy_backward, grad_rows",
         &mut lap,
     );
-    backend.train(&mut weights, &loaded, &options, 1).unwrap();
+    backend
+        .train(&mut weights, &loaded, &options, 1, NetForm::default())
+        .unwrap();
     time("sgd_step", &mut lap);
     let explicit = NetForm {
         loss: LossForm::Explicit,
@@ -77,7 +79,7 @@ fn a_cold_gl_device_builds_and_runs_every_kernel_within_the_budget() {
         one_hot: true,
     };
     let (one_hot_loss, _) = backend
-        .loss_and_gradient_with(&weights, &loaded, options.reg, one_hot)
+        .loss_and_gradient(&weights, &loaded, options.reg, one_hot)
         .unwrap();
     time("one_hot_matmul, one_hot_matmul_backward", &mut lap);
     let mut state = AdamState::new(weights.len());

@@ -9,7 +9,7 @@ mod common;
 
 use common::{assert_close, assert_rel, encode, gpus, random_words};
 use makemore::data::{builtin_words, Examples, Vocab};
-use makemore::{Backend, CpuBackend, TrainOptions};
+use makemore::{Backend, CpuBackend, NetForm, TrainOptions};
 
 const LECTURE: TrainOptions = TrainOptions {
     lr: 50.0,
@@ -39,7 +39,7 @@ fn cpu_counts_path_equals_cpu_example_path() {
         let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
         for reg in [0.0, 0.01, 1.0] {
             let (loss, grads) = CpuBackend
-                .loss_and_gradient(&weights, &examples, reg)
+                .loss_and_gradient(&weights, &examples, reg, NetForm::default())
                 .unwrap();
             let (count_loss, count_grads) = CpuBackend
                 .count_loss_and_gradient(&weights, &examples, reg)
@@ -103,7 +103,13 @@ fn train_and_compare(words: &[String], k: usize, steps: usize, with_examples_pat
         if with_examples_path {
             let mut w_examples = initial.clone();
             let per_example = gpu
-                .train(&mut w_examples, &on_gpu, &LECTURE, steps)
+                .train(
+                    &mut w_examples,
+                    &on_gpu,
+                    &LECTURE,
+                    steps,
+                    NetForm::default(),
+                )
                 .unwrap();
             for (step, (l, e)) in losses.iter().zip(&per_example).enumerate() {
                 let what = format!("counts vs examples path, loss at step {step}");

@@ -43,7 +43,7 @@ fn forward_loss_matches_and_equals_the_data_loss() {
             .forward_loss(&weights, &examples, fused_form())
             .unwrap();
         let (with_gradient, _) = CpuBackend
-            .loss_and_gradient(&weights, &examples, 0.5)
+            .loss_and_gradient(&weights, &examples, 0.5, NetForm::default())
             .unwrap();
         assert_rel(
             "cpu forward vs data loss",
@@ -246,10 +246,10 @@ fn fused_and_explicit_losses_agree_on_ordinary_logits() {
         let (vocab, examples) = encode(&random_words(seed, v, n), k);
         let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
         let fused = CpuBackend
-            .loss_and_gradient_with(&weights, &examples, 0.1, fused_form())
+            .loss_and_gradient(&weights, &examples, 0.1, fused_form())
             .unwrap();
         let explicit = CpuBackend
-            .loss_and_gradient_with(&weights, &examples, 0.1, explicit_form())
+            .loss_and_gradient(&weights, &examples, 0.1, explicit_form())
             .unwrap();
         assert_rel(
             "explicit vs fused (CPU)",
@@ -267,7 +267,7 @@ fn fused_and_explicit_losses_agree_on_ordinary_logits() {
         for gpu in &mut gpus {
             let on_gpu = gpu.load(&examples).unwrap();
             let (loss, grads) = gpu
-                .loss_and_gradient_with(&weights, &on_gpu, 0.1, explicit_form())
+                .loss_and_gradient(&weights, &on_gpu, 0.1, explicit_form())
                 .unwrap();
             assert_rel(
                 "explicit loss, GPU vs CPU",
@@ -289,10 +289,10 @@ fn fused_and_explicit_losses_agree_on_ordinary_logits() {
             let mut w_gpu = weights.clone();
             let mut w_cpu = weights.clone();
             let options = makemore::TrainOptions { lr: 5.0, reg: 0.01 };
-            gpu.train_with(&mut w_gpu, &on_gpu, &options, 3, explicit_form())
+            gpu.train(&mut w_gpu, &on_gpu, &options, 3, explicit_form())
                 .unwrap();
             CpuBackend
-                .train_with(&mut w_cpu, &examples, &options, 3, explicit_form())
+                .train(&mut w_cpu, &examples, &options, 3, explicit_form())
                 .unwrap();
             common::assert_close("W after 3 explicit steps", &w_gpu, &w_cpu, 1e-5, 1e-4);
         }
@@ -367,20 +367,20 @@ fn one_hot_product_equals_the_row_select() {
                 one_hot: true,
             };
             let (cpu_loss, cpu_grads) = CpuBackend
-                .loss_and_gradient_with(&weights, &examples, 0.1, select)
+                .loss_and_gradient(&weights, &examples, 0.1, select)
                 .unwrap();
             let (hot_loss, hot_grads) = CpuBackend
-                .loss_and_gradient_with(&weights, &examples, 0.1, one_hot)
+                .loss_and_gradient(&weights, &examples, 0.1, one_hot)
                 .unwrap();
             assert_rel("one-hot loss (CPU)", hot_loss.total, cpu_loss.total, 1e-12);
             common::assert_close("one-hot gradient (CPU)", &hot_grads, &cpu_grads, 1e-7, 1e-6);
             for gpu in &mut gpus {
                 let on_gpu = gpu.load(&examples).unwrap();
                 let (g_select, g_select_grads) = gpu
-                    .loss_and_gradient_with(&weights, &on_gpu, 0.1, select)
+                    .loss_and_gradient(&weights, &on_gpu, 0.1, select)
                     .unwrap();
                 let (g_hot, g_hot_grads) = gpu
-                    .loss_and_gradient_with(&weights, &on_gpu, 0.1, one_hot)
+                    .loss_and_gradient(&weights, &on_gpu, 0.1, one_hot)
                     .unwrap();
                 // Same logits through the same loss kernel: the same loss, to the bit.
                 assert_eq!(g_hot.total.to_bits(), g_select.total.to_bits());
@@ -407,9 +407,9 @@ fn one_hot_product_equals_the_row_select() {
                 let options = makemore::TrainOptions { lr: 5.0, reg: 0.01 };
                 let mut w_hot = weights.clone();
                 let mut w_select = weights.clone();
-                gpu.train_with(&mut w_hot, &on_gpu, &options, 3, one_hot)
+                gpu.train(&mut w_hot, &on_gpu, &options, 3, one_hot)
                     .unwrap();
-                gpu.train_with(&mut w_select, &on_gpu, &options, 3, select)
+                gpu.train(&mut w_select, &on_gpu, &options, 3, select)
                     .unwrap();
                 common::assert_close("W after 3 steps", &w_hot, &w_select, 1e-5, 1e-4);
                 let forward = gpu.forward_loss(&weights, &on_gpu, one_hot).unwrap();
@@ -433,10 +433,10 @@ fn one_hot_gradient_matches_on_all_the_builtin_names() {
     for gpu in &mut gpus() {
         let on_gpu = gpu.load(&examples).unwrap();
         let (select_loss, select_grads) = gpu
-            .loss_and_gradient_with(&weights, &on_gpu, 0.01, fused_form())
+            .loss_and_gradient(&weights, &on_gpu, 0.01, fused_form())
             .unwrap();
         let (hot_loss, hot_grads) = gpu
-            .loss_and_gradient_with(&weights, &on_gpu, 0.01, one_hot)
+            .loss_and_gradient(&weights, &on_gpu, 0.01, one_hot)
             .unwrap();
         assert_eq!(hot_loss.total.to_bits(), select_loss.total.to_bits());
         common::assert_close(

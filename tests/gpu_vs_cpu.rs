@@ -9,7 +9,7 @@ mod common;
 
 use common::{assert_close, assert_rel, encode, gpus, random_words};
 use makemore::data::builtin_words;
-use makemore::{Backend, CpuBackend, TrainOptions};
+use makemore::{Backend, CpuBackend, NetForm, TrainOptions};
 
 const LECTURE: TrainOptions = TrainOptions {
     lr: 50.0,
@@ -98,11 +98,13 @@ fn loss_and_gradient_match() {
         let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
         for reg in [0.0, 0.01, 1.0] {
             let (expected_loss, expected_grads) = CpuBackend
-                .loss_and_gradient(&weights, &examples, reg)
+                .loss_and_gradient(&weights, &examples, reg, NetForm::default())
                 .unwrap();
             for gpu in &mut gpus {
                 let on_gpu = gpu.load(&examples).unwrap();
-                let (loss, grads) = gpu.loss_and_gradient(&weights, &on_gpu, reg).unwrap();
+                let (loss, grads) = gpu
+                    .loss_and_gradient(&weights, &on_gpu, reg, NetForm::default())
+                    .unwrap();
                 assert_rel("loss", loss.total, expected_loss.total, 1e-5);
                 assert_rel("data loss", loss.data, expected_loss.data, 1e-5);
                 assert_close("gradient", &grads, &expected_grads, 1e-6, 1e-4);
@@ -135,12 +137,14 @@ fn train_and_compare(words: &[String], k: usize, steps: usize) {
     let initial = makemore::model::standard_normal(examples.num_rows * vocab.len(), 42);
     let mut w_cpu = initial.clone();
     let expected = CpuBackend
-        .train(&mut w_cpu, &examples, &LECTURE, steps)
+        .train(&mut w_cpu, &examples, &LECTURE, steps, NetForm::default())
         .unwrap();
     for gpu in &mut gpus() {
         let on_gpu = gpu.load(&examples).unwrap();
         let mut w_gpu = initial.clone();
-        let losses = gpu.train(&mut w_gpu, &on_gpu, &LECTURE, steps).unwrap();
+        let losses = gpu
+            .train(&mut w_gpu, &on_gpu, &LECTURE, steps, NetForm::default())
+            .unwrap();
         assert_eq!(losses.len(), steps);
         for (step, (l, e)) in losses.iter().zip(&expected).enumerate() {
             assert_rel(&format!("loss at step {step}"), l.total, e.total, 1e-5);
@@ -181,7 +185,9 @@ fn gpu_runs_are_bit_identical() {
             let probs = gpu.normalize_rows(&counts, vocab.len(), 1.0).unwrap();
             let nll = gpu.mean_nll(&probs, &on_gpu).unwrap();
             let mut weights = makemore::model::standard_normal(vocab.len() * vocab.len(), 3);
-            let losses = gpu.train(&mut weights, &on_gpu, &LECTURE, 5).unwrap();
+            let losses = gpu
+                .train(&mut weights, &on_gpu, &LECTURE, 5, NetForm::default())
+                .unwrap();
             let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             let loss_bits: Vec<u64> = losses.iter().map(|l| l.total.to_bits()).collect();
             (

@@ -8,7 +8,7 @@ mod common;
 use common::{assert_rel, encode, gpus, lecture_words};
 use makemore::model::CountModel;
 use makemore::train::{Event, TrainConfig};
-use makemore::{Backend, CpuBackend, RngKind, TrainOptions};
+use makemore::{Backend, CpuBackend, NetForm, RngKind, TrainOptions};
 
 #[test]
 #[ignore = "needs the lecture's names.txt: MAKEMORE_LECTURE_NAMES=PATH cargo test --release -- --include-ignored"]
@@ -120,7 +120,9 @@ fn neural_net_descends_towards_the_count_model() {
             lr: 50.0,
             reg: 0.01,
         };
-        let losses = gpu.train(&mut weights, &loaded, &lecture, 100).unwrap();
+        let losses = gpu
+            .train(&mut weights, &loaded, &lecture, 100, NetForm::default())
+            .unwrap();
         for (step, pair) in losses.windows(2).enumerate() {
             assert!(
                 pair[1].total < pair[0].total,
@@ -133,7 +135,13 @@ fn neural_net_descends_towards_the_count_model() {
         let mut weights = initial.clone();
         let unregularized = TrainOptions { lr: 50.0, reg: 0.0 };
         let losses = gpu
-            .train(&mut weights, &loaded, &unregularized, 200)
+            .train(
+                &mut weights,
+                &loaded,
+                &unregularized,
+                200,
+                NetForm::default(),
+            )
             .unwrap();
         let gaps: Vec<f64> = losses.iter().map(|l| l.data - 2.454014).collect();
         assert!(

@@ -10,7 +10,7 @@ mod common;
 
 use common::{assert_close, assert_rel, encode, gpus};
 use makemore::data::builtin_words;
-use makemore::{Backend, CpuBackend, StepLoss, TrainOptions};
+use makemore::{Backend, CpuBackend, NetForm, StepLoss, TrainOptions};
 
 const LECTURE: TrainOptions = TrainOptions {
     lr: 50.0,
@@ -36,7 +36,7 @@ fn run<B: Backend>(
     let loaded = backend.load(examples).unwrap();
     let losses = match path {
         Path::Counts => backend.train_counts(weights, &loaded, &LECTURE, steps),
-        Path::Examples => backend.train(weights, &loaded, &LECTURE, steps),
+        Path::Examples => backend.train(weights, &loaded, &LECTURE, steps, NetForm::default()),
     }
     .unwrap();
     assert_eq!(losses.len(), steps);

@@ -7,7 +7,7 @@ mod common;
 
 use common::{assert_close, assert_rel, encode, gpus};
 use makemore::data::{Examples, Vocab};
-use makemore::{Backend, CpuBackend, GpuBackend};
+use makemore::{Backend, CpuBackend, GpuBackend, NetForm};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -71,9 +71,11 @@ fn check_case(
 
     let weights =
         makemore::model::standard_normal(examples.num_rows * vocab.len(), examples.len() as u64);
-    let (loss, grads) = gpu.loss_and_gradient(&weights, &loaded, 0.1).unwrap();
+    let (loss, grads) = gpu
+        .loss_and_gradient(&weights, &loaded, 0.1, NetForm::default())
+        .unwrap();
     let (cpu_loss, cpu_grads) = CpuBackend
-        .loss_and_gradient(&weights, examples, 0.1)
+        .loss_and_gradient(&weights, examples, 0.1, NetForm::default())
         .unwrap();
     prop_assert!(loss.data >= 0.0 && loss.total >= loss.data);
     assert_rel("loss", loss.total, cpu_loss.total, 1e-5);
@@ -127,7 +129,7 @@ fn gpu_gradient_matches_finite_differences() {
         })
         .collect();
     let (_, cpu) = CpuBackend
-        .loss_and_gradient(&weights, &examples, 0.3)
+        .loss_and_gradient(&weights, &examples, 0.3, NetForm::default())
         .unwrap();
     assert_close(
         "CPU gradient vs finite differences",
@@ -138,7 +140,9 @@ fn gpu_gradient_matches_finite_differences() {
     );
     for gpu in &mut gpus() {
         let loaded = gpu.load(&examples).unwrap();
-        let (_, grads) = gpu.loss_and_gradient(&weights, &loaded, 0.3).unwrap();
+        let (_, grads) = gpu
+            .loss_and_gradient(&weights, &loaded, 0.3, NetForm::default())
+            .unwrap();
         assert_close(
             "GPU gradient vs finite differences",
             &grads,

@@ -91,13 +91,13 @@ fn full_batch_steps_across_chunks_match_the_cpu() {
         ] {
             let mut want_weights = initial.clone();
             let want = CpuBackend
-                .train_with(&mut want_weights, &examples, &LECTURE, steps, form)
+                .train(&mut want_weights, &examples, &LECTURE, steps, form)
                 .unwrap();
             for gpu in &mut gpus_with_chunks(333) {
                 let loaded = load_chunked(gpu, &examples, 10);
                 let mut weights = initial.clone();
                 let got = gpu
-                    .train_with(&mut weights, &loaded, &LECTURE, steps, form)
+                    .train(&mut weights, &loaded, &LECTURE, steps, form)
                     .unwrap();
                 let at = format!("context {k}, {form:?} on {}", gpu.describe());
                 assert_eq!(got.len(), steps);
@@ -220,7 +220,7 @@ fn the_one_hot_form_on_chunked_data_is_refused_naming_the_flag() {
     for gpu in &mut gpus_with_binding(8192) {
         let loaded = load_chunked(gpu, &examples, 1);
         let err = gpu
-            .loss_and_gradient_with(&weights, &loaded, 0.0, form)
+            .loss_and_gradient(&weights, &loaded, 0.0, form)
             .unwrap_err()
             .to_string();
         assert!(err.contains("drop --one-hot"), "{err}");

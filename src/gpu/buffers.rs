@@ -55,8 +55,7 @@ impl Gpu {
         })
     }
 
-    /// A uniform buffer holding a kernel's parameters ([`super::kernels::Params`], or a
-    /// longer struct of the same kind for a kernel that needs more than four words).
+    /// A uniform buffer holding a kernel's parameters (its struct in params.rs).
     pub fn params<P: Pod>(&self, params: P) -> wgpu::Buffer {
         self.device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {

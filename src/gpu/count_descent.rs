@@ -13,9 +13,10 @@
 //! allows. Either way, many steps are recorded into each submission, and the history is read
 //! back once.
 
-use super::kernels::{bind, dispatch, CountDescentParams};
+use super::kernels::{bind, dispatch};
 use super::loop_budget::{self, bound, lanes_for, OverBudget, LOOP_BUDGET};
 use super::loss::{LossTotal, Squares, SUM_BLOCK};
+use super::params::CountDescentParams;
 use super::Gpu;
 use crate::backend::TrainOptions;
 

@@ -1,10 +1,11 @@
-//! One compute pipeline per shader in `shaders/`, and how each is dispatched.
+//! One compute pipeline per shader in `shaders/`, and the one way their work reaches the
+//! device: a [`Dispatch`] (made per kernel in dispatches.rs) recorded into a compute pass
+//! that [`Gpu::submit_pass`](super::Gpu::submit_pass) submits.
 //!
-//! Every kernel binds its parameters as a uniform at binding 0 and its buffers at 1, 2, ...
-//! in the order its WGSL file declares them. The pipelines use the layout wgpu derives from
-//! the shader, so the WGSL file is the one place where a binding is described.
-
-use bytemuck::{Pod, Zeroable};
+//! Every kernel binds its parameters (its struct in params.rs) as a uniform at binding 0 and
+//! its buffers at 1, 2, ... in the order its WGSL file declares them. The pipelines use the
+//! layout wgpu derives from the shader, so the WGSL file is the one place where a binding is
+//! described.
 
 use super::loop_budget::LOOP_BUDGET;
 use super::profile::Profiler;
@@ -19,107 +20,6 @@ pub const ENTRY_THREADS: u32 = 64;
 pub const PRIVATE_HISTOGRAM_BINS: u32 = 4096;
 /// Examples each workgroup of count_pairs_private adds into its private table.
 pub const PRIVATE_HISTOGRAM_EXAMPLES: u32 = 16384;
-
-/// Parameters of a kernel: four 32-bit words, the layout of every `Params` struct in WGSL.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct Params {
-    pub words: [u32; 4],
-}
-
-impl Params {
-    /// Parameters from up to four words (unsigned integers or f32 bit patterns).
-    pub fn new(words: &[u32]) -> Params {
-        let mut p = Params::default();
-        p.words[..words.len()].copy_from_slice(words);
-        p
-    }
-}
-
-/// `count_descent`'s parameters (its WGSL `Params`, field by field).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct CountDescentParams {
-    pub num_rows: u32,
-    pub num_cols: u32,
-    pub num_examples: u32,
-    pub lanes_per_row: u32,
-    pub rows_per_thread: u32,
-    pub steps: u32,
-    pub first_step: u32,
-    /// 1: one workgroup holds the table and appends each step's loss to the history itself.
-    pub writes_history: u32,
-    pub reg: f32,
-    pub lr: f32,
-    pub _pad: [u32; 2],
-}
-
-/// `partial_sums`' parameters.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct PartialSumsParams {
-    pub num_values: u32,
-    /// 1: add up the squares of the values (the L2 penalty's sum of W^2).
-    pub square: u32,
-    pub _pad: [u32; 2],
-}
-
-/// `loss_total`'s parameters.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct LossTotalParams {
-    pub num_nll_sums: u32,
-    pub num_square_sums: u32,
-    pub num_examples: u32,
-    pub num_weights: u32,
-    pub reg: f32,
-    pub _pad: [u32; 3],
-}
-
-/// `cross_entropy_forward`'s and `cross_entropy_explicit`'s parameters.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct CrossEntropyForwardParams {
-    pub num_examples: u32,
-    pub num_cols: u32,
-    pub lanes_per_example: u32,
-    /// Where this chunk's workgroup sums start in `partials`.
-    pub first_partial: u32,
-}
-
-/// `softmax_rows`' parameters.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct SoftmaxRowsParams {
-    pub num_rows: u32,
-    pub num_cols: u32,
-    pub lanes_per_row: u32,
-    pub _pad: u32,
-}
-
-/// `one_hot_matmul`'s parameters: the rows `first_row .. end_row` of one chunk.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct OneHotMatmulParams {
-    pub num_examples: u32,
-    pub num_rows: u32,
-    pub num_cols: u32,
-    pub first_row: u32,
-    pub end_row: u32,
-    pub _pad: [u32; 3],
-}
-
-/// `one_hot_matmul_backward`'s parameters.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct OneHotMatmulBackwardParams {
-    pub num_examples: u32,
-    pub num_rows: u32,
-    pub num_cols: u32,
-    pub num_blocks: u32,
-    pub block_len: u32,
-    pub _pad: [u32; 3],
-}
 
 /// A compiled kernel, its name (the name of its WGSL file), and the device's profiler.
 pub struct Kernel {
@@ -218,16 +118,6 @@ impl Kernels {
     }
 }
 
-impl Kernels {
-    /// The forward kernel of a loss form (both have the same bindings).
-    pub fn forward(&self, loss: crate::backend::LossForm) -> &Kernel {
-        match loss {
-            crate::backend::LossForm::Fused => &self.cross_entropy_forward,
-            crate::backend::LossForm::Explicit => &self.cross_entropy_explicit,
-        }
-    }
-}
-
 /// A bind group for `kernel` with `params` at binding 0 and `buffers` at 1, 2, ...
 pub fn bind(
     device: &wgpu::Device,
@@ -285,4 +175,56 @@ pub fn dispatch(
     let slot = kernel.profiler.before(pass, kernel.name, groups);
     pass.dispatch_workgroups(x, y, 1);
     kernel.profiler.after(pass, slot);
+}
+
+/// What to dispatch: a kernel, its bind group, its workgroups and its loop bound per
+/// invocation (checked against the loop budget when the dispatch was made, before anything
+/// is recorded). dispatches.rs makes one for each kernel.
+pub struct Dispatch<'k> {
+    pub kernel: &'k Kernel,
+    pub bind_group: wgpu::BindGroup,
+    pub groups: u32,
+    pub loop_bound: u64,
+}
+
+impl Dispatch<'_> {
+    /// Records the dispatch into a compute pass.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, max_per_dimension: u32) {
+        let (kernel, groups) = (self.kernel, self.groups);
+        dispatch(
+            pass,
+            kernel,
+            &self.bind_group,
+            groups,
+            max_per_dimension,
+            self.loop_bound,
+        );
+    }
+}
+
+impl super::Gpu {
+    /// The most workgroups of one dimension of a dispatch grid.
+    pub fn max_groups(&self) -> u32 {
+        self.limits.max_compute_workgroups_per_dimension
+    }
+
+    /// Records what `record` dispatches into one compute pass and submits it: the one path
+    /// by which kernels reach the queue.
+    pub fn submit_pass(
+        &self,
+        record: impl FnOnce(&mut wgpu::ComputePass<'_>),
+    ) -> wgpu::SubmissionIndex {
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            record(&mut pass);
+        }
+        self.queue.submit([encoder.finish()])
+    }
+
+    /// Submits `dispatches` in order, in one compute pass.
+    pub fn submit(&self, dispatches: &[Dispatch<'_>]) -> wgpu::SubmissionIndex {
+        let max = self.max_groups();
+        self.submit_pass(|pass| dispatches.iter().for_each(|d| d.record(pass, max)))
+    }
 }

@@ -9,8 +9,9 @@
 //! Every level is a fixed tree, so the loss is the same on every run, and no invocation loops
 //! over more than one block, however large the data or the table.
 
-use super::kernels::{bind, dispatch, Kernel, LossTotalParams, PartialSumsParams};
+use super::kernels::{bind, dispatch, Kernel};
 use super::loop_budget::bound;
+use super::params::{LossTotalParams, PartialSumsParams};
 use super::Gpu;
 
 /// Values per block of partial_sums, and the most sums loss_total takes per list.

@@ -2,9 +2,14 @@
 //!
 //! - `mod.rs` (this file): finding adapters and opening a device, as wgpu's own tools do
 //!   (`WGPU_BACKEND` limits the backends, `WGPU_ADAPTER_NAME` picks an adapter by name).
-//! - `kernels.rs`: the shaders of `shaders/`, compiled once into pipelines, and their dispatch.
+//! - `kernels.rs`: the shaders of `shaders/`, compiled once into pipelines, and the one
+//!   path by which their dispatches are recorded and submitted.
+//! - `dispatches.rs`: one function per kernel, its buffers by name, its grid and loop bound.
+//! - `params.rs`: each shader's `Params` uniform as a Rust struct, field by field.
 //! - `buffers.rs`: uploads and readbacks.
 //! - `backend.rs`: the [`crate::Backend`] operations as sequences of kernel dispatches.
+//! - `examples.rs`: the examples on the device, in chunks and segments.
+//! - `step.rs`: one training step on the examples (row select or one-hot), many per submission.
 //! - `count_descent.rs`: the counts path's training steps, parallel over the rows.
 //! - `stream_counts.rs`: a corpus's pairs counted batch by batch into one table, its NLL
 //!   and its training steps from the table alone.
@@ -15,13 +20,18 @@
 mod backend;
 mod buffers;
 mod count_descent;
+mod dispatches;
+mod examples;
 mod kernels;
 pub mod loop_budget;
 mod loss;
+mod params;
 mod profile;
+mod step;
 mod stream_counts;
 
-pub use backend::{check_fits, GpuBackend, GpuExamples};
+pub use backend::GpuBackend;
+pub use examples::{check_fits, GpuExamples};
 pub use profile::{KernelTime, Profile};
 
 use std::sync::{Arc, Mutex};

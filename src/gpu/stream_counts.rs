@@ -14,70 +14,14 @@
 
 use super::backend::GpuBackend;
 use super::count_descent::{CountDescent, Table};
-use super::kernels::{
-    bind, dispatch, Params, EXAMPLE_THREADS, PRIVATE_HISTOGRAM_BINS, PRIVATE_HISTOGRAM_EXAMPLES,
-};
-use super::loop_budget::{self, bound};
-use super::loss::{LossTotal, Squares};
-use super::{Gpu, GpuError};
+use super::dispatches::{self, Pairs};
+use super::kernels::EXAMPLE_THREADS;
+use super::GpuError;
 use crate::backend::{Nll, TrainOptions};
 use crate::corpus::{CountTable, PairBatches};
 
 /// Most pairs per dispatch of the counting kernel (4 MiB per buffer).
 const BATCH_PAIRS: usize = 1 << 20;
-
-/// Pairs on the device: `len` of them in `contexts` and `targets`, for a V^K x V table.
-pub(super) struct Pairs<'a> {
-    pub len: u32,
-    pub num_rows: u32,
-    pub num_cols: u32,
-    pub contexts: &'a wgpu::Buffer,
-    pub targets: &'a wgpu::Buffer,
-}
-
-/// Records the counting of `pairs` into `counts` (added to what it holds):
-/// `count_pairs_private` when the table fits in workgroup memory, else `count_pairs`.
-pub(super) fn record_counting(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
-    pairs: &Pairs<'_>,
-    counts: &wgpu::Buffer,
-) -> anyhow::Result<()> {
-    let k = &gpu.kernels;
-    let num_bins = pairs.num_rows * pairs.num_cols;
-    let fits = num_bins <= PRIVATE_HISTOGRAM_BINS
-        && 4 * PRIVATE_HISTOGRAM_BINS <= gpu.limits.max_compute_workgroup_storage_size;
-    let (kernel, params, groups, loop_bound) = if fits {
-        let params = Params::new(&[
-            pairs.len,
-            pairs.num_cols,
-            num_bins,
-            PRIVATE_HISTOGRAM_EXAMPLES,
-        ]);
-        let loop_bound = bound::count_pairs_private(PRIVATE_HISTOGRAM_EXAMPLES, num_bins);
-        let groups = pairs.len.div_ceil(PRIVATE_HISTOGRAM_EXAMPLES);
-        (&k.count_pairs_private, params, groups, loop_bound)
-    } else {
-        let params = Params::new(&[pairs.len, pairs.num_cols]);
-        (
-            &k.count_pairs,
-            params,
-            pairs.len.div_ceil(EXAMPLE_THREADS),
-            0,
-        )
-    };
-    loop_budget::check(kernel.name, loop_bound)?;
-    let group = bind(
-        &gpu.device,
-        kernel,
-        &gpu.params(params),
-        &[pairs.contexts, pairs.targets, counts],
-    );
-    let mut pass = encoder.begin_compute_pass(&Default::default());
-    let max = gpu.limits.max_compute_workgroups_per_dimension;
-    dispatch(&mut pass, kernel, &group, groups, max, loop_bound);
-    Ok(())
-}
 
 /// One of the two upload buffers, and the submission that last counted from it.
 struct Slot {
@@ -131,9 +75,8 @@ impl GpuBackend {
                     contexts: &slot.contexts,
                     targets: &slot.targets,
                 };
-                let mut encoder = gpu.device.create_command_encoder(&Default::default());
-                record_counting(gpu, &mut encoder, &pairs, &counts)?;
-                slot.last_use = Some(gpu.queue.submit([encoder.finish()]));
+                let counting = dispatches::count_pairs(gpu, &pairs, &counts)?;
+                slot.last_use = Some(gpu.submit(&[counting]));
             }
         }
         Ok(gpu.read(&counts, num_bins)?)
@@ -142,54 +85,20 @@ impl GpuBackend {
     /// count_nll then loss_total: the mean NLL of the examples a table counts.
     pub(super) fn table_nll(&self, probs: &[f32], table: &CountTable) -> anyhow::Result<Nll> {
         let gpu = self.gpu();
-        let k = &gpu.kernels;
         let num_cells = table.counts.len() as u32;
-        let groups = num_cells.div_ceil(EXAMPLE_THREADS);
-        loop_budget::check(k.count_nll.name, bound::COUNT_NLL)?;
-        let probs_buffer = gpu.upload("probs", probs);
+        let probs = gpu.upload("probs", probs);
         let counts = gpu.upload("counts", &table.counts);
-        let partials = gpu.zeroed("partials", groups as usize);
+        let num_partials = num_cells.div_ceil(EXAMPLE_THREADS);
+        let partials = gpu.zeroed("partials", num_partials as usize);
         let impossible = gpu.zeroed("impossible", 1);
-        let history = gpu.zeroed("loss", 2);
-        let cursor = gpu.zeroed("history cursor", 1);
-        let group = bind(
-            &gpu.device,
-            &k.count_nll,
-            &gpu.params(Params::new(&[num_cells])),
-            &[&probs_buffer, &counts, &partials, &impossible],
-        );
+        let count_nll =
+            dispatches::count_nll(gpu, &probs, &counts, &partials, &impossible, num_cells)?;
         // The count model has no weights to penalize.
         let n = table.examples as u32;
-        let total = LossTotal::new(
-            gpu,
-            &partials,
-            groups,
-            Squares::None,
-            n,
-            0,
-            0.0,
-            &history,
-            &cursor,
-        );
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            let max = gpu.limits.max_compute_workgroups_per_dimension;
-            dispatch(
-                &mut pass,
-                &k.count_nll,
-                &group,
-                groups,
-                max,
-                bound::COUNT_NLL,
-            );
-            total.record(gpu, &mut pass);
-        }
-        self.submit(encoder);
-        let loss: Vec<f32> = gpu.read(&history, 2)?;
+        let mean = self.mean_of_sums(&[count_nll], &partials, num_partials, n)?;
         let impossible: Vec<u32> = gpu.read(&impossible, 1)?;
         Ok(Nll {
-            finite_mean: loss[1] as f64,
+            finite_mean: mean as f64,
             impossible: impossible[0] as u64,
             examples: table.examples,
         })
