@@ -3,10 +3,10 @@
 //!
 //! Tables are row-major: entry `[r, c]` of a table with V columns is at `r * V + c`.
 
+use crate::adamw::{AdamState, AdamW};
 use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::corpus::{CountTable, PairBatches};
 use crate::data::Examples;
-use crate::adamw::{AdamState, AdamW};
 
 /// `count_pairs`: `counts[ctx_i, tgt_i] += 1` for every example i.
 pub fn count_pairs(

@@ -2,13 +2,13 @@
 //!
 //! [`AnyBackend`] lets a command hold either backend without being generic over it.
 
+use crate::adamw::{AdamState, AdamW};
 use crate::backend::{Backend, NetForm, Nll, StepLoss, TrainOptions};
 use crate::corpus::{CountTable, PairBatches};
 use crate::cpu::CpuBackend;
 use crate::data::Examples;
 use crate::gpu::{Gpu, GpuBackend, GpuError, GpuExamples};
 use crate::limits::TableLimit;
-use crate::adamw::{AdamState, AdamW};
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

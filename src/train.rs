@@ -484,9 +484,7 @@ fn final_loss<B: Backend>(
     let reg = config.options.reg;
     let (loss, _) = match config.effective_gradient() {
         GradientPath::Counts => backend.count_loss_and_gradient(weights, loaded, reg)?,
-        GradientPath::Examples => {
-            backend.loss_and_gradient(weights, loaded, reg, config.form)?
-        }
+        GradientPath::Examples => backend.loss_and_gradient(weights, loaded, reg, config.form)?,
     };
     Ok(loss)
 }

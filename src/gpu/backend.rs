@@ -11,10 +11,10 @@
 //! Every dispatch's loop bound is computed from the sizes the host chose and checked against
 //! the loop budget (loop_budget.rs) before anything is recorded.
 
+use crate::adamw::{AdamState, AdamW};
 use crate::backend::{Backend, NetForm, Nll, StepLoss, TrainOptions};
 use crate::data::Examples;
 use crate::limits::TableLimit;
-use crate::adamw::{AdamState, AdamW};
 
 use super::count_descent::{CountDescent, Table};
 use super::dispatches::{
