@@ -367,7 +367,7 @@ pub fn run_data_set(
         examples.num_cols,
     );
     let probs = crate::cpu::normalize_rows(&counts, vocab.len(), 1.0);
-    let initial = crate::model::standard_normal(examples.num_rows * vocab.len(), 1);
+    let initial = crate::rng::standard_normal(examples.num_rows * vocab.len(), 1);
     let reference = Reference {
         words,
         vocab,
@@ -521,7 +521,7 @@ fn run_training_stages(
     }
     if wanted(config, "steps_counts_1000_k3") {
         let examples = Examples::encode(words, vocab, 3)?;
-        let initial = crate::model::standard_normal(examples.num_rows * vocab.len(), 1);
+        let initial = crate::rng::standard_normal(examples.num_rows * vocab.len(), 1);
         let loaded = backend.load(&examples)?;
         let result = time_checked(
             config,

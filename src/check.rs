@@ -218,7 +218,7 @@ pub fn check_adapter(gpu: &mut GpuBackend) -> Report {
         })();
         record("count_nll, loss_total", case, &values, result);
 
-        let weights = crate::model::standard_normal(ex.num_rows * cols, 3);
+        let weights = crate::rng::standard_normal(ex.num_rows * cols, 3);
         let result = (|| {
             let got = gpu.softmax_rows(&weights, cols)?;
             let want = CpuBackend.softmax_rows(&weights, cols)?;
@@ -274,8 +274,8 @@ pub fn check_adapter(gpu: &mut GpuBackend) -> Report {
 
     let result = (|| {
         let n = 5000;
-        let weights = crate::model::standard_normal(n, 4);
-        let grads = crate::model::standard_normal(n, 5);
+        let weights = crate::rng::standard_normal(n, 4);
+        let grads = crate::rng::standard_normal(n, 5);
         let adamw = AdamW::default();
         let (mut w_gpu, mut w_cpu) = (weights.clone(), weights);
         let (mut s_gpu, mut s_cpu) = (AdamState::new(n), AdamState::new(n));
@@ -328,7 +328,7 @@ pub fn check_adapter(gpu: &mut GpuBackend) -> Report {
         ),
     ] {
         let ex = random_examples(6, alphabet, 300, k);
-        let initial = crate::model::standard_normal(ex.num_rows * ex.num_cols, 7);
+        let initial = crate::rng::standard_normal(ex.num_rows * ex.num_cols, 7);
         {
             let result = (|| {
                 let loaded = gpu.load(&ex)?;

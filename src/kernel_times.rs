@@ -210,9 +210,9 @@ pub fn run(gpu: &mut GpuBackend, reps: usize) -> anyhow::Result<KernelTimes> {
         .collect::<Result<_, _>>()?;
     let counts = crate::cpu::count_pairs(&ex1.contexts, &ex1.targets, ex1.num_rows, v);
     let probs = crate::cpu::normalize_rows(&counts, v, 1.0);
-    let w1 = crate::model::standard_normal(ex1.num_rows * v, 1);
-    let w3 = crate::model::standard_normal(encoded[2].num_rows * v, 1);
-    let grads1 = crate::model::standard_normal(ex1.num_rows * v, 2);
+    let w1 = crate::rng::standard_normal(ex1.num_rows * v, 1);
+    let w3 = crate::rng::standard_normal(encoded[2].num_rows * v, 1);
+    let grads1 = crate::rng::standard_normal(ex1.num_rows * v, 2);
     let adamw = AdamW::default();
     let one_hot_explicit = NetForm {
         loss: LossForm::Explicit,

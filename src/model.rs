@@ -6,9 +6,6 @@ use crate::backend::{Backend, StepLoss, TrainOptions};
 use crate::data::Vocab;
 use crate::rng::RngKind;
 
-/// W's default initialization, kept under its old path for callers of `model::standard_normal`.
-pub use crate::rng::standard_normal;
-
 /// The label of a context row: its K characters, oldest first (`..` for a word's start at K = 2).
 pub fn context_label(row: usize, vocab: &Vocab, context_len: usize) -> String {
     let v = vocab.len();

@@ -4,7 +4,7 @@
 
 use rand::{RngExt, SeedableRng};
 
-pub use crate::adamw::{AdamState, AdamW, ADAMW_DEFAULT_LR};
+use crate::adamw::{AdamState, AdamW};
 use crate::backend::{Backend, NetForm, StepLoss, TrainOptions};
 use crate::data::Examples;
 

@@ -12,8 +12,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{encode, random_words};
+use makemore::adamw::{AdamState, AdamW};
 use makemore::backend::{LossForm, NetForm};
-use makemore::optim::{AdamState, AdamW};
 use makemore::{Backend, Gpu, GpuBackend, TrainOptions};
 
 /// The whole of it: device, pipelines and the first dispatch of each kernel. With no kernel
@@ -56,7 +56,7 @@ fn a_cold_gl_device_builds_and_runs_every_kernel_within_the_budget() {
     let nll = backend.mean_nll(&probs, &loaded).unwrap();
     time("nll_gather, loss_total", &mut lap);
     let v = small_vocab.len();
-    let mut weights = makemore::model::standard_normal(v * v, 1);
+    let mut weights = makemore::rng::standard_normal(v * v, 1);
     let (loss, grads) = backend
         .loss_and_gradient(&weights, &loaded, options.reg, NetForm::default())
         .unwrap();

@@ -23,7 +23,7 @@ const STEPS: usize = 4;
 fn counts_path_context_4_same_losses_on_every_backend() {
     let (vocab, examples) = encode(&builtin_words(), 4);
     assert_eq!(examples.num_rows, 531_441);
-    let initial = makemore::model::standard_normal(examples.num_rows * vocab.len(), 7);
+    let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 7);
     assert_eq!(initial.len(), 14_348_907);
     let mut expected_weights = initial.clone();
     let loaded = CpuBackend.load(&examples).unwrap();

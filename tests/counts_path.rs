@@ -36,7 +36,7 @@ fn cases() -> Vec<(Vocab, Examples)> {
 #[test]
 fn cpu_counts_path_equals_cpu_example_path() {
     for (i, (vocab, examples)) in cases().into_iter().enumerate() {
-        let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
+        let weights = makemore::rng::standard_normal(examples.num_rows * vocab.len(), i as u64);
         for reg in [0.0, 0.01, 1.0] {
             let (loss, grads) = CpuBackend
                 .loss_and_gradient(&weights, &examples, reg, NetForm::default())
@@ -56,7 +56,7 @@ fn cpu_counts_path_equals_cpu_example_path() {
 fn count_loss_and_gradient_match_the_cpu() {
     let mut gpus = gpus();
     for (i, (vocab, examples)) in cases().into_iter().enumerate() {
-        let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
+        let weights = makemore::rng::standard_normal(examples.num_rows * vocab.len(), i as u64);
         for reg in [0.0, 0.01, 1.0] {
             let (expected_loss, expected_grads) = CpuBackend
                 .count_loss_and_gradient(&weights, &examples, reg)
@@ -76,7 +76,7 @@ fn count_loss_and_gradient_match_the_cpu() {
 /// the GPU: the three loss histories agree to 1e-5, the weights to 1e-4 + 1e-4 relative.
 fn train_and_compare(words: &[String], k: usize, steps: usize, with_examples_path: bool) {
     let (vocab, examples) = encode(words, k);
-    let initial = makemore::model::standard_normal(examples.num_rows * vocab.len(), 42);
+    let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 42);
     let mut w_cpu = initial.clone();
     let expected = CpuBackend
         .train_counts(&mut w_cpu, &examples, &LECTURE, steps)
@@ -145,7 +145,7 @@ fn counts_path_is_bit_identical_across_runs() {
         let run = || {
             let mut gpu = gpus().swap_remove(index);
             let on_gpu = gpu.load(&examples).unwrap();
-            let mut weights = makemore::model::standard_normal(vocab.len() * vocab.len(), 3);
+            let mut weights = makemore::rng::standard_normal(vocab.len() * vocab.len(), 3);
             let losses = gpu
                 .train_counts(&mut weights, &on_gpu, &LECTURE, 50)
                 .unwrap();

@@ -38,7 +38,7 @@ fn forward_loss_matches_and_equals_the_data_loss() {
     let mut gpus = gpus();
     for (i, &(seed, v, n, k)) in CASES.iter().enumerate() {
         let (vocab, examples) = encode(&random_words(seed, v, n), k);
-        let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
+        let weights = makemore::rng::standard_normal(examples.num_rows * vocab.len(), i as u64);
         let expected = CpuBackend
             .forward_loss(&weights, &examples, fused_form())
             .unwrap();
@@ -244,7 +244,7 @@ fn fused_and_explicit_losses_agree_on_ordinary_logits() {
     let mut gpus = gpus();
     for (i, &(seed, v, n, k)) in CASES.iter().enumerate() {
         let (vocab, examples) = encode(&random_words(seed, v, n), k);
-        let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
+        let weights = makemore::rng::standard_normal(examples.num_rows * vocab.len(), i as u64);
         let fused = CpuBackend
             .loss_and_gradient(&weights, &examples, 0.1, fused_form())
             .unwrap();
@@ -303,7 +303,7 @@ fn fused_and_explicit_losses_agree_on_ordinary_logits() {
 fn large_logits_overflow_the_explicit_loss_only() {
     let (vocab, examples) = encode(&random_words(31, 30, 200), 2);
     // Logits of magnitude 100 and more: exp(100) is beyond f32's largest value.
-    let weights: Vec<f32> = makemore::model::standard_normal(examples.num_rows * vocab.len(), 5)
+    let weights: Vec<f32> = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 5)
         .into_iter()
         .map(|w| 100.0 + 50.0 * w.abs())
         .collect();
@@ -345,7 +345,7 @@ fn one_hot_product_equals_the_row_select() {
     let mut gpus = gpus();
     for (i, &(seed, v, n, k)) in CASES.iter().enumerate() {
         let (vocab, examples) = encode(&random_words(seed, v, n), k);
-        let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
+        let weights = makemore::rng::standard_normal(examples.num_rows * vocab.len(), i as u64);
         // The logits: onehot(ctx) @ W is exactly the row W[ctx].
         let logits = makemore::cpu::one_hot_matmul(
             &weights,
@@ -425,7 +425,7 @@ fn one_hot_product_equals_the_row_select() {
 #[test]
 fn one_hot_gradient_matches_on_all_the_builtin_names() {
     let (vocab, examples) = encode(&makemore::data::builtin_words(), 1);
-    let weights = makemore::model::standard_normal(vocab.len() * vocab.len(), 8);
+    let weights = makemore::rng::standard_normal(vocab.len() * vocab.len(), 8);
     let one_hot = NetForm {
         loss: LossForm::Fused,
         one_hot: true,
@@ -451,17 +451,17 @@ fn one_hot_gradient_matches_on_all_the_builtin_names() {
 
 #[test]
 fn adamw_step_matches() {
-    use makemore::optim::{AdamState, AdamW};
+    use makemore::adamw::{AdamState, AdamW};
     let adamw = AdamW::default();
     for gpu in &mut gpus() {
         let n = 36 * 36 * 3;
-        let weights = makemore::model::standard_normal(n, 1);
+        let weights = makemore::rng::standard_normal(n, 1);
         let mut w_cpu = weights.clone();
         let mut w_gpu = weights.clone();
         let mut s_cpu = AdamState::new(n);
         let mut s_gpu = AdamState::new(n);
         for step in 0..5u64 {
-            let grads: Vec<f32> = makemore::model::standard_normal(n, 10 + step)
+            let grads: Vec<f32> = makemore::rng::standard_normal(n, 10 + step)
                 .into_iter()
                 .map(|g| g * 0.1)
                 .collect();
@@ -475,7 +475,7 @@ fn adamw_step_matches() {
         common::assert_close("AdamW v", &s_gpu.v, &s_cpu.v, 1e-9, 1e-5);
         // The first step moves every weight by lr (m / sqrt(v) = g / |g|), plus the decay.
         let mut w = weights.clone();
-        let grads = makemore::model::standard_normal(n, 99);
+        let grads = makemore::rng::standard_normal(n, 99);
         makemore::cpu::adamw_step(&mut w, &grads, &mut AdamState::new(n), 0.01, &adamw);
         for k in 0..n {
             let decayed = weights[k] as f64 * (1.0 - 0.01 * 0.01);
@@ -487,10 +487,11 @@ fn adamw_step_matches() {
 
 #[test]
 fn minibatch_training_matches_and_is_seeded() {
-    use makemore::optim::{train_neural, AdamW, Optimizer, Schedule};
+    use makemore::adamw::AdamW;
+    use makemore::optim::{train_neural, Optimizer, Schedule};
     for &(seed, v, n, k) in &CASES {
         let (vocab, examples) = encode(&random_words(seed, v, n), k);
-        let initial = makemore::model::standard_normal(examples.num_rows * vocab.len(), 4);
+        let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 4);
         for optimizer in [Optimizer::Sgd, Optimizer::AdamW(AdamW::default())] {
             let schedule = Schedule {
                 batch_size: 64,

@@ -95,7 +95,7 @@ fn probabilities_and_count_nll_match() {
 fn loss_and_gradient_match() {
     let mut gpus = gpus();
     for (i, (vocab, examples)) in cases().into_iter().enumerate() {
-        let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), i as u64);
+        let weights = makemore::rng::standard_normal(examples.num_rows * vocab.len(), i as u64);
         for reg in [0.0, 0.01, 1.0] {
             let (expected_loss, expected_grads) = CpuBackend
                 .loss_and_gradient(&weights, &examples, reg, NetForm::default())
@@ -120,7 +120,7 @@ fn softmax_rows_match() {
     let pairs = (0..gpus.len()).flat_map(|g| shapes.map(|shape| (g, shape)));
     for (g, (rows, cols, scale)) in pairs {
         let gpu = &mut gpus[g];
-        let weights: Vec<f32> = makemore::model::standard_normal(rows * cols, 9)
+        let weights: Vec<f32> = makemore::rng::standard_normal(rows * cols, 9)
             .into_iter()
             .map(|w| w * scale)
             .collect();
@@ -134,7 +134,7 @@ fn softmax_rows_match() {
 /// CPU drift apart slowly, so the weights are compared to 1e-4 absolute + 1e-4 relative.
 fn train_and_compare(words: &[String], k: usize, steps: usize) {
     let (vocab, examples) = encode(words, k);
-    let initial = makemore::model::standard_normal(examples.num_rows * vocab.len(), 42);
+    let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 42);
     let mut w_cpu = initial.clone();
     let expected = CpuBackend
         .train(&mut w_cpu, &examples, &LECTURE, steps, NetForm::default())
@@ -184,7 +184,7 @@ fn gpu_runs_are_bit_identical() {
             let counts = gpu.count_pairs(&on_gpu).unwrap();
             let probs = gpu.normalize_rows(&counts, vocab.len(), 1.0).unwrap();
             let nll = gpu.mean_nll(&probs, &on_gpu).unwrap();
-            let mut weights = makemore::model::standard_normal(vocab.len() * vocab.len(), 3);
+            let mut weights = makemore::rng::standard_normal(vocab.len() * vocab.len(), 3);
             let losses = gpu
                 .train(&mut weights, &on_gpu, &LECTURE, 5, NetForm::default())
                 .unwrap();

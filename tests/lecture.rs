@@ -112,7 +112,7 @@ fn andrejq() {
 fn neural_net_descends_towards_the_count_model() {
     let words = lecture_words();
     let (vocab, examples) = encode(&words, 1);
-    let initial = makemore::model::standard_normal(vocab.len() * vocab.len(), 2147483647);
+    let initial = makemore::rng::standard_normal(vocab.len() * vocab.len(), 2147483647);
     for gpu in &mut gpus() {
         let loaded = gpu.load(&examples).unwrap();
         let mut weights = initial.clone();

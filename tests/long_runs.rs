@@ -47,7 +47,7 @@ fn run<B: Backend>(
 /// loss and the final weights must agree.
 fn compare_runs(what: &str, words: &[String], k: usize, path: Path, steps: usize) {
     let (vocab, examples) = encode(words, k);
-    let initial = makemore::model::standard_normal(examples.num_rows * vocab.len(), 7);
+    let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 7);
     let mut expected_weights = initial.clone();
     let expected = run(
         &mut CpuBackend,

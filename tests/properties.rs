@@ -70,7 +70,7 @@ fn check_case(
     assert_rel("count NLL", nll.mean(), expected.mean(), 1e-5);
 
     let weights =
-        makemore::model::standard_normal(examples.num_rows * vocab.len(), examples.len() as u64);
+        makemore::rng::standard_normal(examples.num_rows * vocab.len(), examples.len() as u64);
     let (loss, grads) = gpu
         .loss_and_gradient(&weights, &loaded, 0.1, NetForm::default())
         .unwrap();
@@ -116,7 +116,7 @@ fn loss_f64(w: &[f64], examples: &Examples, reg: f64) -> f64 {
 fn gpu_gradient_matches_finite_differences() {
     let words = common::random_words(21, 6, 60);
     let (vocab, examples) = encode(&words, 1);
-    let weights = makemore::model::standard_normal(vocab.len() * vocab.len(), 5);
+    let weights = makemore::rng::standard_normal(vocab.len() * vocab.len(), 5);
     let w64: Vec<f64> = weights.iter().map(|&w| w as f64).collect();
     let h = 1e-5;
     let numeric: Vec<f32> = (0..w64.len())

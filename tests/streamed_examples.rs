@@ -10,8 +10,9 @@
 mod common;
 
 use common::{assert_close, assert_rel, encode, lecture_words};
+use makemore::adamw::AdamW;
 use makemore::data::{builtin_words, Examples};
-use makemore::optim::{train_neural, AdamW, Optimizer, Schedule};
+use makemore::optim::{train_neural, Optimizer, Schedule};
 use makemore::{Backend, CpuBackend, Gpu, GpuBackend, LossForm, NetForm, TrainOptions};
 
 const LECTURE: TrainOptions = TrainOptions {
@@ -81,7 +82,7 @@ fn load_chunked(
 fn full_batch_steps_across_chunks_match_the_cpu() {
     for (k, steps) in [(1, 300), (2, 100)] {
         let (vocab, examples) = encode(&some_names(1000), k);
-        let initial = makemore::model::standard_normal(examples.num_rows * vocab.len(), 7);
+        let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 7);
         for form in [
             NetForm::default(),
             NetForm {
@@ -124,7 +125,7 @@ fn full_batch_steps_across_chunks_match_the_cpu() {
 #[test]
 fn minibatches_and_adamw_across_chunks_match_the_cpu() {
     let (vocab, examples) = encode(&some_names(2000), 1);
-    let initial = makemore::model::standard_normal(examples.num_rows * vocab.len(), 3);
+    let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 3);
     let options = TrainOptions { lr: 0.1, reg: 0.0 };
     let steps = 20;
     for schedule in [
@@ -188,7 +189,7 @@ fn counts_losses_and_the_count_nll_across_chunks_match_the_cpu() {
         .normalize_rows(&want_counts, vocab.len(), 1.0)
         .unwrap();
     let want_nll = CpuBackend.mean_nll(&probs, &examples).unwrap();
-    let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), 11);
+    let weights = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 11);
     for gpu in &mut gpus_with_chunks(257) {
         let loaded = load_chunked(gpu, &examples, 10);
         let device = gpu.describe();
@@ -211,7 +212,7 @@ fn counts_losses_and_the_count_nll_across_chunks_match_the_cpu() {
 #[test]
 fn the_one_hot_form_on_chunked_data_is_refused_naming_the_flag() {
     let (vocab, examples) = encode(&some_names(1000), 1);
-    let weights = makemore::model::standard_normal(examples.num_rows * vocab.len(), 1);
+    let weights = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 1);
     let form = NetForm {
         loss: LossForm::Fused,
         one_hot: true,

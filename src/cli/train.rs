@@ -8,13 +8,14 @@ use serde_json::json;
 
 use super::progress::{loss_name, optimizer_name, Progress};
 use super::{finite_or_null, non_negative, positive, say, DeviceFlag, RngFlag};
+use makemore::adamw::{AdamW, ADAMW_DEFAULT_LR};
 use makemore::checkpoint::{
     self, load_log, Checkpoint, LogEntry, RunSettings, LOG_FILE, MODEL_FILE,
 };
 use makemore::corpus;
 use makemore::data::{builtin_words, read_words, Vocab};
 use makemore::limits::{check_run_counts, check_vocab};
-use makemore::optim::{AdamW, Optimizer, Schedule, ADAMW_DEFAULT_LR};
+use makemore::optim::{Optimizer, Schedule};
 use makemore::split::Split;
 use makemore::train::{Event, GradientPath, PartLosses, Resume, TrainConfig, TrainSummary};
 use makemore::train_streamed::{run_streamed, streams};
