@@ -3,6 +3,8 @@
 //!
 //! Tables are row-major: entry `[r, c]` of a table with V columns is at `r * V + c`.
 
+use std::borrow::Cow;
+
 use crate::adamw::{AdamState, AdamW};
 use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::corpus::{CountTable, PairBatches};
@@ -396,17 +398,42 @@ pub fn cross_entropy_fused(
     (nll_sum, grad)
 }
 
-/// `cross_entropy_fused` on CPU_THREADS contiguous slices of the examples, whose sums are
-/// added in slice order (the same result on every run): `sum_i nll_i` and G.
-fn cross_entropy_fused_parallel(weights: &[f32], examples: &Examples) -> (f64, Vec<f64>) {
-    let (contexts, targets, v) = (&examples.contexts, &examples.targets, examples.num_cols);
+/// The forward and backward kernels of a loss form on one slice of the examples:
+/// `sum_i nll_i` and G, the sum of the slice's gradients `softmax(logits_i) - onehot(tgt_i)`.
+/// The lecture's form is `cross_entropy_fused`: each exponential computed once, for both.
+fn cross_entropy_slice(
+    logits: &[f32],
+    rows: &[u32],
+    targets: &[u32],
+    num_cols: usize,
+    loss: LossForm,
+) -> (f64, Vec<f64>) {
+    match loss {
+        LossForm::Fused => cross_entropy_fused(logits, rows, targets, num_cols),
+        LossForm::Explicit => {
+            let (lse, nll_sum) = cross_entropy_explicit(logits, rows, targets, num_cols);
+            let grad = cross_entropy_backward(logits, rows, targets, &lse, num_cols);
+            (nll_sum, grad)
+        }
+    }
+}
+
+/// `cross_entropy_forward` then `cross_entropy_backward` over all the examples, on
+/// CPU_THREADS contiguous slices whose sums are added in slice order (the same result on
+/// every run): `sum_i nll_i` and `G[r, c] = sum_{i: row_i = r} softmax(logits_i)[c] - [c = tgt_i]`.
+fn cross_entropy(
+    logits: &[f32],
+    rows: &[u32],
+    targets: &[u32],
+    num_cols: usize,
+    loss: LossForm,
+) -> (f64, Vec<f64>) {
     let parts: Vec<(f64, Vec<f64>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = split_ranges(examples.len(), CPU_THREADS)
+        let handles: Vec<_> = split_ranges(rows.len(), CPU_THREADS)
             .into_iter()
             .map(|r| {
-                scope.spawn(move || {
-                    cross_entropy_fused(weights, &contexts[r.clone()], &targets[r], v)
-                })
+                let (rows, targets) = (&rows[r.clone()], &targets[r]);
+                scope.spawn(move || cross_entropy_slice(logits, rows, targets, num_cols, loss))
             })
             .collect();
         handles
@@ -415,7 +442,7 @@ fn cross_entropy_fused_parallel(weights: &[f32], examples: &Examples) -> (f64, V
             .collect()
     });
     let mut nll_sum = 0.0f64;
-    let mut data_grad_sum = vec![0.0f64; weights.len()];
+    let mut data_grad_sum = vec![0.0f64; logits.len()];
     for (nll, grad) in &parts {
         nll_sum += nll;
         for (total, g) in data_grad_sum.iter_mut().zip(grad) {
@@ -441,13 +468,17 @@ fn forward_on(
 
 /// The logits as a table and the row of each example in it: W and the contexts (row select),
 /// or `onehot(contexts) @ W` and the example indices (one-hot product).
-fn logits_table(weights: &[f32], examples: &Examples, one_hot: bool) -> (Vec<f32>, Vec<u32>) {
+fn logits_table<'a>(
+    weights: &'a [f32],
+    examples: &'a Examples,
+    one_hot: bool,
+) -> (Cow<'a, [f32]>, Cow<'a, [u32]>) {
     if one_hot {
         let (r, v) = (examples.num_rows, examples.num_cols);
         let logits = one_hot_matmul(weights, &examples.contexts, r, v);
-        (logits, (0..examples.len() as u32).collect())
+        (logits.into(), (0..examples.len() as u32).collect())
     } else {
-        (weights.to_vec(), examples.contexts.clone())
+        (weights.into(), examples.contexts.as_slice().into())
     }
 }
 
@@ -464,29 +495,27 @@ fn forward(weights: &[f32], examples: &Examples, form: NetForm) -> f64 {
     .1
 }
 
-/// One full-batch step's loss and gradient, with the logits and loss in the given form, then
-/// `grad_rows` and `loss_total`. The lecture's form (row select, fused loss) takes the fast
-/// path, `cross_entropy_fused` on CPU_THREADS threads; the others chain the twins one by one.
+/// One full-batch step's loss and gradient, kernel by kernel as on the GPU:
+///   logits = W[x], or onehot(x) @ W with `--one-hot`     (`one_hot_matmul`)
+///   nll = sum_i lse_i - logits[i, y_i]                   (`cross_entropy_forward`)
+///   G = sum_i softmax(logits_i) - onehot(y_i)            (`cross_entropy_backward`)
+///   dW = G, or onehot(x)^T @ G with `--one-hot`          (`one_hot_matmul_backward`)
+///   grad = dW / n + 2 reg W / |W|                        (`grad_rows`)
+///   loss = nll / n + reg mean(W^2)                       (`loss_total`)
 fn loss_and_gradient(
     weights: &[f32],
     examples: &Examples,
     reg: f32,
     form: NetForm,
 ) -> (StepLoss, Vec<f32>) {
-    let (nll_sum, data_grad_sum) = if form == NetForm::default() {
-        cross_entropy_fused_parallel(weights, examples)
+    let (targets, v) = (&examples.targets, examples.num_cols);
+    let (logits, rows) = logits_table(weights, examples, form.one_hot);
+    let (nll_sum, logit_grads) = cross_entropy(&logits, &rows, targets, v, form.loss);
+    let data_grad_sum = if form.one_hot {
+        let (contexts, r) = (&examples.contexts, examples.num_rows);
+        one_hot_matmul_backward(&logit_grads, contexts, r, v)
     } else {
-        let (targets, v) = (&examples.targets, examples.num_cols);
-        let (logits, rows) = logits_table(weights, examples, form.one_hot);
-        let (lse, nll_sum) = forward_on(&logits, &rows, targets, v, form.loss);
-        let logit_grads = cross_entropy_backward(&logits, &rows, targets, &lse, v);
-        let data_grad_sum = if form.one_hot {
-            let (contexts, r) = (&examples.contexts, examples.num_rows);
-            one_hot_matmul_backward(&logit_grads, contexts, r, v)
-        } else {
-            logit_grads
-        };
-        (nll_sum, data_grad_sum)
+        logit_grads
     };
     let grads = grad_rows(&data_grad_sum, weights, examples.len(), reg);
     (loss_total(nll_sum, examples.len(), weights, reg), grads)
@@ -735,8 +764,8 @@ mod tests {
         }
     }
 
-    /// The fused pass against the forward and backward twins, and the parallel counting
-    /// against the sequential one.
+    /// The fused and threaded passes against the forward and backward twins, and the parallel
+    /// counting against the sequential one.
     #[test]
     fn fused_pass_and_parallel_counts_match_the_twins() {
         let contexts: Vec<u32> = (0..1001u32).map(|i| (i * 7 + i / 5) % 4).collect();
@@ -748,6 +777,24 @@ mod tests {
         assert!((fused_nll - nll).abs() <= 1e-12 * nll.abs());
         for (a, b) in fused_grad.iter().zip(&grad) {
             assert!((a - b).abs() <= 1e-9, "{a} vs {b}");
+        }
+        // The threaded pass of each loss form against its forward and backward twins.
+        let (explicit_lse, explicit_nll) = cross_entropy_explicit(&weights, &contexts, &targets, 4);
+        let explicit_grad = cross_entropy_backward(&weights, &contexts, &targets, &explicit_lse, 4);
+        let forms = [
+            (LossForm::Fused, nll, &grad),
+            (LossForm::Explicit, explicit_nll, &explicit_grad),
+        ];
+        for (loss, twin_nll, twin_grad) in forms {
+            let (threaded_nll, threaded_grad) =
+                cross_entropy(&weights, &contexts, &targets, 4, loss);
+            assert!(
+                (threaded_nll - twin_nll).abs() <= 1e-12 * twin_nll.abs(),
+                "{loss:?}"
+            );
+            for (a, b) in threaded_grad.iter().zip(twin_grad) {
+                assert!((a - b).abs() <= 1e-9, "{loss:?}: {a} vs {b}");
+            }
         }
         assert_eq!(
             count_pairs_parallel(&contexts, &targets, 4, 4),
