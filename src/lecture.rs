@@ -231,90 +231,30 @@ pub fn walk<B: Backend>(
     let first_row_probs = raw[..v].to_vec();
     let first_draw =
         vocab.char(TorchGenerator::new(config.seed).multinomial_one(&first_row_probs) as u32);
-    let mut g = TorchGenerator::new(config.seed);
-    let rand3 = [g.rand_f32(), g.rand_f32(), g.rand_f32()];
-    let total = rand3[0] + rand3[1] + rand3[2];
-    let rand3_normalized = rand3.map(|x| x / total);
-    let draws = g.multinomial(&rand3_normalized, 100);
+    let (rand3, rand3_normalized, draws) = rand3_and_draws(config.seed);
 
     // Chapters 9-11: P = (N + 1) normalized, its samples and its loss.
     let smoothed = backend.normalize_rows(&counts, v, 1.0)?;
-    let count_names = with_dots(sample_names(&smoothed, &vocab, 5, config.seed, config.rng));
+    let count_names = five_names(&smoothed, &vocab, config);
     let mean_nll = backend.mean_nll(&smoothed, &loaded)?.mean();
-    let andrejq = match Examples::encode(&["andrejq"], &vocab, 1) {
-        Ok(word) => {
-            let word = backend.load(&word)?;
-            let nll = backend.mean_nll(&smoothed, &word)?;
-            let unsmoothed = backend.mean_nll(&raw, &word)?.mean();
-            Some((-nll.mean() * nll.examples as f64, nll.examples, unsmoothed))
-        }
-        Err(_) => None,
-    };
+    let andrejq = andrejq_likelihood(backend, &vocab, &smoothed, &raw)?;
 
     // Chapters 13-19: the first word through the neural net.
     let first = Examples::encode(&words[..1], &vocab, 1)?;
-    let xs: Vec<u32> = first.contexts.clone();
-    let ys: Vec<u32> = first.targets.clone();
     let initial_weights = config.rng.standard_normal(v * v, config.seed);
     let softmax = backend.softmax_rows(&initial_weights, v)?;
-    let first_word_walk: Vec<ExampleWalk> = xs
-        .iter()
-        .zip(&ys)
-        .map(|(&x, &y)| {
-            let probs = softmax[x as usize * v..(x as usize + 1) * v].to_vec();
-            let prob = probs[y as usize];
-            ExampleWalk {
-                input: x,
-                label: y,
-                probs,
-                prob,
-                log_likelihood: prob.ln(),
-            }
-        })
-        .collect();
+    let first_word_walk = example_walks(&softmax, &first, v);
+    // nlls.mean(), summed in float32.
     let nll_sum: f32 = first_word_walk.iter().map(|e| -e.log_likelihood).sum();
     let first_word_mean_nll = nll_sum / first_word_walk.len() as f32;
-    let first_loaded = backend.load(&first)?;
-    let mut weights = initial_weights.clone();
-    let small = TrainOptions { lr: 0.1, reg: 0.0 };
-    let mut first_word_losses: Vec<f64> = backend
-        .train(
-            &mut weights,
-            &first_loaded,
-            &small,
-            config.first_word_updates,
-            crate::NetForm::default(),
-        )?
-        .iter()
-        .map(|l| l.total)
-        .collect();
-    first_word_losses.push(
-        backend
-            .loss_and_gradient(&weights, &first_loaded, 0.0, crate::NetForm::default())?
-            .0
-            .total,
-    );
+    let first_word_losses =
+        first_word_descent(backend, &initial_weights, &first, config.first_word_updates)?;
 
     // Chapters 20-23: the full batch, then samples.
-    let lecture = TrainOptions {
-        lr: 50.0,
-        reg: 0.01,
-    };
     let mut weights = initial_weights.clone();
-    let mut losses = backend.train_counts(&mut weights, &loaded, &lecture, config.steps)?;
-    losses.push(
-        backend
-            .count_loss_and_gradient(&weights, &loaded, lecture.reg)?
-            .0,
-    );
+    let losses = full_batch_descent(backend, &mut weights, &loaded, config.steps)?;
     let neural_probs = backend.softmax_rows(&weights, v)?;
-    let neural_names = with_dots(sample_names(
-        &neural_probs,
-        &vocab,
-        5,
-        config.seed,
-        config.rng,
-    ));
+    let neural_names = five_names(&neural_probs, &vocab, config);
 
     Ok(Walk {
         source: source.to_string(),
@@ -332,8 +272,8 @@ pub fn walk<B: Backend>(
         count_names,
         mean_nll,
         andrejq,
-        xs,
-        ys,
+        xs: first.contexts,
+        ys: first.targets,
         initial_weights,
         first_word_walk,
         first_word_mean_nll,
@@ -344,7 +284,118 @@ pub fn walk<B: Backend>(
     })
 }
 
-fn with_dots(names: Vec<String>) -> Vec<String> {
+/// Cells 19-20: `p = torch.rand(3, generator=g)` from a fresh generator, p / p.sum(), then
+/// `torch.multinomial(p, 100, replacement=True, generator=g)` from the same generator.
+fn rand3_and_draws(seed: u64) -> ([f32; 3], [f32; 3], Vec<usize>) {
+    let mut g = TorchGenerator::new(seed);
+    let rand3 = [g.rand_f32(), g.rand_f32(), g.rand_f32()];
+    let total = rand3[0] + rand3[1] + rand3[2];
+    let rand3_normalized = rand3.map(|x| x / total);
+    let draws = g.multinomial(&rand3_normalized, 100);
+    (rand3, rand3_normalized, draws)
+}
+
+/// "andrejq" under the smoothed P: its log likelihood sum log P[x, y] over its bigrams, their
+/// number, and its mean NLL under the unsmoothed P = N (infinite when a pair of it was never
+/// seen). None when the vocabulary lacks one of its letters.
+fn andrejq_likelihood<B: Backend>(
+    backend: &mut B,
+    vocab: &Vocab,
+    smoothed: &[f32],
+    raw: &[f32],
+) -> anyhow::Result<Option<(f64, usize, f64)>> {
+    match Examples::encode(&["andrejq"], vocab, 1) {
+        Ok(word) => {
+            let word = backend.load(&word)?;
+            let nll = backend.mean_nll(smoothed, &word)?;
+            let unsmoothed = backend.mean_nll(raw, &word)?.mean();
+            Ok(Some((
+                -nll.mean() * nll.examples as f64,
+                nll.examples,
+                unsmoothed,
+            )))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+/// Cell 560: each example (x, y) of `first` through the net: probs = softmax(W)[x] (`softmax`
+/// is softmax(W), V x V), the probability probs[y] of the label and its log, in float32.
+fn example_walks(softmax: &[f32], first: &Examples, v: usize) -> Vec<ExampleWalk> {
+    first
+        .contexts
+        .iter()
+        .zip(&first.targets)
+        .map(|(&x, &y)| {
+            let probs = softmax[x as usize * v..(x as usize + 1) * v].to_vec();
+            let prob = probs[y as usize];
+            ExampleWalk {
+                input: x,
+                label: y,
+                probs,
+                prob,
+                log_likelihood: prob.ln(),
+            }
+        })
+        .collect()
+}
+
+/// Cells 602-605: `updates` steps W -= 0.1 * dloss/dW on the first word's examples from W =
+/// `initial_weights`, without regularization: the loss before each step and after the last.
+fn first_word_descent<B: Backend>(
+    backend: &mut B,
+    initial_weights: &[f32],
+    first: &Examples,
+    updates: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let first_loaded = backend.load(first)?;
+    let mut weights = initial_weights.to_vec();
+    let small = TrainOptions { lr: 0.1, reg: 0.0 };
+    let mut losses: Vec<f64> = backend
+        .train(
+            &mut weights,
+            &first_loaded,
+            &small,
+            updates,
+            crate::NetForm::default(),
+        )?
+        .iter()
+        .map(|l| l.total)
+        .collect();
+    losses.push(
+        backend
+            .loss_and_gradient(&weights, &first_loaded, 0.0, crate::NetForm::default())?
+            .0
+            .total,
+    );
+    Ok(losses)
+}
+
+/// Cell 716: `steps` full-batch steps W -= 50 * dloss/dW, loss = mean NLL + 0.01 * mean(W^2),
+/// on the counts of `all`: the loss before each step and after the last; `weights` ends trained.
+fn full_batch_descent<B: Backend>(
+    backend: &mut B,
+    weights: &mut [f32],
+    all: &B::Examples,
+    steps: usize,
+) -> anyhow::Result<Vec<StepLoss>> {
+    let lecture = TrainOptions {
+        lr: 50.0,
+        reg: 0.01,
+    };
+    let mut losses = backend.train_counts(weights, all, &lecture, steps)?;
+    losses.push(
+        backend
+            .count_loss_and_gradient(weights, all, lecture.reg)?
+            .0,
+    );
+    Ok(losses)
+}
+
+/// Five names sampled from the rows of `probs` (V x V), each with its closing `.`, as the
+/// notebook prints them.
+fn five_names(probs: &[f32], vocab: &Vocab, config: &LectureConfig) -> Vec<String> {
+    let names = sample_names(probs, vocab, 5, config.seed, config.rng);
     names.into_iter().map(|n| format!("{n}.")).collect()
 }
 

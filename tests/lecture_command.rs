@@ -256,6 +256,15 @@ fn lecture_rejects_an_unknown_chapter() {
 /// Every figure the notebook printed and that a run can reproduce, compared on one device.
 fn notebook_figures(device: &str, lines: &[Value]) {
     assert!(lines[0]["differs_from_video"].is_null(), "{device}");
+    reading_and_counting(device, lines);
+    sampling_from_the_counts(device, lines);
+    the_first_word_through_the_net(device, lines);
+    the_five_example_walk(device, lines);
+    training_on_every_word(device, lines);
+}
+
+/// Chapters 2 and 4: the words (cells [5]-[8]) and the sorted bigram counts (cell [10]).
+fn reading_and_counting(device: &str, lines: &[Value]) {
     let ch2 = chapter(lines, 2);
     assert_eq!(ch2["first_words"], serde_json::json!(FIRST_WORDS));
     assert_eq!(
@@ -285,7 +294,12 @@ fn notebook_figures(device: &str, lines: &[Value]) {
         .filter(|l| !l.starts_with('#'))
         .collect();
     assert_eq!(ours, notebook, "{device}: cell [10], the sorted bigrams");
+}
 
+/// Chapters 8 and 9: p = N[0] normalized, PyTorch's generator drawing from it and from
+/// torch.rand(3) (cells [17]-[21]); P = (N+1) normalized, its shapes and five names
+/// (cells [28]-[30], [164]).
+fn sampling_from_the_counts(device: &str, lines: &[Value]) {
     let ch8 = chapter(lines, 8);
     for (i, (&ours, &notebook)) in f64s(&ch8["first_row_probs"])
         .iter()
@@ -327,7 +341,11 @@ fn notebook_figures(device: &str, lines: &[Value]) {
         serde_json::json!(COUNT_NAMES),
         "{device}: cell [164]"
     );
+}
 
+/// Chapters 13, 14 and 16: the first word's examples (cells [449]-[451]), one-hot encoded
+/// (cells [487]-[490]), and the shapes and row sum of their softmax (cells [507]-[559]).
+fn the_first_word_through_the_net(device: &str, lines: &[Value]) {
     let ch13 = chapter(lines, 13);
     assert_eq!(
         ch13["first_word_pairs"],
@@ -369,7 +387,11 @@ fn notebook_figures(device: &str, lines: &[Value]) {
         serde_json::json!([5, 27]),
         "cell [559]"
     );
+}
 
+/// Chapters 17 and 19: the five examples of "emma" through the seeded net (cell [560]) and
+/// the loss after four updates (cell [603]).
+fn the_five_example_walk(device: &str, lines: &[Value]) {
     // Cell [560]: float32 values; PyTorch's softmax divides exp(x) by its sum, ours subtracts
     // the row maximum first, so the last bit or two of a float32 may differ: compared to 1e-6.
     let walk = chapter(lines, 17)["examples"].as_array().unwrap();
@@ -417,7 +439,11 @@ fn notebook_figures(device: &str, lines: &[Value]) {
         LOSS_AFTER_FOUR_UPDATES,
         1e-7,
     );
+}
 
+/// Chapters 20 and 23: the number of examples (cell [682]), the training cell's last loss
+/// (cell [716]) and the trained net's five names (cell [725]).
+fn training_on_every_word(device: &str, lines: &[Value]) {
     let ch20 = chapter(lines, 20);
     assert_eq!(ch20["examples"], 228146, "cell [682]");
     let losses = f64s(&ch20["full_losses"]);
