@@ -276,116 +276,16 @@ impl Checkpoint {
             path: path.to_string(),
             reason,
         };
-        let bad = |reason: String| CheckpointError::NotACheckpoint {
-            path: path.to_string(),
-            reason,
-        };
         let (_, header) =
             SafeTensors::read_metadata(bytes).map_err(|e| not_safetensors(e.to_string()))?;
         let tensors =
             SafeTensors::deserialize(bytes).map_err(|e| not_safetensors(e.to_string()))?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        let field = |key: &str| {
-            meta.get(key)
-                .cloned()
-                .ok_or_else(|| bad(format!("no {key:?} in its metadata")))
+        let reader = CheckpointReader {
+            meta: header.metadata().clone().unwrap_or_default(),
+            path,
         };
-        let number = |key: &str| -> Result<f64, CheckpointError> {
-            let text = field(key)?;
-            text.parse::<f64>()
-                .map_err(|_| bad(format!("its {key:?} is {text:?}, not a number")))
-        };
-        if field("format")? != FORMAT {
-            return Err(bad(format!(
-                "its format is {:?}, this program reads {FORMAT:?}",
-                field("format")?
-            )));
-        }
-        let vocab = Vocab::from_chars(field("vocab")?.chars().collect())
-            .map_err(|reason| bad(format!("its vocabulary is not valid: {reason}")))?;
-        crate::limits::check_vocab(vocab.len()).map_err(|e| bad(e.to_string()))?;
-        let context_len = number("context_len")? as usize;
-        if !(1..=8).contains(&context_len) {
-            return Err(bad(format!(
-                "its context length {context_len} is not 1 to 8"
-            )));
-        }
-        let Some(num_rows) = crate::limits::table_rows(vocab.len(), context_len) else {
-            return Err(bad(format!(
-                "a vocabulary of {} symbols and context {context_len} make a table larger than this machine can address",
-                vocab.len()
-            )));
-        };
-        let log = match (meta.get("log_lines"), meta.get("log_digest")) {
-            (None, None) => None, // written before the log was linked to the model
-            (Some(lines), Some(digest)) => Some(LogLink {
-                lines: lines
-                    .parse()
-                    .map_err(|_| bad(format!("its log_lines {lines:?} is not a count")))?,
-                digest: u64::from_str_radix(digest, 16)
-                    .map_err(|_| bad(format!("its log_digest {digest:?} is not hexadecimal")))?,
-            }),
-            _ => {
-                return Err(bad(
-                    "it has one of log_lines and log_digest without the other".to_string(),
-                ))
-            }
-        };
-        let input = field("input")?;
-        // Optional: checkpoints of runs without a split may not have it.
-        let split = match meta.get("split").map(String::as_str) {
-            None | Some("") => None,
-            Some(text) => Some(
-                text.parse::<Split>()
-                    .map_err(|e| bad(format!("its split {text:?} is not valid: {e}")))?,
-            ),
-        };
-        let settings = RunSettings {
-            split,
-            context_len,
-            smoothing: number("smoothing")? as f32,
-            seed: field("seed")?
-                .parse()
-                .map_err(|_| bad("its seed is not a whole number".to_string()))?,
-            steps: number("steps")? as usize,
-            lr: number("lr")? as f32,
-            reg: number("reg")? as f32,
-            input: (!input.is_empty()).then(|| PathBuf::from(input)),
-            vocab,
-            log,
-        };
-        let shape = [num_rows, settings.vocab.len()];
-        let tensor = |name: &str, dtype: Dtype| -> Result<&[u8], CheckpointError> {
-            let view = tensors
-                .tensor(name)
-                .map_err(|_| bad(format!("it has no tensor {name:?}")))?;
-            if view.dtype() != dtype || view.shape() != shape {
-                return Err(bad(format!(
-                    "tensor {name:?} is {:?} {:?}, expected {dtype:?} {shape:?} for a vocabulary of {} and context {context_len}",
-                    view.dtype(),
-                    view.shape(),
-                    settings.vocab.len()
-                )));
-            }
-            Ok(view.data())
-        };
-        let floats = |data: &[u8]| -> Vec<f32> {
-            data.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect()
-        };
-        let counts = tensor("counts", Dtype::I32)?
-            .chunks_exact(4)
-            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .map(|n| u32::try_from(n).map_err(|_| bad(format!("it has a negative count {n}"))))
-            .collect::<Result<Vec<u32>, _>>()?;
-        Ok(Checkpoint {
-            counts,
-            probs: floats(tensor("probs", Dtype::F32)?),
-            weights: floats(tensor("weights", Dtype::F32)?),
-            neural_probs: floats(tensor("neural_probs", Dtype::F32)?),
-            settings,
-        })
+        let (settings, num_rows) = reader.settings()?;
+        reader.tables(&tensors, settings, num_rows)
     }
 
     /// Saves to `dir/model.safetensors`, creating `dir` if needed.
@@ -410,6 +310,160 @@ impl Checkpoint {
             source,
         })?;
         Checkpoint::from_bytes(&bytes, &name)
+    }
+}
+
+/// A safetensors file being read as a checkpoint: its string metadata, checked entry by entry,
+/// then its tensors, checked against the settings. Every error names the file and says what
+/// in it is wrong.
+struct CheckpointReader<'a> {
+    meta: HashMap<String, String>,
+    path: &'a str,
+}
+
+impl CheckpointReader<'_> {
+    fn bad(&self, reason: String) -> CheckpointError {
+        CheckpointError::NotACheckpoint {
+            path: self.path.to_string(),
+            reason,
+        }
+    }
+
+    /// A metadata entry that every checkpoint has.
+    fn field(&self, key: &str) -> Result<String, CheckpointError> {
+        self.meta
+            .get(key)
+            .cloned()
+            .ok_or_else(|| self.bad(format!("no {key:?} in its metadata")))
+    }
+
+    /// A metadata entry that holds a number.
+    fn number(&self, key: &str) -> Result<f64, CheckpointError> {
+        let text = self.field(key)?;
+        text.parse::<f64>()
+            .map_err(|_| self.bad(format!("its {key:?} is {text:?}, not a number")))
+    }
+
+    /// The run's settings, and V^K, the rows of its tables.
+    fn settings(&self) -> Result<(RunSettings, usize), CheckpointError> {
+        let (vocab, context_len, num_rows) = self.table_shape()?;
+        let log = self.log_link()?;
+        let input = self.field("input")?;
+        let split = self.split()?;
+        let settings = RunSettings {
+            split,
+            context_len,
+            smoothing: self.number("smoothing")? as f32,
+            seed: self
+                .field("seed")?
+                .parse()
+                .map_err(|_| self.bad("its seed is not a whole number".to_string()))?,
+            steps: self.number("steps")? as usize,
+            lr: self.number("lr")? as f32,
+            reg: self.number("reg")? as f32,
+            input: (!input.is_empty()).then(|| PathBuf::from(input)),
+            vocab,
+            log,
+        };
+        Ok((settings, num_rows))
+    }
+
+    /// The format, the vocabulary (V symbols) and the context length K, and V^K, the rows of
+    /// the tables: each checked before the next is read.
+    fn table_shape(&self) -> Result<(Vocab, usize, usize), CheckpointError> {
+        if self.field("format")? != FORMAT {
+            return Err(self.bad(format!(
+                "its format is {:?}, this program reads {FORMAT:?}",
+                self.field("format")?
+            )));
+        }
+        let vocab = Vocab::from_chars(self.field("vocab")?.chars().collect())
+            .map_err(|reason| self.bad(format!("its vocabulary is not valid: {reason}")))?;
+        crate::limits::check_vocab(vocab.len()).map_err(|e| self.bad(e.to_string()))?;
+        let context_len = self.number("context_len")? as usize;
+        if !(1..=8).contains(&context_len) {
+            return Err(self.bad(format!("its context length {context_len} is not 1 to 8")));
+        }
+        let Some(num_rows) = crate::limits::table_rows(vocab.len(), context_len) else {
+            return Err(self.bad(format!(
+                "a vocabulary of {} symbols and context {context_len} make a table larger than this machine can address",
+                vocab.len()
+            )));
+        };
+        Ok((vocab, context_len, num_rows))
+    }
+
+    /// The link to the loss log: both of its entries, or neither in a checkpoint written
+    /// before the log was linked to the model.
+    fn log_link(&self) -> Result<Option<LogLink>, CheckpointError> {
+        match (self.meta.get("log_lines"), self.meta.get("log_digest")) {
+            (None, None) => Ok(None),
+            (Some(lines), Some(digest)) => Ok(Some(LogLink {
+                lines: lines
+                    .parse()
+                    .map_err(|_| self.bad(format!("its log_lines {lines:?} is not a count")))?,
+                digest: u64::from_str_radix(digest, 16).map_err(|_| {
+                    self.bad(format!("its log_digest {digest:?} is not hexadecimal"))
+                })?,
+            })),
+            _ => {
+                Err(self
+                    .bad("it has one of log_lines and log_digest without the other".to_string()))
+            }
+        }
+    }
+
+    /// The train/dev/test split. Optional: checkpoints of runs without a split may not have it.
+    fn split(&self) -> Result<Option<Split>, CheckpointError> {
+        match self.meta.get("split").map(String::as_str) {
+            None | Some("") => Ok(None),
+            Some(text) => text
+                .parse::<Split>()
+                .map(Some)
+                .map_err(|e| self.bad(format!("its split {text:?} is not valid: {e}"))),
+        }
+    }
+
+    /// The four tables, each `[V^K, V]` of its dtype; the counts must not be negative.
+    fn tables(
+        &self,
+        tensors: &SafeTensors,
+        settings: RunSettings,
+        num_rows: usize,
+    ) -> Result<Checkpoint, CheckpointError> {
+        let shape = [num_rows, settings.vocab.len()];
+        let tensor = |name: &str, dtype: Dtype| -> Result<&[u8], CheckpointError> {
+            let view = tensors
+                .tensor(name)
+                .map_err(|_| self.bad(format!("it has no tensor {name:?}")))?;
+            if view.dtype() != dtype || view.shape() != shape {
+                return Err(self.bad(format!(
+                    "tensor {name:?} is {:?} {:?}, expected {dtype:?} {shape:?} for a vocabulary of {} and context {}",
+                    view.dtype(),
+                    view.shape(),
+                    settings.vocab.len(),
+                    settings.context_len
+                )));
+            }
+            Ok(view.data())
+        };
+        let floats = |data: &[u8]| -> Vec<f32> {
+            data.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        };
+        let counts = tensor("counts", Dtype::I32)?
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .map(|n| u32::try_from(n).map_err(|_| self.bad(format!("it has a negative count {n}"))))
+            .collect::<Result<Vec<u32>, _>>()?;
+        Ok(Checkpoint {
+            counts,
+            probs: floats(tensor("probs", Dtype::F32)?),
+            weights: floats(tensor("weights", Dtype::F32)?),
+            neural_probs: floats(tensor("neural_probs", Dtype::F32)?),
+            settings,
+        })
     }
 }
 

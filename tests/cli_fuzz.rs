@@ -224,13 +224,8 @@ fn case(
     } else {
         rng.random_range(0..fixture.inputs.len())
     };
-    let (input, _) = &fixture.inputs[which];
+    let input = fixture.inputs[which].0.to_str().unwrap();
     let alphabet = fixture.alphabets[trained].clone();
-    let mut args: Vec<String> = Vec::new();
-    let flag = |args: &mut Vec<String>, name: &str, value: String| {
-        args.push(name.to_string());
-        args.push(value);
-    };
     let work = work.to_str().unwrap().to_string();
     let device = if rng.random_range(0..10) == 0 {
         "gpu"
@@ -238,130 +233,156 @@ fn case(
         "cpu"
     };
     match rng.random_range(0..10) {
-        0..=3 => {
-            args.push("train".into());
-            flag(&mut args, "--input", input.to_str().unwrap().into());
-            flag(&mut args, "--work-dir", work);
-            flag(&mut args, "--device", device.into());
-            let options: FlagValues = vec![
-                ("--steps", Box::new(|r| count(r, 30))),
-                ("--samples", Box::new(|r| count(r, 20))),
-                ("--context", Box::new(|r| count(r, 3))),
-                ("--smoothing", Box::new(|r| real(r, 0.0, 3.0))),
-                ("--lr", Box::new(|r| real(r, 0.1, 60.0))),
-                ("--reg", Box::new(|r| real(r, 0.0, 0.5))),
-                ("--seed", Box::new(|r| count(r, 1 << 40))),
-                ("--batch-size", Box::new(|r| count(r, 64))),
-                (
-                    "--split",
-                    Box::new(|r| {
-                        pick(
-                            r,
-                            &[
-                                "80/10/10", "50/50/0", "100/0/0", "0/50/50", "80/10", "a/b/c", "",
-                            ],
-                        )
-                        .into()
-                    }),
-                ),
-                (
-                    "--rng",
-                    Box::new(|r| mostly(r, &["std", "torch", "dice"]).into()),
-                ),
-                (
-                    "--grad",
-                    Box::new(|r| pick(r, &["counts", "examples"]).into()),
-                ),
-                (
-                    "--loss",
-                    Box::new(|r| pick(r, &["fused", "explicit"]).into()),
-                ),
-                (
-                    "--optimizer",
-                    Box::new(|r| pick(r, &["sgd", "adamw"]).into()),
-                ),
-            ];
-            for (name, value) in &options {
-                if rng.random_range(0..3) == 0 {
-                    let value = value(rng);
-                    flag(&mut args, name, value);
-                }
-            }
-            // --eval-every mostly with a split, as it must be.
-            let split = args.contains(&"--split".to_string());
-            if rng.random_range(0..if split { 2 } else { 12 }) == 0 {
-                let every = count(rng, 10);
-                flag(&mut args, "--eval-every", every);
-            }
-            if !args.contains(&"--steps".to_string()) {
-                flag(&mut args, "--steps", "5".into()); // not the default 100: keep cases short
-            }
-            for switch in ["--resume", "--one-hot", "--json", "--quiet"] {
-                if rng.random_range(0..5) == 0 {
-                    args.push(switch.into());
-                }
-            }
-        }
-        4..=6 => {
-            args.push("sample".into());
-            flag(&mut args, "--work-dir", work);
-            let options: FlagValues = vec![
-                ("--num", Box::new(|r| count(r, 2000))),
-                ("--seed", Box::new(|r| count(r, 1 << 40))),
-                ("--temperature", Box::new(|r| real(r, 0.05, 3.0))),
-                ("--top-k", Box::new(|r| count(r, 12))),
-                ("--prefix", Box::new(move |r| text(r, &alphabet))),
-                (
-                    "--model",
-                    Box::new(|r| mostly(r, &["count", "neural", "other"]).into()),
-                ),
-                ("--rng", Box::new(|r| pick(r, &["std", "torch"]).into())),
-            ];
-            for (name, value) in &options {
-                if rng.random_range(0..2) == 0 {
-                    let value = value(rng);
-                    flag(&mut args, name, value);
-                }
-            }
-            if rng.random_range(0..3) == 0 {
-                args.push("--json".into());
-            }
-        }
-        7..=8 => {
-            args.push("eval".into());
-            flag(&mut args, "--work-dir", work);
-            for _ in 0..rng
-                .random_range(0..4)
-                .max(usize::from(rng.random_range(0..6) > 0))
-            {
-                let word = text(rng, &alphabet);
-                flag(&mut args, "--word", word);
-            }
-            if rng.random_range(0..3) == 0 {
-                flag(&mut args, "--input", input.to_str().unwrap().into());
-            }
-            if rng.random_range(0..3) == 0 {
-                let model = pick(rng, &["count", "neural"]).to_string();
-                flag(&mut args, "--model", model);
-            }
-            for switch in ["--pairs", "--json"] {
-                if rng.random_range(0..3) == 0 {
-                    args.push(switch.into());
-                }
-            }
-        }
-        _ => {
-            args.push("plot".into());
-            args.push(pick(rng, &["counts", "loss"]).into());
-            flag(&mut args, "--work-dir", work);
-            let name = pick(rng, &["p.png", "p.svg", "p.txt", "sub/p.png", ""]);
-            flag(
-                &mut args,
-                "--output",
-                scratch.join(name).to_str().unwrap().into(),
-            );
+        0..=3 => train_case(rng, input, work, device),
+        4..=6 => sample_case(rng, work, alphabet),
+        7..=8 => eval_case(rng, input, work, &alphabet),
+        _ => plot_case(rng, work, scratch),
+    }
+}
+
+/// Appends `name value` to a command line.
+fn flag(args: &mut Vec<String>, name: &str, value: String) {
+    args.push(name.to_string());
+    args.push(value);
+}
+
+/// Appends each of the `options`, with a value drawn for it, with probability 1 / `one_in`.
+fn some_of(rng: &mut StdRng, args: &mut Vec<String>, options: &FlagValues, one_in: i32) {
+    for (name, value) in options {
+        if rng.random_range(0..one_in) == 0 {
+            let value = value(rng);
+            flag(args, name, value);
         }
     }
+}
+
+/// The flags of `train` that take a value, and how to draw one.
+fn train_flags() -> FlagValues {
+    vec![
+        ("--steps", Box::new(|r| count(r, 30))),
+        ("--samples", Box::new(|r| count(r, 20))),
+        ("--context", Box::new(|r| count(r, 3))),
+        ("--smoothing", Box::new(|r| real(r, 0.0, 3.0))),
+        ("--lr", Box::new(|r| real(r, 0.1, 60.0))),
+        ("--reg", Box::new(|r| real(r, 0.0, 0.5))),
+        ("--seed", Box::new(|r| count(r, 1 << 40))),
+        ("--batch-size", Box::new(|r| count(r, 64))),
+        (
+            "--split",
+            Box::new(|r| {
+                pick(
+                    r,
+                    &[
+                        "80/10/10", "50/50/0", "100/0/0", "0/50/50", "80/10", "a/b/c", "",
+                    ],
+                )
+                .into()
+            }),
+        ),
+        (
+            "--rng",
+            Box::new(|r| mostly(r, &["std", "torch", "dice"]).into()),
+        ),
+        (
+            "--grad",
+            Box::new(|r| pick(r, &["counts", "examples"]).into()),
+        ),
+        (
+            "--loss",
+            Box::new(|r| pick(r, &["fused", "explicit"]).into()),
+        ),
+        (
+            "--optimizer",
+            Box::new(|r| pick(r, &["sgd", "adamw"]).into()),
+        ),
+    ]
+}
+
+/// `train` on `input` into `work`: a third of its flags, `--eval-every` mostly with a split,
+/// a few switches.
+fn train_case(rng: &mut StdRng, input: &str, work: String, device: &str) -> Vec<String> {
+    let mut args = vec!["train".to_string()];
+    flag(&mut args, "--input", input.into());
+    flag(&mut args, "--work-dir", work);
+    flag(&mut args, "--device", device.into());
+    some_of(rng, &mut args, &train_flags(), 3);
+    // --eval-every mostly with a split, as it must be.
+    let split = args.contains(&"--split".to_string());
+    if rng.random_range(0..if split { 2 } else { 12 }) == 0 {
+        let every = count(rng, 10);
+        flag(&mut args, "--eval-every", every);
+    }
+    if !args.contains(&"--steps".to_string()) {
+        flag(&mut args, "--steps", "5".into()); // not the default 100: keep cases short
+    }
+    for switch in ["--resume", "--one-hot", "--json", "--quiet"] {
+        if rng.random_range(0..5) == 0 {
+            args.push(switch.into());
+        }
+    }
+    args
+}
+
+/// `sample` from `work`: half of its flags, prefixes mostly of the model's `alphabet`.
+fn sample_case(rng: &mut StdRng, work: String, alphabet: Vec<char>) -> Vec<String> {
+    let mut args = vec!["sample".to_string()];
+    flag(&mut args, "--work-dir", work);
+    let options: FlagValues = vec![
+        ("--num", Box::new(|r| count(r, 2000))),
+        ("--seed", Box::new(|r| count(r, 1 << 40))),
+        ("--temperature", Box::new(|r| real(r, 0.05, 3.0))),
+        ("--top-k", Box::new(|r| count(r, 12))),
+        ("--prefix", Box::new(move |r| text(r, &alphabet))),
+        (
+            "--model",
+            Box::new(|r| mostly(r, &["count", "neural", "other"]).into()),
+        ),
+        ("--rng", Box::new(|r| pick(r, &["std", "torch"]).into())),
+    ];
+    some_of(rng, &mut args, &options, 2);
+    if rng.random_range(0..3) == 0 {
+        args.push("--json".into());
+    }
+    args
+}
+
+/// `eval` of `work` on a few words (mostly at least one), sometimes with `input`.
+fn eval_case(rng: &mut StdRng, input: &str, work: String, alphabet: &[char]) -> Vec<String> {
+    let mut args = vec!["eval".to_string()];
+    flag(&mut args, "--work-dir", work);
+    for _ in 0..rng
+        .random_range(0..4)
+        .max(usize::from(rng.random_range(0..6) > 0))
+    {
+        let word = text(rng, alphabet);
+        flag(&mut args, "--word", word);
+    }
+    if rng.random_range(0..3) == 0 {
+        flag(&mut args, "--input", input.into());
+    }
+    if rng.random_range(0..3) == 0 {
+        let model = pick(rng, &["count", "neural"]).to_string();
+        flag(&mut args, "--model", model);
+    }
+    for switch in ["--pairs", "--json"] {
+        if rng.random_range(0..3) == 0 {
+            args.push(switch.into());
+        }
+    }
+    args
+}
+
+/// `plot` of `work` to a file in `scratch`, of any extension, or none.
+fn plot_case(rng: &mut StdRng, work: String, scratch: &Path) -> Vec<String> {
+    let mut args = vec!["plot".to_string()];
+    args.push(pick(rng, &["counts", "loss"]).into());
+    flag(&mut args, "--work-dir", work);
+    let name = pick(rng, &["p.png", "p.svg", "p.txt", "sub/p.png", ""]);
+    flag(
+        &mut args,
+        "--output",
+        scratch.join(name).to_str().unwrap().into(),
+    );
     args
 }
 

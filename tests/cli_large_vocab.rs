@@ -78,9 +78,47 @@ fn end_to_end(symbols: usize, words: usize) {
     devices.extend(test_backends().into_iter().map(|b| ("gpu".to_string(), b)));
     let mut cpu: Option<Vec<serde_json::Value>> = None;
     for (i, (device, backend)) in devices.iter().enumerate() {
-        let what = format!("{symbols} symbols on {device} {backend:?}");
         let work = dir.path().join(format!("run{i}"));
-        let work = work.to_str().unwrap();
+        let run = DeviceRun {
+            symbols,
+            chars: &chars,
+            device,
+            backend,
+            work: work.to_str().unwrap(),
+            what: format!("{symbols} symbols on {device} {backend:?}"),
+        };
+        let (lines, neural_names) = run.train(input);
+
+        // The saved run: the same names drawn again, a word scored, the grid drawn or
+        // declined in one line.
+        run.sample_again(&neural_names);
+        run.score_a_word();
+        run.plot_counts(&dir.path().join(format!("counts{i}.png")));
+
+        match &cpu {
+            None => cpu = Some(lines.clone()),
+            Some(cpu) => assert_devices_agree(&lines, cpu, &run.what),
+        }
+    }
+}
+
+/// One device's run on an alphabet of `symbols` symbols, and its work directory.
+struct DeviceRun<'a> {
+    symbols: usize,
+    chars: &'a [char],
+    device: &'a str,
+    backend: &'a Option<String>,
+    work: &'a str,
+    /// The alphabet and the device, for the failure messages.
+    what: String,
+}
+
+impl DeviceRun<'_> {
+    /// Trains 2 steps on `input`, 3 names from each model; returns train's JSON lines and the
+    /// neural model's names, after checking that all of the alphabet was seen and that the
+    /// names are made of it.
+    fn train(&self, input: &str) -> (Vec<serde_json::Value>, Vec<String>) {
+        let what = &self.what;
         let args = [
             "train",
             "--input",
@@ -91,61 +129,78 @@ fn end_to_end(symbols: usize, words: usize) {
             "3",
             "--json",
             "--device",
-            device,
+            self.device,
             "--work-dir",
-            work,
+            self.work,
         ];
-        let lines = json(&run(backend, &args), &what);
+        let lines = json(&run(self.backend, &args), what);
         let device_line = event(&lines, "device", None)["device"].as_str().unwrap();
-        if device == "gpu" {
+        if self.device == "gpu" {
             assert_gpu_device(device_line);
         }
         let data = event(&lines, "data", None);
-        assert_eq!(data["vocab_size"], symbols, "{what}");
+        assert_eq!(data["vocab_size"], self.symbols, "{what}");
         let count = event(&lines, "count_model", None);
         assert_eq!(count["impossible_examples"], 0, "{what}");
-        let trained: Vec<Vec<String>> = ["count", "neural"]
+        let mut trained: Vec<Vec<String>> = ["count", "neural"]
             .iter()
             .map(|m| names(&event(&lines, "samples", Some(m))["names"]))
             .collect();
         for name in trained.iter().flatten() {
-            assert!(name.chars().all(|c| chars.contains(&c)), "{what}: {name:?}");
+            assert!(
+                name.chars().all(|c| self.chars.contains(&c)),
+                "{what}: {name:?}"
+            );
         }
         assert_eq!(trained[0].len(), 3, "{what}");
+        let neural_names = trained.pop().unwrap();
+        (lines, neural_names)
+    }
 
-        // The saved run: the same names drawn again, a word scored, the grid drawn or
-        // declined in one line.
+    /// `sample` from the saved run draws the names train printed.
+    fn sample_again(&self, neural_names: &[String]) {
         let sampled = json(
             &run(
-                backend,
-                &["sample", "--work-dir", work, "--num", "3", "--json"],
+                self.backend,
+                &["sample", "--work-dir", self.work, "--num", "3", "--json"],
             ),
-            &what,
+            &self.what,
         );
-        assert_eq!(names(&sampled[0]["names"]), trained[1], "{what}");
-        let word: String = chars[..3].iter().collect();
+        assert_eq!(names(&sampled[0]["names"]), neural_names, "{}", self.what);
+    }
+
+    /// `eval` of a word of three symbols: four pairs with the boundaries, a log-likelihood
+    /// below 0.
+    fn score_a_word(&self) {
+        let what = &self.what;
+        let word: String = self.chars[..3].iter().collect();
         let scored = json(
             &run(
-                backend,
-                &["eval", "--word", &word, "--work-dir", work, "--json"],
+                self.backend,
+                &["eval", "--word", &word, "--work-dir", self.work, "--json"],
             ),
-            &what,
+            what,
         );
         let total = scored.last().unwrap();
         assert_eq!(total["pairs"], 4, "{what}");
         assert!(total["log_likelihood"].as_f64().unwrap() < 0.0, "{what}");
-        let png = dir.path().join(format!("counts{i}.png"));
+    }
+
+    /// `plot counts` draws the grid up to 1,024 symbols and declines in one line past that,
+    /// writing nothing.
+    fn plot_counts(&self, png: &Path) {
+        let what = &self.what;
         let plot = [
             "plot",
             "counts",
             "--work-dir",
-            work,
+            self.work,
             "--output",
             png.to_str().unwrap(),
         ];
-        if symbols <= 1024 {
-            assert!(run(backend, &plot).status.success(), "{what}");
-            let bytes = std::fs::read(&png).unwrap();
+        if self.symbols <= 1024 {
+            assert!(run(self.backend, &plot).status.success(), "{what}");
+            let bytes = std::fs::read(png).unwrap();
             assert_eq!(&bytes[1..4], b"PNG", "{what}");
         } else {
             let error = one_line_error(&plot);
@@ -155,43 +210,40 @@ fn end_to_end(symbols: usize, words: usize) {
             );
             assert!(!png.exists(), "{what}");
         }
+    }
+}
 
-        // The devices agree: the count model to 1e-5 relative, the neural model's losses to
-        // 1e-4 relative.
-        match &cpu {
-            None => cpu = Some(lines.clone()),
-            Some(cpu) => {
-                let close = |field: &str, event_name: &str| {
-                    let (g, c) = (
-                        event(&lines, event_name, None)[field].as_f64().unwrap(),
-                        event(cpu, event_name, None)[field].as_f64().unwrap(),
-                    );
-                    assert!(
-                        (g - c).abs() <= 1e-5 * c.abs(),
-                        "{what}: {event_name} {field}: GPU {g}, CPU {c}"
-                    );
-                };
-                close("nll", "count_model");
-                let losses = |l: &[serde_json::Value]| -> Vec<f64> {
-                    let neural = event(l, "neural_model", None);
-                    let mut all: Vec<f64> = neural["losses"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|x| x.as_f64().unwrap())
-                        .collect();
-                    all.push(neural["final_loss"].as_f64().unwrap());
-                    all
-                };
-                let (g, c) = (losses(&lines), losses(cpu));
-                for (step, (g, c)) in g.iter().zip(&c).enumerate() {
-                    assert!(
-                        (g - c).abs() <= 1e-4 * c.abs(),
-                        "{what}: neural loss at step {step}: GPU {g}, CPU {c}"
-                    );
-                }
-            }
-        }
+/// The devices agree: the count model to 1e-5 relative, the neural model's losses to 1e-4
+/// relative.
+fn assert_devices_agree(lines: &[serde_json::Value], cpu: &[serde_json::Value], what: &str) {
+    let close = |field: &str, event_name: &str| {
+        let (g, c) = (
+            event(lines, event_name, None)[field].as_f64().unwrap(),
+            event(cpu, event_name, None)[field].as_f64().unwrap(),
+        );
+        assert!(
+            (g - c).abs() <= 1e-5 * c.abs(),
+            "{what}: {event_name} {field}: GPU {g}, CPU {c}"
+        );
+    };
+    close("nll", "count_model");
+    let losses = |l: &[serde_json::Value]| -> Vec<f64> {
+        let neural = event(l, "neural_model", None);
+        let mut all: Vec<f64> = neural["losses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        all.push(neural["final_loss"].as_f64().unwrap());
+        all
+    };
+    let (g, c) = (losses(lines), losses(cpu));
+    for (step, (g, c)) in g.iter().zip(&c).enumerate() {
+        assert!(
+            (g - c).abs() <= 1e-4 * c.abs(),
+            "{what}: neural loss at step {step}: GPU {g}, CPU {c}"
+        );
     }
 }
 

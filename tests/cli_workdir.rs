@@ -269,14 +269,38 @@ fn temp_file(dir: &std::path::Path, prefix: &str) -> bool {
     })
 }
 
-#[test]
-fn a_run_killed_while_saving_leaves_a_consistent_work_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let words = dir.path().join("w.txt");
-    std::fs::write(&words, "anna\nbob\ncarol\n").unwrap();
-    let (work, straight) = (dir.path().join("run"), dir.path().join("straight"));
-    let (words, work_str) = (words.to_str().unwrap(), work.to_str().unwrap());
-    let train = |work: &str, steps: &str, extra: &[&str]| -> Vec<String> {
+/// A work directory trained 3 steps on a few words, the run that the kills interrupt.
+struct KilledRuns {
+    dir: tempfile::TempDir,
+    words: String,
+    work: std::path::PathBuf,
+    model: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl KilledRuns {
+    fn new() -> KilledRuns {
+        let dir = tempfile::tempdir().unwrap();
+        let words = dir.path().join("w.txt");
+        std::fs::write(&words, "anna\nbob\ncarol\n").unwrap();
+        let work = dir.path().join("run");
+        let runs = KilledRuns {
+            words: words.to_str().unwrap().to_string(),
+            model: work.join("model.safetensors"),
+            log: work.join("log.jsonl"),
+            work,
+            dir,
+        };
+        run(&runs.train(runs.work_str(), "3", &[]));
+        runs
+    }
+
+    fn work_str(&self) -> &str {
+        self.work.to_str().unwrap()
+    }
+
+    /// `train` on the words into `work` (quiet, on the CPU), with `extra` flags.
+    fn train(&self, work: &str, steps: &str, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = [
             "train",
             "--device",
@@ -285,7 +309,7 @@ fn a_run_killed_while_saving_leaves_a_consistent_work_directory() {
             "0",
             "--quiet",
             "--input",
-            words,
+            &self.words,
             "--work-dir",
             work,
             "--steps",
@@ -296,68 +320,89 @@ fn a_run_killed_while_saving_leaves_a_consistent_work_directory() {
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
         args
-    };
-    let run = |args: Vec<String>| {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        ok_stdout(&args);
-    };
-    let (model, log) = (work.join("model.safetensors"), work.join("log.jsonl"));
-    let read = |path: &std::path::Path| std::fs::read(path).unwrap();
-    run(train(work_str, "3", &[]));
-    let (model_before, log_before) = (read(&model), read(&log));
+    }
 
-    // 1. Killed while the log is written (before its rename): both files as they were.
-    let resume = train(work_str, "2", &["--resume"]);
-    kill_while_saving(&as_strs(&resume), || temp_file(&work, ".log.jsonl."));
-    assert_eq!(read(&model), model_before);
-    assert_eq!(read(&log), log_before);
+    /// Killed while the log is written (before its rename): both files as they were.
+    fn killed_while_the_log_is_written(&self) {
+        let (model_before, log_before) = (read(&self.model), read(&self.log));
+        let resume = self.train(self.work_str(), "2", &["--resume"]);
+        kill_while_saving(&as_strs(&resume), || temp_file(&self.work, ".log.jsonl."));
+        assert_eq!(read(&self.model), model_before);
+        assert_eq!(read(&self.log), log_before);
+    }
 
-    // 2. Killed between the two renames: the new log is in place, the model is the old one.
-    kill_while_saving(&as_strs(&resume), || {
-        read(&log) != log_before && temp_file(&work, ".model.safetensors.")
-    });
-    assert_eq!(
-        read(&model),
-        model_before,
-        "the previous checkpoint survives"
-    );
-    assert_eq!(String::from_utf8(read(&log)).unwrap().lines().count(), 5);
-    // The log's lines past the model's are left out: the resume has no gap, and gives
-    // the log and loss of five straight steps.
-    run(resume.clone());
-    run(train(straight.to_str().unwrap(), "5", &[]));
-    assert_eq!(read(&log), read(&straight.join("log.jsonl")));
-    let loss = |work: &std::path::Path| {
-        let out = ok_stdout(&[
-            "plot",
-            "loss",
-            "--work-dir",
-            work.to_str().unwrap(),
-            "--json",
-        ]);
-        assert!(out.contains("\"plot\""), "{out}");
-        makemore::checkpoint::load_log(work).unwrap()
-    };
-    assert_eq!(loss(&work), loss(&straight));
+    /// Killed between the two renames: the new log is in place, the model is the old one.
+    /// The log's lines past the model's are left out: the resume has no gap, and gives the
+    /// log and loss of five straight steps.
+    fn killed_between_the_renames(&self) {
+        let (model_before, log_before) = (read(&self.model), read(&self.log));
+        let resume = self.train(self.work_str(), "2", &["--resume"]);
+        kill_while_saving(&as_strs(&resume), || {
+            read(&self.log) != log_before && temp_file(&self.work, ".model.safetensors.")
+        });
+        assert_eq!(
+            read(&self.model),
+            model_before,
+            "the previous checkpoint survives"
+        );
+        assert_eq!(
+            String::from_utf8(read(&self.log)).unwrap().lines().count(),
+            5
+        );
+        run(&resume);
+        let straight = self.dir.path().join("straight");
+        run(&self.train(straight.to_str().unwrap(), "5", &[]));
+        assert_eq!(read(&self.log), read(&straight.join("log.jsonl")));
+        let loss = |work: &std::path::Path| {
+            let out = ok_stdout(&[
+                "plot",
+                "loss",
+                "--work-dir",
+                work.to_str().unwrap(),
+                "--json",
+            ]);
+            assert!(out.contains("\"plot\""), "{out}");
+            makemore::checkpoint::load_log(work).unwrap()
+        };
+        assert_eq!(loss(&self.work), loss(&straight));
+    }
 
-    // 3. A new run (another seed) killed between the renames: its log is not the model's,
-    // which every reader says in one line; a fresh run puts things right.
-    let (model_before, log_before) = (read(&model), read(&log));
-    let other = train(work_str, "2", &["--seed", "7"]);
-    kill_while_saving(&as_strs(&other), || {
-        // (The killed runs above left temporary files: wait for the new log.)
-        read(&log) != log_before && temp_file(&work, ".model.safetensors.")
-    });
-    assert_eq!(read(&model), model_before);
-    let error = one_line_error(&["plot", "loss", "--work-dir", work_str]);
-    assert!(error.contains("does not hold the 5 lines"), "{error}");
-    let error = one_line_error(&as_strs(&train(work_str, "1", &["--resume"])));
-    assert!(error.contains("does not hold the 5 lines"), "{error}");
-    assert_eq!(
-        read(&model),
-        model_before,
-        "a refused resume writes nothing"
-    );
-    run(other);
-    assert_eq!(makemore::checkpoint::load_log(&work).unwrap().len(), 2);
+    /// A new run (another seed) killed between the renames: its log is not the model's,
+    /// which every reader says in one line; a fresh run puts things right.
+    fn another_run_killed_between_the_renames(&self) {
+        let (model_before, log_before) = (read(&self.model), read(&self.log));
+        let other = self.train(self.work_str(), "2", &["--seed", "7"]);
+        kill_while_saving(&as_strs(&other), || {
+            // (The killed runs above left temporary files: wait for the new log.)
+            read(&self.log) != log_before && temp_file(&self.work, ".model.safetensors.")
+        });
+        assert_eq!(read(&self.model), model_before);
+        let error = one_line_error(&["plot", "loss", "--work-dir", self.work_str()]);
+        assert!(error.contains("does not hold the 5 lines"), "{error}");
+        let error = one_line_error(&as_strs(&self.train(self.work_str(), "1", &["--resume"])));
+        assert!(error.contains("does not hold the 5 lines"), "{error}");
+        assert_eq!(
+            read(&self.model),
+            model_before,
+            "a refused resume writes nothing"
+        );
+        run(&other);
+        assert_eq!(makemore::checkpoint::load_log(&self.work).unwrap().len(), 2);
+    }
+}
+
+fn run(args: &[String]) {
+    ok_stdout(&as_strs(args));
+}
+
+fn read(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn a_run_killed_while_saving_leaves_a_consistent_work_directory() {
+    let runs = KilledRuns::new();
+    runs.killed_while_the_log_is_written();
+    runs.killed_between_the_renames();
+    runs.another_run_killed_between_the_renames();
 }

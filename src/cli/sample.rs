@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::{describe_checkpoint, positive, put, say, training_words, ModelFlag, RngFlag};
 use makemore::checkpoint::{Checkpoint, MODEL_FILE};
+use makemore::data::{UnknownChar, Vocab};
 use makemore::sample::{check_prefix, for_each_name, SampleOptions};
-use makemore::split::SplitWords;
 
 pub const EXAMPLE: &str = "Examples:
   makemore train --steps 100                     # saves out/model.safetensors
@@ -76,76 +76,115 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
     let checkpoint = Checkpoint::load(&args.work_dir)?;
-    let options = SampleOptions {
-        temperature: args.temperature as f64,
-        top_k: args.top_k.map(|k| k as usize),
-        prefix: args.prefix.clone(),
-    };
     let vocab = &checkpoint.settings.vocab;
-    let probs = args.model.probs(&checkpoint);
-    // The names are drawn again for each group they are printed in (the same seed gives the
-    // same names), so that memory holds a few blocks of them, however many are asked for.
-    let draw = |emit: &mut dyn FnMut(&str)| {
+    // Checked before anything is drawn or read.
+    check_prefix(vocab, &args.prefix).map_err(|e| unknown_prefix_char(&e, vocab))?;
+    let (words, source) = training_words(args.input.as_deref(), &checkpoint)?;
+    let names = Names {
+        args,
+        checkpoint: &checkpoint,
+        options: SampleOptions {
+            temperature: args.temperature as f64,
+            top_k: args.top_k.map(|k| k as usize),
+            prefix: args.prefix.clone(),
+        },
+        parts: Parts::of(&words, &checkpoint),
+    };
+    if args.json {
+        print_json(&names, source)
+    } else {
+        print_text(&names, source)
+    }
+}
+
+/// The error of a `--prefix` with a character the model has no row or column for.
+fn unknown_prefix_char(e: &UnknownChar, vocab: &Vocab) -> anyhow::Error {
+    anyhow::anyhow!(
+        "--prefix {:?} has the character {:?}, which the model never saw (it knows {vocab})",
+        e.word,
+        e.ch
+    )
+}
+
+/// The training words as the run saw them, to tell which group a drawn name belongs to.
+struct Parts {
+    train: HashSet<String>,
+    dev: HashSet<String>,
+    test: HashSet<String>,
+}
+
+impl Parts {
+    /// With a split, the run learned from its train part only.
+    fn of(words: &[String], checkpoint: &Checkpoint) -> Parts {
+        let set = |part: &[String]| part.iter().cloned().collect::<HashSet<String>>();
+        match checkpoint.settings.split {
+            Some(split) => {
+                let parts = split.apply(words, checkpoint.settings.seed);
+                Parts {
+                    train: set(&parts.train),
+                    dev: set(&parts.dev),
+                    test: set(&parts.test),
+                }
+            }
+            None => Parts {
+                train: set(words),
+                dev: HashSet::new(),
+                test: HashSet::new(),
+            },
+        }
+    }
+
+    fn group_of(&self, name: &str) -> Group {
+        if self.train.contains(name) {
+            Group::Train
+        } else if self.dev.contains(name) {
+            Group::Dev
+        } else if self.test.contains(name) {
+            Group::Test
+        } else {
+            Group::New
+        }
+    }
+}
+
+/// The names one run asks for, and the words to sort them by. The names are drawn again for
+/// each group they are printed in (the same seed gives the same names), so that memory holds a
+/// few blocks of them, however many are asked for.
+struct Names<'a> {
+    args: &'a Args,
+    checkpoint: &'a Checkpoint,
+    options: SampleOptions,
+    parts: Parts,
+}
+
+impl Names<'_> {
+    /// Draws all the names, in order, handing each to `emit`.
+    fn draw(&self, emit: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
+        let vocab = &self.checkpoint.settings.vocab;
         for_each_name(
-            probs,
+            self.args.model.probs(self.checkpoint),
             vocab,
-            args.num,
-            args.seed,
-            args.rng.into(),
-            &options,
+            self.args.num,
+            self.args.seed,
+            self.args.rng.into(),
+            &self.options,
             |name| {
                 emit(name);
                 true
             },
         )
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "--prefix {:?} has the character {:?}, which the model never saw (it knows {vocab})",
-                e.word,
-                e.ch
-            )
-        })
-    };
-    // Checked before anything is drawn or read.
-    check_prefix(vocab, &args.prefix).map_err(|e| {
-        anyhow::anyhow!(
-            "--prefix {:?} has the character {:?}, which the model never saw (it knows {vocab})",
-            e.word,
-            e.ch
-        )
-    })?;
-    let (words, source) = training_words(args.input.as_deref(), &checkpoint)?;
-    // With a split, the run learned from its train part only.
-    let parts = match checkpoint.settings.split {
-        Some(split) => split.apply(&words, checkpoint.settings.seed),
-        None => SplitWords {
-            train: words,
-            dev: Vec::new(),
-            test: Vec::new(),
-        },
-    };
-    let set = |part: &[String]| part.iter().cloned().collect::<HashSet<String>>();
-    let (train, dev, test) = (set(&parts.train), set(&parts.dev), set(&parts.test));
-    let group_of = |name: &str| {
-        if train.contains(name) {
-            Group::Train
-        } else if dev.contains(name) {
-            Group::Dev
-        } else if test.contains(name) {
-            Group::Test
-        } else {
-            Group::New
-        }
-    };
-    // Writes the names of one group (all of them with `None`), as text lines or JSON strings,
-    // through one buffer (a write per name would cost more than drawing it).
-    let list = |group: Option<Group>, json: bool| -> anyhow::Result<()> {
+        .map_err(|e| unknown_prefix_char(&e, vocab))
+    }
+
+    /// Writes the names of one group (all of them with `None`), as text lines or JSON strings,
+    /// through one buffer (a write per name would cost more than drawing it).
+    fn list(&self, group: Option<Group>, json: bool) -> anyhow::Result<()> {
         use std::io::Write as _;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         let mut first = true;
         let mut failed = None;
-        draw(&mut |name| {
-            if failed.is_some() || group.is_some_and(|g| g != group_of(name)) {
+        self.draw(&mut |name| {
+            if failed.is_some() || group.is_some_and(|g| g != self.parts.group_of(name)) {
                 return;
             }
             let written = if json {
@@ -161,40 +200,64 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
             other => Ok(other?),
         }
-    };
-    if args.json {
-        // One object, written as the names are drawn, its keys in the order serde_json sorts
-        // them: the same line as a serialized map.
-        let field = |value: serde_json::Value| value.to_string();
-        put!("{{\"event\":\"samples\",\"in_dev\":[");
-        list(Some(Group::Dev), true)?;
-        put!("],\"in_test\":[");
-        list(Some(Group::Test), true)?;
-        put!("],\"in_training_data\":[");
-        list(Some(Group::Train), true)?;
-        put!(
-            "],\"model\":{},\"names\":[",
-            field(args.model.name().into())
-        );
-        list(None, true)?;
-        put!("],\"new\":[");
-        list(Some(Group::New), true)?;
-        put!(
-            "],\"prefix\":{},\"seed\":{},\"temperature\":{},\"top_k\":{},\"training_words\":{}}}",
-            field(args.prefix.clone().into()),
-            args.seed,
-            field(json!(args.temperature)),
-            field(json!(args.top_k)),
-            field(source.into())
-        );
-        say!("");
-        return Ok(());
     }
+
+    /// How many names fall in each group, indexed by `Group as usize`. This pass prints
+    /// nothing, so it looks for a reader that went away (`| head`) itself, as a write would
+    /// find it.
+    fn count_groups(&self) -> anyhow::Result<[u64; 4]> {
+        let mut counts = [0u64; 4];
+        let mut drawn = 0u64;
+        self.draw(&mut |name| {
+            counts[self.parts.group_of(name) as usize] += 1;
+            drawn += 1;
+            if drawn.is_multiple_of(65_536) && stdout_closed() {
+                std::process::exit(0);
+            }
+        })?;
+        Ok(counts)
+    }
+}
+
+/// One object, written as the names are drawn, its keys in the order serde_json sorts them:
+/// the same line as a serialized map.
+fn print_json(names: &Names, source: String) -> anyhow::Result<()> {
+    let args = names.args;
+    let field = |value: serde_json::Value| value.to_string();
+    put!("{{\"event\":\"samples\",\"in_dev\":[");
+    names.list(Some(Group::Dev), true)?;
+    put!("],\"in_test\":[");
+    names.list(Some(Group::Test), true)?;
+    put!("],\"in_training_data\":[");
+    names.list(Some(Group::Train), true)?;
+    put!(
+        "],\"model\":{},\"names\":[",
+        field(args.model.name().into())
+    );
+    names.list(None, true)?;
+    put!("],\"new\":[");
+    names.list(Some(Group::New), true)?;
+    put!(
+        "],\"prefix\":{},\"seed\":{},\"temperature\":{},\"top_k\":{},\"training_words\":{}}}",
+        field(args.prefix.clone().into()),
+        args.seed,
+        field(json!(args.temperature)),
+        field(json!(args.top_k)),
+        field(source.into())
+    );
+    say!("");
+    Ok(())
+}
+
+/// The model and the sampler's settings, then each group under a header with its count (a
+/// first pass counts them), the dev and test parts only when they have names.
+fn print_text(names: &Names, source: String) -> anyhow::Result<()> {
+    let (args, checkpoint) = (names.args, names.checkpoint);
     let path = args.work_dir.join(MODEL_FILE);
     say!(
         "model    {} ({})",
         args.model.name(),
-        describe_checkpoint(&path, &checkpoint)
+        describe_checkpoint(&path, checkpoint)
     );
     let top_k = args.top_k.map_or("all".to_string(), |k| k.to_string());
     say!(
@@ -208,17 +271,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             format!(", prefix {:?}", args.prefix)
         }
     );
-    // A first pass counts each group, for the headers. It prints nothing, so it looks for a
-    // reader that went away (`| head`) itself, as a write would find it.
-    let mut counts = [0u64; 4];
-    let mut drawn = 0u64;
-    draw(&mut |name| {
-        counts[group_of(name) as usize] += 1;
-        drawn += 1;
-        if drawn.is_multiple_of(65_536) && stdout_closed() {
-            std::process::exit(0);
-        }
-    })?;
+    let counts = names.count_groups()?;
     let train_part = match checkpoint.settings.split {
         Some(split) => format!("the train part of {split} of {source}"),
         None => source,
@@ -228,15 +281,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "\n{} in the training data ({train_part}):",
         count(Group::Train)
     );
-    list(Some(Group::Train), false)?;
+    names.list(Some(Group::Train), false)?;
     for (group, name) in [(Group::Dev, "dev"), (Group::Test, "test")] {
-        if counts[group as usize] > 0 {
+        if count(group) > 0 {
             say!("\n{} in the {name} part:", count(group));
-            list(Some(group), false)?;
+            names.list(Some(group), false)?;
         }
     }
     say!("\n{} new:", count(Group::New));
-    list(Some(Group::New), false)?;
+    names.list(Some(Group::New), false)?;
     Ok(())
 }
 
