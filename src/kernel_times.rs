@@ -45,7 +45,7 @@ use crate::backend::{Backend, LossForm, NetForm, TrainOptions};
 use crate::check::{as_f64, Tolerance, EXACT, VALUES, WEIGHTS};
 use crate::cpu::CpuBackend;
 use crate::data::{builtin_words, Examples, Vocab};
-use crate::gpu::{GpuBackend, Profile};
+use crate::gpu::{GpuBackend, GpuExamples, Profile};
 
 /// Threads per workgroup of the kernels with one thread per table entry (kernels.rs).
 const ENTRY_THREADS: u64 = 64;
@@ -197,132 +197,15 @@ fn agree(operation: &str, worst: f64, tolerance: Tolerance) -> anyhow::Result<()
 /// Runs every operation on the built-in names on `gpu`: checked once against the CPU, then
 /// profiled `reps` times (or timed on the host where the adapter has no timestamps).
 pub fn run(gpu: &mut GpuBackend, reps: usize) -> anyhow::Result<KernelTimes> {
-    let words = builtin_words();
-    let vocab = Vocab::from_words(&words);
-    let v = vocab.len();
-    let encoded: Vec<Examples> = (1..=3)
-        .map(|k| Examples::encode(&words, &vocab, k))
-        .collect::<Result<_, _>>()?;
-    let ex1 = &encoded[0];
-    let loaded: Vec<_> = encoded
-        .iter()
-        .map(|e| gpu.load(e))
-        .collect::<Result<_, _>>()?;
-    let counts = crate::cpu::count_pairs(&ex1.contexts, &ex1.targets, ex1.num_rows, v);
-    let probs = crate::cpu::normalize_rows(&counts, v, 1.0);
-    let w1 = crate::rng::standard_normal(ex1.num_rows * v, 1);
-    let w3 = crate::rng::standard_normal(encoded[2].num_rows * v, 1);
-    let grads1 = crate::rng::standard_normal(ex1.num_rows * v, 2);
-    let adamw = AdamW::default();
-    let one_hot_explicit = NetForm {
-        loss: LossForm::Explicit,
-        one_hot: true,
-    };
+    let inputs = Inputs::new(gpu)?;
     let mut times = KernelTimes {
         timestamps: gpu.gpu().has_timestamps(),
         ..Default::default()
     };
-
     for (operation, _) in OPERATIONS {
-        let (k, one_hot) = match operation {
-            "count_k2" => (2, false),
-            "step_counts_k3" => (3, false),
-            "step_one_hot_explicit" => (1, true),
-            _ => (1, false),
-        };
-        let (ex, on_device) = (&encoded[k - 1], &loaded[k - 1]);
-        // The operation as a closure on either backend's examples, checked then timed.
-        let run_once = |gpu: &mut GpuBackend| -> anyhow::Result<()> {
-            match operation {
-                "count" | "count_k2" => {
-                    let got = gpu.count_pairs(on_device)?;
-                    let want = CpuBackend.count_pairs(ex)?;
-                    agree(operation, EXACT.worst(&as_f64(&got), &as_f64(&want)), EXACT)
-                }
-                "normalize" => {
-                    let got = gpu.normalize_rows(&counts, v, 1.0)?;
-                    agree(
-                        operation,
-                        VALUES.worst(&as_f64(&got), &as_f64(&probs)),
-                        VALUES,
-                    )
-                }
-                "nll" => {
-                    let got = gpu.mean_nll(&probs, on_device)?.mean();
-                    let want = CpuBackend.mean_nll(&probs, ex)?.mean();
-                    agree(operation, VALUES.worst(&[got], &[want]), VALUES)
-                }
-                "step_examples" | "step_one_hot_explicit" => {
-                    let form = if one_hot {
-                        one_hot_explicit
-                    } else {
-                        NetForm::default()
-                    };
-                    let (mut got, mut want) = (w1.clone(), w1.clone());
-                    let gl = gpu.train(&mut got, on_device, &LECTURE, 1, form)?;
-                    let cl = CpuBackend.train(&mut want, ex, &LECTURE, 1, form)?;
-                    agree(
-                        operation,
-                        VALUES.worst(&[gl[0].total], &[cl[0].total]),
-                        VALUES,
-                    )?;
-                    agree(
-                        operation,
-                        WEIGHTS.worst(&as_f64(&got), &as_f64(&want)),
-                        WEIGHTS,
-                    )
-                }
-                "step_counts" | "step_counts_k3" => {
-                    let start = if k == 3 { &w3 } else { &w1 };
-                    let (mut got, mut want) = (start.clone(), start.clone());
-                    let gl = gpu.train_counts(&mut got, on_device, &LECTURE, 1)?;
-                    let cl = CpuBackend.train_counts(&mut want, ex, &LECTURE, 1)?;
-                    agree(
-                        operation,
-                        VALUES.worst(&[gl[0].total], &[cl[0].total]),
-                        VALUES,
-                    )?;
-                    agree(
-                        operation,
-                        WEIGHTS.worst(&as_f64(&got), &as_f64(&want)),
-                        WEIGHTS,
-                    )
-                }
-                "softmax" => {
-                    let got = gpu.softmax_rows(&w1, v)?;
-                    let want = crate::cpu::softmax_rows(&w1, v);
-                    agree(
-                        operation,
-                        VALUES.worst(&as_f64(&got), &as_f64(&want)),
-                        VALUES,
-                    )
-                }
-                "adamw" => {
-                    let (mut got, mut want) = (w1.clone(), w1.clone());
-                    let mut gs = AdamState::new(w1.len());
-                    let mut cs = AdamState::new(w1.len());
-                    gpu.adamw_step(&mut got, &grads1, &mut gs, 1e-3, &adamw)?;
-                    crate::cpu::adamw_step(&mut want, &grads1, &mut cs, 1e-3, &adamw);
-                    agree(
-                        operation,
-                        WEIGHTS.worst(&as_f64(&got), &as_f64(&want)),
-                        WEIGHTS,
-                    )
-                }
-                other => anyhow::bail!("no operation {other}"),
-            }
-        };
         // The check, which is also the warm-up (and counts the pairs of the counts path).
-        run_once(gpu)?;
-        let mut profiles: Vec<Profile> = Vec::new();
-        let mut walls = Vec::new();
-        for _ in 0..reps.max(1) {
-            gpu.gpu().start_profile();
-            let start = Instant::now();
-            run_once(gpu)?;
-            walls.push(start.elapsed().as_secs_f64());
-            profiles.push(gpu.gpu().finish_profile()?);
-        }
+        inputs.run_checked(gpu, operation)?;
+        let (profiles, walls) = profile(gpu, reps, |gpu| inputs.run_checked(gpu, operation))?;
         let kernels = kernel_order(&profiles[0]);
         if !times.timestamps {
             times.walls.push(OperationWall {
@@ -332,62 +215,246 @@ pub fn run(gpu: &mut GpuBackend, reps: usize) -> anyhow::Result<KernelTimes> {
             });
             continue;
         }
-        let examples = ex.len() as u64;
-        let rows = ex.num_rows as u64;
-        let backward_threads = profiles[0]
+        let shape = inputs.shape(operation, &profiles[0]);
+        for kernel in kernels {
+            times
+                .rows
+                .push(kernel_row(operation, kernel, &shape, &profiles));
+        }
+    }
+    Ok(times)
+}
+
+/// The context length K of an operation's examples, and whether its logits are the one-hot
+/// product's.
+fn context_and_one_hot(operation: &str) -> (usize, bool) {
+    match operation {
+        "count_k2" => (2, false),
+        "step_counts_k3" => (3, false),
+        "step_one_hot_explicit" => (1, true),
+        _ => (1, false),
+    }
+}
+
+/// What the operations work on: the built-in names at contexts 1 to 3, on the host and on
+/// the device, and the tables and weights they start from.
+struct Inputs {
+    /// The vocabulary's size V.
+    v: usize,
+    encoded: Vec<Examples>,
+    loaded: Vec<GpuExamples>,
+    /// The bigram counts N, and P: each row of N + 1 divided by its sum; from the CPU.
+    counts: Vec<u32>,
+    probs: Vec<f32>,
+    /// Random weights of the bigram and context-3 nets, and a random gradient of the first.
+    w1: Vec<f32>,
+    w3: Vec<f32>,
+    grads1: Vec<f32>,
+    adamw: AdamW,
+}
+
+impl Inputs {
+    fn new(gpu: &mut GpuBackend) -> anyhow::Result<Self> {
+        let words = builtin_words();
+        let vocab = Vocab::from_words(&words);
+        let v = vocab.len();
+        let encoded: Vec<Examples> = (1..=3)
+            .map(|k| Examples::encode(&words, &vocab, k))
+            .collect::<Result<_, _>>()?;
+        let ex1 = &encoded[0];
+        let loaded: Vec<_> = encoded
+            .iter()
+            .map(|e| gpu.load(e))
+            .collect::<Result<_, _>>()?;
+        let counts = crate::cpu::count_pairs(&ex1.contexts, &ex1.targets, ex1.num_rows, v);
+        let probs = crate::cpu::normalize_rows(&counts, v, 1.0);
+        let w1 = crate::rng::standard_normal(ex1.num_rows * v, 1);
+        let w3 = crate::rng::standard_normal(encoded[2].num_rows * v, 1);
+        let grads1 = crate::rng::standard_normal(ex1.num_rows * v, 2);
+        Ok(Inputs {
+            v,
+            encoded,
+            loaded,
+            counts,
+            probs,
+            w1,
+            w3,
+            grads1,
+            adamw: AdamW::default(),
+        })
+    }
+
+    /// Runs `operation` once on `gpu` and compares its result with the CPU reference.
+    fn run_checked(&self, gpu: &mut GpuBackend, operation: &str) -> anyhow::Result<()> {
+        let (k, one_hot) = context_and_one_hot(operation);
+        let (ex, on_device) = (&self.encoded[k - 1], &self.loaded[k - 1]);
+        let v = self.v;
+        match operation {
+            "count" | "count_k2" => {
+                let got = gpu.count_pairs(on_device)?;
+                let want = CpuBackend.count_pairs(ex)?;
+                agree(operation, EXACT.worst(&as_f64(&got), &as_f64(&want)), EXACT)
+            }
+            "normalize" => {
+                let got = gpu.normalize_rows(&self.counts, v, 1.0)?;
+                let worst = VALUES.worst(&as_f64(&got), &as_f64(&self.probs));
+                agree(operation, worst, VALUES)
+            }
+            "nll" => {
+                let got = gpu.mean_nll(&self.probs, on_device)?.mean();
+                let want = CpuBackend.mean_nll(&self.probs, ex)?.mean();
+                agree(operation, VALUES.worst(&[got], &[want]), VALUES)
+            }
+            "step_examples" | "step_one_hot_explicit" => {
+                let form = if one_hot {
+                    NetForm {
+                        loss: LossForm::Explicit,
+                        one_hot: true,
+                    }
+                } else {
+                    NetForm::default()
+                };
+                let (mut got, mut want) = (self.w1.clone(), self.w1.clone());
+                let gl = gpu.train(&mut got, on_device, &LECTURE, 1, form)?;
+                let cl = CpuBackend.train(&mut want, ex, &LECTURE, 1, form)?;
+                agree_step(operation, (gl[0].total, cl[0].total), &got, &want)
+            }
+            "step_counts" | "step_counts_k3" => {
+                let start = if k == 3 { &self.w3 } else { &self.w1 };
+                let (mut got, mut want) = (start.clone(), start.clone());
+                let gl = gpu.train_counts(&mut got, on_device, &LECTURE, 1)?;
+                let cl = CpuBackend.train_counts(&mut want, ex, &LECTURE, 1)?;
+                agree_step(operation, (gl[0].total, cl[0].total), &got, &want)
+            }
+            "softmax" => {
+                let got = gpu.softmax_rows(&self.w1, v)?;
+                let want = crate::cpu::softmax_rows(&self.w1, v);
+                let worst = VALUES.worst(&as_f64(&got), &as_f64(&want));
+                agree(operation, worst, VALUES)
+            }
+            "adamw" => {
+                let (mut got, mut want) = (self.w1.clone(), self.w1.clone());
+                let mut gs = AdamState::new(self.w1.len());
+                let mut cs = AdamState::new(self.w1.len());
+                gpu.adamw_step(&mut got, &self.grads1, &mut gs, 1e-3, &self.adamw)?;
+                crate::cpu::adamw_step(&mut want, &self.grads1, &mut cs, 1e-3, &self.adamw);
+                let worst = WEIGHTS.worst(&as_f64(&got), &as_f64(&want));
+                agree(operation, worst, WEIGHTS)
+            }
+            other => anyhow::bail!("no operation {other}"),
+        }
+    }
+
+    /// The shape of `operation` for the traffic formulas; the partial gradients are the
+    /// threads of the last backward dispatch in its profile (none without one).
+    fn shape(&self, operation: &str, profile: &Profile) -> Shape {
+        let (k, one_hot) = context_and_one_hot(operation);
+        let ex = &self.encoded[k - 1];
+        let backward_threads = profile
             .dispatches
             .iter()
             .rev()
             .find(|d| d.kernel.ends_with("_backward"))
             .map(|d| d.workgroups as u64 * ENTRY_THREADS)
             .unwrap_or(0);
-        let shape = Shape {
-            examples,
-            rows,
-            cols: v as u64,
+        Shape {
+            examples: ex.len() as u64,
+            rows: ex.num_rows as u64,
+            cols: self.v as u64,
             one_hot,
             partials: backward_threads,
-        };
-        for kernel in kernels {
-            let of_kernel = |p: &Profile| -> Vec<(f64, u64)> {
-                p.dispatches
-                    .iter()
-                    .filter(|d| d.kernel == kernel)
-                    .map(|d| (d.seconds, d.workgroups as u64))
-                    .collect()
-            };
-            let first = of_kernel(&profiles[0]);
-            let traffic = first
-                .iter()
-                .map(|&(_, groups)| traffic(kernel, &shape, groups))
-                .try_fold(None::<Traffic>, |sum, t| {
-                    let t = t?;
-                    Some(Some(match sum {
-                        None => t,
-                        Some(s) => Traffic {
-                            read: s.read + t.read,
-                            written: s.written + t.written,
-                            operations: s.operations + t.operations,
-                        },
-                    }))
-                })
-                .flatten();
-            let seconds = median(
-                profiles
-                    .iter()
-                    .map(|p| of_kernel(p).iter().map(|d| d.0).sum())
-                    .collect(),
-            );
-            times.rows.push(KernelRow {
-                operation,
-                kernel,
-                dispatches: first.len(),
-                seconds,
-                traffic,
-            });
         }
     }
-    Ok(times)
+}
+
+/// One training step on the GPU against the CPU's: the loss before it, then the weights
+/// after it.
+fn agree_step(
+    operation: &str,
+    (gpu_loss, cpu_loss): (f64, f64),
+    got: &[f32],
+    want: &[f32],
+) -> anyhow::Result<()> {
+    agree(operation, VALUES.worst(&[gpu_loss], &[cpu_loss]), VALUES)?;
+    agree(
+        operation,
+        WEIGHTS.worst(&as_f64(got), &as_f64(want)),
+        WEIGHTS,
+    )
+}
+
+/// Runs an operation `reps` times (at least once), each with a profile open: the profiles,
+/// and the wall times from submit to read-back.
+fn profile(
+    gpu: &mut GpuBackend,
+    reps: usize,
+    run_once: impl Fn(&mut GpuBackend) -> anyhow::Result<()>,
+) -> anyhow::Result<(Vec<Profile>, Vec<f64>)> {
+    let mut profiles: Vec<Profile> = Vec::new();
+    let mut walls = Vec::new();
+    for _ in 0..reps.max(1) {
+        gpu.gpu().start_profile();
+        let start = Instant::now();
+        run_once(gpu)?;
+        walls.push(start.elapsed().as_secs_f64());
+        profiles.push(gpu.gpu().finish_profile()?);
+    }
+    Ok((profiles, walls))
+}
+
+/// One kernel's row of an operation: its dispatches and their traffic in the first profile,
+/// and the median over the profiles of its summed GPU time.
+fn kernel_row(
+    operation: &'static str,
+    kernel: &'static str,
+    shape: &Shape,
+    profiles: &[Profile],
+) -> KernelRow {
+    let of_kernel = |p: &Profile| -> Vec<(f64, u64)> {
+        p.dispatches
+            .iter()
+            .filter(|d| d.kernel == kernel)
+            .map(|d| (d.seconds, d.workgroups as u64))
+            .collect()
+    };
+    let first = of_kernel(&profiles[0]);
+    let traffic = summed_traffic(kernel, shape, first.iter().map(|&(_, groups)| groups));
+    let seconds = median(
+        profiles
+            .iter()
+            .map(|p| of_kernel(p).iter().map(|d| d.0).sum())
+            .collect(),
+    );
+    KernelRow {
+        operation,
+        kernel,
+        dispatches: first.len(),
+        seconds,
+        traffic,
+    }
+}
+
+/// The traffic of a kernel's dispatches (their workgroup counts) added up: `None` for a
+/// kernel without a formula, or one not dispatched.
+fn summed_traffic(
+    kernel: &str,
+    shape: &Shape,
+    dispatch_groups: impl Iterator<Item = u64>,
+) -> Option<Traffic> {
+    dispatch_groups
+        .map(|groups| traffic(kernel, shape, groups))
+        .try_fold(None::<Traffic>, |sum, t| {
+            let t = t?;
+            Some(Some(match sum {
+                None => t,
+                Some(s) => Traffic {
+                    read: s.read + t.read,
+                    written: s.written + t.written,
+                    operations: s.operations + t.operations,
+                },
+            }))
+        })
+        .flatten()
 }
 
 /// The kernels of a profile, each once, in the order they first ran.
