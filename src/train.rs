@@ -680,6 +680,32 @@ fn train_chunk<B: Backend>(
     }
 }
 
+/// Reports a chunk of steps as one [`Event::Progress`], up to its first loss that is not
+/// finite (`check_finite` names that step), and appends its losses to those of the run so far.
+/// `steps` is the run's (first step, steps to take); `start` is when it began.
+/// Returns whether every loss of the chunk was finite.
+pub(crate) fn report_chunk(
+    losses: &mut Vec<StepLoss>,
+    chunk_losses: Vec<StepLoss>,
+    (first_step, steps): (usize, usize),
+    start: Instant,
+    report: &mut dyn FnMut(Event),
+) -> bool {
+    let chunk = chunk_losses.len();
+    let finite = chunk_losses
+        .iter()
+        .position(|l| !l.total.is_finite())
+        .unwrap_or(chunk);
+    report(Event::Progress {
+        first_step: first_step + losses.len(),
+        losses: chunk_losses[..finite].to_vec(),
+        remaining: steps - losses.len() - finite,
+        steps_per_second: (losses.len() + finite) as f64 / start.elapsed().as_secs_f64(),
+    });
+    losses.extend(chunk_losses);
+    finite == chunk
+}
+
 /// Gradient descent in chunks, reporting after each, and stopping after the first chunk
 /// whose loss is not finite. Full-batch SGD gives the same weights in one call or in many,
 /// since each step only reads W and the examples; minibatches and AdamW carry state from step
@@ -729,19 +755,8 @@ fn train_in_chunks<B: Backend>(
             first_step + losses.len() + chunk,
             chunk_start.elapsed().as_secs_f64() * 1e3
         );
-        // Report the steps up to the first loss that is not finite; `check_finite` names it.
-        let finite = chunk_losses
-            .iter()
-            .position(|l| !l.total.is_finite())
-            .unwrap_or(chunk);
-        report(Event::Progress {
-            first_step: first_step + losses.len(),
-            losses: chunk_losses[..finite].to_vec(),
-            remaining: config.steps - losses.len() - finite,
-            steps_per_second: (losses.len() + finite) as f64 / start.elapsed().as_secs_f64(),
-        });
-        losses.extend(chunk_losses);
-        if finite < chunk {
+        let steps = (first_step, config.steps);
+        if !report_chunk(&mut losses, chunk_losses, steps, start, report) {
             return Ok((losses, tracker.losses, None));
         }
         let done = losses.len();

@@ -24,8 +24,8 @@ use crate::data::Vocab;
 use crate::limits::check_context;
 use crate::model::{CountModel, NeuralModel};
 use crate::train::{
-    check_finite, chunk_size, initial_model, sample_stage, Event, GradientPath, StageClock,
-    TrainConfig, TrainSummary,
+    check_finite, chunk_size, initial_model, report_chunk, sample_stage, Event, GradientPath,
+    StageClock, TrainConfig, TrainSummary,
 };
 
 /// Whether `train` streams its input: the counts path on all the words (no split), which
@@ -158,19 +158,13 @@ fn neural_stage<B: Backend>(
         let chunk_losses = backend
             .train_on_counts(weights, table, &config.options, chunk)
             .with_context(|| format!("training stopped at step {}", first_step + losses.len()))?;
-        // Report the steps up to the first loss that is not finite; `check_finite` names it.
-        let finite = chunk_losses
-            .iter()
-            .position(|l| !l.total.is_finite())
-            .unwrap_or(chunk);
-        report(Event::Progress {
-            first_step: first_step + losses.len(),
-            losses: chunk_losses[..finite].to_vec(),
-            remaining: config.steps - losses.len() - finite,
-            steps_per_second: (losses.len() + finite) as f64 / start.elapsed().as_secs_f64(),
-        });
-        losses.extend(chunk_losses);
-        if finite < chunk {
+        if !report_chunk(
+            &mut losses,
+            chunk_losses,
+            (first_step, config.steps),
+            start,
+            report,
+        ) {
             break;
         }
     }
