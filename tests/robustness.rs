@@ -244,3 +244,73 @@ fn same_seed_same_checkpoint_bytes() {
     assert!(first.0 == second.0, "the checkpoints differ");
     assert!(first.1 == second.1, "the logs differ");
 }
+
+/// A file that a command holds whole with its examples (a split, the per-example gradient,
+/// `eval`, `sweep`, `lecture`) is refused before it is read when that would take more than the
+/// memory available, in one line naming what to do instead, and nothing is written. The
+/// default path of `train` reads the same file in blocks, and runs.
+#[test]
+fn a_file_too_large_for_the_memory_available_is_refused_before_it_is_read() {
+    let dir = TempDir::new("memory-limit");
+    let path = dir.file("names.txt", &b"emma\nolivia\nava\n".repeat(1000)); // 16,000 bytes
+    let work = dir.0.join("run");
+    let work = work.to_str().unwrap();
+    // Held whole, 16,000 bytes take about 36 x 16,000 = 576,000 bytes.
+    let tight = [("MAKEMORE_MEMORY_LIMIT", "500000")];
+    let held: [&[&str]; 4] = [
+        &[
+            "train",
+            "--input",
+            &path,
+            "--split",
+            "80/10/10",
+            "--work-dir",
+            work,
+        ],
+        &[
+            "train",
+            "--input",
+            &path,
+            "--grad",
+            "examples",
+            "--work-dir",
+            work,
+        ],
+        &["sweep", "--input", &path],
+        &["lecture", "--input", &path, "--chapter", "3"],
+    ];
+    for args in held {
+        let out = makemore(args, &tight);
+        assert_fails(
+            &out,
+            "(16000 bytes = 15.62 KiB) held in memory with its examples takes about 576000 bytes",
+        );
+        assert_fails(&out, "more than the 500000 bytes = 488.28 KiB available");
+    }
+    assert!(!Path::new(work).exists(), "a refused run wrote {work}");
+
+    let streamed = ["train", "--input", &path, "--steps", "2", "--samples", "0"];
+    let out = makemore(&[&streamed[..], &["--work-dir", work]].concat(), &tight);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval = makemore(&["eval", "--work-dir", work, "--input", &path], &tight);
+    assert_fails(&eval, "eval holds every example");
+
+    let roomy = [("MAKEMORE_MEMORY_LIMIT", "600000")];
+    let split = [
+        "train", "--input", &path, "--split", "80/10/10", "--steps", "2",
+    ];
+    let out = makemore(
+        &[&split[..], &["--samples", "0", "--work-dir", work]].concat(),
+        &roomy,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let not_a_number = [("MAKEMORE_MEMORY_LIMIT", "lots")];
+    let out = makemore(
+        &["eval", "--work-dir", work, "--input", &path],
+        &not_a_number,
+    );
+    assert_fails(
+        &out,
+        "MAKEMORE_MEMORY_LIMIT=\"lots\" is not a number of bytes",
+    );
+}

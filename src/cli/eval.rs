@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::{describe_checkpoint, finite_or_null, say, thousands, ModelFlag};
+use super::{describe_checkpoint, finite_or_null, read_words_held, say, thousands, ModelFlag};
 use makemore::checkpoint::{Checkpoint, MODEL_FILE};
-use makemore::data::{read_words, Examples};
+use makemore::data::Examples;
 use makemore::model::context_label;
 
 pub const EXAMPLE: &str = "Examples:
@@ -45,7 +45,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let settings = &checkpoint.settings;
     let mut words = args.word.clone();
     if let Some(path) = &args.input {
-        words.extend(read_words(path)?);
+        let instead = "eval holds every example: score the file in parts";
+        words.extend(read_words_held(path, instead)?);
     }
     check_vocabulary(&words, &checkpoint)?;
     let examples = Examples::encode(&words, &settings.vocab, settings.context_len)?;

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::{format_loss, say, thousands, DeviceFlag, RngFlag};
+use super::{format_loss, read_words_held, say, thousands, DeviceFlag, RngFlag};
 use makemore::checkpoint::write_atomically;
-use makemore::data::{builtin_words, read_words};
+use makemore::data::builtin_words;
 use makemore::lecture::{
     find_chapter, one_hot_png, walk, Chapter, ExampleWalk, LectureConfig, Walk, CHAPTERS,
     NOTEBOOK_STEPS, UNREPRODUCIBLE,
@@ -67,7 +67,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         None => None,
     };
     let (words, source, builtin) = match &args.input {
-        Some(path) => (read_words(path)?, path.display().to_string(), false),
+        Some(path) => {
+            let instead = "the lecture holds every example: use a smaller file";
+            (
+                read_words_held(path, instead)?,
+                path.display().to_string(),
+                false,
+            )
+        }
         None => (builtin_words(), "the built-in names".to_string(), true),
     };
     let (mut backend, notice) = AnyBackend::open(args.device.into())?;

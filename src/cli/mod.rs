@@ -149,6 +149,16 @@ impl ModelFlag {
     }
 }
 
+/// The words of a file that the command holds whole, with its examples: refused first, in one
+/// line saying what to do `instead`, when they would not fit in the memory available.
+pub fn read_words_held(
+    path: &std::path::Path,
+    instead: &'static str,
+) -> anyhow::Result<Vec<String>> {
+    makemore::limits::check_file_fits(path, instead)?;
+    Ok(makemore::data::read_words(path)?)
+}
+
 /// The words a checkpoint was trained on: `--input` when given, else the file recorded in the
 /// checkpoint, else the built-in names. Returns the words and where they came from.
 pub fn training_words(

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{finite_or_null, format_loss, positive, say, thousands, DeviceFlag};
-use makemore::data::{builtin_words, read_words};
+use super::{finite_or_null, format_loss, positive, read_words_held, say, thousands, DeviceFlag};
+use makemore::data::builtin_words;
 use makemore::split::Split;
 use makemore::sweep::{SweepConfig, SweepModel, SweepResult, DEFAULT_STRENGTHS};
 use makemore::{AnyBackend, Backend};
@@ -78,7 +78,10 @@ fn parse_strengths(list: &str) -> anyhow::Result<Vec<f32>> {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let (words, source) = match &args.input {
-        Some(path) => (read_words(path)?, path.display().to_string()),
+        Some(path) => {
+            let instead = "sweep holds every example of each part: sweep on a sample of the file";
+            (read_words_held(path, instead)?, path.display().to_string())
+        }
         None => (
             builtin_words(),
             "the built-in names (2018 US baby names)".to_string(),

@@ -7,13 +7,13 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use super::progress::{loss_name, optimizer_name, Progress};
-use super::{finite_or_null, non_negative, positive, say, DeviceFlag, RngFlag};
+use super::{finite_or_null, non_negative, positive, read_words_held, say, DeviceFlag, RngFlag};
 use makemore::adamw::{AdamW, ADAMW_DEFAULT_LR};
 use makemore::checkpoint::{
     self, load_log, Checkpoint, LogEntry, RunSettings, LOG_FILE, MODEL_FILE,
 };
 use makemore::corpus;
-use makemore::data::{builtin_words, read_words, Vocab};
+use makemore::data::{builtin_words, Vocab};
 use makemore::limits::{check_run_counts, check_vocab};
 use makemore::optim::{Optimizer, Schedule};
 use makemore::split::Split;
@@ -271,7 +271,11 @@ fn read_input(input: Option<&PathBuf>, config: &TrainConfig) -> anyhow::Result<I
             log::debug!("first pass (blocks read, UTF-8, words, vocabulary): {ms:.1} ms");
             Input::Streamed(path.clone(), scan)
         }
-        Some(path) => Input::Words(read_words(path)?),
+        Some(path) => {
+            let instead = "on its default path (no --split, gradient from counts) train reads \
+                           a file of any size in blocks";
+            Input::Words(read_words_held(path, instead)?)
+        }
         None => Input::Words(builtin_words()),
     })
 }
