@@ -155,19 +155,11 @@ pub fn walk<'a, B: Backend>(
     };
     let weights = rng.standard_normal(v * v, seed);
     let probs = b.softmax_rows(&weights, v)?;
-    let mut trained = weights.clone();
-    let first_word_losses = descent(
-        b,
-        &mut trained,
-        &on_first,
-        0.1,
-        0.0,
-        FIRST_WORD_UPDATES,
-        false,
-    )?;
-    let mut trained = weights.clone();
-    let losses = descent(b, &mut trained, &on_all, 50.0, 0.01, NOTEBOOK_STEPS, true)?;
-    let trained_probs = b.softmax_rows(&trained, v)?;
+    let mut w = weights.clone();
+    let first_word_losses = descent(b, &mut w, &on_first, 0.1, 0.0, FIRST_WORD_UPDATES, false)?;
+    let mut w = weights.clone();
+    let losses = descent(b, &mut w, &on_all, 50.0, 0.01, NOTEBOOK_STEPS, true)?;
+    let trained_probs = b.softmax_rows(&w, v)?;
     Ok(Walk {
         words,
         source,

@@ -9,8 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::{format_loss, read_words_held, say, thousands, DeviceFlag, RngFlag};
 use makemore::checkpoint::write_atomically;
-use makemore::data::builtin_words;
-use makemore::data::WordStats;
+use makemore::data::{builtin_words, WordStats};
 use makemore::lecture::{
     chapters, find_chapter, one_hot_png, rand3_and_draws, sorted_bigrams, token, unreproducible,
     walk, Chapter, Walk, NOTEBOOK_STEPS,
@@ -90,7 +89,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         say!("{head}");
     } else {
         say!("makemore lecture: the notebook makemore_part1_bigrams.ipynb, chapter by chapter");
-        say!("device   {device}\nwords    {source} ({})", thousands(n));
+        say!("device   {device}");
+        say!("words    {source} ({})", thousands(n));
         if let Some(note) = differs {
             say!("note     {note}");
         }
