@@ -43,6 +43,7 @@ const CHAPTERS: &str = "\
 01:54:31 sampling from the neural net
 01:56:16 conclusion";
 
+/// The video's chapters, in order.
 pub fn chapters() -> impl Iterator<Item = Chapter> {
     (1..).zip(CHAPTERS.lines()).map(|(number, line)| Chapter {
         number,
@@ -89,7 +90,7 @@ pub fn unreproducible() -> impl Iterator<Item = (&'static str, &'static str)> {
 
 /// Updates `W -= 0.1 * grad` on the first word's examples (cells 602-605): the notebook's saved
 /// `loss.item()` (cell 603) is the loss after four of them.
-pub const FIRST_WORD_UPDATES: usize = 4;
+const FIRST_WORD_UPDATES: usize = 4;
 
 /// Full-batch steps `W -= 50 * grad` with `0.01 * mean(W^2)` (cell 716) before sampling: the
 /// step whose loss (before its update) the lecture's last run of the training cell printed

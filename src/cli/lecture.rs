@@ -239,8 +239,8 @@ fn the_dataset(number: usize, w: &Walk, dir: &Path, p: &mut Page) -> anyhow::Res
     Ok(())
 }
 
-/// Chapters 8-11: sampling from N's first row, P = (N + 1) normalized, its loss, and why the
-/// fake counts.
+/// Chapters 8-11: sampling from N's first row, P = (N + 1) by rows, its loss, and `andrejq`
+/// with and without the fake counts.
 fn the_count_model(number: usize, w: &Walk, p: &mut Page) {
     let v = w.vocab.len();
     match number {
@@ -419,17 +419,8 @@ fn its_training(number: usize, w: &Walk, p: &mut Page) {
             let totals: Vec<f64> = w.losses.iter().map(|l| l.total).collect();
             let text = "W.data += -50 * W.grad, loss = mean NLL + 0.01 * (W**2).mean() (train_counts on the device):";
             p.fig("full_losses", totals, text);
-            for step in [
-                0,
-                1,
-                2,
-                10,
-                50,
-                100,
-                200,
-                NOTEBOOK_STEPS - 1,
-                NOTEBOOK_STEPS,
-            ] {
+            let notebook = [NOTEBOOK_STEPS - 1, NOTEBOOK_STEPS];
+            for step in [0, 1, 2, 10, 50, 100, 200].into_iter().chain(notebook) {
                 let loss = w.losses[step].total;
                 p.say(format!("  after {step:3} updates  {loss:.7}"));
             }
