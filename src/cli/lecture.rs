@@ -1,16 +1,18 @@
-//! `makemore lecture`: the lecture's notebook, chapter by chapter of the video, every figure
-//! computed by the library ([`makemore::lecture`]) and printed here.
+//! `makemore lecture`: the lecture's notebook chapter by chapter of the video, every figure
+//! computed by the library ([`makemore::lecture::walk`]) and printed here, as text or as one
+//! JSON object per chapter.
 
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::{format_loss, read_words_held, say, thousands, DeviceFlag, RngFlag};
 use makemore::checkpoint::write_atomically;
-use makemore::data::builtin_words;
+use makemore::data::{builtin_words, WordStats};
 use makemore::lecture::{
-    find_chapter, one_hot_png, walk, Chapter, ExampleWalk, LectureConfig, Walk, CHAPTERS,
-    NOTEBOOK_STEPS, UNREPRODUCIBLE,
+    chapters, find_chapter, one_hot_png, rand3_and_draws, sorted_bigrams, token, unreproducible,
+    walk, Chapter, Walk, NOTEBOOK_STEPS,
 };
 use makemore::plot::{CountsFigure, Format};
 use makemore::{AnyBackend, Backend};
@@ -62,748 +64,404 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let only = match &args.chapter {
-        Some(arg) => Some(find_chapter(arg).map_err(anyhow::Error::msg)?),
-        None => None,
-    };
-    let (words, source, builtin) = match &args.input {
+    let only = args.chapter.as_deref().map(find_chapter).transpose();
+    let only = only.map_err(anyhow::Error::msg)?;
+    let (words, source) = match &args.input {
         Some(path) => {
             let instead = "the lecture holds every example: use a smaller file";
-            (
-                read_words_held(path, instead)?,
-                path.display().to_string(),
-                false,
-            )
+            (read_words_held(path, instead)?, path.display().to_string())
         }
-        None => (builtin_words(), "the built-in names".to_string(), true),
+        None => (builtin_words(), "the built-in names".to_string()),
     };
     let (mut backend, notice) = AnyBackend::open(args.device.into())?;
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
     }
-    let config = LectureConfig {
-        seed: args.seed,
-        rng: args.rng.into(),
-        ..LectureConfig::default()
-    };
-    let walk = walk(&mut backend, &words, &source, &config)?;
-    let differs = builtin.then_some(
+    let walk = walk(&mut backend, &words, &source, args.seed, args.rng.into())?;
+    let (device, n) = (backend.describe(), words.len());
+    let differs = args.input.is_none().then_some(
         "these are the built-in names, not the lecture's names.txt: every figure below differs \
          from the video's (run with --input names.txt to follow it)",
     );
     if args.json {
-        say!(
-            "{}",
-            json!({"event": "lecture", "device": backend.describe(), "source": source,
-                "words": walk.stats.words, "differs_from_video": differs})
-        );
+        let head = json!({"event": "lecture", "device": device, "source": source, "words": n,
+            "differs_from_video": differs});
+        say!("{head}");
     } else {
         say!("makemore lecture: the notebook makemore_part1_bigrams.ipynb, chapter by chapter");
-        say!("device   {}", backend.describe());
-        say!("words    {} ({})", source, thousands(walk.stats.words));
+        say!("device   {device}");
+        say!("words    {source} ({})", thousands(n));
         if let Some(note) = differs {
             say!("note     {note}");
         }
     }
-    for chapter in CHAPTERS.iter().filter(|c| only.is_none_or(|o| o == **c)) {
-        let figures = figures(chapter.number, &walk, &args.work_dir)?;
+    for chapter in chapters().filter(|c| only.is_none_or(|o| o == *c)) {
+        let mut page = Page::new(chapter);
+        match chapter.number {
+            1..=7 => the_dataset(chapter.number, &walk, &args.work_dir, &mut page)?,
+            8..=11 => the_count_model(chapter.number, &walk, &mut page),
+            12..=17 => the_neural_net(chapter.number, &walk, &args.work_dir, &mut page)?,
+            _ => its_training(chapter.number, &walk, &mut page),
+        }
         if args.json {
-            let mut line = json!({"chapter": chapter.number, "start": chapter.start,
-                "title": chapter.title});
-            line.as_object_mut().expect("an object").extend(
-                figures
-                    .into_iter()
-                    .filter(|f| !f.key.is_empty())
-                    .map(|f| (f.key.to_string(), f.value)),
-            );
-            say!("{line}");
+            say!("{}", Value::Object(page.json));
         } else {
-            print_chapter(chapter, &figures);
+            say!("\n[{}] {} {}", chapter.number, chapter.start, chapter.title);
+            page.text.iter().for_each(|line| say!("  {line}"));
         }
     }
     Ok(())
 }
 
-/// One printed figure: its JSON key and value, and its text line.
-struct Figure {
-    key: &'static str,
-    value: Value,
-    text: String,
+/// A chapter's figures, each at once a JSON value under its key and a line of text.
+struct Page {
+    json: Map<String, Value>,
+    text: Vec<String>,
 }
 
-fn figure(key: &'static str, value: Value, text: impl Into<String>) -> Figure {
-    Figure {
-        key,
-        value,
-        text: text.into(),
+impl Page {
+    fn new(c: Chapter) -> Page {
+        let head = json!({"chapter": c.number, "start": c.start, "title": c.title});
+        let json = serde_json::from_value(head).expect("an object");
+        let text = Vec::new();
+        Page { json, text }
+    }
+
+    fn fig(&mut self, key: &str, value: impl Into<Value>, text: impl Display) {
+        self.json.insert(key.to_string(), value.into());
+        self.say(text);
+    }
+
+    /// A line of text only.
+    fn say(&mut self, text: impl Display) {
+        self.text.push(text.to_string());
+    }
+
+    /// `label  value`.
+    fn show<T: Display + Into<Value>>(&mut self, key: &str, label: &str, value: T) {
+        let text = format!("{label}  {value}");
+        self.fig(key, value, text);
+    }
+
+    /// `label  tensor([...])`.
+    fn tensor<T: Display + Clone + Into<Value>>(&mut self, key: &str, label: &str, values: &[T]) {
+        self.fig(key, values, format!("{label}  {}", tensor(values)));
+    }
+
+    /// `label  torch.Size([...])`.
+    fn shape(&mut self, key: &str, label: &str, dims: &[usize]) {
+        let dims_text: Vec<String> = dims.iter().map(usize::to_string).collect();
+        let text = format!("{label}  torch.Size([{}])", dims_text.join(", "));
+        self.fig(key, dims, text);
+    }
+
+    /// `what: wrote PATH`, for a picture written to `dir/file`.
+    fn picture(&mut self, key: &str, what: &str, path: &Path, png: &[u8]) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        write_atomically(path, png)?;
+        let path = path.display().to_string();
+        self.fig(key, path.clone(), format!("{what}: wrote {path}"));
+        Ok(())
     }
 }
 
-/// A line of text with no JSON value.
-fn say_line(text: impl Into<String>) -> Figure {
-    figure("", Value::Null, text)
-}
-
-fn print_chapter(chapter: &Chapter, figures: &[Figure]) {
-    say!("\n[{}] {} {}", chapter.number, chapter.start, chapter.title);
-    for f in figures {
-        say!("  {}", f.text);
-    }
-}
-
-/// `tensor([0.0000, 0.1377, ...])` with four decimals, as PyTorch prints a float tensor.
-fn tensor4(values: &[f32]) -> String {
+/// `tensor([0.0000, 0.1377, ...])`, as PyTorch prints a tensor: floats with four decimals.
+fn tensor<T: Display>(values: &[T]) -> String {
     let parts: Vec<String> = values.iter().map(|x| format!("{x:.4}")).collect();
     format!("tensor([{}])", parts.join(", "))
 }
 
-fn tensor_int<T: std::fmt::Display>(values: &[T]) -> String {
-    let parts: Vec<String> = values.iter().map(|x| x.to_string()).collect();
-    format!("tensor([{}])", parts.join(", "))
+/// Why figure `i` of the notebook cannot be reproduced.
+fn why(i: usize) -> &'static str {
+    unreproducible().nth(i).expect("listed").1
 }
 
-fn write_png(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+/// Chapters 1-7: the words, their bigrams, N and its picture, and `.` in place of `<S>`, `<E>`.
+fn the_dataset(number: usize, w: &Walk, dir: &Path, p: &mut Page) -> anyhow::Result<()> {
+    let (v, s, first) = (w.vocab.len(), WordStats::of(w.words), &w.words[0]);
+    let tok = |i, dot| token(&w.vocab, i, dot);
+    match number {
+        1 => {
+            p.say("makemore: a character-level language model that makes more names like the ones it reads.");
+            p.say("Part 1 builds the bigram model twice: by counting, then as a one-layer neural net.");
+        }
+        2 => {
+            let words = &w.words[..w.words.len().min(10)];
+            p.fig("first_words", words, format!("words[:10]  {words:?}"));
+            p.show("words", "len(words)", s.words);
+            p.show("shortest", "min(len(w) for w in words)", s.shortest);
+            p.show("longest", "max(len(w) for w in words)", s.longest);
+        }
+        3 => {
+            let pairs = w.first.contexts.iter().zip(&w.first.targets);
+            let pairs = pairs.map(|(&x, &y)| format!("{} {}", tok(x, "<S>"), tok(y, "<E>")));
+            let pairs: Vec<String> = pairs.collect();
+            let text = format!("the bigrams of {first:?}: {}", pairs.join(", "));
+            p.fig("first_word_bigrams", pairs, text);
+        }
+        4 => {
+            let bigrams = sorted_bigrams(&w.all, &w.vocab, &w.counts);
+            let n = bigrams.len();
+            let all: Vec<Value> = bigrams.iter().map(|(a, b, n)| json!([a, b, n])).collect();
+            let dict = "sorted(b.items(), key = lambda kv: -kv[1])";
+            let text = format!("{dict}: {n} bigrams; the first 10:");
+            p.fig("bigrams", all, text);
+            for (a, b, n) in bigrams.iter().take(10) {
+                p.say(format!("  (('{a}', '{b}'), {n})"));
+            }
+        }
+        5 => {
+            let n = thousands(w.all.len());
+            let text = format!(
+                "N: {v} x {v} int32 counts (count_pairs on the device), {n} bigrams in all"
+            );
+            p.fig("counts_shape", [v, v], text);
+        }
+        6 => {
+            let (counts, vocab, source) = (&w.counts, &w.vocab, w.source);
+            let figure = CountsFigure {
+                counts,
+                vocab,
+                context_len: 1,
+                source,
+            };
+            let what = "plt.imshow(N, cmap='Blues') with every cell labelled";
+            let path = dir.join("lecture_counts.png");
+            p.picture("counts_png", what, &path, &figure.render(Format::Png)?)?;
+        }
+        _ => {
+            let text = format!("stoi: '.' = 0, then the sorted characters: {}", w.vocab);
+            p.fig("vocab", w.vocab.to_string(), text);
+        }
     }
-    write_atomically(path, bytes)?;
     Ok(())
 }
 
-/// The figures of chapter `number`, computed in `walk` (pictures are written here).
-fn figures(number: usize, walk: &Walk, work_dir: &Path) -> anyhow::Result<Vec<Figure>> {
-    Ok(match number {
-        1 => intro(),
-        2 => reading_the_dataset(walk),
-        3 => exploring_the_bigrams(walk),
-        4 => counting_in_a_dictionary(walk),
-        5 => counting_in_a_2d_tensor(walk),
-        6 => visualizing_the_bigram_tensor(walk, work_dir)?,
-        7 => a_single_dot_token(walk),
-        8 => sampling_from_the_model(walk),
-        9 => vectorized_normalization(walk),
-        10 => loss_function(walk),
-        11 => model_smoothing(walk),
-        12 => neural_network_intro(),
-        13 => creating_the_bigram_dataset(walk),
-        14 => one_hot_encodings(walk, work_dir)?,
-        15 => one_linear_layer(walk),
-        16 => the_softmax(walk),
-        17 => five_example_walk(walk),
-        18 => vectorized_loss(walk),
-        19 => backward_and_update(walk),
-        20 => putting_everything_together(walk),
-        21 => one_hot_selects_a_row(walk),
-        22 => smoothing_as_regularization(walk),
-        23 => sampling_from_the_neural_net(walk),
-        24 => conclusion(walk),
-        _ => unreachable!("chapters are 1 to 24"),
-    })
-}
-
-/// Chapter 1: what makemore is, and the plan of part 1.
-fn intro() -> Vec<Figure> {
-    vec![
-        say_line(
-            "makemore: a character-level language model that makes more names like the ones it \
-             reads.",
-        ),
-        say_line(
-            "Part 1 builds the bigram model twice: by counting, then as a one-layer neural net.",
-        ),
-    ]
-}
-
-/// Chapter 2: `words[:10]`, `len(words)` and the shortest and longest word's length.
-fn reading_the_dataset(walk: &Walk) -> Vec<Figure> {
-    vec![
-        figure(
-            "first_words",
-            json!(walk.first_words),
-            format!("words[:10]  {:?}", walk.first_words),
-        ),
-        figure(
-            "words",
-            json!(walk.stats.words),
-            format!("len(words)  {}", walk.stats.words),
-        ),
-        figure(
-            "shortest",
-            json!(walk.stats.shortest),
-            format!("min(len(w) for w in words)  {}", walk.stats.shortest),
-        ),
-        figure(
-            "longest",
-            json!(walk.stats.longest),
-            format!("max(len(w) for w in words)  {}", walk.stats.longest),
-        ),
-    ]
-}
-
-/// Chapter 3: the first word's bigrams, between `<S>` and `<E>`.
-fn exploring_the_bigrams(walk: &Walk) -> Vec<Figure> {
-    let pairs: Vec<String> = walk
-        .first_word_bigrams
-        .iter()
-        .map(|(a, b)| format!("{a} {b}"))
-        .collect();
-    vec![figure(
-        "first_word_bigrams",
-        json!(pairs),
-        format!(
-            "the bigrams of {:?}: {}",
-            walk.first_words[0],
-            pairs.join(", ")
-        ),
-    )]
-}
-
-/// Chapter 4: the dictionary of bigram counts, most frequent first (all of them in JSON, the
-/// first ten in text).
-fn counting_in_a_dictionary(walk: &Walk) -> Vec<Figure> {
-    let all: Vec<Value> = walk
-        .bigrams
-        .iter()
-        .map(|(a, b, n)| json!([a, b, n]))
-        .collect();
-    let top: Vec<String> = walk
-        .bigrams
-        .iter()
-        .take(10)
-        .map(|(a, b, n)| format!("(('{a}', '{b}'), {n})"))
-        .collect();
-    let mut out = vec![figure(
-        "bigrams",
-        json!(all),
-        format!(
-            "sorted(b.items(), key = lambda kv: -kv[1]): {} bigrams; the first 10:",
-            walk.bigrams.len()
-        ),
-    )];
-    for line in top {
-        out.push(say_line(format!("  {line}")));
-    }
-    out
-}
-
-/// Chapter 5: N, the V x V tensor of counts, and the number of bigrams it holds.
-fn counting_in_a_2d_tensor(walk: &Walk) -> Vec<Figure> {
-    let v = walk.vocab.len();
-    let total: u64 = walk.counts.iter().map(|&n| n as u64).sum();
-    vec![figure(
-        "counts_shape",
-        json!([v, v]),
-        format!(
-            "N: {v} x {v} int32 counts (count_pairs on the device), {} bigrams in all",
-            thousands(total as usize)
-        ),
-    )]
-}
-
-/// Chapter 6: `plt.imshow(N)`, written to `work_dir/lecture_counts.png`.
-fn visualizing_the_bigram_tensor(walk: &Walk, work_dir: &Path) -> anyhow::Result<Vec<Figure>> {
-    let path = work_dir.join("lecture_counts.png");
-    let counts_figure = CountsFigure {
-        counts: &walk.counts,
-        vocab: &walk.vocab,
-        context_len: 1,
-        source: &walk.source,
-    };
-    write_png(&path, &counts_figure.render(Format::Png)?)?;
-    Ok(vec![figure(
-        "counts_png",
-        json!(path.display().to_string()),
-        format!(
-            "plt.imshow(N, cmap='Blues') with every cell labelled: wrote {}",
-            path.display()
-        ),
-    )])
-}
-
-/// Chapter 7: `stoi`, with `.` (index 0) in place of `<S>` and `<E>`.
-fn a_single_dot_token(walk: &Walk) -> Vec<Figure> {
-    vec![figure(
-        "vocab",
-        json!(walk.vocab.to_string()),
-        format!("stoi: '.' = 0, then the sorted characters: {}", walk.vocab),
-    )]
-}
-
-/// Chapter 8: the first row of N, `p = N[0] / N[0].sum()`, and PyTorch's generator drawing
-/// from it and from `torch.rand(3)` normalized.
-fn sampling_from_the_model(walk: &Walk) -> Vec<Figure> {
-    let v = walk.vocab.len();
-    vec![
-        figure(
-            "first_row",
-            json!(walk.counts[..v]),
-            format!("N[0]  {}", tensor_int(&walk.counts[..v])),
-        ),
-        say_line(format!("not as saved: {}", UNREPRODUCIBLE[0].1)),
-        figure(
-            "first_row_probs",
-            json!(walk.first_row_probs),
-            format!("p = N[0] / N[0].sum()  {}", tensor4(&walk.first_row_probs)),
-        ),
-        figure(
-            "first_draw",
-            json!(walk.first_draw.to_string()),
-            format!(
-                "itos[torch.multinomial(p, num_samples=1, generator=g)]  '{}'",
-                walk.first_draw
-            ),
-        ),
-        figure(
-            "rand3",
-            json!(walk.rand3),
-            format!("torch.rand(3, generator=g)  {}", tensor4(&walk.rand3)),
-        ),
-        figure(
-            "rand3_normalized",
-            json!(walk.rand3_normalized),
-            format!("p / p.sum()  {}", tensor4(&walk.rand3_normalized)),
-        ),
-        figure(
-            "draws",
-            json!(walk.draws),
-            format!(
-                "torch.multinomial(p, num_samples=100, replacement=True, generator=g)  {}",
-                tensor_int(&walk.draws)
-            ),
-        ),
-        figure("rand3_shape", json!([3]), "p.shape  torch.Size([3])"),
-    ]
-}
-
-/// Chapter 9: P = (N + 1) / its row sums, broadcast: the shapes of the division, and five
-/// names sampled from P.
-fn vectorized_normalization(walk: &Walk) -> Vec<Figure> {
-    let v = walk.vocab.len();
-    vec![
-        figure(
-            "probs_shape",
-            json!([v, v]),
-            format!("P.shape  torch.Size([{v}, {v}])"),
-        ),
-        figure(
-            "row_sums_keepdim_shape",
-            json!([v, 1]),
-            format!("P.sum(1, keepdim=True).shape  torch.Size([{v}, 1])"),
-        ),
-        figure(
-            "row_sums_shape",
-            json!([v]),
-            format!("P.sum(1).shape  torch.Size([{v}])"),
-        ),
-        figure(
-            "count_names",
-            json!(walk.count_names),
-            format!(
-                "P = (N+1) / row sums (normalize_rows on the device); five names: {}",
-                walk.count_names.join(" ")
-            ),
-        ),
-    ]
-}
-
-/// Chapter 10: the log likelihood of the n bigrams, sum log P[x, y]; nll = -log_likelihood;
-/// the loss is nll / n.
-fn loss_function(walk: &Walk) -> Vec<Figure> {
-    let n = walk.examples as f64;
-    vec![
-        figure(
-            "log_likelihood",
-            json!(-walk.mean_nll * n),
-            format!("log_likelihood  {:.4}", -walk.mean_nll * n),
-        ),
-        figure(
-            "nll",
-            json!(walk.mean_nll * n),
-            format!("nll  {:.4}", walk.mean_nll * n),
-        ),
-        figure(
-            "mean_nll",
-            json!(walk.mean_nll),
-            format!(
-                "nll/n  {} (over {} bigrams, nll_gather on the device)",
-                format_loss(walk.mean_nll),
-                thousands(walk.examples)
-            ),
-        ),
-        say_line(format!("not as saved: {}", UNREPRODUCIBLE[1].1)),
-    ]
-}
-
-/// Chapter 11: "andrejq" under P = (N + 1), and under P = N, where the unseen pair "jq" has
-/// probability 0 and so an infinite NLL.
-fn model_smoothing(walk: &Walk) -> Vec<Figure> {
-    match walk.andrejq {
-        Some((ll, n, unsmoothed)) => {
-            // nll = -log likelihood, and the loss is nll / n.
-            let mean_nll = -ll / n as f64;
-            let unsmoothed_json = if unsmoothed.is_finite() {
-                json!(unsmoothed)
-            } else {
-                Value::Null
-            };
-            vec![
-                figure(
-                    "andrejq",
-                    json!({"log_likelihood": ll, "nll": -ll, "mean_nll": mean_nll, "bigrams": n}),
-                    format!(
-                        "andrejq with P = (N+1): log likelihood {ll:.4}, nll {:.4}, nll/n \
-                         {mean_nll:.4} over {n} bigrams",
-                        -ll
-                    ),
-                ),
-                figure(
-                    "andrejq_unsmoothed",
-                    unsmoothed_json,
-                    format!(
-                        "with P = N (no fake counts): nll/n {} ('jq' never occurs: probability 0)",
-                        format_loss(unsmoothed)
-                    ),
-                ),
-            ]
+/// Chapters 8-11: sampling from N's first row, P = (N + 1) by rows, its loss, and `andrejq`
+/// with and without the fake counts.
+fn the_count_model(number: usize, w: &Walk, p: &mut Page) {
+    let v = w.vocab.len();
+    match number {
+        8 => {
+            p.tensor("first_row", "N[0]", w.row(&w.counts, 0));
+            p.say(format!("not as saved: {}", why(0)));
+            p.tensor("first_row_probs", "p = N[0] / N[0].sum()", w.row(&w.raw, 0));
+            let draw = w.first_draw();
+            let text = format!("itos[torch.multinomial(p, num_samples=1, generator=g)]  '{draw}'");
+            p.fig("first_draw", draw.to_string(), text);
+            let (rand3, normalized, draws) = rand3_and_draws(w.seed);
+            p.tensor("rand3", "torch.rand(3, generator=g)", &rand3);
+            p.tensor("rand3_normalized", "p / p.sum()", &normalized);
+            let label = "torch.multinomial(p, num_samples=100, replacement=True, generator=g)";
+            p.tensor("draws", label, &draws);
+            p.shape("rand3_shape", "p.shape", &[3]);
         }
-        None => vec![say_line(
-            "andrejq: not in this vocabulary (a letter of it never occurs in the words)",
-        )],
-    }
-}
-
-/// Chapter 12: part 2 begins.
-fn neural_network_intro() -> Vec<Figure> {
-    vec![say_line(
-        "From here on the same model is a neural net: W, 27 x 27, trained by gradient descent.",
-    )]
-}
-
-/// Chapter 13: the first word's examples, inputs xs and labels ys.
-fn creating_the_bigram_dataset(walk: &Walk) -> Vec<Figure> {
-    let pairs: Vec<String> = walk
-        .xs
-        .iter()
-        .zip(&walk.ys)
-        .map(|(&x, &y)| format!("{} {}", walk.vocab.char(x), walk.vocab.char(y)))
-        .collect();
-    vec![
-        figure(
-            "first_word_pairs",
-            json!(pairs),
-            format!(
-                "the examples of {:?}: {}",
-                walk.first_words[0],
-                pairs.join(", ")
-            ),
-        ),
-        figure(
-            "xs",
-            json!(walk.xs),
-            format!("xs  {}", tensor_int(&walk.xs)),
-        ),
-        figure(
-            "ys",
-            json!(walk.ys),
-            format!("ys  {}", tensor_int(&walk.ys)),
-        ),
-    ]
-}
-
-/// Chapter 14: `xenc = F.one_hot(xs)`: row i is 1 in column xs[i] and 0 elsewhere; its picture
-/// is written to `work_dir/lecture_one_hot.png`.
-fn one_hot_encodings(walk: &Walk, work_dir: &Path) -> anyhow::Result<Vec<Figure>> {
-    let v = walk.vocab.len();
-    let rows: Vec<Vec<u8>> = walk
-        .xs
-        .iter()
-        .map(|&x| (0..v).map(|j| u8::from(j == x as usize)).collect())
-        .collect();
-    let mut out = vec![figure(
-        "xenc",
-        json!(rows),
-        "xenc = F.one_hot(xs, num_classes=27).float():",
-    )];
-    for row in &rows {
-        let cells: Vec<String> = row.iter().map(|b| format!("{b}.")).collect();
-        out.push(say_line(format!("  [{}]", cells.join(" "))));
-    }
-    out.push(figure(
-        "xenc_shape",
-        json!([rows.len(), v]),
-        format!("xenc.shape  torch.Size([{}, {v}])", rows.len()),
-    ));
-    out.push(figure(
-        "xenc_dtype",
-        json!("torch.float32"),
-        "xenc.dtype  torch.float32",
-    ));
-    let path = work_dir.join("lecture_one_hot.png");
-    write_png(&path, &one_hot_png(&walk.xs, v, 20)?)?;
-    out.push(figure(
-        "one_hot_png",
-        json!(path.display().to_string()),
-        format!("plt.imshow(xenc): wrote {}", path.display()),
-    ));
-    Ok(out)
-}
-
-/// Chapter 15: the logits `xenc @ W` of the seeded W; row i is W[xs[i]].
-fn one_linear_layer(walk: &Walk) -> Vec<Figure> {
-    let v = walk.vocab.len();
-    let logits: Vec<Vec<f32>> = walk
-        .xs
-        .iter()
-        .map(|&x| walk.initial_weights[x as usize * v..(x as usize + 1) * v].to_vec())
-        .collect();
-    vec![
-        figure(
-            "logits",
-            json!(logits),
-            "xenc @ W with the seeded W = torch.randn((27, 27), generator=g), first row:",
-        ),
-        say_line(format!("  {}", tensor4(&logits[0]))),
-        say_line(format!("not as saved: {}", UNREPRODUCIBLE[2].1)),
-    ]
-}
-
-/// Chapter 16: probs = softmax(logits) = exp(logits) / exp(logits).sum(1): each row sums to 1.
-fn the_softmax(walk: &Walk) -> Vec<Figure> {
-    let v = walk.vocab.len();
-    let first = &walk.first_word_walk[0].probs;
-    let sum: f32 = first.iter().sum();
-    vec![
-        figure(
-            "probs_first_row",
-            json!(first),
-            format!(
-                "probs[0] = softmax(W[xs[0]]) (softmax_rows on the device)  {}",
-                tensor4(first)
-            ),
-        ),
-        figure(
-            "probs_first_row_shape",
-            json!([v]),
-            format!("probs[0].shape  torch.Size([{v}])"),
-        ),
-        figure(
-            "probs_first_row_sum",
-            json!(sum),
-            format!("probs[0].sum()  {sum:.4}"),
-        ),
-        figure(
-            "probs_shape",
-            json!([walk.xs.len(), v]),
-            format!("probs.shape  torch.Size([{}, {v}])", walk.xs.len()),
-        ),
-        say_line(format!(
-            "not as saved: the notebook's probs and probs[0] (cells 506, 509): {}",
-            UNREPRODUCIBLE[3].1
-        )),
-    ]
-}
-
-/// Chapter 17: the first word through the net, example by example: the probability of each
-/// label, its log and -log; the loss is the mean of the -logs.
-fn five_example_walk(walk: &Walk) -> Vec<Figure> {
-    let c = |i: u32| walk.vocab.char(i);
-    let examples: Vec<Value> = walk
-        .first_word_walk
-        .iter()
-        .map(|e| {
-            json!({
-        "input": e.input, "label": e.label, "bigram": format!("{}{}", c(e.input), c(e.label)),
-        "probs": e.probs, "prob": e.prob, "log_likelihood": e.log_likelihood,
-        "nll": -e.log_likelihood})
-        })
-        .collect();
-    let mut out = vec![figure(
-        "examples",
-        json!(examples),
-        "the first word through the net, example by example:",
-    )];
-    for (i, e) in walk.first_word_walk.iter().enumerate() {
-        out.extend(example_lines(walk, i + 1, e));
-    }
-    out.push(figure(
-        "mean_nll",
-        json!(walk.first_word_mean_nll),
-        format!(
-            "average negative log likelihood, i.e. loss = {}",
-            f64::from(walk.first_word_mean_nll)
-        ),
-    ));
-    out
-}
-
-/// What the notebook's cell 560 prints for bigram example `number` (counted from 1).
-fn example_lines(walk: &Walk, number: usize, e: &ExampleWalk) -> Vec<Figure> {
-    let c = |i: u32| walk.vocab.char(i);
-    vec![
-        say_line(format!(
-            "bigram example {}: {}{} (indexes {},{})",
-            number,
-            c(e.input),
-            c(e.label),
-            e.input,
-            e.label
-        )),
-        say_line(format!("  input to the neural net: {}", e.input)),
-        say_line(format!(
-            "  output probabilities from the neural net: {}",
-            tensor4(&e.probs)
-        )),
-        say_line(format!("  label (actual next character): {}", e.label)),
-        say_line(format!(
-            "  probability assigned by the net to the correct character: {}",
-            f64::from(e.prob)
-        )),
-        say_line(format!("  log likelihood: {}", f64::from(e.log_likelihood))),
-        say_line(format!(
-            "  negative log likelihood: {}",
-            -f64::from(e.log_likelihood)
-        )),
-    ]
-}
-
-/// Chapter 18: loss = -probs[torch.arange(n), ys].log().mean(), all examples at once.
-fn vectorized_loss(walk: &Walk) -> Vec<Figure> {
-    let loss = walk.first_word_losses[0];
-    vec![figure(
-        "loss",
-        json!(loss),
-        format!(
-            "loss = -probs[torch.arange({}), ys].log().mean()  {loss:.7} (loss_and_gradient on \
-             the device)",
-            walk.xs.len()
-        ),
-    )]
-}
-
-/// Chapter 19: gradient descent on the first word's examples, W -= 0.1 * dloss/dW: the loss
-/// before each update and after the last.
-fn backward_and_update(walk: &Walk) -> Vec<Figure> {
-    let mut out = vec![figure(
-        "losses",
-        json!(walk.first_word_losses),
-        "W.data += -0.1 * W.grad on the first word's examples, the loss before each update:",
-    )];
-    for (i, loss) in walk.first_word_losses.iter().enumerate() {
-        out.push(say_line(format!("  after {i} updates  {loss:.7}")));
-    }
-    out.push(say_line(format!(
-        "the notebook's print(loss.item()) (cell 603) was run after {} updates",
-        walk.first_word_losses.len() - 1
-    )));
-    out
-}
-
-/// Chapter 20: the full batch, W -= 50 * dloss/dW with loss = mean NLL + 0.01 * mean(W^2):
-/// the losses of every step (JSON) and of a few (text).
-fn putting_everything_together(walk: &Walk) -> Vec<Figure> {
-    let mut out = vec![figure(
-        "examples",
-        json!(walk.examples),
-        format!("number of examples:  {}", walk.examples),
-    )];
-    let totals: Vec<f64> = walk.losses.iter().map(|l| l.total).collect();
-    out.push(figure(
-        "full_losses",
-        json!(totals),
-        "W.data += -50 * W.grad, loss = mean NLL + 0.01 * (W**2).mean() (train_counts on the \
-         device):",
-    ));
-    let last = walk.losses.len() - 1;
-    for step in [0, 1, 2, 10, 50, 100, 200, NOTEBOOK_STEPS - 1, last] {
-        if step <= last {
-            out.push(say_line(format!(
-                "  after {step:3} updates  {:.7}",
-                walk.losses[step].total
-            )));
+        9 => {
+            p.shape("probs_shape", "P.shape", &[v, v]);
+            let keepdim = "P.sum(1, keepdim=True).shape";
+            p.shape("row_sums_keepdim_shape", keepdim, &[v, 1]);
+            p.shape("row_sums_shape", "P.sum(1).shape", &[v]);
+            let names = w.five_names(&w.smoothed);
+            let joined = names.join(" ");
+            let text = format!(
+                "P = (N+1) / row sums (normalize_rows on the device); five names: {joined}"
+            );
+            p.fig("count_names", names, text);
+        }
+        10 => {
+            // log_likelihood = sum log P[x, y] over the n bigrams; nll = -log_likelihood.
+            let (loss, n) = (w.mean_nll, w.all.len());
+            let nll = loss * n as f64;
+            let ll = -nll;
+            p.fig("log_likelihood", ll, format!("log_likelihood  {ll:.4}"));
+            p.fig("nll", nll, format!("nll  {nll:.4}"));
+            let (shown, n) = (format_loss(loss), thousands(n));
+            let text = format!("nll/n  {shown} (over {n} bigrams, nll_gather on the device)");
+            p.fig("mean_nll", loss, text);
+            p.say(format!("not as saved: {}", why(1)));
+        }
+        _ => {
+            match w.andrejq {
+                Some((ll, n, unsmoothed)) => {
+                    let (nll, mean_nll) = (-ll, -ll / n as f64);
+                    let value = json!({"log_likelihood": ll, "nll": nll, "mean_nll": mean_nll, "bigrams": n});
+                    let text = format!("andrejq with P = (N+1): log likelihood {ll:.4}, nll {nll:.4}, nll/n {mean_nll:.4} over {n} bigrams");
+                    p.fig("andrejq", value, text);
+                    let loss = format_loss(unsmoothed);
+                    let text = format!("with P = N (no fake counts): nll/n {loss} ('jq' never occurs: probability 0)");
+                    p.fig("andrejq_unsmoothed", unsmoothed, text);
+                }
+                None => {
+                    p.say("andrejq: not in this vocabulary (a letter of it never occurs in the words)");
+                }
+            }
         }
     }
-    out.push(say_line(format!(
-        "the notebook's last print (cell 716) was its loss before update {NOTEBOOK_STEPS}; {}",
-        UNREPRODUCIBLE[5].1
-    )));
-    out
 }
 
-/// Chapter 21: one_hot(x) @ W is row x of W.
-fn one_hot_selects_a_row(walk: &Walk) -> Vec<Figure> {
-    let v = walk.vocab.len();
-    let x = walk.xs[0] as usize;
-    vec![figure(
-        "selected_row",
-        json!(walk.initial_weights[x * v..x * v + 5]),
-        format!(
-            "(xenc @ W)[0] is W[{x}]: {} ...",
-            tensor4(&walk.initial_weights[x * v..x * v + 5])
-        ),
-    )]
-}
-
-/// Chapter 22: the final loss split into its data term (mean NLL) and its regularization
-/// 0.01 * mean(W^2), the neural net's counterpart of the fake counts.
-fn smoothing_as_regularization(walk: &Walk) -> Vec<Figure> {
-    let last = walk.losses[walk.losses.len() - 1];
-    vec![figure(
-        "final_loss",
-        json!({"total": last.total, "data": last.data, "reg": last.total - last.data}),
-        format!(
-            "after {} updates: loss {:.6} = data {:.6} + 0.01 * mean(W^2) {:.6}",
-            walk.losses.len() - 1,
-            last.total,
-            last.data,
-            last.total - last.data
-        ),
-    )]
-}
-
-/// Chapter 23: five names sampled from softmax(W) of the trained W.
-fn sampling_from_the_neural_net(walk: &Walk) -> Vec<Figure> {
-    vec![figure(
-        "neural_names",
-        json!(walk.neural_names),
-        format!(
-            "five names from softmax(W) after {} updates: {}",
-            walk.losses.len() - 1,
-            walk.neural_names.join(" ")
-        ),
-    )]
-}
-
-/// Chapter 24: the count model's loss beside the neural net's, and the notebook's figures that
-/// no run reproduces, with the reason.
-fn conclusion(walk: &Walk) -> Vec<Figure> {
-    let last = walk.losses[walk.losses.len() - 1];
-    let notes: Vec<Value> = UNREPRODUCIBLE
-        .iter()
-        .map(|(what, why)| json!({"figure": what, "reason": why}))
-        .collect();
-    let mut out = vec![
-        figure(
-            "count_nll",
-            json!(walk.mean_nll),
-            format!("count model (N+1): nll/n {}", format_loss(walk.mean_nll)),
-        ),
-        figure(
-            "neural_nll",
-            json!(last.data),
-            format!(
-                "neural net: data loss {:.6}: the same model, learned by gradient descent",
-                last.data
-            ),
-        ),
-        figure(
-            "unreproducible",
-            json!(notes),
-            "The notebook's figures that no run can reproduce to the digits shown (the rest are \
-             reproduced with --input names.txt and --rng torch):",
-        ),
-    ];
-    for (what, why) in UNREPRODUCIBLE {
-        out.push(say_line(format!("  {what}: {why}")));
+/// Chapters 12-17: the first word's examples, one-hot, through W and the softmax.
+fn the_neural_net(number: usize, w: &Walk, dir: &Path, p: &mut Page) -> anyhow::Result<()> {
+    let (v, xs, ys) = (w.vocab.len(), &w.first.contexts, &w.first.targets);
+    match number {
+        12 => {
+            p.say("From here on the same model is a neural net: W, 27 x 27, trained by gradient descent.");
+        }
+        13 => {
+            let pair = |(&x, &y)| format!("{} {}", w.vocab.char(x), w.vocab.char(y));
+            let pairs: Vec<String> = xs.iter().zip(ys).map(pair).collect();
+            let text = format!("the examples of {:?}: {}", w.words[0], pairs.join(", "));
+            p.fig("first_word_pairs", pairs, text);
+            p.tensor("xs", "xs", xs);
+            p.tensor("ys", "ys", ys);
+        }
+        14 => {
+            // xenc = F.one_hot(xs): row i is 1 in column xs[i] and 0 elsewhere.
+            let one_hot = |&x: &u32| (0..v).map(|j| u8::from(j == x as usize)).collect();
+            let rows: Vec<Vec<u8>> = xs.iter().map(one_hot).collect();
+            let what = "xenc = F.one_hot(xs, num_classes=27).float():";
+            p.fig("xenc", rows.clone(), what);
+            for row in &rows {
+                let cells: Vec<String> = row.iter().map(|b| format!("{b}.")).collect();
+                p.say(format!("  [{}]", cells.join(" ")));
+            }
+            p.shape("xenc_shape", "xenc.shape", &[xs.len(), v]);
+            p.show("xenc_dtype", "xenc.dtype", "torch.float32");
+            let (path, png) = (dir.join("lecture_one_hot.png"), one_hot_png(xs, v, 20)?);
+            p.picture("one_hot_png", "plt.imshow(xenc)", &path, &png)?;
+        }
+        15 => {
+            // xenc @ W: row i is W[xs[i]].
+            let logits: Vec<&[f32]> = xs.iter().map(|&x| w.row(&w.weights, x)).collect();
+            let what =
+                "xenc @ W with the seeded W = torch.randn((27, 27), generator=g), first row:";
+            p.fig("logits", logits.clone(), what);
+            p.say(format!("  {}", tensor(logits[0])));
+            p.say(format!("not as saved: {}", why(2)));
+        }
+        16 => {
+            // probs = exp(logits) / exp(logits).sum(1): each row sums to 1.
+            let probs = w.row(&w.probs, xs[0]);
+            let sum: f32 = probs.iter().sum();
+            let label = "probs[0] = softmax(W[xs[0]]) (softmax_rows on the device)";
+            p.tensor("probs_first_row", label, probs);
+            p.shape("probs_first_row_shape", "probs[0].shape", &[v]);
+            let text = format!("probs[0].sum()  {sum:.4}");
+            p.fig("probs_first_row_sum", sum, text);
+            p.shape("probs_shape", "probs.shape", &[xs.len(), v]);
+            let cells = "the notebook's probs and probs[0] (cells 506, 509)";
+            p.say(format!("not as saved: {cells}: {}", why(3)));
+        }
+        _ => five_example_walk(w, p),
     }
-    out
+    Ok(())
+}
+
+/// Chapter 17 (cell 560): each of the first word's examples (x, y) through the net, probs =
+/// softmax(W)[x], the probability probs[y] of the label and its log, in float32; the loss is
+/// their mean -log.
+fn five_example_walk(w: &Walk, p: &mut Page) {
+    let (mut examples, mut lines, mut nlls) = (Vec::new(), Vec::new(), 0f32);
+    let pairs = w.first.contexts.iter().zip(&w.first.targets);
+    for (number, (&x, &y)) in (1..).zip(pairs) {
+        let bigram = format!("{}{}", w.vocab.char(x), w.vocab.char(y));
+        let probs = w.row(&w.probs, x);
+        let (prob, ll) = (probs[y as usize], probs[y as usize].ln());
+        nlls += -ll;
+        examples.push(
+            json!({"input": x, "label": y, "bigram": bigram, "probs": probs,
+            "prob": prob, "log_likelihood": ll, "nll": -ll}),
+        );
+        let (prob, ll, probs_text) = (f64::from(prob), f64::from(ll), tensor(probs));
+        lines.extend([
+            format!("bigram example {number}: {bigram} (indexes {x},{y})"),
+            format!("  input to the neural net: {x}"),
+            format!("  output probabilities from the neural net: {probs_text}"),
+            format!("  label (actual next character): {y}"),
+            format!("  probability assigned by the net to the correct character: {prob}"),
+            format!("  log likelihood: {ll}"),
+            format!("  negative log likelihood: {}", -ll),
+        ]);
+    }
+    let text = "the first word through the net, example by example:";
+    p.fig("examples", examples, text);
+    lines.iter().for_each(|line| p.say(line));
+    let loss = nlls / w.first.len() as f32;
+    let mean = f64::from(loss);
+    let text = format!("average negative log likelihood, i.e. loss = {mean}");
+    p.fig("mean_nll", loss, text);
+}
+
+/// Chapters 18-24: the loss of all examples at once, gradient descent, the trained W's
+/// samples, and the two models side by side.
+fn its_training(number: usize, w: &Walk, p: &mut Page) {
+    let losses: Vec<f64> = w.first_word_losses.iter().map(|l| l.total).collect();
+    let last = w.losses[NOTEBOOK_STEPS];
+    match number {
+        18 => {
+            let (loss, n) = (losses[0], w.first.len());
+            let text = format!("loss = -probs[torch.arange({n}), ys].log().mean()  {loss:.7} (loss_and_gradient on the device)");
+            p.fig("loss", loss, text);
+        }
+        19 => {
+            let text = "W.data += -0.1 * W.grad on the first word's examples, the loss before each update:";
+            p.fig("losses", losses.clone(), text);
+            for (i, loss) in losses.iter().enumerate() {
+                p.say(format!("  after {i} updates  {loss:.7}"));
+            }
+            let n = losses.len() - 1;
+            let print = "the notebook's print(loss.item()) (cell 603)";
+            p.say(format!("{print} was run after {n} updates"));
+        }
+        20 => {
+            p.show("examples", "number of examples:", w.all.len());
+            let totals: Vec<f64> = w.losses.iter().map(|l| l.total).collect();
+            let text = "W.data += -50 * W.grad, loss = mean NLL + 0.01 * (W**2).mean() (train_counts on the device):";
+            p.fig("full_losses", totals, text);
+            let notebook = [NOTEBOOK_STEPS - 1, NOTEBOOK_STEPS];
+            for step in [0, 1, 2, 10, 50, 100, 200].into_iter().chain(notebook) {
+                let loss = w.losses[step].total;
+                p.say(format!("  after {step:3} updates  {loss:.7}"));
+            }
+            let print = "the notebook's last print (cell 716) was its loss before update";
+            p.say(format!("{print} {NOTEBOOK_STEPS}; {}", why(5)));
+        }
+        21 => {
+            // one_hot(x) @ W is row x of W.
+            let x = w.first.contexts[0];
+            let row = &w.weights[x as usize * w.vocab.len()..];
+            let row = &row[..row.len().min(5)];
+            let text = format!("(xenc @ W)[0] is W[{x}]: {} ...", tensor(row));
+            p.fig("selected_row", row, text);
+        }
+        22 => {
+            // The data term and the regularization 0.01 * mean(W^2), the fake counts' counterpart.
+            let (total, data, reg) = (last.total, last.data, last.total - last.data);
+            let value = json!({"total": total, "data": data, "reg": reg});
+            let text = format!("after {NOTEBOOK_STEPS} updates: loss {total:.6} = data {data:.6} + 0.01 * mean(W^2) {reg:.6}");
+            p.fig("final_loss", value, text);
+        }
+        23 => {
+            let names = w.five_names(&w.trained_probs);
+            let (steps, joined) = (NOTEBOOK_STEPS, names.join(" "));
+            let text = format!("five names from softmax(W) after {steps} updates: {joined}");
+            p.fig("neural_names", names, text);
+        }
+        _ => conclusion(w, p),
+    }
+}
+
+/// Chapter 24: the two models' losses side by side, and the figures no run reproduces.
+fn conclusion(w: &Walk, p: &mut Page) {
+    let (count, neural) = (format_loss(w.mean_nll), w.losses[NOTEBOOK_STEPS].data);
+    let text = format!("count model (N+1): nll/n {count}");
+    p.fig("count_nll", w.mean_nll, text);
+    let text =
+        format!("neural net: data loss {neural:.6}: the same model, learned by gradient descent");
+    p.fig("neural_nll", neural, text);
+    let notes = unreproducible().map(|(what, why)| json!({"figure": what, "reason": why}));
+    let text = "The notebook's figures that no run can reproduce to the digits shown (the rest are reproduced with --input names.txt and --rng torch):";
+    p.fig("unreproducible", notes.collect::<Vec<_>>(), text);
+    unreproducible().for_each(|(what, why)| p.say(format!("  {what}: {why}")));
 }
