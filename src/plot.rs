@@ -212,19 +212,21 @@ impl Figure for CountsFigure<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
         let layout = self.layout();
         root.fill(&WHITE).map_err(draw_error)?;
-        let text = |text: String, at, font: TextStyle| root.draw(&Text::new(text, at, font));
+        let text = |text: String, at, font: TextStyle| {
+            root.draw(&Text::new(text, at, font)).map_err(draw_error)
+        };
         let (left, top) = (MARGIN_PX as i32, (MARGIN_PX + TITLE_PX) as i32);
         let title = format!(
             "N[context, next]: {} x {} counts of {}",
             layout.rows, layout.cols, self.source
         );
         let title_font = ("sans-serif", 18.0).into_font().color(&BLACK);
-        text(title, (left, left), title_font).map_err(draw_error)?;
+        text(title, (left, left), title_font)?;
         if let Some(note) = &layout.note {
             let font = ("sans-serif", 14.0)
                 .into_font()
                 .color(&RGBColor(90, 90, 90));
-            text(note.clone(), (left, left + 24), font).map_err(draw_error)?;
+            text(note.clone(), (left, left + 24), font)?;
         }
         let largest = self.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
         let (v, cell) = (self.vocab.len(), layout.cell_px as i32);
@@ -246,9 +248,9 @@ impl Figure for CountsFigure<'_> {
             pair.push(self.vocab.char(col as u32));
             let (center, middle) = (x + cell / 2, y + cell / 2);
             let above = font.pos(Pos::new(HPos::Center, VPos::Bottom));
-            text(pair, (center, middle), above).map_err(draw_error)?;
+            text(pair, (center, middle), above)?;
             let below = font.pos(Pos::new(HPos::Center, VPos::Top));
-            text(count.to_string(), (center, middle + 1), below).map_err(draw_error)?;
+            text(count.to_string(), (center, middle + 1), below)?;
         }
         Ok(())
     }

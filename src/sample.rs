@@ -122,6 +122,11 @@ fn next_context(row: usize, symbol: u32, num_rows: usize, num_cols: usize) -> us
     }
 }
 
+/// The context row after the start (all `.`) and `prefix`.
+fn start_row(prefix: &[u32], (num_rows, num_cols): (usize, usize)) -> usize {
+    (prefix.iter()).fold(0, |row, &s| next_context(row, s, num_rows, num_cols))
+}
+
 /// How names are drawn: makemore.py's `--temperature` and `--top-k`, and a fixed start.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SampleOptions {
@@ -188,9 +193,7 @@ fn for_each_block(
     use rand::SeedableRng;
     let sampler = &Sampler::new(probs, num_cols);
     let shape = (sampler.num_rows, num_cols);
-    let start = prefix
-        .iter()
-        .fold(0, |row, &s| next_context(row, s, shape.0, num_cols));
+    let start = start_row(prefix, shape);
     let per_block = NAMES_PER_BLOCK as u64;
     let draw_block = move |b: u64| {
         let len = (count - b * per_block).min(per_block) as usize;
@@ -311,14 +314,12 @@ pub fn for_each_name(
     };
     match rng {
         RngKind::Std => for_each_block(&probs, num_cols, count, seed, &prefix, |symbols| {
-            // Each name ends with its 0.
-            (symbols.split_inclusive(|&s| s == 0)).all(|named| emit_name(&named[..named.len() - 1]))
+            let mut names = symbols.split_inclusive(|&s| s == 0); // each ends with its 0
+            names.all(|named| emit_name(&named[..named.len() - 1]))
         }),
         RngKind::Torch => {
             let generator = &mut TorchGenerator::new(seed);
-            let start = prefix
-                .iter()
-                .fold(0, |row, &s| next_context(row, s, shape.0, num_cols));
+            let start = start_row(&prefix, shape);
             // A row with no mass (a context never seen, smoothing 0) ends the word after its
             // draw, where PyTorch would refuse it.
             let mut draw = |row: usize| {
