@@ -18,28 +18,23 @@ pub const LOG_FILE: &str = "log.jsonl";
 /// The `format` metadata entry, so that a later layout can be told apart.
 pub const FORMAT: &str = "makemore-wgpu/1";
 
+/// Each names the file (or directory) first.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("no checkpoint in {dir}: run `makemore train --work-dir {dir}` first")]
-    Missing { dir: String },
-    #[error("cannot read {path}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("cannot write {path}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path} is not a safetensors file ({reason}); it may be truncated or corrupt")]
-    NotSafetensors { path: String, reason: String },
-    #[error("{path} is not a makemore checkpoint: {reason}")]
-    NotACheckpoint { path: String, reason: String },
-    #[error("{path}: {reason}")]
-    BadLog { path: String, reason: String },
-    #[error("the counts do not fit the checkpoint's I32 tensor (largest {largest})")]
-    CountTooLarge { largest: u32 },
+    #[error("no checkpoint in {0}: run `makemore train --work-dir {0}` first")]
+    Missing(String),
+    #[error("cannot read {0}")]
+    Read(String, #[source] std::io::Error),
+    #[error("cannot write {0}")]
+    Write(String, #[source] std::io::Error),
+    #[error("{0} is not a safetensors file ({1}); it may be truncated or corrupt")]
+    NotSafetensors(String, String),
+    #[error("{0} is not a makemore checkpoint: {1}")]
+    NotACheckpoint(String, String),
+    #[error("{0}: {1}")]
+    BadLog(String, String),
+    #[error("the counts do not fit the checkpoint's I32 tensor (largest {0})")]
+    CountTooLarge(u32),
 }
 
 /// The settings of the run that produced a checkpoint (its metadata).
@@ -131,10 +126,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
-    result.map_err(|source| CheckpointError::Write {
-        path: path.display().to_string(),
-        source,
-    })
+    result.map_err(|e| CheckpointError::Write(path.display().to_string(), e))
 }
 
 impl Checkpoint {
@@ -149,11 +141,10 @@ impl Checkpoint {
         let s = &self.settings;
         let largest = self.counts.iter().copied().max().unwrap_or(0);
         if largest > i32::MAX as u32 {
-            return Err(CheckpointError::CountTooLarge { largest });
+            return Err(CheckpointError::CountTooLarge(largest));
         }
-        let write_error = |reason: String| CheckpointError::Write {
-            path: MODEL_FILE.to_string(),
-            source: std::io::Error::other(reason),
+        let write_error = |reason: String| {
+            CheckpointError::Write(MODEL_FILE.into(), std::io::Error::other(reason))
         };
         let floats = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let data = [
@@ -205,17 +196,13 @@ impl Checkpoint {
     /// Reads a checkpoint from safetensors bytes; `path` names it in errors, each of which says
     /// what in the file is wrong.
     pub fn from_bytes(bytes: &[u8], path: &str) -> Result<Checkpoint, CheckpointError> {
-        let not_safetensors = |e: safetensors::SafeTensorError| CheckpointError::NotSafetensors {
-            path: path.to_string(),
-            reason: e.to_string(),
+        let not_safetensors = |e: safetensors::SafeTensorError| {
+            CheckpointError::NotSafetensors(path.to_string(), e.to_string())
         };
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
         let tensors = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
         let meta = header.metadata().clone().unwrap_or_default();
-        let bad = |reason: String| CheckpointError::NotACheckpoint {
-            path: path.to_string(),
-            reason,
-        };
+        let bad = |reason| CheckpointError::NotACheckpoint(path.to_string(), reason);
         let (settings, num_rows) = read_settings(&meta, &bad)?;
         let shape = [num_rows, settings.vocab.len()];
         let tensor = |name: &str, dtype: Dtype| -> Result<&[u8], CheckpointError> {
@@ -251,13 +238,9 @@ impl Checkpoint {
         let path = dir.join(MODEL_FILE);
         let name = path.display().to_string();
         if !path.exists() {
-            let dir = dir.display().to_string();
-            return Err(CheckpointError::Missing { dir });
+            return Err(CheckpointError::Missing(dir.display().to_string()));
         }
-        let bytes = std::fs::read(&path).map_err(|source| CheckpointError::Read {
-            path: name.clone(),
-            source,
-        })?;
+        let bytes = std::fs::read(&path).map_err(|e| CheckpointError::Read(name.clone(), e))?;
         Checkpoint::from_bytes(&bytes, &name)
     }
 }
@@ -353,9 +336,8 @@ pub fn log_to_string(entries: &[LogEntry]) -> String {
 
 /// Parses the loss log (blank lines skipped); `path` names it in errors.
 pub fn log_from_str(text: &str, path: &str) -> Result<Vec<LogEntry>, CheckpointError> {
-    let bad = |line: usize, reason: &str| CheckpointError::BadLog {
-        path: path.to_string(),
-        reason: format!("line {line}: {reason}"),
+    let bad = |line: usize, reason: &str| {
+        CheckpointError::BadLog(path.to_string(), format!("line {line}: {reason}"))
     };
     let lines = text
         .lines()
@@ -389,10 +371,8 @@ pub fn save_run(
     checkpoint: &mut Checkpoint,
     entries: &[LogEntry],
 ) -> Result<(PathBuf, PathBuf), CheckpointError> {
-    std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Write {
-        path: dir.display().to_string(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CheckpointError::Write(dir.display().to_string(), e))?;
     let text = log_to_string(entries);
     let digest = fnv1a(text.as_bytes());
     checkpoint.settings.log = Some(LogLink {
@@ -414,12 +394,10 @@ fn model_log_link(dir: &Path) -> Result<Option<LogLink>, CheckpointError> {
     let mut file = match std::fs::File::open(dir.join(MODEL_FILE)) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(CheckpointError::Read { path: name, source }),
+        Err(e) => return Err(CheckpointError::Read(name, e)),
     };
-    let not_safetensors = |reason: &str| CheckpointError::NotSafetensors {
-        path: name.clone(),
-        reason: reason.to_string(),
-    };
+    let not_safetensors =
+        |reason: &str| CheckpointError::NotSafetensors(name.clone(), reason.into());
     let mut length = [0u8; 8];
     let short = |_| not_safetensors("shorter than its header");
     file.read_exact(&mut length).map_err(short)?;
@@ -444,11 +422,8 @@ fn model_log_link(dir: &Path) -> Result<Option<LogLink>, CheckpointError> {
 /// the model's lines is refused.
 pub fn load_log(dir: &Path) -> Result<Vec<LogEntry>, CheckpointError> {
     let name = dir.join(LOG_FILE).display().to_string();
-    let text =
-        std::fs::read_to_string(dir.join(LOG_FILE)).map_err(|source| CheckpointError::Read {
-            path: name.clone(),
-            source,
-        })?;
+    let read = std::fs::read_to_string(dir.join(LOG_FILE));
+    let text = read.map_err(|e| CheckpointError::Read(name.clone(), e))?;
     let Some(link) = model_log_link(dir)? else {
         return log_from_str(&text, &name);
     };
@@ -460,14 +435,11 @@ pub fn load_log(dir: &Path) -> Result<Vec<LogEntry>, CheckpointError> {
     let kept = end
         .map(|end| &text[..end])
         .filter(|k| fnv1a(k.as_bytes()) == link.digest);
-    let kept = kept.ok_or_else(|| CheckpointError::BadLog {
-        path: name.clone(),
-        reason: format!(
-            "it does not hold the {} lines that {} was saved with (a run stopped between writing the two?); train again without --resume, or remove {LOG_FILE}",
-            link.lines,
-            dir.join(MODEL_FILE).display()
-        ),
-    })?;
+    let model = dir.join(MODEL_FILE);
+    let kept = kept.ok_or_else(|| CheckpointError::BadLog(name.clone(), format!(
+        "it does not hold the {} lines that {} was saved with (a run stopped between writing the two?); train again without --resume, or remove {LOG_FILE}",
+        link.lines, model.display()
+    )))?;
     let extra = text.lines().count() - link.lines;
     if extra > 0 {
         log::debug!("{name}: {extra} lines past those of the model left out");
@@ -519,17 +491,14 @@ mod tests {
         for cut in [0, 4, 9, bytes.len() / 2, bytes.len() - 1] {
             let err = Checkpoint::from_bytes(&bytes[..cut], "t").unwrap_err();
             assert!(
-                matches!(err, CheckpointError::NotSafetensors { .. }),
+                matches!(err, CheckpointError::NotSafetensors(..)),
                 "{cut}: {err}"
             );
         }
         let x = TensorView::new(Dtype::F32, vec![1], &[0u8; 4][..]).unwrap();
         let foreign = safetensors::serialize([("x", x)], None).unwrap();
         let err = Checkpoint::from_bytes(&foreign, "t").unwrap_err();
-        assert!(
-            matches!(err, CheckpointError::NotACheckpoint { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, CheckpointError::NotACheckpoint(..)), "{err}");
     }
 
     fn entries(steps: std::ops::Range<usize>, loss: f64) -> Vec<LogEntry> {

@@ -105,23 +105,18 @@ pub fn encode_png(rgb: &[u8], (width, height): (u32, u32)) -> Result<Vec<u8>, Pl
 
 /// matplotlib's `Blues` (ColorBrewer), from white-ish at 0 to dark blue at 1.
 pub fn blues(t: f64) -> RGBColor {
-    const STOPS: [(u8, u8, u8); 9] = [
-        (247, 251, 255),
-        (222, 235, 247),
-        (198, 219, 239),
-        (158, 202, 225),
-        (107, 174, 214),
-        (66, 146, 198),
-        (33, 113, 181),
-        (8, 81, 156),
-        (8, 48, 107),
+    const STOPS: [u8; 27] = [
+        247, 251, 255, 222, 235, 247, 198, 219, 239, 158, 202, 225, 107, 174, 214, 66, 146, 198,
+        33, 113, 181, 8, 81, 156, 8, 48, 107,
     ];
-    let x = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
-    let i = (x.floor() as usize).min(STOPS.len() - 2);
+    let x = t.clamp(0.0, 1.0) * 8.0;
+    let i = (x.floor() as usize).min(7);
     let f = x - i as f64;
-    let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
-    let (a, b) = (STOPS[i], STOPS[i + 1]);
-    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+    let mix = |k: usize| {
+        let (a, b) = (STOPS[3 * i + k] as f64, STOPS[3 * i + 3 + k] as f64);
+        (a + (b - a) * f).round() as u8
+    };
+    RGBColor(mix(0), mix(1), mix(2))
 }
 
 /// How the count grid is laid out.
