@@ -1,9 +1,8 @@
-//! Pictures of a run, drawn with plotters: the lecture's figure of the count matrix, and the
-//! losses against steps. Text is rendered in pure Rust (ab_glyph) with the font built into the
-//! binary (data/fonts/), so no system font library is needed. Output is PNG or SVG bytes.
+//! Pictures of a run, drawn with plotters as PNG or SVG bytes: the lecture's figure of the
+//! count matrix, and the losses against steps. Text is rendered in pure Rust (ab_glyph) with
+//! the font built into the binary (data/fonts/), so no system font library is needed.
 
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -15,14 +14,15 @@ use crate::model::context_label;
 
 /// DejaVu Sans Mono (Bitstream Vera license, data/fonts/LICENSE-DejaVu.txt).
 const FONT: &[u8] = include_bytes!("../data/fonts/DejaVuSansMono.ttf");
-
-/// Labels smaller than this many pixels are left out.
+/// Labels smaller than this are left out.
 const SMALLEST_LABEL_PX: f64 = 6.0;
 /// The height of the title band above the grid.
 const TITLE_PX: u32 = 56;
 const MARGIN_PX: u32 = 12;
+/// The most rows or columns of a grid: at 2 px a cell about 2,000 px a side (the 729 x 27
+/// trigram table is drawn; a vocabulary of 1,025 symbols is not).
+pub const MAX_GRID_SIDE: usize = 1024;
 
-/// Why a picture could not be drawn.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
     #[error("{0}: give a file name ending in .png or .svg")]
@@ -37,11 +37,6 @@ pub enum PlotError {
     TooLarge { rows: usize, cols: usize },
 }
 
-/// The most rows or columns a grid is drawn with: at 2 px a cell, a picture of about 2,000 px
-/// a side (the 729 x 27 trigram table is drawn; a vocabulary of 1,025 symbols is not).
-pub const MAX_GRID_SIDE: usize = 1024;
-
-/// The two picture formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Png,
@@ -51,12 +46,8 @@ pub enum Format {
 impl Format {
     /// The format a file name asks for by its extension.
     pub fn of_path(path: &Path) -> Result<Format, PlotError> {
-        match path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
+        let extension = path.extension().and_then(|e| e.to_str());
+        match extension.map(str::to_ascii_lowercase).as_deref() {
             Some("png") => Ok(Format::Png),
             Some("svg") => Ok(Format::Svg),
             _ => Err(PlotError::UnknownFormat(path.display().to_string())),
@@ -64,47 +55,39 @@ impl Format {
     }
 }
 
-fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        for family in ["sans-serif", "monospace"] {
-            plotters::style::register_font(family, FontStyle::Normal, FONT)
-                .unwrap_or_else(|_| panic!("the built-in font is a valid TrueType file"));
-        }
-    });
-}
-
 fn draw_error<E: std::fmt::Debug>(e: E) -> PlotError {
     PlotError::Draw(format!("{e:?}"))
 }
 
-/// Draws with `draw` into a picture of the given size, as PNG or SVG bytes.
-fn render(
-    size: (u32, u32),
-    format: Format,
-    draw: impl Fn(&DrawingArea<BitMapBackend, Shift>) -> Result<(), PlotError>,
-    draw_svg: impl Fn(&DrawingArea<SVGBackend, Shift>) -> Result<(), PlotError>,
-) -> Result<Vec<u8>, PlotError> {
-    register_font();
-    match format {
-        Format::Png => {
-            let mut rgb = vec![255u8; size.0 as usize * size.1 as usize * 3];
-            {
-                let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
-                draw(&root)?;
-                root.present().map_err(draw_error)?;
+/// A picture: its size and how it draws itself on any backend.
+trait Figure {
+    fn size(&self) -> (u32, u32);
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError>;
+
+    /// The picture as PNG or SVG bytes.
+    fn bytes(&self, format: Format) -> Result<Vec<u8>, PlotError> {
+        static FONT_ONCE: std::sync::Once = std::sync::Once::new();
+        FONT_ONCE.call_once(|| {
+            for family in ["sans-serif", "monospace"] {
+                plotters::style::register_font(family, FontStyle::Normal, FONT)
+                    .unwrap_or_else(|_| panic!("the built-in font is a valid TrueType file"));
             }
-            encode_png(&rgb, size)
-        }
-        Format::Svg => {
+        });
+        let size = self.size();
+        if format == Format::Svg {
             let mut svg = String::new();
-            {
-                let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-                draw_svg(&root)?;
-                root.present().map_err(draw_error)?;
-            }
-            Ok(svg.into_bytes())
+            let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+            self.draw(&root)?;
+            root.present().map_err(draw_error)?;
+            drop(root);
+            return Ok(svg.into_bytes());
         }
+        let mut rgb = vec![255u8; size.0 as usize * size.1 as usize * 3];
+        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
+        self.draw(&root)?;
+        root.present().map_err(draw_error)?;
+        drop(root);
+        encode_png(&rgb, size)
     }
 }
 
@@ -122,27 +105,21 @@ pub fn encode_png(rgb: &[u8], (width, height): (u32, u32)) -> Result<Vec<u8>, Pl
 
 /// matplotlib's `Blues` (ColorBrewer), from white-ish at 0 to dark blue at 1.
 pub fn blues(t: f64) -> RGBColor {
-    const STOPS: [(u8, u8, u8); 9] = [
-        (247, 251, 255),
-        (222, 235, 247),
-        (198, 219, 239),
-        (158, 202, 225),
-        (107, 174, 214),
-        (66, 146, 198),
-        (33, 113, 181),
-        (8, 81, 156),
-        (8, 48, 107),
+    const STOPS: [u8; 27] = [
+        247, 251, 255, 222, 235, 247, 198, 219, 239, 158, 202, 225, 107, 174, 214, 66, 146, 198,
+        33, 113, 181, 8, 81, 156, 8, 48, 107,
     ];
-    let x = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
-    let i = (x.floor() as usize).min(STOPS.len() - 2);
+    let x = t.clamp(0.0, 1.0) * 8.0;
+    let i = (x.floor() as usize).min(7);
     let f = x - i as f64;
-    let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
-    let (a, b) = (STOPS[i], STOPS[i + 1]);
-    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+    let mix = |k: usize| {
+        let (a, b) = (STOPS[3 * i + k] as f64, STOPS[3 * i + 3 + k] as f64);
+        (a + (b - a) * f).round() as u8
+    };
+    RGBColor(mix(0), mix(1), mix(2))
 }
 
-/// How the count grid is laid out: the cell size, the label size, and what the picture says
-/// about its labels.
+/// How the count grid is laid out.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GridLayout {
     pub rows: usize,
@@ -165,17 +142,11 @@ impl GridLayout {
         let wanted = 0.3 * cell;
         let size = wanted.min(fits);
         let (label_px, note) = if size < SMALLEST_LABEL_PX {
-            (
-                None,
-                Some(format!(
-                    "labels left out: cells of {cell_px} px are too small for them"
-                )),
-            )
+            let note = format!("labels left out: cells of {cell_px} px are too small for them");
+            (None, Some(note))
         } else if size < wanted {
-            (
-                Some(size),
-                Some(format!("labels shrunk to {size:.0} px to fit the cells")),
-            )
+            let note = format!("labels shrunk to {size:.0} px to fit the cells");
+            (Some(size), Some(note))
         } else {
             (Some(size), None)
         };
@@ -187,18 +158,10 @@ impl GridLayout {
             note,
         }
     }
-
-    /// The picture's size in pixels.
-    pub fn size(&self) -> (u32, u32) {
-        (
-            self.cols as u32 * self.cell_px + 2 * MARGIN_PX,
-            self.rows as u32 * self.cell_px + 2 * MARGIN_PX + TITLE_PX,
-        )
-    }
 }
 
-/// The count matrix as the lecture draws it: a grid of blue cells, darker for larger counts,
-/// each labelled with its pair (context, next) and its count.
+/// The count matrix as the lecture draws it: blue cells, darker for larger counts, each
+/// labelled with its pair (context, next) and its count.
 pub struct CountsFigure<'a> {
     pub counts: &'a [u32],
     pub vocab: &'a Vocab,
@@ -210,110 +173,86 @@ pub struct CountsFigure<'a> {
 impl CountsFigure<'_> {
     pub fn layout(&self) -> GridLayout {
         let cols = self.vocab.len();
-        let rows = self.counts.len() / cols;
         let largest = self.counts.iter().copied().max().unwrap_or(0);
         let longest = (self.context_len + 1).max(largest.to_string().len());
-        GridLayout::new(rows, cols, longest)
+        GridLayout::new(self.counts.len() / cols, cols, longest)
     }
 
-    /// Whether the grid can be drawn: an error when it has more than [`MAX_GRID_SIDE`] rows
-    /// or columns.
+    /// An error when the grid has more than [`MAX_GRID_SIDE`] rows or columns.
     pub fn check_size(&self) -> Result<(), PlotError> {
         let cols = self.vocab.len();
         let rows = self.counts.len() / cols.max(1);
-        if rows.max(cols) > MAX_GRID_SIDE {
-            return Err(PlotError::TooLarge { rows, cols });
+        match rows.max(cols) > MAX_GRID_SIDE {
+            true => Err(PlotError::TooLarge { rows, cols }),
+            false => Ok(()),
         }
-        Ok(())
     }
 
     /// The picture as PNG or SVG bytes.
     pub fn render(&self, format: Format) -> Result<Vec<u8>, PlotError> {
         self.check_size()?;
+        self.bytes(format)
+    }
+}
+
+impl Figure for CountsFigure<'_> {
+    fn size(&self) -> (u32, u32) {
         let layout = self.layout();
-        render(
-            layout.size(),
-            format,
-            |root| self.draw(root, &layout),
-            |root| self.draw(root, &layout),
+        (
+            layout.cols as u32 * layout.cell_px + 2 * MARGIN_PX,
+            layout.rows as u32 * layout.cell_px + 2 * MARGIN_PX + TITLE_PX,
         )
     }
 
-    fn draw<DB: DrawingBackend>(
-        &self,
-        root: &DrawingArea<DB, Shift>,
-        layout: &GridLayout,
-    ) -> Result<(), PlotError> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        let layout = self.layout();
         root.fill(&WHITE).map_err(draw_error)?;
-        let v = self.vocab.len();
+        let text = |text: String, at, font: TextStyle| {
+            root.draw(&Text::new(text, at, font)).map_err(draw_error)
+        };
+        let (left, top) = (MARGIN_PX as i32, (MARGIN_PX + TITLE_PX) as i32);
         let title = format!(
             "N[context, next]: {} x {} counts of {}",
             layout.rows, layout.cols, self.source
         );
-        let title_style = ("sans-serif", 18.0).into_font().color(&BLACK);
-        root.draw(&Text::new(
-            title,
-            (MARGIN_PX as i32, MARGIN_PX as i32),
-            title_style,
-        ))
-        .map_err(draw_error)?;
+        let title_font = ("sans-serif", 18.0).into_font().color(&BLACK);
+        text(title, (left, left), title_font)?;
         if let Some(note) = &layout.note {
-            let note_style = ("sans-serif", 14.0)
+            let font = ("sans-serif", 14.0)
                 .into_font()
                 .color(&RGBColor(90, 90, 90));
-            root.draw(&Text::new(
-                note.clone(),
-                (MARGIN_PX as i32, MARGIN_PX as i32 + 24),
-                note_style,
-            ))
-            .map_err(draw_error)?;
+            text(note.clone(), (left, left + 24), font)?;
         }
         let largest = self.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
-        let cell = layout.cell_px as i32;
-        let top = (MARGIN_PX + TITLE_PX) as i32;
-        let left = MARGIN_PX as i32;
+        let (v, cell) = (self.vocab.len(), layout.cell_px as i32);
         for (i, &count) in self.counts.iter().enumerate() {
             let (row, col) = ((i / v) as i32, (i % v) as i32);
             let (x, y) = (left + col * cell, top + row * cell);
             let shade = count as f64 / largest;
-            root.draw(&Rectangle::new(
-                [(x, y), (x + cell, y + cell)],
-                blues(shade).filled(),
-            ))
-            .map_err(draw_error)?;
-            if let Some(size) = layout.label_px {
-                // The lecture's gray, lighter on the darkest cells so that it stays readable.
-                let color = if shade > 0.45 {
-                    RGBColor(215, 215, 215)
-                } else {
-                    RGBColor(128, 128, 128)
-                };
-                let mut pair = context_label(row as usize, self.vocab, self.context_len);
-                pair.push(self.vocab.char(col as u32));
-                let center = x + cell / 2;
-                let middle = y + cell / 2;
-                let font = ("monospace", size).into_font().color(&color);
-                root.draw(&Text::new(
-                    pair,
-                    (center, middle),
-                    font.pos(Pos::new(HPos::Center, VPos::Bottom)),
-                ))
-                .map_err(draw_error)?;
-                let font = ("monospace", size).into_font().color(&color);
-                root.draw(&Text::new(
-                    count.to_string(),
-                    (center, middle + 1),
-                    font.pos(Pos::new(HPos::Center, VPos::Top)),
-                ))
-                .map_err(draw_error)?;
-            }
+            let rectangle = Rectangle::new([(x, y), (x + cell, y + cell)], blues(shade).filled());
+            root.draw(&rectangle).map_err(draw_error)?;
+            let Some(size) = layout.label_px else {
+                continue;
+            };
+            // The lecture's gray, lighter on the darkest cells so that it stays readable.
+            let gray = if shade > 0.45 { 215 } else { 128 };
+            let font = ("monospace", size)
+                .into_font()
+                .color(&RGBColor(gray, gray, gray));
+            let mut pair = context_label(row as usize, self.vocab, self.context_len);
+            pair.push(self.vocab.char(col as u32));
+            let (center, middle) = (x + cell / 2, y + cell / 2);
+            let above = font.pos(Pos::new(HPos::Center, VPos::Bottom));
+            text(pair, (center, middle), above)?;
+            let below = font.pos(Pos::new(HPos::Center, VPos::Top));
+            text(count.to_string(), (center, middle + 1), below)?;
         }
         Ok(())
     }
 }
 
-/// The losses of the log against the step: the loss gradient descent minimizes, the data
-/// part of it (the mean NLL), and the dev loss where the run measured one.
+/// The losses of the log against the step: the loss gradient descent minimizes, its data
+/// part (the mean NLL), and the dev loss where the run measured one.
 pub struct LossFigure<'a> {
     pub entries: &'a [LogEntry],
 }
@@ -325,21 +264,20 @@ impl LossFigure<'_> {
         if self.entries.is_empty() {
             return Err(PlotError::EmptyLog);
         }
-        render(
-            Self::SIZE,
-            format,
-            |root| self.draw(root),
-            |root| self.draw(root),
-        )
+        self.bytes(format)
+    }
+}
+
+impl Figure for LossFigure<'_> {
+    fn size(&self) -> (u32, u32) {
+        Self::SIZE
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
         root.fill(&WHITE).map_err(draw_error)?;
         let first = self.entries.first().map_or(0, |e| e.step);
         let last = self.entries.last().map_or(0, |e| e.step).max(first + 1);
-        let values = self
-            .entries
-            .iter()
+        let values = (self.entries.iter())
             .flat_map(|e| [e.loss.total, e.loss.data].into_iter().chain(e.dev_loss))
             .filter(|x| x.is_finite());
         let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
@@ -361,48 +299,35 @@ impl LossFigure<'_> {
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(draw_error)?;
-        type Series = (&'static str, RGBColor, fn(&LogEntry) -> f64);
-        let series: [Series; 2] = [
+        type Series = (&'static str, RGBColor, fn(&LogEntry) -> Option<f64>);
+        let series: [Series; 3] = [
             ("loss (NLL + reg * mean W^2)", RGBColor(33, 113, 181), |e| {
-                e.loss.total
+                Some(e.loss.total)
             }),
             ("data loss (mean NLL)", RGBColor(230, 120, 20), |e| {
-                e.loss.data
+                Some(e.loss.data)
+            }),
+            ("dev loss (mean NLL)", RGBColor(44, 160, 44), |e| {
+                e.dev_loss.filter(|x| x.is_finite())
             }),
         ];
         for (label, color, value) in series {
-            chart
-                .draw_series(LineSeries::new(
-                    self.entries.iter().map(|e| (e.step as f64, value(e))),
-                    color.stroke_width(2),
-                ))
-                .map_err(draw_error)?
+            let points: Vec<(f64, f64)> = (self.entries.iter())
+                .filter_map(|e| Some((e.step as f64, value(e)?)))
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let line = LineSeries::new(points.iter().copied(), color.stroke_width(2));
+            (chart.draw_series(line).map_err(draw_error)?)
                 .label(label)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
-        }
-        let dev: Vec<(f64, f64)> = self
-            .entries
-            .iter()
-            .filter_map(|e| {
-                e.dev_loss
-                    .filter(|x| x.is_finite())
-                    .map(|d| (e.step as f64, d))
-            })
-            .collect();
-        if !dev.is_empty() {
-            let color = RGBColor(44, 160, 44);
-            chart
-                .draw_series(LineSeries::new(dev.iter().copied(), color.stroke_width(2)))
-                .map_err(draw_error)?
-                .label("dev loss (mean NLL)")
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-            chart
-                .draw_series(dev.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                .map_err(draw_error)?;
+            if label.starts_with("dev") {
+                let dots = points.iter().map(|&p| Circle::new(p, 3, color.filled()));
+                chart.draw_series(dots).map_err(draw_error)?;
+            }
         }
         chart
             .configure_series_labels()
@@ -422,9 +347,10 @@ mod tests {
     #[test]
     fn the_lecture_grid_is_labelled_and_a_large_one_is_not() {
         let small = GridLayout::new(27, 27, 4);
-        assert_eq!(small.cell_px, 40);
-        assert_eq!(small.label_px, Some(12.0));
-        assert_eq!(small.note, None);
+        assert_eq!(
+            (small.cell_px, small.label_px, small.note),
+            (40, Some(12.0), None)
+        );
         let large = GridLayout::new(729, 27, 4);
         assert_eq!(large.label_px, None);
         assert!(large.note.unwrap().contains("left out"));

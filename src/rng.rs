@@ -1,27 +1,18 @@
-//! The seam between the models and their random numbers: which generator initializes W and
-//! draws the names.
-//!
-//! - [`RngKind::Std`], the default: the `rand` crate's `StdRng`, W from a Box-Muller standard
-//!   normal ([`standard_normal`]) and names from per-row cumulative tables.
-//! - [`RngKind::Torch`]: PyTorch's CPU generator ([`crate::torch_rng`]), so that the lecture's
-//!   `g = torch.Generator().manual_seed(seed)` cells print the same numbers and names here:
-//!   W is `torch.randn((V^K, V), generator=g)` and every character is one
-//!   `torch.multinomial(p, 1, replacement=True, generator=g)` as PyTorch drew it before 2.0.
-//!
-//! Either way each use starts from a fresh generator seeded with the same seed, as the
-//! lecture's cells each call `manual_seed` again.
+//! Which generator initializes W and draws the names. Each use starts a fresh generator from
+//! the same seed, as each of the lecture's cells calls `manual_seed` again.
 
 use rand::{RngExt, SeedableRng};
 
 use crate::torch_rng::TorchGenerator;
 
-/// Which generator seeds W and draws names.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RngKind {
-    /// The `rand` crate's `StdRng`.
+    /// The `rand` crate's `StdRng`: W by Box-Muller ([`standard_normal`]), names from per-row
+    /// cumulative tables.
     #[default]
     Std,
-    /// PyTorch's CPU generator, draw for draw.
+    /// PyTorch's CPU generator ([`crate::torch_rng`]): W is `torch.randn((V^K, V), generator=g)`
+    /// and each character one `torch.multinomial(p, 1, replacement=True, generator=g)`.
     Torch,
 }
 
@@ -35,16 +26,15 @@ impl RngKind {
     }
 }
 
-/// Draws `n` standard normal values with a seeded generator (Box-Muller on pairs of uniforms).
+/// `n` standard normal values from `StdRng` seeded with `seed`: Box-Muller on pairs of
+/// uniforms, u1 in (0, 1] so that the logarithm is finite.
 pub fn standard_normal(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut values = Vec::with_capacity(n + 1);
     while values.len() < n {
-        // u1 in (0, 1] so that the logarithm is finite.
         let u1 = 1.0 - rng.random::<f64>();
-        let u2 = rng.random::<f64>();
         let radius = (-2.0 * u1.ln()).sqrt();
-        let angle = std::f64::consts::TAU * u2;
+        let angle = std::f64::consts::TAU * rng.random::<f64>();
         values.push((radius * angle.cos()) as f32);
         values.push((radius * angle.sin()) as f32);
     }

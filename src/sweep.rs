@@ -1,10 +1,7 @@
 //! Tuning on dev (exercise E03): one model trained on the training words for each strength of
-//! its regularizer, each scored on dev; the best on dev is chosen, and only then is the test
-//! set scored, once, for that strength.
-//!
-//! For the count model the strength is the smoothing (fake counts); for the neural model it
-//! is the L2 penalty `reg * mean(W^2)`. The losses compared are data losses (mean NLL, without
-//! the penalty), so that every strength is scored by the same yardstick.
+//! its regularizer (the count model's smoothing, the neural model's L2 `reg * mean(W^2)`), each
+//! scored on dev by its data loss (mean NLL, without the penalty); the best on dev is chosen,
+//! and only then is test scored, once.
 
 use crate::backend::{Backend, NetForm, TrainOptions};
 use crate::data::Vocab;
@@ -15,26 +12,22 @@ use crate::train::{load_parts, score_part};
 /// The strengths tried when none are given.
 pub const DEFAULT_STRENGTHS: [f32; 8] = [0.0, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0];
 
-/// Which model the sweep tunes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SweepModel {
-    /// The count model; the strength is the smoothing.
     Count,
-    /// The neural model; the strength is `reg`.
     Neural,
 }
 
 impl SweepModel {
-    /// What the strength is called for this model.
-    pub fn strength_name(self) -> &'static str {
+    /// The model's name and its strength's.
+    pub fn names(self) -> (&'static str, &'static str) {
         match self {
-            SweepModel::Count => "smoothing",
-            SweepModel::Neural => "reg",
+            SweepModel::Count => ("count", "smoothing"),
+            SweepModel::Neural => ("neural", "reg"),
         }
     }
 }
 
-/// What `sweep` does.
 #[derive(Clone, Debug)]
 pub struct SweepConfig {
     pub model: SweepModel,
@@ -43,33 +36,28 @@ pub struct SweepConfig {
     pub context_len: usize,
     /// Seed of the split and of W's initialization (the same W for every strength).
     pub seed: u64,
-    /// Gradient-descent steps of the neural model.
+    /// Steps and learning rate of the neural model.
     pub steps: usize,
-    /// Learning rate of the neural model.
     pub lr: f32,
 }
 
-/// One strength's losses.
+/// One strength's mean NLL on train and dev (infinite when an example has probability zero).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SweepRow {
     pub strength: f32,
-    /// Mean NLL on the training words (infinite when an example has probability zero).
     pub train: f64,
-    /// Mean NLL on the dev words.
     pub dev: f64,
 }
 
-/// The table, the choice and its test loss.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SweepResult {
     pub rows: Vec<SweepRow>,
     /// Index in `rows` of the lowest dev loss (the first on ties).
     pub best: usize,
-    /// The chosen strength's mean NLL on the test words.
+    /// The chosen strength's mean NLL on test.
     pub test: f64,
-    /// Words in train, dev and test.
+    /// Words and examples in train, dev and test.
     pub words: [usize; 3],
-    /// Examples in train, dev and test.
     pub examples: [usize; 3],
 }
 
@@ -78,10 +66,7 @@ pub struct SweepResult {
 pub fn best_index(losses: &[f64]) -> Option<usize> {
     let mut best: Option<usize> = None;
     for (i, &loss) in losses.iter().enumerate() {
-        if loss.is_nan() {
-            continue;
-        }
-        if best.is_none_or(|b| loss < losses[b]) {
+        if !loss.is_nan() && best.is_none_or(|b| loss < losses[b]) {
             best = Some(i);
         }
     }
@@ -98,7 +83,8 @@ pub fn run<B: Backend>(
     let vocab = Vocab::from_words(words);
     let k = config.context_len;
     let parts = load_parts(backend, words, &vocab, k, Some(config.split), config.seed)?;
-    let part_words = [&parts.words.train, &parts.words.dev, &parts.words.test].map(|w| w.len());
+    let w = &parts.words;
+    let part_words = [w.train.len(), w.dev.len(), w.test.len()];
     for (name, n) in [("dev", part_words[1]), ("test", part_words[2])] {
         anyhow::ensure!(
             n > 0,
@@ -108,16 +94,21 @@ pub fn run<B: Backend>(
     }
     let examples = [&parts.train, &parts.dev, &parts.test].map(|p| p.0.len());
     let none = || anyhow::anyhow!("a part of the split has no examples");
-
-    // One candidate per strength: the count model's probabilities or the net's weights.
-    let mut rows = Vec::with_capacity(config.strengths.len());
-    let mut candidates: Vec<Vec<f32>> = Vec::with_capacity(config.strengths.len());
-    let form = NetForm::default();
-    // The counts do not depend on the smoothing: count once, normalize per strength.
+    // The counts do not depend on the smoothing: counted once, normalized per strength.
     let counts = match config.model {
         SweepModel::Count => Some(CountModel::fit(backend, &parts.train.1, &vocab, k, 0.0)?.counts),
         SweepModel::Neural => None,
     };
+    // A candidate is the count model's probabilities or the net's weights.
+    let score = |backend: &mut B, candidate: &[f32], part| {
+        score_part(part, |e| match config.model {
+            SweepModel::Count => Ok(backend.mean_nll(candidate, e)?.mean()),
+            SweepModel::Neural => backend.forward_loss(candidate, e, NetForm::default()),
+        })?
+        .ok_or_else(none)
+    };
+    let mut rows = Vec::with_capacity(config.strengths.len());
+    let mut candidates = Vec::with_capacity(config.strengths.len());
     for &strength in &config.strengths {
         let candidate = match &counts {
             Some(counts) => backend.normalize_rows(counts, vocab.len(), strength)?,
@@ -131,14 +122,8 @@ pub fn run<B: Backend>(
                 model.weights
             }
         };
-        let mut score = |part| {
-            score_part(part, |e| match config.model {
-                SweepModel::Count => Ok(backend.mean_nll(&candidate, e)?.mean()),
-                SweepModel::Neural => backend.forward_loss(&candidate, e, form),
-            })?
-            .ok_or_else(none)
-        };
-        let (train, dev) = (score(&parts.train)?, score(&parts.dev)?);
+        let train = score(backend, &candidate, &parts.train)?;
+        let dev = score(backend, &candidate, &parts.dev)?;
         rows.push(SweepRow {
             strength,
             train,
@@ -146,14 +131,8 @@ pub fn run<B: Backend>(
         });
         candidates.push(candidate);
     }
-    // Chosen on dev; only now is test scored, once.
     let best = best_index(&rows.iter().map(|r| r.dev).collect::<Vec<_>>()).ok_or_else(none)?;
-    let chosen = &candidates[best];
-    let test = score_part(&parts.test, |e| match config.model {
-        SweepModel::Count => Ok(backend.mean_nll(chosen, e)?.mean()),
-        SweepModel::Neural => backend.forward_loss(chosen, e, form),
-    })?
-    .ok_or_else(none)?;
+    let test = score(backend, &candidates[best], &parts.test)?;
     Ok(SweepResult {
         rows,
         best,

@@ -42,46 +42,53 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let checkpoint = Checkpoint::load(&args.work_dir)?;
-    let settings = &checkpoint.settings;
+    let (vocab, k) = (&checkpoint.settings.vocab, checkpoint.settings.context_len);
     let mut words = args.word.clone();
     if let Some(path) = &args.input {
         let instead = "eval holds every example: score the file in parts";
         words.extend(read_words_held(path, instead)?);
     }
-    check_vocabulary(&words, &checkpoint)?;
-    let examples = Examples::encode(&words, &settings.vocab, settings.context_len)?;
+    // Every character must be in the vocabulary; the error names all the missing ones.
+    if let Some(word) = words.iter().find(|w| w.contains(makemore::data::BOUNDARY)) {
+        anyhow::bail!("the word {word:?} contains '.', which marks the start and end of words");
+    }
+    let unknown: BTreeSet<char> = (words.iter().flat_map(|w| w.chars()))
+        .filter(|&c| vocab.index(c).is_none())
+        .collect();
+    if !unknown.is_empty() {
+        let list: Vec<String> = unknown.iter().map(|c| format!("{c:?}")).collect();
+        let s = if list.len() > 1 { "s" } else { "" };
+        let list = list.join(", ");
+        anyhow::bail!("the model never saw the character{s} {list} (its vocabulary is {vocab})");
+    }
+    let examples = Examples::encode(&words, vocab, k)?;
     let probs = args.model.probs(&checkpoint);
-    let v = settings.vocab.len();
     let show_pairs = args.pairs || args.input.is_none();
     if !args.json {
         let path = args.work_dir.join(MODEL_FILE);
-        say!(
-            "model    {} ({})",
-            args.model.name(),
-            describe_checkpoint(&path, &checkpoint)
-        );
+        let model = describe_checkpoint(&path, &checkpoint);
+        say!("model    {} ({model})", args.model.name());
     }
-    // log likelihood = sum of log P[context, next]; -inf as soon as one pair has P = 0.
+    // log likelihood = sum of log P[context, next] in f64; -inf once a pair has P = 0.
     let mut log_likelihood = 0.0f64;
     let mut impossible = BTreeSet::new();
     for (&context, &next) in examples.contexts.iter().zip(&examples.targets) {
-        let p = probs[context as usize * v + next as usize] as f64;
+        let p = probs[context as usize * vocab.len() + next as usize] as f64;
         let log_p = p.ln();
         log_likelihood += log_p;
-        let mut pair = context_label(context as usize, &settings.vocab, settings.context_len);
-        pair.push(settings.vocab.char(next));
-        if p == 0.0 {
-            impossible.insert(pair.clone());
+        let mut pair = context_label(context as usize, vocab, k);
+        pair.push(vocab.char(next));
+        if show_pairs && args.json {
+            let logprob = finite_or_null(log_p);
+            say!(
+                "{}",
+                json!({"event": "pair", "pair": pair, "prob": p, "logprob": logprob})
+            );
+        } else if show_pairs {
+            say!("{pair}: {p:.4} {log_p:.4}");
         }
-        if show_pairs {
-            if args.json {
-                say!(
-                    "{}",
-                    json!({"event": "pair", "pair": pair, "prob": p, "logprob": finite_or_null(log_p)})
-                );
-            } else {
-                say!("{pair}: {p:.4} {log_p:.4}");
-            }
+        if p == 0.0 {
+            impossible.insert(pair);
         }
     }
     let n = examples.len();
@@ -96,13 +103,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let plural = |count: usize| if count == 1 { "" } else { "s" };
-    say!(
-        "\n{} word{}, {} pair{}",
-        thousands(words.len()),
-        plural(words.len()),
-        thousands(n),
-        plural(n)
+    let (w, n) = (
+        (thousands(words.len()), plural(words.len())),
+        (thousands(n), plural(n)),
     );
+    say!("\n{} word{}, {} pair{}", w.0, w.1, n.0, n.1);
     say!("log likelihood {log_likelihood:.4}");
     say!("nll            {nll:.4}");
     say!("mean nll       {mean:.4}");
@@ -114,27 +119,4 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Every character of the words must be in the model's vocabulary; the error names all the
-/// missing ones at once.
-fn check_vocabulary(words: &[String], checkpoint: &Checkpoint) -> anyhow::Result<()> {
-    let vocab = &checkpoint.settings.vocab;
-    if let Some(word) = words.iter().find(|w| w.contains(makemore::data::BOUNDARY)) {
-        anyhow::bail!("the word {word:?} contains '.', which marks the start and end of words");
-    }
-    let unknown: BTreeSet<char> = words
-        .iter()
-        .flat_map(|w| w.chars())
-        .filter(|&c| vocab.index(c).is_none())
-        .collect();
-    if unknown.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<String> = unknown.iter().map(|c| format!("{c:?}")).collect();
-    anyhow::bail!(
-        "the model never saw the character{} {} (its vocabulary is {vocab})",
-        if list.len() > 1 { "s" } else { "" },
-        list.join(", ")
-    )
 }

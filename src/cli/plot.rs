@@ -1,7 +1,7 @@
 //! `makemore plot counts` and `makemore plot loss`: the pictures of a saved run, as PNG or SVG
 //! (by the file name's extension).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::json;
 
@@ -44,37 +44,28 @@ struct Target {
     json: bool,
 }
 
-impl Target {
-    /// The files to write, each with its format (checked before anything is drawn).
-    fn files(&self, name: &str) -> anyhow::Result<Vec<(PathBuf, Format)>> {
-        let outputs = if self.output.is_empty() {
-            vec![
-                self.work_dir.join(format!("{name}.png")),
-                self.work_dir.join(format!("{name}.svg")),
-            ]
-        } else {
-            self.output.clone()
-        };
-        outputs
-            .into_iter()
-            .map(|path| {
-                let format = Format::of_path(&path)?;
-                Ok((path, format))
-            })
-            .collect()
-    }
-}
-
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    let (target, name) = match &args.picture {
+        Picture::Counts(target) => (target, "counts"),
+        Picture::Loss(target) => (target, "loss"),
+    };
+    // The files to write, each with its format, checked before anything is drawn.
+    let outputs = match target.output.is_empty() {
+        true => ["png", "svg"]
+            .map(|e| target.work_dir.join(format!("{name}.{e}")))
+            .to_vec(),
+        false => target.output.clone(),
+    };
+    let files = (outputs.into_iter())
+        .map(|path| Ok((Format::of_path(&path)?, path)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut note = None;
     match &args.picture {
-        Picture::Counts(target) => {
-            let files = target.files("counts")?;
+        Picture::Counts(_) => {
             let checkpoint = Checkpoint::load(&target.work_dir)?;
             let settings = &checkpoint.settings;
             let source = match &settings.input {
-                Some(path) => path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
+                Some(path) => (path.file_name().map(|n| n.to_string_lossy().into_owned()))
                     .unwrap_or_else(|| path.display().to_string()),
                 None => "the built-in names".to_string(),
             };
@@ -85,47 +76,42 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 source: &source,
             };
             figure.check_size()?;
-            let layout = figure.layout();
-            for (path, format) in &files {
-                write_picture(path, &figure.render(*format)?)?;
-            }
-            report(target, "counts", &files, layout.note.as_deref());
+            note = figure.layout().note;
+            write_pictures(&files, |format| figure.render(format))?;
         }
-        Picture::Loss(target) => {
-            let files = target.files("loss")?;
+        Picture::Loss(_) => {
             let entries = load_log(&target.work_dir)?;
             let figure = LossFigure { entries: &entries };
-            for (path, format) in &files {
-                write_picture(path, &figure.render(*format)?)?;
-            }
-            report(target, "loss", &files, None);
+            write_pictures(&files, |format| figure.render(format))?;
         }
     }
-    Ok(())
-}
-
-fn write_picture(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    write_atomically(path, bytes)?;
-    log::debug!("wrote {} ({} bytes)", path.display(), bytes.len());
-    Ok(())
-}
-
-fn report(target: &Target, picture: &str, files: &[(PathBuf, Format)], note: Option<&str>) {
-    let names: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+    let names: Vec<String> = files.iter().map(|(_, p)| p.display().to_string()).collect();
     if target.json {
-        say!(
-            "{}",
-            json!({"event": "plot", "picture": picture, "files": names, "note": note})
-        );
-    } else {
-        for name in &names {
-            say!("wrote {name}");
-        }
-        if let Some(note) = note {
-            say!("note: {note}");
-        }
+        let line = json!({"event": "plot", "picture": name, "files": names, "note": note});
+        say!("{line}");
+        return Ok(());
     }
+    for name in &names {
+        say!("wrote {name}");
+    }
+    if let Some(note) = note {
+        say!("note: {note}");
+    }
+    Ok(())
+}
+
+/// Draws and writes each file in turn.
+fn write_pictures(
+    files: &[(Format, PathBuf)],
+    render: impl Fn(Format) -> Result<Vec<u8>, makemore::plot::PlotError>,
+) -> anyhow::Result<()> {
+    for (format, path) in files {
+        let bytes = render(*format)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        write_atomically(path, &bytes)?;
+        log::debug!("wrote {} ({} bytes)", path.display(), bytes.len());
+    }
+    Ok(())
 }

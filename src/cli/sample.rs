@@ -1,7 +1,7 @@
 //! `makemore sample`: names from a saved model, without training (makemore.py's
 //! `--sample-only`), sorted into those that are in the training data and those that are new.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde_json::json;
@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{describe_checkpoint, positive, put, say, training_words, ModelFlag, RngFlag};
 use makemore::checkpoint::{Checkpoint, MODEL_FILE};
 use makemore::data::{UnknownChar, Vocab};
-use makemore::sample::{check_prefix, for_each_name, SampleOptions};
+use makemore::sample::{for_each_name, prefix_symbols, SampleOptions};
 
 pub const EXAMPLE: &str = "Examples:
   makemore train --steps 100                     # saves out/model.safetensors
@@ -53,12 +53,10 @@ pub struct Args {
     json: bool,
 }
 
-/// The most names one `sample` run draws: each is at least two bytes of output, so this is
-/// already gigabytes; more would only take hours.
+/// The most names one run draws: at least two bytes of output each, already gigabytes.
 pub const MAX_NAMES: u64 = 1_000_000_000;
 
-/// Where a drawn name belongs: makemore.py's "in train", "in test" and "new", with dev beside
-/// test.
+/// Where a drawn name belongs: makemore.py's "in train", "in test" and "new", dev beside test.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Group {
     Train,
@@ -78,17 +76,31 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let checkpoint = Checkpoint::load(&args.work_dir)?;
     let vocab = &checkpoint.settings.vocab;
     // Checked before anything is drawn or read.
-    check_prefix(vocab, &args.prefix).map_err(|e| unknown_prefix_char(&e, vocab))?;
+    prefix_symbols(vocab, &args.prefix).map_err(|e| unknown_prefix_char(&e, vocab))?;
     let (words, source) = training_words(args.input.as_deref(), &checkpoint)?;
+    // With a split the run learned from its train part only; a word in two parts counts in
+    // the first of train, dev, test.
+    let mut groups = HashMap::new();
+    let mut add = |part: Vec<String>, group| groups.extend(part.into_iter().map(|w| (w, group)));
+    match checkpoint.settings.split {
+        Some(split) => {
+            let parts = split.apply(&words, checkpoint.settings.seed);
+            add(parts.test, Group::Test);
+            add(parts.dev, Group::Dev);
+            add(parts.train, Group::Train);
+        }
+        None => add(words, Group::Train),
+    }
+    let options = SampleOptions {
+        temperature: args.temperature as f64,
+        top_k: args.top_k.map(|k| k as usize),
+        prefix: args.prefix.clone(),
+    };
     let names = Names {
         args,
         checkpoint: &checkpoint,
-        options: SampleOptions {
-            temperature: args.temperature as f64,
-            top_k: args.top_k.map(|k| k as usize),
-            prefix: args.prefix.clone(),
-        },
-        parts: Parts::of(&words, &checkpoint),
+        options,
+        groups,
     };
     if args.json {
         print_json(&names, source)
@@ -97,7 +109,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
 }
 
-/// The error of a `--prefix` with a character the model has no row or column for.
 fn unknown_prefix_char(e: &UnknownChar, vocab: &Vocab) -> anyhow::Error {
     anyhow::anyhow!(
         "--prefix {:?} has the character {:?}, which the model never saw (it knows {vocab})",
@@ -106,94 +117,48 @@ fn unknown_prefix_char(e: &UnknownChar, vocab: &Vocab) -> anyhow::Error {
     )
 }
 
-/// The training words as the run saw them, to tell which group a drawn name belongs to.
-struct Parts {
-    train: HashSet<String>,
-    dev: HashSet<String>,
-    test: HashSet<String>,
-}
-
-impl Parts {
-    /// With a split, the run learned from its train part only.
-    fn of(words: &[String], checkpoint: &Checkpoint) -> Parts {
-        let set = |part: &[String]| part.iter().cloned().collect::<HashSet<String>>();
-        match checkpoint.settings.split {
-            Some(split) => {
-                let parts = split.apply(words, checkpoint.settings.seed);
-                Parts {
-                    train: set(&parts.train),
-                    dev: set(&parts.dev),
-                    test: set(&parts.test),
-                }
-            }
-            None => Parts {
-                train: set(words),
-                dev: HashSet::new(),
-                test: HashSet::new(),
-            },
-        }
-    }
-
-    fn group_of(&self, name: &str) -> Group {
-        if self.train.contains(name) {
-            Group::Train
-        } else if self.dev.contains(name) {
-            Group::Dev
-        } else if self.test.contains(name) {
-            Group::Test
-        } else {
-            Group::New
-        }
-    }
-}
-
-/// The names one run asks for, and the words to sort them by. The names are drawn again for
-/// each group they are printed in (the same seed gives the same names), so that memory holds a
-/// few blocks of them, however many are asked for.
+/// The names one run asks for, and the training words' groups. The names are drawn again for
+/// each group printed (the same seed, the same names), so that memory holds a few blocks.
 struct Names<'a> {
     args: &'a Args,
     checkpoint: &'a Checkpoint,
     options: SampleOptions,
-    parts: Parts,
+    groups: HashMap<String, Group>,
 }
 
 impl Names<'_> {
+    fn group_of(&self, name: &str) -> Group {
+        self.groups.get(name).copied().unwrap_or(Group::New)
+    }
+
     /// Draws all the names, in order, handing each to `emit`.
     fn draw(&self, emit: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
-        let vocab = &self.checkpoint.settings.vocab;
-        for_each_name(
-            self.args.model.probs(self.checkpoint),
-            vocab,
-            self.args.num,
-            self.args.seed,
-            self.args.rng.into(),
-            &self.options,
-            |name| {
-                emit(name);
-                true
-            },
-        )
+        let (args, vocab) = (self.args, &self.checkpoint.settings.vocab);
+        let probs = args.model.probs(self.checkpoint);
+        let (num, seed, rng) = (args.num, args.seed, args.rng.into());
+        for_each_name(probs, vocab, num, seed, rng, &self.options, |name| {
+            emit(name);
+            true
+        })
         .map_err(|e| unknown_prefix_char(&e, vocab))
     }
 
-    /// Writes the names of one group (all of them with `None`), as text lines or JSON strings,
-    /// through one buffer (a write per name would cost more than drawing it).
+    /// Writes the names of one group (all with `None`), as text lines or JSON strings, through
+    /// one buffer (a write per name would cost more than drawing it).
     fn list(&self, group: Option<Group>, json: bool) -> anyhow::Result<()> {
         use std::io::Write as _;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         let mut first = true;
         let mut failed = None;
         self.draw(&mut |name| {
-            if failed.is_some() || group.is_some_and(|g| g != self.parts.group_of(name)) {
+            if failed.is_some() || group.is_some_and(|g| g != self.group_of(name)) {
                 return;
             }
-            let written = if json {
-                let comma = if first { "" } else { "," };
-                write!(out, "{comma}{}", serde_json::Value::from(name))
-            } else {
-                writeln!(out, "  {name}")
-            };
-            failed = written.err();
+            failed = match json {
+                true => write!(out, "{}{}", if first { "" } else { "," }, json!(name)),
+                false => writeln!(out, "  {name}"),
+            }
+            .err();
             first = false;
         })?;
         match failed.map_or_else(|| out.flush(), Err) {
@@ -202,14 +167,12 @@ impl Names<'_> {
         }
     }
 
-    /// How many names fall in each group, indexed by `Group as usize`. This pass prints
-    /// nothing, so it looks for a reader that went away (`| head`) itself, as a write would
-    /// find it.
+    /// How many names fall in each group (by `Group as usize`). This pass prints nothing, so
+    /// it looks for a reader that went away (`| head`) itself.
     fn count_groups(&self) -> anyhow::Result<[u64; 4]> {
-        let mut counts = [0u64; 4];
-        let mut drawn = 0u64;
+        let (mut counts, mut drawn) = ([0u64; 4], 0u64);
         self.draw(&mut |name| {
-            counts[self.parts.group_of(name) as usize] += 1;
+            counts[self.group_of(name) as usize] += 1;
             drawn += 1;
             if drawn.is_multiple_of(65_536) && stdout_closed() {
                 std::process::exit(0);
@@ -219,57 +182,48 @@ impl Names<'_> {
     }
 }
 
-/// One object, written as the names are drawn, its keys in the order serde_json sorts them:
-/// the same line as a serialized map.
+/// One object, written as the names are drawn, its keys in serde_json's sorted order.
 fn print_json(names: &Names, source: String) -> anyhow::Result<()> {
     let args = names.args;
-    let field = |value: serde_json::Value| value.to_string();
     put!("{{\"event\":\"samples\",\"in_dev\":[");
     names.list(Some(Group::Dev), true)?;
     put!("],\"in_test\":[");
     names.list(Some(Group::Test), true)?;
     put!("],\"in_training_data\":[");
     names.list(Some(Group::Train), true)?;
-    put!(
-        "],\"model\":{},\"names\":[",
-        field(args.model.name().into())
-    );
+    put!("],\"model\":{},\"names\":[", json!(args.model.name()));
     names.list(None, true)?;
     put!("],\"new\":[");
     names.list(Some(Group::New), true)?;
     put!(
         "],\"prefix\":{},\"seed\":{},\"temperature\":{},\"top_k\":{},\"training_words\":{}}}",
-        field(args.prefix.clone().into()),
+        json!(args.prefix),
         args.seed,
-        field(json!(args.temperature)),
-        field(json!(args.top_k)),
-        field(source.into())
+        json!(args.temperature),
+        json!(args.top_k),
+        json!(source)
     );
     say!("");
     Ok(())
 }
 
 /// The model and the sampler's settings, then each group under a header with its count (a
-/// first pass counts them), the dev and test parts only when they have names.
+/// first pass counts them), dev and test only when they have names.
 fn print_text(names: &Names, source: String) -> anyhow::Result<()> {
     let (args, checkpoint) = (names.args, names.checkpoint);
     let path = args.work_dir.join(MODEL_FILE);
-    say!(
-        "model    {} ({})",
-        args.model.name(),
-        describe_checkpoint(&path, checkpoint)
-    );
+    let model = describe_checkpoint(&path, checkpoint);
+    say!("model    {} ({model})", args.model.name());
     let top_k = args.top_k.map_or("all".to_string(), |k| k.to_string());
+    let prefix = match args.prefix.as_str() {
+        "" => String::new(),
+        prefix => format!(", prefix {prefix:?}"),
+    };
     say!(
-        "sampling {} names, seed {}, temperature {}, top-k {top_k}{}",
+        "sampling {} names, seed {}, temperature {}, top-k {top_k}{prefix}",
         args.num,
         args.seed,
-        args.temperature,
-        if args.prefix.is_empty() {
-            String::new()
-        } else {
-            format!(", prefix {:?}", args.prefix)
-        }
+        args.temperature
     );
     let counts = names.count_groups()?;
     let train_part = match checkpoint.settings.split {

@@ -60,19 +60,6 @@ pub struct Args {
     json: bool,
 }
 
-/// "0,0.1, 1" -> [0.0, 0.1, 1.0]; anything else is a one-line error.
-fn parse_strengths(list: &str) -> anyhow::Result<Vec<f32>> {
-    list.split(',')
-        .map(|item| match item.trim().parse::<f32>() {
-            Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
-            _ => Err(anyhow::anyhow!(
-                "--strengths {list:?}: {:?} is not a finite number >= 0",
-                item.trim()
-            )),
-        })
-        .collect()
-}
-
 /// `sweep`: the settings from the flags, the words, then [`makemore::sweep::run`] printed as a
 /// table (or one JSON object).
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -87,7 +74,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "the built-in names (2018 US baby names)".to_string(),
         ),
     };
-    let config = sweep_config(args)?;
+    let config = config(args)?;
     makemore::limits::check_vocab(makemore::data::Vocab::from_words(&words).len())?;
     let (mut backend, notice) = AnyBackend::open(args.device.into())?;
     if let Some(notice) = notice {
@@ -95,43 +82,52 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let result = makemore::sweep::run(&mut backend, &words, &config)?;
     let seconds = start.elapsed().as_secs_f64();
-    let run = SweepRun {
-        device: backend.describe(),
-        source,
-        words: words.len(),
-        config,
-        result,
-        seconds,
-    };
+    let device = backend.describe();
+    let (model, name) = config.model.names();
+    let best = result.rows[result.best];
+    let neural = config.model == SweepModel::Neural;
     if args.json {
-        print_json(&run);
-    } else {
-        print_table(&run);
+        let rows: Vec<serde_json::Value> = (result.rows.iter())
+            .map(|r| json!({"strength": r.strength, "train": finite_or_null(r.train), "dev": finite_or_null(r.dev)}))
+            .collect();
+        say!(
+            "{}",
+            json!({"event": "sweep", "device": device, "source": source,
+                "model": model, "strength_name": name, "context": config.context_len,
+                "split": config.split.to_string(), "words": result.words,
+                "examples": result.examples, "steps": neural.then_some(config.steps),
+                "lr": neural.then_some(config.lr), "rows": rows,
+                "best_strength": best.strength, "best_dev": finite_or_null(best.dev),
+                "test": finite_or_null(result.test), "seconds": seconds})
+        );
+        return Ok(());
     }
+    print_table(&config, &result, &device, &source, words.len());
+    say!("\ndone in {seconds:.2} s");
     Ok(())
 }
 
-/// A finished sweep, as it is printed.
-struct SweepRun {
-    device: String,
-    source: String,
-    /// Words read, before the split.
-    words: usize,
-    config: SweepConfig,
-    result: SweepResult,
-    seconds: f64,
-}
-
 /// The sweep's settings from the flags; too many steps refused.
-fn sweep_config(args: &Args) -> anyhow::Result<SweepConfig> {
-    let model = match args.model {
-        ModelFlag::Count => SweepModel::Count,
-        ModelFlag::Neural => SweepModel::Neural,
+fn config(args: &Args) -> anyhow::Result<SweepConfig> {
+    // "0,0.1, 1" -> [0.0, 0.1, 1.0]
+    let strength = |item: &str| match item.trim().parse::<f32>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(anyhow::anyhow!(
+            "--strengths {:?}: {:?} is not a finite number >= 0",
+            args.strengths.as_deref().unwrap_or_default(),
+            item.trim()
+        )),
     };
     let config = SweepConfig {
-        model,
+        model: match args.model {
+            ModelFlag::Count => SweepModel::Count,
+            ModelFlag::Neural => SweepModel::Neural,
+        },
         strengths: match &args.strengths {
-            Some(list) => parse_strengths(list)?,
+            Some(list) => list
+                .split(',')
+                .map(strength)
+                .collect::<anyhow::Result<_>>()?,
             None => DEFAULT_STRENGTHS.to_vec(),
         },
         split: args.split.parse::<Split>()?,
@@ -140,86 +136,37 @@ fn sweep_config(args: &Args) -> anyhow::Result<SweepConfig> {
         steps: args.steps,
         lr: args.lr,
     };
-    if args.steps > makemore::limits::MAX_STEPS {
-        anyhow::bail!(
-            "--steps {} is over the {} steps of one run",
-            args.steps,
-            makemore::limits::MAX_STEPS
-        );
+    let max = makemore::limits::MAX_STEPS;
+    if args.steps > max {
+        anyhow::bail!("--steps {} is over the {max} steps of one run", args.steps);
     }
     Ok(config)
 }
 
-/// The model's name and the name of its strength (smoothing or reg).
-fn names(model: SweepModel) -> (&'static str, &'static str) {
-    let model_name = match model {
-        SweepModel::Count => "count",
-        SweepModel::Neural => "neural",
-    };
-    (model_name, model.strength_name())
-}
-
-/// The whole sweep as one JSON object.
-fn print_json(run: &SweepRun) {
-    let SweepRun {
-        device,
-        source,
-        config,
-        result,
-        seconds,
-        ..
-    } = run;
-    let model = config.model;
-    let (model_name, name) = names(model);
+/// Each strength's train and dev loss, the best on dev, and its test loss, scored once.
+fn print_table(
+    config: &SweepConfig,
+    result: &SweepResult,
+    device: &str,
+    source: &str,
+    words: usize,
+) {
+    let (model, name) = config.model.names();
     let best = result.rows[result.best];
-    let rows: Vec<serde_json::Value> = result
-        .rows
-        .iter()
-        .map(|r| json!({"strength": r.strength, "train": finite_or_null(r.train), "dev": finite_or_null(r.dev)}))
-        .collect();
-    say!(
-        "{}",
-        json!({"event": "sweep", "device": device, "source": source,
-            "model": model_name, "strength_name": name, "context": config.context_len,
-            "split": config.split.to_string(), "words": result.words,
-            "examples": result.examples, "steps": (model == SweepModel::Neural).then_some(config.steps),
-            "lr": (model == SweepModel::Neural).then_some(config.lr), "rows": rows,
-            "best_strength": best.strength, "best_dev": finite_or_null(best.dev),
-            "test": finite_or_null(result.test), "seconds": seconds})
-    );
-}
-
-/// The sweep as a table: each strength's train and dev loss, the best on dev, and its test
-/// loss, scored once.
-fn print_table(run: &SweepRun) {
-    let SweepRun {
-        device,
-        source,
-        words,
-        config,
-        result,
-        seconds,
-    } = run;
-    let model = config.model;
-    let (model_name, name) = names(model);
-    let best = result.rows[result.best];
+    let neural = config.model == SweepModel::Neural;
+    let [train, dev, test] = result.words.map(thousands);
     say!("device   {device}");
     say!(
-        "data     {} words from {source}; split {}: train {}, dev {}, test {} words",
-        thousands(*words),
-        config.split,
-        thousands(result.words[0]),
-        thousands(result.words[1]),
-        thousands(result.words[2])
+        "data     {} words from {source}; split {}: train {train}, dev {dev}, test {test} words",
+        thousands(words),
+        config.split
     );
-    let settings = match model {
-        SweepModel::Count => String::new(),
-        SweepModel::Neural => format!(", {} steps of lr {}", config.steps, config.lr),
+    let settings = match neural {
+        true => format!(", {} steps of lr {}", config.steps, config.lr),
+        false => String::new(),
     };
-    say!(
-        "\n{model_name} model, context {}{settings}: mean NLL by {name}",
-        config.context_len
-    );
+    let k = config.context_len;
+    say!("\n{model} model, context {k}{settings}: mean NLL by {name}");
     say!("  {name:>10} {:>10} {:>10}", "train", "dev");
     for (i, row) in result.rows.iter().enumerate() {
         let mark = if i == result.best {
@@ -227,12 +174,8 @@ fn print_table(run: &SweepRun) {
         } else {
             ""
         };
-        say!(
-            "  {:>10} {:>10} {:>10}{mark}",
-            row.strength,
-            format_loss(row.train),
-            format_loss(row.dev)
-        );
+        let (train, dev) = (format_loss(row.train), format_loss(row.dev));
+        say!("  {:>10} {train:>10} {dev:>10}{mark}", row.strength);
     }
     say!(
         "\nbest {name} on dev: {} (dev {}); test, scored once: {}",
@@ -240,5 +183,4 @@ fn print_table(run: &SweepRun) {
         format_loss(best.dev),
         format_loss(result.test)
     );
-    say!("\ndone in {seconds:.2} s");
 }
