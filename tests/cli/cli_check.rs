@@ -1,7 +1,7 @@
 //! The GPU against the CPU from the command line: a whole `train` run as a user starts it, and
 //! `makemore check` on every adapter of the machine.
 
-mod common;
+use crate::common;
 
 use common::{json_lines, stderr, stdout};
 

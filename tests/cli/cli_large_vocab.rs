@@ -3,7 +3,7 @@
 //! GPU backend under test, the devices agreeing; past 65,536 symbols, or when the table does
 //! not fit, one line before any work.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -5,7 +5,7 @@
 //! relative (f32 sums of thousands of terms); weights after training to the figures stated
 //! in each test.
 
-mod common;
+use crate::common;
 
 use common::{assert_close, assert_rel, encode, gpus, random_words};
 use makemore::data::builtin_words;

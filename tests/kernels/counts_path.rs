@@ -5,7 +5,7 @@
 //! absolute plus 1e-4 relative; weights after training to 1e-4 absolute plus 1e-4 relative,
 //! as for the per-example kernels.
 
-mod common;
+use crate::common;
 
 use common::{assert_close, assert_rel, encode, gpus, random_words};
 use makemore::data::{builtin_words, Examples, Vocab};

@@ -7,9 +7,9 @@
 // The example's own file, compiled into this test: its `main` is the example's entry point
 // and is not called here.
 #[allow(dead_code)]
-#[path = "../examples/bigram.rs"]
+#[path = "../../examples/bigram.rs"]
 mod bigram;
-mod common;
+use crate::common;
 
 use common::{assert_rel, gpus, json_lines, makemore_on, test_backends};
 use makemore::{Backend, CpuBackend};

@@ -2,7 +2,7 @@
 //! in a fresh process draws the same names, `--resume` continues, and bad checkpoints are one
 //! clear line that leaves the user's files alone.
 
-mod common;
+use crate::common;
 
 use common::{json_lines, ok_stdout, one_line_error};
 

@@ -6,7 +6,7 @@
 //! and every training loss to 1e-6 relative (the training losses come from the same integer
 //! counts, so they are in fact identical; the count NLL is the same sum taken cell by cell).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

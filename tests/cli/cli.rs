@@ -1,6 +1,6 @@
 //! The binary as a user runs it: output, JSON lines, exit codes and error messages.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

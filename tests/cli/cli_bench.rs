@@ -1,6 +1,6 @@
 //! `makemore bench` and `train --grad` as a user runs them.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

@@ -4,7 +4,7 @@
 //! list (MAKEMORE_LECTURE_NAMES; .ci/run sets it); the structure test runs on the built-in
 //! names on every device.
 
-mod common;
+use crate::common;
 
 use common::{makemore_with_env, one_line_error, stderr, stdout};
 use serde_json::Value;

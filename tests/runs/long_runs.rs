@@ -6,7 +6,7 @@
 //! Tolerances (f32 on the GPU against f64 on the CPU): every step's loss to 1e-5 relative;
 //! the final weights to 2e-4 absolute plus 2e-4 relative.
 
-mod common;
+use crate::common;
 
 use common::{assert_close, assert_rel, encode, gpus};
 use makemore::data::builtin_words;

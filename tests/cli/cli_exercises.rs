@@ -1,7 +1,7 @@
 //! The exercises' flags and the `sweep` command as a user runs them: output, JSON, exit codes
 //! and one-line errors.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

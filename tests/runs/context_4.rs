@@ -6,7 +6,7 @@
 //! Tolerances as in long_runs.rs: every step's loss to 1e-5 relative; the final weights to
 //! 2e-4 absolute plus 2e-4 relative.
 
-mod common;
+use crate::common;
 
 use common::{assert_close, assert_rel, encode, gpus};
 use makemore::data::builtin_words;
