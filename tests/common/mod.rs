@@ -1,24 +1,39 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use makemore::data::{Examples, Vocab};
-use makemore::{Gpu, GpuBackend};
+use std::process::Output;
+
+use makemore::data::{builtin_words, Examples, Vocab};
+use makemore::{Backend, CpuBackend, Gpu, GpuBackend, NetForm, StepLoss, TrainOptions};
 use rand::{RngExt, SeedableRng};
+use serde_json::Value;
+
+/// The lecture's learning rate and regularization.
+pub const LECTURE: TrainOptions = TrainOptions {
+    lr: 50.0,
+    reg: 0.01,
+};
 
 /// The GPU backends to test: one per entry of MAKEMORE_TEST_BACKENDS (a comma list such as
 /// `vulkan,gl`; .ci/run sets it), or the adapter wgpu picks when it is not set. These tests
 /// exist to check the GPU: without an adapter they fail, they never skip.
 pub fn gpus() -> Vec<GpuBackend> {
-    let open = |backends: wgpu::Backends| match Gpu::on_backends(backends) {
-        Ok(gpu) => GpuBackend::new(gpu),
-        Err(e) => panic!("the GPU tests need a wgpu adapter (on Linux: mesa-vulkan-drivers): {e}"),
+    adapters().into_iter().map(GpuBackend::new).collect()
+}
+
+/// The devices behind [`gpus`].
+pub fn adapters() -> Vec<Gpu> {
+    let open = |backends: wgpu::Backends| {
+        Gpu::on_backends(backends).unwrap_or_else(|e| {
+            panic!("the GPU tests need a wgpu adapter (on Linux: mesa-vulkan-drivers): {e}")
+        })
     };
     match std::env::var("MAKEMORE_TEST_BACKENDS") {
-        Ok(list) => list
+        Ok(list) if !list.is_empty() => list
             .split(',')
             .map(|name| open(wgpu::Backends::from_comma_list(name)))
             .collect(),
-        Err(_) => vec![open(
+        _ => vec![open(
             wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
         )],
     }
@@ -49,6 +64,103 @@ pub fn encode(words: &[String], k: usize) -> (Vocab, Examples) {
     let vocab = Vocab::from_words(words);
     let examples = Examples::encode(words, &vocab, k).expect("vocabulary built from the words");
     (vocab, examples)
+}
+
+/// Writes `words` to `path`, one a line. `awkward` writes them with everything a reader must
+/// undo: a byte-order mark, CRLF and LF endings, blank and indented lines, multi-byte
+/// characters, and a last word (`zoë`) without a final newline.
+pub fn write_words(path: &std::path::Path, words: &[String], awkward: bool) {
+    let text = if awkward {
+        let mut text = String::from("\u{feff}");
+        for (i, w) in words.iter().enumerate() {
+            match i % 5 {
+                0 => text.push_str(&format!("{w}\r\n")),
+                1 => text.push_str(&format!("  {w} \n\n")),
+                2 => text.push_str(&format!("\t{w}\r\n \r\n")),
+                _ => text.push_str(&format!("{w}\n")),
+            }
+        }
+        text + "zoë"
+    } else {
+        words.join("\n") + "\n"
+    };
+    std::fs::write(path, text).unwrap();
+}
+
+/// The built-in names with context 1, then each random data set (seed, alphabet size, number
+/// of words, context length), encoded.
+pub fn cases(random: &[(u64, usize, usize, usize)]) -> Vec<(Vocab, Examples)> {
+    let mut cases = vec![encode(&builtin_words(), 1)];
+    cases.extend(
+        random
+            .iter()
+            .map(|&(seed, v, n, k)| encode(&random_words(seed, v, n), k)),
+    );
+    cases
+}
+
+/// Which gradient path a run takes (`--grad`).
+#[derive(Clone, Copy, Debug)]
+pub enum Grad {
+    /// `--grad counts`: count_descent on the count matrix.
+    Counts,
+    /// `--grad examples`: the per-example kernels.
+    Examples,
+}
+
+/// `steps` steps of `grad` with the lecture's options on `backend`, from `weights`.
+pub fn run<B: Backend>(
+    backend: &mut B,
+    examples: &Examples,
+    weights: &mut [f32],
+    grad: Grad,
+    steps: usize,
+) -> Vec<StepLoss> {
+    let loaded = backend.load(examples).unwrap();
+    let losses = match grad {
+        Grad::Counts => backend.train_counts(weights, &loaded, &LECTURE, steps),
+        Grad::Examples => backend.train(weights, &loaded, &LECTURE, steps, NetForm::default()),
+    }
+    .unwrap();
+    assert_eq!(losses.len(), steps);
+    losses
+}
+
+/// `steps` steps on `words` with context `k`, from weights drawn with `seed`, on every GPU
+/// backend and on the CPU: each step's loss (and its data part) must agree to 1e-5 relative,
+/// the final weights to `tol` absolute plus `tol` relative (the f32 GPU and the
+/// f64-accumulating CPU drift apart slowly).
+pub fn compare_runs(
+    what: &str,
+    words: &[String],
+    k: usize,
+    grad: Grad,
+    steps: usize,
+    seed: u64,
+    tol: f64,
+) {
+    let (vocab, examples) = encode(words, k);
+    let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), seed);
+    let mut expected_weights = initial.clone();
+    let expected = run(
+        &mut CpuBackend,
+        &examples,
+        &mut expected_weights,
+        grad,
+        steps,
+    );
+    for gpu in &mut gpus() {
+        let mut weights = initial.clone();
+        let losses = run(gpu, &examples, &mut weights, grad, steps);
+        let device = gpu.describe();
+        for (step, (got, want)) in losses.iter().zip(&expected).enumerate() {
+            let at = format!("{what}, {grad:?} path on {device}: loss at step {step}");
+            assert_rel(&at, got.total, want.total, 1e-5);
+            assert_rel(&format!("{at} (data)"), got.data, want.data, 1e-5);
+        }
+        let at = format!("{what}, {grad:?} path on {device}: W after {steps} steps");
+        assert_close(&at, &weights, &expected_weights, tol, tol);
+    }
 }
 
 /// llm.c's check: |gpu - cpu| <= atol + rtol * |cpu| for every element.
@@ -96,12 +208,12 @@ pub fn lecture_words() -> Vec<String> {
 }
 
 /// Runs the binary as a user would, with `args`; `NODEVICE_SELECT` silences a Mesa notice.
-pub fn makemore(args: &[&str]) -> std::process::Output {
+pub fn makemore(args: &[&str]) -> Output {
     makemore_with_env(args, &[])
 }
 
 /// [`makemore`] with more environment variables set.
-pub fn makemore_with_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+pub fn makemore_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     // A fresh working directory, so that a run without --work-dir saves its `out/` there.
     let dir = tempfile::tempdir().expect("a temporary directory");
     std::process::Command::new(env!("CARGO_BIN_EXE_makemore"))
@@ -114,12 +226,12 @@ pub fn makemore_with_env(args: &[&str], env: &[(&str, &str)]) -> std::process::O
 }
 
 /// A run's stdout as text.
-pub fn stdout(o: &std::process::Output) -> String {
+pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// A run's stderr as text.
-pub fn stderr(o: &std::process::Output) -> String {
+pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
@@ -134,11 +246,38 @@ pub fn ok_stdout(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
+/// Text as JSON lines.
+fn parse_json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
 /// Its stdout as JSON lines.
-pub fn json_lines(args: &[&str]) -> Vec<serde_json::Value> {
-    ok_stdout(args)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+pub fn json_lines(args: &[&str]) -> Vec<Value> {
+    parse_json_lines(&ok_stdout(args))
+}
+
+/// A run's stdout as JSON lines, whatever its exit code.
+pub fn json_of(o: &Output) -> Vec<Value> {
+    parse_json_lines(std::str::from_utf8(&o.stdout).expect("UTF-8 output"))
+}
+
+/// The event of `--json` output named `name` (and of `model`, when given).
+pub fn event<'a>(lines: &'a [Value], name: &str, model: Option<&str>) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["event"] == name && model.is_none_or(|m| l["model"] == m))
+        .unwrap_or_else(|| panic!("no {name} event"))
+}
+
+/// An event's list of names.
+pub fn names(event: &Value) -> Vec<String> {
+    event["names"]
+        .as_array()
+        .expect("a list of names")
+        .iter()
+        .map(|n| n.as_str().expect("a name").to_string())
         .collect()
 }
 
@@ -166,7 +305,7 @@ pub fn test_backends() -> Vec<Option<String>> {
 }
 
 /// [`makemore`] on one of [`test_backends`].
-pub fn makemore_on(backend: &Option<String>, args: &[&str]) -> std::process::Output {
+pub fn makemore_on(backend: &Option<String>, args: &[&str]) -> Output {
     match backend {
         Some(name) => makemore_with_env(args, &[("WGPU_BACKEND", name)]),
         None => makemore(args),

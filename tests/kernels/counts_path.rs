@@ -5,37 +5,25 @@
 //! absolute plus 1e-4 relative; weights after training to 1e-4 absolute plus 1e-4 relative,
 //! as for the per-example kernels.
 
-mod common;
+use crate::common;
 
-use common::{assert_close, assert_rel, encode, gpus, random_words};
-use makemore::data::{builtin_words, Examples, Vocab};
-use makemore::{Backend, CpuBackend, NetForm, TrainOptions};
-
-const LECTURE: TrainOptions = TrainOptions {
-    lr: 50.0,
-    reg: 0.01,
+use common::{
+    assert_close, assert_rel, cases, compare_runs, encode, gpus, random_words, run, Grad, LECTURE,
 };
+use makemore::data::builtin_words;
+use makemore::{Backend, CpuBackend, NetForm};
 
-/// The built-in names and random data sets: (seed, alphabet size, words, context length).
-fn cases() -> Vec<(Vocab, Examples)> {
-    let random = [
-        (1, 1, 50, 1),
-        (2, 5, 300, 2),
-        (4, 35, 1500, 1),
-        (5, 8, 800, 3),
-    ];
-    let mut cases = vec![encode(&builtin_words(), 1)];
-    cases.extend(
-        random
-            .iter()
-            .map(|&(seed, v, n, k)| encode(&random_words(seed, v, n), k)),
-    );
-    cases
-}
+/// Random data sets: (seed, alphabet size, words, context length).
+const RANDOM_CASES: [(u64, usize, usize, usize); 4] = [
+    (1, 1, 50, 1),
+    (2, 5, 300, 2),
+    (4, 35, 1500, 1),
+    (5, 8, 800, 3),
+];
 
 #[test]
 fn cpu_counts_path_equals_cpu_example_path() {
-    for (i, (vocab, examples)) in cases().into_iter().enumerate() {
+    for (i, (vocab, examples)) in cases(&RANDOM_CASES).into_iter().enumerate() {
         let weights = makemore::rng::standard_normal(examples.num_rows * vocab.len(), i as u64);
         for reg in [0.0, 0.01, 1.0] {
             let (loss, grads) = CpuBackend
@@ -55,7 +43,7 @@ fn cpu_counts_path_equals_cpu_example_path() {
 #[test]
 fn count_loss_and_gradient_match_the_cpu() {
     let mut gpus = gpus();
-    for (i, (vocab, examples)) in cases().into_iter().enumerate() {
+    for (i, (vocab, examples)) in cases(&RANDOM_CASES).into_iter().enumerate() {
         let weights = makemore::rng::standard_normal(examples.num_rows * vocab.len(), i as u64);
         for reg in [0.0, 0.01, 1.0] {
             let (expected_loss, expected_grads) = CpuBackend
@@ -75,54 +63,28 @@ fn count_loss_and_gradient_match_the_cpu() {
 /// `steps` steps of the counts path on the GPU and on the CPU, and of the per-example path on
 /// the GPU: the three loss histories agree to 1e-5, the weights to 1e-4 + 1e-4 relative.
 fn train_and_compare(words: &[String], k: usize, steps: usize, with_examples_path: bool) {
+    compare_runs("counts path", words, k, Grad::Counts, steps, 42, 1e-4);
+    if !with_examples_path {
+        return;
+    }
     let (vocab, examples) = encode(words, k);
     let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 42);
-    let mut w_cpu = initial.clone();
-    let expected = CpuBackend
-        .train_counts(&mut w_cpu, &examples, &LECTURE, steps)
-        .unwrap();
-    assert_eq!(expected.len(), steps);
     for gpu in &mut gpus() {
-        let on_gpu = gpu.load(&examples).unwrap();
         let mut w_gpu = initial.clone();
-        let losses = gpu
-            .train_counts(&mut w_gpu, &on_gpu, &LECTURE, steps)
-            .unwrap();
-        assert_eq!(losses.len(), steps);
-        for (step, (l, e)) in losses.iter().zip(&expected).enumerate() {
-            assert_rel(
-                &format!("counts loss at step {step}"),
-                l.total,
-                e.total,
-                1e-5,
-            );
-            assert_rel(&format!("counts data at step {step}"), l.data, e.data, 1e-5);
+        let losses = run(gpu, &examples, &mut w_gpu, Grad::Counts, steps);
+        let mut w_examples = initial.clone();
+        let per_example = run(gpu, &examples, &mut w_examples, Grad::Examples, steps);
+        for (step, (l, e)) in losses.iter().zip(&per_example).enumerate() {
+            let what = format!("counts vs examples path, loss at step {step}");
+            assert_rel(&what, l.total, e.total, 1e-5);
         }
-        let what = format!("W after {steps} steps on {}", gpu.describe());
-        assert_close(&what, &w_gpu, &w_cpu, 1e-4, 1e-4);
-        if with_examples_path {
-            let mut w_examples = initial.clone();
-            let per_example = gpu
-                .train(
-                    &mut w_examples,
-                    &on_gpu,
-                    &LECTURE,
-                    steps,
-                    NetForm::default(),
-                )
-                .unwrap();
-            for (step, (l, e)) in losses.iter().zip(&per_example).enumerate() {
-                let what = format!("counts vs examples path, loss at step {step}");
-                assert_rel(&what, l.total, e.total, 1e-5);
-            }
-            assert_close(
-                "W, counts vs examples path",
-                &w_gpu,
-                &w_examples,
-                1e-4,
-                1e-4,
-            );
-        }
+        assert_close(
+            "W, counts vs examples path",
+            &w_gpu,
+            &w_examples,
+            1e-4,
+            1e-4,
+        );
     }
 }
 

@@ -1,7 +1,7 @@
 //! Bad input and faults, each as a user meets them: one line on stderr starting with
 //! `error:`, exit code 1 (2 for flags clap rejects), never a panic.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -2,7 +2,7 @@
 //! (contexts up to 3, vocabularies larger than 27 with accented letters): context limits,
 //! the train/dev/test split and the sweep.
 
-mod common;
+use crate::common;
 
 use common::{assert_rel, encode, gpus, random_words};
 use makemore::limits::check_context;

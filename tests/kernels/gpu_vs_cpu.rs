@@ -5,16 +5,13 @@
 //! relative (f32 sums of thousands of terms); weights after training to the figures stated
 //! in each test.
 
-mod common;
+use crate::common;
 
-use common::{assert_close, assert_rel, encode, gpus, random_words};
-use makemore::data::builtin_words;
-use makemore::{Backend, CpuBackend, NetForm, TrainOptions};
-
-const LECTURE: TrainOptions = TrainOptions {
-    lr: 50.0,
-    reg: 0.01,
+use common::{
+    assert_close, assert_rel, cases, compare_runs, encode, gpus, random_words, Grad, LECTURE,
 };
+use makemore::data::builtin_words;
+use makemore::{Backend, CpuBackend, NetForm};
 
 /// Random data sets: (seed, alphabet size, number of words, context length).
 const RANDOM_CASES: [(u64, usize, usize, usize); 5] = [
@@ -25,20 +22,9 @@ const RANDOM_CASES: [(u64, usize, usize, usize); 5] = [
     (5, 8, 800, 3),
 ];
 
-/// The built-in names and the random data sets, encoded.
-fn cases() -> Vec<(makemore::data::Vocab, makemore::data::Examples)> {
-    let mut cases = vec![encode(&builtin_words(), 1)];
-    cases.extend(
-        RANDOM_CASES
-            .iter()
-            .map(|&(seed, v, n, k)| encode(&random_words(seed, v, n), k)),
-    );
-    cases
-}
-
 #[test]
 fn counts_are_exact() {
-    for (vocab, examples) in cases() {
+    for (vocab, examples) in cases(&RANDOM_CASES) {
         let expected = CpuBackend.count_pairs(&examples).unwrap();
         assert_eq!(
             expected.iter().map(|&n| n as usize).sum::<usize>(),
@@ -55,7 +41,7 @@ fn counts_are_exact() {
 #[test]
 fn probabilities_and_count_nll_match() {
     let mut gpus = gpus();
-    for (vocab, examples) in cases() {
+    for (vocab, examples) in cases(&RANDOM_CASES) {
         let counts = CpuBackend.count_pairs(&examples).unwrap();
         let pairs = (0..gpus.len()).flat_map(|g| [0.0, 0.5, 1.0, 10.0].map(|s| (g, s)));
         for (g, smoothing) in pairs {
@@ -94,7 +80,7 @@ fn probabilities_and_count_nll_match() {
 #[test]
 fn loss_and_gradient_match() {
     let mut gpus = gpus();
-    for (i, (vocab, examples)) in cases().into_iter().enumerate() {
+    for (i, (vocab, examples)) in cases(&RANDOM_CASES).into_iter().enumerate() {
         let weights = makemore::rng::standard_normal(examples.num_rows * vocab.len(), i as u64);
         for reg in [0.0, 0.01, 1.0] {
             let (expected_loss, expected_grads) = CpuBackend
@@ -130,48 +116,32 @@ fn softmax_rows_match() {
     }
 }
 
-/// Weights and losses after 1 and after 100 steps of lr 50: the f32 GPU and the f64-accumulating
-/// CPU drift apart slowly, so the weights are compared to 1e-4 absolute + 1e-4 relative.
-fn train_and_compare(words: &[String], k: usize, steps: usize) {
-    let (vocab, examples) = encode(words, k);
-    let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 42);
-    let mut w_cpu = initial.clone();
-    let expected = CpuBackend
-        .train(&mut w_cpu, &examples, &LECTURE, steps, NetForm::default())
-        .unwrap();
-    for gpu in &mut gpus() {
-        let on_gpu = gpu.load(&examples).unwrap();
-        let mut w_gpu = initial.clone();
-        let losses = gpu
-            .train(&mut w_gpu, &on_gpu, &LECTURE, steps, NetForm::default())
-            .unwrap();
-        assert_eq!(losses.len(), steps);
-        for (step, (l, e)) in losses.iter().zip(&expected).enumerate() {
-            assert_rel(&format!("loss at step {step}"), l.total, e.total, 1e-5);
-        }
-        assert_close(
-            &format!("W after {steps} steps on {}", gpu.describe()),
-            &w_gpu,
-            &w_cpu,
-            1e-4,
+/// Weights and losses after 1 and after 100 steps of lr 50, from the weights of seed 42: the
+/// weights to 1e-4 absolute + 1e-4 relative.
+#[test]
+fn weights_after_one_step_match() {
+    compare_runs("names", &builtin_words(), 1, Grad::Examples, 1, 42, 1e-4);
+    for &(seed, v, n, k) in &RANDOM_CASES {
+        let words = random_words(seed, v, n);
+        compare_runs(
+            &format!("seed {seed}"),
+            &words,
+            k,
+            Grad::Examples,
+            1,
+            42,
             1e-4,
         );
     }
 }
 
 #[test]
-fn weights_after_one_step_match() {
-    train_and_compare(&builtin_words(), 1, 1);
-    for &(seed, v, n, k) in &RANDOM_CASES {
-        train_and_compare(&random_words(seed, v, n), k, 1);
-    }
-}
-
-#[test]
 fn weights_after_100_steps_match() {
-    train_and_compare(&builtin_words(), 1, 100);
-    train_and_compare(&random_words(11, 30, 1000), 1, 100);
-    train_and_compare(&random_words(12, 6, 500), 2, 100);
+    compare_runs("names", &builtin_words(), 1, Grad::Examples, 100, 42, 1e-4);
+    let words = random_words(11, 30, 1000);
+    compare_runs("seed 11", &words, 1, Grad::Examples, 100, 42, 1e-4);
+    let words = random_words(12, 6, 500);
+    compare_runs("seed 12", &words, 2, Grad::Examples, 100, 42, 1e-4);
 }
 
 #[test]

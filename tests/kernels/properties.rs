@@ -3,7 +3,7 @@
 //! negative, probability rows sum to one, and the GPU gradient matches finite differences of
 //! the loss computed in f64.
 
-mod common;
+use crate::common;
 
 use common::{assert_close, assert_rel, encode, gpus};
 use makemore::data::{Examples, Vocab};

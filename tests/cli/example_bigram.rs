@@ -7,30 +7,13 @@
 // The example's own file, compiled into this test: its `main` is the example's entry point
 // and is not called here.
 #[allow(dead_code)]
-#[path = "../examples/bigram.rs"]
+#[path = "../../examples/bigram.rs"]
 mod bigram;
-mod common;
+use crate::common;
 
-use common::{assert_rel, gpus, json_lines, makemore_on, test_backends};
+use common::{assert_rel, event, gpus, json_lines, json_of, makemore_on, names, test_backends};
 use makemore::{Backend, CpuBackend};
 use serde_json::Value;
-
-/// The event of `train --json`'s output named `name`.
-fn event<'a>(events: &'a [Value], name: &str, model: Option<&str>) -> &'a Value {
-    events
-        .iter()
-        .find(|e| e["event"] == name && model.is_none_or(|m| e["model"] == m))
-        .unwrap_or_else(|| panic!("no {name} event in train's output"))
-}
-
-fn names(e: &Value) -> Vec<String> {
-    e["names"]
-        .as_array()
-        .expect("a list of names")
-        .iter()
-        .map(|n| n.as_str().expect("a name").to_string())
-        .collect()
-}
 
 /// Runs the example's lecture on `device` and compares it with `train --json`'s events.
 fn matches_train(device: &mut impl Backend, train: &[Value]) {
@@ -115,11 +98,7 @@ fn the_example_on_every_gpu_backend_prints_what_train_prints() {
     for (mut gpu, backend) in gpus().into_iter().zip(test_backends()) {
         let out = makemore_on(&backend, &["train", "--json"]);
         assert!(out.status.success(), "train on {backend:?} failed");
-        let train: Vec<Value> = String::from_utf8(out.stdout)
-            .expect("UTF-8 output")
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("JSON lines"))
-            .collect();
+        let train = json_of(&out);
         common::assert_gpu_device(event(&train, "device", None)["device"].as_str().unwrap());
         matches_train(&mut gpu, &train);
     }

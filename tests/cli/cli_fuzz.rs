@@ -9,7 +9,7 @@
 //! 500 cases by default (seeded, the same every run); `MAKEMORE_CLI_FUZZ_CASES=N` runs N,
 //! `MAKEMORE_CLI_FUZZ_SEED=S` another sequence.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

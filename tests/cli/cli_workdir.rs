@@ -2,18 +2,9 @@
 //! in a fresh process draws the same names, `--resume` continues, and bad checkpoints are one
 //! clear line that leaves the user's files alone.
 
-mod common;
+use crate::common;
 
 use common::{json_lines, ok_stdout, one_line_error};
-
-fn names_of(event: &serde_json::Value) -> Vec<String> {
-    event["names"]
-        .as_array()
-        .expect("names")
-        .iter()
-        .map(|n| n.as_str().unwrap().to_string())
-        .collect()
-}
 
 #[test]
 fn train_save_load_sample_the_same_names_on_the_gpu() {
@@ -44,7 +35,7 @@ fn train_save_load_sample_the_same_names_on_the_gpu() {
     let trained: Vec<Vec<String>> = lines
         .iter()
         .filter(|l| l["event"] == "samples")
-        .map(names_of)
+        .map(common::names)
         .collect();
     assert_eq!(trained.len(), 2);
     for (model, names) in ["count", "neural"].iter().zip(&trained) {
@@ -60,7 +51,7 @@ fn train_save_load_sample_the_same_names_on_the_gpu() {
             "42",
             "--json",
         ]);
-        assert_eq!(&names_of(&sampled[0]), names, "{model} model");
+        assert_eq!(&common::names(&sampled[0]), names, "{model} model");
         let known = sampled[0]["in_training_data"].as_array().unwrap().len();
         let new = sampled[0]["new"].as_array().unwrap().len();
         assert_eq!(known + new, 8);

@@ -3,7 +3,7 @@
 //! ignored by default (`cargo test` counts them as ignored) and .ci/run adds
 //! `--include-ignored` when it has the file; run that way without the variable, they fail.
 
-mod common;
+use crate::common;
 
 use common::{assert_rel, encode, gpus, lecture_words};
 use makemore::model::CountModel;

@@ -1,6 +1,6 @@
 //! `plot counts` and `plot loss`: the files exist, have the promised size, and are not blank.
 
-mod common;
+use crate::common;
 
 use common::{json_lines, ok_stdout, one_line_error};
 

@@ -1,6 +1,6 @@
 //! `sample` and `eval` on a saved run, as a user calls them.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -1,9 +1,9 @@
 //! The GPU against the CPU from the command line: a whole `train` run as a user starts it, and
 //! `makemore check` on every adapter of the machine.
 
-mod common;
+use crate::common;
 
-use common::{json_lines, stderr, stdout};
+use common::{json_lines, json_of, stderr, stdout};
 
 /// `train --steps 1000` on the built-in names: the same final loss on the GPU as on the CPU
 /// (1e-5 relative), and the GPU run really ran on an adapter, not the CPU fallback.
@@ -77,10 +77,7 @@ fn check_compares_every_kernel_and_passes() {
             stdout(&out),
             stderr(&out)
         );
-        let lines: Vec<serde_json::Value> = stdout(&out)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("JSON"))
-            .collect();
+        let lines = json_of(&out);
         let verdict = lines.last().expect("a verdict");
         assert_eq!(verdict["pass"], true, "{verdict}");
         assert_eq!(verdict["failed"], 0);

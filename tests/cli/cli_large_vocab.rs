@@ -3,16 +3,19 @@
 //! GPU backend under test, the devices agreeing; past 65,536 symbols, or when the table does
 //! not fit, one line before any work.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
-use common::{assert_gpu_device, makemore_with_env, one_line_error, stderr, stdout, test_backends};
+use common::{
+    assert_gpu_device, event, json_of, makemore_on, names, one_line_error, stderr, test_backends,
+    write_words,
+};
 use rand::{RngExt, SeedableRng};
 
 /// `words` random words of 1 to 6 characters over `symbols - 1` CJK characters (the boundary
 /// is the last symbol), then each character once, so that all of them occur.
-fn write_words(path: &Path, symbols: usize, words: usize) -> Vec<char> {
+fn write_cjk_words(path: &Path, symbols: usize, words: usize) -> Vec<char> {
     let chars: Vec<char> = (0..symbols as u32 - 1)
         .map(|i| char::from_u32(0x4E00 + i).unwrap())
         .collect();
@@ -26,45 +29,14 @@ fn write_words(path: &Path, symbols: usize, words: usize) -> Vec<char> {
         })
         .collect();
     lines.extend(chars.iter().map(|c| c.to_string()));
-    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+    write_words(path, &lines, false);
     chars
 }
 
-/// Runs the binary with `WGPU_BACKEND` set for a GPU backend under test.
-fn run(backend: &Option<String>, args: &[&str]) -> std::process::Output {
-    let env: Vec<(&str, &str)> = backend
-        .iter()
-        .map(|b| ("WGPU_BACKEND", b.as_str()))
-        .collect();
-    makemore_with_env(args, &env)
-}
-
+/// A run's JSON lines, checked for success.
 fn json(out: &std::process::Output, what: &str) -> Vec<serde_json::Value> {
     assert!(out.status.success(), "{what}: {}", stderr(out));
-    stdout(out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("{what}: not JSON: {l}")))
-        .collect()
-}
-
-fn event<'a>(
-    lines: &'a [serde_json::Value],
-    name: &str,
-    model: Option<&str>,
-) -> &'a serde_json::Value {
-    lines
-        .iter()
-        .find(|l| l["event"] == name && model.is_none_or(|m| l["model"] == m))
-        .unwrap_or_else(|| panic!("no {name} event"))
-}
-
-fn names(value: &serde_json::Value) -> Vec<String> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap().to_string())
-        .collect()
+    json_of(out)
 }
 
 /// Trains on `symbols` symbols on the CPU and on every GPU backend, then uses each run's work
@@ -72,7 +44,7 @@ fn names(value: &serde_json::Value) -> Vec<String> {
 fn end_to_end(symbols: usize, words: usize) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("words.txt");
-    let chars = write_words(&input, symbols, words);
+    let chars = write_cjk_words(&input, symbols, words);
     let input = input.to_str().unwrap();
     let mut devices: Vec<(String, Option<String>)> = vec![("cpu".to_string(), None)];
     devices.extend(test_backends().into_iter().map(|b| ("gpu".to_string(), b)));
@@ -133,7 +105,7 @@ impl DeviceRun<'_> {
             "--work-dir",
             self.work,
         ];
-        let lines = json(&run(self.backend, &args), what);
+        let lines = json(&makemore_on(self.backend, &args), what);
         let device_line = event(&lines, "device", None)["device"].as_str().unwrap();
         if self.device == "gpu" {
             assert_gpu_device(device_line);
@@ -144,7 +116,7 @@ impl DeviceRun<'_> {
         assert_eq!(count["impossible_examples"], 0, "{what}");
         let mut trained: Vec<Vec<String>> = ["count", "neural"]
             .iter()
-            .map(|m| names(&event(&lines, "samples", Some(m))["names"]))
+            .map(|m| names(event(&lines, "samples", Some(m))))
             .collect();
         for name in trained.iter().flatten() {
             assert!(
@@ -160,13 +132,13 @@ impl DeviceRun<'_> {
     /// `sample` from the saved run draws the names train printed.
     fn sample_again(&self, neural_names: &[String]) {
         let sampled = json(
-            &run(
+            &makemore_on(
                 self.backend,
                 &["sample", "--work-dir", self.work, "--num", "3", "--json"],
             ),
             &self.what,
         );
-        assert_eq!(names(&sampled[0]["names"]), neural_names, "{}", self.what);
+        assert_eq!(names(&sampled[0]), neural_names, "{}", self.what);
     }
 
     /// `eval` of a word of three symbols: four pairs with the boundaries, a log-likelihood
@@ -175,7 +147,7 @@ impl DeviceRun<'_> {
         let what = &self.what;
         let word: String = self.chars[..3].iter().collect();
         let scored = json(
-            &run(
+            &makemore_on(
                 self.backend,
                 &["eval", "--word", &word, "--work-dir", self.work, "--json"],
             ),
@@ -199,7 +171,7 @@ impl DeviceRun<'_> {
             png.to_str().unwrap(),
         ];
         if self.symbols <= 1024 {
-            assert!(run(self.backend, &plot).status.success(), "{what}");
+            assert!(makemore_on(self.backend, &plot).status.success(), "{what}");
             let bytes = std::fs::read(png).unwrap();
             assert_eq!(&bytes[1..4], b"PNG", "{what}");
         } else {
@@ -260,10 +232,10 @@ fn five_thousand_symbols_end_to_end() {
 /// One character per line: `count` distinct characters from U+10000 on (all valid scalar
 /// values, none of them `.`).
 fn distinct_characters(path: &Path, count: u32) {
-    let text: String = (0x10000..0x10000 + count)
-        .map(|c| format!("{}\n", char::from_u32(c).unwrap()))
+    let words: Vec<String> = (0x10000..0x10000 + count)
+        .map(|c| char::from_u32(c).unwrap().to_string())
         .collect();
-    std::fs::write(path, text).unwrap();
+    write_words(path, &words, false);
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! The loop budget's reason, measured: `tests/shaders/loop_probe.wgsl` counts the loop
-//! iterations an invocation really makes, on every backend of MAKEMORE_TEST_BACKENDS.
+//! The loop budget's reason, measured: `tests/kernels/shaders/loop_probe.wgsl` counts the
+//! loop iterations an invocation really makes, on every backend of MAKEMORE_TEST_BACKENDS.
 //!
 //! - Every adapter must run loops of up to the budget (16,384 iterations in all) in full:
 //!   that is what every kernel's stated bound relies on.
@@ -7,7 +7,7 @@
 //!   of 40,000 iterations make 65,535 in total and then stop, silently: the limit is per
 //!   invocation and shared between its loops. Other adapters must run them in full.
 
-mod common;
+use crate::common;
 
 use makemore::gpu::loop_budget::LOOP_BUDGET;
 use makemore::Backend;

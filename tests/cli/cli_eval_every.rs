@@ -1,7 +1,7 @@
 //! Held-out evaluation while training: `--split` with `--eval-every`, the kept weights, the
 //! log's dev losses, and `sample` sorting names by part.
 
-mod common;
+use crate::common;
 
 use common::{json_lines, one_line_error};
 

@@ -6,35 +6,16 @@
 //! and every training loss to 1e-6 relative (the training losses come from the same integer
 //! counts, so they are in fact identical; the count NLL is the same sum taken cell by cell).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
-use common::{assert_rel, gpus, makemore_with_env, random_words, stderr, stdout};
+use common::{assert_rel, gpus, makemore_with_env, random_words, stderr, stdout, write_words};
 use makemore::corpus::{self, CountTable};
 use makemore::data::read_words;
 use makemore::train::{Event, TrainConfig, TrainSummary};
 use makemore::train_streamed::run_streamed;
 use makemore::{Backend, CpuBackend};
-
-/// A file of random words written with everything the reader must undo: a byte-order mark,
-/// CRLF and LF endings, blank and indented lines, multi-byte characters, no final newline.
-fn awkward_file(dir: &Path, seed: u64, alphabet: usize, count: usize) -> std::path::PathBuf {
-    let words = random_words(seed, alphabet, count);
-    let mut text = String::from("\u{feff}");
-    for (i, w) in words.iter().enumerate() {
-        match i % 5 {
-            0 => text.push_str(&format!("{w}\r\n")),
-            1 => text.push_str(&format!("  {w} \n\n")),
-            2 => text.push_str(&format!("\t{w}\r\n \r\n")),
-            _ => text.push_str(&format!("{w}\n")),
-        }
-    }
-    text.push_str("zoë");
-    let path = dir.join(format!("words{seed}.txt"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 /// Every event's figures that must agree, as text (timings and steps/s left out).
 fn figures(events: &[Event]) -> Vec<String> {
@@ -148,7 +129,8 @@ const CASES: [(u64, usize, usize, usize, usize); 4] = [
 fn streamed_cpu_training_equals_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     for (seed, alphabet, count, k, chunk) in CASES {
-        let path = awkward_file(dir.path(), seed, alphabet, count);
+        let path = dir.path().join(format!("words{seed}.txt"));
+        write_words(&path, &random_words(seed, alphabet, count), true);
         let config = config(k, 60);
         let memory = in_memory(&mut CpuBackend, &path, &config);
         let stream = streamed(&mut CpuBackend, &path, &config, chunk);
@@ -165,7 +147,8 @@ fn streamed_gpu_training_equals_in_memory() {
     for mut gpu in gpus() {
         let device = gpu.describe();
         for (seed, alphabet, count, k, chunk) in CASES {
-            let path = awkward_file(dir.path(), seed, alphabet, count);
+            let path = dir.path().join(format!("words{seed}.txt"));
+            write_words(&path, &random_words(seed, alphabet, count), true);
             let config = config(k, 60);
             let memory = in_memory(&mut gpu, &path, &config);
             let stream = streamed(&mut gpu, &path, &config, chunk);

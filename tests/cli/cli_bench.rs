@@ -1,17 +1,8 @@
 //! `makemore bench` and `train --grad` as a user runs them.
 
-mod common;
+use crate::common;
 
-use std::process::Output;
-
-use common::makemore;
-
-fn json_lines(o: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect()
-}
+use common::{json_of, makemore};
 
 #[test]
 fn bench_times_every_stage_on_both_devices() {
@@ -23,7 +14,7 @@ fn bench_times_every_stage_on_both_devices() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut lines = json_lines(&out);
+    let mut lines = json_of(&out);
     // The last line is the peak memory, where the system reports it (Linux does).
     let has_peak = lines
         .last()
@@ -103,7 +94,7 @@ fn both_gradient_paths_give_the_same_losses() {
             grad,
         ]);
         assert!(out.status.success());
-        let lines = json_lines(&out);
+        let lines = json_of(&out);
         assert_eq!(lines[0]["event"], "device");
         common::assert_gpu_device(lines[0]["device"].as_str().unwrap());
         let neural = lines
@@ -154,7 +145,7 @@ fn bench_kernels_reports_every_kernel_on_each_backend() {
         let args = ["bench", "--kernels", "--reps", "1", "--peak-gbps", "100"];
         let out = common::makemore_on(&backend, &[&args[..], &["--json"]].concat());
         assert!(out.status.success(), "{}", common::stderr(&out));
-        let lines = json_lines(&out);
+        let lines = json_of(&out);
         let head = &lines[0];
         assert!(head["adapter"].as_str().is_some(), "{head}");
         let timestamps = head["timestamps"].as_bool().expect("a timestamps field");

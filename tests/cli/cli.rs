@@ -1,10 +1,12 @@
 //! The binary as a user runs it: output, JSON lines, exit codes and error messages.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 
-use common::{assert_gpu_device, makemore, makemore_on, stderr, stdout, test_backends};
+use common::{
+    assert_gpu_device, event, json_of, makemore, makemore_on, stderr, stdout, test_backends,
+};
 
 #[test]
 fn train_prints_the_four_stages_in_order() {
@@ -50,10 +52,7 @@ fn json_lines_end_with_a_summary() {
         "cpu",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let lines: Vec<serde_json::Value> = stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
-        .collect();
+    let lines = json_of(&out);
     let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
     assert_eq!(
         events,
@@ -123,10 +122,7 @@ fn gpu_and_cpu_agree_from_the_command_line() {
         ];
         let out = makemore_on(backend, &args);
         assert!(out.status.success(), "{}", stderr(&out));
-        let lines: Vec<serde_json::Value> = stdout(&out)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("JSON lines"))
-            .collect();
+        let lines = json_of(&out);
         let device = lines[0]["device"]
             .as_str()
             .expect("a device line")
@@ -218,17 +214,8 @@ fn torch_rng_prints_the_lectures_names() {
         "--json",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let lines: Vec<serde_json::Value> = stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
-        .collect();
-    let event = |name: &str, model: Option<&str>| {
-        lines
-            .iter()
-            .find(|l| l["event"] == name && model.is_none_or(|m| l["model"] == m))
-            .unwrap_or_else(|| panic!("no {name} event"))
-    };
-    let names: Vec<String> = event("samples", Some("count"))["names"]
+    let lines = json_of(&out);
+    let names: Vec<String> = event(&lines, "samples", Some("count"))["names"]
         .as_array()
         .unwrap()
         .iter()
@@ -244,7 +231,7 @@ fn torch_rng_prints_the_lectures_names() {
             "anchshizarie."
         ]
     );
-    let neural = event("neural_model", None);
+    let neural = event(&lines, "neural_model", None);
     let before = neural["losses"][0].as_f64().unwrap();
     let after = neural["final_loss"].as_f64().unwrap();
     assert!((before - 3.7686186).abs() <= 1e-6 * 3.7686186, "{before}");

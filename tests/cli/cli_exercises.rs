@@ -1,11 +1,11 @@
 //! The exercises' flags and the `sweep` command as a user runs them: output, JSON, exit codes
 //! and one-line errors.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 
-use common::{makemore, stdout};
+use common::{json_of, makemore, random_words, stdout, write_words};
 
 /// The one line of stderr that starts with `error:` (Mesa may add lines of its own).
 fn error_lines(o: &Output) -> Vec<String> {
@@ -14,26 +14,6 @@ fn error_lines(o: &Output) -> Vec<String> {
         .filter(|l| l.starts_with("error:") && !l.contains("XDG_RUNTIME_DIR"))
         .map(str::to_string)
         .collect()
-}
-
-fn json_lines(o: &Output) -> Vec<serde_json::Value> {
-    stdout(o)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
-        .collect()
-}
-
-/// A small word list of 30 letters (accented ones included) in a temporary file.
-fn word_file(name: &str, seed: u64, alphabet: usize, count: usize) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("makemore-cli-exercises-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(
-        &path,
-        common::random_words(seed, alphabet, count).join("\n"),
-    )
-    .unwrap();
-    path
 }
 
 #[test]
@@ -84,7 +64,7 @@ fn train_with_a_split_reports_every_part() {
         "cpu",
     ]);
     assert!(out.status.success());
-    let lines = json_lines(&out);
+    let lines = json_of(&out);
     let split = lines.iter().find(|l| l["event"] == "split").expect("split");
     assert_eq!(split["train_words"], 25_805);
     let evaluation = lines.iter().find(|l| l["event"] == "evaluation").unwrap();
@@ -95,7 +75,9 @@ fn train_with_a_split_reports_every_part() {
         }
     }
     // Without smoothing a pair unseen in train makes dev infinite: null in JSON, inf in text.
-    let words = word_file("split.txt", 3, 30, 300);
+    let dir = tempfile::tempdir().unwrap();
+    let words = dir.path().join("split.txt");
+    write_words(&words, &random_words(3, 30, 300), false);
     let args = [
         "train",
         "--input",
@@ -149,7 +131,7 @@ fn sweep_prints_the_table_and_scores_test_once() {
         "--json",
     ]);
     assert!(out.status.success());
-    let line = &json_lines(&out)[0];
+    let line = &json_of(&out)[0];
     assert_eq!(line["model"], "neural");
     assert_eq!(line["rows"].as_array().unwrap().len(), 2);
     assert!(line["test"].as_f64().unwrap() > 2.0);
@@ -171,7 +153,9 @@ fn explicit_loss_overflow_is_reported_not_printed() {
 
 #[test]
 fn one_hot_and_explicit_give_the_same_numbers_on_ordinary_data() {
-    let words = word_file("one-hot.txt", 4, 30, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let words = dir.path().join("one-hot.txt");
+    write_words(&words, &random_words(4, 30, 200), false);
     let run = |extra: &[&str]| {
         let mut args = vec![
             "train",
@@ -188,7 +172,7 @@ fn one_hot_and_explicit_give_the_same_numbers_on_ordinary_data() {
         args.extend_from_slice(extra);
         let out = makemore(&args);
         assert!(out.status.success(), "{extra:?}");
-        let lines = json_lines(&out);
+        let lines = json_of(&out);
         let neural = lines.iter().find(|l| l["event"] == "neural_model").unwrap();
         neural["final_loss"].as_f64().unwrap()
     };
@@ -221,7 +205,7 @@ fn adamw_minibatches_use_makemore_defaults() {
         "--json",
     ]);
     assert!(out.status.success());
-    let lines = json_lines(&out);
+    let lines = json_of(&out);
     let neural = lines.iter().find(|l| l["event"] == "neural_model").unwrap();
     assert!((neural["lr"].as_f64().unwrap() - 5e-4).abs() < 1e-9);
     assert_eq!(neural["losses"].as_array().unwrap().len(), 3);

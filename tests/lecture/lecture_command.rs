@@ -4,12 +4,12 @@
 //! list (MAKEMORE_LECTURE_NAMES; .ci/run sets it); the structure test runs on the built-in
 //! names on every device.
 
-mod common;
+use crate::common;
 
-use common::{makemore_with_env, one_line_error, stderr, stdout};
+use common::{
+    assert_rel, json_of, lecture_names_path, makemore_with_env, one_line_error, stderr, stdout,
+};
 use serde_json::Value;
-
-const NEEDS_LIST: &str = "needs MAKEMORE_LECTURE_NAMES (the lecture's names.txt); .ci/run sets it";
 
 /// Cell [10]: `sorted(b.items(), key = lambda kv: -kv[1])`, all 627 bigrams.
 const NOTEBOOK_BIGRAMS: &str = include_str!("data/notebook_bigrams.txt");
@@ -166,10 +166,7 @@ fn lecture_json(args: &[&str], env: &[(&str, String)]) -> Vec<Value> {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let out = makemore_with_env(args, &env);
     assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-    stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
-        .collect()
+    json_of(&out)
 }
 
 fn chapter(lines: &[Value], number: u64) -> &Value {
@@ -195,15 +192,6 @@ fn assert_rounds_to(what: &str, ours: f64, notebook: f64, decimals: i32) {
         (ours * scale).round() / scale,
         notebook,
         "{what}: ours {ours}, the notebook {notebook}"
-    );
-}
-
-/// |ours - notebook| <= rtol * |notebook|.
-fn assert_rel(what: &str, ours: f64, notebook: f64, rtol: f64) {
-    assert!(
-        (ours - notebook).abs() <= rtol * notebook.abs(),
-        "{what}: ours {ours}, the notebook {notebook} (relative {:.2e}, allowed {rtol:e})",
-        (ours - notebook).abs() / notebook.abs()
     );
 }
 
@@ -457,14 +445,10 @@ fn training_on_every_word(device: &str, lines: &[Value]) {
     );
 }
 
-fn lecture_list() -> String {
-    std::env::var("MAKEMORE_LECTURE_NAMES").unwrap_or_else(|_| panic!("this test {NEEDS_LIST}"))
-}
-
 #[test]
 #[ignore = "needs the lecture's names.txt: MAKEMORE_LECTURE_NAMES=PATH cargo test --release -- --include-ignored"]
 fn lecture_reproduces_the_notebook_on_the_cpu() {
-    let list = lecture_list();
+    let list = lecture_names_path();
     let lines = lecture_json(
         &["lecture", "--json", "--device", "cpu", "--input", &list],
         &[],
@@ -475,7 +459,7 @@ fn lecture_reproduces_the_notebook_on_the_cpu() {
 #[test]
 #[ignore = "needs the lecture's names.txt: MAKEMORE_LECTURE_NAMES=PATH cargo test --release -- --include-ignored"]
 fn lecture_reproduces_the_notebook_on_the_gpu() {
-    let list = lecture_list();
+    let list = lecture_names_path();
     for (device, env, flag) in devices().into_iter().filter(|d| d.2 == "gpu") {
         let lines = lecture_json(
             &["lecture", "--json", "--device", flag, "--input", &list],

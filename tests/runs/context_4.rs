@@ -6,16 +6,11 @@
 //! Tolerances as in long_runs.rs: every step's loss to 1e-5 relative; the final weights to
 //! 2e-4 absolute plus 2e-4 relative.
 
-mod common;
+use crate::common;
 
-use common::{assert_close, assert_rel, encode, gpus};
+use common::{assert_close, assert_rel, encode, gpus, LECTURE};
 use makemore::data::builtin_words;
-use makemore::{Backend, CpuBackend, TrainOptions};
-
-const LECTURE: TrainOptions = TrainOptions {
-    lr: 50.0,
-    reg: 0.01,
-};
+use makemore::{Backend, CpuBackend};
 
 const STEPS: usize = 4;
 
@@ -71,10 +66,7 @@ fn train_context_4_prints_the_same_losses_on_cpu_and_gpu() {
     let run = |backend: &Option<String>, device: &str| -> serde_json::Value {
         let out = common::makemore_on(backend, &[&args[..], &["--device", device]].concat());
         assert!(out.status.success(), "{}", common::stderr(&out));
-        let events: Vec<serde_json::Value> = common::stdout(&out)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-            .collect();
+        let events = common::json_of(&out);
         let event = |name: &str| {
             events
                 .iter()

@@ -7,18 +7,13 @@
 //! Tolerances, as in long_runs.rs: every step's loss to 1e-5 relative, the final weights to
 //! 2e-4 absolute plus 2e-4 relative; counts exactly; the count model's NLL to 1e-6 relative.
 
-mod common;
+use crate::common;
 
-use common::{assert_close, assert_rel, encode, lecture_words};
+use common::{adapters, assert_close, assert_rel, encode, lecture_words, LECTURE};
 use makemore::adamw::AdamW;
 use makemore::data::{builtin_words, Examples};
 use makemore::optim::{train_neural, Optimizer, Schedule};
-use makemore::{Backend, CpuBackend, Gpu, GpuBackend, LossForm, NetForm, TrainOptions};
-
-const LECTURE: TrainOptions = TrainOptions {
-    lr: 50.0,
-    reg: 0.01,
-};
+use makemore::{Backend, CpuBackend, GpuBackend, LossForm, NetForm, TrainOptions};
 
 /// The GPU backends of MAKEMORE_TEST_BACKENDS, cutting the examples into chunks of at most
 /// `chunk` examples.
@@ -32,18 +27,9 @@ fn gpus_with_chunks(chunk: u32) -> Vec<GpuBackend> {
 /// The GPU backends of MAKEMORE_TEST_BACKENDS, each believing its largest storage binding
 /// holds `binding_bytes`.
 fn gpus_with_binding(binding_bytes: u64) -> Vec<GpuBackend> {
-    let list = std::env::var("MAKEMORE_TEST_BACKENDS").unwrap_or_default();
-    let backends: Vec<wgpu::Backends> = if list.is_empty() {
-        vec![wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all())]
-    } else {
-        list.split(',')
-            .map(wgpu::Backends::from_comma_list)
-            .collect()
-    };
-    backends
+    adapters()
         .into_iter()
-        .map(|b| {
-            let mut gpu = Gpu::on_backends(b).expect("the GPU tests need a wgpu adapter");
+        .map(|mut gpu| {
             let limits = &mut gpu.limits;
             limits.max_storage_buffer_binding_size =
                 limits.max_storage_buffer_binding_size.min(binding_bytes);
