@@ -8,9 +8,21 @@ bin="$(realpath "$1")"
 out="$(mkdir -p "$2" && realpath "$2")"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export NODEVICE_SELECT=1 XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
+# Runs in a private mount namespace where a fresh directory sits at one fixed path, since
+# checkpoints and `sample` name the absolute path of the input file.
+here=/var/tmp/makemore-record
+if [ -z "${RECORD_TMP:-}" ]; then
+    RECORD_TMP="$(mktemp -d)"
+    mkdir -p "$here"
+    export RECORD_TMP
+    unshare -m --propagation private bash -c 'mount --bind "$RECORD_TMP" '"$here"' && exec "$@"' \
+        record "$0" "$bin" "$out"
+    status=$?
+    rm -rf "$RECORD_TMP"
+    exit $status
+fi
+cd "$here"
+cp "$root/data/names.txt" names.txt
 
 # A 300-symbol vocabulary: 299 code points from U+0100, words drawn by a fixed recurrence.
 python3 - > wide.txt <<'EOF'
@@ -24,7 +36,7 @@ for _ in range(3000):
         w += chr(0x100 + (x >> 8) % 299)
     print(w)
 EOF
-head -2000 "$root/data/names.txt" > small.txt
+head -2000 names.txt > small.txt
 printf 'emma\nolivia\nava\nzzzq\n' > few.txt
 
 # run NAME ARGS...: one recorded command; its work dir is w/NAME unless ARGS name another.
@@ -54,7 +66,7 @@ for dev in gpu cpu; do
     t k3 --context 3 --steps 30
     t wide --input wide.txt --steps 20
     t wide-k2 --input wide.txt --context 2 --steps 5 --grad examples
-    t names-file --input "$root/data/names.txt" --steps 20
+    t names-file --input names.txt --steps 20
     t small-split-json --input small.txt --split 80/10/10 --steps 20 --json
     t lr-huge --input small.txt --lr 1e9 --steps 50
     mkdir -p "w-resume-$dev"
@@ -77,7 +89,7 @@ run sample-k2 sample --work-dir w-k2-split-gpu --num 30
 run sample-wide sample --work-dir w-wide-gpu
 run eval-words eval --work-dir $w --word emma --word zzz --word a
 run eval-words-neural eval --work-dir $w --model neural --word emma --json
-run eval-input eval --work-dir $w --input "$root/data/names.txt"
+run eval-input eval --work-dir $w --input names.txt
 run eval-input-pairs eval --work-dir $w --input few.txt --pairs --json
 run plot plot counts --work-dir $w -o counts.svg -o counts.png
 run plot-loss plot loss --work-dir $w -o loss.svg

@@ -4,8 +4,67 @@
 
 use crate::adamw::{AdamState, AdamW};
 use crate::corpus::{CountTable, PairBatches};
+use crate::cpu::CpuBackend;
 use crate::data::Examples;
+use crate::gpu::{open_gpu, GpuBackend, GpuError};
 use crate::limits::TableLimit;
+
+/// What the user asked for (`--device`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// A wgpu adapter; the CPU reference only when no adapter exists at all.
+    Gpu,
+    /// The CPU reference.
+    Cpu,
+}
+
+/// The backend a command runs on, chosen once: [`on_backend!`] hands it to generic code.
+#[allow(clippy::large_enum_variant)]
+pub enum Chosen {
+    Cpu(CpuBackend),
+    Gpu(GpuBackend),
+}
+
+impl Chosen {
+    /// Opens the chosen device. With `Gpu` and no adapter at all, falls back to the CPU and
+    /// returns the notice to show; any other GPU failure is an error.
+    pub fn open(choice: DeviceChoice) -> Result<(Chosen, Option<String>), GpuError> {
+        match choice {
+            DeviceChoice::Cpu => Ok((Chosen::Cpu(CpuBackend), None)),
+            DeviceChoice::Gpu => match open_gpu() {
+                Ok(gpu) => Ok((Chosen::Gpu(GpuBackend::new(gpu)), None)),
+                Err(GpuError::NoAdapter { backends }) => Ok((
+                    Chosen::Cpu(CpuBackend),
+                    Some(format!(
+                        "no GPU adapter found (backends {backends}); running on the CPU reference"
+                    )),
+                )),
+                Err(other) => Err(other),
+            },
+        }
+    }
+}
+
+/// Runs `body` with `b` bound to the backend inside a [`Chosen`] (or `&Chosen`,
+/// `&mut Chosen`): the one place a command branches on the device.
+#[macro_export]
+macro_rules! on_backend {
+    ($chosen:expr, |$b:ident| $body:expr) => {
+        match $chosen {
+            $crate::backend::Chosen::Cpu($b) => $body,
+            $crate::backend::Chosen::Gpu($b) => $body,
+        }
+    };
+}
+
+/// Host<->device traffic: every buffer written from the host and every readback.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transfers {
+    pub uploads: u64,
+    pub upload_bytes: u64,
+    pub readbacks: u64,
+    pub readback_bytes: u64,
+}
 
 /// The losses of one training step, measured before the step's update.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -73,8 +132,21 @@ pub trait Backend {
     /// Examples as the backend keeps them (uploaded once, used by every step).
     type Examples;
 
+    /// "gpu" or "cpu".
+    const KIND: &'static str;
+
     /// A one-line description of the device.
     fn describe(&self) -> String;
+
+    /// Waits until the device has finished what was submitted.
+    fn synchronize(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// The host<->device traffic so far (none on the CPU).
+    fn transfers(&self) -> Transfers {
+        Transfers::default()
+    }
 
     /// Prepares examples for the other operations (on a GPU: encodes and uploads them).
     fn load(&mut self, examples: &Examples) -> anyhow::Result<Self::Examples>;

@@ -563,6 +563,7 @@ pub struct CpuBackend;
 
 impl Backend for CpuBackend {
     type Examples = Examples;
+    const KIND: &'static str = "cpu";
 
     fn describe(&self) -> String {
         "CPU reference (f64 accumulation)".to_string()

@@ -13,7 +13,7 @@ use makemore::lecture::{
     NOTEBOOK_STEPS, UNREPRODUCIBLE,
 };
 use makemore::plot::{CountsFigure, Format};
-use makemore::{AnyBackend, Backend};
+use makemore::{on_backend, Backend, Chosen};
 
 pub const EXAMPLE: &str = "Examples:
   makemore lecture --input names.txt               # the whole notebook, as the video shows it
@@ -77,7 +77,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         None => (builtin_words(), "the built-in names".to_string(), true),
     };
-    let (mut backend, notice) = AnyBackend::open(args.device.into())?;
+    let (mut backend, notice) = Chosen::open(args.device.into())?;
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
     }
@@ -86,7 +86,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         rng: args.rng.into(),
         ..LectureConfig::default()
     };
-    let walk = walk(&mut backend, &words, &source, &config)?;
+    let walk = on_backend!(&mut backend, |b| walk(b, &words, &source, &config))?;
     let differs = builtin.then_some(
         "these are the built-in names, not the lecture's names.txt: every figure below differs \
          from the video's (run with --input names.txt to follow it)",
@@ -94,12 +94,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.json {
         say!(
             "{}",
-            json!({"event": "lecture", "device": backend.describe(), "source": source,
+            json!({"event": "lecture", "device": on_backend!(&backend, |b| b.describe()), "source": source,
                 "words": walk.stats.words, "differs_from_video": differs})
         );
     } else {
         say!("makemore lecture: the notebook makemore_part1_bigrams.ipynb, chapter by chapter");
-        say!("device   {}", backend.describe());
+        say!("device   {}", on_backend!(&backend, |b| b.describe()));
         say!("words    {} ({})", source, thousands(walk.stats.words));
         if let Some(note) = differs {
             say!("note     {note}");

@@ -12,7 +12,7 @@
 //! the loop budget (loop_budget.rs) before anything is recorded.
 
 use crate::adamw::{AdamState, AdamW};
-use crate::backend::{Backend, NetForm, Nll, StepLoss, TrainOptions};
+use crate::backend::{Backend, NetForm, Nll, StepLoss, TrainOptions, Transfers};
 use crate::data::Examples;
 use crate::limits::TableLimit;
 
@@ -203,9 +203,22 @@ impl GpuBackend {
 
 impl Backend for GpuBackend {
     type Examples = GpuExamples;
+    const KIND: &'static str = "gpu";
 
     fn describe(&self) -> String {
         self.gpu.describe()
+    }
+
+    fn synchronize(&self) -> anyhow::Result<()> {
+        self.gpu
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow::anyhow!("the GPU did not finish: {e}"))?;
+        Ok(self.gpu.check()?)
+    }
+
+    fn transfers(&self) -> Transfers {
+        self.gpu.transfers()
     }
 
     fn load(&mut self, examples: &Examples) -> anyhow::Result<GpuExamples> {

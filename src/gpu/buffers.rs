@@ -35,6 +35,7 @@ impl Gpu {
             return self.zeroed(label, 0);
         }
         log_buffer(label, std::mem::size_of_val(data) as u64);
+        self.count_transfer(false, std::mem::size_of_val(data) as u64);
         self.device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
@@ -57,6 +58,7 @@ impl Gpu {
 
     /// A uniform buffer holding a kernel's parameters (its struct in params.rs).
     pub fn params<P: Pod>(&self, params: P) -> wgpu::Buffer {
+        self.count_transfer(false, std::mem::size_of::<P>() as u64);
         self.device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("params"),
@@ -72,6 +74,7 @@ impl Gpu {
             return Ok(Vec::new());
         }
         let size = 4 * len as u64;
+        self.count_transfer(true, size);
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size,

@@ -34,6 +34,7 @@ pub use backend::GpuBackend;
 pub use examples::{check_fits, GpuExamples};
 pub use profile::{KernelTime, Profile};
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Why no GPU device could be opened.
@@ -136,6 +137,37 @@ pub fn open_each() -> Vec<(AdapterSummary, Result<Gpu, GpuError>)> {
         .collect()
 }
 
+/// Opens the best adapter, as [`Gpu::new`] does, with two differences for a first run on a
+/// machine without a GPU:
+///
+/// - Without `WGPU_BACKEND` or `WGPU_ADAPTER_NAME`, the native APIs (Vulkan, Metal, DX12) are
+///   searched first, and GL (EGL on Linux) is initialized only when none of them has an
+///   adapter. `WGPU_BACKEND=gl` reaches a GL adapter beside a native one.
+/// - What the drivers print on stderr meanwhile is kept out of the tool's output (shown under
+///   `RUST_LOG=debug`), so that the only `error:` lines a user sees are the tool's.
+pub fn open_gpu() -> Result<Gpu, GpuError> {
+    let chosen_by_user = std::env::var_os("WGPU_BACKEND").is_some()
+        || std::env::var_os("WGPU_ADAPTER_NAME").is_some();
+    let (result, driver_text) = crate::driver_output::captured(|| {
+        if chosen_by_user {
+            return Gpu::new();
+        }
+        match Gpu::on_backends(wgpu::Backends::PRIMARY) {
+            Err(GpuError::NoAdapter { .. }) => {
+                Gpu::on_backends(wgpu::Backends::SECONDARY).map_err(|error| match error {
+                    GpuError::NoAdapter { .. } => GpuError::NoAdapter {
+                        backends: format!("{:?}", wgpu::Backends::all()),
+                    },
+                    other => other,
+                })
+            }
+            other => other,
+        }
+    });
+    crate::driver_output::show_if_debugging(&driver_text);
+    result
+}
+
 /// An open device with its queue and the compiled kernels.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -145,6 +177,8 @@ pub struct Gpu {
     kernels: kernels::Kernels,
     /// Errors the device reported outside any error scope, turned into `Err` by [`Gpu::check`].
     errors: Arc<Mutex<Vec<String>>>,
+    /// Uploads, upload bytes, readbacks, readback bytes so far.
+    traffic: [AtomicU64; 4],
 }
 
 impl Gpu {
@@ -243,6 +277,7 @@ impl Gpu {
             limits,
             kernels,
             errors,
+            traffic: Default::default(),
         })
     }
 
@@ -252,6 +287,25 @@ impl Gpu {
             "{} ({:?}, {:?})",
             self.info.name, self.info.backend, self.info.device_type
         )
+    }
+
+    /// The host<->device traffic so far.
+    pub fn transfers(&self) -> crate::backend::Transfers {
+        let [uploads, upload_bytes, readbacks, readback_bytes] =
+            self.traffic.each_ref().map(|c| c.load(Ordering::Relaxed));
+        crate::backend::Transfers {
+            uploads,
+            upload_bytes,
+            readbacks,
+            readback_bytes,
+        }
+    }
+
+    /// Counts one upload (`read` false) or readback of `bytes`.
+    fn count_transfer(&self, read: bool, bytes: u64) {
+        let first = if read { 2 } else { 0 };
+        self.traffic[first].fetch_add(1, Ordering::Relaxed);
+        self.traffic[first + 1].fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// The first error the device reported since the last check, if any.
