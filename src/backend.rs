@@ -132,8 +132,56 @@ pub trait Backend {
     /// Examples as the backend keeps them (uploaded once, used by every step).
     type Examples;
 
+    /// A vector of f32 on the device (GPU: a buffer; CPU: a `Vec`), there for a whole run.
+    type Buffer;
+    /// A loss history on the device: each gradient appends its step's (total, data).
+    type Losses;
     /// "gpu" or "cpu".
     const KIND: &'static str;
+
+    /// `data` copied to the device.
+    fn upload(&mut self, data: &[f32]) -> anyhow::Result<Self::Buffer>;
+    /// `len` zeros on the device (no traffic).
+    fn zeros(&mut self, len: usize) -> anyhow::Result<Self::Buffer>;
+    /// The buffer copied back to the host, once all that was recorded before has run.
+    fn read(&mut self, buffer: &Self::Buffer) -> anyhow::Result<Vec<f32>>;
+    /// An empty loss history with room for `steps` steps.
+    fn losses(&mut self, steps: usize) -> anyhow::Result<Self::Losses>;
+    /// The loss history copied back to the host.
+    fn read_losses(&mut self, losses: &Self::Losses) -> anyhow::Result<Vec<StepLoss>>;
+
+    /// The step's kernels up to the gradient (cross_entropy_forward and _backward, grad_rows,
+    /// the loss sums): `grads` = the gradient at `weights`, its loss appended to `losses`.
+    #[allow(clippy::too_many_arguments)]
+    fn gradient(
+        &mut self,
+        weights: &Self::Buffer,
+        examples: &Self::Examples,
+        reg: f32,
+        form: NetForm,
+        grads: &mut Self::Buffer,
+        losses: &mut Self::Losses,
+    ) -> anyhow::Result<()>;
+
+    /// `sgd_step`: `weights -= lr * grads`.
+    fn sgd_update(
+        &mut self,
+        weights: &mut Self::Buffer,
+        grads: &Self::Buffer,
+        lr: f32,
+    ) -> anyhow::Result<()>;
+
+    /// `adamw_step` number `t` (from 1) with the moments `m` and `v`.
+    #[allow(clippy::too_many_arguments)]
+    fn adamw_update(
+        &mut self,
+        weights: &mut Self::Buffer,
+        grads: &Self::Buffer,
+        moments: (&mut Self::Buffer, &mut Self::Buffer),
+        t: u32,
+        lr: f32,
+        adamw: &AdamW,
+    ) -> anyhow::Result<()>;
 
     /// A one-line description of the device.
     fn describe(&self) -> String;

@@ -563,7 +563,73 @@ pub struct CpuBackend;
 
 impl Backend for CpuBackend {
     type Examples = Examples;
+    type Buffer = Vec<f32>;
+    type Losses = Vec<StepLoss>;
     const KIND: &'static str = "cpu";
+
+    fn upload(&mut self, data: &[f32]) -> anyhow::Result<Vec<f32>> {
+        Ok(data.to_vec())
+    }
+
+    fn zeros(&mut self, len: usize) -> anyhow::Result<Vec<f32>> {
+        Ok(vec![0.0; len])
+    }
+
+    fn read(&mut self, buffer: &Vec<f32>) -> anyhow::Result<Vec<f32>> {
+        Ok(buffer.clone())
+    }
+
+    fn losses(&mut self, steps: usize) -> anyhow::Result<Vec<StepLoss>> {
+        Ok(Vec::with_capacity(steps))
+    }
+
+    fn read_losses(&mut self, losses: &Vec<StepLoss>) -> anyhow::Result<Vec<StepLoss>> {
+        Ok(losses.clone())
+    }
+
+    fn gradient(
+        &mut self,
+        weights: &Vec<f32>,
+        ex: &Examples,
+        reg: f32,
+        form: NetForm,
+        grads: &mut Vec<f32>,
+        losses: &mut Vec<StepLoss>,
+    ) -> anyhow::Result<()> {
+        let (loss, gradient) = loss_and_gradient(weights, ex, reg, form);
+        *grads = gradient;
+        losses.push(loss);
+        Ok(())
+    }
+
+    fn sgd_update(
+        &mut self,
+        weights: &mut Vec<f32>,
+        grads: &Vec<f32>,
+        lr: f32,
+    ) -> anyhow::Result<()> {
+        sgd_step(weights, grads, lr);
+        Ok(())
+    }
+
+    fn adamw_update(
+        &mut self,
+        weights: &mut Vec<f32>,
+        grads: &Vec<f32>,
+        (m, v): (&mut Vec<f32>, &mut Vec<f32>),
+        t: u32,
+        lr: f32,
+        adamw: &AdamW,
+    ) -> anyhow::Result<()> {
+        let mut state = AdamState {
+            m: std::mem::take(m),
+            v: std::mem::take(v),
+            t: t - 1,
+        };
+        adamw_step(weights, grads, &mut state, lr, adamw);
+        (*m, *v) = (state.m, state.v);
+        Ok(())
+    }
 
     fn describe(&self) -> String {
         "CPU reference (f64 accumulation)".to_string()

@@ -24,12 +24,26 @@ use super::dispatches::{
 use super::examples::{ExampleChunk, GpuExamples};
 use super::kernels::{Dispatch, EXAMPLE_THREADS};
 use super::loss::{LossTotal, Squares};
-use super::params::{AdamwHyper, AdamwStepParams, NllGatherParams};
+use super::params::{AdamwHyper, AdamwStepParams, NllGatherParams, SgdStepParams};
+use super::step::StepBuffers;
 use super::Gpu;
 use crate::corpus::{CountTable, PairBatches};
 
 /// count_descent steps recorded into one command buffer (each is a few short dispatches).
 const DESCENT_STEPS_PER_SUBMISSION: usize = 256;
+
+/// A vector of f32 on the device.
+pub struct GpuBuffer {
+    buffer: wgpu::Buffer,
+    len: usize,
+}
+
+/// A loss history on the device: (total, data) per step, appended at the device's cursor.
+pub struct GpuLosses {
+    history: wgpu::Buffer,
+    cursor: wgpu::Buffer,
+    steps: usize,
+}
 
 /// The GPU implementation of the models' operations.
 pub struct GpuBackend {
@@ -165,7 +179,7 @@ impl GpuBackend {
     }
 
     /// The (total, data) pairs of a loss history buffer.
-    pub(super) fn read_losses(
+    pub(super) fn history_losses(
         &self,
         history: &wgpu::Buffer,
         steps: usize,
@@ -201,15 +215,124 @@ impl GpuBackend {
     }
 }
 
+/// adamw_step's settings at step `t`.
+fn adamw_hyper(t: u32, lr: f32, adamw: &AdamW) -> AdamwHyper {
+    let (bc1, bc2) = AdamState::bias_corrections(t, adamw);
+    AdamwHyper {
+        lr,
+        weight_decay: adamw.weight_decay,
+        beta1: adamw.beta1,
+        beta2: adamw.beta2,
+        eps: adamw.eps,
+        bc1,
+        bc2,
+    }
+}
+
 impl Backend for GpuBackend {
     type Examples = GpuExamples;
+    type Buffer = GpuBuffer;
+    type Losses = GpuLosses;
     const KIND: &'static str = "gpu";
+
+    fn upload(&mut self, data: &[f32]) -> anyhow::Result<GpuBuffer> {
+        let buffer = self.gpu.upload("buffer", data);
+        Ok(GpuBuffer {
+            buffer,
+            len: data.len(),
+        })
+    }
+
+    fn zeros(&mut self, len: usize) -> anyhow::Result<GpuBuffer> {
+        let buffer = self.gpu.zeroed("buffer", len);
+        Ok(GpuBuffer { buffer, len })
+    }
+
+    fn read(&mut self, buffer: &GpuBuffer) -> anyhow::Result<Vec<f32>> {
+        Ok(self.gpu.read(&buffer.buffer, buffer.len)?)
+    }
+
+    fn losses(&mut self, steps: usize) -> anyhow::Result<GpuLosses> {
+        Ok(GpuLosses {
+            history: self.gpu.zeroed("loss history", 2 * steps),
+            cursor: self.gpu.zeroed("history cursor", 1),
+            steps: 0,
+        })
+    }
+
+    fn read_losses(&mut self, losses: &GpuLosses) -> anyhow::Result<Vec<StepLoss>> {
+        self.history_losses(&losses.history, losses.steps)
+    }
+
+    fn gradient(
+        &mut self,
+        weights: &GpuBuffer,
+        ex: &GpuExamples,
+        reg: f32,
+        form: NetForm,
+        grads: &mut GpuBuffer,
+        losses: &mut GpuLosses,
+    ) -> anyhow::Result<()> {
+        let b = StepBuffers {
+            weights: &weights.buffer,
+            grads: &grads.buffer,
+            history: &losses.history,
+            cursor: &losses.cursor,
+        };
+        self.record_gradient(b, ex, reg, form)?;
+        losses.steps += 1;
+        Ok(())
+    }
+
+    fn sgd_update(
+        &mut self,
+        weights: &mut GpuBuffer,
+        grads: &GpuBuffer,
+        lr: f32,
+    ) -> anyhow::Result<()> {
+        let params = SgdStepParams {
+            num_weights: weights.len as u32,
+            lr,
+            ..Default::default()
+        };
+        let gpu = &self.gpu;
+        let update = dispatches::sgd_step(gpu, &grads.buffer, &weights.buffer, params)?;
+        gpu.record_pass(|pass| update.record(pass, gpu.max_groups()));
+        Ok(())
+    }
+
+    fn adamw_update(
+        &mut self,
+        weights: &mut GpuBuffer,
+        grads: &GpuBuffer,
+        (m, v): (&mut GpuBuffer, &mut GpuBuffer),
+        t: u32,
+        lr: f32,
+        adamw: &AdamW,
+    ) -> anyhow::Result<()> {
+        let gpu = &self.gpu;
+        let buffers = AdamwStepBuffers {
+            hyper: &gpu.upload("adamw settings", &[adamw_hyper(t, lr, adamw)]),
+            grads: &grads.buffer,
+            weights: &weights.buffer,
+            m: &m.buffer,
+            v: &v.buffer,
+        };
+        let params = AdamwStepParams {
+            num_weights: weights.len as u32,
+            ..Default::default()
+        };
+        let update = dispatches::adamw_step(gpu, buffers, params)?;
+        gpu.record_pass(|pass| update.record(pass, gpu.max_groups()));
+        Ok(())
+    }
 
     fn describe(&self) -> String {
         self.gpu.describe()
     }
 
     fn synchronize(&self) -> anyhow::Result<()> {
+        self.gpu.flush();
         self.gpu
             .device
             .poll(wgpu::PollType::wait_indefinitely())
@@ -364,16 +487,7 @@ impl Backend for GpuBackend {
         adamw: &AdamW,
     ) -> anyhow::Result<()> {
         state.t += 1;
-        let (bc1, bc2) = AdamState::bias_corrections(state.t, adamw);
-        let hyper = AdamwHyper {
-            lr,
-            weight_decay: adamw.weight_decay,
-            beta1: adamw.beta1,
-            beta2: adamw.beta2,
-            eps: adamw.eps,
-            bc1,
-            bc2,
-        };
+        let hyper = adamw_hyper(state.t, lr, adamw);
         let gpu = &self.gpu;
         let n = weights.len();
         let weights_buffer = gpu.upload("weights", weights);
@@ -406,7 +520,7 @@ impl Backend for GpuBackend {
         let options = TrainOptions { lr: 0.0, reg };
         let descent = self.count_descent(weights, ex, &options, 1)?;
         let grads = self.gpu.read(&descent.grads, weights.len())?;
-        Ok((self.read_losses(&descent.history, 1)?[0], grads))
+        Ok((self.history_losses(&descent.history, 1)?[0], grads))
     }
 
     fn train_counts(
@@ -422,7 +536,7 @@ impl Backend for GpuBackend {
         let descent = self.count_descent(weights, ex, options, steps)?;
         let trained: Vec<f32> = self.gpu.read(&descent.weights, weights.len())?;
         weights.copy_from_slice(&trained);
-        self.read_losses(&descent.history, steps)
+        self.history_losses(&descent.history, steps)
     }
 
     fn count_pair_batches(
@@ -451,7 +565,7 @@ impl Backend for GpuBackend {
         let descent = self.table_descent(weights, table, options, steps)?;
         let trained: Vec<f32> = self.gpu.read(&descent.weights, weights.len())?;
         weights.copy_from_slice(&trained);
-        self.read_losses(&descent.history, steps)
+        self.history_losses(&descent.history, steps)
     }
 
     fn count_table_loss_and_gradient(
@@ -463,6 +577,6 @@ impl Backend for GpuBackend {
         let options = TrainOptions { lr: 0.0, reg };
         let descent = self.table_descent(weights, table, &options, 1)?;
         let grads = self.gpu.read(&descent.grads, weights.len())?;
-        Ok((self.read_losses(&descent.history, 1)?[0], grads))
+        Ok((self.history_losses(&descent.history, 1)?[0], grads))
     }
 }

@@ -75,6 +75,7 @@ impl Gpu {
         }
         let size = 4 * len as u64;
         self.count_transfer(true, size);
+        self.flush();
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size,

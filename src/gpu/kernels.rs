@@ -13,6 +13,9 @@ use std::sync::Arc;
 
 /// Threads per workgroup of the kernels that give one thread to each example.
 pub const EXAMPLE_THREADS: u32 = 256;
+
+/// Compute passes recorded before they are submitted without waiting for a readback.
+const PENDING_PASSES: usize = 128;
 /// Threads per workgroup of the kernels that give one thread to each table entry or row.
 pub const ENTRY_THREADS: u32 = 64;
 
@@ -214,12 +217,40 @@ impl super::Gpu {
         &self,
         record: impl FnOnce(&mut wgpu::ComputePass<'_>),
     ) -> wgpu::SubmissionIndex {
+        self.flush();
         let mut encoder = self.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             record(&mut pass);
         }
         self.queue.submit([encoder.finish()])
+    }
+
+    /// Records a compute pass into the pending command encoder, submitted by the next
+    /// [`Gpu::flush`] (every readback flushes first), or when PENDING_PASSES are waiting.
+    pub fn record_pass(&self, record: impl FnOnce(&mut wgpu::ComputePass<'_>)) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let (encoder, passes) = pending
+            .get_or_insert_with(|| (self.device.create_command_encoder(&Default::default()), 0));
+        record(&mut encoder.begin_compute_pass(&Default::default()));
+        *passes += 1;
+        let full = *passes >= PENDING_PASSES;
+        drop(pending);
+        if full {
+            self.flush();
+        }
+    }
+
+    /// Submits the pending command encoder, if any.
+    pub fn flush(&self) {
+        let taken = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((encoder, _)) = taken {
+            self.queue.submit([encoder.finish()]);
+        }
     }
 
     /// Submits `dispatches` in order, in one compute pass.

@@ -179,6 +179,8 @@ pub struct Gpu {
     errors: Arc<Mutex<Vec<String>>>,
     /// Uploads, upload bytes, readbacks, readback bytes so far.
     traffic: [AtomicU64; 4],
+    /// Kernels recorded but not yet submitted, and how many passes: `read` submits them.
+    pending: Mutex<Option<(wgpu::CommandEncoder, usize)>>,
 }
 
 impl Gpu {
@@ -278,6 +280,7 @@ impl Gpu {
             kernels,
             errors,
             traffic: Default::default(),
+            pending: Mutex::new(None),
         })
     }
 
