@@ -163,6 +163,17 @@ pub trait Backend {
         losses: &mut Self::Losses,
     ) -> anyhow::Result<()>;
 
+    /// `count_descent`: `steps` full-batch steps on `weights` from the count matrix of the
+    /// examples (counted once, kept on the device), their losses appended to `losses`.
+    fn count_descent(
+        &mut self,
+        weights: &mut Self::Buffer,
+        examples: &Self::Examples,
+        options: &TrainOptions,
+        steps: usize,
+        losses: &mut Self::Losses,
+    ) -> anyhow::Result<()>;
+
     /// `sgd_step`: `weights -= lr * grads`.
     fn sgd_update(
         &mut self,

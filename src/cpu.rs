@@ -602,6 +602,18 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn count_descent(
+        &mut self,
+        weights: &mut Vec<f32>,
+        ex: &Examples,
+        options: &TrainOptions,
+        steps: usize,
+        losses: &mut Vec<StepLoss>,
+    ) -> anyhow::Result<()> {
+        losses.extend(self.train_counts(weights, ex, options, steps)?);
+        Ok(())
+    }
+
     fn sgd_update(
         &mut self,
         weights: &mut Vec<f32>,

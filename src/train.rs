@@ -656,18 +656,22 @@ fn chunk_len(config: &TrainConfig, stateless: bool) -> usize {
     }
 }
 
-/// `steps` steps of gradient descent on `model`, on the gradient path `config` takes; the
-/// loss before each.
+/// `steps` steps of gradient descent, on the gradient path `config` takes: on the counts path
+/// on `weights`, W on the device for the whole run; else on `model`. The loss before each.
 fn train_chunk<B: Backend>(
     backend: &mut B,
-    model: &mut NeuralModel,
+    (model, weights): (&mut NeuralModel, Option<&mut B::Buffer>),
     (examples, loaded): (&Examples, &B::Examples),
     config: &TrainConfig,
     steps: usize,
 ) -> anyhow::Result<Vec<StepLoss>> {
-    match config.effective_gradient() {
-        GradientPath::Counts => model.train_counts(backend, loaded, &config.options, steps),
-        GradientPath::Examples => train_neural(
+    match weights {
+        Some(weights) => {
+            let mut losses = backend.losses(steps)?;
+            backend.count_descent(weights, loaded, &config.options, steps, &mut losses)?;
+            backend.read_losses(&losses)
+        }
+        None => train_neural(
             backend,
             &mut model.weights,
             examples,
@@ -732,6 +736,11 @@ fn train_in_chunks<B: Backend>(
     } else {
         0
     };
+    // The counts path keeps W on the device, read back for each dev evaluation and at the end.
+    let mut on_device = match config.effective_gradient() {
+        GradientPath::Counts => Some(backend.upload(&model.weights)?),
+        GradientPath::Examples => None,
+    };
     let start = Instant::now();
     let mut losses = Vec::new();
     let mut tracker = DevTracker {
@@ -746,7 +755,8 @@ fn train_in_chunks<B: Backend>(
             chunk = chunk.min(eval_every - losses.len() % eval_every);
         }
         let chunk_start = Instant::now();
-        let chunk_losses = train_chunk(backend, model, (examples, loaded), config, chunk)
+        let on = (&mut *model, on_device.as_mut());
+        let chunk_losses = train_chunk(backend, on, (examples, loaded), config, chunk)
             // A device lost or out of memory mid-run: say how far training got.
             .with_context(|| format!("training stopped at step {}", first_step + losses.len()))?;
         log::debug!(
@@ -756,11 +766,16 @@ fn train_in_chunks<B: Backend>(
             chunk_start.elapsed().as_secs_f64() * 1e3
         );
         let steps = (first_step, config.steps);
-        if !report_chunk(&mut losses, chunk_losses, steps, start, report) {
+        let finite = report_chunk(&mut losses, chunk_losses, steps, start, report);
+        let done = losses.len();
+        let evaluate = eval_every > 0 && done % eval_every == 0 && done < config.steps;
+        if let Some(weights) = on_device.as_ref().filter(|_| !finite || evaluate) {
+            model.weights = backend.read(weights)?;
+        }
+        if !finite {
             return Ok((losses, tracker.losses, None));
         }
-        let done = losses.len();
-        if eval_every > 0 && done % eval_every == 0 && done < config.steps {
+        if evaluate {
             tracker.evaluate(
                 backend,
                 &model.weights,
@@ -769,6 +784,9 @@ fn train_in_chunks<B: Backend>(
                 report,
             )?;
         }
+    }
+    if let Some(weights) = &on_device {
+        model.weights = backend.read(weights)?;
     }
     let done = losses.len();
     tracker.evaluate(

@@ -106,7 +106,7 @@ impl GpuBackend {
     }
 
     /// Runs `steps` steps of count_descent from `weights` on the counts of `ex`.
-    fn count_descent(
+    fn examples_descent(
         &self,
         weights: &[f32],
         ex: &GpuExamples,
@@ -132,7 +132,14 @@ impl GpuBackend {
         options: &TrainOptions,
         steps: usize,
     ) -> anyhow::Result<CountDescent> {
-        let descent = CountDescent::new(&self.gpu, counts, weights, table, options, steps)?;
+        let gpu = &self.gpu;
+        let b = StepBuffers {
+            weights: &gpu.upload("weights", weights),
+            grads: &gpu.zeroed("grads", weights.len()),
+            history: &gpu.zeroed("loss history", 2 * steps),
+            cursor: &gpu.zeroed("history cursor", 1),
+        };
+        let descent = CountDescent::new(gpu, counts, b, table, options)?;
         let mut done = 0;
         while done < steps {
             let chunk = DESCENT_STEPS_PER_SUBMISSION.min(steps - done);
@@ -281,6 +288,34 @@ impl Backend for GpuBackend {
         };
         self.record_gradient(b, ex, reg, form)?;
         losses.steps += 1;
+        Ok(())
+    }
+
+    fn count_descent(
+        &mut self,
+        weights: &mut GpuBuffer,
+        ex: &GpuExamples,
+        options: &TrainOptions,
+        steps: usize,
+        losses: &mut GpuLosses,
+    ) -> anyhow::Result<()> {
+        let counts = self.device_counts(ex)?;
+        let table = Table {
+            num_rows: ex.num_rows,
+            num_cols: ex.num_cols,
+            num_examples: ex.len,
+        };
+        let gpu = &self.gpu;
+        let b = StepBuffers {
+            weights: &weights.buffer,
+            grads: &gpu.zeroed("grads", weights.len),
+            history: &losses.history,
+            cursor: &losses.cursor,
+        };
+        let descent = CountDescent::new(gpu, counts, b, table, options)?;
+        let first = losses.steps as u32;
+        gpu.record_pass(|pass| descent.record(gpu, pass, first, steps as u32));
+        losses.steps += steps;
         Ok(())
     }
 
@@ -518,7 +553,7 @@ impl Backend for GpuBackend {
         reg: f32,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
         let options = TrainOptions { lr: 0.0, reg };
-        let descent = self.count_descent(weights, ex, &options, 1)?;
+        let descent = self.examples_descent(weights, ex, &options, 1)?;
         let grads = self.gpu.read(&descent.grads, weights.len())?;
         Ok((self.history_losses(&descent.history, 1)?[0], grads))
     }
@@ -533,7 +568,7 @@ impl Backend for GpuBackend {
         if steps == 0 {
             return Ok(Vec::new());
         }
-        let descent = self.count_descent(weights, ex, options, steps)?;
+        let descent = self.examples_descent(weights, ex, options, steps)?;
         let trained: Vec<f32> = self.gpu.read(&descent.weights, weights.len())?;
         weights.copy_from_slice(&trained);
         self.history_losses(&descent.history, steps)

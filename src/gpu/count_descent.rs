@@ -17,6 +17,7 @@ use super::kernels::{bind, dispatch};
 use super::loop_budget::{self, bound, lanes_for, OverBudget, LOOP_BUDGET};
 use super::loss::{LossTotal, Squares, SUM_BLOCK};
 use super::params::CountDescentParams;
+use super::step::StepBuffers;
 use super::Gpu;
 use crate::backend::TrainOptions;
 
@@ -93,15 +94,14 @@ pub struct CountDescent {
 }
 
 impl CountDescent {
-    /// Buffers for `steps` steps from `weights`, on the counts in `counts`; refused before any
-    /// allocation if a dispatch would be over the loop budget.
+    /// Steps on `b.weights` from the counts in `counts`, their losses into `b.history`;
+    /// refused before any allocation if a dispatch would be over the loop budget.
     pub fn new(
         gpu: &Gpu,
         counts: &wgpu::Buffer,
-        weights: &[f32],
+        b: StepBuffers<'_>,
         table: Table,
         options: &TrainOptions,
-        steps: usize,
     ) -> Result<CountDescent, OverBudget> {
         let layout = Layout::of(table);
         let kernel = &gpu.kernels.count_descent;
@@ -115,12 +115,11 @@ impl CountDescent {
             nll_sums: gpu.zeroed("descent nll sums", layout.groups as usize),
             square_sums: gpu.zeroed("descent square sums", layout.groups as usize),
             many: None,
-            weights: gpu.upload("weights", weights),
-            grads: gpu.zeroed("grads", num_weights as usize),
-            history: gpu.zeroed("loss history", 2 * steps),
+            weights: b.weights.clone(),
+            grads: b.grads.clone(),
+            history: b.history.clone(),
         };
         if layout.groups > 1 {
-            let cursor = gpu.zeroed("history cursor", 1);
             let group = descent.bind(gpu, 0, 1);
             let loss = LossTotal::new(
                 gpu,
@@ -131,7 +130,7 @@ impl CountDescent {
                 num_weights,
                 options.reg,
                 &descent.history,
-                &cursor,
+                b.cursor,
             );
             descent.many = Some((group, loss));
         }
