@@ -136,6 +136,8 @@ pub trait Backend {
     type Buffer;
     /// A loss history on the device: each gradient appends its step's (total, data).
     type Losses;
+    /// A V^K x V count table on the device, for count_descent.
+    type Counts;
     /// "gpu" or "cpu".
     const KIND: &'static str;
 
@@ -163,12 +165,17 @@ pub trait Backend {
         losses: &mut Self::Losses,
     ) -> anyhow::Result<()>;
 
-    /// `count_descent`: `steps` full-batch steps on `weights` from the count matrix of the
-    /// examples (counted once, kept on the device), their losses appended to `losses`.
+    /// `count_pairs` of the examples, left on the device.
+    fn count_table(&mut self, examples: &Self::Examples) -> anyhow::Result<Self::Counts>;
+    /// A count table copied to the device.
+    fn upload_counts(&mut self, table: &CountTable) -> anyhow::Result<Self::Counts>;
+
+    /// `count_descent`: `steps` full-batch steps on `weights` from a count table, their losses
+    /// appended to `losses`.
     fn count_descent(
         &mut self,
         weights: &mut Self::Buffer,
-        examples: &Self::Examples,
+        counts: &Self::Counts,
         options: &TrainOptions,
         steps: usize,
         losses: &mut Self::Losses,
@@ -305,21 +312,4 @@ pub trait Backend {
     /// table, from the table alone: `-sum_j N_j log P_j / sum_j N_j` (the value of
     /// [`Backend::mean_nll`] on those examples).
     fn count_table_nll(&mut self, probs: &[f32], table: &CountTable) -> anyhow::Result<Nll>;
-
-    /// [`Backend::train_counts`] from a count table instead of the examples.
-    fn train_on_counts(
-        &mut self,
-        weights: &mut [f32],
-        table: &CountTable,
-        options: &TrainOptions,
-        steps: usize,
-    ) -> anyhow::Result<Vec<StepLoss>>;
-
-    /// [`Backend::count_loss_and_gradient`] from a count table instead of the examples.
-    fn count_table_loss_and_gradient(
-        &mut self,
-        weights: &[f32],
-        table: &CountTable,
-        reg: f32,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)>;
 }

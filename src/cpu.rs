@@ -565,6 +565,7 @@ impl Backend for CpuBackend {
     type Examples = Examples;
     type Buffer = Vec<f32>;
     type Losses = Vec<StepLoss>;
+    type Counts = CountTable;
     const KIND: &'static str = "cpu";
 
     fn upload(&mut self, data: &[f32]) -> anyhow::Result<Vec<f32>> {
@@ -602,15 +603,25 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn count_table(&mut self, ex: &Examples) -> anyhow::Result<CountTable> {
+        let counts = count_pairs_parallel(&ex.contexts, &ex.targets, ex.num_rows, ex.num_cols);
+        Ok(CountTable::new(counts, ex.num_cols))
+    }
+
+    fn upload_counts(&mut self, table: &CountTable) -> anyhow::Result<CountTable> {
+        Ok(table.clone())
+    }
+
     fn count_descent(
         &mut self,
         weights: &mut Vec<f32>,
-        ex: &Examples,
+        table: &CountTable,
         options: &TrainOptions,
         steps: usize,
         losses: &mut Vec<StepLoss>,
     ) -> anyhow::Result<()> {
-        losses.extend(self.train_counts(weights, ex, options, steps)?);
+        let (counts, cols, n) = (&table.counts, table.num_cols, table.examples);
+        losses.extend(count_descent(counts, weights, cols, n, options, steps).0);
         Ok(())
     }
 
@@ -774,30 +785,6 @@ impl Backend for CpuBackend {
             impossible,
             examples: table.examples,
         })
-    }
-
-    fn train_on_counts(
-        &mut self,
-        weights: &mut [f32],
-        table: &CountTable,
-        options: &TrainOptions,
-        steps: usize,
-    ) -> anyhow::Result<Vec<StepLoss>> {
-        let (counts, cols, n) = (&table.counts, table.num_cols, table.examples);
-        Ok(count_descent(counts, weights, cols, n, options, steps).0)
-    }
-
-    fn count_table_loss_and_gradient(
-        &mut self,
-        weights: &[f32],
-        table: &CountTable,
-        reg: f32,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        let mut unchanged = weights.to_vec();
-        let options = TrainOptions { lr: 0.0, reg };
-        let (counts, cols, n) = (&table.counts, table.num_cols, table.examples);
-        let (losses, grads) = count_descent(counts, &mut unchanged, cols, n, &options, 1);
-        Ok((losses[0], grads))
     }
 }
 

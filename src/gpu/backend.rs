@@ -45,6 +45,12 @@ pub struct GpuLosses {
     steps: usize,
 }
 
+/// A count table on the device, and its shape.
+pub struct GpuCounts {
+    buffer: wgpu::Buffer,
+    table: Table,
+}
+
 /// The GPU implementation of the models' operations.
 pub struct GpuBackend {
     gpu: Gpu,
@@ -240,6 +246,7 @@ impl Backend for GpuBackend {
     type Examples = GpuExamples;
     type Buffer = GpuBuffer;
     type Losses = GpuLosses;
+    type Counts = GpuCounts;
     const KIND: &'static str = "gpu";
 
     fn upload(&mut self, data: &[f32]) -> anyhow::Result<GpuBuffer> {
@@ -291,20 +298,37 @@ impl Backend for GpuBackend {
         Ok(())
     }
 
-    fn count_descent(
-        &mut self,
-        weights: &mut GpuBuffer,
-        ex: &GpuExamples,
-        options: &TrainOptions,
-        steps: usize,
-        losses: &mut GpuLosses,
-    ) -> anyhow::Result<()> {
-        let counts = self.device_counts(ex)?;
+    fn count_table(&mut self, ex: &GpuExamples) -> anyhow::Result<GpuCounts> {
         let table = Table {
             num_rows: ex.num_rows,
             num_cols: ex.num_cols,
             num_examples: ex.len,
         };
+        let buffer = self.device_counts(ex)?.clone();
+        Ok(GpuCounts { buffer, table })
+    }
+
+    fn upload_counts(&mut self, table: &CountTable) -> anyhow::Result<GpuCounts> {
+        let shape = Table {
+            num_rows: (table.counts.len() / table.num_cols) as u32,
+            num_cols: table.num_cols as u32,
+            num_examples: table.examples as u32,
+        };
+        let buffer = self.gpu.upload("counts", &table.counts);
+        Ok(GpuCounts {
+            buffer,
+            table: shape,
+        })
+    }
+
+    fn count_descent(
+        &mut self,
+        weights: &mut GpuBuffer,
+        counts: &GpuCounts,
+        options: &TrainOptions,
+        steps: usize,
+        losses: &mut GpuLosses,
+    ) -> anyhow::Result<()> {
         let gpu = &self.gpu;
         let b = StepBuffers {
             weights: &weights.buffer,
@@ -312,7 +336,7 @@ impl Backend for GpuBackend {
             history: &losses.history,
             cursor: &losses.cursor,
         };
-        let descent = CountDescent::new(gpu, counts, b, table, options)?;
+        let descent = CountDescent::new(gpu, &counts.buffer, b, counts.table, options)?;
         let first = losses.steps as u32;
         gpu.record_pass(|pass| descent.record(gpu, pass, first, steps as u32));
         losses.steps += steps;
@@ -585,33 +609,5 @@ impl Backend for GpuBackend {
 
     fn count_table_nll(&mut self, probs: &[f32], table: &CountTable) -> anyhow::Result<Nll> {
         self.table_nll(probs, table)
-    }
-
-    fn train_on_counts(
-        &mut self,
-        weights: &mut [f32],
-        table: &CountTable,
-        options: &TrainOptions,
-        steps: usize,
-    ) -> anyhow::Result<Vec<StepLoss>> {
-        if steps == 0 {
-            return Ok(Vec::new());
-        }
-        let descent = self.table_descent(weights, table, options, steps)?;
-        let trained: Vec<f32> = self.gpu.read(&descent.weights, weights.len())?;
-        weights.copy_from_slice(&trained);
-        self.history_losses(&descent.history, steps)
-    }
-
-    fn count_table_loss_and_gradient(
-        &mut self,
-        weights: &[f32],
-        table: &CountTable,
-        reg: f32,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        let options = TrainOptions { lr: 0.0, reg };
-        let descent = self.table_descent(weights, table, &options, 1)?;
-        let grads = self.gpu.read(&descent.grads, weights.len())?;
-        Ok((self.history_losses(&descent.history, 1)?[0], grads))
     }
 }
