@@ -11,38 +11,24 @@
 //
 // Loop bound per invocation: 0 (no loop)
 
-struct Params {
-    num_weights: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+const THREADS: u32 = 64u;
 
-// lr, weight decay, beta1, beta2, eps, bc1, bc2.
+struct Params { num_weights: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
+
 struct Hyper {
-    lr: f32,
-    weight_decay: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    bc1: f32,
-    bc2: f32,
+    lr: f32, weight_decay: f32, beta1: f32, beta2: f32,
+    eps: f32, bc1: f32, bc2: f32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> hyper: Hyper;
-@group(0) @binding(2) var<storage, read> grads: array<f32>;
+@group(0) @binding(1) var<storage> hyper: Hyper;
+@group(0) @binding(2) var<storage> grads: array<f32>;
 @group(0) @binding(3) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(local_invocation_index) local: u32,
-    @builtin(workgroup_id) group_id: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
-    let k = (group_id.x + group_id.y * groups.x) * 64u + local;
+@compute @workgroup_size(THREADS)
+fn main(id: Invocation) {
+    let k = thread_index(id);
     if (k >= params.num_weights) {
         return;
     }

@@ -35,55 +35,34 @@
 // lavapipe silently end every loop of an invocation after 65,535 iterations in total):
 //   steps * (rows_per_thread * (3 * ceil(C / L) + 2 * log2(L) + 1) + 64 + 1)
 
+const THREADS: u32 = 64u;
+
 struct Params {
-    num_rows: u32,
-    num_cols: u32,
-    num_examples: u32,
-    lanes_per_row: u32,
-    rows_per_thread: u32,
-    steps: u32,
-    first_step: u32,
-    writes_history: u32,
-    reg: f32,
-    lr: f32,
-    _pad0: u32,
-    _pad1: u32,
+    num_rows: u32, num_cols: u32, num_examples: u32, lanes_per_row: u32,
+    rows_per_thread: u32, steps: u32, first_step: u32, writes_history: u32,
+    reg: f32, lr: f32, _pad0: u32, _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> counts: array<u32>;
+@group(0) @binding(1) var<storage> counts: array<u32>;
 @group(0) @binding(2) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(3) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(4) var<storage, read_write> nll_sums: array<f32>;
 @group(0) @binding(5) var<storage, read_write> square_sums: array<f32>;
 @group(0) @binding(6) var<storage, read_write> history: array<f32>;
 
-const THREADS: u32 = 64u;
-// The most negative finite f32: the maximum of no values.
-const LOWEST: f32 = -3.40282347e38;
-
 var<workgroup> lane_max: array<f32, THREADS>;
 var<workgroup> lane_total: array<u32, THREADS>;
-var<workgroup> lane_sum: array<f32, THREADS>;
 var<workgroup> thread_sums: array<vec2<f32>, 2 * THREADS>;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(local_invocation_index) local: u32,
-    @builtin(workgroup_id) group_id: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
+@compute @workgroup_size(THREADS)
+fn main(id: Invocation) {
     let lanes = params.lanes_per_row;
     let cols = params.num_cols;
-    let rows_per_round = THREADS / lanes;
-    let rows_per_group = rows_per_round * params.rows_per_thread;
-    let num_groups = (params.num_rows + rows_per_group - 1u) / rows_per_group;
-    let group = group_id.x + group_id.y * groups.x;
-    if (group >= num_groups) {
+    let group = group_index(id);
+    if (group >= num_groups(params.num_rows, THREADS / lanes * params.rows_per_thread)) {
         return; // padding of the 2D grid; uniform across the workgroup
     }
-    let lane = local % lanes;
-    let first_lane = local - lane;
+    let local = id.local;
     let n = f32(params.num_examples);
     let penalty_scale = 2.0 * params.reg / f32(params.num_rows * cols);
 
@@ -91,18 +70,14 @@ fn main(
         var nll = 0.0;
         var squares = 0.0;
         for (var round = 0u; round < params.rows_per_thread; round++) {
-            let row = (group * params.rows_per_thread + round) * rows_per_round + local / lanes;
-            // Threads past the last row take part in the barriers with no columns.
-            var end = 0u;
-            if (row < params.num_rows) {
-                end = cols;
-            }
-            let base = row * cols;
+            let block = group * params.rows_per_thread + round;
+            let at = lane_of(local, lanes, block, params.num_rows, cols);
+            let base = at.row * cols;
 
-            // The row's maximum and count total.
+            // The row's maximum and count total, combined over the lanes in one tree.
             var m = LOWEST;
             var total = 0u;
-            for (var c = lane; c < end; c += lanes) {
+            for (var c = at.lane; c < at.end; c += lanes) {
                 m = max(m, weights[base + c]);
                 total += counts[base + c];
             }
@@ -111,40 +86,22 @@ fn main(
                 lane_total[local] = total;
                 workgroupBarrier();
                 for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
-                    if (lane < stride) {
+                    if (at.lane < stride) {
                         lane_max[local] = max(lane_max[local], lane_max[local + stride]);
                         lane_total[local] += lane_total[local + stride];
                     }
                     workgroupBarrier();
                 }
-                m = lane_max[first_lane];
-                total = lane_total[first_lane];
+                m = lane_max[local - at.lane];
+                total = lane_total[local - at.lane];
             }
             let row_total = f32(total);
-
-            // sum exp(W - m), the softmax's denominator.
-            var sum = 0.0;
-            for (var c = lane; c < end; c += lanes) {
-                sum += exp(weights[base + c] - m);
-            }
-            if (lanes > 1u) {
-                lane_sum[local] = sum;
-                workgroupBarrier();
-                for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
-                    if (lane < stride) {
-                        lane_sum[local] += lane_sum[local + stride];
-                    }
-                    workgroupBarrier();
-                }
-                sum = lane_sum[first_lane];
-                // Every lane has read the row's values before the next round overwrites them.
-                workgroupBarrier();
-            }
+            let sum = row_sum_exp(at, base, m);
             let lse = m + log(sum);
 
             // The loss terms, the gradient and the update (exp again rather than a store and
             // a load of each exponential).
-            for (var c = lane; c < end; c += lanes) {
+            for (var c = at.lane; c < at.end; c += lanes) {
                 let w = weights[base + c];
                 let count = f32(counts[base + c]);
                 nll += count * (lse - w);
@@ -170,9 +127,9 @@ fn main(
             if (params.writes_history != 0u) {
                 let data = sums.x / n;
                 let penalty = params.reg * sums.y / f32(params.num_rows * cols);
-                let at = 2u * (params.first_step + step);
-                history[at] = data + penalty;
-                history[at + 1u] = data;
+                let entry = 2u * (params.first_step + step);
+                history[entry] = data + penalty;
+                history[entry + 1u] = data;
             } else {
                 nll_sums[group] = sums.x;
                 square_sums[group] = sums.y;

@@ -14,55 +14,31 @@
 //
 // Loop bound per invocation: log2(256) = 8
 
-struct Params {
-    num_cells: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+const THREADS: u32 = 256u;
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> probs: array<f32>;
-@group(0) @binding(2) var<storage, read> counts: array<u32>;
+struct Params { num_cells: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
+
+@group(0) @binding(1) var<storage> probs: array<f32>;
+@group(0) @binding(2) var<storage> counts: array<u32>;
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(4) var<storage, read_write> impossible: atomic<u32>;
 
-const THREADS: u32 = 256u;
-var<workgroup> scratch: array<f32, THREADS>;
-
-@compute @workgroup_size(256)
-fn main(
-    @builtin(local_invocation_index) local: u32,
-    @builtin(workgroup_id) group_id: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
-    let group = group_id.x + group_id.y * groups.x;
-    let num_groups = (params.num_cells + THREADS - 1u) / THREADS;
-    if (group >= num_groups) {
+@compute @workgroup_size(THREADS)
+fn main(id: Invocation) {
+    let group = group_index(id);
+    if (group >= num_groups(params.num_cells, THREADS)) {
         return; // padding of the 2D grid; uniform across the workgroup
     }
-    let j = group * THREADS + local;
+    let j = thread_index(id);
     var nll = 0.0;
     if (j < params.num_cells) {
         let n = counts[j];
         if (n > 0u) {
-            let p = probs[j];
-            if (p > 0.0) {
-                nll = f32(n) * -log(p);
-            } else {
-                atomicAdd(&impossible, n);
-            }
+            nll = nll_of(n, probs[j]);
         }
     }
-    scratch[local] = nll;
-    workgroupBarrier();
-    for (var stride = THREADS / 2u; stride > 0u; stride /= 2u) {
-        if (local < stride) {
-            scratch[local] += scratch[local + stride];
-        }
-        workgroupBarrier();
-    }
-    if (local == 0u) {
-        partials[group] = scratch[0];
+    let sum = workgroup_sum(id.local, nll);
+    if (id.local == 0u) {
+        partials[group] = sum;
     }
 }

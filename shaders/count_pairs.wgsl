@@ -8,26 +8,17 @@
 //
 // Loop bound per invocation: 0 (no loop)
 
-struct Params {
-    num_examples: u32,
-    num_cols: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+const THREADS: u32 = 256u;
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> contexts: array<u32>;
-@group(0) @binding(2) var<storage, read> targets: array<u32>;
+struct Params { num_examples: u32, num_cols: u32, _pad0: u32, _pad1: u32 }
+
+@group(0) @binding(1) var<storage> contexts: array<u32>;
+@group(0) @binding(2) var<storage> targets: array<u32>;
 @group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>>;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(local_invocation_index) local: u32,
-    @builtin(workgroup_id) group_id: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
-    // Large inputs use a 2D grid of workgroups; flatten it back to one example index.
-    let i = (group_id.x + group_id.y * groups.x) * 256u + local;
+@compute @workgroup_size(THREADS)
+fn main(id: Invocation) {
+    let i = thread_index(id);
     if (i >= params.num_examples) {
         return;
     }

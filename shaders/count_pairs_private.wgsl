@@ -13,30 +13,21 @@
 // Loop bound per invocation: MAX_BINS / 256 (16, to clear the histogram)
 //   + ceil(examples_per_group / 256) (64 with the host's 16,384) + ceil(num_bins / 256)
 
-struct Params {
-    num_examples: u32,
-    num_cols: u32,
-    num_bins: u32,
-    examples_per_group: u32,
-}
+const THREADS: u32 = 256u;
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> contexts: array<u32>;
-@group(0) @binding(2) var<storage, read> targets: array<u32>;
+struct Params { num_examples: u32, num_cols: u32, num_bins: u32, examples_per_group: u32 }
+
+@group(0) @binding(1) var<storage> contexts: array<u32>;
+@group(0) @binding(2) var<storage> targets: array<u32>;
 @group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>>;
 
-const THREADS: u32 = 256u;
 // 16 KiB of workgroup memory: the WebGPU baseline's limit.
 const MAX_BINS: u32 = 4096u;
 var<workgroup> private_counts: array<atomic<u32>, MAX_BINS>;
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(local_invocation_index) local: u32,
-    @builtin(workgroup_id) group_id: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
-    let group = group_id.x + group_id.y * groups.x;
+@compute @workgroup_size(THREADS)
+fn main(id: Invocation) {
+    let group = group_index(id);
     let start = group * params.examples_per_group;
     if (start >= params.num_examples) {
         return; // padding of the 2D grid; uniform across the workgroup
@@ -46,16 +37,16 @@ fn main(
     // workgroup memory: on GL, naga writes that as one constructor of 4,096 zeros run by a
     // single thread, which Mesa's llvmpipe takes over a minute and 650 MB to compile. So the
     // pipeline may turn that initialization off, and the counts stay exact either way.
-    for (var b = local; b < MAX_BINS; b += THREADS) {
+    for (var b = id.local; b < MAX_BINS; b += THREADS) {
         atomicStore(&private_counts[b], 0u);
     }
     workgroupBarrier();
     let end = min(start + params.examples_per_group, params.num_examples);
-    for (var i = start + local; i < end; i += THREADS) {
+    for (var i = start + id.local; i < end; i += THREADS) {
         atomicAdd(&private_counts[contexts[i] * params.num_cols + targets[i]], 1u);
     }
     workgroupBarrier();
-    for (var b = local; b < params.num_bins; b += THREADS) {
+    for (var b = id.local; b < params.num_bins; b += THREADS) {
         let n = atomicLoad(&private_counts[b]);
         if (n > 0u) {
             atomicAdd(&counts[b], n);

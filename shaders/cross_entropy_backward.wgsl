@@ -17,34 +17,26 @@
 //
 // Loop bound per invocation: the longest segment (the host's segment length)
 
-struct Params {
-    num_segments: u32,
-    num_cols: u32,
-    first_segment: u32,
-    _pad0: u32,
-}
+const THREADS: u32 = 64u;
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> weights: array<f32>;
-@group(0) @binding(2) var<storage, read> targets: array<u32>;
-@group(0) @binding(3) var<storage, read> lse: array<f32>;
-@group(0) @binding(4) var<storage, read> segment_starts: array<u32>;
-@group(0) @binding(5) var<storage, read> segment_rows: array<u32>;
+struct Params { num_segments: u32, num_cols: u32, first_segment: u32, _pad0: u32 }
+
+@group(0) @binding(1) var<storage> weights: array<f32>;
+@group(0) @binding(2) var<storage> targets: array<u32>;
+@group(0) @binding(3) var<storage> lse: array<f32>;
+@group(0) @binding(4) var<storage> segment_starts: array<u32>;
+@group(0) @binding(5) var<storage> segment_rows: array<u32>;
 @group(0) @binding(6) var<storage, read_write> segment_grads: array<f32>;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(local_invocation_index) local: u32,
-    @builtin(workgroup_id) group_id: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
-    let index = (group_id.x + group_id.y * groups.x) * 64u + local;
+@compute @workgroup_size(THREADS)
+fn main(id: Invocation) {
     let cols = params.num_cols;
-    if (index >= params.num_segments * cols) {
+    let at = cell_of(id, cols);
+    if (at.index >= params.num_segments * cols) {
         return;
     }
-    let segment = index / cols;
-    let c = index % cols;
+    let segment = at.row;
+    let c = at.col;
     let w = weights[segment_rows[segment] * cols + c];
     var probability_sum = 0.0;
     var target_count = 0u;

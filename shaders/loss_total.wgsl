@@ -12,53 +12,28 @@
 //
 // Loop bound per invocation: 2 * 16 + 2 * log2(256) = 48
 
-struct Params {
-    num_nll_sums: u32,
-    num_square_sums: u32,
-    num_examples: u32,
-    num_weights: u32,
-    reg: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-struct Cursor {
-    step: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> nll_sums: array<f32>;
-@group(0) @binding(2) var<storage, read> square_sums: array<f32>;
-@group(0) @binding(3) var<storage, read_write> history: array<f32>;
-@group(0) @binding(4) var<storage, read_write> cursor: Cursor;
-
 const THREADS: u32 = 256u;
 // The most sums of each kind one call takes: 256 threads x 16.
 const PER_THREAD: u32 = 16u;
-var<workgroup> scratch: array<f32, THREADS>;
 
-// The sum of every thread's `value`, by a fixed binary tree (all threads get it).
-fn tree_sum(local: u32, value: f32) -> f32 {
-    scratch[local] = value;
-    workgroupBarrier();
-    for (var stride = THREADS / 2u; stride > 0u; stride /= 2u) {
-        if (local < stride) {
-            scratch[local] += scratch[local + stride];
-        }
-        workgroupBarrier();
-    }
-    let sum = scratch[0];
-    workgroupBarrier();
-    return sum;
+struct Params {
+    num_nll_sums: u32, num_square_sums: u32, num_examples: u32, num_weights: u32,
+    reg: f32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
-@compute @workgroup_size(256)
-fn main(@builtin(local_invocation_index) local: u32) {
+struct Cursor { step: u32 }
+
+@group(0) @binding(1) var<storage> nll_sums: array<f32>;
+@group(0) @binding(2) var<storage> square_sums: array<f32>;
+@group(0) @binding(3) var<storage, read_write> history: array<f32>;
+@group(0) @binding(4) var<storage, read_write> cursor: Cursor;
+
+@compute @workgroup_size(THREADS)
+fn main(id: Invocation) {
     var nll = 0.0;
     var squares = 0.0;
     for (var j = 0u; j < PER_THREAD; j++) {
-        let i = j * THREADS + local;
+        let i = j * THREADS + id.local;
         if (i < params.num_nll_sums) {
             nll += nll_sums[i];
         }
@@ -66,12 +41,12 @@ fn main(@builtin(local_invocation_index) local: u32) {
             squares += square_sums[i];
         }
     }
-    let data = tree_sum(local, nll) / f32(params.num_examples);
+    let data = workgroup_sum(id.local, nll) / f32(params.num_examples);
     var penalty = 0.0;
     if (params.num_weights > 0u) {
-        penalty = params.reg * tree_sum(local, squares) / f32(params.num_weights);
+        penalty = params.reg * workgroup_sum(id.local, squares) / f32(params.num_weights);
     }
-    if (local == 0u) {
+    if (id.local == 0u) {
         let step = cursor.step;
         history[2u * step] = data + penalty;
         history[2u * step + 1u] = data;

@@ -14,68 +14,49 @@
 //
 // Loop bound per invocation: 2 * ceil(C / L) + log2(L)
 
-struct Params {
-    num_rows: u32,
-    num_cols: u32,
-    smoothing: f32,
-    lanes_per_row: u32,
-}
+const THREADS: u32 = 64u;
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> counts: array<u32>;
+struct Params { num_rows: u32, num_cols: u32, smoothing: f32, lanes_per_row: u32 }
+
+@group(0) @binding(1) var<storage> counts: array<u32>;
 @group(0) @binding(2) var<storage, read_write> probs: array<f32>;
 
-const THREADS: u32 = 64u;
 var<workgroup> lane_sum: array<u32, THREADS>;
 
-// Adds the L lanes of each row by a tree in workgroup memory; every lane gets its row's sum.
-fn add_lanes(local: u32, lanes: u32, value: u32) -> u32 {
-    if (lanes == 1u) {
+// The L lanes of each row added by a tree in workgroup memory (as reduce.wgsl does for f32,
+// here exact on integers); every lane gets its row's sum.
+fn add_lanes(at: Lane, value: u32) -> u32 {
+    if (at.lanes == 1u) {
         return value; // one lane per row: nothing to add, and no barrier to pay for
     }
-    let lane = local % lanes;
-    lane_sum[local] = value;
+    lane_sum[at.local] = value;
     workgroupBarrier();
-    for (var stride = lanes / 2u; stride > 0u; stride /= 2u) {
-        if (lane < stride) {
-            lane_sum[local] += lane_sum[local + stride];
+    for (var stride = at.lanes / 2u; stride > 0u; stride /= 2u) {
+        if (at.lane < stride) {
+            lane_sum[at.local] += lane_sum[at.local + stride];
         }
         workgroupBarrier();
     }
-    return lane_sum[local - lane];
+    return lane_sum[at.local - at.lane];
 }
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(local_invocation_index) local: u32,
-    @builtin(workgroup_id) group_id: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
+@compute @workgroup_size(THREADS)
+fn main(id: Invocation) {
     let lanes = params.lanes_per_row;
-    let rows_per_group = THREADS / lanes;
-    let group = group_id.x + group_id.y * groups.x;
-    let num_groups = (params.num_rows + rows_per_group - 1u) / rows_per_group;
-    if (group >= num_groups) {
+    let cols = params.num_cols;
+    let at = lane_of(id.local, lanes, group_index(id), params.num_rows, cols);
+    if (at.past_end) {
         return; // padding of the 2D grid; uniform across the workgroup
     }
-    let lane = local % lanes;
-    let row = group * rows_per_group + local / lanes;
-    let cols = params.num_cols;
-    // Threads past the last row take part in the barriers with no columns.
-    var end = 0u;
-    if (row < params.num_rows) {
-        end = cols;
-    }
-    let base = row * cols;
-
+    let base = at.row * cols;
     var sum = 0u;
-    for (var c = lane; c < end; c += lanes) {
+    for (var c = at.lane; c < at.end; c += lanes) {
         sum += counts[base + c];
     }
-    sum = add_lanes(local, lanes, sum);
+    sum = add_lanes(at, sum);
 
     let total = f32(sum) + params.smoothing * f32(cols);
-    for (var c = lane; c < end; c += lanes) {
+    for (var c = at.lane; c < at.end; c += lanes) {
         var p = 0.0;
         if (total > 0.0) {
             p = (f32(counts[base + c]) + params.smoothing) / total;

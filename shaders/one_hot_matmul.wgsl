@@ -14,43 +14,32 @@
 //
 // Loop bound per invocation: end_row - first_row (the host's chunk of rows)
 
+const THREADS: u32 = 64u;
+
 struct Params {
-    num_examples: u32,
-    num_rows: u32,
-    num_cols: u32,
-    first_row: u32,
-    end_row: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    num_examples: u32, num_rows: u32, num_cols: u32, first_row: u32,
+    end_row: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> weights: array<f32>;
-@group(0) @binding(2) var<storage, read> contexts: array<u32>;
+@group(0) @binding(1) var<storage> weights: array<f32>;
+@group(0) @binding(2) var<storage> contexts: array<u32>;
 @group(0) @binding(3) var<storage, read_write> logits: array<f32>;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(local_invocation_index) local: u32,
-    @builtin(workgroup_id) group_id: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
-    let index = (group_id.x + group_id.y * groups.x) * 64u + local;
+@compute @workgroup_size(THREADS)
+fn main(id: Invocation) {
     let cols = params.num_cols;
-    if (index >= params.num_examples * cols) {
+    let at = cell_of(id, cols); // example at.row, column at.col
+    if (at.index >= params.num_examples * cols) {
         return;
     }
-    let i = index / cols;
-    let c = index % cols;
-    let ctx = contexts[i];
+    let ctx = contexts[at.row];
     var sum = 0.0;
     if (params.first_row > 0u) {
-        sum = logits[index];
+        sum = logits[at.index];
     }
     for (var r = params.first_row; r < params.end_row; r++) {
         let x = select(0.0, 1.0, r == ctx);
-        sum += x * weights[r * cols + c];
+        sum += x * weights[r * cols + at.col];
     }
-    logits[index] = sum;
+    logits[at.index] = sum;
 }

@@ -15,43 +15,32 @@
 //
 // Loop bound per invocation: block_len
 
+const THREADS: u32 = 64u;
+
 struct Params {
-    num_examples: u32,
-    num_rows: u32,
-    num_cols: u32,
-    num_blocks: u32,
-    block_len: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    num_examples: u32, num_rows: u32, num_cols: u32, num_blocks: u32,
+    block_len: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> contexts: array<u32>;
-@group(0) @binding(2) var<storage, read> dlogits: array<f32>;
+@group(0) @binding(1) var<storage> contexts: array<u32>;
+@group(0) @binding(2) var<storage> dlogits: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>;
 
-@compute @workgroup_size(64)
-fn main(
-    @builtin(local_invocation_index) local: u32,
-    @builtin(workgroup_id) group_id: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
-    let index = (group_id.x + group_id.y * groups.x) * 64u + local;
+@compute @workgroup_size(THREADS)
+fn main(id: Invocation) {
     let cols = params.num_cols;
-    if (index >= params.num_rows * params.num_blocks * cols) {
+    let at = cell_of(id, cols); // row r * num_blocks + b
+    if (at.index >= params.num_rows * params.num_blocks * cols) {
         return;
     }
-    let c = index % cols;
-    let segment = index / cols;
-    let r = segment / params.num_blocks;
-    let b = segment % params.num_blocks;
+    let r = at.row / params.num_blocks;
+    let b = at.row % params.num_blocks;
     let block = params.block_len;
     let end = min((b + 1u) * block, params.num_examples);
     var sum = 0.0;
     for (var i = b * block; i < end; i++) {
         let x = select(0.0, 1.0, contexts[i] == r);
-        sum += x * dlogits[i * cols + c];
+        sum += x * dlogits[i * cols + at.col];
     }
-    partial[index] = sum;
+    partial[at.index] = sum;
 }

@@ -10,51 +10,31 @@
 //
 // Loop bound per invocation: 16 + log2(256) = 24
 
-struct Params {
-    num_values: u32,
-    square: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> values: array<f32>;
-@group(0) @binding(2) var<storage, read_write> sums: array<f32>;
-
 const THREADS: u32 = 256u;
 const PER_THREAD: u32 = 16u;
 const BLOCK: u32 = THREADS * PER_THREAD;
 
-var<workgroup> scratch: array<f32, THREADS>;
+struct Params { num_values: u32, square: u32, _pad0: u32, _pad1: u32 }
 
-@compute @workgroup_size(256)
-fn main(
-    @builtin(local_invocation_index) local: u32,
-    @builtin(workgroup_id) group_id: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-) {
-    let group = group_id.x + group_id.y * groups.x;
-    let num_groups = (params.num_values + BLOCK - 1u) / BLOCK;
-    if (group >= num_groups) {
+@group(0) @binding(1) var<storage> values: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sums: array<f32>;
+
+@compute @workgroup_size(THREADS)
+fn main(id: Invocation) {
+    let group = group_index(id);
+    if (group >= num_groups(params.num_values, BLOCK)) {
         return; // padding of the 2D grid; uniform across the workgroup
     }
     var sum = 0.0;
     for (var j = 0u; j < PER_THREAD; j++) {
-        let i = group * BLOCK + j * THREADS + local;
+        let i = group * BLOCK + j * THREADS + id.local;
         if (i < params.num_values) {
             let x = values[i];
             sum += select(x, x * x, params.square != 0u);
         }
     }
-    scratch[local] = sum;
-    workgroupBarrier();
-    for (var stride = THREADS / 2u; stride > 0u; stride /= 2u) {
-        if (local < stride) {
-            scratch[local] += scratch[local + stride];
-        }
-        workgroupBarrier();
-    }
-    if (local == 0u) {
-        sums[group] = scratch[0];
+    let total = workgroup_sum(id.local, sum);
+    if (id.local == 0u) {
+        sums[group] = total;
     }
 }

@@ -59,6 +59,7 @@ fn pipeline(
     profiler: &Arc<Profiler>,
     name: &'static str,
     source: wgpu::ShaderModuleDescriptor<'_>,
+    constants: &[(&str, f64)],
 ) -> Kernel {
     let module = device.create_shader_module(source);
     let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -71,8 +72,8 @@ fn pipeline(
         // on GL, naga writes it as one array constructor of every zero, which llvmpipe takes
         // over a minute to compile for a 4,096-cell array.
         compilation_options: wgpu::PipelineCompilationOptions {
+            constants,
             zero_initialize_workgroup_memory: false,
-            ..Default::default()
         },
         cache: None,
     });
@@ -83,14 +84,27 @@ fn pipeline(
     }
 }
 
+/// A kernel's WGSL with shaders/common/kernel.wgsl and the other shared files it names appended:
+/// WGSL's module scope does not depend on order, and naga's line numbers stay the kernel's.
+macro_rules! wgsl {
+    ($file:literal $(, $common:literal)*) => {
+        wgpu::ShaderModuleDescriptor {
+            label: Some($file),
+            source: wgpu::ShaderSource::Wgsl(
+                concat!(
+                    include_str!(concat!("../../shaders/", $file, ".wgsl")),
+                    include_str!("../../shaders/common/kernel.wgsl"),
+                    $(include_str!(concat!("../../shaders/common/", $common, ".wgsl")),)*
+                )
+                .into(),
+            ),
+        }
+    };
+}
+
 macro_rules! kernel {
-    ($device:expr, $profiler:expr, $name:literal) => {
-        pipeline(
-            $device,
-            $profiler,
-            $name,
-            wgpu::include_wgsl!(concat!("../../shaders/", $name, ".wgsl")),
-        )
+    ($device:expr, $profiler:expr, $name:literal $(, $common:literal)*) => {
+        pipeline($device, $profiler, $name, wgsl!($name $(, $common)*), &[])
     };
 }
 
@@ -102,20 +116,26 @@ impl Kernels {
             count_pairs: kernel!(device, p, "count_pairs"),
             count_pairs_private: kernel!(device, p, "count_pairs_private"),
             normalize_rows: kernel!(device, p, "normalize_rows"),
-            nll_gather: kernel!(device, p, "nll_gather"),
-            cross_entropy_forward: kernel!(device, p, "cross_entropy_forward"),
-            cross_entropy_explicit: kernel!(device, p, "cross_entropy_explicit"),
+            nll_gather: kernel!(device, p, "nll_gather", "reduce", "nll"),
+            cross_entropy_forward: kernel!(device, p, "cross_entropy_forward", "reduce", "softmax"),
+            cross_entropy_explicit: pipeline(
+                device,
+                p,
+                "cross_entropy_explicit",
+                wgsl!("cross_entropy_forward", "reduce", "softmax"),
+                &[("stable", 0.0)],
+            ),
             one_hot_matmul: kernel!(device, p, "one_hot_matmul"),
             one_hot_matmul_backward: kernel!(device, p, "one_hot_matmul_backward"),
             cross_entropy_backward: kernel!(device, p, "cross_entropy_backward"),
             grad_rows: kernel!(device, p, "grad_rows"),
-            loss_total: kernel!(device, p, "loss_total"),
+            loss_total: kernel!(device, p, "loss_total", "reduce"),
             sgd_step: kernel!(device, p, "sgd_step"),
             adamw_step: kernel!(device, p, "adamw_step"),
-            softmax_rows: kernel!(device, p, "softmax_rows"),
-            count_descent: kernel!(device, p, "count_descent"),
-            partial_sums: kernel!(device, p, "partial_sums"),
-            count_nll: kernel!(device, p, "count_nll"),
+            softmax_rows: kernel!(device, p, "softmax_rows", "reduce", "softmax"),
+            count_descent: kernel!(device, p, "count_descent", "reduce", "softmax"),
+            partial_sums: kernel!(device, p, "partial_sums", "reduce"),
+            count_nll: kernel!(device, p, "count_nll", "reduce", "nll"),
             profiler,
         }
     }
