@@ -9,7 +9,7 @@
 //!   examples, then count_descent steps over every row (count_descent.rs).
 //!
 //! Every dispatch's loop bound is computed from the sizes the host chose and checked against
-//! the loop budget (loop_budget.rs) before anything is recorded.
+//! the loop budget (kernels.rs) before anything is recorded.
 
 use crate::adamw::{AdamState, AdamW};
 use crate::backend::{Backend, NetForm, Nll, StepLoss, TrainOptions, Transfers};
@@ -18,13 +18,12 @@ use crate::limits::TableLimit;
 
 use super::count_descent::{CountDescent, Table};
 use super::dispatches::{
-    self, cross_entropy_forward_groups, AdamwStepBuffers, CrossEntropyForwardBuffers,
-    NllGatherBuffers, Pairs,
+    self, cross_entropy_forward_groups, AdamwHyper, AdamwStepBuffers, AdamwStepParams,
+    CrossEntropyForwardBuffers, NllGatherBuffers, NllGatherParams, Pairs, SgdStepParams,
 };
 use super::examples::{ExampleChunk, GpuExamples};
 use super::kernels::{Dispatch, EXAMPLE_THREADS};
 use super::loss::{LossTotal, Squares};
-use super::params::{AdamwHyper, AdamwStepParams, NllGatherParams, SgdStepParams};
 use super::step::StepBuffers;
 use super::Gpu;
 use crate::corpus::{CountTable, PairBatches};

@@ -56,7 +56,7 @@ impl Gpu {
         })
     }
 
-    /// A uniform buffer holding a kernel's parameters (its struct in params.rs).
+    /// A uniform buffer holding a kernel's parameters (the struct beside its dispatch function).
     pub fn params<P: Pod>(&self, params: P) -> wgpu::Buffer {
         self.count_transfer(false, std::mem::size_of::<P>() as u64);
         self.device

@@ -2,10 +2,9 @@
 //!
 //! - `mod.rs` (this file): finding adapters and opening a device, as wgpu's own tools do
 //!   (`WGPU_BACKEND` limits the backends, `WGPU_ADAPTER_NAME` picks an adapter by name).
-//! - `kernels.rs`: the shaders of `shaders/`, compiled once into pipelines, and the one
-//!   path by which their dispatches are recorded and submitted.
-//! - `dispatches.rs`: one function per kernel, its buffers by name, its grid and loop bound.
-//! - `params.rs`: each shader's `Params` uniform as a Rust struct, field by field.
+//! - `kernels.rs`: what the kernels share: pipelines compiled on first use, bindings, grids,
+//!   the loop budget, and the one path by which dispatches are recorded and submitted.
+//! - `dispatches.rs`: one function per kernel, its parameters, buffers, grid and loop bound.
 //! - `buffers.rs`: uploads and readbacks.
 //! - `backend.rs`: the [`crate::Backend`] operations as sequences of kernel dispatches.
 //! - `examples.rs`: the examples on the device, in chunks and segments.
@@ -14,7 +13,6 @@
 //! - `stream_counts.rs`: a corpus's pairs counted batch by batch into one table, its NLL
 //!   and its training steps from the table alone.
 //! - `loss.rs`: fixed-order sums of partial losses into the mean loss of a step.
-//! - `loop_budget.rs`: each kernel's loop bound, and the budget every dispatch stays within.
 //! - `profile.rs`: per-kernel GPU times from timestamp queries (`bench --kernels`).
 
 mod backend;
@@ -23,15 +21,14 @@ mod count_descent;
 mod dispatches;
 mod examples;
 mod kernels;
-pub mod loop_budget;
 mod loss;
-mod params;
 mod profile;
 mod step;
 mod stream_counts;
 
 pub use backend::GpuBackend;
 pub use examples::{check_fits, GpuExamples};
+pub use kernels::LOOP_BUDGET;
 pub use profile::{KernelTime, Profile};
 
 use std::sync::atomic::{AtomicU64, Ordering};

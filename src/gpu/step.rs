@@ -20,17 +20,13 @@ use crate::backend::{NetForm, StepLoss, TrainOptions};
 
 use super::backend::GpuBackend;
 use super::dispatches::{
-    self, cross_entropy_forward_groups, CrossEntropyBackwardBuffers, CrossEntropyForwardBuffers,
-    GradRowsBuffers,
+    self, cross_entropy_forward_groups, CrossEntropyBackwardBuffers, CrossEntropyBackwardParams,
+    CrossEntropyForwardBuffers, GradRowsBuffers, GradRowsParams, OneHotMatmulBackwardParams,
+    OneHotMatmulParams, SgdStepParams,
 };
 use super::examples::GpuExamples;
-use super::kernels::Dispatch;
-use super::loop_budget;
+use super::kernels::{self, Dispatch};
 use super::loss::{LossTotal, Squares};
-use super::params::{
-    CrossEntropyBackwardParams, GradRowsParams, OneHotMatmulBackwardParams, OneHotMatmulParams,
-    SgdStepParams,
-};
 use super::Gpu;
 
 /// Fewest examples per block of one_hot_matmul_backward (more when there are so many
@@ -92,7 +88,7 @@ struct ChunkSource {
 /// Examples per block of one_hot_matmul_backward for `n` examples: at least
 /// MIN_ONE_HOT_BLOCK, and few enough blocks for grad_rows' loop.
 fn one_hot_block_len(n: u32) -> u32 {
-    loop_budget::segment_len(n as u64, MIN_ONE_HOT_BLOCK)
+    kernels::segment_len(n as u64, MIN_ONE_HOT_BLOCK)
 }
 
 /// Row select: the logits are rows of W, and the examples' segments are those of `load`.
