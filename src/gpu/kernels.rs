@@ -263,6 +263,7 @@ pub struct Dispatch<'g> {
     bind_group: wgpu::BindGroup,
     groups: u32,
     loop_bound: u64,
+    /// Made for, and recorded on, this Gpu.
     gpu: PhantomData<&'g Gpu>,
 }
 
