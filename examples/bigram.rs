@@ -10,7 +10,7 @@
 
 use makemore::data::{builtin_words, Examples, Vocab};
 use makemore::sample::sample_names;
-use makemore::{AnyBackend, Backend, DeviceChoice, RngKind, StepLoss, TrainOptions};
+use makemore::{on_backend, Backend, Chosen, DeviceChoice, RngKind, StepLoss, TrainOptions};
 
 /// The lecture's seed: `g = torch.Generator().manual_seed(2147483647)`.
 const SEED: u64 = 2147483647;
@@ -100,12 +100,12 @@ pub fn lecture<B: Backend>(device: &mut B) -> anyhow::Result<Lecture> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let (mut device, notice) = AnyBackend::open(DeviceChoice::Gpu)?;
+    let (mut device, notice) = Chosen::open(DeviceChoice::Gpu)?;
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
     }
-    println!("device   {}", device.describe());
-    let lecture = lecture(&mut device)?;
+    println!("device   {}", on_backend!(&device, |b| b.describe()));
+    let lecture = on_backend!(&mut device, |b| lecture(b))?;
     println!(
         "vocab    {} symbols: {}",
         lecture.vocab.len(),

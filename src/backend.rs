@@ -4,8 +4,67 @@
 
 use crate::adamw::{AdamState, AdamW};
 use crate::corpus::{CountTable, PairBatches};
+use crate::cpu::CpuBackend;
 use crate::data::Examples;
+use crate::gpu::{open_gpu, GpuBackend, GpuError};
 use crate::limits::TableLimit;
+
+/// What the user asked for (`--device`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// A wgpu adapter; the CPU reference only when no adapter exists at all.
+    Gpu,
+    /// The CPU reference.
+    Cpu,
+}
+
+/// The backend a command runs on, chosen once: [`on_backend!`] hands it to generic code.
+#[allow(clippy::large_enum_variant)]
+pub enum Chosen {
+    Cpu(CpuBackend),
+    Gpu(GpuBackend),
+}
+
+impl Chosen {
+    /// Opens the chosen device. With `Gpu` and no adapter at all, falls back to the CPU and
+    /// returns the notice to show; any other GPU failure is an error.
+    pub fn open(choice: DeviceChoice) -> Result<(Chosen, Option<String>), GpuError> {
+        match choice {
+            DeviceChoice::Cpu => Ok((Chosen::Cpu(CpuBackend), None)),
+            DeviceChoice::Gpu => match open_gpu() {
+                Ok(gpu) => Ok((Chosen::Gpu(GpuBackend::new(gpu)), None)),
+                Err(GpuError::NoAdapter { backends }) => Ok((
+                    Chosen::Cpu(CpuBackend),
+                    Some(format!(
+                        "no GPU adapter found (backends {backends}); running on the CPU reference"
+                    )),
+                )),
+                Err(other) => Err(other),
+            },
+        }
+    }
+}
+
+/// Runs `body` with `b` bound to the backend inside a [`Chosen`] (or `&Chosen`,
+/// `&mut Chosen`): the one place a command branches on the device.
+#[macro_export]
+macro_rules! on_backend {
+    ($chosen:expr, |$b:ident| $body:expr) => {
+        match $chosen {
+            $crate::backend::Chosen::Cpu($b) => $body,
+            $crate::backend::Chosen::Gpu($b) => $body,
+        }
+    };
+}
+
+/// Host<->device traffic: every buffer written from the host and every readback.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transfers {
+    pub uploads: u64,
+    pub upload_bytes: u64,
+    pub readbacks: u64,
+    pub readback_bytes: u64,
+}
 
 /// The losses of one training step, measured before the step's update.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -73,8 +132,87 @@ pub trait Backend {
     /// Examples as the backend keeps them (uploaded once, used by every step).
     type Examples;
 
+    /// A vector of f32 on the device (GPU: a buffer; CPU: a `Vec`), there for a whole run.
+    type Buffer;
+    /// A loss history on the device: each gradient appends its step's (total, data).
+    type Losses;
+    /// A V^K x V count table on the device, for count_descent.
+    type Counts;
+    /// "gpu" or "cpu".
+    const KIND: &'static str;
+
+    /// `data` copied to the device.
+    fn upload(&mut self, data: &[f32]) -> anyhow::Result<Self::Buffer>;
+    /// `len` zeros on the device (no traffic).
+    fn zeros(&mut self, len: usize) -> anyhow::Result<Self::Buffer>;
+    /// The buffer copied back to the host, once all that was recorded before has run.
+    fn read(&mut self, buffer: &Self::Buffer) -> anyhow::Result<Vec<f32>>;
+    /// An empty loss history with room for `steps` steps.
+    fn losses(&mut self, steps: usize) -> anyhow::Result<Self::Losses>;
+    /// The loss history copied back to the host.
+    fn read_losses(&mut self, losses: &Self::Losses) -> anyhow::Result<Vec<StepLoss>>;
+
+    /// The step's kernels up to the gradient (cross_entropy_forward and _backward, grad_rows,
+    /// the loss sums): `grads` = the gradient at `weights`, its loss appended to `losses`.
+    #[allow(clippy::too_many_arguments)]
+    fn gradient(
+        &mut self,
+        weights: &Self::Buffer,
+        examples: &Self::Examples,
+        reg: f32,
+        form: NetForm,
+        grads: &mut Self::Buffer,
+        losses: &mut Self::Losses,
+    ) -> anyhow::Result<()>;
+
+    /// `count_pairs` of the examples, left on the device.
+    fn count_table(&mut self, examples: &Self::Examples) -> anyhow::Result<Self::Counts>;
+    /// A count table copied to the device.
+    fn upload_counts(&mut self, table: &CountTable) -> anyhow::Result<Self::Counts>;
+
+    /// `count_descent`: `steps` full-batch steps on `weights` from a count table, their losses
+    /// appended to `losses`.
+    fn count_descent(
+        &mut self,
+        weights: &mut Self::Buffer,
+        counts: &Self::Counts,
+        options: &TrainOptions,
+        steps: usize,
+        losses: &mut Self::Losses,
+    ) -> anyhow::Result<()>;
+
+    /// `sgd_step`: `weights -= lr * grads`.
+    fn sgd_update(
+        &mut self,
+        weights: &mut Self::Buffer,
+        grads: &Self::Buffer,
+        lr: f32,
+    ) -> anyhow::Result<()>;
+
+    /// `adamw_step` number `t` (from 1) with the moments `m` and `v`.
+    #[allow(clippy::too_many_arguments)]
+    fn adamw_update(
+        &mut self,
+        weights: &mut Self::Buffer,
+        grads: &Self::Buffer,
+        moments: (&mut Self::Buffer, &mut Self::Buffer),
+        t: u32,
+        lr: f32,
+        adamw: &AdamW,
+    ) -> anyhow::Result<()>;
+
     /// A one-line description of the device.
     fn describe(&self) -> String;
+
+    /// Waits until the device has finished what was submitted.
+    fn synchronize(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// The host<->device traffic so far (none on the CPU).
+    fn transfers(&self) -> Transfers {
+        Transfers::default()
+    }
 
     /// Prepares examples for the other operations (on a GPU: encodes and uploads them).
     fn load(&mut self, examples: &Examples) -> anyhow::Result<Self::Examples>;
@@ -174,21 +312,4 @@ pub trait Backend {
     /// table, from the table alone: `-sum_j N_j log P_j / sum_j N_j` (the value of
     /// [`Backend::mean_nll`] on those examples).
     fn count_table_nll(&mut self, probs: &[f32], table: &CountTable) -> anyhow::Result<Nll>;
-
-    /// [`Backend::train_counts`] from a count table instead of the examples.
-    fn train_on_counts(
-        &mut self,
-        weights: &mut [f32],
-        table: &CountTable,
-        options: &TrainOptions,
-        steps: usize,
-    ) -> anyhow::Result<Vec<StepLoss>>;
-
-    /// [`Backend::count_loss_and_gradient`] from a count table instead of the examples.
-    fn count_table_loss_and_gradient(
-        &mut self,
-        weights: &[f32],
-        table: &CountTable,
-        reg: f32,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)>;
 }

@@ -8,11 +8,10 @@ use std::time::Instant;
 
 use rand::{RngExt, SeedableRng};
 
-use crate::backend::{Backend, TrainOptions};
+use crate::backend::{Backend, Chosen, TrainOptions};
 use crate::check::{as_f64, Tolerance, EXACT, VALUES, WEIGHTS};
 use crate::cpu::CpuBackend;
 use crate::data::{builtin_words, Examples, Vocab};
-use crate::device::AnyBackend;
 use crate::sample::sample_symbols;
 
 /// The stages, in pipeline order, with what each one times.
@@ -240,18 +239,6 @@ fn time_checked<T, F: FnMut() -> anyhow::Result<T>>(
     Ok(Ok(time_repetitions(config, || run().map(drop))?))
 }
 
-/// Waits for the GPU to finish what was submitted (nothing to wait for on the CPU).
-fn wait_idle(backend: &AnyBackend) -> anyhow::Result<()> {
-    if let AnyBackend::Gpu(gpu) = backend {
-        gpu.gpu()
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| anyhow::anyhow!("the GPU did not finish: {e}"))?;
-        gpu.gpu().check()?;
-    }
-    Ok(())
-}
-
 /// Whether `stage` runs: the ones `--stages` names, or all but the opt-in ones.
 fn wanted(config: &BenchConfig, stage: &str) -> bool {
     if config.stages.is_empty() {
@@ -334,7 +321,7 @@ fn agree(device: Device, worst: f64, tolerance: Tolerance) -> anyhow::Result<(f6
 /// stages were refused for a wrong result.
 pub fn run_data_set(
     data: &DataSet,
-    backends: &mut [AnyBackend],
+    backends: &mut [Chosen],
     config: &BenchConfig,
     report: &mut dyn FnMut(Timing),
     skipped: &mut dyn FnMut(String),
@@ -378,7 +365,7 @@ pub fn run_data_set(
     };
 
     for backend in backends.iter_mut() {
-        run_backend(backend, &reference, config, &mut out)?;
+        crate::on_backend!(backend, |b| run_backend(b, &reference, config, &mut out))?;
     }
 
     if wanted(config, "sample") {
@@ -395,14 +382,14 @@ pub fn run_data_set(
 /// The backend stages on one backend: the upload, then the counts path and the training
 /// runs, each first compared with the CPU reference. A backend that cannot hold the data set
 /// is left out of it, with the reason.
-fn run_backend(
-    backend: &mut AnyBackend,
+fn run_backend<B: Backend>(
+    backend: &mut B,
     reference: &Reference,
     config: &BenchConfig,
     out: &mut Recorder,
 ) -> anyhow::Result<()> {
     let examples = &reference.examples;
-    if let Err(e) = backend.load(examples).and_then(|_| wait_idle(backend)) {
+    if let Err(e) = backend.load(examples).and_then(|_| backend.synchronize()) {
         (out.skipped)(format!(
             "{} left out on {}: {e}",
             backend.describe(),
@@ -411,28 +398,24 @@ fn run_backend(
         return Ok(());
     }
     let description = backend.describe();
-    let kind = match backend {
-        AnyBackend::Gpu(_) => "gpu",
-        AnyBackend::Cpu(_) => "cpu",
-    };
-    let device = (kind, description.as_str());
+    let device = (B::KIND, description.as_str());
     if wanted(config, "upload") {
         let seconds = time(config, || {
             backend.load(examples)?;
-            wait_idle(backend)
+            backend.synchronize()
         })?;
         out.timing("upload", device, seconds, examples.len());
     }
     let loaded = backend.load(examples)?;
-    wait_idle(backend)?;
+    backend.synchronize()?;
     run_counts_stages(backend, &loaded, reference, config, device, out)?;
     run_training_stages(backend, &loaded, reference, config, device, out)
 }
 
 /// Pairs -> counts `N` (exact), `N` -> `P` (normalize_rows), `P` -> mean NLL.
-fn run_counts_stages(
-    backend: &mut AnyBackend,
-    loaded: &<AnyBackend as Backend>::Examples,
+fn run_counts_stages<B: Backend>(
+    backend: &mut B,
+    loaded: &B::Examples,
     reference: &Reference,
     config: &BenchConfig,
     device: Device,
@@ -484,9 +467,9 @@ fn run_counts_stages(
 
 /// Gradient descent from the reference W: one step on each gradient path, 1000 steps from
 /// the counts, and (opt-in) 1000 steps with a context of 3 characters.
-fn run_training_stages(
-    backend: &mut AnyBackend,
-    loaded: &<AnyBackend as Backend>::Examples,
+fn run_training_stages<B: Backend>(
+    backend: &mut B,
+    loaded: &B::Examples,
     reference: &Reference,
     config: &BenchConfig,
     device: Device,

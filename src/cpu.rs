@@ -563,6 +563,96 @@ pub struct CpuBackend;
 
 impl Backend for CpuBackend {
     type Examples = Examples;
+    type Buffer = Vec<f32>;
+    type Losses = Vec<StepLoss>;
+    type Counts = CountTable;
+    const KIND: &'static str = "cpu";
+
+    fn upload(&mut self, data: &[f32]) -> anyhow::Result<Vec<f32>> {
+        Ok(data.to_vec())
+    }
+
+    fn zeros(&mut self, len: usize) -> anyhow::Result<Vec<f32>> {
+        Ok(vec![0.0; len])
+    }
+
+    fn read(&mut self, buffer: &Vec<f32>) -> anyhow::Result<Vec<f32>> {
+        Ok(buffer.clone())
+    }
+
+    fn losses(&mut self, steps: usize) -> anyhow::Result<Vec<StepLoss>> {
+        Ok(Vec::with_capacity(steps))
+    }
+
+    fn read_losses(&mut self, losses: &Vec<StepLoss>) -> anyhow::Result<Vec<StepLoss>> {
+        Ok(losses.clone())
+    }
+
+    fn gradient(
+        &mut self,
+        weights: &Vec<f32>,
+        ex: &Examples,
+        reg: f32,
+        form: NetForm,
+        grads: &mut Vec<f32>,
+        losses: &mut Vec<StepLoss>,
+    ) -> anyhow::Result<()> {
+        let (loss, gradient) = loss_and_gradient(weights, ex, reg, form);
+        *grads = gradient;
+        losses.push(loss);
+        Ok(())
+    }
+
+    fn count_table(&mut self, ex: &Examples) -> anyhow::Result<CountTable> {
+        let counts = count_pairs_parallel(&ex.contexts, &ex.targets, ex.num_rows, ex.num_cols);
+        Ok(CountTable::new(counts, ex.num_cols))
+    }
+
+    fn upload_counts(&mut self, table: &CountTable) -> anyhow::Result<CountTable> {
+        Ok(table.clone())
+    }
+
+    fn count_descent(
+        &mut self,
+        weights: &mut Vec<f32>,
+        table: &CountTable,
+        options: &TrainOptions,
+        steps: usize,
+        losses: &mut Vec<StepLoss>,
+    ) -> anyhow::Result<()> {
+        let (counts, cols, n) = (&table.counts, table.num_cols, table.examples);
+        losses.extend(count_descent(counts, weights, cols, n, options, steps).0);
+        Ok(())
+    }
+
+    fn sgd_update(
+        &mut self,
+        weights: &mut Vec<f32>,
+        grads: &Vec<f32>,
+        lr: f32,
+    ) -> anyhow::Result<()> {
+        sgd_step(weights, grads, lr);
+        Ok(())
+    }
+
+    fn adamw_update(
+        &mut self,
+        weights: &mut Vec<f32>,
+        grads: &Vec<f32>,
+        (m, v): (&mut Vec<f32>, &mut Vec<f32>),
+        t: u32,
+        lr: f32,
+        adamw: &AdamW,
+    ) -> anyhow::Result<()> {
+        let mut state = AdamState {
+            m: std::mem::take(m),
+            v: std::mem::take(v),
+            t: t - 1,
+        };
+        adamw_step(weights, grads, &mut state, lr, adamw);
+        (*m, *v) = (state.m, state.v);
+        Ok(())
+    }
 
     fn describe(&self) -> String {
         "CPU reference (f64 accumulation)".to_string()
@@ -695,30 +785,6 @@ impl Backend for CpuBackend {
             impossible,
             examples: table.examples,
         })
-    }
-
-    fn train_on_counts(
-        &mut self,
-        weights: &mut [f32],
-        table: &CountTable,
-        options: &TrainOptions,
-        steps: usize,
-    ) -> anyhow::Result<Vec<StepLoss>> {
-        let (counts, cols, n) = (&table.counts, table.num_cols, table.examples);
-        Ok(count_descent(counts, weights, cols, n, options, steps).0)
-    }
-
-    fn count_table_loss_and_gradient(
-        &mut self,
-        weights: &[f32],
-        table: &CountTable,
-        reg: f32,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        let mut unchanged = weights.to_vec();
-        let options = TrainOptions { lr: 0.0, reg };
-        let (counts, cols, n) = (&table.counts, table.num_cols, table.examples);
-        let (losses, grads) = count_descent(counts, &mut unchanged, cols, n, &options, 1);
-        Ok((losses[0], grads))
     }
 }
 

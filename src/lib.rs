@@ -15,7 +15,6 @@ pub mod checkpoint;
 pub mod corpus;
 pub mod cpu;
 pub mod data;
-pub mod device;
 pub mod driver_output;
 pub mod gpu;
 pub mod kernel_times;
@@ -32,8 +31,9 @@ pub mod torch_rng;
 pub mod train;
 pub mod train_streamed;
 
-pub use backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
+pub use backend::{
+    Backend, Chosen, DeviceChoice, LossForm, NetForm, Nll, StepLoss, TrainOptions, Transfers,
+};
 pub use cpu::CpuBackend;
-pub use device::{AnyBackend, DeviceChoice};
 pub use gpu::{Gpu, GpuBackend};
 pub use rng::RngKind;

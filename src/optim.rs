@@ -4,7 +4,7 @@
 
 use rand::{RngExt, SeedableRng};
 
-use crate::adamw::{AdamState, AdamW};
+use crate::adamw::AdamW;
 use crate::backend::{Backend, NetForm, StepLoss, TrainOptions};
 use crate::data::Examples;
 
@@ -59,9 +59,15 @@ pub fn train_neural<B: Backend>(
     }
     anyhow::ensure!(!examples.is_empty(), "no examples to train on");
     let mut rng = rand::rngs::StdRng::seed_from_u64(schedule.seed);
-    let mut state = AdamState::new(weights.len());
-    let mut losses = Vec::with_capacity(steps);
-    for _ in 0..steps {
+    // W, the gradient, the moments and the losses stay on the device for all the steps.
+    let mut w = backend.upload(weights)?;
+    let mut grads = backend.zeros(weights.len())?;
+    let mut losses = backend.losses(steps)?;
+    let mut moments = match schedule.optimizer {
+        Optimizer::AdamW(_) => Some((backend.zeros(weights.len())?, backend.zeros(weights.len())?)),
+        Optimizer::Sgd => None,
+    };
+    for t in 1..=steps {
         let batch = if schedule.batch_size > 0 {
             let drawn = draw_batch(examples, schedule.batch_size, &mut rng);
             Some(backend.load(&drawn)?)
@@ -69,18 +75,17 @@ pub fn train_neural<B: Backend>(
             None
         };
         let batch = batch.as_ref().unwrap_or(loaded);
-        match schedule.optimizer {
-            Optimizer::Sgd => {
-                losses.extend(backend.train(weights, batch, options, 1, form)?);
+        backend.gradient(&w, batch, options.reg, form, &mut grads, &mut losses)?;
+        match (schedule.optimizer, moments.as_mut()) {
+            (Optimizer::AdamW(adamw), Some((m, v))) => {
+                let t = t as u32;
+                backend.adamw_update(&mut w, &grads, (m, v), t, options.lr, &adamw)?;
             }
-            Optimizer::AdamW(adamw) => {
-                let (loss, grads) = backend.loss_and_gradient(weights, batch, options.reg, form)?;
-                backend.adamw_step(weights, &grads, &mut state, options.lr, &adamw)?;
-                losses.push(loss);
-            }
+            _ => backend.sgd_update(&mut w, &grads, options.lr)?,
         }
     }
-    Ok(losses)
+    weights.copy_from_slice(&backend.read(&w)?);
+    backend.read_losses(&losses)
 }
 
 #[cfg(test)]

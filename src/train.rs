@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
+use crate::corpus::CountTable;
 use crate::data::{Examples, Vocab, WordStats};
 use crate::limits::check_context;
 use crate::model::{CountModel, NeuralModel};
@@ -291,7 +292,17 @@ pub fn run<B: Backend>(
     }
     let (count_model, nll) =
         count_stage(backend, &parts.train.1, &vocab, config, &mut clock, report)?;
-    let trained = neural_stage(backend, &parts, &vocab, config, nll, &mut clock, report)?;
+    let (examples, loaded) = &parts.train;
+    let dev = (config.split.is_some() && !parts.dev.0.is_empty()).then_some(&parts.dev.1);
+    let trained = neural_stage(
+        backend,
+        (Source::Examples(examples, loaded), dev),
+        (&vocab, (examples.num_rows, examples.num_cols)),
+        config,
+        nll,
+        &mut clock,
+        report,
+    )?;
     if config.split.is_some() {
         evaluation_stage(
             backend,
@@ -383,57 +394,95 @@ fn count_stage<B: Backend>(
     Ok((count_model, nll))
 }
 
+/// What the neural model is trained from: the count table of a streamed file, or examples.
+pub(crate) enum Source<'a, E> {
+    Table(&'a CountTable),
+    Examples(&'a Examples, &'a E),
+}
+
+/// What each step reads, on the device: the count table and W (the counts path, W read back
+/// for each dev evaluation and at the end), or the examples.
+enum TrainData<'a, B: Backend> {
+    Counts {
+        counts: B::Counts,
+        weights: B::Buffer,
+    },
+    Examples(&'a Examples, &'a B::Examples),
+}
+
+impl<'a, B: Backend> TrainData<'a, B> {
+    /// The source on the device, on the gradient path `config` takes, W from `weights`.
+    fn load(
+        backend: &mut B,
+        source: Source<'a, B::Examples>,
+        weights: &[f32],
+        config: &TrainConfig,
+    ) -> anyhow::Result<TrainData<'a, B>> {
+        let counts = match source {
+            Source::Table(table) => backend.upload_counts(table)?,
+            Source::Examples(examples, loaded) => match config.effective_gradient() {
+                GradientPath::Counts => backend.count_table(loaded)?,
+                GradientPath::Examples => return Ok(TrainData::Examples(examples, loaded)),
+            },
+        };
+        let weights = backend.upload(weights)?;
+        Ok(TrainData::Counts { counts, weights })
+    }
+
+    /// W back on the host, where it lives on the device.
+    fn weights_to(&self, backend: &mut B, model: &mut NeuralModel) -> anyhow::Result<()> {
+        if let TrainData::Counts { weights, .. } = self {
+            model.weights = backend.read(weights)?;
+        }
+        Ok(())
+    }
+}
+
 /// What the neural stage hands on: the kept model and the losses that got it there.
-struct TrainedNeural {
+pub(crate) struct TrainedNeural {
     /// With a split: the weights with the lowest dev loss; otherwise the last ones.
-    model: NeuralModel,
-    first_step: usize,
-    losses: Vec<StepLoss>,
-    final_loss: StepLoss,
-    dev_losses: Vec<(usize, f64)>,
-    kept_step: Option<usize>,
+    pub model: NeuralModel,
+    pub first_step: usize,
+    pub losses: Vec<StepLoss>,
+    pub final_loss: StepLoss,
+    pub dev_losses: Vec<(usize, f64)>,
+    pub kept_step: Option<usize>,
 }
 
 /// The neural model: W initialized (or resumed), then `config.steps` steps of
 /// `W -= lr * grad(mean NLL(softmax(W[context])) + reg * mean(W^2))` on the training
-/// examples, then the loss of the trained W. Reports [`Event::TrainingStarted`], the
-/// progress of [`train_in_chunks`], and [`Event::NeuralModel`].
-fn neural_stage<B: Backend>(
+/// examples (or from their count table alone), then the loss of the trained W. Reports
+/// [`Event::TrainingStarted`], the progress of [`train_in_chunks`], and [`Event::NeuralModel`].
+pub(crate) fn neural_stage<B: Backend>(
     backend: &mut B,
-    parts: &LoadedParts<B::Examples>,
-    vocab: &Vocab,
+    (source, dev): (Source<'_, B::Examples>, Option<&B::Examples>),
+    (vocab, (rows, cols)): (&Vocab, (usize, usize)),
     config: &TrainConfig,
     count_nll: Nll,
     clock: &mut StageClock,
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<TrainedNeural> {
-    let (examples, loaded) = &parts.train;
     let (mut model, first_step) = initial_model(vocab, config)?;
     report(Event::TrainingStarted {
-        rows: examples.num_rows,
-        cols: examples.num_cols,
+        rows,
+        cols,
         options: config.options,
         first_step,
         steps: config.steps,
     });
-    let dev = (config.split.is_some() && !parts.dev.0.is_empty()).then_some(&parts.dev.1);
+    let mut data = TrainData::load(backend, source, &model.weights, config)
+        .with_context(|| format!("training stopped at step {first_step}"))?;
     let (losses, dev_losses, kept) = train_in_chunks(
-        backend,
-        &mut model,
-        (examples, loaded),
-        dev,
-        config,
-        first_step,
-        report,
+        backend, &mut model, &mut data, dev, config, first_step, report,
     )?;
     clock.lap("training");
-    let final_loss = final_loss(backend, &model.weights, loaded, config)?;
+    let final_loss = final_loss(backend, &model.weights, &data, config)?;
     clock.lap("final loss");
     check_finite(&losses, final_loss, &model.weights, config.form.loss)
         .map_err(|e| e.after(first_step))?;
     report(Event::NeuralModel {
-        rows: examples.num_rows,
-        cols: examples.num_cols,
+        rows,
+        cols,
         options: config.options,
         first_step,
         gradient: config.effective_gradient(),
@@ -474,19 +523,27 @@ pub(crate) fn initial_model(
     })
 }
 
-/// The loss of the trained weights, computed on the gradient path training took.
+/// The loss of the trained weights, computed on the gradient path training took (on the
+/// counts path: one count_descent step with lr 0, on a copy of W).
 fn final_loss<B: Backend>(
     backend: &mut B,
     weights: &[f32],
-    loaded: &B::Examples,
+    data: &TrainData<'_, B>,
     config: &TrainConfig,
 ) -> anyhow::Result<StepLoss> {
     let reg = config.options.reg;
-    let (loss, _) = match config.effective_gradient() {
-        GradientPath::Counts => backend.count_loss_and_gradient(weights, loaded, reg)?,
-        GradientPath::Examples => backend.loss_and_gradient(weights, loaded, reg, config.form)?,
-    };
-    Ok(loss)
+    match data {
+        TrainData::Counts { counts, .. } => {
+            let mut copy = backend.upload(weights)?;
+            let mut losses = backend.losses(1)?;
+            let options = TrainOptions { lr: 0.0, reg };
+            backend.count_descent(&mut copy, counts, &options, 1, &mut losses)?;
+            Ok(backend.read_losses(&losses)?[0])
+        }
+        TrainData::Examples(_, loaded) => Ok(backend
+            .loss_and_gradient(weights, loaded, reg, config.form)?
+            .0),
+    }
 }
 
 /// With `--split`: both models, trained on train, scored on every part by their mean NLL.
@@ -656,18 +713,21 @@ fn chunk_len(config: &TrainConfig, stateless: bool) -> usize {
     }
 }
 
-/// `steps` steps of gradient descent on `model`, on the gradient path `config` takes; the
-/// loss before each.
+/// `steps` steps of gradient descent on the data; the loss before each.
 fn train_chunk<B: Backend>(
     backend: &mut B,
     model: &mut NeuralModel,
-    (examples, loaded): (&Examples, &B::Examples),
+    data: &mut TrainData<'_, B>,
     config: &TrainConfig,
     steps: usize,
 ) -> anyhow::Result<Vec<StepLoss>> {
-    match config.effective_gradient() {
-        GradientPath::Counts => model.train_counts(backend, loaded, &config.options, steps),
-        GradientPath::Examples => train_neural(
+    match data {
+        TrainData::Counts { counts, weights } => {
+            let mut losses = backend.losses(steps)?;
+            backend.count_descent(weights, counts, &config.options, steps, &mut losses)?;
+            backend.read_losses(&losses)
+        }
+        TrainData::Examples(examples, loaded) => train_neural(
             backend,
             &mut model.weights,
             examples,
@@ -719,7 +779,7 @@ pub(crate) fn report_chunk(
 fn train_in_chunks<B: Backend>(
     backend: &mut B,
     model: &mut NeuralModel,
-    (examples, loaded): (&Examples, &B::Examples),
+    data: &mut TrainData<'_, B>,
     dev: Option<&B::Examples>,
     config: &TrainConfig,
     first_step: usize,
@@ -746,7 +806,7 @@ fn train_in_chunks<B: Backend>(
             chunk = chunk.min(eval_every - losses.len() % eval_every);
         }
         let chunk_start = Instant::now();
-        let chunk_losses = train_chunk(backend, model, (examples, loaded), config, chunk)
+        let chunk_losses = train_chunk(backend, model, data, config, chunk)
             // A device lost or out of memory mid-run: say how far training got.
             .with_context(|| format!("training stopped at step {}", first_step + losses.len()))?;
         log::debug!(
@@ -756,11 +816,16 @@ fn train_in_chunks<B: Backend>(
             chunk_start.elapsed().as_secs_f64() * 1e3
         );
         let steps = (first_step, config.steps);
-        if !report_chunk(&mut losses, chunk_losses, steps, start, report) {
+        let finite = report_chunk(&mut losses, chunk_losses, steps, start, report);
+        let done = losses.len();
+        let evaluate = eval_every > 0 && done % eval_every == 0 && done < config.steps;
+        if !finite || evaluate {
+            data.weights_to(backend, model)?;
+        }
+        if !finite {
             return Ok((losses, tracker.losses, None));
         }
-        let done = losses.len();
-        if eval_every > 0 && done % eval_every == 0 && done < config.steps {
+        if evaluate {
             tracker.evaluate(
                 backend,
                 &model.weights,
@@ -770,6 +835,7 @@ fn train_in_chunks<B: Backend>(
             )?;
         }
     }
+    data.weights_to(backend, model)?;
     let done = losses.len();
     tracker.evaluate(
         backend,

@@ -14,18 +14,14 @@
 //! same sum taken cell by cell instead of example by example.
 
 use std::path::Path;
-use std::time::Instant;
 
-use anyhow::Context as _;
-
-use crate::backend::{Backend, Nll, StepLoss};
+use crate::backend::{Backend, Nll};
 use crate::corpus::{check_countable, CountTable, PairEncoder, Scan};
 use crate::data::Vocab;
 use crate::limits::check_context;
-use crate::model::{CountModel, NeuralModel};
+use crate::model::CountModel;
 use crate::train::{
-    check_finite, chunk_size, initial_model, report_chunk, sample_stage, Event, GradientPath,
-    StageClock, TrainConfig, TrainSummary,
+    neural_stage, sample_stage, Event, GradientPath, Source, StageClock, TrainConfig, TrainSummary,
 };
 
 /// Whether `train` streams its input: the counts path on all the words (no split), which
@@ -75,7 +71,17 @@ pub fn run_streamed<B: Backend>(
     );
     clock.lap("count table (blocks read, encoded, count_pairs)");
     let (count_model, nll) = count_stage(backend, &table, &vocab, config, &mut clock, report)?;
-    let trained = neural_stage(backend, &table, &vocab, config, nll, &mut clock, report)?;
+    // The neural model from the table alone: each step's gradient
+    // `(c_x softmax(W[x]) - N[x]) / n + 2 reg W / size(W)` (c_x: row x of N summed).
+    let trained = neural_stage(
+        backend,
+        (Source::Table(&table), None),
+        (&vocab, (num_rows, v)),
+        config,
+        nll,
+        &mut clock,
+        report,
+    )?;
     let neural_probs = sample_stage(
         backend,
         &count_model,
@@ -125,78 +131,4 @@ fn count_stage<B: Backend>(
         most_frequent: count_model.most_frequent(config.top_pairs),
     });
     Ok((count_model, nll))
-}
-
-/// The neural model trained from the table alone: `config.steps` steps of
-/// `W -= lr * ((c_x softmax(W[x]) - N[x]) / n + 2 reg W / size(W))` (c_x: row x of N summed),
-/// in chunks, then the loss of
-/// the trained W. Reports [`Event::TrainingStarted`], [`Event::Progress`] after each chunk
-/// and [`Event::NeuralModel`].
-fn neural_stage<B: Backend>(
-    backend: &mut B,
-    table: &CountTable,
-    vocab: &Vocab,
-    config: &TrainConfig,
-    count_nll: Nll,
-    clock: &mut StageClock,
-    report: &mut dyn FnMut(Event),
-) -> anyhow::Result<TrainedOnTable> {
-    let (rows, cols) = (table.counts.len() / table.num_cols, table.num_cols);
-    let (mut model, first_step) = initial_model(vocab, config)?;
-    report(Event::TrainingStarted {
-        rows,
-        cols,
-        options: config.options,
-        first_step,
-        steps: config.steps,
-    });
-    let start = Instant::now();
-    let mut losses = Vec::new();
-    while losses.len() < config.steps {
-        let chunk = chunk_size(config.steps).min(config.steps - losses.len());
-        let weights = &mut model.weights;
-        let chunk_losses = backend
-            .train_on_counts(weights, table, &config.options, chunk)
-            .with_context(|| format!("training stopped at step {}", first_step + losses.len()))?;
-        if !report_chunk(
-            &mut losses,
-            chunk_losses,
-            (first_step, config.steps),
-            start,
-            report,
-        ) {
-            break;
-        }
-    }
-    clock.lap("training");
-    let weights = &model.weights;
-    let (final_loss, _) =
-        backend.count_table_loss_and_gradient(weights, table, config.options.reg)?;
-    clock.lap("final loss");
-    check_finite(&losses, final_loss, weights, config.form.loss)
-        .map_err(|e| e.after(first_step))?;
-    report(Event::NeuralModel {
-        rows,
-        cols,
-        options: config.options,
-        first_step,
-        gradient: GradientPath::Counts,
-        losses: losses.clone(),
-        final_loss,
-        count_nll: count_nll.mean(),
-    });
-    Ok(TrainedOnTable {
-        model,
-        first_step,
-        losses,
-        final_loss,
-    })
-}
-
-/// The trained model and the losses that got it there.
-struct TrainedOnTable {
-    model: NeuralModel,
-    first_step: usize,
-    losses: Vec<StepLoss>,
-    final_loss: StepLoss,
 }

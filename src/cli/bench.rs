@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{say, thousands};
 use makemore::bench::{run_data_set, BenchConfig, DataSet, Timing, STAGES};
 use makemore::kernel_times::{KernelRow, OperationWall};
-use makemore::{AnyBackend, Backend, DeviceChoice};
+use makemore::{on_backend, Backend, Chosen, DeviceChoice};
 
 pub const EXAMPLE: &str = "Examples:
   makemore bench                                   # names and 10M pairs, GPU and CPU
@@ -78,7 +78,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut backends = Vec::new();
     for &flag in &args.device {
         let choice: DeviceChoice = flag.into();
-        let (backend, notice) = AnyBackend::open(choice)?;
+        let (backend, notice) = Chosen::open(choice)?;
         if let Some(notice) = notice {
             // Timing the CPU twice under the GPU's name would mislead: leave it out.
             eprintln!("notice: {notice}; the GPU is left out of the benchmark");
@@ -95,7 +95,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     if !args.json {
         for backend in &backends {
-            say!("device   {}", backend.describe());
+            say!("device   {}", on_backend!(backend, |b| b.describe()));
         }
         say!(
             "\n{:<18} {:<11} {:<8} {:>11} {:>11} {:>11} {:>4} {:>14}",
@@ -171,7 +171,7 @@ fn run_kernels(args: &Args) -> anyhow::Result<()> {
             .any(|&d| matches!(d, super::DeviceFlag::Gpu)),
         "--kernels times the GPU's kernels: use it with --device gpu (the default)"
     );
-    let mut gpu = makemore::GpuBackend::new(makemore::device::open_gpu()?);
+    let mut gpu = makemore::GpuBackend::new(makemore::gpu::open_gpu()?);
     let adapter = gpu.describe();
     let timestamps = gpu.gpu().has_timestamps();
     let peak = args.peak_gbps.map(f64::from);

@@ -15,7 +15,7 @@ use makemore::lecture::{
     walk, Chapter, Walk, NOTEBOOK_STEPS,
 };
 use makemore::plot::{CountsFigure, Format};
-use makemore::{AnyBackend, Backend};
+use makemore::{on_backend, Backend, Chosen};
 
 pub const EXAMPLE: &str = "Examples:
   makemore lecture --input names.txt               # the whole notebook, as the video shows it
@@ -73,12 +73,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         None => (builtin_words(), "the built-in names".to_string()),
     };
-    let (mut backend, notice) = AnyBackend::open(args.device.into())?;
+    let (mut backend, notice) = Chosen::open(args.device.into())?;
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
     }
-    let walk = walk(&mut backend, &words, &source, args.seed, args.rng.into())?;
-    let (device, n) = (backend.describe(), words.len());
+    let walk = on_backend!(&mut backend, |b| walk(
+        b,
+        &words,
+        &source,
+        args.seed,
+        args.rng.into()
+    ))?;
+    let (device, n) = (on_backend!(&backend, |b| b.describe()), words.len());
     let differs = args.input.is_none().then_some(
         "these are the built-in names, not the lecture's names.txt: every figure below differs \
          from the video's (run with --input names.txt to follow it)",

@@ -10,7 +10,7 @@ use super::{finite_or_null, format_loss, positive, read_words_held, say, thousan
 use makemore::data::builtin_words;
 use makemore::split::Split;
 use makemore::sweep::{SweepConfig, SweepModel, SweepResult, DEFAULT_STRENGTHS};
-use makemore::{AnyBackend, Backend};
+use makemore::{on_backend, Backend, Chosen};
 
 pub const EXAMPLE: &str = "Examples:
   makemore sweep                                   # count model: best smoothing on dev
@@ -76,13 +76,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let config = config(args)?;
     makemore::limits::check_vocab(makemore::data::Vocab::from_words(&words).len())?;
-    let (mut backend, notice) = AnyBackend::open(args.device.into())?;
+    let (mut backend, notice) = Chosen::open(args.device.into())?;
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
     }
-    let result = makemore::sweep::run(&mut backend, &words, &config)?;
+    let result = on_backend!(&mut backend, |b| makemore::sweep::run(b, &words, &config))?;
     let seconds = start.elapsed().as_secs_f64();
-    let device = backend.describe();
+    let device = on_backend!(&backend, |b| b.describe());
     let (model, name) = config.model.names();
     let best = result.rows[result.best];
     let neural = config.model == SweepModel::Neural;

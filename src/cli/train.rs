@@ -19,7 +19,7 @@ use makemore::optim::{Optimizer, Schedule};
 use makemore::split::Split;
 use makemore::train::{Event, GradientPath, PartLosses, Resume, TrainConfig, TrainSummary};
 use makemore::train_streamed::{run_streamed, streams};
-use makemore::{AnyBackend, Backend, LossForm, NetForm, TrainOptions};
+use makemore::{on_backend, Backend, Chosen, LossForm, NetForm, TrainOptions, Transfers};
 
 pub const EXAMPLE: &str = "Examples:
   makemore train                                   # the lecture on the built-in names, saved in out/
@@ -184,32 +184,31 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             progress.print_event(&event, &config);
         }
     };
-    let summary = match &data {
-        Input::Words(words) => {
-            makemore::train::run(&mut backend, words, &source, &config, &mut report)?
-        }
+    let (summary, transfers) = on_backend!(&mut backend, |b| {
+        let summary = pipeline(b, &data, &source, &config, &mut report)?;
+        (summary, b.transfers())
+    });
+    let (model_path, log_path) = save_run(args, &config, input.as_deref(), &summary, earlier_log)?;
+    let seconds = start.elapsed().as_secs_f64();
+    print_saved(args, &summary, transfers, (&model_path, &log_path), seconds);
+    Ok(())
+}
+
+/// The pipeline on the chosen backend: the words in memory, or a file read in blocks.
+fn pipeline<B: Backend>(
+    backend: &mut B,
+    data: &Input,
+    source: &str,
+    config: &TrainConfig,
+    report: &mut dyn FnMut(Event),
+) -> anyhow::Result<TrainSummary> {
+    match data {
+        Input::Words(words) => makemore::train::run(backend, words, source, config, report),
         Input::Streamed(path, scan) => {
             let chunk = corpus::chunk_bytes();
-            run_streamed(
-                &mut backend,
-                path,
-                scan,
-                chunk,
-                &source,
-                &config,
-                &mut report,
-            )?
+            run_streamed(backend, path, scan, chunk, source, config, report)
         }
-    };
-    let (model_path, log_path) = save_run(args, &config, input.as_deref(), &summary, earlier_log)?;
-    print_saved(
-        args,
-        &summary,
-        &model_path,
-        &log_path,
-        start.elapsed().as_secs_f64(),
-    );
-    Ok(())
+    }
 }
 
 /// The pipeline's settings from the flags.
@@ -303,36 +302,42 @@ fn check_input_size(args: &Args, config: &TrainConfig, data: &Input) -> anyhow::
 }
 
 /// The device the flags ask for, announced on the first line.
-fn open_backend(args: &Args) -> anyhow::Result<AnyBackend> {
-    let (backend, notice) = AnyBackend::open(args.device.into())?;
+fn open_backend(args: &Args) -> anyhow::Result<Chosen> {
+    let (backend, notice) = Chosen::open(args.device.into())?;
+    let description = on_backend!(&backend, |b| b.describe());
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
     }
     if args.json {
-        say!(
-            "{}",
-            json!({"event": "device", "device": backend.describe()})
-        );
+        say!("{}", json!({"event": "device", "device": description}));
     } else {
-        say!("device   {}", backend.describe());
+        say!("device   {description}");
     }
     Ok(backend)
 }
 
-/// Where the run was saved, and how long it took.
+/// Where the run was saved, what crossed between host and device, and how long it took.
 fn print_saved(
     args: &Args,
     summary: &TrainSummary,
-    model_path: &Path,
-    log_path: &Path,
+    transfers: Transfers,
+    (model_path, log_path): (&Path, &Path),
     seconds: f64,
 ) {
+    let Transfers {
+        uploads,
+        upload_bytes,
+        readbacks,
+        readback_bytes,
+    } = transfers;
     if args.json {
         let line = json!({"event": "summary", "count_nll": finite_or_null(summary.count_nll),
             "final_loss": summary.final_loss.total, "final_data_loss": summary.final_loss.data,
             "steps": summary.first_step + summary.losses.len(),
             "kept_step": summary.kept_step,
             "checkpoint": model_path.display().to_string(), "log": log_path.display().to_string(),
+            "transfers": {"uploads": uploads, "upload_bytes": upload_bytes,
+                "readbacks": readbacks, "readback_bytes": readback_bytes},
             "seconds": seconds});
         say!("{line}");
     } else {
@@ -341,12 +346,30 @@ fn print_saved(
             None => String::new(),
         };
         say!(
-            "\nsaved    {}{kept} and {}",
+            "\ntransfers  {uploads} uploads ({}), {readbacks} readbacks ({})",
+            bytes(upload_bytes),
+            bytes(readback_bytes)
+        );
+        say!(
+            "saved    {}{kept} and {}",
             model_path.display(),
             log_path.display()
         );
         say!("done in {seconds:.2} s");
     }
+}
+
+/// A byte count for people: `9 KB`, `1.8 MB`.
+fn bytes(count: u64) -> String {
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < 4 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let shown = format!("{value:.1}");
+    let shown = shown.strip_suffix(".0").unwrap_or(&shown);
+    format!("{shown} {}", ["B", "KB", "MB", "GB", "TB"][unit])
 }
 
 /// Writes both models and the loss log into the work directory.

@@ -9,27 +9,46 @@
 //!   examples, then count_descent steps over every row (count_descent.rs).
 //!
 //! Every dispatch's loop bound is computed from the sizes the host chose and checked against
-//! the loop budget (loop_budget.rs) before anything is recorded.
+//! the loop budget (kernels.rs) before anything is recorded.
 
 use crate::adamw::{AdamState, AdamW};
-use crate::backend::{Backend, NetForm, Nll, StepLoss, TrainOptions};
+use crate::backend::{Backend, NetForm, Nll, StepLoss, TrainOptions, Transfers};
 use crate::data::Examples;
 use crate::limits::TableLimit;
 
 use super::count_descent::{CountDescent, Table};
 use super::dispatches::{
-    self, cross_entropy_forward_groups, AdamwStepBuffers, CrossEntropyForwardBuffers,
-    NllGatherBuffers, Pairs,
+    self, cross_entropy_forward_groups, AdamwHyper, AdamwStepBuffers, AdamwStepParams,
+    CrossEntropyForwardBuffers, NllGatherBuffers, NllGatherParams, Pairs, SgdStepParams,
 };
 use super::examples::{ExampleChunk, GpuExamples};
 use super::kernels::{Dispatch, EXAMPLE_THREADS};
 use super::loss::{LossTotal, Squares};
-use super::params::{AdamwHyper, AdamwStepParams, NllGatherParams};
+use super::step::StepBuffers;
 use super::Gpu;
 use crate::corpus::{CountTable, PairBatches};
 
 /// count_descent steps recorded into one command buffer (each is a few short dispatches).
 const DESCENT_STEPS_PER_SUBMISSION: usize = 256;
+
+/// A vector of f32 on the device.
+pub struct GpuBuffer {
+    buffer: wgpu::Buffer,
+    len: usize,
+}
+
+/// A loss history on the device: (total, data) per step, appended at the device's cursor.
+pub struct GpuLosses {
+    history: wgpu::Buffer,
+    cursor: wgpu::Buffer,
+    steps: usize,
+}
+
+/// A count table on the device, and its shape.
+pub struct GpuCounts {
+    buffer: wgpu::Buffer,
+    table: Table,
+}
 
 /// The GPU implementation of the models' operations.
 pub struct GpuBackend {
@@ -92,7 +111,7 @@ impl GpuBackend {
     }
 
     /// Runs `steps` steps of count_descent from `weights` on the counts of `ex`.
-    fn count_descent(
+    fn examples_descent(
         &self,
         weights: &[f32],
         ex: &GpuExamples,
@@ -118,7 +137,14 @@ impl GpuBackend {
         options: &TrainOptions,
         steps: usize,
     ) -> anyhow::Result<CountDescent> {
-        let descent = CountDescent::new(&self.gpu, counts, weights, table, options, steps)?;
+        let gpu = &self.gpu;
+        let b = StepBuffers {
+            weights: &gpu.upload("weights", weights),
+            grads: &gpu.zeroed("grads", weights.len()),
+            history: &gpu.zeroed("loss history", 2 * steps),
+            cursor: &gpu.zeroed("history cursor", 1),
+        };
+        let descent = CountDescent::new(gpu, counts, b, table, options)?;
         let mut done = 0;
         while done < steps {
             let chunk = DESCENT_STEPS_PER_SUBMISSION.min(steps - done);
@@ -165,7 +191,7 @@ impl GpuBackend {
     }
 
     /// The (total, data) pairs of a loss history buffer.
-    pub(super) fn read_losses(
+    pub(super) fn history_losses(
         &self,
         history: &wgpu::Buffer,
         steps: usize,
@@ -201,11 +227,179 @@ impl GpuBackend {
     }
 }
 
+/// adamw_step's settings at step `t`.
+fn adamw_hyper(t: u32, lr: f32, adamw: &AdamW) -> AdamwHyper {
+    let (bc1, bc2) = AdamState::bias_corrections(t, adamw);
+    AdamwHyper {
+        lr,
+        weight_decay: adamw.weight_decay,
+        beta1: adamw.beta1,
+        beta2: adamw.beta2,
+        eps: adamw.eps,
+        bc1,
+        bc2,
+    }
+}
+
 impl Backend for GpuBackend {
     type Examples = GpuExamples;
+    type Buffer = GpuBuffer;
+    type Losses = GpuLosses;
+    type Counts = GpuCounts;
+    const KIND: &'static str = "gpu";
+
+    fn upload(&mut self, data: &[f32]) -> anyhow::Result<GpuBuffer> {
+        let buffer = self.gpu.upload("buffer", data);
+        Ok(GpuBuffer {
+            buffer,
+            len: data.len(),
+        })
+    }
+
+    fn zeros(&mut self, len: usize) -> anyhow::Result<GpuBuffer> {
+        let buffer = self.gpu.zeroed("buffer", len);
+        Ok(GpuBuffer { buffer, len })
+    }
+
+    fn read(&mut self, buffer: &GpuBuffer) -> anyhow::Result<Vec<f32>> {
+        Ok(self.gpu.read(&buffer.buffer, buffer.len)?)
+    }
+
+    fn losses(&mut self, steps: usize) -> anyhow::Result<GpuLosses> {
+        Ok(GpuLosses {
+            history: self.gpu.zeroed("loss history", 2 * steps),
+            cursor: self.gpu.zeroed("history cursor", 1),
+            steps: 0,
+        })
+    }
+
+    fn read_losses(&mut self, losses: &GpuLosses) -> anyhow::Result<Vec<StepLoss>> {
+        self.history_losses(&losses.history, losses.steps)
+    }
+
+    fn gradient(
+        &mut self,
+        weights: &GpuBuffer,
+        ex: &GpuExamples,
+        reg: f32,
+        form: NetForm,
+        grads: &mut GpuBuffer,
+        losses: &mut GpuLosses,
+    ) -> anyhow::Result<()> {
+        let b = StepBuffers {
+            weights: &weights.buffer,
+            grads: &grads.buffer,
+            history: &losses.history,
+            cursor: &losses.cursor,
+        };
+        self.record_gradient(b, ex, reg, form)?;
+        losses.steps += 1;
+        Ok(())
+    }
+
+    fn count_table(&mut self, ex: &GpuExamples) -> anyhow::Result<GpuCounts> {
+        let table = Table {
+            num_rows: ex.num_rows,
+            num_cols: ex.num_cols,
+            num_examples: ex.len,
+        };
+        let buffer = self.device_counts(ex)?.clone();
+        Ok(GpuCounts { buffer, table })
+    }
+
+    fn upload_counts(&mut self, table: &CountTable) -> anyhow::Result<GpuCounts> {
+        let shape = Table {
+            num_rows: (table.counts.len() / table.num_cols) as u32,
+            num_cols: table.num_cols as u32,
+            num_examples: table.examples as u32,
+        };
+        let buffer = self.gpu.upload("counts", &table.counts);
+        Ok(GpuCounts {
+            buffer,
+            table: shape,
+        })
+    }
+
+    fn count_descent(
+        &mut self,
+        weights: &mut GpuBuffer,
+        counts: &GpuCounts,
+        options: &TrainOptions,
+        steps: usize,
+        losses: &mut GpuLosses,
+    ) -> anyhow::Result<()> {
+        let gpu = &self.gpu;
+        let b = StepBuffers {
+            weights: &weights.buffer,
+            grads: &gpu.zeroed("grads", weights.len),
+            history: &losses.history,
+            cursor: &losses.cursor,
+        };
+        let descent = CountDescent::new(gpu, &counts.buffer, b, counts.table, options)?;
+        let first = losses.steps as u32;
+        gpu.record_pass(|pass| descent.record(gpu, pass, first, steps as u32));
+        losses.steps += steps;
+        Ok(())
+    }
+
+    fn sgd_update(
+        &mut self,
+        weights: &mut GpuBuffer,
+        grads: &GpuBuffer,
+        lr: f32,
+    ) -> anyhow::Result<()> {
+        let params = SgdStepParams {
+            num_weights: weights.len as u32,
+            lr,
+            ..Default::default()
+        };
+        let gpu = &self.gpu;
+        let update = dispatches::sgd_step(gpu, &grads.buffer, &weights.buffer, params)?;
+        gpu.record_pass(|pass| update.record(pass, gpu.max_groups()));
+        Ok(())
+    }
+
+    fn adamw_update(
+        &mut self,
+        weights: &mut GpuBuffer,
+        grads: &GpuBuffer,
+        (m, v): (&mut GpuBuffer, &mut GpuBuffer),
+        t: u32,
+        lr: f32,
+        adamw: &AdamW,
+    ) -> anyhow::Result<()> {
+        let gpu = &self.gpu;
+        let buffers = AdamwStepBuffers {
+            hyper: &gpu.upload("adamw settings", &[adamw_hyper(t, lr, adamw)]),
+            grads: &grads.buffer,
+            weights: &weights.buffer,
+            m: &m.buffer,
+            v: &v.buffer,
+        };
+        let params = AdamwStepParams {
+            num_weights: weights.len as u32,
+            ..Default::default()
+        };
+        let update = dispatches::adamw_step(gpu, buffers, params)?;
+        gpu.record_pass(|pass| update.record(pass, gpu.max_groups()));
+        Ok(())
+    }
 
     fn describe(&self) -> String {
         self.gpu.describe()
+    }
+
+    fn synchronize(&self) -> anyhow::Result<()> {
+        self.gpu.flush();
+        self.gpu
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow::anyhow!("the GPU did not finish: {e}"))?;
+        Ok(self.gpu.check()?)
+    }
+
+    fn transfers(&self) -> Transfers {
+        self.gpu.transfers()
     }
 
     fn load(&mut self, examples: &Examples) -> anyhow::Result<GpuExamples> {
@@ -351,16 +545,7 @@ impl Backend for GpuBackend {
         adamw: &AdamW,
     ) -> anyhow::Result<()> {
         state.t += 1;
-        let (bc1, bc2) = AdamState::bias_corrections(state.t, adamw);
-        let hyper = AdamwHyper {
-            lr,
-            weight_decay: adamw.weight_decay,
-            beta1: adamw.beta1,
-            beta2: adamw.beta2,
-            eps: adamw.eps,
-            bc1,
-            bc2,
-        };
+        let hyper = adamw_hyper(state.t, lr, adamw);
         let gpu = &self.gpu;
         let n = weights.len();
         let weights_buffer = gpu.upload("weights", weights);
@@ -391,9 +576,9 @@ impl Backend for GpuBackend {
         reg: f32,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
         let options = TrainOptions { lr: 0.0, reg };
-        let descent = self.count_descent(weights, ex, &options, 1)?;
+        let descent = self.examples_descent(weights, ex, &options, 1)?;
         let grads = self.gpu.read(&descent.grads, weights.len())?;
-        Ok((self.read_losses(&descent.history, 1)?[0], grads))
+        Ok((self.history_losses(&descent.history, 1)?[0], grads))
     }
 
     fn train_counts(
@@ -406,10 +591,10 @@ impl Backend for GpuBackend {
         if steps == 0 {
             return Ok(Vec::new());
         }
-        let descent = self.count_descent(weights, ex, options, steps)?;
+        let descent = self.examples_descent(weights, ex, options, steps)?;
         let trained: Vec<f32> = self.gpu.read(&descent.weights, weights.len())?;
         weights.copy_from_slice(&trained);
-        self.read_losses(&descent.history, steps)
+        self.history_losses(&descent.history, steps)
     }
 
     fn count_pair_batches(
@@ -423,33 +608,5 @@ impl Backend for GpuBackend {
 
     fn count_table_nll(&mut self, probs: &[f32], table: &CountTable) -> anyhow::Result<Nll> {
         self.table_nll(probs, table)
-    }
-
-    fn train_on_counts(
-        &mut self,
-        weights: &mut [f32],
-        table: &CountTable,
-        options: &TrainOptions,
-        steps: usize,
-    ) -> anyhow::Result<Vec<StepLoss>> {
-        if steps == 0 {
-            return Ok(Vec::new());
-        }
-        let descent = self.table_descent(weights, table, options, steps)?;
-        let trained: Vec<f32> = self.gpu.read(&descent.weights, weights.len())?;
-        weights.copy_from_slice(&trained);
-        self.read_losses(&descent.history, steps)
-    }
-
-    fn count_table_loss_and_gradient(
-        &mut self,
-        weights: &[f32],
-        table: &CountTable,
-        reg: f32,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        let options = TrainOptions { lr: 0.0, reg };
-        let descent = self.table_descent(weights, table, &options, 1)?;
-        let grads = self.gpu.read(&descent.grads, weights.len())?;
-        Ok((self.read_losses(&descent.history, 1)?[0], grads))
     }
 }

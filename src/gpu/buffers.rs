@@ -35,6 +35,7 @@ impl Gpu {
             return self.zeroed(label, 0);
         }
         log_buffer(label, std::mem::size_of_val(data) as u64);
+        self.count_transfer(false, std::mem::size_of_val(data) as u64);
         self.device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
@@ -55,8 +56,9 @@ impl Gpu {
         })
     }
 
-    /// A uniform buffer holding a kernel's parameters (its struct in params.rs).
+    /// A uniform buffer holding a kernel's parameters (the struct beside its dispatch function).
     pub fn params<P: Pod>(&self, params: P) -> wgpu::Buffer {
+        self.count_transfer(false, std::mem::size_of::<P>() as u64);
         self.device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("params"),
@@ -72,6 +74,8 @@ impl Gpu {
             return Ok(Vec::new());
         }
         let size = 4 * len as u64;
+        self.count_transfer(true, size);
+        self.flush();
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size,

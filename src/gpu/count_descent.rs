@@ -13,10 +13,10 @@
 //! allows. Either way, many steps are recorded into each submission, and the history is read
 //! back once.
 
-use super::kernels::{bind, dispatch};
-use super::loop_budget::{self, bound, lanes_for, OverBudget, LOOP_BUDGET};
+use super::kernels::{self, bind, dispatch, kernel, lanes_for, log2, per_lane, uniform, Kernel};
+use super::kernels::{OverBudget, LOOP_BUDGET};
 use super::loss::{LossTotal, Squares, SUM_BLOCK};
-use super::params::CountDescentParams;
+use super::step::StepBuffers;
 use super::Gpu;
 use crate::backend::TrainOptions;
 
@@ -26,6 +26,27 @@ const THREADS: u32 = 64;
 /// The most rounds of rows one workgroup takes to hold a whole table: up to 1,024 rows of up
 /// to 256 columns run as one workgroup with many steps per dispatch.
 const SMALL_TABLE_ROUNDS: u32 = 16;
+
+uniform! {
+    /// count_descent's parameters; with `writes_history` 1, one workgroup holds the table and
+    /// appends each step's loss to the history itself.
+    struct CountDescentParams {
+        num_rows: u32, num_cols: u32, num_examples: u32, lanes_per_row: u32, rows_per_thread: u32,
+        steps: u32, first_step: u32, writes_history: u32, reg: f32, lr: f32, _pad: [u32; 2]
+    }
+}
+
+/// count_descent's pipeline.
+fn count_descent(gpu: &Gpu) -> Kernel {
+    kernel!(gpu, "count_descent", "reduce", "softmax")
+}
+
+/// count_descent's loop bound:
+/// `steps * (rows_per_thread * (3 * ceil(C / L) + 2 * log2(L) + 1) + 64 + 1)`.
+pub(super) fn loop_bound(cols: u32, lanes: u32, rows_per_thread: u32, steps: u32) -> u64 {
+    let per_row = 3 * per_lane(cols, lanes) + 2 * log2(lanes) + 1;
+    steps as u64 * (rows_per_thread as u64 * per_row + 64 + 1)
+}
 
 /// The table's shape and the number of examples it counts.
 #[derive(Clone, Copy, Debug)]
@@ -52,7 +73,7 @@ impl Layout {
         let lanes = lanes_for(table.num_cols);
         let rounds = table.num_rows.div_ceil(THREADS / lanes).max(1);
         if rounds <= SMALL_TABLE_ROUNDS {
-            let per_step = bound::count_descent(table.num_cols, lanes, rounds, 1);
+            let per_step = loop_bound(table.num_cols, lanes, rounds, 1);
             Layout {
                 lanes_per_row: lanes,
                 rows_per_thread: rounds,
@@ -73,7 +94,7 @@ impl Layout {
     /// The worst-case loop iterations of one dispatch.
     pub fn loop_bound(&self, cols: u32) -> u64 {
         let (lanes, rounds) = (self.lanes_per_row, self.rows_per_thread);
-        bound::count_descent(cols, lanes, rounds, self.steps_per_dispatch)
+        loop_bound(cols, lanes, rounds, self.steps_per_dispatch)
     }
 }
 
@@ -93,19 +114,17 @@ pub struct CountDescent {
 }
 
 impl CountDescent {
-    /// Buffers for `steps` steps from `weights`, on the counts in `counts`; refused before any
-    /// allocation if a dispatch would be over the loop budget.
+    /// Steps on `b.weights` from the counts in `counts`, their losses into `b.history`;
+    /// refused before any allocation if a dispatch would be over the loop budget.
     pub fn new(
         gpu: &Gpu,
         counts: &wgpu::Buffer,
-        weights: &[f32],
+        b: StepBuffers<'_>,
         table: Table,
         options: &TrainOptions,
-        steps: usize,
     ) -> Result<CountDescent, OverBudget> {
         let layout = Layout::of(table);
-        let kernel = &gpu.kernels.count_descent;
-        loop_budget::check(kernel.name, layout.loop_bound(table.num_cols))?;
+        kernels::check("count_descent", layout.loop_bound(table.num_cols))?;
         let num_weights = table.num_rows * table.num_cols;
         let mut descent = CountDescent {
             table,
@@ -115,12 +134,11 @@ impl CountDescent {
             nll_sums: gpu.zeroed("descent nll sums", layout.groups as usize),
             square_sums: gpu.zeroed("descent square sums", layout.groups as usize),
             many: None,
-            weights: gpu.upload("weights", weights),
-            grads: gpu.zeroed("grads", num_weights as usize),
-            history: gpu.zeroed("loss history", 2 * steps),
+            weights: b.weights.clone(),
+            grads: b.grads.clone(),
+            history: b.history.clone(),
         };
         if layout.groups > 1 {
-            let cursor = gpu.zeroed("history cursor", 1);
             let group = descent.bind(gpu, 0, 1);
             let loss = LossTotal::new(
                 gpu,
@@ -131,7 +149,7 @@ impl CountDescent {
                 num_weights,
                 options.reg,
                 &descent.history,
-                &cursor,
+                b.cursor,
             );
             descent.many = Some((group, loss));
         }
@@ -163,7 +181,7 @@ impl CountDescent {
         ];
         bind(
             &gpu.device,
-            &gpu.kernels.count_descent,
+            &count_descent(gpu),
             &gpu.params(params),
             &buffers,
         )
@@ -172,7 +190,7 @@ impl CountDescent {
     /// Records steps `first_step .. first_step + steps`.
     pub fn record(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>, first_step: u32, steps: u32) {
         let max = gpu.limits.max_compute_workgroups_per_dimension;
-        let kernel = &gpu.kernels.count_descent;
+        let kernel = &count_descent(gpu);
         let cols = self.table.num_cols;
         match &self.many {
             Some((group, loss)) => {

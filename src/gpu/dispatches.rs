@@ -1,21 +1,15 @@
 //! One function per kernel: it takes the kernel's buffers by name (in the order its WGSL file
-//! binds them) and its parameters, computes the grid and the loop bound per invocation, checks
-//! that bound against the loop budget, and returns what to dispatch.
+//! binds them) and its parameters (the uniform struct above it), computes the grid and the
+//! loop bound per invocation (the formula of the WGSL header), and returns what to dispatch,
+//! refused when that bound is over the loop budget (kernels.rs).
 //!
 //! partial_sums and loss_total are dispatched by loss.rs, count_descent by count_descent.rs.
 
 use crate::backend::LossForm;
 
-use super::kernels::{bind, Dispatch, ENTRY_THREADS, EXAMPLE_THREADS};
-use super::loop_budget::{self, bound, lanes_for};
-use super::params::{
-    AdamwStepParams, CountNllParams, CountPairsParams, CountPairsPrivateParams,
-    CrossEntropyBackwardParams, CrossEntropyForwardParams, GradRowsParams, NllGatherParams,
-    NormalizeRowsParams, OneHotMatmulBackwardParams, OneHotMatmulParams, SgdStepParams,
-    SoftmaxRowsParams,
-};
+use super::kernels::{buffers, kernel, lanes_for, log2, per_lane, uniform, wgsl};
+use super::kernels::{Dispatch, ENTRY_THREADS, EXAMPLE_THREADS};
 use super::Gpu;
-use super::{kernels::PRIVATE_HISTOGRAM_BINS, kernels::PRIVATE_HISTOGRAM_EXAMPLES};
 
 type Buffer = wgpu::Buffer;
 
@@ -24,24 +18,10 @@ fn entry_groups(entries: u32) -> u32 {
     entries.div_ceil(ENTRY_THREADS)
 }
 
-/// A dispatch of `kernel` over `groups` workgroups, refused when `loop_bound` is over budget.
-fn checked<'g, P: bytemuck::Pod>(
-    gpu: &'g Gpu,
-    kernel: &'g super::kernels::Kernel,
-    params: P,
-    buffers: &[&Buffer],
-    groups: u32,
-    loop_bound: u64,
-) -> anyhow::Result<Dispatch<'g>> {
-    loop_budget::check(kernel.name, loop_bound)?;
-    let bind_group = bind(&gpu.device, kernel, &gpu.params(params), buffers);
-    Ok(Dispatch {
-        kernel,
-        bind_group,
-        groups,
-        loop_bound,
-    })
-}
+/// Cells of the largest table that count_pairs_private can count (its MAX_BINS).
+const PRIVATE_HISTOGRAM_BINS: u32 = 4096;
+/// Examples each workgroup of count_pairs_private adds into its private table.
+const PRIVATE_HISTOGRAM_EXAMPLES: u32 = 16384;
 
 /// A corpus's pairs on the device: `len` (context, target) index pairs into a V^K x V table.
 pub struct Pairs<'a> {
@@ -52,6 +32,14 @@ pub struct Pairs<'a> {
     pub targets: &'a Buffer,
 }
 
+uniform! {
+    /// count_pairs' and count_pairs_private's parameters; the table's cells (V^K x V) and the
+    /// examples each workgroup adds into its private table are count_pairs_private's only.
+    struct CountPairsParams {
+        num_examples: u32, num_cols: u32, num_bins: u32, examples_per_group: u32
+    }
+}
+
 /// count_pairs_private where the table fits one workgroup's memory, count_pairs otherwise:
 /// N[context, target] += 1 for every pair, into `counts`.
 pub fn count_pairs<'g>(
@@ -59,37 +47,46 @@ pub fn count_pairs<'g>(
     pairs: &Pairs<'_>,
     counts: &Buffer,
 ) -> anyhow::Result<Dispatch<'g>> {
-    let k = &gpu.kernels;
     let num_bins = pairs.num_rows * pairs.num_cols;
     let buffers = [pairs.contexts, pairs.targets, counts];
+    let mut params = CountPairsParams {
+        num_examples: pairs.len,
+        num_cols: pairs.num_cols,
+        ..Default::default()
+    };
     let fits = num_bins <= PRIVATE_HISTOGRAM_BINS
         && 4 * PRIVATE_HISTOGRAM_BINS <= gpu.limits.max_compute_workgroup_storage_size;
-    if fits {
-        let params = CountPairsPrivateParams {
-            num_examples: pairs.len,
-            num_cols: pairs.num_cols,
-            num_bins,
-            examples_per_group: PRIVATE_HISTOGRAM_EXAMPLES,
-        };
-        let groups = pairs.len.div_ceil(PRIVATE_HISTOGRAM_EXAMPLES);
-        let loop_bound = bound::count_pairs_private(PRIVATE_HISTOGRAM_EXAMPLES, num_bins);
-        checked(
+    if !fits {
+        let groups = pairs.len.div_ceil(EXAMPLE_THREADS);
+        return Dispatch::new(
             gpu,
-            &k.count_pairs_private,
+            kernel!(gpu, "count_pairs"),
             params,
             &buffers,
             groups,
-            loop_bound,
-        )
-    } else {
-        let params = CountPairsParams {
-            num_examples: pairs.len,
-            num_cols: pairs.num_cols,
-            ..Default::default()
-        };
-        let groups = pairs.len.div_ceil(EXAMPLE_THREADS);
-        checked(gpu, &k.count_pairs, params, &buffers, groups, 0)
+            0,
+        );
     }
+    params.num_bins = num_bins;
+    params.examples_per_group = PRIVATE_HISTOGRAM_EXAMPLES;
+    let groups = pairs.len.div_ceil(PRIVATE_HISTOGRAM_EXAMPLES);
+    // `4096 / 256 + ceil(examples_per_group / 256) + ceil(num_bins / 256)`
+    let loop_bound = 16 + per_lane(PRIVATE_HISTOGRAM_EXAMPLES, 256) + per_lane(num_bins, 256);
+    let kernel = kernel!(gpu, "count_pairs_private");
+    Dispatch::new(gpu, kernel, params, &buffers, groups, loop_bound)
+}
+
+uniform! {
+    /// normalize_rows' parameters; `smoothing` is added to every count before the row is
+    /// normalized.
+    struct NormalizeRowsParams {
+        num_rows: u32, num_cols: u32, smoothing: f32, lanes_per_row: u32
+    }
+}
+
+/// normalize_rows' loop bound: `2 * ceil(C / L) + log2(L)`.
+fn normalize_rows_bound(cols: u32, lanes: u32) -> u64 {
+    2 * per_lane(cols, lanes) + log2(lanes)
 }
 
 /// normalize_rows: P = (N + smoothing) / row sums, `64 / lanes` rows per workgroup.
@@ -108,9 +105,19 @@ pub fn normalize_rows<'g>(
         lanes_per_row: lanes,
     };
     let groups = num_rows.div_ceil(ENTRY_THREADS / lanes);
-    let loop_bound = bound::normalize_rows(num_cols, lanes);
-    let kernel = &gpu.kernels.normalize_rows;
-    checked(gpu, kernel, params, &[counts, probs], groups, loop_bound)
+    let loop_bound = normalize_rows_bound(num_cols, lanes);
+    let kernel = kernel!(gpu, "normalize_rows");
+    Dispatch::new(gpu, kernel, params, &[counts, probs], groups, loop_bound)
+}
+
+uniform! {
+    /// softmax_rows' parameters.
+    struct SoftmaxRowsParams { num_rows: u32, num_cols: u32, lanes_per_row: u32, _pad: u32 }
+}
+
+/// softmax_rows' loop bound: `3 * ceil(C / L) + 2 * log2(L)`.
+fn softmax_rows_bound(cols: u32, lanes: u32) -> u64 {
+    3 * per_lane(cols, lanes) + 2 * log2(lanes)
 }
 
 /// softmax_rows: P = exp(W) / row sums, `64 / lanes` rows per workgroup.
@@ -128,18 +135,22 @@ pub fn softmax_rows<'g>(
         ..Default::default()
     };
     let groups = num_rows.div_ceil(ENTRY_THREADS / lanes);
-    let loop_bound = bound::softmax_rows(num_cols, lanes);
-    let kernel = &gpu.kernels.softmax_rows;
-    checked(gpu, kernel, params, &[weights, probs], groups, loop_bound)
+    let loop_bound = softmax_rows_bound(num_cols, lanes);
+    let kernel = kernel!(gpu, "softmax_rows", "reduce", "softmax");
+    Dispatch::new(gpu, kernel, params, &[weights, probs], groups, loop_bound)
 }
 
-/// The buffers of nll_gather.
-pub struct NllGatherBuffers<'a> {
-    pub probs: &'a Buffer,
-    pub contexts: &'a Buffer,
-    pub targets: &'a Buffer,
-    pub partials: &'a Buffer,
-    pub impossible: &'a Buffer,
+buffers! {
+    /// The buffers of nll_gather.
+    NllGatherBuffers { probs, contexts, targets, partials, impossible }
+}
+
+uniform! {
+    /// nll_gather's parameters; this chunk's workgroup sums start at `first_partial` in
+    /// `partials`.
+    pub struct NllGatherParams {
+        num_examples: u32, num_cols: u32, first_partial: u32, _pad: u32
+    }
 }
 
 /// nll_gather: -log P[context, target] per example, one sum per workgroup.
@@ -148,10 +159,15 @@ pub fn nll_gather<'g>(
     b: NllGatherBuffers<'_>,
     params: NllGatherParams,
 ) -> anyhow::Result<Dispatch<'g>> {
-    let buffers = [b.probs, b.contexts, b.targets, b.partials, b.impossible];
     let groups = params.num_examples.div_ceil(EXAMPLE_THREADS);
-    let kernel = &gpu.kernels.nll_gather;
-    checked(gpu, kernel, params, &buffers, groups, bound::NLL_GATHER)
+    let kernel = kernel!(gpu, "nll_gather", "reduce", "nll");
+    // `log2(256)`
+    Dispatch::new(gpu, kernel, params, &b.bindings(), groups, log2(256))
+}
+
+uniform! {
+    /// count_nll's parameters.
+    struct CountNllParams { num_cells: u32, _pad: [u32; 3] }
 }
 
 /// count_nll: N * -log P per cell of a count table, one sum per workgroup.
@@ -169,8 +185,9 @@ pub fn count_nll<'g>(
     };
     let buffers = [probs, counts, partials, impossible];
     let groups = num_cells.div_ceil(EXAMPLE_THREADS);
-    let kernel = &gpu.kernels.count_nll;
-    checked(gpu, kernel, params, &buffers, groups, bound::COUNT_NLL)
+    let kernel = kernel!(gpu, "count_nll", "reduce", "nll");
+    // `log2(256)`
+    Dispatch::new(gpu, kernel, params, &buffers, groups, log2(256))
 }
 
 /// Workgroups of the forward kernels on `num_examples` examples of `num_cols` columns.
@@ -178,15 +195,26 @@ pub fn cross_entropy_forward_groups(num_examples: u32, num_cols: u32) -> u32 {
     num_examples.div_ceil(EXAMPLE_THREADS / lanes_for(num_cols))
 }
 
-/// The buffers of cross_entropy_forward and cross_entropy_explicit.
-pub struct CrossEntropyForwardBuffers<'a> {
-    /// The logits table (W, or the one-hot product).
-    pub logits: &'a Buffer,
-    /// The row of the logits table of each example.
-    pub rows: &'a Buffer,
-    pub targets: &'a Buffer,
-    pub lse: &'a Buffer,
-    pub partials: &'a Buffer,
+buffers! {
+    /// The buffers of cross_entropy_forward and cross_entropy_explicit: the logits table (W,
+    /// or the one-hot product) and the row of it of each example.
+    CrossEntropyForwardBuffers { logits, rows, targets, lse, partials }
+}
+
+uniform! {
+    /// cross_entropy_forward's and cross_entropy_explicit's parameters; this chunk's workgroup
+    /// sums start at `first_partial` in `partials`.
+    struct CrossEntropyForwardParams {
+        num_examples: u32, num_cols: u32, lanes_per_example: u32, first_partial: u32
+    }
+}
+
+/// The forward kernel's loop bound: cross_entropy_forward's and cross_entropy_explicit's.
+fn cross_entropy_forward_bound(loss: LossForm, cols: u32, lanes: u32) -> u64 {
+    match loss {
+        LossForm::Fused => 2 * per_lane(cols, lanes) + 2 * log2(lanes) + log2(256),
+        LossForm::Explicit => per_lane(cols, lanes) + log2(lanes) + log2(256),
+    }
 }
 
 /// The forward kernel of a loss form: lse_i and nll_i per example (1 to 64 lanes each), one
@@ -206,76 +234,80 @@ pub fn cross_entropy_forward<'g>(
         lanes_per_example: lanes,
         first_partial,
     };
-    let (kernel, loop_bound) = match loss {
-        LossForm::Fused => (
-            &gpu.kernels.cross_entropy_forward,
-            bound::cross_entropy_forward(num_cols, lanes),
-        ),
-        LossForm::Explicit => (
-            &gpu.kernels.cross_entropy_explicit,
-            bound::cross_entropy_explicit(num_cols, lanes),
-        ),
+    let kernel = match loss {
+        LossForm::Fused => kernel!(gpu, "cross_entropy_forward", "reduce", "softmax"),
+        LossForm::Explicit => {
+            let source = wgsl!("cross_entropy_forward", "reduce", "softmax");
+            gpu.kernel("cross_entropy_explicit", source, &[("stable", 0.0)])
+        }
     };
-    let buffers = [b.logits, b.rows, b.targets, b.lse, b.partials];
     let groups = cross_entropy_forward_groups(num_examples, num_cols);
-    checked(gpu, kernel, params, &buffers, groups, loop_bound)
+    let loop_bound = cross_entropy_forward_bound(loss, num_cols, lanes);
+    Dispatch::new(gpu, kernel, params, &b.bindings(), groups, loop_bound)
 }
 
-/// The buffers of cross_entropy_backward.
-pub struct CrossEntropyBackwardBuffers<'a> {
-    pub logits: &'a Buffer,
-    pub targets: &'a Buffer,
-    pub lse: &'a Buffer,
-    pub segment_starts: &'a Buffer,
-    pub segment_rows: &'a Buffer,
-    /// Per (segment, column): the sum of softmax - onehot over the segment.
-    pub sums: &'a Buffer,
+buffers! {
+    /// The buffers of cross_entropy_backward; `sums` per (segment, column): the sum of
+    /// softmax - onehot over the segment.
+    CrossEntropyBackwardBuffers { logits, targets, lse, segment_starts, segment_rows, sums }
+}
+
+uniform! {
+    /// cross_entropy_backward's parameters; `first_segment` is the index of this chunk's first
+    /// segment among all the segments.
+    pub struct CrossEntropyBackwardParams {
+        num_segments: u32, num_cols: u32, first_segment: u32, _pad: u32
+    }
 }
 
 /// cross_entropy_backward: one thread per (segment, column) over segments of at most
-/// `segment_len` examples.
+/// `segment_len` examples, its loop bound.
 pub fn cross_entropy_backward<'g>(
     gpu: &'g Gpu,
     b: CrossEntropyBackwardBuffers<'_>,
     params: CrossEntropyBackwardParams,
     segment_len: u32,
 ) -> anyhow::Result<Dispatch<'g>> {
-    let buffers = [
-        b.logits,
-        b.targets,
-        b.lse,
-        b.segment_starts,
-        b.segment_rows,
-        b.sums,
-    ];
     let groups = entry_groups(params.num_segments * params.num_cols);
-    let loop_bound = bound::cross_entropy_backward(segment_len);
-    let kernel = &gpu.kernels.cross_entropy_backward;
-    checked(gpu, kernel, params, &buffers, groups, loop_bound)
+    let kernel = kernel!(gpu, "cross_entropy_backward");
+    Dispatch::new(
+        gpu,
+        kernel,
+        params,
+        &b.bindings(),
+        groups,
+        segment_len as u64,
+    )
 }
 
-/// The buffers of grad_rows.
-pub struct GradRowsBuffers<'a> {
-    pub weights: &'a Buffer,
-    /// Segment offsets of each row of W (one more than there are rows).
-    pub row_segments: &'a Buffer,
-    /// Per (segment, column) sums from the backward pass.
-    pub sums: &'a Buffer,
-    pub grads: &'a Buffer,
+buffers! {
+    /// The buffers of grad_rows: the segment offsets of each row of W (one more than there
+    /// are rows), and the per (segment, column) sums from the backward pass.
+    GradRowsBuffers { weights, row_segments, sums, grads }
 }
 
-/// grad_rows: one thread per weight, its row's segment sums / n + the L2 gradient.
+uniform! {
+    /// grad_rows' parameters; `reg` is the weight of the L2 penalty.
+    pub struct GradRowsParams { num_rows: u32, num_cols: u32, num_examples: u32, reg: f32 }
+}
+
+/// grad_rows: one thread per weight, its row's segment sums / n + the L2 gradient; the loop
+/// bound is the most segments (or one-hot blocks) of any row.
 pub fn grad_rows<'g>(
     gpu: &'g Gpu,
     b: GradRowsBuffers<'_>,
     params: GradRowsParams,
     most_segments_per_row: u32,
 ) -> anyhow::Result<Dispatch<'g>> {
-    let buffers = [b.weights, b.row_segments, b.sums, b.grads];
     let groups = entry_groups(params.num_rows * params.num_cols);
-    let loop_bound = bound::grad_rows(most_segments_per_row);
-    let kernel = &gpu.kernels.grad_rows;
-    checked(gpu, kernel, params, &buffers, groups, loop_bound)
+    let loop_bound = most_segments_per_row as u64;
+    let kernel = kernel!(gpu, "grad_rows");
+    Dispatch::new(gpu, kernel, params, &b.bindings(), groups, loop_bound)
+}
+
+uniform! {
+    /// sgd_step's parameters.
+    pub struct SgdStepParams { num_weights: u32, lr: f32, _pad: [u32; 2] }
 }
 
 /// sgd_step: W -= lr * grad, one thread per weight.
@@ -286,18 +318,33 @@ pub fn sgd_step<'g>(
     params: SgdStepParams,
 ) -> anyhow::Result<Dispatch<'g>> {
     let groups = entry_groups(params.num_weights);
-    let kernel = &gpu.kernels.sgd_step;
-    checked(gpu, kernel, params, &[grads, weights], groups, 0)
+    let kernel = kernel!(gpu, "sgd_step");
+    Dispatch::new(gpu, kernel, params, &[grads, weights], groups, 0)
 }
 
-/// The buffers of adamw_step.
-pub struct AdamwStepBuffers<'a> {
-    /// The step's settings (an `AdamwHyper`).
-    pub hyper: &'a Buffer,
-    pub grads: &'a Buffer,
-    pub weights: &'a Buffer,
-    pub m: &'a Buffer,
-    pub v: &'a Buffer,
+buffers! {
+    /// The buffers of adamw_step; `hyper` holds the step's settings (an [`AdamwHyper`]).
+    AdamwStepBuffers { hyper, grads, weights, m, v }
+}
+
+/// adamw_step's `Hyper` (a storage buffer, so no padding): the step's settings.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct AdamwHyper {
+    pub lr: f32,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    /// The bias corrections 1 - beta1^t and 1 - beta2^t of step t.
+    pub bc1: f32,
+    pub bc2: f32,
+}
+const _: () = assert!(std::mem::size_of::<AdamwHyper>() == 7 * 4);
+
+uniform! {
+    /// adamw_step's parameters.
+    pub struct AdamwStepParams { num_weights: u32, _pad: [u32; 3] }
 }
 
 /// adamw_step: one step of AdamW, one thread per weight.
@@ -306,14 +353,21 @@ pub fn adamw_step<'g>(
     b: AdamwStepBuffers<'_>,
     params: AdamwStepParams,
 ) -> anyhow::Result<Dispatch<'g>> {
-    let buffers = [b.hyper, b.grads, b.weights, b.m, b.v];
     let groups = entry_groups(params.num_weights);
-    let kernel = &gpu.kernels.adamw_step;
-    checked(gpu, kernel, params, &buffers, groups, 0)
+    let kernel = kernel!(gpu, "adamw_step");
+    Dispatch::new(gpu, kernel, params, &b.bindings(), groups, 0)
+}
+
+uniform! {
+    /// one_hot_matmul's parameters: the rows `first_row .. end_row` of one chunk.
+    pub struct OneHotMatmulParams {
+        num_examples: u32, num_rows: u32, num_cols: u32,
+        first_row: u32, end_row: u32, _pad: [u32; 3]
+    }
 }
 
 /// one_hot_matmul: logits = onehot(contexts) @ W for the rows `first_row .. end_row`, one
-/// thread per entry of the n x V product.
+/// thread per entry of the n x V product; the loop bound is the rows of the chunk.
 pub fn one_hot_matmul<'g>(
     gpu: &'g Gpu,
     weights: &Buffer,
@@ -322,14 +376,22 @@ pub fn one_hot_matmul<'g>(
     params: OneHotMatmulParams,
 ) -> anyhow::Result<Dispatch<'g>> {
     let groups = entry_groups(params.num_examples * params.num_cols);
-    let loop_bound = bound::one_hot_matmul(params.end_row - params.first_row);
-    let kernel = &gpu.kernels.one_hot_matmul;
+    let loop_bound = (params.end_row - params.first_row) as u64;
+    let kernel = kernel!(gpu, "one_hot_matmul");
     let buffers = [weights, contexts, logits];
-    checked(gpu, kernel, params, &buffers, groups, loop_bound)
+    Dispatch::new(gpu, kernel, params, &buffers, groups, loop_bound)
+}
+
+uniform! {
+    /// one_hot_matmul_backward's parameters.
+    pub struct OneHotMatmulBackwardParams {
+        num_examples: u32, num_rows: u32, num_cols: u32,
+        num_blocks: u32, block_len: u32, _pad: [u32; 3]
+    }
 }
 
 /// one_hot_matmul_backward: onehot(contexts)^T @ dlogits per block of examples, one thread per
-/// (row, block, column).
+/// (row, block, column); the loop bound is the examples of one block.
 pub fn one_hot_matmul_backward<'g>(
     gpu: &'g Gpu,
     contexts: &Buffer,
@@ -338,8 +400,41 @@ pub fn one_hot_matmul_backward<'g>(
     params: OneHotMatmulBackwardParams,
 ) -> anyhow::Result<Dispatch<'g>> {
     let groups = entry_groups(params.num_rows * params.num_blocks * params.num_cols);
-    let loop_bound = bound::one_hot_matmul_backward(params.block_len);
-    let kernel = &gpu.kernels.one_hot_matmul_backward;
+    let loop_bound = params.block_len as u64;
+    let kernel = kernel!(gpu, "one_hot_matmul_backward");
     let buffers = [contexts, logit_grads, block_sums];
-    checked(gpu, kernel, params, &buffers, groups, loop_bound)
+    Dispatch::new(gpu, kernel, params, &buffers, groups, loop_bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::count_descent::loop_bound as count_descent_bound;
+    use super::super::kernels::check;
+    use super::*;
+
+    #[test]
+    fn row_kernels_stay_within_budget_for_every_vocabulary() {
+        // Up to 65,536 symbols (the largest vocabulary), each lane count as the host picks it.
+        for cols in (1..=65_536u32).step_by(97).chain([65_536]) {
+            let lanes = lanes_for(cols);
+            for (name, b) in [
+                ("count_descent", count_descent_bound(cols, lanes, 1, 1)),
+                (
+                    "cross_entropy_forward",
+                    cross_entropy_forward_bound(LossForm::Fused, cols, lanes),
+                ),
+                (
+                    "cross_entropy_explicit",
+                    cross_entropy_forward_bound(LossForm::Explicit, cols, lanes),
+                ),
+                ("softmax_rows", softmax_rows_bound(cols, lanes)),
+                ("normalize_rows", normalize_rows_bound(cols, lanes)),
+            ] {
+                assert!(check(name, b).is_ok(), "{name} at {cols} columns: {b}");
+            }
+        }
+        // The worst case: 65,536 columns over 64 lanes.
+        let worst = count_descent_bound(65_536, 64, 1, 1);
+        assert_eq!(worst, 3 * 1024 + 12 + 1 + 64 + 1);
+    }
 }

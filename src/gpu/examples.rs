@@ -7,7 +7,7 @@ use std::cell::OnceCell;
 
 use crate::data::Examples;
 
-use super::loop_budget;
+use super::kernels;
 use super::Gpu;
 
 /// Shortest run of examples that one thread of cross_entropy_backward adds up (longer when a
@@ -105,7 +105,7 @@ impl GpuExamples {
             .map(|row| offsets[row + 1] - offsets[row])
             .max()
             .unwrap_or(0);
-        let segment_len = loop_budget::segment_len(most_examples as u64, MIN_SEGMENT_LEN);
+        let segment_len = kernels::segment_len(most_examples as u64, MIN_SEGMENT_LEN);
         let (segment_starts, row_segments) = segments(offsets, segment_len, chunk_len);
         let num_segments = segment_starts.len() as u64;
         let most_segments_per_row = row_segments

@@ -1,85 +1,115 @@
-//! One compute pipeline per shader in `shaders/`, and the one way their work reaches the
-//! device: a [`Dispatch`] (made per kernel in dispatches.rs) recorded into a compute pass
-//! that [`Gpu::submit_pass`](super::Gpu::submit_pass) submits.
+//! What every kernel shares, and the one way its work reaches the device.
 //!
-//! Every kernel binds its parameters (its struct in params.rs) as a uniform at binding 0 and
-//! its buffers at 1, 2, ... in the order its WGSL file declares them. The pipelines use the
-//! layout wgpu derives from the shader, so the WGSL file is the one place where a binding is
-//! described.
+//! A kernel's pipeline is compiled on first use and kept by name ([`Gpu::kernel`], the
+//! [`kernel!`] macro). It binds its parameters (a [`uniform!`] struct beside its dispatch
+//! function) at binding 0 and its buffers at 1, 2, ... in the order its WGSL file declares
+//! them; the layout is derived from the shader, so the WGSL file is the one place a binding is
+//! described. A [`Dispatch`] (made per kernel in dispatches.rs) is recorded into a compute
+//! pass that [`Gpu::submit_pass`] submits.
+//!
+//! The loop budget. Mesa's gallivm, which runs the shaders of both lavapipe (Vulkan) and
+//! llvmpipe (GL), ends every loop of an invocation silently once the invocation has made
+//! 65,535 loop iterations in total, counted across all of its loops
+//! (`LP_MAX_TGSI_LOOP_ITERATIONS`); the kernel goes on with whatever its loops had computed,
+//! and nothing reports it (`tests/kernels/loop_budget.rs` shows it). Real GPUs have watchdogs. So every
+//! kernel states its worst-case loop iterations per invocation in its WGSL header, its
+//! dispatch function computes that formula for the parameters the host chose, and no dispatch
+//! is made whose bound exceeds [`LOOP_BUDGET`], a quarter of Mesa's limit. Work that grows
+//! with the data is spread over more threads (lanes per row), cut into blocks, or summed in
+//! several levels instead.
 
-use super::loop_budget::LOOP_BUDGET;
 use super::profile::Profiler;
-use std::sync::Arc;
+use super::Gpu;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 
 /// Threads per workgroup of the kernels that give one thread to each example.
 pub const EXAMPLE_THREADS: u32 = 256;
 /// Threads per workgroup of the kernels that give one thread to each table entry or row.
 pub const ENTRY_THREADS: u32 = 64;
+/// Compute passes recorded before they are submitted without waiting for a readback.
+const PENDING_PASSES: usize = 128;
 
-/// Cells of the largest table that count_pairs_private can count (its MAX_BINS).
-pub const PRIVATE_HISTOGRAM_BINS: u32 = 4096;
-/// Examples each workgroup of count_pairs_private adds into its private table.
-pub const PRIVATE_HISTOGRAM_EXAMPLES: u32 = 16384;
+/// The most loop iterations any invocation of any kernel may make (Mesa's limit is 65,535).
+pub const LOOP_BUDGET: u64 = 16_384;
 
-/// A compiled kernel, its name (the name of its WGSL file), and the device's profiler.
-pub struct Kernel {
-    pub name: &'static str,
-    pub pipeline: wgpu::ComputePipeline,
-    profiler: Arc<Profiler>,
+/// Lanes per row (or per example) for rows of `cols` columns: the smallest power of two that
+/// leaves each lane at most 256 columns, and at most 64 (the smaller workgroups' threads).
+/// One lane for the lecture's 27.
+pub fn lanes_for(cols: u32) -> u32 {
+    let wanted = (cols as u64).div_ceil(256).max(1);
+    wanted.next_power_of_two().min(64) as u32
 }
 
-/// The compiled kernels, and the timestamps `dispatch` writes around them while a profile
-/// is open (profile.rs).
-pub struct Kernels {
-    pub profiler: Arc<Profiler>,
-    pub count_pairs: Kernel,
-    pub count_pairs_private: Kernel,
-    pub normalize_rows: Kernel,
-    pub nll_gather: Kernel,
-    pub cross_entropy_forward: Kernel,
-    pub cross_entropy_explicit: Kernel,
-    pub one_hot_matmul: Kernel,
-    pub one_hot_matmul_backward: Kernel,
-    pub cross_entropy_backward: Kernel,
-    pub grad_rows: Kernel,
-    pub loss_total: Kernel,
-    pub sgd_step: Kernel,
-    pub adamw_step: Kernel,
-    pub softmax_rows: Kernel,
-    pub count_descent: Kernel,
-    pub partial_sums: Kernel,
-    pub count_nll: Kernel,
+/// log2 of a power of two.
+pub fn log2(x: u32) -> u64 {
+    x.max(1).trailing_zeros() as u64
 }
 
-fn pipeline(
-    device: &wgpu::Device,
-    profiler: &Arc<Profiler>,
-    name: &'static str,
-    source: wgpu::ShaderModuleDescriptor<'_>,
-    constants: &[(&str, f64)],
-) -> Kernel {
-    let module = device.create_shader_module(source);
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(name),
-        layout: None, // derived from the shader's bindings
-        module: &module,
-        entry_point: Some("main"),
-        // Every kernel writes its workgroup arrays before it reads them (count_pairs_private
-        // clears its histogram itself), so the zero-fill WGSL would otherwise add is skipped:
-        // on GL, naga writes it as one array constructor of every zero, which llvmpipe takes
-        // over a minute to compile for a 4,096-cell array.
-        compilation_options: wgpu::PipelineCompilationOptions {
-            constants,
-            zero_initialize_workgroup_memory: false,
-        },
-        cache: None,
-    });
-    Kernel {
-        name,
-        pipeline,
-        profiler: profiler.clone(),
-    }
+/// Columns one of `lanes` lanes reads from a row of `cols`.
+pub fn per_lane(cols: u32, lanes: u32) -> u64 {
+    (cols as u64).div_ceil(lanes.max(1) as u64)
 }
+
+/// A dispatch whose loop bound is over the budget: the run is refused before any work.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{kernel} would loop {iterations} times per GPU thread on this data, over the budget of \
+     {budget} that keeps every adapter's results exact; use --device cpu for data this large"
+)]
+pub struct OverBudget {
+    pub kernel: &'static str,
+    pub iterations: u64,
+    pub budget: u64,
+}
+
+/// Checks one kernel's bound against the budget.
+pub fn check(kernel: &'static str, iterations: u64) -> Result<(), OverBudget> {
+    (iterations <= LOOP_BUDGET).then_some(()).ok_or(OverBudget {
+        kernel,
+        iterations,
+        budget: LOOP_BUDGET,
+    })
+}
+
+/// Segment length of the per-example backward pass: at least `min_len` examples, and long
+/// enough that the row with the most examples has at most [`LOOP_BUDGET`] segments (the loop
+/// of grad_rows); the segment itself is cross_entropy_backward's loop.
+pub fn segment_len(most_examples_per_row: u64, min_len: u32) -> u32 {
+    let needed = most_examples_per_row.div_ceil(LOOP_BUDGET);
+    needed.max(min_len as u64).min(u32::MAX as u64) as u32
+}
+
+/// A kernel's `Params` uniform as a Rust struct with the same fields in the same order, so
+/// that every call site names the values it passes. A uniform struct is a multiple of 16
+/// bytes: the `_pad` words stand for the WGSL struct's `_pad0`, `_pad1`, ... fields.
+macro_rules! uniform {
+    ($(#[$doc:meta])* $vis:vis struct $name:ident {
+        $($(#[$field_doc:meta])* $field:ident: $type:ty),* $(,)?
+    }) => {
+        $(#[$doc])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+        $vis struct $name { $($(#[$field_doc])* pub $field: $type,)* }
+        const _: () = assert!(std::mem::size_of::<$name>() % 16 == 0);
+    };
+}
+pub(super) use uniform;
+
+/// A kernel's buffers by name, in the order its WGSL file binds them (from binding 1).
+macro_rules! buffers {
+    ($(#[$doc:meta])* $name:ident { $($(#[$field_doc:meta])* $field:ident),* $(,)? }) => {
+        $(#[$doc])*
+        pub struct $name<'a> { $($(#[$field_doc])* pub $field: &'a wgpu::Buffer,)* }
+        impl $name<'_> {
+            fn bindings(&self) -> Vec<&wgpu::Buffer> {
+                vec![$(self.$field),*]
+            }
+        }
+    };
+}
+pub(super) use buffers;
 
 /// A kernel's WGSL with shaders/common/kernel.wgsl and the other shared files it names appended:
 /// WGSL's module scope does not depend on order, and naga's line numbers stay the kernel's.
@@ -98,43 +128,71 @@ macro_rules! wgsl {
         }
     };
 }
+pub(super) use wgsl;
 
+/// The kernel of `shaders/NAME.wgsl` with the shared files it names: `kernel!(gpu, "NAME", ...)`.
 macro_rules! kernel {
-    ($device:expr, $profiler:expr, $name:literal $(, $common:literal)*) => {
-        pipeline($device, $profiler, $name, wgsl!($name $(, $common)*), &[])
+    ($gpu:expr, $name:literal $(, $common:literal)*) => {
+        $gpu.kernel($name, $crate::gpu::kernels::wgsl!($name $(, $common)*), &[])
     };
+}
+pub(super) use kernel;
+
+/// A compiled kernel, its name (the name of its WGSL file), and the device's profiler.
+#[derive(Clone)]
+pub struct Kernel {
+    pub name: &'static str,
+    pub pipeline: wgpu::ComputePipeline,
+    profiler: Arc<Profiler>,
+}
+
+/// The kernels compiled so far, by name, and the timestamps `dispatch` writes around them while
+/// a profile is open (profile.rs).
+pub struct Kernels {
+    pub profiler: Arc<Profiler>,
+    compiled: Mutex<HashMap<&'static str, Kernel>>,
 }
 
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Kernels {
-        let profiler = Arc::new(Profiler::new(device, device.features()));
-        let p = &profiler;
         Kernels {
-            count_pairs: kernel!(device, p, "count_pairs"),
-            count_pairs_private: kernel!(device, p, "count_pairs_private"),
-            normalize_rows: kernel!(device, p, "normalize_rows"),
-            nll_gather: kernel!(device, p, "nll_gather", "reduce", "nll"),
-            cross_entropy_forward: kernel!(device, p, "cross_entropy_forward", "reduce", "softmax"),
-            cross_entropy_explicit: pipeline(
-                device,
-                p,
-                "cross_entropy_explicit",
-                wgsl!("cross_entropy_forward", "reduce", "softmax"),
-                &[("stable", 0.0)],
-            ),
-            one_hot_matmul: kernel!(device, p, "one_hot_matmul"),
-            one_hot_matmul_backward: kernel!(device, p, "one_hot_matmul_backward"),
-            cross_entropy_backward: kernel!(device, p, "cross_entropy_backward"),
-            grad_rows: kernel!(device, p, "grad_rows"),
-            loss_total: kernel!(device, p, "loss_total", "reduce"),
-            sgd_step: kernel!(device, p, "sgd_step"),
-            adamw_step: kernel!(device, p, "adamw_step"),
-            softmax_rows: kernel!(device, p, "softmax_rows", "reduce", "softmax"),
-            count_descent: kernel!(device, p, "count_descent", "reduce", "softmax"),
-            partial_sums: kernel!(device, p, "partial_sums", "reduce"),
-            count_nll: kernel!(device, p, "count_nll", "reduce", "nll"),
-            profiler,
+            profiler: Arc::new(Profiler::new(device, device.features())),
+            compiled: Mutex::default(),
         }
+    }
+}
+
+impl Gpu {
+    /// The kernel `name`, compiled from `source` with the override `constants` on first use.
+    pub fn kernel(
+        &self,
+        name: &'static str,
+        source: wgpu::ShaderModuleDescriptor<'_>,
+        constants: &[(&str, f64)],
+    ) -> Kernel {
+        let mut compiled = (self.kernels.compiled.lock()).unwrap_or_else(|e| e.into_inner());
+        let compile = || Kernel {
+            name,
+            pipeline: self
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(name),
+                    layout: None, // derived from the shader's bindings
+                    module: &self.device.create_shader_module(source),
+                    entry_point: Some("main"),
+                    // Every kernel writes its workgroup arrays before it reads them, so the
+                    // zero-fill WGSL would otherwise add is skipped: on GL, naga writes it as one
+                    // array constructor of every zero, which llvmpipe takes over a minute to
+                    // compile for count_pairs_private's 4,096 cells.
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants,
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                }),
+            profiler: self.kernels.profiler.clone(),
+        };
+        compiled.entry(name).or_insert_with(compile).clone()
     }
 }
 
@@ -197,24 +255,47 @@ pub fn dispatch(
     kernel.profiler.after(pass, slot);
 }
 
-/// What to dispatch: a kernel, its bind group, its workgroups and its loop bound per
-/// invocation (checked against the loop budget when the dispatch was made, before anything
-/// is recorded). dispatches.rs makes one for each kernel.
-pub struct Dispatch<'k> {
-    pub kernel: &'k Kernel,
-    pub bind_group: wgpu::BindGroup,
-    pub groups: u32,
-    pub loop_bound: u64,
+/// What to dispatch on a [`Gpu`]: a kernel, its bind group, its workgroups and its loop bound
+/// per invocation (checked against the loop budget when the dispatch was made, before anything
+/// is recorded).
+pub struct Dispatch<'g> {
+    kernel: Kernel,
+    bind_group: wgpu::BindGroup,
+    groups: u32,
+    loop_bound: u64,
+    /// Made for, and recorded on, this Gpu.
+    gpu: PhantomData<&'g Gpu>,
 }
 
-impl Dispatch<'_> {
+impl<'g> Dispatch<'g> {
+    /// `kernel` over `groups` workgroups with `params` and `buffers`, refused when `loop_bound`
+    /// is over the budget.
+    pub fn new<P: bytemuck::Pod>(
+        gpu: &'g Gpu,
+        kernel: Kernel,
+        params: P,
+        buffers: &[&wgpu::Buffer],
+        groups: u32,
+        loop_bound: u64,
+    ) -> anyhow::Result<Dispatch<'g>> {
+        check(kernel.name, loop_bound)?;
+        let bind_group = bind(&gpu.device, &kernel, &gpu.params(params), buffers);
+        Ok(Dispatch {
+            kernel,
+            bind_group,
+            groups,
+            loop_bound,
+            gpu: PhantomData,
+        })
+    }
+
     /// Records the dispatch into a compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, max_per_dimension: u32) {
-        let (kernel, groups) = (self.kernel, self.groups);
+        let (group, groups) = (&self.bind_group, self.groups);
         dispatch(
             pass,
-            kernel,
-            &self.bind_group,
+            &self.kernel,
+            group,
             groups,
             max_per_dimension,
             self.loop_bound,
@@ -222,7 +303,7 @@ impl Dispatch<'_> {
     }
 }
 
-impl super::Gpu {
+impl Gpu {
     /// The most workgroups of one dimension of a dispatch grid.
     pub fn max_groups(&self) -> u32 {
         self.limits.max_compute_workgroups_per_dimension
@@ -234,6 +315,7 @@ impl super::Gpu {
         &self,
         record: impl FnOnce(&mut wgpu::ComputePass<'_>),
     ) -> wgpu::SubmissionIndex {
+        self.flush();
         let mut encoder = self.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -242,9 +324,87 @@ impl super::Gpu {
         self.queue.submit([encoder.finish()])
     }
 
+    /// Records a compute pass into the pending command encoder, submitted by the next
+    /// [`Gpu::flush`] (every readback flushes first), or when PENDING_PASSES are waiting.
+    pub fn record_pass(&self, record: impl FnOnce(&mut wgpu::ComputePass<'_>)) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let (encoder, passes) = pending
+            .get_or_insert_with(|| (self.device.create_command_encoder(&Default::default()), 0));
+        record(&mut encoder.begin_compute_pass(&Default::default()));
+        *passes += 1;
+        let full = *passes >= PENDING_PASSES;
+        drop(pending);
+        if full {
+            self.flush();
+        }
+    }
+
+    /// Submits the pending command encoder, if any.
+    pub fn flush(&self) {
+        let taken = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((encoder, _)) = taken {
+            self.queue.submit([encoder.finish()]);
+        }
+    }
+
     /// Submits `dispatches` in order, in one compute pass.
     pub fn submit(&self, dispatches: &[Dispatch<'_>]) -> wgpu::SubmissionIndex {
         let max = self.max_groups();
         self.submit_pass(|pass| dispatches.iter().for_each(|d| d.record(pass, max)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_leave_each_lane_at_most_256_columns_up_to_64_lanes() {
+        assert_eq!(lanes_for(1), 1);
+        assert_eq!(lanes_for(27), 1);
+        assert_eq!(lanes_for(256), 1);
+        assert_eq!(lanes_for(257), 2);
+        assert_eq!(lanes_for(5000), 32);
+        assert_eq!(lanes_for(16384), 64);
+        assert_eq!(lanes_for(65536), 64);
+        assert_eq!(lanes_for(u32::MAX), 64);
+    }
+
+    #[test]
+    fn segments_keep_both_backward_loops_within_budget() {
+        // Up to 2^28 examples of one context (the most whose segments both fit).
+        for most in [
+            0u64,
+            1,
+            255,
+            256,
+            228_146,
+            1 << 22,
+            1 << 24,
+            1 << 26,
+            1 << 28,
+        ] {
+            let len = segment_len(most, 256);
+            let segments = most.div_ceil(len as u64);
+            assert!(len >= 256);
+            let backward = check("cross_entropy_backward", len as u64);
+            assert!(backward.is_ok(), "{most}");
+            assert!(check("grad_rows", segments).is_ok(), "{most}");
+        }
+        // Past that, a segment would be over the budget, and the run is refused.
+        let len = segment_len((1 << 28) + 1, 256);
+        assert!(check("cross_entropy_backward", len as u64).is_err());
+    }
+
+    #[test]
+    fn the_check_refuses_past_the_budget_with_a_reason() {
+        assert!(check("k", LOOP_BUDGET).is_ok());
+        let e = check("count_descent", LOOP_BUDGET + 1).unwrap_err();
+        let reason = "count_descent would loop 16385 times";
+        assert!(e.to_string().contains(reason), "{e}");
     }
 }

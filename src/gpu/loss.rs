@@ -9,13 +9,35 @@
 //! Every level is a fixed tree, so the loss is the same on every run, and no invocation loops
 //! over more than one block, however large the data or the table.
 
-use super::kernels::{bind, dispatch, Kernel};
-use super::loop_budget::bound;
-use super::params::{LossTotalParams, PartialSumsParams};
+use super::kernels::{bind, dispatch, kernel, log2, uniform, Kernel};
 use super::Gpu;
 
 /// Values per block of partial_sums, and the most sums loss_total takes per list.
 pub const SUM_BLOCK: u32 = 4096;
+
+uniform! {
+    /// partial_sums' parameters; `square` 1 adds up the squares of the values (the L2
+    /// penalty's sum of W^2).
+    struct PartialSumsParams { num_values: u32, square: u32, _pad: [u32; 2] }
+}
+
+/// partial_sums, whose loop bound is `16 + log2(256)`.
+fn partial_sums(gpu: &Gpu) -> (Kernel, u64) {
+    (kernel!(gpu, "partial_sums", "reduce"), 16 + log2(256))
+}
+
+uniform! {
+    /// loss_total's parameters.
+    struct LossTotalParams {
+        num_nll_sums: u32, num_square_sums: u32, num_examples: u32,
+        num_weights: u32, reg: f32, _pad: [u32; 3]
+    }
+}
+
+/// loss_total, whose loop bound is `2 * 16 + 2 * log2(256)`.
+fn loss_total(gpu: &Gpu) -> (Kernel, u64) {
+    (kernel!(gpu, "loss_total", "reduce"), 2 * 16 + 2 * log2(256))
+}
 
 /// The partial_sums levels that shrink one list of values to at most [`SUM_BLOCK`] sums.
 pub struct SumLevels {
@@ -44,7 +66,7 @@ impl SumLevels {
             };
             let group = bind(
                 &gpu.device,
-                &gpu.kernels.partial_sums,
+                &partial_sums(gpu).0,
                 &gpu.params(params),
                 &[&sums, &next],
             );
@@ -58,9 +80,9 @@ impl SumLevels {
 
     fn record(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>) {
         let max = gpu.limits.max_compute_workgroups_per_dimension;
+        let (kernel, loop_bound) = partial_sums(gpu);
         for (group, groups) in &self.levels {
-            let kernel = &gpu.kernels.partial_sums;
-            dispatch(pass, kernel, group, *groups, max, bound::PARTIAL_SUMS);
+            dispatch(pass, &kernel, group, *groups, max, loop_bound);
         }
     }
 }
@@ -117,7 +139,7 @@ impl LossTotal {
         };
         let group = bind(
             &gpu.device,
-            &gpu.kernels.loss_total,
+            &loss_total(gpu).0,
             &gpu.params(params),
             &[&nll.sums, square_sums, history, cursor],
         );
@@ -134,8 +156,8 @@ impl LossTotal {
         if let Some(squares) = &self.squares {
             squares.record(gpu, pass);
         }
-        let kernel: &Kernel = &gpu.kernels.loss_total;
+        let (kernel, loop_bound) = loss_total(gpu);
         let max = gpu.limits.max_compute_workgroups_per_dimension;
-        dispatch(pass, kernel, &self.group, 1, max, bound::LOSS_TOTAL);
+        dispatch(pass, &kernel, &self.group, 1, max, loop_bound);
     }
 }

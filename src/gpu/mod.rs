@@ -2,10 +2,9 @@
 //!
 //! - `mod.rs` (this file): finding adapters and opening a device, as wgpu's own tools do
 //!   (`WGPU_BACKEND` limits the backends, `WGPU_ADAPTER_NAME` picks an adapter by name).
-//! - `kernels.rs`: the shaders of `shaders/`, compiled once into pipelines, and the one
-//!   path by which their dispatches are recorded and submitted.
-//! - `dispatches.rs`: one function per kernel, its buffers by name, its grid and loop bound.
-//! - `params.rs`: each shader's `Params` uniform as a Rust struct, field by field.
+//! - `kernels.rs`: what the kernels share: pipelines compiled on first use, bindings, grids,
+//!   the loop budget, and the one path by which dispatches are recorded and submitted.
+//! - `dispatches.rs`: one function per kernel, its parameters, buffers, grid and loop bound.
 //! - `buffers.rs`: uploads and readbacks.
 //! - `backend.rs`: the [`crate::Backend`] operations as sequences of kernel dispatches.
 //! - `examples.rs`: the examples on the device, in chunks and segments.
@@ -14,7 +13,6 @@
 //! - `stream_counts.rs`: a corpus's pairs counted batch by batch into one table, its NLL
 //!   and its training steps from the table alone.
 //! - `loss.rs`: fixed-order sums of partial losses into the mean loss of a step.
-//! - `loop_budget.rs`: each kernel's loop bound, and the budget every dispatch stays within.
 //! - `profile.rs`: per-kernel GPU times from timestamp queries (`bench --kernels`).
 
 mod backend;
@@ -23,17 +21,17 @@ mod count_descent;
 mod dispatches;
 mod examples;
 mod kernels;
-pub mod loop_budget;
 mod loss;
-mod params;
 mod profile;
 mod step;
 mod stream_counts;
 
 pub use backend::GpuBackend;
 pub use examples::{check_fits, GpuExamples};
+pub use kernels::LOOP_BUDGET;
 pub use profile::{KernelTime, Profile};
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Why no GPU device could be opened.
@@ -136,6 +134,37 @@ pub fn open_each() -> Vec<(AdapterSummary, Result<Gpu, GpuError>)> {
         .collect()
 }
 
+/// Opens the best adapter, as [`Gpu::new`] does, with two differences for a first run on a
+/// machine without a GPU:
+///
+/// - Without `WGPU_BACKEND` or `WGPU_ADAPTER_NAME`, the native APIs (Vulkan, Metal, DX12) are
+///   searched first, and GL (EGL on Linux) is initialized only when none of them has an
+///   adapter. `WGPU_BACKEND=gl` reaches a GL adapter beside a native one.
+/// - What the drivers print on stderr meanwhile is kept out of the tool's output (shown under
+///   `RUST_LOG=debug`), so that the only `error:` lines a user sees are the tool's.
+pub fn open_gpu() -> Result<Gpu, GpuError> {
+    let chosen_by_user = std::env::var_os("WGPU_BACKEND").is_some()
+        || std::env::var_os("WGPU_ADAPTER_NAME").is_some();
+    let (result, driver_text) = crate::driver_output::captured(|| {
+        if chosen_by_user {
+            return Gpu::new();
+        }
+        match Gpu::on_backends(wgpu::Backends::PRIMARY) {
+            Err(GpuError::NoAdapter { .. }) => {
+                Gpu::on_backends(wgpu::Backends::SECONDARY).map_err(|error| match error {
+                    GpuError::NoAdapter { .. } => GpuError::NoAdapter {
+                        backends: format!("{:?}", wgpu::Backends::all()),
+                    },
+                    other => other,
+                })
+            }
+            other => other,
+        }
+    });
+    crate::driver_output::show_if_debugging(&driver_text);
+    result
+}
+
 /// An open device with its queue and the compiled kernels.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -145,6 +174,10 @@ pub struct Gpu {
     kernels: kernels::Kernels,
     /// Errors the device reported outside any error scope, turned into `Err` by [`Gpu::check`].
     errors: Arc<Mutex<Vec<String>>>,
+    /// Uploads, upload bytes, readbacks, readback bytes so far.
+    traffic: [AtomicU64; 4],
+    /// Kernels recorded but not yet submitted, and how many passes: `read` submits them.
+    pending: Mutex<Option<(wgpu::CommandEncoder, usize)>>,
 }
 
 impl Gpu {
@@ -243,6 +276,8 @@ impl Gpu {
             limits,
             kernels,
             errors,
+            traffic: Default::default(),
+            pending: Mutex::new(None),
         })
     }
 
@@ -252,6 +287,25 @@ impl Gpu {
             "{} ({:?}, {:?})",
             self.info.name, self.info.backend, self.info.device_type
         )
+    }
+
+    /// The host<->device traffic so far.
+    pub fn transfers(&self) -> crate::backend::Transfers {
+        let [uploads, upload_bytes, readbacks, readback_bytes] =
+            self.traffic.each_ref().map(|c| c.load(Ordering::Relaxed));
+        crate::backend::Transfers {
+            uploads,
+            upload_bytes,
+            readbacks,
+            readback_bytes,
+        }
+    }
+
+    /// Counts one upload (`read` false) or readback of `bytes`.
+    fn count_transfer(&self, read: bool, bytes: u64) {
+        let first = if read { 2 } else { 0 };
+        self.traffic[first].fetch_add(1, Ordering::Relaxed);
+        self.traffic[first + 1].fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// The first error the device reported since the last check, if any.

@@ -20,17 +20,13 @@ use crate::backend::{NetForm, StepLoss, TrainOptions};
 
 use super::backend::GpuBackend;
 use super::dispatches::{
-    self, cross_entropy_forward_groups, CrossEntropyBackwardBuffers, CrossEntropyForwardBuffers,
-    GradRowsBuffers,
+    self, cross_entropy_forward_groups, CrossEntropyBackwardBuffers, CrossEntropyBackwardParams,
+    CrossEntropyForwardBuffers, GradRowsBuffers, GradRowsParams, OneHotMatmulBackwardParams,
+    OneHotMatmulParams, SgdStepParams,
 };
 use super::examples::GpuExamples;
-use super::kernels::Dispatch;
-use super::loop_budget;
+use super::kernels::{self, Dispatch};
 use super::loss::{LossTotal, Squares};
-use super::params::{
-    CrossEntropyBackwardParams, GradRowsParams, OneHotMatmulBackwardParams, OneHotMatmulParams,
-    SgdStepParams,
-};
 use super::Gpu;
 
 /// Fewest examples per block of one_hot_matmul_backward (more when there are so many
@@ -43,15 +39,22 @@ const ONE_HOT_ROW_CHUNK: u32 = 4096;
 /// Training steps on the examples recorded into one command buffer.
 const STEPS_PER_SUBMISSION: usize = 64;
 
-/// The dispatches of one or more training steps on a set of examples, and their buffers.
+/// The dispatches of one or more training steps on a set of examples.
 struct Step<'g> {
     /// Everything up to the gradient in W: the loss's partial sums and grad_rows.
     gradient: Vec<Dispatch<'g>>,
     total: LossTotal,
     update: Dispatch<'g>,
-    weights: wgpu::Buffer,
-    grads: wgpu::Buffer,
-    history: wgpu::Buffer,
+}
+
+/// What a step reads and writes that outlives it: W, its gradient, and the loss history
+/// with the device's cursor into it.
+#[derive(Clone, Copy)]
+pub(super) struct StepBuffers<'a> {
+    pub weights: &'a wgpu::Buffer,
+    pub grads: &'a wgpu::Buffer,
+    pub history: &'a wgpu::Buffer,
+    pub cursor: &'a wgpu::Buffer,
 }
 
 /// Where the forward and backward kernels find the logits and the rows of the examples.
@@ -85,7 +88,7 @@ struct ChunkSource {
 /// Examples per block of one_hot_matmul_backward for `n` examples: at least
 /// MIN_ONE_HOT_BLOCK, and few enough blocks for grad_rows' loop.
 fn one_hot_block_len(n: u32) -> u32 {
-    loop_budget::segment_len(n as u64, MIN_ONE_HOT_BLOCK)
+    kernels::segment_len(n as u64, MIN_ONE_HOT_BLOCK)
 }
 
 /// Row select: the logits are rows of W, and the examples' segments are those of `load`.
@@ -235,16 +238,14 @@ fn chunk_passes<'g>(
 impl GpuBackend {
     fn step<'g>(
         &'g self,
-        weights: &[f32],
+        b: StepBuffers<'_>,
         ex: &GpuExamples,
         options: &TrainOptions,
-        steps: usize,
         form: NetForm,
     ) -> anyhow::Result<Step<'g>> {
         let gpu = self.gpu();
         let num_weights = ex.num_rows * ex.num_cols;
-        let weights_buffer = gpu.upload("weights", weights);
-        let grads = gpu.zeroed("grads", num_weights as usize);
+        let (weights_buffer, grads) = (b.weights, b.grads);
         // The chunks take turns with one buffer of log-sum-exps.
         let lse = gpu.zeroed("lse", ex.chunk_len as usize);
         let forward_groups: Vec<u32> = ex
@@ -254,12 +255,10 @@ impl GpuBackend {
             .collect();
         let num_partials: u32 = forward_groups.iter().sum();
         let partials = gpu.zeroed("partials", num_partials as usize);
-        let history = gpu.zeroed("loss history", 2 * steps);
-        let cursor = gpu.zeroed("history cursor", 1);
         let mut source = if form.one_hot {
-            one_hot(gpu, ex, &weights_buffer)?
+            one_hot(gpu, ex, weights_buffer)?
         } else {
-            row_select(gpu, ex, &weights_buffer)
+            row_select(gpu, ex, weights_buffer)
         };
 
         let mut gradient = std::mem::take(&mut source.product);
@@ -270,10 +269,10 @@ impl GpuBackend {
         gradient.extend(chunk_passes(gpu, ex, &source, sums, &forward_groups, form)?);
         gradient.extend(source.product_backward.take());
         let buffers = GradRowsBuffers {
-            weights: &weights_buffer,
+            weights: weights_buffer,
             row_segments: &source.row_segments,
             sums: &source.grad_in,
-            grads: &grads,
+            grads,
         };
         let params = GradRowsParams {
             num_rows: ex.num_rows,
@@ -291,27 +290,40 @@ impl GpuBackend {
             gpu,
             &partials,
             num_partials,
-            Squares::OfWeights(&weights_buffer),
+            Squares::OfWeights(weights_buffer),
             ex.len,
             num_weights,
             options.reg,
-            &history,
-            &cursor,
+            b.history,
+            b.cursor,
         );
         let params = SgdStepParams {
             num_weights,
             lr: options.lr,
             ..Default::default()
         };
-        let update = dispatches::sgd_step(gpu, &grads, &weights_buffer, params)?;
+        let update = dispatches::sgd_step(gpu, grads, weights_buffer, params)?;
         Ok(Step {
             gradient,
             total,
             update,
-            weights: weights_buffer,
-            grads,
-            history,
         })
+    }
+
+    /// Records the loss and gradient at `b.weights` (W unchanged) into the pending encoder.
+    pub(super) fn record_gradient(
+        &self,
+        b: StepBuffers<'_>,
+        ex: &GpuExamples,
+        reg: f32,
+        form: NetForm,
+    ) -> anyhow::Result<()> {
+        self.check_one_hot(ex, form)?;
+        let options = TrainOptions { lr: 0.0, reg };
+        let step = self.step(b, ex, &options, form)?;
+        self.gpu()
+            .record_pass(|pass| self.record_step(pass, &step, false));
+        Ok(())
     }
 
     /// Records the loss and gradient of one step, and the update when `update` is set.
@@ -334,14 +346,16 @@ impl GpuBackend {
         reg: f32,
         form: NetForm,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        let options = TrainOptions { lr: 0.0, reg };
-        self.check_one_hot(ex, form)?;
-        let step = self.step(weights, ex, &options, 1, form)?;
-        self.gpu()
-            .submit_pass(|pass| self.record_step(pass, &step, false));
-        let num_weights = (ex.num_rows * ex.num_cols) as usize;
-        let grads = self.gpu().read(&step.grads, num_weights)?;
-        let loss = self.read_losses(&step.history, 1)?[0];
+        let gpu = self.gpu();
+        let b = StepBuffers {
+            weights: &gpu.upload("weights", weights),
+            grads: &gpu.zeroed("grads", weights.len()),
+            history: &gpu.zeroed("loss history", 2),
+            cursor: &gpu.zeroed("history cursor", 1),
+        };
+        self.record_gradient(b, ex, reg, form)?;
+        let grads = gpu.read(b.grads, weights.len())?;
+        let loss = self.history_losses(b.history, 1)?[0];
         Ok((loss, grads))
     }
 
@@ -359,7 +373,14 @@ impl GpuBackend {
             return Ok(Vec::new());
         }
         self.check_one_hot(ex, form)?;
-        let step = self.step(weights, ex, options, steps, form)?;
+        let gpu = self.gpu();
+        let b = StepBuffers {
+            weights: &gpu.upload("weights", weights),
+            grads: &gpu.zeroed("grads", weights.len()),
+            history: &gpu.zeroed("loss history", 2 * steps),
+            cursor: &gpu.zeroed("history cursor", 1),
+        };
+        let step = self.step(b, ex, options, form)?;
         let mut done = 0;
         while done < steps {
             let chunk = STEPS_PER_SUBMISSION.min(steps - done);
@@ -370,9 +391,9 @@ impl GpuBackend {
             });
             done += chunk;
         }
-        let trained: Vec<f32> = self.gpu().read(&step.weights, weights.len())?;
+        let trained: Vec<f32> = gpu.read(b.weights, weights.len())?;
         weights.copy_from_slice(&trained);
-        self.read_losses(&step.history, steps)
+        self.history_losses(b.history, steps)
     }
 
     /// The one-hot form's n x V logits and V^K x blocks x V partial gradients must fit in one

@@ -13,11 +13,10 @@
 //! buffers, whatever the size of the corpus.
 
 use super::backend::GpuBackend;
-use super::count_descent::{CountDescent, Table};
 use super::dispatches::{self, Pairs};
 use super::kernels::EXAMPLE_THREADS;
 use super::GpuError;
-use crate::backend::{Nll, TrainOptions};
+use crate::backend::Nll;
 use crate::corpus::{CountTable, PairBatches};
 
 /// Most pairs per dispatch of the counting kernel (4 MiB per buffer).
@@ -102,22 +101,5 @@ impl GpuBackend {
             impossible: impossible[0] as u64,
             examples: table.examples,
         })
-    }
-
-    /// `steps` steps of count_descent from `weights` on a table uploaded from the host.
-    pub(super) fn table_descent(
-        &self,
-        weights: &[f32],
-        table: &CountTable,
-        options: &TrainOptions,
-        steps: usize,
-    ) -> anyhow::Result<CountDescent> {
-        let counts = self.gpu().upload("counts", &table.counts);
-        let shape = Table {
-            num_rows: (table.counts.len() / table.num_cols) as u32,
-            num_cols: table.num_cols as u32,
-            num_examples: table.examples as u32,
-        };
-        self.count_descent_on(&counts, shape, weights, options, steps)
     }
 }

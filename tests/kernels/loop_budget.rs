@@ -9,7 +9,7 @@
 
 use crate::common;
 
-use makemore::gpu::loop_budget::LOOP_BUDGET;
+use makemore::gpu::LOOP_BUDGET;
 use makemore::Backend;
 use wgpu::util::DeviceExt;
 

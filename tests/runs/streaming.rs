@@ -246,6 +246,7 @@ fn train_output_streamed_equals_in_memory() {
     let strip = |text: String| -> Vec<String> {
         text.lines()
             .filter(|l| !l.contains("steps/s") && !l.starts_with("done in"))
+            .filter(|l| !l.starts_with("transfers"))
             .filter(|l| !l.starts_with("saved") && !l.starts_with("data"))
             .map(str::to_string)
             .collect()
