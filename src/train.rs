@@ -408,6 +408,7 @@ enum TrainData<'a, B: Backend> {
     Counts {
         counts: B::Counts,
         weights: B::Buffer,
+        grads: B::Buffer,
     },
     Examples(&'a Examples, &'a B::Examples, Descent<B>),
 }
@@ -430,8 +431,13 @@ impl<'a, B: Backend> TrainData<'a, B> {
                 }
             },
         };
+        let grads = backend.zeros(weights.len())?;
         let weights = backend.upload(weights)?;
-        Ok(TrainData::Counts { counts, weights })
+        Ok(TrainData::Counts {
+            counts,
+            weights,
+            grads,
+        })
     }
 
     /// W back on the host, where it lives on the device.
@@ -540,10 +546,10 @@ fn final_loss<B: Backend>(
     let reg = config.options.reg;
     match data {
         TrainData::Counts { counts, .. } => {
-            let mut copy = backend.upload(weights)?;
+            let (mut copy, mut grads) = (backend.upload(weights)?, backend.zeros(weights.len())?);
             let mut losses = backend.losses(1)?;
             let options = TrainOptions { lr: 0.0, reg };
-            backend.count_descent(&mut copy, counts, &options, 1, &mut losses)?;
+            backend.count_descent(&mut copy, &mut grads, counts, &options, 1, &mut losses)?;
             Ok(backend.read_losses(&losses)?[0])
         }
         TrainData::Examples(_, loaded, _) => Ok(backend
@@ -727,9 +733,14 @@ fn train_chunk<B: Backend>(
     steps: usize,
 ) -> anyhow::Result<Vec<StepLoss>> {
     match data {
-        TrainData::Counts { counts, weights } => {
+        TrainData::Counts {
+            counts,
+            weights,
+            grads,
+        } => {
             let mut losses = backend.losses(steps)?;
-            backend.count_descent(weights, counts, &config.options, steps, &mut losses)?;
+            let options = &config.options;
+            backend.count_descent(weights, grads, counts, options, steps, &mut losses)?;
             backend.read_losses(&losses)
         }
         TrainData::Examples(examples, loaded, descent) => descent.steps(
