@@ -171,10 +171,11 @@ pub trait Backend {
     fn upload_counts(&mut self, table: &CountTable) -> anyhow::Result<Self::Counts>;
 
     /// `count_descent`: `steps` full-batch steps on `weights` from a count table, their losses
-    /// appended to `losses`.
+    /// appended to `losses`; `grads` ends with the last step's gradient.
     fn count_descent(
         &mut self,
         weights: &mut Self::Buffer,
+        grads: &mut Self::Buffer,
         counts: &Self::Counts,
         options: &TrainOptions,
         steps: usize,
@@ -286,7 +287,15 @@ pub trait Backend {
         weights: &[f32],
         examples: &Self::Examples,
         reg: f32,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)>;
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        let counts = self.count_table(examples)?;
+        let (mut w, mut grads) = (self.upload(weights)?, self.zeros(weights.len())?);
+        let mut losses = self.losses(1)?;
+        let options = TrainOptions { lr: 0.0, reg };
+        self.count_descent(&mut w, &mut grads, &counts, &options, 1, &mut losses)?;
+        let grads = self.read(&grads)?;
+        Ok((self.read_losses(&losses)?[0], grads))
+    }
 
     /// `count_pairs` then `count_descent`: the same steps as [`Backend::train`], with each step
     /// costing O(V^K * V) instead of O(n * V). The loss before each step.
@@ -296,7 +305,14 @@ pub trait Backend {
         examples: &Self::Examples,
         options: &TrainOptions,
         steps: usize,
-    ) -> anyhow::Result<Vec<StepLoss>>;
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        let counts = self.count_table(examples)?;
+        let (mut w, mut grads) = (self.upload(weights)?, self.zeros(weights.len())?);
+        let mut losses = self.losses(steps)?;
+        self.count_descent(&mut w, &mut grads, &counts, options, steps, &mut losses)?;
+        weights.copy_from_slice(&self.read(&w)?);
+        self.read_losses(&losses)
+    }
 
     /// `count_pairs` over pairs that arrive in batches (a file read in blocks): every batch is
     /// added into one V^K x V table, so the pairs are never all in memory. The caller has

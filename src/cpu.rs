@@ -615,13 +615,16 @@ impl Backend for CpuBackend {
     fn count_descent(
         &mut self,
         weights: &mut Vec<f32>,
+        grads: &mut Vec<f32>,
         table: &CountTable,
         options: &TrainOptions,
         steps: usize,
         losses: &mut Vec<StepLoss>,
     ) -> anyhow::Result<()> {
         let (counts, cols, n) = (&table.counts, table.num_cols, table.examples);
-        losses.extend(count_descent(counts, weights, cols, n, options, steps).0);
+        let (step_losses, gradient) = count_descent(counts, weights, cols, n, options, steps);
+        losses.extend(step_losses);
+        *grads = gradient;
         Ok(())
     }
 
@@ -739,31 +742,6 @@ impl Backend for CpuBackend {
         form: NetForm,
     ) -> anyhow::Result<f64> {
         Ok(forward(weights, ex, form) / ex.len() as f64)
-    }
-
-    fn count_loss_and_gradient(
-        &mut self,
-        weights: &[f32],
-        ex: &Examples,
-        reg: f32,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        let counts = count_pairs_parallel(&ex.contexts, &ex.targets, ex.num_rows, ex.num_cols);
-        let mut unchanged = weights.to_vec();
-        let options = TrainOptions { lr: 0.0, reg };
-        let (losses, grads) =
-            count_descent(&counts, &mut unchanged, ex.num_cols, ex.len(), &options, 1);
-        Ok((losses[0], grads))
-    }
-
-    fn train_counts(
-        &mut self,
-        weights: &mut [f32],
-        ex: &Examples,
-        options: &TrainOptions,
-        steps: usize,
-    ) -> anyhow::Result<Vec<StepLoss>> {
-        let counts = count_pairs_parallel(&ex.contexts, &ex.targets, ex.num_rows, ex.num_cols);
-        Ok(count_descent(&counts, weights, ex.num_cols, ex.len(), options, steps).0)
     }
 
     fn count_pair_batches(

@@ -41,6 +41,75 @@ pub fn draw_batch(examples: &Examples, size: usize, rng: &mut rand::rngs::StdRng
     }
 }
 
+/// The per-example descent on the device: W, its gradient, AdamW's moments, for a whole run;
+/// the host draws the minibatches and counts the steps.
+pub struct Descent<B: Backend> {
+    pub weights: B::Buffer,
+    grads: B::Buffer,
+    moments: Option<(B::Buffer, B::Buffer)>,
+    rng: rand::rngs::StdRng,
+    /// Steps taken.
+    t: u32,
+}
+
+impl<B: Backend> Descent<B> {
+    /// W uploaded, the gradient and moments zero.
+    pub fn new(backend: &mut B, weights: &[f32], schedule: &Schedule) -> anyhow::Result<Self> {
+        let moments = match schedule.optimizer {
+            Optimizer::AdamW(_) => {
+                Some((backend.zeros(weights.len())?, backend.zeros(weights.len())?))
+            }
+            Optimizer::Sgd => None,
+        };
+        Ok(Descent {
+            weights: backend.upload(weights)?,
+            grads: backend.zeros(weights.len())?,
+            moments,
+            rng: rand::rngs::StdRng::seed_from_u64(schedule.seed),
+            t: 0,
+        })
+    }
+
+    /// `steps` steps, each the kernels it records: the batch's gradient, then the update.
+    /// The loss before each (on that step's batch), read back once.
+    #[allow(clippy::too_many_arguments)]
+    pub fn steps(
+        &mut self,
+        backend: &mut B,
+        (examples, loaded): (&Examples, &B::Examples),
+        options: &TrainOptions,
+        steps: usize,
+        form: NetForm,
+        schedule: &Schedule,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        let full_batch_sgd = schedule.batch_size == 0 && schedule.optimizer == Optimizer::Sgd;
+        anyhow::ensure!(
+            full_batch_sgd || !examples.is_empty(),
+            "no examples to train on"
+        );
+        let mut losses = backend.losses(steps)?;
+        for _ in 0..steps {
+            self.t += 1;
+            let batch = if schedule.batch_size > 0 {
+                let drawn = draw_batch(examples, schedule.batch_size, &mut self.rng);
+                Some(backend.load(&drawn)?)
+            } else {
+                None
+            };
+            let batch = batch.as_ref().unwrap_or(loaded);
+            let (weights, grads) = (&mut self.weights, &mut self.grads);
+            backend.gradient(weights, batch, options.reg, form, grads, &mut losses)?;
+            match (schedule.optimizer, self.moments.as_mut()) {
+                (Optimizer::AdamW(adamw), Some((m, v))) => {
+                    backend.adamw_update(weights, grads, (m, v), self.t, options.lr, &adamw)?
+                }
+                _ => backend.sgd_update(weights, grads, options.lr)?,
+            }
+        }
+        backend.read_losses(&losses)
+    }
+}
+
 /// `steps` steps on `weights` in place; the loss before each (on that step's batch).
 #[allow(clippy::too_many_arguments)]
 pub fn train_neural<B: Backend>(
@@ -53,39 +122,10 @@ pub fn train_neural<B: Backend>(
     form: NetForm,
     schedule: &Schedule,
 ) -> anyhow::Result<Vec<StepLoss>> {
-    if schedule.batch_size == 0 && schedule.optimizer == Optimizer::Sgd {
-        // Full-batch SGD: every step recorded on the device at once.
-        return backend.train(weights, loaded, options, steps, form);
-    }
-    anyhow::ensure!(!examples.is_empty(), "no examples to train on");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(schedule.seed);
-    // W, the gradient, the moments and the losses stay on the device for all the steps.
-    let mut w = backend.upload(weights)?;
-    let mut grads = backend.zeros(weights.len())?;
-    let mut losses = backend.losses(steps)?;
-    let mut moments = match schedule.optimizer {
-        Optimizer::AdamW(_) => Some((backend.zeros(weights.len())?, backend.zeros(weights.len())?)),
-        Optimizer::Sgd => None,
-    };
-    for t in 1..=steps {
-        let batch = if schedule.batch_size > 0 {
-            let drawn = draw_batch(examples, schedule.batch_size, &mut rng);
-            Some(backend.load(&drawn)?)
-        } else {
-            None
-        };
-        let batch = batch.as_ref().unwrap_or(loaded);
-        backend.gradient(&w, batch, options.reg, form, &mut grads, &mut losses)?;
-        match (schedule.optimizer, moments.as_mut()) {
-            (Optimizer::AdamW(adamw), Some((m, v))) => {
-                let t = t as u32;
-                backend.adamw_update(&mut w, &grads, (m, v), t, options.lr, &adamw)?;
-            }
-            _ => backend.sgd_update(&mut w, &grads, options.lr)?,
-        }
-    }
-    weights.copy_from_slice(&backend.read(&w)?);
-    backend.read_losses(&losses)
+    let mut descent = Descent::new(backend, weights, schedule)?;
+    let losses = descent.steps(backend, (examples, loaded), options, steps, form, schedule)?;
+    weights.copy_from_slice(&backend.read(&descent.weights)?);
+    Ok(losses)
 }
 
 #[cfg(test)]

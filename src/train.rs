@@ -11,7 +11,7 @@ use crate::corpus::CountTable;
 use crate::data::{Examples, Vocab, WordStats};
 use crate::limits::check_context;
 use crate::model::{CountModel, NeuralModel};
-use crate::optim::{train_neural, Optimizer, Schedule};
+use crate::optim::{Descent, Optimizer, Schedule};
 use crate::rng::RngKind;
 use crate::sample::sample_names;
 use crate::split::{Split, SplitWords};
@@ -400,14 +400,17 @@ pub(crate) enum Source<'a, E> {
     Examples(&'a Examples, &'a E),
 }
 
-/// What each step reads, on the device: the count table and W (the counts path, W read back
-/// for each dev evaluation and at the end), or the examples.
+/// What the steps read and write on the device for the whole run: the count table and W (the
+/// counts path), or the examples and the per-example descent. W is read back for each dev
+/// evaluation and at the end.
+#[allow(clippy::large_enum_variant)]
 enum TrainData<'a, B: Backend> {
     Counts {
         counts: B::Counts,
         weights: B::Buffer,
+        grads: B::Buffer,
     },
-    Examples(&'a Examples, &'a B::Examples),
+    Examples(&'a Examples, &'a B::Examples, Descent<B>),
 }
 
 impl<'a, B: Backend> TrainData<'a, B> {
@@ -422,18 +425,27 @@ impl<'a, B: Backend> TrainData<'a, B> {
             Source::Table(table) => backend.upload_counts(table)?,
             Source::Examples(examples, loaded) => match config.effective_gradient() {
                 GradientPath::Counts => backend.count_table(loaded)?,
-                GradientPath::Examples => return Ok(TrainData::Examples(examples, loaded)),
+                GradientPath::Examples => {
+                    let descent = Descent::new(backend, weights, &config.schedule)?;
+                    return Ok(TrainData::Examples(examples, loaded, descent));
+                }
             },
         };
+        let grads = backend.zeros(weights.len())?;
         let weights = backend.upload(weights)?;
-        Ok(TrainData::Counts { counts, weights })
+        Ok(TrainData::Counts {
+            counts,
+            weights,
+            grads,
+        })
     }
 
     /// W back on the host, where it lives on the device.
     fn weights_to(&self, backend: &mut B, model: &mut NeuralModel) -> anyhow::Result<()> {
-        if let TrainData::Counts { weights, .. } = self {
-            model.weights = backend.read(weights)?;
-        }
+        model.weights = match self {
+            TrainData::Counts { weights, .. } => backend.read(weights)?,
+            TrainData::Examples(_, _, descent) => backend.read(&descent.weights)?,
+        };
         Ok(())
     }
 }
@@ -534,13 +546,13 @@ fn final_loss<B: Backend>(
     let reg = config.options.reg;
     match data {
         TrainData::Counts { counts, .. } => {
-            let mut copy = backend.upload(weights)?;
+            let (mut copy, mut grads) = (backend.upload(weights)?, backend.zeros(weights.len())?);
             let mut losses = backend.losses(1)?;
             let options = TrainOptions { lr: 0.0, reg };
-            backend.count_descent(&mut copy, counts, &options, 1, &mut losses)?;
+            backend.count_descent(&mut copy, &mut grads, counts, &options, 1, &mut losses)?;
             Ok(backend.read_losses(&losses)?[0])
         }
-        TrainData::Examples(_, loaded) => Ok(backend
+        TrainData::Examples(_, loaded, _) => Ok(backend
             .loss_and_gradient(weights, loaded, reg, config.form)?
             .0),
     }
@@ -716,22 +728,24 @@ fn chunk_len(config: &TrainConfig, stateless: bool) -> usize {
 /// `steps` steps of gradient descent on the data; the loss before each.
 fn train_chunk<B: Backend>(
     backend: &mut B,
-    model: &mut NeuralModel,
     data: &mut TrainData<'_, B>,
     config: &TrainConfig,
     steps: usize,
 ) -> anyhow::Result<Vec<StepLoss>> {
     match data {
-        TrainData::Counts { counts, weights } => {
+        TrainData::Counts {
+            counts,
+            weights,
+            grads,
+        } => {
             let mut losses = backend.losses(steps)?;
-            backend.count_descent(weights, counts, &config.options, steps, &mut losses)?;
+            let options = &config.options;
+            backend.count_descent(weights, grads, counts, options, steps, &mut losses)?;
             backend.read_losses(&losses)
         }
-        TrainData::Examples(examples, loaded) => train_neural(
+        TrainData::Examples(examples, loaded, descent) => descent.steps(
             backend,
-            &mut model.weights,
-            examples,
-            loaded,
+            (examples, loaded),
             &config.options,
             steps,
             config.form,
@@ -767,9 +781,8 @@ pub(crate) fn report_chunk(
 }
 
 /// Gradient descent in chunks, reporting after each, and stopping after the first chunk
-/// whose loss is not finite. Full-batch SGD gives the same weights in one call or in many,
-/// since each step only reads W and the examples; minibatches and AdamW carry state from step
-/// to step (the batch generator, the moments), so they run as one chunk.
+/// whose loss is not finite. W and the optimizer's state stay on the device from chunk to
+/// chunk; minibatches and AdamW run as one chunk, full-batch SGD in about ten.
 ///
 /// With `dev` examples, the dev loss is measured every `config.eval_every` steps (full-batch
 /// SGD only) and after the last step, and the weights with the lowest one are kept.
@@ -806,7 +819,7 @@ fn train_in_chunks<B: Backend>(
             chunk = chunk.min(eval_every - losses.len() % eval_every);
         }
         let chunk_start = Instant::now();
-        let chunk_losses = train_chunk(backend, model, data, config, chunk)
+        let chunk_losses = train_chunk(backend, data, config, chunk)
             // A device lost or out of memory mid-run: say how far training got.
             .with_context(|| format!("training stopped at step {}", first_step + losses.len()))?;
         log::debug!(

@@ -110,51 +110,6 @@ impl GpuBackend {
         Ok(ex.counts.get_or_init(|| counts))
     }
 
-    /// Runs `steps` steps of count_descent from `weights` on the counts of `ex`.
-    fn examples_descent(
-        &self,
-        weights: &[f32],
-        ex: &GpuExamples,
-        options: &TrainOptions,
-        steps: usize,
-    ) -> anyhow::Result<CountDescent> {
-        let counts = self.device_counts(ex)?;
-        let table = Table {
-            num_rows: ex.num_rows,
-            num_cols: ex.num_cols,
-            num_examples: ex.len,
-        };
-        self.count_descent_on(counts, table, weights, options, steps)
-    }
-
-    /// Runs `steps` steps of count_descent from `weights` on the count table in `counts`,
-    /// recorded DESCENT_STEPS_PER_SUBMISSION to a submission.
-    pub(super) fn count_descent_on(
-        &self,
-        counts: &wgpu::Buffer,
-        table: Table,
-        weights: &[f32],
-        options: &TrainOptions,
-        steps: usize,
-    ) -> anyhow::Result<CountDescent> {
-        let gpu = &self.gpu;
-        let b = StepBuffers {
-            weights: &gpu.upload("weights", weights),
-            grads: &gpu.zeroed("grads", weights.len()),
-            history: &gpu.zeroed("loss history", 2 * steps),
-            cursor: &gpu.zeroed("history cursor", 1),
-        };
-        let descent = CountDescent::new(gpu, counts, b, table, options)?;
-        let mut done = 0;
-        while done < steps {
-            let chunk = DESCENT_STEPS_PER_SUBMISSION.min(steps - done);
-            self.gpu
-                .submit_pass(|pass| descent.record(&self.gpu, pass, done as u32, chunk as u32));
-            done += chunk;
-        }
-        Ok(descent)
-    }
-
     /// The two-kernel pattern of a mean loss without penalty: `sums` write one partial sum
     /// per workgroup into `partials` (`num_partials` of them, in order), and loss_total adds
     /// them into the mean over `num_examples`. Returns that mean.
@@ -323,6 +278,7 @@ impl Backend for GpuBackend {
     fn count_descent(
         &mut self,
         weights: &mut GpuBuffer,
+        grads: &mut GpuBuffer,
         counts: &GpuCounts,
         options: &TrainOptions,
         steps: usize,
@@ -331,13 +287,22 @@ impl Backend for GpuBackend {
         let gpu = &self.gpu;
         let b = StepBuffers {
             weights: &weights.buffer,
-            grads: &gpu.zeroed("grads", weights.len),
+            grads: &grads.buffer,
             history: &losses.history,
             cursor: &losses.cursor,
         };
         let descent = CountDescent::new(gpu, &counts.buffer, b, counts.table, options)?;
-        let first = losses.steps as u32;
-        gpu.record_pass(|pass| descent.record(gpu, pass, first, steps as u32));
+        // At most DESCENT_STEPS_PER_SUBMISSION steps to a submission.
+        let mut done = 0;
+        while done < steps {
+            let piece = DESCENT_STEPS_PER_SUBMISSION.min(steps - done);
+            let first = (losses.steps + done) as u32;
+            gpu.record_pass(|pass| descent.record(gpu, pass, first, piece as u32));
+            done += piece;
+            if done < steps {
+                gpu.flush();
+            }
+        }
         losses.steps += steps;
         Ok(())
     }
@@ -567,34 +532,6 @@ impl Backend for GpuBackend {
         state.m = gpu.read(&m, n)?;
         state.v = gpu.read(&v, n)?;
         Ok(())
-    }
-
-    fn count_loss_and_gradient(
-        &mut self,
-        weights: &[f32],
-        ex: &GpuExamples,
-        reg: f32,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        let options = TrainOptions { lr: 0.0, reg };
-        let descent = self.examples_descent(weights, ex, &options, 1)?;
-        let grads = self.gpu.read(&descent.grads, weights.len())?;
-        Ok((self.history_losses(&descent.history, 1)?[0], grads))
-    }
-
-    fn train_counts(
-        &mut self,
-        weights: &mut [f32],
-        ex: &GpuExamples,
-        options: &TrainOptions,
-        steps: usize,
-    ) -> anyhow::Result<Vec<StepLoss>> {
-        if steps == 0 {
-            return Ok(Vec::new());
-        }
-        let descent = self.examples_descent(weights, ex, options, steps)?;
-        let trained: Vec<f32> = self.gpu.read(&descent.weights, weights.len())?;
-        weights.copy_from_slice(&trained);
-        self.history_losses(&descent.history, steps)
     }
 
     fn count_pair_batches(
