@@ -32,12 +32,10 @@ const BACKEND_STAGES: [(&str, Op, usize); 7] = [
 /// examples to the device; GPU: sorted by context, segment tables, copied), the backend
 /// stages, and `sample` (names drawn from the count model on the host).
 pub fn stages() -> Vec<&'static str> {
-    let backend = BACKEND_STAGES.iter().map(|s| s.0);
-    ["encode", "upload"]
-        .into_iter()
-        .chain(backend)
-        .chain(["sample"])
-        .collect()
+    let mut all = vec!["encode", "upload"];
+    all.extend(BACKEND_STAGES.map(|s| s.0));
+    all.push("sample");
+    all
 }
 
 /// Run only when `--stages` names it: a 1000-step context-3 run takes about a minute on a
@@ -93,11 +91,8 @@ impl DataSet {
         let (mut words, mut total) = (Vec::with_capacity(pairs / 9 + 1), 0);
         while total < pairs {
             let len = rng.random_range(2..=15usize);
-            words.push(
-                (0..len)
-                    .map(|_| (b'a' + rng.random_range(0..26u8)) as char)
-                    .collect(),
-            );
+            let letters = (0..len).map(|_| (b'a' + rng.random_range(0..26u8)) as char);
+            words.push(letters.collect());
             total += len + 1;
         }
         words

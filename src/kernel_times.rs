@@ -204,23 +204,11 @@ mod tests {
             one_hot: false,
             partials: 27 * 27 * 4,
         };
-        for kernel in [
-            "count_pairs",
-            "count_pairs_private",
-            "normalize_rows",
-            "nll_gather",
-            "cross_entropy_forward",
-            "cross_entropy_explicit",
-            "cross_entropy_backward",
-            "grad_rows",
-            "one_hot_matmul",
-            "one_hot_matmul_backward",
-            "partial_sums",
-            "sgd_step",
-            "adamw_step",
-            "count_descent",
-            "softmax_rows",
-        ] {
+        let kernels = "count_pairs count_pairs_private normalize_rows nll_gather \
+            cross_entropy_forward cross_entropy_explicit cross_entropy_backward grad_rows \
+            one_hot_matmul one_hot_matmul_backward partial_sums sgd_step adamw_step \
+            count_descent softmax_rows";
+        for kernel in kernels.split_whitespace() {
             let t = traffic(kernel, &s, 2).unwrap();
             assert!(t.iter().all(|&x| x > 0), "{kernel}");
         }

@@ -89,11 +89,25 @@ pub fn line(columns: &[Column], row: Option<&Value>) -> String {
     cells.collect::<Vec<_>>().join(" ").trim_end().to_string()
 }
 
-/// A field as written in a cell: a string as it is, a number with `decimals`, or `-`.
+/// Prints a row: its JSON object, or its line of the table.
+pub fn print(json: bool, columns: &[Column], row: &Value) {
+    match json {
+        true => say!("{row}"),
+        false => say!("{}", line(columns, Some(row))),
+    }
+}
+
+/// A field as written in a cell: a string as it is, a number with `decimals`, a list of
+/// strings comma-separated, or `-`.
 pub fn cell(value: &Value, decimals: usize) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Number(x) => format!("{:.decimals$}", x.as_f64().unwrap_or(f64::NAN)),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| cell(x, decimals))
+            .collect::<Vec<_>>()
+            .join(", "),
         _ => "-".to_string(),
     }
 }
@@ -141,10 +155,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         say!("\n{}", line(&STAGE_COLUMNS, None));
     }
-    let mut report = |row: Value| match args.json {
-        true => say!("{row}"),
-        false => say!("{}", line(&STAGE_COLUMNS, Some(&row))),
-    };
+    let mut report = |row: Value| print(args.json, &STAGE_COLUMNS, &row);
     let mut refused = 0;
     for data in &args.data {
         let mut skipped = |reason| eprintln!("notice: {reason}");
@@ -187,16 +198,7 @@ const PEAK_COLUMN: Column = (" of peak", 0, |r| {
 const WALL_COLUMNS: [Column; 3] = [
     ("operation", -22, |r| cell(&r["operation"], 0)),
     ("wall ms", 11, |r| cell(&r["wall_ms"], 3)),
-    (" kernels", 0, |r| {
-        let kernels = r["kernels"].as_array().into_iter().flatten();
-        format!(
-            " {}",
-            kernels
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    }),
+    (" kernels", 0, |r| format!(" {}", cell(&r["kernels"], 0))),
 ];
 
 /// `bench --kernels`: per kernel its GPU time, traffic, throughput and the fraction of
@@ -236,10 +238,7 @@ fn run_kernels(args: &Args) -> anyhow::Result<()> {
         say!("\n{}", line(&columns, None));
     }
     for row in rows {
-        match args.json {
-            true => say!("{row}"),
-            false => say!("{}", line(&columns, Some(&row))),
-        }
+        print(args.json, &columns, &row);
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::bench::{cell, line, Column};
+use super::bench::{cell, line, print, Column};
 use super::say;
 use makemore::check::{check_adapter, outcome};
 use makemore::gpu::open_each;
@@ -68,10 +68,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         for row in outcomes {
             checked += 1;
             failed += usize::from(row["pass"] != true);
-            match args.json {
-                true => say!("{row}"),
-                false => say!("{}", line(&COLUMNS, Some(&row))),
-            }
+            print(args.json, &COLUMNS, &row);
             if let (false, Some(e)) = (args.json, row["error"].as_str()) {
                 say!("    {e}");
             }
