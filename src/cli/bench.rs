@@ -1,11 +1,10 @@
 //! `makemore bench`: every stage timed on the built-in names and on synthetic data, on the GPU
 //! and on the CPU reference.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{say, thousands};
-use makemore::bench::{run_data_set, BenchConfig, DataSet, Timing, STAGES};
-use makemore::kernel_times::{KernelRow, OperationWall};
+use makemore::bench::{run_data_set, stages, BenchConfig, DataSet};
 use makemore::{on_backend, Backend, Chosen, DeviceChoice};
 
 pub const EXAMPLE: &str = "Examples:
@@ -60,16 +59,76 @@ pub struct Args {
 }
 
 fn stage_name(s: &str) -> Result<String, String> {
-    if STAGES.iter().any(|(name, _)| *name == s) {
-        Ok(s.to_string())
-    } else {
-        let names: Vec<&str> = STAGES.iter().map(|(name, _)| *name).collect();
-        Err(format!(
+    let all = stages();
+    match all.contains(&s) {
+        true => Ok(s.to_string()),
+        false => Err(format!(
             "unknown stage {s:?}; the stages are {}",
-            names.join(", ")
-        ))
+            all.join(", ")
+        )),
     }
 }
+
+/// A column of a text table: its header, its width (negative: left-aligned) and its cell,
+/// written from the row's JSON object.
+pub type Column = (&'static str, i32, fn(&Value) -> String);
+
+/// One line of a text table, its cells one space apart (none at the end): the headers, or
+/// a row's cells.
+pub fn line(columns: &[Column], row: Option<&Value>) -> String {
+    let cells = columns.iter().map(|&(header, width, cell)| {
+        let (text, w) = (
+            row.map_or(header.to_string(), cell),
+            width.unsigned_abs() as usize,
+        );
+        match width < 0 {
+            true => format!("{text:<w$}"),
+            false => format!("{text:>w$}"),
+        }
+    });
+    cells.collect::<Vec<_>>().join(" ").trim_end().to_string()
+}
+
+/// Prints a row: its JSON object, or its line of the table.
+pub fn print(json: bool, columns: &[Column], row: &Value) {
+    match json {
+        true => say!("{row}"),
+        false => say!("{}", line(columns, Some(row))),
+    }
+}
+
+/// A field as written in a cell: a string as it is, a number with `decimals`, a list of
+/// strings comma-separated, or `-`.
+pub fn cell(value: &Value, decimals: usize) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(x) => format!("{:.decimals$}", x.as_f64().unwrap_or(f64::NAN)),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| cell(x, decimals))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "-".to_string(),
+    }
+}
+
+/// A whole number with thousands separators, or `-`.
+fn grouped(value: &Value) -> String {
+    value
+        .as_f64()
+        .map_or("-".to_string(), |x| thousands(x as usize))
+}
+
+const STAGE_COLUMNS: [Column; 8] = [
+    ("stage", -18, |r| cell(&r["stage"], 0)),
+    ("data", -11, |r| cell(&r["data"], 0)),
+    ("device", -8, |r| cell(&r["device"], 0)),
+    ("median ms", 11, |r| cell(&r["median_ms"], 3)),
+    ("min ms", 11, |r| cell(&r["min_ms"], 3)),
+    ("max ms", 11, |r| cell(&r["max_ms"], 3)),
+    ("reps", 4, |r| cell(&r["reps"], 0)),
+    ("per second", 14, |r| grouped(&r["items_per_second"])),
+];
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.kernels {
@@ -77,17 +136,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let mut backends = Vec::new();
     for &flag in &args.device {
-        let choice: DeviceChoice = flag.into();
-        let (backend, notice) = Chosen::open(choice)?;
-        if let Some(notice) = notice {
+        let (backend, notice) = Chosen::open(DeviceChoice::from(flag))?;
+        match notice {
             // Timing the CPU twice under the GPU's name would mislead: leave it out.
-            eprintln!("notice: {notice}; the GPU is left out of the benchmark");
-            continue;
+            Some(notice) => eprintln!("notice: {notice}; the GPU is left out of the benchmark"),
+            None => backends.push(backend),
         }
-        backends.push(backend);
     }
     let config = BenchConfig {
-        data_sets: args.data.clone(),
         stages: args.stages.clone(),
         repetitions: args.reps as usize,
         budget_seconds: args.budget as f64,
@@ -97,33 +153,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         for backend in &backends {
             say!("device   {}", on_backend!(backend, |b| b.describe()));
         }
-        say!(
-            "\n{:<18} {:<11} {:<8} {:>11} {:>11} {:>11} {:>4} {:>14}",
-            "stage",
-            "data",
-            "device",
-            "median ms",
-            "min ms",
-            "max ms",
-            "reps",
-            "per second"
-        );
+        say!("\n{}", line(&STAGE_COLUMNS, None));
     }
+    let mut report = |row: Value| print(args.json, &STAGE_COLUMNS, &row);
     let mut refused = 0;
-    for data in &config.data_sets {
-        refused += run_data_set(
-            data,
-            &mut backends,
-            &config,
-            &mut |t| {
-                if args.json {
-                    say!("{}", timing_json(&t));
-                } else {
-                    print_timing(&t);
-                }
-            },
-            &mut |reason| eprintln!("notice: {reason}"),
-        )?;
+    for data in &args.data {
+        let mut skipped = |reason| eprintln!("notice: {reason}");
+        refused += run_data_set(data, &mut backends, &config, &mut report, &mut skipped)?;
     }
     anyhow::ensure!(
         refused == 0,
@@ -133,47 +169,51 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // software adapter such as lavapipe, device memory is host memory and is counted).
     if let Some(bytes) = makemore::bench::peak_memory_bytes() {
         let mib = bytes as f64 / (1024.0 * 1024.0);
-        if args.json {
-            say!("{}", json!({"peak_memory_mib": mib}));
-        } else {
-            say!("\npeak memory of the process: {mib:.0} MiB");
+        match args.json {
+            true => say!("{}", json!({"peak_memory_mib": mib})),
+            false => say!("\npeak memory of the process: {mib:.0} MiB"),
         }
     }
     Ok(())
 }
 
-fn timing_json(t: &Timing) -> serde_json::Value {
-    json!({"stage": t.stage, "data": t.data, "device": t.device,
-        "adapter": t.adapter, "median_ms": 1e3 * t.median(), "min_ms": 1e3 * t.min(),
-        "max_ms": 1e3 * t.max(), "reps": t.seconds.len(), "items": t.items,
-        "items_per_second": t.items as f64 / t.median()})
-}
+const KERNEL_COLUMNS: [Column; 8] = [
+    ("operation", -22, |r| cell(&r["operation"], 0)),
+    ("kernel", -24, |r| cell(&r["kernel"], 0)),
+    ("runs", 4, |r| cell(&r["dispatches"], 0)),
+    ("GPU ms", 10, |r| cell(&r["gpu_ms"], 4)),
+    ("bytes read", 12, |r| grouped(&r["bytes_read"])),
+    ("written", 12, |r| grouped(&r["bytes_written"])),
+    ("GB/s", 8, |r| cell(&r["gb_per_s"], 3)),
+    ("Gop/s", 8, |r| cell(&r["gop_per_s"], 3)),
+];
 
-fn print_timing(t: &Timing) {
-    say!(
-        "{:<18} {:<11} {:<8} {:>11.3} {:>11.3} {:>11.3} {:>4} {:>14}",
-        t.stage,
-        t.data,
-        t.device,
-        1e3 * t.median(),
-        1e3 * t.min(),
-        1e3 * t.max(),
-        t.seconds.len(),
-        thousands((t.items as f64 / t.median()) as usize)
-    );
-}
+/// With `--peak-gbps`: 100 * fraction_of_peak.
+const PEAK_COLUMN: Column = (" of peak", 0, |r| {
+    let fraction = r["fraction_of_peak"].as_f64();
+    fraction.map_or(String::new(), |f| format!(" {:>6.2}%", 100.0 * f))
+});
 
-/// `bench --kernels`: each kernel's GPU time on the GPU `--device` names.
+/// Without timestamps: each operation's wall time and its kernels.
+const WALL_COLUMNS: [Column; 3] = [
+    ("operation", -22, |r| cell(&r["operation"], 0)),
+    ("wall ms", 11, |r| cell(&r["wall_ms"], 3)),
+    (" kernels", 0, |r| format!(" {}", cell(&r["kernels"], 0))),
+];
+
+/// `bench --kernels`: per kernel its GPU time, traffic, throughput and the fraction of
+/// `--peak-gbps`; without timestamps, each operation's wall time and its kernels.
 fn run_kernels(args: &Args) -> anyhow::Result<()> {
+    let gpu = args
+        .device
+        .iter()
+        .any(|&d| matches!(d, super::DeviceFlag::Gpu));
     anyhow::ensure!(
-        args.device
-            .iter()
-            .any(|&d| matches!(d, super::DeviceFlag::Gpu)),
+        gpu,
         "--kernels times the GPU's kernels: use it with --device gpu (the default)"
     );
     let mut gpu = makemore::GpuBackend::new(makemore::gpu::open_gpu()?);
-    let adapter = gpu.describe();
-    let timestamps = gpu.gpu().has_timestamps();
+    let (adapter, timestamps) = (gpu.describe(), gpu.gpu().has_timestamps());
     let peak = args.peak_gbps.map(f64::from);
     if args.json {
         say!(
@@ -182,93 +222,23 @@ fn run_kernels(args: &Args) -> anyhow::Result<()> {
         );
     } else {
         say!("device   {adapter}");
-        if timestamps {
-            say!("timestamps: yes (TIMESTAMP_QUERY inside compute passes): GPU time per kernel");
-        } else {
-            say!("timestamps: no (the adapter lacks TIMESTAMP_QUERY or TIMESTAMP_QUERY_INSIDE_PASSES): wall times per operation, submit to readback");
-        }
+        say!("{}", match timestamps {
+            true => "timestamps: yes (TIMESTAMP_QUERY inside compute passes): GPU time per kernel",
+            false => "timestamps: no (the adapter lacks TIMESTAMP_QUERY or TIMESTAMP_QUERY_INSIDE_PASSES): wall times per operation, submit to readback",
+        });
     }
-    let times = makemore::kernel_times::run(&mut gpu, args.reps as usize)?;
-    if timestamps {
-        print_kernel_rows(&times.rows, peak, args.json);
+    let rows = makemore::kernel_times::run(&mut gpu, args.reps as usize, peak)?;
+    let mut columns = if timestamps {
+        KERNEL_COLUMNS.to_vec()
     } else {
-        print_operation_walls(&times.walls, args.json);
+        WALL_COLUMNS.to_vec()
+    };
+    columns.extend(peak.filter(|_| timestamps).map(|_| PEAK_COLUMN));
+    if !args.json {
+        say!("\n{}", line(&columns, None));
+    }
+    for row in rows {
+        print(args.json, &columns, &row);
     }
     Ok(())
-}
-
-/// Without timestamps: each operation's wall time, submit to readback, and its kernels.
-fn print_operation_walls(walls: &[OperationWall], json: bool) {
-    if !json {
-        say!("\n{:<22} {:>11}  kernels", "operation", "wall ms");
-    }
-    for w in walls {
-        if json {
-            say!(
-                "{}",
-                json!({"operation": w.operation, "kernels": w.kernels, "wall_ms": 1e3 * w.seconds})
-            );
-        } else {
-            say!(
-                "{:<22} {:>11.3}  {}",
-                w.operation,
-                1e3 * w.seconds,
-                w.kernels.join(", ")
-            );
-        }
-    }
-}
-
-/// With timestamps: each kernel's GPU time, its traffic and throughput, and the fraction of
-/// the `peak` bandwidth (GB/s) it reaches.
-fn print_kernel_rows(rows: &[KernelRow], peak: Option<f64>, json: bool) {
-    if !json {
-        say!(
-            "\n{:<22} {:<24} {:>4} {:>10} {:>12} {:>12} {:>8} {:>8}{}",
-            "operation",
-            "kernel",
-            "runs",
-            "GPU ms",
-            "bytes read",
-            "written",
-            "GB/s",
-            "Gop/s",
-            if peak.is_some() { "  of peak" } else { "" }
-        );
-    }
-    let figure = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
-    for row in rows {
-        let gbps = row.bytes_per_second().map(|b| b / 1e9);
-        let gops = row.operations_per_second().map(|o| o / 1e9);
-        let fraction = peak.and_then(|p| gbps.map(|g| g / p));
-        if json {
-            say!(
-                "{}",
-                json!({"operation": row.operation, "kernel": row.kernel,
-                    "dispatches": row.dispatches, "gpu_ms": 1e3 * row.seconds,
-                    "bytes_read": row.traffic.map(|t| t.read),
-                    "bytes_written": row.traffic.map(|t| t.written),
-                    "operations": row.traffic.map(|t| t.operations),
-                    "gb_per_s": gbps, "gop_per_s": gops, "fraction_of_peak": fraction})
-            );
-        } else {
-            let bytes = |b: Option<u64>| b.map_or("-".to_string(), thousands_u64);
-            say!(
-                "{:<22} {:<24} {:>4} {:>10.4} {:>12} {:>12} {:>8} {:>8}{}",
-                row.operation,
-                row.kernel,
-                row.dispatches,
-                1e3 * row.seconds,
-                bytes(row.traffic.map(|t| t.read)),
-                bytes(row.traffic.map(|t| t.written)),
-                figure(gbps),
-                figure(gops),
-                fraction.map_or(String::new(), |f| format!("  {:>6.2}%", 100.0 * f))
-            );
-        }
-    }
-}
-
-fn thousands_u64(n: u64) -> String {
-    thousands(n as usize)
 }

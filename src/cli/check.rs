@@ -1,9 +1,10 @@
 //! `makemore check`: every kernel of each adapter against the CPU reference, as a table.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
+use super::bench::{cell, line, print, Column};
 use super::say;
-use makemore::check::{check_adapter, Outcome};
+use makemore::check::{check_adapter, outcome};
 use makemore::gpu::open_each;
 use makemore::GpuBackend;
 
@@ -23,6 +24,24 @@ pub struct Args {
     json: bool,
 }
 
+/// The table's columns, written from each comparison's JSON object.
+const COLUMNS: [Column; 7] = [
+    ("kernel", -40, |r| cell(&r["kernel"], 0)),
+    ("case", -28, |r| cell(&r["case"], 0)),
+    ("adapter", -20, |r| cell(&r["adapter"], 0)),
+    ("worst/tol", 9, |r| match &r["worst_over_tolerance"] {
+        Value::Null => "inf".to_string(),
+        worst => cell(worst, 3),
+    }),
+    (" tolerance", -45, |r| {
+        format!(" {}", cell(&r["tolerance"], 0))
+    }),
+    ("s", 6, |r| cell(&r["seconds"], 2)),
+    (" verdict", 0, |r| {
+        format!(" {}", if r["pass"] == true { "pass" } else { "FAIL" })
+    }),
+];
+
 pub fn run(args: &Args) -> anyhow::Result<()> {
     // Every adapter is opened, GL's too: the drivers' own lines stay out of ours.
     let (adapters, driver_text) = makemore::driver_output::captured(open_each);
@@ -32,37 +51,27 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "no GPU adapter found to check (WGPU_BACKEND and WGPU_ADAPTER_NAME limit the search; on Linux, install mesa-vulkan-drivers)"
     );
     if !args.json {
-        say!(
-            "{:<40} {:<28} {:<20} {:>9}  {:<44} {:>6}  verdict",
-            "kernel",
-            "case",
-            "adapter",
-            "worst/tol",
-            "tolerance",
-            "s"
-        );
+        say!("{}", line(&COLUMNS, None));
     }
     let (mut checked, mut failed) = (0, 0);
     for (summary, opened) in adapters {
         // "llvmpipe (LLVM 15.0.6, 256 bits)" on Vulkan -> "llvmpipe Vulkan".
         let short = summary.name.split(" (").next().unwrap_or(&summary.name);
-        let name = format!("{short} {}", summary.backend);
+        let adapter = format!("{short} {}", summary.backend);
         let outcomes = match opened {
-            Ok(gpu) => check_adapter(&mut GpuBackend::new(gpu)).outcomes,
-            Err(e) => vec![Outcome {
-                kernel: "open the device".to_string(),
-                case: String::new(),
-                worst: f64::INFINITY,
-                tolerance: String::new(),
-                pass: false,
-                error: Some(e.to_string()),
-                seconds: 0.0,
-            }],
+            Ok(gpu) => check_adapter(&mut GpuBackend::new(gpu), &adapter),
+            Err(e) => {
+                let error = Err(anyhow::anyhow!(e.to_string()));
+                vec![outcome(["open the device", "", &adapter, ""], error, 0.0)]
+            }
         };
-        for o in &outcomes {
+        for row in outcomes {
             checked += 1;
-            failed += usize::from(!o.pass);
-            print(args.json, &name, o);
+            failed += usize::from(row["pass"] != true);
+            print(args.json, &COLUMNS, &row);
+            if let (false, Some(e)) = (args.json, row["error"].as_str()) {
+                say!("    {e}");
+            }
         }
     }
     if args.json {
@@ -78,38 +87,4 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "{failed} of {checked} comparisons with the CPU reference failed on this adapter (the table above names them)"
     );
     Ok(())
-}
-
-fn print(as_json: bool, adapter: &str, o: &Outcome) {
-    let verdict = if o.pass { "pass" } else { "FAIL" };
-    if as_json {
-        let worst = if o.worst.is_finite() {
-            json!(o.worst)
-        } else {
-            serde_json::Value::Null
-        };
-        say!(
-            "{}",
-            json!({"kernel": o.kernel, "case": o.case, "adapter": adapter, "worst_over_tolerance": worst,
-                "tolerance": o.tolerance, "pass": o.pass, "error": o.error, "seconds": o.seconds})
-        );
-    } else {
-        let worst = if o.worst.is_finite() {
-            format!("{:.3}", o.worst)
-        } else {
-            "inf".to_string()
-        };
-        say!(
-            "{:<40} {:<28} {:<20} {:>9}  {:<44} {:>6.2}  {verdict}",
-            o.kernel,
-            o.case,
-            adapter,
-            worst,
-            o.tolerance,
-            o.seconds
-        );
-        if let Some(e) = &o.error {
-            say!("    {e}");
-        }
-    }
 }

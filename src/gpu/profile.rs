@@ -1,41 +1,34 @@
-//! Per-kernel GPU times from timestamp queries.
+//! Per-kernel GPU times from timestamp queries (`bench --kernels`).
 //!
 //! While a profile is open ([`Gpu::start_profile`]), every [`super::kernels::dispatch`] writes
-//! a timestamp into the compute pass just before and just after its dispatch, and remembers
-//! the kernel's name and workgroups. [`Gpu::finish_profile`] resolves the timestamps and
-//! returns one [`KernelTime`] per dispatch, in the order they were recorded:
+//! a timestamp into the compute pass just before and just after its dispatch, and notes the
+//! kernel and its workgroups; [`Gpu::finish_profile`] resolves them, one [`KernelTime`] per
+//! dispatch in recorded order:
 //!
 //! ```text
 //! seconds = (end - begin) ticks * queue.get_timestamp_period() ns per tick / 1e9
 //! ```
 //!
-//! Timestamps inside compute passes need the adapter's TIMESTAMP_QUERY and
-//! TIMESTAMP_QUERY_INSIDE_PASSES features ([`Gpu::has_timestamps`]); without them a profile
-//! records nothing and the caller times whole operations on the host instead.
+//! This needs TIMESTAMP_QUERY and TIMESTAMP_QUERY_INSIDE_PASSES ([`Gpu::has_timestamps`]);
+//! without them a profile lists the kernels untimed (NaN seconds).
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use super::{Gpu, GpuError};
 
-/// Dispatches one profile can time: two timestamps each, in one query set of wgpu's largest
-/// size (4,096 queries). Dispatches past it run untimed, and [`Profile::dropped`] counts them.
+/// Dispatches one profile can time: two queries each, in a query set of wgpu's largest size.
+/// Dispatches past it are left out.
 const MAX_TIMED_DISPATCHES: u32 = wgpu::QUERY_SET_MAX_QUERIES / 2;
 
 /// The timestamps of dispatches, when the adapter can write them inside compute passes.
 pub struct Profiler {
     query_set: Option<wgpu::QuerySet>,
-    state: Mutex<State>,
+    /// (kernel, workgroups) of each dispatch while a profile is open; dispatch i owns queries
+    /// 2i and 2i + 1.
+    open: Mutex<Option<Vec<(&'static str, u32)>>>,
 }
 
-#[derive(Default)]
-struct State {
-    open: bool,
-    /// (kernel, workgroups) of each timed dispatch; dispatch i owns queries 2i and 2i + 1.
-    dispatches: Vec<(&'static str, u32)>,
-    dropped: usize,
-}
-
-/// One timed dispatch.
+/// One dispatch of a profile.
 #[derive(Clone, Debug)]
 pub struct KernelTime {
     pub kernel: &'static str,
@@ -47,8 +40,6 @@ pub struct KernelTime {
 #[derive(Clone, Debug, Default)]
 pub struct Profile {
     pub dispatches: Vec<KernelTime>,
-    /// Dispatches recorded after the query set was full, not timed.
-    pub dropped: usize,
 }
 
 /// The features timestamps inside compute passes need.
@@ -68,37 +59,30 @@ impl Profiler {
         });
         Profiler {
             query_set,
-            state: Mutex::new(State::default()),
+            open: Mutex::new(None),
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn open(&self) -> MutexGuard<'_, Option<Vec<(&'static str, u32)>>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Notes a dispatch while a profile is open, and writes the timestamp before it when the
-    /// device can: the dispatch's slot.
+    /// Notes a dispatch while a profile is open and writes the timestamp before it: the
+    /// dispatch's slot, when timed.
     pub fn before(
         &self,
         pass: &mut wgpu::ComputePass<'_>,
         kernel: &'static str,
         workgroups: u32,
     ) -> Option<u32> {
-        let mut state = self.state();
-        if !state.open {
-            return None;
-        }
-        let slot = state.dispatches.len() as u32;
-        let Some(query_set) = &self.query_set else {
-            // No timestamps: the kernel's name alone, for the caller's list.
-            state.dispatches.push((kernel, workgroups));
-            return None;
-        };
+        let mut open = self.open();
+        let dispatches = open.as_mut()?;
+        let slot = dispatches.len() as u32;
         if slot >= MAX_TIMED_DISPATCHES {
-            state.dropped += 1;
             return None;
         }
-        state.dispatches.push((kernel, workgroups));
+        dispatches.push((kernel, workgroups));
+        let query_set = self.query_set.as_ref()?;
         pass.write_timestamp(query_set, 2 * slot);
         Some(slot)
     }
@@ -117,70 +101,47 @@ impl Gpu {
         self.kernels.profiler.query_set.is_some()
     }
 
-    /// Starts timing every dispatch (forgetting any earlier profile).
+    /// Starts noting every dispatch (forgetting any earlier profile).
     pub fn start_profile(&self) {
-        let mut state = self.kernels.profiler.state();
-        *state = State {
-            open: true,
-            ..State::default()
-        };
+        *self.kernels.profiler.open() = Some(Vec::new());
     }
 
-    /// Stops timing, waits for the device and reads back the times of the dispatches
-    /// recorded since [`Gpu::start_profile`].
+    /// Stops, waits for the device and reads back the times of the dispatches noted since
+    /// [`Gpu::start_profile`].
     pub fn finish_profile(&self) -> Result<Profile, GpuError> {
         let profiler = &self.kernels.profiler;
-        let (dispatches, dropped) = {
-            let mut state = profiler.state();
-            state.open = false;
-            (std::mem::take(&mut state.dispatches), state.dropped)
+        let noted = profiler.open().take().unwrap_or_default();
+        let ticks: Vec<u64> = match &profiler.query_set {
+            Some(query_set) if !noted.is_empty() => {
+                let queries = 2 * noted.len() as u32;
+                let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("resolved timestamps"),
+                    size: 8 * queries as u64,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                });
+                let mut encoder = self.device.create_command_encoder(&Default::default());
+                encoder.resolve_query_set(query_set, 0..queries, &resolved, 0);
+                self.queue.submit([encoder.finish()]);
+                // `read` counts 4-byte words: two per 8-byte timestamp.
+                self.read(&resolved, 2 * queries as usize)?
+            }
+            _ => Vec::new(),
         };
-        let Some(query_set) = &profiler.query_set else {
-            // No timestamps: which kernels ran, untimed.
-            let dispatches = dispatches
-                .into_iter()
-                .map(|(kernel, workgroups)| KernelTime {
-                    kernel,
-                    workgroups,
-                    seconds: f64::NAN,
-                })
-                .collect();
-            return Ok(Profile {
-                dispatches,
-                dropped,
-            });
-        };
-        if dispatches.is_empty() {
-            return Ok(Profile {
-                dispatches: Vec::new(),
-                dropped,
-            });
-        }
-        let queries = 2 * dispatches.len() as u32;
-        let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("resolved timestamps"),
-            size: 8 * queries as u64,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.resolve_query_set(query_set, 0..queries, &resolved, 0);
-        self.queue.submit([encoder.finish()]);
-        // `read` counts 4-byte words: two per 8-byte timestamp.
-        let ticks: Vec<u64> = self.read(&resolved, 2 * queries as usize)?;
         let period_ns = self.queue.get_timestamp_period() as f64;
-        let dispatches = dispatches
-            .iter()
-            .zip(ticks.chunks(2))
-            .map(|(&(kernel, workgroups), pair)| KernelTime {
+        let dispatches = noted.iter().enumerate().map(|(i, &(kernel, workgroups))| {
+            let seconds = match ticks.get(2 * i..2 * i + 2) {
+                Some(&[begin, end]) => end.saturating_sub(begin) as f64 * period_ns * 1e-9,
+                _ => f64::NAN,
+            };
+            KernelTime {
                 kernel,
                 workgroups,
-                seconds: pair[1].saturating_sub(pair[0]) as f64 * period_ns * 1e-9,
-            })
-            .collect();
+                seconds,
+            }
+        });
         Ok(Profile {
-            dispatches,
-            dropped,
+            dispatches: dispatches.collect(),
         })
     }
 }
