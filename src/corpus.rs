@@ -19,17 +19,14 @@ use memchr::{memchr, memchr_iter, memrchr};
 
 use crate::data::{DataError, UnknownChar, Vocab, WordStats, BOUNDARY};
 
-/// Bytes of text per block unless `MAKEMORE_CHUNK_BYTES` says otherwise.
-pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
-
 /// Bytes of text per block: `MAKEMORE_CHUNK_BYTES` when a positive number (tests make it tiny
-/// to cross many block boundaries), else [`DEFAULT_CHUNK_BYTES`].
+/// to cross many block boundaries), else 1 MiB.
 pub fn chunk_bytes() -> usize {
     std::env::var("MAKEMORE_CHUNK_BYTES")
         .ok()
         .and_then(|s| s.parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or(DEFAULT_CHUNK_BYTES)
+        .unwrap_or(1 << 20)
 }
 
 /// Whole lines of text, valid UTF-8, the byte-order mark of the file's start removed.
@@ -54,12 +51,12 @@ pub struct Blocks<R> {
 }
 
 impl<R: Read> Blocks<R> {
-    /// Blocks of about `chunk_bytes` from `reader`; `name` is the file's, for errors.
-    pub fn new(reader: R, name: &str, chunk_bytes: usize) -> Blocks<R> {
+    /// Blocks of about `block_bytes` from `reader`; `name` is the file's, for errors.
+    pub fn new(reader: R, name: &str, block_bytes: usize) -> Blocks<R> {
         Blocks {
             reader,
             name: name.to_string(),
-            block_bytes: chunk_bytes.max(1),
+            block_bytes: block_bytes.max(1),
             buf: Vec::new(),
             handed_out: 0,
             offset: 0,
@@ -123,7 +120,7 @@ fn newlines(bytes: &[u8]) -> usize {
 
 /// The words of a block with their line numbers, by `parse_words`' rule: lines end at '\n',
 /// are trimmed (a '\r' with the spaces), and blank ones dropped.
-fn words<'a>(block: &Block<'a>) -> impl Iterator<Item = (usize, &'a str)> {
+pub(crate) fn words<'a>(block: &Block<'a>) -> impl Iterator<Item = (usize, &'a str)> {
     let first = block.first_line;
     let lines = block.text.split('\n').enumerate();
     lines
@@ -141,7 +138,7 @@ pub struct Scan {
 }
 
 /// Opens a file of words, with `read_words`' errors.
-fn open(path: &Path) -> Result<std::fs::File, DataError> {
+pub(crate) fn open(path: &Path) -> Result<std::fs::File, DataError> {
     let name = path.display().to_string();
     if path.is_dir() {
         return Err(DataError::IsDirectory { path: name });
@@ -152,13 +149,13 @@ fn open(path: &Path) -> Result<std::fs::File, DataError> {
 /// The first pass over a file: its vocabulary and word statistics, or `read_words`' error in
 /// its order of precedence (invalid UTF-8 anywhere, then the first word with a '.', then a
 /// file without words).
-pub fn scan(path: &Path, chunk_bytes: usize) -> Result<Scan, DataError> {
-    scan_reader(open(path)?, &path.display().to_string(), chunk_bytes)
+pub fn scan(path: &Path, block_bytes: usize) -> Result<Scan, DataError> {
+    scan_reader(open(path)?, &path.display().to_string(), block_bytes)
 }
 
 /// [`scan`] of any reader; `name` names it in errors.
-pub fn scan_reader<R: Read>(reader: R, name: &str, chunk_bytes: usize) -> Result<Scan, DataError> {
-    let mut blocks = Blocks::new(reader, name, chunk_bytes);
+pub fn scan_reader<R: Read>(reader: R, name: &str, block_bytes: usize) -> Result<Scan, DataError> {
+    let mut blocks = Blocks::new(reader, name, block_bytes);
     let (threads, mut found) = (threads(), ScanPart::default());
     while let Some(block) = blocks.next_block()? {
         let parts = at_once(split_block(&block, threads), |part| {
@@ -572,7 +569,7 @@ impl PairEncoder<std::fs::File> {
         path: &Path,
         scan: &Scan,
         context_len: usize,
-        chunk_bytes: usize,
+        block_bytes: usize,
     ) -> Result<Self, DataError> {
         let name = path.display().to_string();
         let file = open(path)?;
@@ -581,7 +578,7 @@ impl PairEncoder<std::fs::File> {
             &name,
             scan,
             context_len,
-            chunk_bytes,
+            block_bytes,
         ))
     }
 }
@@ -592,10 +589,10 @@ impl<R: Read> PairEncoder<R> {
         name: &str,
         scan: &Scan,
         context_len: usize,
-        chunk_bytes: usize,
+        block_bytes: usize,
     ) -> PairEncoder<R> {
         PairEncoder {
-            blocks: Blocks::new(reader, name, chunk_bytes),
+            blocks: Blocks::new(reader, name, block_bytes),
             encoding: Encoding::new(&scan.vocab, context_len),
             expected: scan.examples,
             handed_out: 0,
@@ -683,20 +680,20 @@ pub struct CountTable {
 impl CountTable {
     /// A table from its counts (the pairs are their sum).
     pub fn new(counts: Vec<u32>, num_cols: usize) -> CountTable {
-        let examples = counts.iter().map(|&n| n as u64).sum::<u64>() as usize;
+        let pairs = counts.iter().map(|&n| n as u64).sum::<u64>() as usize;
         CountTable {
             counts,
             num_cols,
-            examples,
+            examples: pairs,
         }
     }
 }
 
 /// The most pairs a u32 count table holds: no cell can wrap when the total is within it.
-pub fn check_countable(examples: u64, source: &str) -> anyhow::Result<()> {
+pub fn check_countable(pairs: u64, source: &str) -> anyhow::Result<()> {
     anyhow::ensure!(
-        examples <= u32::MAX as u64,
-        "{source} has {examples} (context, next) pairs, more than the {} that the u32 count table can count; split the file",
+        pairs <= u32::MAX as u64,
+        "{source} has {pairs} (context, next) pairs, more than the {} that the u32 count table can count; split the file",
         u32::MAX
     );
     Ok(())
@@ -711,9 +708,9 @@ mod tests {
         Block { text, first_line }
     }
 
-    /// Every block of a text read with blocks of `chunk` bytes.
-    fn blocks(text: &[u8], chunk: usize) -> Result<Vec<(String, usize)>, DataError> {
-        let mut blocks = Blocks::new(text, "t", chunk);
+    /// Every block of a text read with blocks of `size` bytes.
+    fn blocks(text: &[u8], size: usize) -> Result<Vec<(String, usize)>, DataError> {
+        let mut blocks = Blocks::new(text, "t", size);
         let mut out = Vec::new();
         while let Some(b) = blocks.next_block()? {
             out.push((b.text.to_string(), b.first_line));
@@ -724,19 +721,19 @@ mod tests {
     #[test]
     fn blocks_are_whole_lines_that_add_up_to_the_text() {
         let text = "ann\nbob\r\ncé\n\nzoë\nlast";
-        for chunk in [1, 2, 3, 5, 8, 100] {
-            let got = blocks(text.as_bytes(), chunk).unwrap();
+        for size in [1, 2, 3, 5, 8, 100] {
+            let got = blocks(text.as_bytes(), size).unwrap();
             assert_eq!(
                 got.iter().map(|(t, _)| t.as_str()).collect::<String>(),
                 text
             );
             let mut line = 1;
             for (t, first) in &got {
-                assert_eq!(*first, line, "chunk {chunk}");
+                assert_eq!(*first, line, "size {size}");
                 assert!(t.ends_with('\n') || t.ends_with("last"), "{t:?}");
                 line += t.matches('\n').count();
             }
-            assert!(chunk < 100 || got.len() == 1);
+            assert!(size < 100 || got.len() == 1);
         }
         // The byte-order mark goes only at the start.
         let got = blocks("\u{feff}ann\n\u{feff}bob\n".as_bytes(), 2).unwrap();
@@ -745,8 +742,8 @@ mod tests {
         let mut text = b"ann\nbob\nc".to_vec();
         text.extend([0xC3, b'\n', b'x', 0xFF, b'\n']);
         let at = |err, l, o| matches!(err, DataError::InvalidUtf8 { line, offset, .. } if (line, offset) == (l, o));
-        for chunk in [1, 2, 4, 9, 10, 11, 64] {
-            assert!(at(blocks(&text, chunk).unwrap_err(), 3, 9), "chunk {chunk}");
+        for size in [1, 2, 4, 9, 10, 11, 64] {
+            assert!(at(blocks(&text, size).unwrap_err(), 3, 9), "size {size}");
         }
         // A character cut off by the end of the text.
         assert!(at(blocks(&[b'a', b'\n', 0xE2, 0x82], 1).unwrap_err(), 2, 2));
@@ -786,8 +783,8 @@ mod tests {
             .into_iter()
             .chain([" \n\r\n\n", "ann\nb.b\nc.c\n", "日本\n語\r\n"])
         {
-            for chunk in [1, 3, 7, 1 << 20] {
-                let scanned = scan_reader(text.as_bytes(), "t", chunk);
+            for size in [1, 3, 7, 1 << 20] {
+                let scanned = scan_reader(text.as_bytes(), "t", size);
                 let Ok(words) = parse_words(text, "t") else {
                     let expected = parse_words(text, "t").unwrap_err().to_string();
                     assert_eq!(scanned.unwrap_err().to_string(), expected);
@@ -811,8 +808,7 @@ mod tests {
             ("\u{feff}emma\r\nzoë\n\n ab c \nq", [1, 2, 5]),
             (&*random, [7, 100, 1000]),
         ];
-        for ((text, chunks), context_len) in
-            texts.into_iter().flat_map(|t| [(t, 1), (t, 2), (t, 3)])
+        for ((text, sizes), context_len) in texts.into_iter().flat_map(|t| [(t, 1), (t, 2), (t, 3)])
         {
             let words = parse_words(text, "t").unwrap();
             let ex = Examples::encode(&words, &Vocab::from_words(&words), context_len).unwrap();
@@ -820,15 +816,15 @@ mod tests {
             for (&c, &t) in ex.contexts.iter().zip(&ex.targets) {
                 expected[c as usize * ex.num_cols + t as usize] += 1;
             }
-            for chunk in chunks.into_iter().chain([1 << 20]) {
-                let scan = scan_reader(text.as_bytes(), "t", chunk).unwrap();
-                let encoder = || PairEncoder::new(text.as_bytes(), "t", &scan, context_len, chunk);
+            for size in sizes.into_iter().chain([1 << 20]) {
+                let scan = scan_reader(text.as_bytes(), "t", size).unwrap();
+                let encoder = || PairEncoder::new(text.as_bytes(), "t", &scan, context_len, size);
                 let (mut contexts, mut targets, mut pairs) = (Vec::new(), Vec::new(), encoder());
                 while let Some(batch) = pairs.next_batch().unwrap() {
                     contexts.extend_from_slice(batch.contexts);
                     targets.extend_from_slice(batch.targets);
                 }
-                let what = format!("K {context_len} chunk {chunk}");
+                let what = format!("K {context_len} size {size}");
                 assert_eq!((&contexts, &targets), (&ex.contexts, &ex.targets), "{what}");
                 let mut counts = vec![0u32; expected.len()];
                 encoder().count_into(&mut counts).unwrap();

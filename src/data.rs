@@ -9,6 +9,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 
+use crate::corpus::{Block, Blocks};
+
 /// The character that marks the start and the end of a word; always index 0.
 pub const BOUNDARY: char = '.';
 
@@ -46,47 +48,38 @@ pub enum DataError {
 /// Splits text into words: one per line, trimmed, blank lines dropped. A leading UTF-8
 /// byte-order mark and CRLF line endings are accepted.
 pub fn parse_words(text: &str, source_name: &str) -> Result<Vec<String>, DataError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    words_of(text.strip_prefix('\u{feff}').unwrap_or(text), source_name)
+}
+
+/// [`parse_words`] of a text without its byte-order mark.
+fn words_of(text: &str, source_name: &str) -> Result<Vec<String>, DataError> {
+    let source_name = source_name.to_string();
     let mut words = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let word = line.trim();
-        if word.is_empty() {
-            continue;
-        }
+    for (line, word) in crate::corpus::words(&Block {
+        text,
+        first_line: 1,
+    }) {
         if word.contains(BOUNDARY) {
+            let word = word.to_string();
             return Err(DataError::BoundaryInWord {
-                source_name: source_name.to_string(),
-                line: index + 1,
-                word: word.to_string(),
+                source_name,
+                line,
+                word,
             });
         }
         words.push(word.to_string());
     }
     if words.is_empty() {
-        return Err(DataError::Empty {
-            source_name: source_name.to_string(),
-        });
+        return Err(DataError::Empty { source_name });
     }
     Ok(words)
 }
 
-/// Reads a word list from a file (see [`parse_words`]).
+/// Reads a word list from a file (see [`parse_words`]): a corpus of one block.
 pub fn read_words(path: &Path) -> Result<Vec<String>, DataError> {
     let name = path.display().to_string();
-    if path.is_dir() {
-        return Err(DataError::IsDirectory { path: name });
-    }
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-        path: name.clone(),
-        source,
-    })?;
-    let text = String::from_utf8(bytes).map_err(|err| {
-        let offset = err.utf8_error().valid_up_to();
-        let line = 1 + memchr::memchr_iter(b'\n', &err.as_bytes()[..offset]).count();
-        let path = name.clone();
-        DataError::InvalidUtf8 { path, line, offset }
-    })?;
-    parse_words(&text, &name)
+    let mut blocks = Blocks::new(crate::corpus::open(path)?, &name, usize::MAX);
+    words_of(blocks.next_block()?.map_or("", |block| block.text), &name)
 }
 
 /// The built-in word list.

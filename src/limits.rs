@@ -91,14 +91,14 @@ pub fn check_run_counts(
     steps: usize,
     samples: usize,
     batch_size: usize,
-    train_examples: usize,
+    train_pairs: usize,
 ) -> Result<(), String> {
     Err(if steps > MAX_STEPS {
         format!("--steps {steps} is over the {MAX_STEPS} steps of one run (each step's loss is kept); train in several runs with --resume")
     } else if samples > MAX_TRAIN_SAMPLES {
         format!("--samples {samples} is over the {MAX_TRAIN_SAMPLES} names train prints; draw more with `makemore sample --num N`")
-    } else if batch_size > train_examples {
-        format!("--batch-size {batch_size} is larger than the {train_examples} training examples; use at most that, or 0 for the full batch")
+    } else if batch_size > train_pairs {
+        format!("--batch-size {batch_size} is larger than the {train_pairs} training examples; use at most that, or 0 for the full batch")
     } else {
         return Ok(());
     })
