@@ -74,16 +74,23 @@ impl<R: Read> Blocks<R> {
         self.buf.drain(..done);
         let mut want = self.block_bytes;
         let end = loop {
-            // Read until `buf` holds `want` bytes or the text ends.
-            let more = want.saturating_sub(self.buf.len()) as u64;
-            let read = (&mut self.reader)
-                .take(more)
-                .read_to_end(&mut self.buf)
-                .map_err(|source| DataError::Io {
-                    path: self.name.clone(),
-                    source,
-                })?;
-            self.eof = (read as u64) < more;
+            // Read until `buf` holds `want` bytes or the text ends; a whole text (`read_words`)
+            // by the reader's own read_to_end, which reserves a file's size.
+            let more = want.saturating_sub(self.buf.len());
+            let read = if more == usize::MAX {
+                self.reader.read_to_end(&mut self.buf)
+            } else {
+                self.buf.reserve_exact(more);
+                (&mut self.reader)
+                    .take(more as u64)
+                    .read_to_end(&mut self.buf)
+            };
+            let path = || self.name.clone();
+            let read = read.map_err(|source| DataError::Io {
+                path: path(),
+                source,
+            })?;
+            self.eof = read < more;
             match memrchr(b'\n', &self.buf) {
                 _ if self.eof => break self.buf.len(),
                 Some(last) => break last + 1,
@@ -120,12 +127,52 @@ fn newlines(bytes: &[u8]) -> usize {
 
 /// The words of a block with their line numbers, by `parse_words`' rule: lines end at '\n',
 /// are trimmed (a '\r' with the spaces), and blank ones dropped.
-pub(crate) fn words<'a>(block: &Block<'a>) -> impl Iterator<Item = (usize, &'a str)> {
-    let first = block.first_line;
-    let lines = block.text.split('\n').enumerate();
-    lines
-        .map(move |(i, line)| (first + i, line.trim()))
-        .filter(|(_, word)| !word.is_empty())
+pub(crate) fn words<'a>(block: &Block<'a>) -> Words<'a> {
+    let (text, line) = (block.text, block.first_line);
+    Words {
+        text,
+        start: 0,
+        line,
+    }
+}
+
+pub(crate) struct Words<'a> {
+    text: &'a str,
+    /// Byte offset and line number of the next line.
+    start: usize,
+    line: usize,
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = (usize, &'a str);
+
+    /// Written for lines of a few bytes, where an inlined byte loop finds a line's end faster
+    /// than a call of memchr, and ASCII spaces are trimmed bytewise (`trim` only at a
+    /// non-ASCII end).
+    fn next(&mut self) -> Option<(usize, &'a str)> {
+        while self.start < self.text.len() {
+            let (start, line) = (self.start, self.line);
+            let rest = &self.text.as_bytes()[start..];
+            let bytes = &rest[..rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len())];
+            (self.start, self.line) = (start + bytes.len() + 1, line + 1);
+            // The ASCII characters that `char::is_whitespace` accepts.
+            let space = |b: &u8| *b == b' ' || (b'\t'..=b'\r').contains(b);
+            let Some(first) = bytes.iter().position(|b| !space(b)) else {
+                continue;
+            };
+            let last = bytes.iter().rposition(|b| !space(b)).unwrap_or(first);
+            // Whole characters: the cuts are next to ASCII bytes.
+            let word = &self.text[start + first..=start + last];
+            let word = match bytes[first].is_ascii() && bytes[last].is_ascii() {
+                true => word,
+                false => word.trim(),
+            };
+            if !word.is_empty() {
+                return Some((line, word));
+            }
+        }
+        None
+    }
 }
 
 /// What the first pass learns about a file of words.
@@ -305,7 +352,13 @@ impl ScanPart {
     /// Adds a block's words one by one (any text).
     fn add_words(&mut self, block: &Block<'_>, name: &str) {
         for (line, word) in words(block) {
-            if word.contains(BOUNDARY) {
+            // One loop over the bytes: those seen, a '.', and whether all are ASCII.
+            let (mut dot, mut bits) = (false, 0u8);
+            for &b in word.as_bytes() {
+                self.byte_seen[b as usize] = true;
+                (dot, bits) = (dot || b == b'.', bits | b);
+            }
+            if dot {
                 // Reported once the whole file is known to be valid UTF-8.
                 self.boundary_in_word
                     .get_or_insert_with(|| DataError::BoundaryInWord {
@@ -315,14 +368,10 @@ impl ScanPart {
                     });
                 continue;
             }
-            let mut len = 0;
-            for c in word.chars() {
-                if c.is_ascii() {
-                    self.byte_seen[c as usize] = true;
-                } else {
-                    self.others.insert(c);
-                }
-                len += 1;
+            let mut len = word.len();
+            if !bits.is_ascii() {
+                self.others.extend(word.chars().filter(|c| !c.is_ascii()));
+                len = word.chars().count();
             }
             self.words += 1;
             (self.shortest, self.longest) = (self.shortest.min(len), self.longest.max(len));
@@ -485,20 +534,38 @@ impl Encoding {
     ) -> Result<(), UnknownChar> {
         for (_, word) in words(block) {
             let mut context = 0usize;
-            for c in word.chars() {
-                let target = if c.is_ascii() {
-                    self.symbol[c as usize]
-                } else {
-                    self.vocab.index(c).unwrap_or(NOT_IN_VOCAB)
-                };
-                if target == NOT_IN_VOCAB {
-                    let word = word.to_string();
-                    return Err(UnknownChar { word, ch: c });
-                }
+            let mut push = |target: u32| {
                 pair(context as u32, target);
                 context = self.next_context(context, target);
+            };
+            let unknown = |ch| UnknownChar {
+                word: word.to_string(),
+                ch,
+            };
+            // ASCII bytes by table; from the first other byte on, characters by the vocabulary.
+            let ascii = word
+                .bytes()
+                .try_for_each(|b| match self.symbol[b as usize] {
+                    NOT_IN_VOCAB => Err(b),
+                    target => {
+                        push(target);
+                        Ok(())
+                    }
+                });
+            match ascii {
+                Ok(()) => {}
+                Err(b) if b.is_ascii() => return Err(unknown(char::from(b))),
+                Err(_) => {
+                    let done = word.bytes().take_while(u8::is_ascii).count();
+                    for c in word[done..].chars() {
+                        match self.vocab.index(c) {
+                            Some(target) if c != BOUNDARY => push(target),
+                            _ => return Err(unknown(c)),
+                        }
+                    }
+                }
             }
-            pair(context as u32, 0);
+            push(0);
         }
         Ok(())
     }
