@@ -1,13 +1,15 @@
-//! Stage 1 of the data path: text -> words -> vocabulary -> (context, target) examples.
+//! Stage 1 of the data path: text -> words -> vocabulary -> (context, target) pairs.
 //!
-//! A word `emma` with context length K = 1 becomes the pairs `.e em mm ma a.`: the boundary
-//! character `.` (index 0) marks both the start and the end of every word. With K > 1 the
-//! context is the K previous characters, padded with `.` at the start of a word, encoded as
-//! one base-V number so that it indexes a row of a V^K x V table.
+//! With context length K = 1 the word `emma` is the pairs `.e em mm ma a.`: the boundary `.`
+//! (index 0) marks the start and the end of every word. With K > 1 the context is the K
+//! previous characters (`.` before the word's start) as one base-V number: a row of a V^K x V
+//! table.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
+
+use crate::corpus::{Block, Blocks};
 
 /// The character that marks the start and the end of a word; always index 0.
 pub const BOUNDARY: char = '.';
@@ -46,53 +48,38 @@ pub enum DataError {
 /// Splits text into words: one per line, trimmed, blank lines dropped. A leading UTF-8
 /// byte-order mark and CRLF line endings are accepted.
 pub fn parse_words(text: &str, source_name: &str) -> Result<Vec<String>, DataError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    words_of(text.strip_prefix('\u{feff}').unwrap_or(text), source_name)
+}
+
+/// [`parse_words`] of a text without its byte-order mark.
+fn words_of(text: &str, source_name: &str) -> Result<Vec<String>, DataError> {
+    let source_name = source_name.to_string();
     let mut words = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let word = line.trim();
-        if word.is_empty() {
-            continue;
-        }
+    for (line, word) in crate::corpus::words(&Block {
+        text,
+        first_line: 1,
+    }) {
         if word.contains(BOUNDARY) {
+            let word = word.to_string();
             return Err(DataError::BoundaryInWord {
-                source_name: source_name.to_string(),
-                line: index + 1,
-                word: word.to_string(),
+                source_name,
+                line,
+                word,
             });
         }
         words.push(word.to_string());
     }
     if words.is_empty() {
-        return Err(DataError::Empty {
-            source_name: source_name.to_string(),
-        });
+        return Err(DataError::Empty { source_name });
     }
     Ok(words)
 }
 
-/// Reads a word list from a file (see [`parse_words`]).
+/// Reads a word list from a file (see [`parse_words`]): a corpus of one block.
 pub fn read_words(path: &Path) -> Result<Vec<String>, DataError> {
     let name = path.display().to_string();
-    if path.is_dir() {
-        return Err(DataError::IsDirectory { path: name });
-    }
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-        path: name.clone(),
-        source,
-    })?;
-    let text = String::from_utf8(bytes).map_err(|err| {
-        let offset = err.utf8_error().valid_up_to();
-        let line = 1 + err.as_bytes()[..offset]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        DataError::InvalidUtf8 {
-            path: name.clone(),
-            line,
-            offset,
-        }
-    })?;
-    parse_words(&text, &name)
+    let mut blocks = Blocks::new(crate::corpus::open(path)?, &name, usize::MAX);
+    words_of(blocks.next_block()?.map_or("", |block| block.text), &name)
 }
 
 /// The built-in word list.
@@ -116,23 +103,17 @@ impl Vocab {
         Vocab { chars }
     }
 
-    /// A vocabulary from its characters in index order, as [`Vocab::from_words`] makes them:
-    /// `.` first, then distinct characters in increasing order ([`Vocab::index`] searches
-    /// them by bisection, so any other order would give wrong indices). Says what is wrong
-    /// otherwise.
+    /// A vocabulary from its characters in index order: `.`, then distinct characters in
+    /// increasing order ([`Vocab::index`] bisects them); otherwise says what is wrong.
     pub fn from_chars(chars: Vec<char>) -> Result<Vocab, String> {
         if chars.first() != Some(&BOUNDARY) {
             return Err("it does not start with '.'".to_string());
         }
         if let Some(pair) = chars[1..].windows(2).find(|pair| pair[0] >= pair[1]) {
-            let what = if pair[0] == pair[1] {
-                "twice"
-            } else {
-                "out of order"
-            };
+            let (a, b) = (pair[0], pair[1]);
+            let what = if a == b { "twice" } else { "out of order" };
             return Err(format!(
-                "its characters are not sorted and distinct ({:?} then {:?}: {what})",
-                pair[0], pair[1]
+                "its characters are not sorted and distinct ({a:?} then {b:?}: {what})"
             ));
         }
         if chars[1..].contains(&BOUNDARY) {
@@ -176,7 +157,8 @@ impl fmt::Display for Vocab {
     }
 }
 
-/// Training examples: `contexts[i]` (a row of the V^K x V table) is followed by `targets[i]`.
+/// (context, target) pairs: `contexts[i]` (a row of the V^K x V table) is followed by
+/// `targets[i]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Examples {
     pub contexts: Vec<u32>,
@@ -188,7 +170,7 @@ pub struct Examples {
 }
 
 impl Examples {
-    /// Encodes every word as `.w o r d.`: one example per character plus one for the end.
+    /// Encodes every word as `.w o r d.`: one pair per character plus one for the end.
     /// Characters missing from the vocabulary are an error naming the word.
     pub fn encode<S: AsRef<str>>(
         words: &[S],
@@ -196,22 +178,20 @@ impl Examples {
         context_len: usize,
     ) -> Result<Examples, UnknownChar> {
         let v = vocab.len();
-        // Callers check the table's size first (crate::limits::check_context, or the shape
-        // of a checkpoint's tensors), so V^K fits; never a wrapped size.
+        // Callers check the table's size first (limits::check_context, or a checkpoint's
+        // tensors), so V^K fits.
         let num_rows = crate::limits::table_rows(v, context_len)
             .expect("the V^K x V table's size is checked before encoding");
-        let mut contexts = Vec::new();
-        let mut targets = Vec::new();
+        let (mut contexts, mut targets) = (Vec::new(), Vec::new());
         for word in words {
             let word = word.as_ref();
-            // The context as a base-V number of the last K symbols: all `.` (0) at the start.
+            // The last K symbols as a base-V number: all `.` (0) at the start.
             let mut context = 0usize;
-            let symbols = word.chars().map(Some).chain(std::iter::once(None));
-            for symbol in symbols {
+            for symbol in word.chars().map(Some).chain([None]) {
                 let target = match symbol {
-                    Some(c) => vocab.index(c).ok_or_else(|| UnknownChar {
+                    Some(ch) => vocab.index(ch).ok_or_else(|| UnknownChar {
                         word: word.to_string(),
-                        ch: c,
+                        ch,
                     })?,
                     None => 0,
                 };
@@ -228,18 +208,17 @@ impl Examples {
         })
     }
 
-    /// Number of examples.
+    /// Number of pairs.
     pub fn len(&self) -> usize {
         self.targets.len()
     }
 
-    /// True when there are no examples.
     pub fn is_empty(&self) -> bool {
         self.targets.is_empty()
     }
 
-    /// The same examples reordered so that each context's examples are contiguous, in their
-    /// original order (a stable counting sort), with the offset of each context's run.
+    /// The same pairs, each context's together in their original order (a stable counting
+    /// sort), with the offset of each context's run.
     pub fn grouped_by_context(&self) -> GroupedExamples {
         let mut row_offsets = vec![0u32; self.num_rows + 1];
         for &c in &self.contexts {
@@ -249,8 +228,7 @@ impl Examples {
             row_offsets[r + 1] += row_offsets[r];
         }
         let mut next = row_offsets.clone();
-        let mut contexts = vec![0u32; self.len()];
-        let mut targets = vec![0u32; self.len()];
+        let (mut contexts, mut targets) = (vec![0u32; self.len()], vec![0u32; self.len()]);
         for (&c, &t) in self.contexts.iter().zip(&self.targets) {
             let slot = &mut next[c as usize];
             contexts[*slot as usize] = c;
@@ -269,7 +247,7 @@ impl Examples {
     }
 }
 
-/// Examples sorted by context: rows `row_offsets[r]..row_offsets[r + 1]` have context `r`.
+/// Pairs sorted by context: rows `row_offsets[r]..row_offsets[r + 1]` have context `r`.
 #[derive(Clone, Debug)]
 pub struct GroupedExamples {
     pub examples: Examples,
@@ -308,24 +286,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn emma_encodes_as_the_lecture_shows() {
-        let words = ["emma"];
-        let vocab = Vocab::from_words(&words);
+    fn words_encode_as_the_lecture_shows() {
+        let vocab = Vocab::from_words(&["emma"]);
         assert_eq!(vocab.to_string(), ".aem");
-        let ex = Examples::encode(&words, &vocab, 1).unwrap();
+        let ex = Examples::encode(&["emma"], &vocab, 1).unwrap();
         // .e em mm ma a.
-        assert_eq!(ex.contexts, vec![0, 2, 3, 3, 1]);
-        assert_eq!(ex.targets, vec![2, 3, 3, 1, 0]);
-    }
-
-    #[test]
-    fn trigram_contexts_are_base_v_numbers() {
-        let words = ["ab"];
-        let vocab = Vocab::from_words(&words); // . a b
-        let ex = Examples::encode(&words, &vocab, 2).unwrap();
-        // contexts .. .a ab -> 0, 0*3+1, 1*3+2
-        assert_eq!(ex.contexts, vec![0, 1, 5]);
-        assert_eq!(ex.targets, vec![1, 2, 0]);
+        assert_eq!(
+            (ex.contexts, ex.targets),
+            (vec![0, 2, 3, 3, 1], vec![2, 3, 3, 1, 0])
+        );
+        // Trigram contexts are base-V numbers: .. .a ab -> 0, 0*3+1, 1*3+2 (. a b).
+        let ex = Examples::encode(&["ab"], &Vocab::from_words(&["ab"]), 2).unwrap();
+        assert_eq!((ex.contexts, ex.targets), (vec![0, 1, 5], vec![1, 2, 0]));
         assert_eq!(ex.num_rows, 9);
     }
 
@@ -333,12 +305,11 @@ mod tests {
     fn parse_accepts_bom_crlf_and_blank_lines() {
         let words = parse_words("\u{feff}ann\r\n\r\n  bob \r\n", "t").unwrap();
         assert_eq!(words, vec!["ann", "bob"]);
+        let empty = parse_words(" \n\n", "t");
+        assert!(matches!(empty, Err(DataError::Empty { .. })));
+        let dot = parse_words("a.b", "t");
         assert!(matches!(
-            parse_words(" \n\n", "t"),
-            Err(DataError::Empty { .. })
-        ));
-        assert!(matches!(
-            parse_words("a.b", "t"),
+            dot,
             Err(DataError::BoundaryInWord { line: 1, .. })
         ));
     }
@@ -361,8 +332,7 @@ mod tests {
     #[test]
     fn grouping_is_a_stable_sort_by_context() {
         let words = ["abba", "bab"];
-        let vocab = Vocab::from_words(&words);
-        let ex = Examples::encode(&words, &vocab, 1).unwrap();
+        let ex = Examples::encode(&words, &Vocab::from_words(&words), 1).unwrap();
         let g = ex.grouped_by_context();
         assert_eq!(g.row_offsets.len(), 4);
         for r in 0..3 {
@@ -370,10 +340,8 @@ mod tests {
             assert!(g.examples.contexts[run.clone()]
                 .iter()
                 .all(|&c| c == r as u32));
-            let original: Vec<u32> = (0..ex.len())
-                .filter(|&i| ex.contexts[i] == r as u32)
-                .map(|i| ex.targets[i])
-                .collect();
+            let original = (0..ex.len()).filter(|&i| ex.contexts[i] == r as u32);
+            let original: Vec<u32> = original.map(|i| ex.targets[i]).collect();
             assert_eq!(g.examples.targets[run].to_vec(), original);
         }
     }

@@ -1,7 +1,7 @@
-//! How long a context the device can hold. Every model is a V^K x V table of 4-byte entries
-//! (counts, probabilities, weights, gradients), so K is bounded by the largest buffer the
-//! device may bind and by a sane amount of host memory. The check runs before anything of
-//! that size is allocated, and says what was asked, the limit, and the largest K that fits.
+//! What a run may ask for, checked before anything of that size is allocated. Every model is
+//! a V^K x V table of 4-byte entries, so K is bounded by the largest buffer the device may
+//! bind and by a sane amount of host memory; the error says what was asked, the limit, and
+//! the largest K that fits.
 
 /// The most bytes one V^K x V table may take in host memory (the CPU reference also keeps
 /// an f64 gradient of the same shape, twice this).
@@ -38,7 +38,17 @@ impl TableLimit {
 }
 
 /// A context too long for the device.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "context {context_len} needs a {vocab_size}^{context_len} x {vocab_size} table ({}), over {} of {}; {}",
+    describe_bytes(*.asked_bytes),
+    .limit.name,
+    describe_bytes(.limit.max_bytes),
+    match .largest {
+        Some(k) => format!("the largest context that fits is {k}"),
+        None => "not even a context of 1 fits".to_string(),
+    }
+)]
 pub struct ContextTooLong {
     pub context_len: usize,
     pub vocab_size: usize,
@@ -49,84 +59,49 @@ pub struct ContextTooLong {
     pub largest: Option<usize>,
 }
 
-impl std::fmt::Display for ContextTooLong {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (k, v) = (self.context_len, self.vocab_size);
-        write!(
-            f,
-            "context {k} needs a {v}^{k} x {v} table ({}), over {} of {}; {}",
-            describe_bytes(self.asked_bytes),
-            self.limit.name,
-            describe_bytes(self.limit.max_bytes),
-            largest_fit(self.largest)
-        )
-    }
-}
-
-impl std::error::Error for ContextTooLong {}
-
-fn largest_fit(largest: Option<usize>) -> String {
-    match largest {
-        Some(k) => format!("the largest context that fits is {k}"),
-        None => "not even a context of 1 fits".to_string(),
-    }
-}
-
-/// Bytes as the exact number and in binary units: "1,549,681,956 bytes = 1.44 GiB".
+/// Bytes as the exact number and in binary units: "1549681956 bytes = 1.44 GiB".
 fn describe_bytes(bytes: impl Into<u128>) -> String {
     let bytes: u128 = bytes.into();
+    let (mut value, mut unit) = (bytes as f64, 0);
     let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
     while value >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
+        (value, unit) = (value / 1024.0, unit + 1);
     }
-    if unit == 0 {
-        format!("{bytes} bytes")
-    } else {
-        format!("{bytes} bytes = {value:.2} {}", units[unit])
+    match unit {
+        0 => format!("{bytes} bytes"),
+        _ => format!("{bytes} bytes = {value:.2} {}", units[unit]),
     }
 }
 
-/// The most symbols a vocabulary may have, the boundary included: every kernel and the
-/// sampler hold a column index in 16 bits or more, and a table of this many columns already
-/// takes 16 GiB at context 1.
+/// The most symbols, the boundary included: kernels and the sampler hold a column index in
+/// 16 bits or more, and such a table takes 16 GiB at context 1 already.
 pub const MAX_VOCAB: usize = 65_536;
 
-/// The most steps one run takes: every step's loss is kept (in memory, in `log.jsonl` and in
-/// the JSON output, about 100 bytes a step); `--resume` goes on from there.
+/// The most steps of one run: every step's loss is kept (in memory, `log.jsonl` and the JSON
+/// output, about 100 bytes a step); `--resume` goes on from there.
 pub const MAX_STEPS: usize = 1_000_000;
 
-/// The most names `train` draws from each model: they are held until they are printed
-/// (`makemore sample --num N` prints them as they are drawn, as many as wanted).
+/// The most names `train` draws from each model: they are held until printed (`sample --num`
+/// prints them as they are drawn).
 pub const MAX_TRAIN_SAMPLES: usize = 100_000;
 
-/// Checks the counts of a training run against what memory holds for them, before any work:
-/// the steps, the names to sample, and a minibatch no larger than the `train_examples`
-/// (0 is the full batch). The message names the flag.
+/// Checks a training run's steps, names to sample, and minibatch (at most the training pairs,
+/// 0 for the full batch) before any work; the message names the flag.
 pub fn check_run_counts(
     steps: usize,
     samples: usize,
     batch_size: usize,
-    train_examples: usize,
+    train_pairs: usize,
 ) -> Result<(), String> {
-    if steps > MAX_STEPS {
-        return Err(format!(
-            "--steps {steps} is over the {MAX_STEPS} steps of one run (each step's loss is kept); train in several runs with --resume"
-        ));
-    }
-    if samples > MAX_TRAIN_SAMPLES {
-        return Err(format!(
-            "--samples {samples} is over the {MAX_TRAIN_SAMPLES} names train prints; draw more with `makemore sample --num N`"
-        ));
-    }
-    if batch_size > train_examples {
-        return Err(format!(
-            "--batch-size {batch_size} is larger than the {train_examples} training examples; use at most that, or 0 for the full batch"
-        ));
-    }
-    Ok(())
+    Err(if steps > MAX_STEPS {
+        format!("--steps {steps} is over the {MAX_STEPS} steps of one run (each step's loss is kept); train in several runs with --resume")
+    } else if samples > MAX_TRAIN_SAMPLES {
+        format!("--samples {samples} is over the {MAX_TRAIN_SAMPLES} names train prints; draw more with `makemore sample --num N`")
+    } else if batch_size > train_pairs {
+        format!("--batch-size {batch_size} is larger than the {train_pairs} training examples; use at most that, or 0 for the full batch")
+    } else {
+        return Ok(());
+    })
 }
 
 /// A vocabulary larger than [`MAX_VOCAB`].
@@ -139,10 +114,9 @@ pub struct VocabTooLarge {
 /// Checks the size of a vocabulary against [`MAX_VOCAB`].
 pub fn check_vocab(vocab_size: usize) -> Result<(), VocabTooLarge> {
     if vocab_size > MAX_VOCAB {
-        Err(VocabTooLarge { vocab_size })
-    } else {
-        Ok(())
+        return Err(VocabTooLarge { vocab_size });
     }
+    Ok(())
 }
 
 /// V^K, the rows of a table, or `None` when it does not fit in a usize.
@@ -208,12 +182,7 @@ fn check_table(
         return Ok(());
     }
     // Tables grow with K (V >= 2 whenever a context can be too long), so count up from 1.
-    let mut largest = None;
-    let mut k = 1;
-    while k < context_len && fits(k) {
-        largest = Some(k);
-        k += 1;
-    }
+    let largest = (1..context_len).take_while(|&k| fits(k)).last();
     Err(ContextTooLong {
         context_len,
         vocab_size,
@@ -223,11 +192,9 @@ fn check_table(
     })
 }
 
-/// Peak host memory per byte of a text file held whole: the text, every word as a `String`,
-/// the (context, next) pairs as two u32 arrays and the backend's copy of them. Measured as the
-/// peak resident set of `train --input FILE --steps 2` on files of 8.4 and 21 MB from
-/// `bench/make_corpus.py`: 27.5 bytes a byte (plus 44 MB) with `--grad examples` on the CPU,
-/// 34 with `--split 80/10/10`, 35 (plus 133 MB) on lavapipe, whose device memory is host memory.
+/// Peak host memory per byte of a text file held whole (the text, the words as `String`s, the
+/// pairs as two u32 arrays and the backend's copy): the peak RSS of `train --input FILE` on
+/// 8-21 MB files was 27.5 a byte on the CPU, 34 with `--split`, 35 on lavapipe.
 pub const HELD_TEXT_BYTES_PER_BYTE: u64 = 36;
 
 /// The memory a command may take, in bytes: `MAKEMORE_MEMORY_LIMIT` if set, else what the
@@ -250,8 +217,14 @@ pub fn available_memory() -> anyhow::Result<Option<u64>> {
     Ok(kib.map(|kib| kib.saturating_mul(1024)))
 }
 
-/// A text file whose words and examples, held in memory, would take more than is available.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A text file whose words and pairs, held in memory, would take more than is available.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{path} ({}) held in memory with its examples takes about {}, more than the {} available; {instead}",
+    describe_bytes(*.file_bytes),
+    describe_bytes(*.file_bytes as u128 * HELD_TEXT_BYTES_PER_BYTE as u128),
+    describe_bytes(*.available)
+)]
 pub struct TextTooLarge {
     pub path: String,
     pub file_bytes: u64,
@@ -260,44 +233,22 @@ pub struct TextTooLarge {
     pub instead: &'static str,
 }
 
-impl std::fmt::Display for TextTooLarge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let needed = self.file_bytes as u128 * HELD_TEXT_BYTES_PER_BYTE as u128;
-        write!(
-            f,
-            "{} ({}) held in memory with its examples takes about {}, more than the {} \
-             available; {}",
-            self.path,
-            describe_bytes(self.file_bytes),
-            describe_bytes(needed),
-            describe_bytes(self.available),
-            self.instead
-        )
-    }
-}
-
-impl std::error::Error for TextTooLarge {}
-
-/// Refuses, before reading it, a file of `file_bytes` whose words and examples would not fit
-/// in `available` bytes (about `HELD_TEXT_BYTES_PER_BYTE` a byte); with `available` unknown,
-/// nothing is refused.
+/// Refuses, before reading it, a file of `file_bytes` whose words and pairs would not fit in
+/// `available` bytes; with `available` unknown, nothing is refused.
 pub fn check_text_fits(
     path: &str,
     file_bytes: u64,
     available: Option<u64>,
     instead: &'static str,
 ) -> Result<(), TextTooLarge> {
+    let needed = file_bytes as u128 * HELD_TEXT_BYTES_PER_BYTE as u128;
     match available {
-        Some(available)
-            if file_bytes as u128 * HELD_TEXT_BYTES_PER_BYTE as u128 > available as u128 =>
-        {
-            Err(TextTooLarge {
-                path: path.to_string(),
-                file_bytes,
-                available,
-                instead,
-            })
-        }
+        Some(available) if needed > available as u128 => Err(TextTooLarge {
+            path: path.to_string(),
+            file_bytes,
+            available,
+            instead,
+        }),
         _ => Ok(()),
     }
 }
@@ -320,69 +271,58 @@ mod tests {
     use super::*;
 
     fn limit(max_bytes: u64) -> TableLimit {
-        TableLimit {
-            max_bytes,
-            name: "test_limit".to_string(),
-        }
+        let name = "test_limit".to_string();
+        TableLimit { max_bytes, name }
     }
 
     #[test]
-    fn the_lecture_trigram_fits_and_k5_does_not() {
+    fn contexts_fit_under_the_limits_or_say_what_does() {
         // 27^2 x 27 x 4 = 78,732 bytes.
         assert_eq!(table_bytes(27, 2), 78_732);
         assert!(check_context(27, 2, &limit(78_732)).is_ok());
         let err = check_table(27, 5, &limit(128 << 20)).unwrap_err();
         assert_eq!(err.largest, Some(4)); // 27^4 x 27 x 4 = 57.4 MB
         let message = err.to_string();
-        assert!(message.contains("context 5"), "{message}");
-        assert!(message.contains("1549681956 bytes = 1.44 GiB"), "{message}");
-        assert!(
-            message.contains("test_limit of 134217728 bytes = 128.00 MiB"),
-            "{message}"
-        );
-        assert!(
-            message.contains("the largest context that fits is 4"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn nothing_fits_under_a_tiny_limit_and_huge_k_saturates() {
+        for part in [
+            "context 5",
+            "1549681956 bytes = 1.44 GiB",
+            "test_limit of 134217728 bytes = 128.00 MiB",
+            "the largest context that fits is 4",
+        ] {
+            assert!(message.contains(part), "{message}");
+        }
+        // Nothing fits under a tiny limit, and huge K saturates.
         let err = check_table(27, 3, &limit(100)).unwrap_err();
         assert_eq!(err.largest, None);
         assert!(err.to_string().contains("not even a context of 1 fits"));
         let err = check_table(1000, 40, &TableLimit::host()).unwrap_err();
         assert_eq!(err.asked_bytes, u128::MAX);
         assert_eq!(err.largest, Some(1)); // 1000^2 x 1000 x 4 bytes = 4 GB > 1 GiB
+        let t = TableLimit::tightest([limit(10), limit(5), TableLimit::host()]);
+        assert_eq!(t.max_bytes, 5);
     }
 
     #[test]
     fn vocabularies_past_the_limit_are_refused_and_sizes_never_wrap() {
         assert!(check_context(MAX_VOCAB, 1, &limit(u64::MAX)).is_err()); // 16 GiB > 4 GiB
         let err = check_context(MAX_VOCAB + 1, 1, &limit(u64::MAX)).unwrap_err();
-        assert_eq!(
-            err,
-            TableTooLarge::Vocab(VocabTooLarge {
-                vocab_size: MAX_VOCAB + 1
-            })
-        );
+        let vocab_size = MAX_VOCAB + 1;
+        assert_eq!(err, TableTooLarge::Vocab(VocabTooLarge { vocab_size }));
         assert!(err.to_string().contains("65537 distinct symbols"), "{err}");
         assert!(err.to_string().contains("limit of 65536"), "{err}");
         assert!(check_context(5000, 1, &TableLimit::host()).is_ok()); // 100 MB
-        assert_eq!(table_rows(27, 2), Some(729));
-        assert_eq!(table_cells(27, 2), Some(19_683));
-        assert_eq!(table_rows(65_536, 4), None);
-        assert_eq!(table_cells(1 << 32, 1), None);
+        assert_eq!(
+            (table_rows(27, 2), table_cells(27, 2)),
+            (Some(729), Some(19_683))
+        );
+        assert_eq!(
+            (table_rows(65_536, 4), table_cells(1 << 32, 1)),
+            (None, None)
+        );
     }
 
     #[test]
-    fn tightest_picks_the_smallest() {
-        let t = TableLimit::tightest([limit(10), limit(5), TableLimit::host()]);
-        assert_eq!(t.max_bytes, 5);
-    }
-
-    #[test]
-    fn a_text_is_refused_when_its_examples_would_not_fit() {
+    fn a_text_is_refused_when_its_pairs_would_not_fit() {
         let (kib, mib) = (1u64 << 10, 1u64 << 20);
         assert!(check_text_fits("t.txt", mib, Some(36 * mib), "x").is_ok());
         assert!(check_text_fits("t.txt", mib, None, "x").is_ok());

@@ -1,6 +1,5 @@
 //! The lecture's train/dev/test split (exercise E02): the words shuffled with the seed and cut
-//! into three parts by percentage. Models learn from train only; dev chooses settings; test
-//! is looked at once, at the end.
+//! by percentage. Models learn from train; dev chooses settings; test is looked at once.
 
 use std::fmt;
 use std::str::FromStr;
@@ -72,9 +71,9 @@ pub struct SplitWords {
 }
 
 impl Split {
-    /// Shuffles the words with `seed` (Fisher-Yates) and cuts them at
-    /// `floor(n * train / 100)` and `floor(n * (train + dev) / 100)`, as makemore.py does with
-    /// `int(0.8 * n)` and `int(0.9 * n)`. The training part always keeps at least one word.
+    /// Shuffles the words with `seed` (Fisher-Yates, by hand: `SliceRandom::shuffle` draws
+    /// other indices) and cuts them at `floor(n * train / 100)` and `floor(n * (train + dev)
+    /// / 100)`, as makemore.py's `int(0.8 * n)`. The training part keeps at least one word.
     pub fn apply(&self, words: &[String], seed: u64) -> SplitWords {
         let mut shuffled = words.to_vec();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -103,8 +102,9 @@ mod tests {
     fn parses_three_percentages_summing_to_100() {
         let s: Split = "80/10/10".parse().unwrap();
         assert_eq!((s.train, s.dev, s.test), (80.0, 10.0, 10.0));
-        assert!("100/0/0".parse::<Split>().is_ok());
-        assert!("33.5/33.5/33".parse::<Split>().is_ok());
+        assert!(["100/0/0", "33.5/33.5/33"]
+            .iter()
+            .all(|s| s.parse::<Split>().is_ok()));
         for bad in [
             "80/10",
             "80/10/20",
@@ -125,14 +125,12 @@ mod tests {
         let words: Vec<String> = (0..1000).map(|i| format!("w{i}")).collect();
         let split: Split = "80/10/10".parse().unwrap();
         let parts = split.apply(&words, 7);
-        assert_eq!(
-            (parts.train.len(), parts.dev.len(), parts.test.len()),
-            (800, 100, 100)
-        );
+        let lens = [&parts.train, &parts.dev, &parts.test].map(Vec::len);
+        assert_eq!(lens, [800, 100, 100]);
         let mut all: Vec<String> = [&parts.train[..], &parts.dev[..], &parts.test[..]].concat();
         assert_ne!(all, words, "the words are shuffled");
-        all.sort();
         let mut sorted = words.clone();
+        all.sort();
         sorted.sort();
         assert_eq!(all, sorted);
         assert_eq!(split.apply(&words, 7), parts);
