@@ -278,7 +278,15 @@ pub trait Backend {
         state: &mut AdamState,
         lr: f32,
         adamw: &AdamW,
-    ) -> anyhow::Result<()>;
+    ) -> anyhow::Result<()> {
+        state.t += 1;
+        let (mut w, g) = (self.upload(weights)?, self.upload(grads)?);
+        let (mut m, mut v) = (self.upload(&state.m)?, self.upload(&state.v)?);
+        self.adamw_update(&mut w, &g, (&mut m, &mut v), state.t, lr, adamw)?;
+        weights.copy_from_slice(&self.read(&w)?);
+        (state.m, state.v) = (self.read(&m)?, self.read(&v)?);
+        Ok(())
+    }
 
     /// `count_descent` with lr 0 and one step: the loss at `weights` and its gradient, computed
     /// from the count matrix of the examples (the same values as [`Backend::loss_and_gradient`]).

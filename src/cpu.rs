@@ -723,18 +723,6 @@ impl Backend for CpuBackend {
         Ok(softmax_rows(weights, num_cols))
     }
 
-    fn adamw_step(
-        &mut self,
-        weights: &mut [f32],
-        grads: &[f32],
-        state: &mut AdamState,
-        lr: f32,
-        adamw: &AdamW,
-    ) -> anyhow::Result<()> {
-        adamw_step(weights, grads, state, lr, adamw);
-        Ok(())
-    }
-
     fn forward_loss(
         &mut self,
         weights: &[f32],

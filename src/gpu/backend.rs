@@ -501,39 +501,6 @@ impl Backend for GpuBackend {
         Ok(mean as f64)
     }
 
-    fn adamw_step(
-        &mut self,
-        weights: &mut [f32],
-        grads: &[f32],
-        state: &mut AdamState,
-        lr: f32,
-        adamw: &AdamW,
-    ) -> anyhow::Result<()> {
-        state.t += 1;
-        let hyper = adamw_hyper(state.t, lr, adamw);
-        let gpu = &self.gpu;
-        let n = weights.len();
-        let weights_buffer = gpu.upload("weights", weights);
-        let m = gpu.upload("adam m", &state.m);
-        let v = gpu.upload("adam v", &state.v);
-        let buffers = AdamwStepBuffers {
-            hyper: &gpu.upload("adamw settings", &[hyper]),
-            grads: &gpu.upload("grads", grads),
-            weights: &weights_buffer,
-            m: &m,
-            v: &v,
-        };
-        let params = AdamwStepParams {
-            num_weights: n as u32,
-            ..Default::default()
-        };
-        gpu.submit(&[dispatches::adamw_step(gpu, buffers, params)?]);
-        weights.copy_from_slice(&gpu.read::<f32>(&weights_buffer, n)?);
-        state.m = gpu.read(&m, n)?;
-        state.v = gpu.read(&v, n)?;
-        Ok(())
-    }
-
     fn count_pair_batches(
         &mut self,
         num_rows: usize,
