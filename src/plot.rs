@@ -175,13 +175,14 @@ impl Figure for CountsFigure<'_> {
             "N[context, next]: {rows} x {cols} counts of {}",
             self.source
         );
-        let font = ("sans-serif", 18.0).into_font().color(&BLACK);
-        text(title, (left, left), font)?;
-        if let Some(note) = note {
-            let font = ("sans-serif", 14.0)
+        let font = |family, size, gray| {
+            (family, size)
                 .into_font()
-                .color(&RGBColor(90, 90, 90));
-            text(note.clone(), (left, left + 24), font)?;
+                .color(&RGBColor(gray, gray, gray))
+        };
+        text(title, (left, left), font("sans-serif", 18.0, 0))?;
+        if let Some(note) = note {
+            text(note, (left, left + 24), font("sans-serif", 14.0, 90))?;
         }
         let largest = self.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
         let cell = cell_px as i32;
@@ -196,17 +197,12 @@ impl Figure for CountsFigure<'_> {
             };
             // The lecture's gray, lighter on the darkest cells so that it stays readable.
             let gray = if shade > 0.45 { 215 } else { 128 };
-            let font = ("monospace", size)
-                .into_font()
-                .color(&RGBColor(gray, gray, gray));
+            let font = font("monospace", size, gray);
             let mut pair = context_label(row as usize, self.vocab, self.context_len);
             pair.push(self.vocab.char(col as u32));
             let (center, middle) = (x + cell / 2, y + cell / 2);
-            text(
-                pair,
-                (center, middle),
-                font.pos(Pos::new(HPos::Center, VPos::Bottom)),
-            )?;
+            let above = font.pos(Pos::new(HPos::Center, VPos::Bottom));
+            text(pair, (center, middle), above)?;
             let below = font.pos(Pos::new(HPos::Center, VPos::Top));
             text(count.to_string(), (center, middle + 1), below)?;
         }
@@ -282,11 +278,8 @@ impl Figure for LossFigure<'_> {
             let line = LineSeries::new(points.iter().copied(), color.stroke_width(2));
             let legend =
                 move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2));
-            chart
-                .draw_series(line)
-                .map_err(draw_error)?
-                .label(label)
-                .legend(legend);
+            let drawn = chart.draw_series(line).map_err(draw_error)?;
+            drawn.label(label).legend(legend);
             if label.starts_with("dev") {
                 let dots = points.iter().map(|&p| Circle::new(p, 3, color.filled()));
                 chart.draw_series(dots).map_err(draw_error)?;

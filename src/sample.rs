@@ -21,14 +21,6 @@ pub const NAMES_PER_BLOCK: usize = 4096;
 /// rows of 27) 256 buckets a row would take 272 MB where 32 take 34 MB.
 const GUIDE_BITS: u32 = 8;
 
-/// Bits of the guide of rows of `num_cols` columns: ceil(log2(V)), from 1 to GUIDE_BITS.
-fn guide_bits(num_cols: usize) -> u32 {
-    num_cols
-        .next_power_of_two()
-        .trailing_zeros()
-        .clamp(1, GUIDE_BITS)
-}
-
 /// Per-row cumulative distributions of a V^K x V probability table.
 struct Sampler {
     /// threshold[r * V + c] = round(2^32 * sum of P[r, 0..=c] / sum of P[r, ..]) in f64; the
@@ -37,6 +29,7 @@ struct Sampler {
     /// guide[r * 2^guide_bits + b]: the first column whose threshold is above the smallest
     /// draw of bucket b, where the scan starts (u16: V <= [`crate::limits::MAX_VOCAB`] = 2^16).
     guide: Vec<u16>,
+    /// ceil(log2(V)), from 1 to GUIDE_BITS.
     guide_bits: u32,
     num_cols: usize,
 }
@@ -51,14 +44,16 @@ impl Sampler {
             for (c, &p) in row.iter().enumerate() {
                 running += p as f64;
                 // A row with no mass (a context never seen) ends the word: all its mass on `.`.
-                threshold.push(if total > 0.0 && c + 1 < num_cols {
-                    (running / total * full).round().min(full) as u64
+                let (kept, t) = (total > 0.0 && c + 1 < num_cols, running / total * full);
+                threshold.push(if kept {
+                    t.round().min(full) as u64
                 } else {
-                    1u64 << 32
+                    1 << 32
                 });
             }
         }
-        let guide_bits = guide_bits(num_cols);
+        let bits = num_cols.next_power_of_two().trailing_zeros();
+        let guide_bits = bits.clamp(1, GUIDE_BITS);
         let mut guide = Vec::with_capacity((threshold.len() / num_cols.max(1)) << guide_bits);
         for row in threshold.chunks(num_cols) {
             let mut c = 0;
@@ -325,7 +320,7 @@ mod tests {
         for cols in [1, 2, 3, 27, 255, 256, 300] {
             let probs: Vec<f32> = (0..2 * cols).map(|i| ((i * 7919) % 13) as f32).collect();
             let sampler = Sampler::new(&probs, cols);
-            assert_eq!(sampler.guide.len(), 2 << guide_bits(cols));
+            assert_eq!(sampler.guide.len(), 2 << sampler.guide_bits);
             let (mut rng, mut same) = (seeded(cols as u64), seeded(cols as u64));
             for i in 0..20_000 {
                 let got = sampler.draw(i % 2, &mut rng);
@@ -335,37 +330,33 @@ mod tests {
                 assert_eq!(got as usize, want, "{cols} columns, draw {i}");
             }
         }
-        assert_eq!((guide_bits(27), guide_bits(2), guide_bits(1000)), (5, 1, 8));
-    }
-
-    #[test]
-    fn columns_past_255_are_drawn() {
+        let bits = |cols| Sampler::new(&vec![1.0; cols], cols).guide_bits;
+        assert_eq!((bits(27), bits(2), bits(1000)), (5, 1, 8));
         // 5,000 columns: all the mass on the last, then uniform.
         let mut last = vec![0.0f32; 5000];
         last[4999] = 1.0;
         let sampler = Sampler::new(&last, 5000);
-        let mut rng = seeded(3);
         assert!((0..100).all(|_| sampler.draw(0, &mut rng) == 4999));
-        let uniform = Sampler::new(&vec![1.0f32; 5000], 5000);
+        let uniform = Sampler::new(&[1.0f32; 5000], 5000);
         let draws: Vec<u32> = (0..20_000).map(|_| uniform.draw(0, &mut rng)).collect();
-        let high = draws.iter().filter(|&&c| c >= 256).count();
         assert!(draws.iter().all(|&c| c < 5000));
-        let share = high as f64 / draws.len() as f64;
-        assert!((share - 4744.0 / 5000.0).abs() < 0.01, "{share}");
+        let share = draws.iter().filter(|&&c| c >= 256).count() as f64 / 20_000.0;
+        assert!((share - 4744.0 / 5000.0).abs() < 0.01, "past 255: {share}");
     }
 
     const AB: [f32; 9] = [0.0, 0.5, 0.5, 0.3, 0.0, 0.7, 0.4, 0.6, 0.0];
 
-    /// The first `stop` of `count` names with `options`, collected from [`for_each_name`].
+    type Names = Result<Vec<String>, UnknownChar>;
+
+    /// The first `stop` of `count` names of the vocabulary "ab" from `probs` with `options`.
     fn first(
         probs: &[f32],
-        vocab: &Vocab,
-        (count, stop): (u64, usize),
         rng: RngKind,
+        (count, stop): (u64, usize),
         options: &SampleOptions,
-    ) -> Result<Vec<String>, UnknownChar> {
-        let mut names = Vec::new();
-        for_each_name(probs, vocab, count, 5, rng, options, |n| {
+    ) -> Names {
+        let (vocab, mut names) = (Vocab::from_words(&["ab"]), Vec::new());
+        for_each_name(probs, &vocab, count, 5, rng, options, |n| {
             names.push(n.to_string());
             names.len() < stop
         })?;
@@ -374,22 +365,14 @@ mod tests {
 
     #[test]
     fn names_stream_in_order_whatever_their_number() {
-        let vocab = Vocab::from_words(&["ab", "ba"]);
+        let (vocab, options) = (Vocab::from_words(&["ab"]), SampleOptions::default());
         let count = 2 * NAMES_PER_BLOCK as u64 + 7;
-        let options = SampleOptions::default();
         for rng in [RngKind::Std, RngKind::Torch] {
             let all = sample_names(&AB, &vocab, count as usize, 5, rng);
-            assert_eq!(
-                first(&AB, &vocab, (count, usize::MAX), rng, &options).unwrap(),
-                all,
-                "{rng:?}"
-            );
+            assert_eq!(first(&AB, rng, (count, usize::MAX), &options).unwrap(), all);
             // Stopping early: the first names, no more.
-            assert_eq!(
-                first(&AB, &vocab, (u64::MAX, 10), rng, &options).unwrap(),
-                all[..10],
-                "{rng:?}"
-            );
+            let ten = first(&AB, rng, (u64::MAX, 10), &options).unwrap();
+            assert_eq!(ten, all[..10]);
         }
         let n = 3 * NAMES_PER_BLOCK + 5;
         let many = sample_names(&AB, &vocab, n, 9, RngKind::Std);
@@ -416,9 +399,8 @@ mod tests {
         // Each character is one multinomial draw on its context's row, in order.
         let vocab = Vocab::from_words(&["ab"]);
         let probs = [0.2, 0.5, 0.3, 0.4, 0.1, 0.5, 0.6, 0.3, 0.1];
-        let names = sample_names(&probs, &vocab, 20, 7, RngKind::Torch);
         let mut generator = TorchGenerator::new(7);
-        for name in names {
+        for name in sample_names(&probs, &vocab, 20, 7, RngKind::Torch) {
             let mut row = 0;
             for ch in name.chars().chain(['.']) {
                 row = generator.multinomial_one(&probs[row * 3..][..3]);
@@ -429,43 +411,25 @@ mod tests {
 
     #[test]
     fn temperature_top_k_and_prefix_shape_the_names() {
+        let options = |temperature, top_k, prefix: &str| {
+            let mut options = SampleOptions::default();
+            (options.temperature, options.top_k) = (temperature, top_k);
+            options.prefix = prefix.to_string();
+            options
+        };
         let row = [0.1f32, 0.2, 0.7];
-        let default = SampleOptions::default();
         // p^2 normalized: 0.01, 0.04, 0.49 over 0.54.
-        let q = shape_probs(
-            &row,
-            3,
-            &SampleOptions {
-                temperature: 0.5,
-                ..default.clone()
-            },
-        );
+        let q = shape_probs(&row, 3, &options(0.5, None, ""));
         let total: f32 = q.iter().sum();
         assert!((q[2] / total - 0.49 / 0.54).abs() < 1e-6, "{q:?}");
-        let top1 = SampleOptions {
-            top_k: Some(1),
-            ..default.clone()
-        };
-        assert_eq!(shape_probs(&row, 3, &top1), [0.0, 0.0, 1.0]);
-        assert_eq!(shape_probs(&row, 3, &default), row);
-        let vocab = Vocab::from_words(&["ab", "ba"]);
-        let with = |prefix: &str| SampleOptions {
-            prefix: prefix.into(),
-            ..default.clone()
-        };
-        let names = first(
-            &[1.0 / 3.0; 9],
-            &vocab,
-            (20, usize::MAX),
-            RngKind::Std,
-            &with("ba"),
-        )
-        .unwrap();
-        assert!(
-            names.len() == 20 && names.iter().all(|n| n.starts_with("ba")),
-            "{names:?}"
-        );
-        let err = first(&[1.0 / 3.0; 9], &vocab, (1, 1), RngKind::Std, &with("bz")).unwrap_err();
+        let top1 = shape_probs(&row, 3, &options(1.0, Some(1), ""));
+        assert_eq!(top1, [0.0, 0.0, 1.0]);
+        assert_eq!(shape_probs(&row, 3, &SampleOptions::default()), row);
+        let uniform = [1.0 / 3.0; 9];
+        let names = first(&uniform, RngKind::Std, (20, 99), &options(1.0, None, "ba")).unwrap();
+        let prefixed = names.len() == 20 && names.iter().all(|n| n.starts_with("ba"));
+        assert!(prefixed, "{names:?}");
+        let err = first(&uniform, RngKind::Std, (1, 1), &options(1.0, None, "bz")).unwrap_err();
         assert_eq!(err.ch, 'z');
     }
 }
