@@ -176,19 +176,12 @@ impl Checkpoint {
             let view =
                 (tensors.tensor(name)).map_err(|_| bad(format!("it has no tensor {name:?}")))?;
             if view.dtype() != dtype || view.shape() != shape {
-                return Err(bad(format!(
-                    "tensor {name:?} is {:?} {:?}, expected {dtype:?} {shape:?} for a vocabulary of {} and context {}",
-                    view.dtype(),
-                    view.shape(),
-                    settings.vocab.len(),
-                    settings.context_len
-                )));
+                let (v, k) = (settings.vocab.len(), settings.context_len);
+                let got = format!("{:?} {:?}", view.dtype(), view.shape());
+                return Err(bad(format!("tensor {name:?} is {got}, expected {dtype:?} {shape:?} for a vocabulary of {v} and context {k}")));
             }
-            Ok(view
-                .data()
-                .chunks_exact(4)
-                .map(|b| [b[0], b[1], b[2], b[3]])
-                .collect::<Vec<_>>())
+            let words = view.data().chunks_exact(4);
+            Ok(words.map(|b| [b[0], b[1], b[2], b[3]]).collect::<Vec<_>>())
         };
         let floats = |words: Vec<[u8; 4]>| words.into_iter().map(f32::from_le_bytes).collect();
         let counts = (tensor("counts", Dtype::I32)?.into_iter())
@@ -381,15 +374,15 @@ pub fn load_log(dir: &Path) -> anyhow::Result<Vec<LogEntry>> {
         0 => Some(0),
         n => text.match_indices('\n').nth(n - 1).map(|(i, _)| i + 1),
     };
-    let kept = end
-        .map(|end| &text[..end])
-        .filter(|k| fnv1a(k.as_bytes()) == digest);
+    let kept = end.map(|end| &text[..end]);
+    let kept = kept.filter(|k| fnv1a(k.as_bytes()) == digest);
     let kept = kept.ok_or_else(|| anyhow!(
         "{name}: it does not hold the {lines} lines that {} was saved with (a run stopped between writing the two?); train again without --resume, or remove {LOG_FILE}",
         model.display()
     ))?;
-    if text.lines().count() > lines {
-        log::debug!("{name}: lines past the model's {lines} left out");
+    let extra = text.lines().count() - lines;
+    if extra > 0 {
+        log::debug!("{name}: {extra} lines past those of the model left out");
     }
     log_from_str(kept, &name)
 }
