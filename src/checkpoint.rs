@@ -103,27 +103,22 @@ impl Checkpoint {
             "the counts do not fit the checkpoint's I32 tensor (largest {largest})"
         );
         let floats = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let ints = self.counts.iter().flat_map(|n| n.to_le_bytes()).collect();
         let data: [(&str, Dtype, Vec<u8>); 4] = [
-            (
-                "counts",
-                Dtype::I32,
-                self.counts.iter().flat_map(|n| n.to_le_bytes()).collect(),
-            ),
+            ("counts", Dtype::I32, ints),
             ("probs", Dtype::F32, floats(&self.probs)),
             ("weights", Dtype::F32, floats(&self.weights)),
             ("neural_probs", Dtype::F32, floats(&self.neural_probs)),
         ];
         let shape = vec![self.num_rows(), s.vocab.len()];
-        let tensors = (data.iter())
-            .map(|(name, dtype, data)| {
-                let view = TensorView::new(*dtype, shape.clone(), data).map_err(|e| {
-                    anyhow!(
-                        "cannot write {MODEL_FILE}: a table does not have {shape:?} entries: {e}"
-                    )
-                })?;
-                Ok((*name, view))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut tensors = Vec::new();
+        for (name, dtype, data) in &data {
+            let view = TensorView::new(*dtype, shape.clone(), data).map_err(|e| {
+                anyhow!("cannot write {MODEL_FILE}: a table does not have {shape:?} entries: {e}")
+            })?;
+            tensors.push((*name, view));
+        }
+        let input = (s.input.as_ref()).map_or(String::new(), |p| p.display().to_string());
         let mut metadata: HashMap<String, String> = [
             ("format", FORMAT.to_string()),
             ("vocab", s.vocab.to_string()),
@@ -133,10 +128,7 @@ impl Checkpoint {
             ("steps", s.steps.to_string()),
             ("lr", s.lr.to_string()),
             ("reg", s.reg.to_string()),
-            (
-                "input",
-                (s.input.as_ref()).map_or(String::new(), |p| p.display().to_string()),
-            ),
+            ("input", input),
             ("split", s.split.map(|x| x.to_string()).unwrap_or_default()),
         ]
         .map(|(k, v)| (k.to_string(), v))
@@ -259,10 +251,10 @@ fn read_settings(
     let input = field("input")?;
     let split = match meta.get("split").map(String::as_str) {
         None | Some("") => None,
-        Some(text) => Some(
-            (text.parse::<Split>())
-                .map_err(|e| bad(format!("its split {text:?} is not valid: {e}")))?,
-        ),
+        Some(text) => {
+            let split = text.parse::<Split>();
+            Some(split.map_err(|e| bad(format!("its split {text:?} is not valid: {e}")))?)
+        }
     };
     let settings = RunSettings {
         input: (!input.is_empty()).then(|| PathBuf::from(input)),
@@ -317,8 +309,8 @@ pub fn log_from_str(text: &str, path: &str) -> anyhow::Result<Vec<LogEntry>> {
 }
 
 /// Saves a run: `dir/log.jsonl` first, then `dir/model.safetensors`, linked to the log's lines
-/// (serialized before either file is touched, so a model that cannot be written leaves both).
-/// Returns the paths of the model and the log.
+/// (serialized before either file is touched, so a model that cannot be written leaves both);
+/// returns their paths.
 pub fn save_run(
     dir: &Path,
     checkpoint: &mut Checkpoint,
@@ -334,10 +326,9 @@ pub fn save_run(
     Ok((model, log))
 }
 
-/// Reads `dir/log.jsonl`: the lines that `dir/model.safetensors` names (extra lines, of a run
-/// stopped before it saved its model, are left out), else (no model, or no valid link) every
-/// line. A log that does not hold the model's lines is refused. The link is read from the
-/// model's header alone; a header over 64 MiB is corrupt, not a reason to allocate (65,536
+/// Reads `dir/log.jsonl`: the lines that `dir/model.safetensors` names (a stopped run's extra
+/// lines are left out; a log without them is refused), else every line. The link is read from
+/// the model's header alone; one over 64 MiB is corrupt, not a reason to allocate (65,536
 /// symbols take 256 KiB).
 pub fn load_log(dir: &Path) -> anyhow::Result<Vec<LogEntry>> {
     let (path, model) = (dir.join(LOG_FILE), dir.join(MODEL_FILE));
@@ -442,10 +433,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let entries = |steps: std::ops::Range<usize>, data: f64| -> Vec<LogEntry> {
             let total = |step| data - step as f64 * 0.125;
-            let line = |step| {
+            let line = |s| {
                 format!(
-                    "{{\"step\":{step},\"loss\":{},\"data_loss\":{data}}}\n",
-                    total(step)
+                    "{{\"step\":{s},\"loss\":{},\"data_loss\":{data}}}\n",
+                    total(s)
                 )
             };
             log_from_str(&steps.map(line).collect::<String>(), "t").unwrap()
@@ -466,10 +457,7 @@ mod tests {
         let err = load_log(dir.path()).unwrap_err().to_string();
         assert!(err.contains("does not hold the 3 lines"), "{err}");
         save_log(&entries(0..2, 3.0));
-        assert!(
-            load_log(dir.path()).is_err(),
-            "a log shorter than the model's"
-        );
+        assert!(load_log(dir.path()).is_err(), "a log shorter");
         // A model saved without a link (an older version) takes the whole log.
         let unlinked = tiny(None).to_bytes().unwrap();
         write_atomically(&dir.path().join(MODEL_FILE), &unlinked).unwrap();

@@ -115,16 +115,13 @@ pub struct CountsFigure<'a> {
 impl CountsFigure<'_> {
     /// Rows and columns of the grid.
     fn shape(&self) -> (usize, usize) {
-        (
-            self.counts.len() / self.vocab.len().max(1),
-            self.vocab.len(),
-        )
+        let cols = self.vocab.len();
+        (self.counts.len() / cols.max(1), cols)
     }
 
-    /// The grid's cell and label sizes in px (no labels when they would be too small) and a
-    /// note under the title when the labels were shrunk or left out: cells of up to 40 px in a
-    /// picture of about 1100 px (at least 2 px a cell), labels of 0.3 cell, smaller when the
-    /// longest label would not fit the cell's width.
+    /// The cell and label sizes in px and a note when the labels were shrunk or left out:
+    /// cells of up to 40 px in a picture of about 1100 px (at least 2 px a cell), labels of 0.3
+    /// cell, smaller when the longest label would not fit the cell's width.
     pub fn layout(&self) -> (u32, Option<f64>, Option<String>) {
         let ((rows, cols), largest) = (self.shape(), self.counts.iter().max().unwrap_or(&0));
         let longest = (self.context_len + 1).max(largest.to_string().len());
@@ -171,10 +168,8 @@ impl Figure for CountsFigure<'_> {
             root.draw(&Text::new(text, at, font)).map_err(draw_error)
         };
         let (left, top) = (MARGIN_PX as i32, (MARGIN_PX + TITLE_PX) as i32);
-        let title = format!(
-            "N[context, next]: {rows} x {cols} counts of {}",
-            self.source
-        );
+        let source = self.source;
+        let title = format!("N[context, next]: {rows} x {cols} counts of {source}");
         let font = |family, size, gray| {
             (family, size)
                 .into_font()
@@ -218,10 +213,8 @@ pub struct LossFigure<'a> {
 
 impl LossFigure<'_> {
     pub fn render(&self, format: Format) -> anyhow::Result<Vec<u8>> {
-        anyhow::ensure!(
-            !self.entries.is_empty(),
-            "the loss log has no steps to draw"
-        );
+        let steps = self.entries.len();
+        anyhow::ensure!(steps > 0, "the loss log has no steps to draw");
         self.bytes(format)
     }
 }
@@ -305,13 +298,14 @@ mod tests {
         let vocab = Vocab::from_words(&["abcdefghijklmnopqrstuvwxyz"]);
         let layout = |context_len| {
             let counts = vec![1000; 27usize.pow(context_len as u32) * 27];
-            let figure = CountsFigure {
-                counts: &counts,
-                vocab: &vocab,
+            let (counts, vocab, source) = (&counts, &vocab, "");
+            CountsFigure {
+                counts,
+                vocab,
                 context_len,
-                source: "",
-            };
-            figure.layout()
+                source,
+            }
+            .layout()
         };
         assert_eq!(layout(1), (40, Some(12.0), None));
         let (_, label_px, note) = layout(2);

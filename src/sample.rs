@@ -149,18 +149,15 @@ fn for_each_block(
     let sampler = &Sampler::new(probs, num_cols);
     let draw_block = move |b: u64| {
         let rng = &mut StdRng::seed_from_u64(seed ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        draw_names(len(b), prefix, MAX_NAME_LEN, shape, |row| {
-            sampler.draw(row, rng)
-        })
+        let draw = |row| sampler.draw(row, rng);
+        draw_names(len(b), prefix, MAX_NAME_LEN, shape, draw)
     };
     for first in (0..blocks).step_by(2) {
         let (one, two) = std::thread::scope(|scope| {
             let two = (first + 1 < blocks).then(|| scope.spawn(move || draw_block(first + 1)));
             let one = draw_block(first);
-            (
-                one,
-                two.map(|h| h.join().expect("a sampling thread panicked")),
-            )
+            let two = two.map(|h| h.join().expect("a sampling thread panicked"));
+            (one, two)
         });
         if !emit(&one) || two.is_some_and(|two| !emit(&two)) {
             return;
@@ -185,8 +182,7 @@ pub fn sample_symbols(
     all
 }
 
-/// `count` names from a V^K x V probability table, drawn with a fresh generator of kind `rng`
-/// seeded by `seed`.
+/// `count` names from a V^K x V probability table, drawn with a fresh `rng` seeded by `seed`.
 pub fn sample_names(
     probs: &[f32],
     vocab: &Vocab,
@@ -253,23 +249,17 @@ fn shape_probs(probs: &[f32], num_cols: usize, options: &SampleOptions) -> Vec<f
 
 /// The symbols of `prefix`: an error names a character the vocabulary lacks (or `.`).
 pub fn prefix_symbols(vocab: &Vocab, prefix: &str) -> Result<Vec<u32>, UnknownChar> {
-    let unknown = |ch| UnknownChar {
-        word: prefix.to_string(),
+    let symbol = |ch| vocab.index(ch).filter(|&i| i != 0).ok_or(ch);
+    let symbols: Result<Vec<u32>, char> = prefix.chars().map(symbol).collect();
+    symbols.map_err(|ch| UnknownChar {
+        word: prefix.into(),
         ch,
-    };
-    let symbol = |ch| {
-        vocab
-            .index(ch)
-            .filter(|&i| i != 0)
-            .ok_or_else(|| unknown(ch))
-    };
-    prefix.chars().map(symbol).collect()
+    })
 }
 
-/// `count` names drawn with the given temperature, top-k and prefix, passed to `emit` one at
-/// a time as they are drawn (it returns false to stop), in memory bounded by the table
-/// whatever `count` is. A prefix character the vocabulary lacks is an error before anything
-/// is drawn.
+/// `count` names drawn with `options`, passed to `emit` as they are drawn (it returns false to
+/// stop), in memory bounded by the table whatever `count` is. A prefix character the
+/// vocabulary lacks is an error before anything is drawn.
 pub fn for_each_name(
     probs: &[f32],
     vocab: &Vocab,
@@ -281,21 +271,15 @@ pub fn for_each_name(
 ) -> Result<(), UnknownChar> {
     let prefix = prefix_symbols(vocab, &options.prefix)?;
     let probs = shape_probs(probs, vocab.len(), options);
-    let mut name = String::new();
-    for_each_block(
-        &probs,
-        vocab.len(),
-        (count, seed, rng),
-        &prefix,
-        |symbols| {
-            // Each name ends with its 0.
-            symbols.split_inclusive(|&s| s == 0).all(|symbols| {
-                name.clear();
-                name.extend(symbols[..symbols.len() - 1].iter().map(|&s| vocab.char(s)));
-                emit(&name)
-            })
-        },
-    );
+    let (mut name, draws) = (String::new(), (count, seed, rng));
+    for_each_block(&probs, vocab.len(), draws, &prefix, |symbols| {
+        // Each name ends with its 0.
+        symbols.split_inclusive(|&s| s == 0).all(|symbols| {
+            name.clear();
+            name.extend(symbols[..symbols.len() - 1].iter().map(|&s| vocab.char(s)));
+            emit(&name)
+        })
+    });
     Ok(())
 }
 
