@@ -1,12 +1,13 @@
 //! The work directory (docs/work-dir.md): `model.safetensors`, four `[V^K, V]` tables (rows:
 //! contexts, columns: the next character) with the run's settings as string metadata, and
 //! `log.jsonl`, one loss line per step. Each file is written under a temporary name and renamed
-//! over the old one, so a stopped run leaves the previous files whole.
+//! over the old one, so a stopped run leaves the previous files whole. Errors name the file first.
 
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, Context as _};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::backend::StepLoss;
@@ -17,25 +18,6 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const LOG_FILE: &str = "log.jsonl";
 /// The `format` metadata entry, so that a later layout can be told apart.
 pub const FORMAT: &str = "makemore-wgpu/1";
-
-/// Each names the file (or directory) first.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    #[error("no checkpoint in {0}: run `makemore train --work-dir {0}` first")]
-    Missing(String),
-    #[error("cannot read {0}")]
-    Read(String, #[source] std::io::Error),
-    #[error("cannot write {0}")]
-    Write(String, #[source] std::io::Error),
-    #[error("{0} is not a safetensors file ({1}); it may be truncated or corrupt")]
-    NotSafetensors(String, String),
-    #[error("{0} is not a makemore checkpoint: {1}")]
-    NotACheckpoint(String, String),
-    #[error("{0}: {1}")]
-    BadLog(String, String),
-    #[error("the counts do not fit the checkpoint's I32 tensor (largest {0})")]
-    CountTooLarge(u32),
-}
 
 /// The settings of the run that produced a checkpoint (its metadata).
 #[derive(Clone, Debug, PartialEq)]
@@ -51,17 +33,11 @@ pub struct RunSettings {
     /// The word file (absolute path); None for the built-in names.
     pub input: Option<PathBuf>,
     pub split: Option<Split>,
-    /// The lines of `log.jsonl` that belong to these weights (set when the run is saved).
-    pub log: Option<LogLink>,
-}
-
-/// The first `lines` lines of the log (newlines included), hashing to `digest` (FNV-1a 64).
-/// The log is written before the model: a run stopped between the two leaves a log that runs
-/// past the model (its extra lines are left out) or one of another run (refused).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LogLink {
-    pub lines: usize,
-    pub digest: u64,
+    /// The lines of `log.jsonl` that belong to these weights (set when the run is saved): the
+    /// first N (newlines included) and their FNV-1a 64 digest. The log is written before the
+    /// model: a run stopped between the two leaves a log that runs past the model (its extra
+    /// lines are left out) or one of another run (refused).
+    pub log: Option<(usize, u64)>,
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -88,31 +64,12 @@ pub struct LogEntry {
     pub dev_loss: Option<f64>,
 }
 
-/// The header (`u64` length, then space-padded JSON) with its keys sorted, so that a run
-/// writes the same bytes each time (the metadata is a hash map). Sorting compact JSON keeps
-/// its length, and tensor offsets count from the header's end, so nothing else moves.
-fn with_sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
-    let end = 8 + u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-    if let Ok(header) = serde_json::from_slice::<serde_json::Value>(&bytes[8..end]) {
-        let mut sorted = header.to_string().into_bytes(); // serde_json's map is sorted
-        if sorted.len() <= end - 8 {
-            sorted.resize(end - 8, b' ');
-            bytes[8..end].copy_from_slice(&sorted);
-        }
-    }
-    bytes
-}
-
 /// Writes `bytes` to `path` through `.NAME.PID.tmp` in the same directory and a rename.
 /// `MAKEMORE_TEST_PAUSE_BEFORE_RENAME_MS=N` waits N ms (at most a minute) before the rename,
 /// for the tests that stop a run while it saves.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let temp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        name.unwrap_or_default(),
-        std::process::id()
-    ));
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&temp)?;
         file.write_all(bytes)?;
@@ -126,7 +83,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
-    result.map_err(|e| CheckpointError::Write(path.display().to_string(), e))
+    result.with_context(|| format!("cannot write {}", path.display()))
 }
 
 impl Checkpoint {
@@ -136,39 +93,32 @@ impl Checkpoint {
         crate::limits::table_rows(s.vocab.len(), s.context_len).unwrap_or(usize::MAX)
     }
 
-    /// The safetensors bytes of this checkpoint.
-    pub fn to_bytes(&self) -> Result<Vec<u8>, CheckpointError> {
+    /// The safetensors bytes of this checkpoint, the header's keys sorted so that a run writes
+    /// the same bytes each time (the metadata is a hash map).
+    pub fn to_bytes(&self) -> anyhow::Result<Vec<u8>> {
         let s = &self.settings;
         let largest = self.counts.iter().copied().max().unwrap_or(0);
-        if largest > i32::MAX as u32 {
-            return Err(CheckpointError::CountTooLarge(largest));
-        }
-        let write_error = |reason: String| {
-            CheckpointError::Write(MODEL_FILE.into(), std::io::Error::other(reason))
-        };
-        let floats = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let data = [
-            (
-                "counts",
-                Dtype::I32,
-                self.counts.iter().flat_map(|n| n.to_le_bytes()).collect(),
-            ),
+        anyhow::ensure!(
+            largest <= i32::MAX as u32,
+            "the counts do not fit the checkpoint's I32 tensor (largest {largest})"
+        );
+        let floats = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let ints = self.counts.iter().flat_map(|n| n.to_le_bytes()).collect();
+        let data: [(&str, Dtype, Vec<u8>); 4] = [
+            ("counts", Dtype::I32, ints),
             ("probs", Dtype::F32, floats(&self.probs)),
             ("weights", Dtype::F32, floats(&self.weights)),
             ("neural_probs", Dtype::F32, floats(&self.neural_probs)),
         ];
         let shape = vec![self.num_rows(), s.vocab.len()];
-        let tensors = data
-            .iter()
-            .map(|(name, dtype, data)| {
-                TensorView::new(*dtype, shape.clone(), data)
-                    .map(|view| (*name, view))
-                    .map_err(|e| {
-                        write_error(format!("a table does not have {shape:?} entries: {e}"))
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let path_text = |p: &PathBuf| p.display().to_string();
+        let mut tensors = Vec::new();
+        for (name, dtype, data) in &data {
+            let view = TensorView::new(*dtype, shape.clone(), data).map_err(|e| {
+                anyhow!("cannot write {MODEL_FILE}: a table does not have {shape:?} entries: {e}")
+            })?;
+            tensors.push((*name, view));
+        }
+        let input = (s.input.as_ref()).map_or(String::new(), |p| p.display().to_string());
         let mut metadata: HashMap<String, String> = [
             ("format", FORMAT.to_string()),
             ("vocab", s.vocab.to_string()),
@@ -178,52 +128,58 @@ impl Checkpoint {
             ("steps", s.steps.to_string()),
             ("lr", s.lr.to_string()),
             ("reg", s.reg.to_string()),
-            ("input", s.input.as_ref().map(path_text).unwrap_or_default()),
+            ("input", input),
             ("split", s.split.map(|x| x.to_string()).unwrap_or_default()),
         ]
-        .into_iter()
         .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        if let Some(link) = s.log {
-            metadata.insert("log_lines".into(), link.lines.to_string());
-            metadata.insert("log_digest".into(), format!("{:016x}", link.digest));
+        .into();
+        if let Some((lines, digest)) = s.log {
+            metadata.insert("log_lines".into(), lines.to_string());
+            metadata.insert("log_digest".into(), format!("{digest:016x}"));
         }
-        let bytes = safetensors::serialize(tensors, Some(metadata))
-            .map_err(|e| write_error(e.to_string()))?;
-        Ok(with_sorted_header(bytes))
+        let mut bytes = safetensors::serialize(tensors, Some(metadata))
+            .map_err(|e| anyhow!("cannot write {MODEL_FILE}: {e}"))?;
+        // Sorting compact JSON keeps its length (serde_json's map is sorted), and tensor
+        // offsets count from the header's end, so nothing else moves.
+        let end = 8 + u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+        if let Ok(header) = serde_json::from_slice::<serde_json::Value>(&bytes[8..end]) {
+            let mut sorted = header.to_string().into_bytes();
+            if sorted.len() <= end - 8 {
+                sorted.resize(end - 8, b' ');
+                bytes[8..end].copy_from_slice(&sorted);
+            }
+        }
+        Ok(bytes)
     }
 
     /// Reads a checkpoint from safetensors bytes; `path` names it in errors, each of which says
     /// what in the file is wrong.
-    pub fn from_bytes(bytes: &[u8], path: &str) -> Result<Checkpoint, CheckpointError> {
+    pub fn from_bytes(bytes: &[u8], path: &str) -> anyhow::Result<Checkpoint> {
         let not_safetensors = |e: safetensors::SafeTensorError| {
-            CheckpointError::NotSafetensors(path.to_string(), e.to_string())
+            anyhow!("{path} is not a safetensors file ({e}); it may be truncated or corrupt")
         };
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
         let tensors = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        let bad = |reason| CheckpointError::NotACheckpoint(path.to_string(), reason);
-        let (settings, num_rows) = read_settings(&meta, &bad)?;
+        let bad = |reason| anyhow!("{path} is not a makemore checkpoint: {reason}");
+        let (settings, num_rows) =
+            read_settings(&header.metadata().clone().unwrap_or_default(), &bad)?;
         let shape = [num_rows, settings.vocab.len()];
-        let tensor = |name: &str, dtype: Dtype| -> Result<&[u8], CheckpointError> {
+        let tensor = |name: &str, dtype: Dtype| {
             let view =
                 (tensors.tensor(name)).map_err(|_| bad(format!("it has no tensor {name:?}")))?;
             if view.dtype() != dtype || view.shape() != shape {
-                return Err(bad(format!(
-                    "tensor {name:?} is {:?} {:?}, expected {dtype:?} {shape:?} for a vocabulary of {} and context {}",
-                    view.dtype(),
-                    view.shape(),
-                    settings.vocab.len(),
-                    settings.context_len
-                )));
+                let (v, k) = (settings.vocab.len(), settings.context_len);
+                let got = format!("{:?} {:?}", view.dtype(), view.shape());
+                return Err(bad(format!("tensor {name:?} is {got}, expected {dtype:?} {shape:?} for a vocabulary of {v} and context {k}")));
             }
-            Ok(view.data())
+            let words = view.data().chunks_exact(4);
+            Ok(words.map(|b| [b[0], b[1], b[2], b[3]]).collect::<Vec<_>>())
         };
-        let floats = |data: &[u8]| le_words(data).map(f32::from_le_bytes).collect();
-        let counts = le_words(tensor("counts", Dtype::I32)?)
+        let floats = |words: Vec<[u8; 4]>| words.into_iter().map(f32::from_le_bytes).collect();
+        let counts = (tensor("counts", Dtype::I32)?.into_iter())
             .map(i32::from_le_bytes)
             .map(|n| u32::try_from(n).map_err(|_| bad(format!("it has a negative count {n}"))))
-            .collect::<Result<Vec<u32>, _>>()?;
+            .collect::<anyhow::Result<Vec<u32>>>()?;
         Ok(Checkpoint {
             counts,
             probs: floats(tensor("probs", Dtype::F32)?),
@@ -234,29 +190,27 @@ impl Checkpoint {
     }
 
     /// Loads `dir/model.safetensors`.
-    pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
+    pub fn load(dir: &Path) -> anyhow::Result<Checkpoint> {
         let path = dir.join(MODEL_FILE);
-        let name = path.display().to_string();
         if !path.exists() {
-            return Err(CheckpointError::Missing(dir.display().to_string()));
+            anyhow::bail!(
+                "no checkpoint in {0}: run `makemore train --work-dir {0}` first",
+                dir.display()
+            );
         }
-        let bytes = std::fs::read(&path).map_err(|e| CheckpointError::Read(name.clone(), e))?;
-        Checkpoint::from_bytes(&bytes, &name)
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        Checkpoint::from_bytes(&bytes, &path.display().to_string())
     }
-}
-
-fn le_words(data: &[u8]) -> impl Iterator<Item = [u8; 4]> + '_ {
-    data.chunks_exact(4).map(|b| [b[0], b[1], b[2], b[3]])
 }
 
 /// The run's settings from the metadata, each entry checked in turn, and V^K.
 fn read_settings(
     meta: &HashMap<String, String>,
-    bad: &dyn Fn(String) -> CheckpointError,
-) -> Result<(RunSettings, usize), CheckpointError> {
-    let field = |key: &str| {
-        (meta.get(key).cloned()).ok_or_else(|| bad(format!("no {key:?} in its metadata")))
-    };
+    bad: &dyn Fn(String) -> anyhow::Error,
+) -> anyhow::Result<(RunSettings, usize)> {
+    let missing = |key: &str| bad(format!("no {key:?} in its metadata"));
+    let field = |key: &str| meta.get(key).ok_or_else(|| missing(key));
     let number = |key: &str| {
         let text = field(key)?;
         (text.parse::<f64>()).map_err(|_| bad(format!("its {key:?} is {text:?}, not a number")))
@@ -276,21 +230,18 @@ fn read_settings(
             "its context length {context_len} is not 1 to 8"
         )));
     }
-    let Some(num_rows) = crate::limits::table_rows(vocab.len(), context_len) else {
-        return Err(bad(format!(
-            "a vocabulary of {} symbols and context {context_len} make a table larger than this machine can address",
-            vocab.len()
-        )));
-    };
+    let num_rows = crate::limits::table_rows(vocab.len(), context_len).ok_or_else(|| bad(format!(
+        "a vocabulary of {} symbols and context {context_len} make a table larger than this machine can address",
+        vocab.len()
+    )))?;
     // Both entries of the log link, or neither (a model saved before logs were linked).
     let log = match (meta.get("log_lines"), meta.get("log_digest")) {
         (None, None) => None,
-        (Some(lines), Some(digest)) => Some(LogLink {
-            lines: (lines.parse())
-                .map_err(|_| bad(format!("its log_lines {lines:?} is not a count")))?,
-            digest: u64::from_str_radix(digest, 16)
+        (Some(lines), Some(digest)) => Some((
+            (lines.parse()).map_err(|_| bad(format!("its log_lines {lines:?} is not a count")))?,
+            u64::from_str_radix(digest, 16)
                 .map_err(|_| bad(format!("its log_digest {digest:?} is not hexadecimal")))?,
-        }),
+        )),
         _ => {
             return Err(bad(
                 "it has one of log_lines and log_digest without the other".into(),
@@ -300,22 +251,21 @@ fn read_settings(
     let input = field("input")?;
     let split = match meta.get("split").map(String::as_str) {
         None | Some("") => None,
-        Some(text) => Some(
-            (text.parse::<Split>())
-                .map_err(|e| bad(format!("its split {text:?} is not valid: {e}")))?,
-        ),
+        Some(text) => {
+            let split = text.parse::<Split>();
+            Some(split.map_err(|e| bad(format!("its split {text:?} is not valid: {e}")))?)
+        }
     };
     let settings = RunSettings {
+        input: (!input.is_empty()).then(|| PathBuf::from(input)),
         split,
-        context_len,
         smoothing: number("smoothing")? as f32,
-        seed: (field("seed")?.parse())
-            .map_err(|_| bad("its seed is not a whole number".to_string()))?,
+        seed: (field("seed")?.parse()).map_err(|_| bad("its seed is not a whole number".into()))?,
         steps: number("steps")? as usize,
         lr: number("lr")? as f32,
         reg: number("reg")? as f32,
-        input: (!input.is_empty()).then(|| PathBuf::from(input)),
         vocab,
+        context_len,
         log,
     };
     Ok((settings, num_rows))
@@ -335,71 +285,66 @@ pub fn log_to_string(entries: &[LogEntry]) -> String {
 }
 
 /// Parses the loss log (blank lines skipped); `path` names it in errors.
-pub fn log_from_str(text: &str, path: &str) -> Result<Vec<LogEntry>, CheckpointError> {
-    let bad = |line: usize, reason: &str| {
-        CheckpointError::BadLog(path.to_string(), format!("line {line}: {reason}"))
-    };
+pub fn log_from_str(text: &str, path: &str) -> anyhow::Result<Vec<LogEntry>> {
     let lines = text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty());
     lines
         .map(|(index, line)| {
+            let bad = |reason: &str| anyhow!("{path}: line {}: {reason}", index + 1);
             let value: serde_json::Value =
-                serde_json::from_str(line).map_err(|_| bad(index + 1, "not a JSON object"))?;
+                serde_json::from_str(line).map_err(|_| bad("not a JSON object"))?;
             let number = |key: &str| value.get(key).and_then(|v| v.as_f64());
-            let (Some(step), Some(total), Some(data)) =
-                (number("step"), number("loss"), number("data_loss"))
-            else {
-                return Err(bad(index + 1, "needs \"step\", \"loss\" and \"data_loss\""));
-            };
-            let loss = StepLoss { total, data };
-            Ok(LogEntry {
-                step: step as usize,
-                loss,
-                dev_loss: number("dev_loss"),
-            })
+            match (number("step"), number("loss"), number("data_loss")) {
+                (Some(step), Some(total), Some(data)) => Ok(LogEntry {
+                    step: step as usize,
+                    loss: StepLoss { total, data },
+                    dev_loss: number("dev_loss"),
+                }),
+                _ => Err(bad("needs \"step\", \"loss\" and \"data_loss\"")),
+            }
         })
         .collect()
 }
 
 /// Saves a run: `dir/log.jsonl` first, then `dir/model.safetensors`, linked to the log's lines
-/// (serialized before either file is touched, so a model that cannot be written leaves both).
-/// Returns the paths of the model and the log.
+/// (serialized before either file is touched, so a model that cannot be written leaves both);
+/// returns their paths.
 pub fn save_run(
     dir: &Path,
     checkpoint: &mut Checkpoint,
     entries: &[LogEntry],
-) -> Result<(PathBuf, PathBuf), CheckpointError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CheckpointError::Write(dir.display().to_string(), e))?;
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot write {}", dir.display()))?;
     let text = log_to_string(entries);
-    let digest = fnv1a(text.as_bytes());
-    checkpoint.settings.log = Some(LogLink {
-        lines: text.lines().count(),
-        digest,
-    });
+    checkpoint.settings.log = Some((text.lines().count(), fnv1a(text.as_bytes())));
     let model_bytes = checkpoint.to_bytes()?;
-    let (model_path, log_path) = (dir.join(MODEL_FILE), dir.join(LOG_FILE));
-    write_atomically(&log_path, text.as_bytes())?;
-    write_atomically(&model_path, &model_bytes)?;
-    Ok((model_path, log_path))
+    let (model, log) = (dir.join(MODEL_FILE), dir.join(LOG_FILE));
+    write_atomically(&log, text.as_bytes())?;
+    write_atomically(&model, &model_bytes)?;
+    Ok((model, log))
 }
 
-/// The link to the log in `dir/model.safetensors`, read from its header alone (not its tables);
-/// None without a model or a (valid) link. A header over 64 MiB is corrupt, not a reason to
-/// allocate (65,536 symbols take 256 KiB).
-fn model_log_link(dir: &Path) -> Result<Option<LogLink>, CheckpointError> {
-    let name = dir.join(MODEL_FILE).display().to_string();
-    let mut file = match std::fs::File::open(dir.join(MODEL_FILE)) {
+/// Reads `dir/log.jsonl`: the lines that `dir/model.safetensors` names (a stopped run's extra
+/// lines are left out; a log without them is refused), else every line. The link is read from
+/// the model's header alone; one over 64 MiB is corrupt, not a reason to allocate (65,536
+/// symbols take 256 KiB).
+pub fn load_log(dir: &Path) -> anyhow::Result<Vec<LogEntry>> {
+    let (path, model) = (dir.join(LOG_FILE), dir.join(MODEL_FILE));
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {name}"))?;
+    let mut file = match std::fs::File::open(&model) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(CheckpointError::Read(name, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return log_from_str(&text, &name),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", model.display())),
     };
-    let not_safetensors =
-        |reason: &str| CheckpointError::NotSafetensors(name.clone(), reason.into());
-    let mut length = [0u8; 8];
+    let not_safetensors = |reason: &str| {
+        let model = model.display();
+        anyhow!("{model} is not a safetensors file ({reason}); it may be truncated or corrupt")
+    };
     let short = |_| not_safetensors("shorter than its header");
+    let mut length = [0u8; 8];
     file.read_exact(&mut length).map_err(short)?;
     let length = u64::from_le_bytes(length);
     if length > 64 << 20 {
@@ -410,37 +355,23 @@ fn model_log_link(dir: &Path) -> Result<Option<LogLink>, CheckpointError> {
     let header: serde_json::Value =
         serde_json::from_slice(&header).map_err(|_| not_safetensors("its header is not JSON"))?;
     let entry = |key: &str| header.get("__metadata__")?.get(key)?.as_str();
-    let lines = entry("log_lines").and_then(|l| l.parse().ok());
+    let lines = entry("log_lines").and_then(|l| l.parse::<usize>().ok());
     let digest = entry("log_digest").and_then(|d| u64::from_str_radix(d, 16).ok());
-    Ok(lines
-        .zip(digest)
-        .map(|(lines, digest)| LogLink { lines, digest }))
-}
-
-/// Reads `dir/log.jsonl`: the lines that `dir/model.safetensors` names (extra lines, of a run
-/// stopped before it saved its model, are left out), else every line. A log that does not hold
-/// the model's lines is refused.
-pub fn load_log(dir: &Path) -> Result<Vec<LogEntry>, CheckpointError> {
-    let name = dir.join(LOG_FILE).display().to_string();
-    let read = std::fs::read_to_string(dir.join(LOG_FILE));
-    let text = read.map_err(|e| CheckpointError::Read(name.clone(), e))?;
-    let Some(link) = model_log_link(dir)? else {
+    let Some((lines, digest)) = lines.zip(digest) else {
         return log_from_str(&text, &name);
     };
-    // The first `link.lines` lines, newlines included, if they hash to the digest.
-    let end = match link.lines {
+    // The first `lines` lines, newlines included, if they hash to the digest.
+    let end = match lines {
         0 => Some(0),
         n => text.match_indices('\n').nth(n - 1).map(|(i, _)| i + 1),
     };
-    let kept = end
-        .map(|end| &text[..end])
-        .filter(|k| fnv1a(k.as_bytes()) == link.digest);
-    let model = dir.join(MODEL_FILE);
-    let kept = kept.ok_or_else(|| CheckpointError::BadLog(name.clone(), format!(
-        "it does not hold the {} lines that {} was saved with (a run stopped between writing the two?); train again without --resume, or remove {LOG_FILE}",
-        link.lines, model.display()
-    )))?;
-    let extra = text.lines().count() - link.lines;
+    let kept = end.map(|end| &text[..end]);
+    let kept = kept.filter(|k| fnv1a(k.as_bytes()) == digest);
+    let kept = kept.ok_or_else(|| anyhow!(
+        "{name}: it does not hold the {lines} lines that {} was saved with (a run stopped between writing the two?); train again without --resume, or remove {LOG_FILE}",
+        model.display()
+    ))?;
+    let extra = text.lines().count() - lines;
     if extra > 0 {
         log::debug!("{name}: {extra} lines past those of the model left out");
     }
@@ -451,24 +382,22 @@ pub fn load_log(dir: &Path) -> Result<Vec<LogEntry>, CheckpointError> {
 mod tests {
     use super::*;
 
-    fn tiny() -> Checkpoint {
-        let log = Some(LogLink {
-            lines: 3,
-            digest: 0x0123_4567_89ab_cdef,
-        });
+    fn tiny(log: Option<(usize, u64)>) -> Checkpoint {
+        let (vocab, input, split) = (Vocab::from_words(&["ab"]), None, None);
+        let settings = RunSettings {
+            vocab,
+            context_len: 1,
+            smoothing: 1.0,
+            seed: 7,
+            steps: 3,
+            lr: 50.0,
+            reg: 0.01,
+            input,
+            split,
+            log,
+        };
         Checkpoint {
-            settings: RunSettings {
-                vocab: Vocab::from_words(&["ab"]),
-                context_len: 1,
-                smoothing: 1.0,
-                seed: 7,
-                steps: 3,
-                lr: 50.0,
-                reg: 0.01,
-                input: None,
-                split: None,
-                log,
-            },
+            settings,
             counts: (0..9).collect(),
             probs: (0..9).map(|i| i as f32 / 9.0).collect(),
             weights: (0..9).map(|i| -(i as f32)).collect(),
@@ -477,56 +406,48 @@ mod tests {
     }
 
     #[test]
-    fn a_checkpoint_reads_back_as_written() {
-        let c = tiny();
-        assert_eq!(
-            Checkpoint::from_bytes(&c.to_bytes().unwrap(), "t").unwrap(),
-            c
-        );
-    }
-
-    #[test]
-    fn truncated_and_foreign_bytes_are_refused() {
-        let bytes = tiny().to_bytes().unwrap();
+    fn checkpoints_read_back_as_written_and_bad_bytes_are_refused() {
+        let c = tiny(Some((3, 0x0123_4567_89ab_cdef)));
+        let bytes = c.to_bytes().unwrap();
+        assert_eq!(Checkpoint::from_bytes(&bytes, "t").unwrap(), c);
+        let refused = |bytes: &[u8]| Checkpoint::from_bytes(bytes, "t").unwrap_err().to_string();
         for cut in [0, 4, 9, bytes.len() / 2, bytes.len() - 1] {
-            let err = Checkpoint::from_bytes(&bytes[..cut], "t").unwrap_err();
-            assert!(
-                matches!(err, CheckpointError::NotSafetensors(..)),
-                "{cut}: {err}"
-            );
+            let err = refused(&bytes[..cut]);
+            assert!(err.starts_with("t is not a safetensors"), "{cut}: {err}");
         }
         let x = TensorView::new(Dtype::F32, vec![1], &[0u8; 4][..]).unwrap();
-        let foreign = safetensors::serialize([("x", x)], None).unwrap();
-        let err = Checkpoint::from_bytes(&foreign, "t").unwrap_err();
-        assert!(matches!(err, CheckpointError::NotACheckpoint(..)), "{err}");
-    }
-
-    fn entries(steps: std::ops::Range<usize>, loss: f64) -> Vec<LogEntry> {
-        let entry = |step| {
-            let loss = StepLoss {
-                total: loss - step as f64 * 0.125,
-                data: loss,
-            };
-            LogEntry {
-                step,
-                loss,
-                dev_loss: None,
-            }
-        };
-        steps.map(entry).collect()
+        let err = refused(&safetensors::serialize([("x", x)], None).unwrap());
+        assert!(err.starts_with("t is not a makemore checkpoint"), "{err}");
+        // A vocabulary out of order or twice; the same length, so the header stays valid.
+        for chars in [".ba", ".aa"] {
+            let mut bytes = bytes.clone();
+            let at = bytes.windows(5).position(|w| w == b"\".ab\"").unwrap();
+            bytes[at + 1..at + 4].copy_from_slice(chars.as_bytes());
+            let err = refused(&bytes);
+            assert!(err.contains("vocabulary is not valid"), "{chars}: {err}");
+        }
     }
 
     #[test]
     fn the_model_names_the_lines_of_the_log_that_belong_to_it() {
         let dir = tempfile::tempdir().unwrap();
+        let entries = |steps: std::ops::Range<usize>, data: f64| -> Vec<LogEntry> {
+            let total = |step| data - step as f64 * 0.125;
+            let line = |s| {
+                format!(
+                    "{{\"step\":{s},\"loss\":{},\"data_loss\":{data}}}\n",
+                    total(s)
+                )
+            };
+            log_from_str(&steps.map(line).collect::<String>(), "t").unwrap()
+        };
         let save_log = |e: &[LogEntry]| {
             write_atomically(&dir.path().join(LOG_FILE), log_to_string(e).as_bytes()).unwrap()
         };
-        let mut checkpoint = tiny();
-        save_run(dir.path(), &mut checkpoint, &entries(0..3, 3.0)).unwrap();
+        save_run(dir.path(), &mut tiny(None), &entries(0..3, 3.0)).unwrap();
         assert_eq!(load_log(dir.path()).unwrap(), entries(0..3, 3.0));
         let saved = Checkpoint::load(dir.path()).unwrap();
-        assert_eq!(saved.settings.log.map(|l| l.lines), Some(3));
+        assert_eq!(saved.settings.log.map(|l| l.0), Some(3));
         // A resumed run stopped after writing its log, before its model: the old model's
         // three lines are read, the two past them left out.
         save_log(&entries(0..5, 3.0));
@@ -536,48 +457,16 @@ mod tests {
         let err = load_log(dir.path()).unwrap_err().to_string();
         assert!(err.contains("does not hold the 3 lines"), "{err}");
         save_log(&entries(0..2, 3.0));
-        assert!(
-            load_log(dir.path()).is_err(),
-            "a log shorter than the model's"
-        );
+        assert!(load_log(dir.path()).is_err(), "a log shorter");
         // A model saved without a link (an older version) takes the whole log.
-        let mut unlinked = tiny();
-        unlinked.settings.log = None;
-        write_atomically(&dir.path().join(MODEL_FILE), &unlinked.to_bytes().unwrap()).unwrap();
+        let unlinked = tiny(None).to_bytes().unwrap();
+        write_atomically(&dir.path().join(MODEL_FILE), &unlinked).unwrap();
         assert_eq!(load_log(dir.path()).unwrap(), entries(0..2, 3.0));
-    }
-
-    #[test]
-    fn a_vocabulary_out_of_order_or_twice_is_refused() {
-        for chars in [".ba", ".aa"] {
-            // The same length, so the header stays valid: ".ab" becomes the bad one.
-            let mut bytes = tiny().to_bytes().unwrap();
-            let at = bytes
-                .windows(5)
-                .position(|w| w == b"\".ab\"")
-                .expect("the vocabulary");
-            bytes[at + 1..at + 4].copy_from_slice(chars.as_bytes());
-            let err = Checkpoint::from_bytes(&bytes, "t").unwrap_err().to_string();
-            assert!(err.contains("vocabulary is not valid"), "{chars}: {err}");
-        }
-    }
-
-    #[test]
-    fn the_log_reads_back_as_written() {
-        let entries: Vec<LogEntry> = (0..3)
-            .map(|step| LogEntry {
-                step,
-                loss: StepLoss {
-                    total: 3.0 - step as f64 * 0.25,
-                    data: 2.5,
-                },
-                dev_loss: (step == 2).then_some(2.75),
-            })
-            .collect();
-        assert_eq!(
-            log_from_str(&log_to_string(&entries), "t").unwrap(),
-            entries
-        );
+        // Dev losses read back too; a line without the losses is refused.
+        let mut with_dev = entries(0..3, 2.5);
+        with_dev[2].dev_loss = Some(2.75);
+        let text = log_to_string(&with_dev);
+        assert_eq!(log_from_str(&text, "t").unwrap(), with_dev);
         assert!(log_from_str("{\"step\": 1}\n", "t").is_err());
     }
 }

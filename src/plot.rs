@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use anyhow::anyhow;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -23,20 +24,6 @@ const MARGIN_PX: u32 = 12;
 /// trigram table is drawn; a vocabulary of 1,025 symbols is not).
 pub const MAX_GRID_SIDE: usize = 1024;
 
-#[derive(Debug, thiserror::Error)]
-pub enum PlotError {
-    #[error("{0}: give a file name ending in .png or .svg")]
-    UnknownFormat(String),
-    #[error("the loss log has no steps to draw")]
-    EmptyLog,
-    #[error("drawing failed: {0}")]
-    Draw(String),
-    #[error(
-        "the count matrix has {rows} x {cols} cells, too many to draw legibly (at least 2 px a cell, at most {MAX_GRID_SIDE} cells a side); its counts are the \"counts\" tensor of model.safetensors"
-    )]
-    TooLarge { rows: usize, cols: usize },
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Png,
@@ -45,27 +32,30 @@ pub enum Format {
 
 impl Format {
     /// The format a file name asks for by its extension.
-    pub fn of_path(path: &Path) -> Result<Format, PlotError> {
+    pub fn of_path(path: &Path) -> anyhow::Result<Format> {
         let extension = path.extension().and_then(|e| e.to_str());
         match extension.map(str::to_ascii_lowercase).as_deref() {
             Some("png") => Ok(Format::Png),
             Some("svg") => Ok(Format::Svg),
-            _ => Err(PlotError::UnknownFormat(path.display().to_string())),
+            _ => Err(anyhow!(
+                "{}: give a file name ending in .png or .svg",
+                path.display()
+            )),
         }
     }
 }
 
-fn draw_error<E: std::fmt::Debug>(e: E) -> PlotError {
-    PlotError::Draw(format!("{e:?}"))
+fn draw_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing failed: {e:?}")
 }
 
-/// A picture: its size and how it draws itself on any backend.
+/// A picture: its size and how it draws (and presents) itself on any backend.
 trait Figure {
     fn size(&self) -> (u32, u32);
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError>;
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()>;
 
     /// The picture as PNG or SVG bytes.
-    fn bytes(&self, format: Format) -> Result<Vec<u8>, PlotError> {
+    fn bytes(&self, format: Format) -> anyhow::Result<Vec<u8>> {
         static FONT_ONCE: std::sync::Once = std::sync::Once::new();
         FONT_ONCE.call_once(|| {
             for family in ["sans-serif", "monospace"] {
@@ -76,23 +66,17 @@ trait Figure {
         let size = self.size();
         if format == Format::Svg {
             let mut svg = String::new();
-            let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-            self.draw(&root)?;
-            root.present().map_err(draw_error)?;
-            drop(root);
+            self.draw(&SVGBackend::with_string(&mut svg, size).into_drawing_area())?;
             return Ok(svg.into_bytes());
         }
         let mut rgb = vec![255u8; size.0 as usize * size.1 as usize * 3];
-        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
-        self.draw(&root)?;
-        root.present().map_err(draw_error)?;
-        drop(root);
+        self.draw(&BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area())?;
         encode_png(&rgb, size)
     }
 }
 
 /// RGB pixels, row by row, as a PNG file.
-pub fn encode_png(rgb: &[u8], (width, height): (u32, u32)) -> Result<Vec<u8>, PlotError> {
+pub fn encode_png(rgb: &[u8], (width, height): (u32, u32)) -> anyhow::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     let mut encoder = png::Encoder::new(&mut bytes, width, height);
     encoder.set_color(png::ColorType::Rgb);
@@ -104,60 +88,18 @@ pub fn encode_png(rgb: &[u8], (width, height): (u32, u32)) -> Result<Vec<u8>, Pl
 }
 
 /// matplotlib's `Blues` (ColorBrewer), from white-ish at 0 to dark blue at 1.
-pub fn blues(t: f64) -> RGBColor {
+fn blues(t: f64) -> RGBColor {
     const STOPS: [u8; 27] = [
         247, 251, 255, 222, 235, 247, 198, 219, 239, 158, 202, 225, 107, 174, 214, 66, 146, 198,
         33, 113, 181, 8, 81, 156, 8, 48, 107,
     ];
     let x = t.clamp(0.0, 1.0) * 8.0;
     let i = (x.floor() as usize).min(7);
-    let f = x - i as f64;
     let mix = |k: usize| {
         let (a, b) = (STOPS[3 * i + k] as f64, STOPS[3 * i + 3 + k] as f64);
-        (a + (b - a) * f).round() as u8
+        (a + (b - a) * (x - i as f64)).round() as u8
     };
     RGBColor(mix(0), mix(1), mix(2))
-}
-
-/// How the count grid is laid out.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GridLayout {
-    pub rows: usize,
-    pub cols: usize,
-    pub cell_px: u32,
-    /// None when the labels are left out.
-    pub label_px: Option<f64>,
-    /// A note under the title when the labels were shrunk or left out.
-    pub note: Option<String>,
-}
-
-impl GridLayout {
-    /// Cells of up to 40 px in a picture of about 1100 px (at least 2 px a cell); labels of
-    /// 0.3 cell, smaller when the longest label would not fit the cell's width.
-    pub fn new(rows: usize, cols: usize, longest_label_chars: usize) -> GridLayout {
-        let cell_px = (1100 / rows.max(cols).max(1)).clamp(2, 40) as u32;
-        let cell = cell_px as f64;
-        // A monospace glyph is about 0.6 em wide; keep 10% of the cell free.
-        let fits = 0.9 * cell / (0.6 * longest_label_chars.max(1) as f64);
-        let wanted = 0.3 * cell;
-        let size = wanted.min(fits);
-        let (label_px, note) = if size < SMALLEST_LABEL_PX {
-            let note = format!("labels left out: cells of {cell_px} px are too small for them");
-            (None, Some(note))
-        } else if size < wanted {
-            let note = format!("labels shrunk to {size:.0} px to fit the cells");
-            (Some(size), Some(note))
-        } else {
-            (Some(size), None)
-        };
-        GridLayout {
-            rows,
-            cols,
-            cell_px,
-            label_px,
-            note,
-        }
-    }
 }
 
 /// The count matrix as the lecture draws it: blue cells, darker for larger counts, each
@@ -171,74 +113,86 @@ pub struct CountsFigure<'a> {
 }
 
 impl CountsFigure<'_> {
-    pub fn layout(&self) -> GridLayout {
+    /// Rows and columns of the grid.
+    fn shape(&self) -> (usize, usize) {
         let cols = self.vocab.len();
-        let largest = self.counts.iter().copied().max().unwrap_or(0);
+        (self.counts.len() / cols.max(1), cols)
+    }
+
+    /// The cell and label sizes in px and a note when the labels were shrunk or left out:
+    /// cells of up to 40 px in a picture of about 1100 px (at least 2 px a cell), labels of 0.3
+    /// cell, smaller when the longest label would not fit the cell's width.
+    pub fn layout(&self) -> (u32, Option<f64>, Option<String>) {
+        let ((rows, cols), largest) = (self.shape(), self.counts.iter().max().unwrap_or(&0));
         let longest = (self.context_len + 1).max(largest.to_string().len());
-        GridLayout::new(self.counts.len() / cols, cols, longest)
+        let cell_px = (1100 / rows.max(cols).max(1)).clamp(2, 40) as u32;
+        // A monospace glyph is about 0.6 em wide; keep 10% of the cell free.
+        let wanted = 0.3 * cell_px as f64;
+        let size = wanted.min(0.9 * cell_px as f64 / (0.6 * longest as f64));
+        let label_px = (size >= SMALLEST_LABEL_PX).then_some(size);
+        let note = match label_px {
+            None => Some(format!(
+                "labels left out: cells of {cell_px} px are too small for them"
+            )),
+            Some(size) if size < wanted => {
+                Some(format!("labels shrunk to {size:.0} px to fit the cells"))
+            }
+            Some(_) => None,
+        };
+        (cell_px, label_px, note)
     }
 
-    /// An error when the grid has more than [`MAX_GRID_SIDE`] rows or columns.
-    pub fn check_size(&self) -> Result<(), PlotError> {
-        let cols = self.vocab.len();
-        let rows = self.counts.len() / cols.max(1);
-        match rows.max(cols) > MAX_GRID_SIDE {
-            true => Err(PlotError::TooLarge { rows, cols }),
-            false => Ok(()),
-        }
-    }
-
-    /// The picture as PNG or SVG bytes.
-    pub fn render(&self, format: Format) -> Result<Vec<u8>, PlotError> {
-        self.check_size()?;
+    /// The picture as PNG or SVG bytes; an error when the grid has more than
+    /// [`MAX_GRID_SIDE`] rows or columns.
+    pub fn render(&self, format: Format) -> anyhow::Result<Vec<u8>> {
+        let (rows, cols) = self.shape();
+        anyhow::ensure!(
+            rows.max(cols) <= MAX_GRID_SIDE,
+            "the count matrix has {rows} x {cols} cells, too many to draw legibly (at least 2 px a cell, at most {MAX_GRID_SIDE} cells a side); its counts are the \"counts\" tensor of model.safetensors"
+        );
         self.bytes(format)
     }
 }
 
 impl Figure for CountsFigure<'_> {
     fn size(&self) -> (u32, u32) {
-        let layout = self.layout();
-        (
-            layout.cols as u32 * layout.cell_px + 2 * MARGIN_PX,
-            layout.rows as u32 * layout.cell_px + 2 * MARGIN_PX + TITLE_PX,
-        )
+        let ((rows, cols), (cell_px, ..)) = (self.shape(), self.layout());
+        let side = |cells: usize| cells as u32 * cell_px + 2 * MARGIN_PX;
+        (side(cols), side(rows) + TITLE_PX)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
-        let layout = self.layout();
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
+        let ((rows, cols), (cell_px, label_px, note)) = (self.shape(), self.layout());
         root.fill(&WHITE).map_err(draw_error)?;
         let text = |text: String, at, font: TextStyle| {
             root.draw(&Text::new(text, at, font)).map_err(draw_error)
         };
         let (left, top) = (MARGIN_PX as i32, (MARGIN_PX + TITLE_PX) as i32);
-        let title = format!(
-            "N[context, next]: {} x {} counts of {}",
-            layout.rows, layout.cols, self.source
-        );
-        let title_font = ("sans-serif", 18.0).into_font().color(&BLACK);
-        text(title, (left, left), title_font)?;
-        if let Some(note) = &layout.note {
-            let font = ("sans-serif", 14.0)
+        let source = self.source;
+        let title = format!("N[context, next]: {rows} x {cols} counts of {source}");
+        let font = |family, size, gray| {
+            (family, size)
                 .into_font()
-                .color(&RGBColor(90, 90, 90));
-            text(note.clone(), (left, left + 24), font)?;
+                .color(&RGBColor(gray, gray, gray))
+        };
+        text(title, (left, left), font("sans-serif", 18.0, 0))?;
+        if let Some(note) = note {
+            text(note, (left, left + 24), font("sans-serif", 14.0, 90))?;
         }
         let largest = self.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
-        let (v, cell) = (self.vocab.len(), layout.cell_px as i32);
+        let cell = cell_px as i32;
         for (i, &count) in self.counts.iter().enumerate() {
-            let (row, col) = ((i / v) as i32, (i % v) as i32);
+            let (row, col) = ((i / cols) as i32, (i % cols) as i32);
             let (x, y) = (left + col * cell, top + row * cell);
             let shade = count as f64 / largest;
             let rectangle = Rectangle::new([(x, y), (x + cell, y + cell)], blues(shade).filled());
             root.draw(&rectangle).map_err(draw_error)?;
-            let Some(size) = layout.label_px else {
+            let Some(size) = label_px else {
                 continue;
             };
             // The lecture's gray, lighter on the darkest cells so that it stays readable.
             let gray = if shade > 0.45 { 215 } else { 128 };
-            let font = ("monospace", size)
-                .into_font()
-                .color(&RGBColor(gray, gray, gray));
+            let font = font("monospace", size, gray);
             let mut pair = context_label(row as usize, self.vocab, self.context_len);
             pair.push(self.vocab.char(col as u32));
             let (center, middle) = (x + cell / 2, y + cell / 2);
@@ -247,7 +201,7 @@ impl Figure for CountsFigure<'_> {
             let below = font.pos(Pos::new(HPos::Center, VPos::Top));
             text(count.to_string(), (center, middle + 1), below)?;
         }
-        Ok(())
+        root.present().map_err(draw_error)
     }
 }
 
@@ -258,22 +212,19 @@ pub struct LossFigure<'a> {
 }
 
 impl LossFigure<'_> {
-    pub const SIZE: (u32, u32) = (900, 540);
-
-    pub fn render(&self, format: Format) -> Result<Vec<u8>, PlotError> {
-        if self.entries.is_empty() {
-            return Err(PlotError::EmptyLog);
-        }
+    pub fn render(&self, format: Format) -> anyhow::Result<Vec<u8>> {
+        let steps = self.entries.len();
+        anyhow::ensure!(steps > 0, "the loss log has no steps to draw");
         self.bytes(format)
     }
 }
 
 impl Figure for LossFigure<'_> {
     fn size(&self) -> (u32, u32) {
-        Self::SIZE
+        (900, 540)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
         root.fill(&WHITE).map_err(draw_error)?;
         let first = self.entries.first().map_or(0, |e| e.step);
         let last = self.entries.last().map_or(0, |e| e.step).max(first + 1);
@@ -299,19 +250,18 @@ impl Figure for LossFigure<'_> {
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(draw_error)?;
-        type Series = (&'static str, RGBColor, fn(&LogEntry) -> Option<f64>);
-        let series: [Series; 3] = [
-            ("loss (NLL + reg * mean W^2)", RGBColor(33, 113, 181), |e| {
-                Some(e.loss.total)
-            }),
-            ("data loss (mean NLL)", RGBColor(230, 120, 20), |e| {
-                Some(e.loss.data)
-            }),
-            ("dev loss (mean NLL)", RGBColor(44, 160, 44), |e| {
-                e.dev_loss.filter(|x| x.is_finite())
-            }),
+        let series = [
+            ("loss (NLL + reg * mean W^2)", RGBColor(33, 113, 181)),
+            ("data loss (mean NLL)", RGBColor(230, 120, 20)),
+            ("dev loss (mean NLL)", RGBColor(44, 160, 44)),
         ];
-        for (label, color, value) in series {
+        for (k, (label, color)) in series.into_iter().enumerate() {
+            // The dev loss where it was measured (and finite).
+            let value = |e: &LogEntry| match k {
+                0 => Some(e.loss.total),
+                1 => Some(e.loss.data),
+                _ => e.dev_loss.filter(|x| x.is_finite()),
+            };
             let points: Vec<(f64, f64)> = (self.entries.iter())
                 .filter_map(|e| Some((e.step as f64, value(e)?)))
                 .collect();
@@ -319,11 +269,10 @@ impl Figure for LossFigure<'_> {
                 continue;
             }
             let line = LineSeries::new(points.iter().copied(), color.stroke_width(2));
-            (chart.draw_series(line).map_err(draw_error)?)
-                .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+            let legend =
+                move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2));
+            let drawn = chart.draw_series(line).map_err(draw_error)?;
+            drawn.label(label).legend(legend);
             if label.starts_with("dev") {
                 let dots = points.iter().map(|&p| Circle::new(p, 3, color.filled()));
                 chart.draw_series(dots).map_err(draw_error)?;
@@ -336,7 +285,7 @@ impl Figure for LossFigure<'_> {
             .label_font(("sans-serif", 14))
             .draw()
             .map_err(draw_error)?;
-        Ok(())
+        root.present().map_err(draw_error)
     }
 }
 
@@ -346,18 +295,21 @@ mod tests {
 
     #[test]
     fn the_lecture_grid_is_labelled_and_a_large_one_is_not() {
-        let small = GridLayout::new(27, 27, 4);
-        assert_eq!(
-            (small.cell_px, small.label_px, small.note),
-            (40, Some(12.0), None)
-        );
-        let large = GridLayout::new(729, 27, 4);
-        assert_eq!(large.label_px, None);
-        assert!(large.note.unwrap().contains("left out"));
-    }
-
-    #[test]
-    fn blues_runs_from_light_to_dark() {
+        let vocab = Vocab::from_words(&["abcdefghijklmnopqrstuvwxyz"]);
+        let layout = |context_len| {
+            let counts = vec![1000; 27usize.pow(context_len as u32) * 27];
+            let (counts, vocab, source) = (&counts, &vocab, "");
+            CountsFigure {
+                counts,
+                vocab,
+                context_len,
+                source,
+            }
+            .layout()
+        };
+        assert_eq!(layout(1), (40, Some(12.0), None));
+        let (_, label_px, note) = layout(2);
+        assert!(label_px.is_none() && note.unwrap().contains("left out"));
         assert_eq!(blues(0.0), RGBColor(247, 251, 255));
         assert_eq!(blues(1.0), RGBColor(8, 48, 107));
         assert!(blues(0.5).0 < 247);

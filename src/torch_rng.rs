@@ -45,14 +45,13 @@ impl TorchGenerator {
         let mut state = [seed as u32; N];
         for i in 1..N {
             let prev = state[i - 1];
-            state[i] = 1_812_433_253u32
-                .wrapping_mul(prev ^ (prev >> 30))
-                .wrapping_add(i as u32);
+            let next = 1_812_433_253u32.wrapping_mul(prev ^ (prev >> 30));
+            state[i] = next.wrapping_add(i as u32);
         }
-        let next_double_normal = None;
+        let (index, next_double_normal) = (N, None);
         Self {
             state,
-            index: N,
+            index,
             next_double_normal,
         }
     }
@@ -122,30 +121,41 @@ impl TorchGenerator {
     /// mass) get the same arithmetic without a panic: one f64 draw, an index in the row (an
     /// all-zero row gives the last, or 0 when u == 0). Panics on an empty row.
     pub fn multinomial_one(&mut self, probs: &[f32]) -> usize {
-        self.sample_cdf(&cumulative_distribution(probs))
+        self.multinomial(probs, 1)[0]
     }
 
     /// `torch.multinomial(p, num_samples, replacement=True, generator=g)` of a 1-D `p`: each
     /// sample as [`TorchGenerator::multinomial_one`] draws it.
     pub fn multinomial(&mut self, probs: &[f32], num_samples: usize) -> Vec<usize> {
-        let cdf = cumulative_distribution(probs);
-        (0..num_samples).map(|_| self.sample_cdf(&cdf)).collect()
-    }
-
-    /// PyTorch's binary search for the first CDF value not below one f64 uniform. The last
-    /// value is 1 > u, so the index stays in the row even with NaNs (a NaN moves `right`).
-    fn sample_cdf(&mut self, cdf: &[f32]) -> usize {
-        let u = self.rand_f64();
-        let (mut left, mut right) = (0, cdf.len());
-        while left < right {
-            let mid = left + (right - left) / 2;
-            if f64::from(cdf[mid]) < u {
-                left = mid + 1;
-            } else {
-                right = mid;
-            }
+        assert!(
+            !probs.is_empty(),
+            "multinomial: probability slice must not be empty"
+        );
+        // The float32 CDF, divided by its total only when that is positive, the last entry 1.
+        let (mut cdf, mut sum) = (Vec::with_capacity(probs.len()), 0.0f32);
+        for &p in probs {
+            sum += p;
+            cdf.push(sum);
         }
-        left
+        if sum > 0.0 {
+            cdf.iter_mut().for_each(|c| *c /= sum);
+        }
+        cdf[probs.len() - 1] = 1.0;
+        // PyTorch's binary search for the first CDF value not below one f64 uniform. The last
+        // value is 1 > u, so the index stays in the row even with NaNs (a NaN moves `right`).
+        let draw = |_| {
+            let u = self.rand_f64();
+            let (mut left, mut right) = (0, cdf.len());
+            while left < right {
+                let mid = left + (right - left) / 2;
+                match f64::from(cdf[mid]) < u {
+                    true => left = mid + 1,
+                    false => right = mid,
+                }
+            }
+            left
+        };
+        (0..num_samples).map(draw).collect()
     }
 }
 
@@ -160,35 +170,14 @@ fn normal_fill_16(x: &mut [f32]) {
     }
 }
 
-/// The float32 CDF, divided by its total only when that is positive, the last entry 1.
-fn cumulative_distribution(probs: &[f32]) -> Vec<f32> {
-    assert!(
-        !probs.is_empty(),
-        "multinomial: probability slice must not be empty"
-    );
-    let mut sum = 0.0f32;
-    let mut cdf: Vec<f32> = probs
-        .iter()
-        .map(|&p| {
-            sum += p;
-            sum
-        })
-        .collect();
-    if sum > 0.0 {
-        cdf.iter_mut().for_each(|c| *c /= sum);
-    }
-    cdf[probs.len() - 1] = 1.0;
-    cdf
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// The reference `mt19937ar.c` (and `std::mt19937`) with `init_genrand(5489)`: the first
-    /// outputs and the 10000th.
+    /// outputs and the 10000th; `random64()` is two words, the first one high.
     #[test]
-    fn matches_reference_mt19937() {
+    fn the_engine_is_the_reference_mt19937() {
         let mut g = TorchGenerator::new(5489);
         let first: Vec<u32> = (0..5).map(|_| g.next_u32()).collect();
         assert_eq!(
@@ -197,26 +186,13 @@ mod tests {
         );
         let mut g = TorchGenerator::new(5489);
         assert_eq!((0..10_000).map(|_| g.next_u32()).last(), Some(4123659995));
+        let (mut a, mut b) = (TorchGenerator::new(7), TorchGenerator::new(7));
+        let high = u64::from(b.next_u32());
+        assert_eq!(a.next_u64(), (high << 32) | u64::from(b.next_u32()));
     }
 
     #[test]
-    fn seed_uses_low_32_bits_only() {
-        let (mut a, mut b) = (TorchGenerator::new(42), TorchGenerator::new(42 + (1 << 32)));
-        for _ in 0..10 {
-            assert_eq!(a.next_u32(), b.next_u32());
-        }
-    }
-
-    #[test]
-    fn random64_is_first_draw_high() {
-        let mut a = TorchGenerator::new(7);
-        let mut b = a.clone();
-        let hi = u64::from(b.next_u32());
-        assert_eq!(a.next_u64(), (hi << 32) | u64::from(b.next_u32()));
-    }
-
-    #[test]
-    fn tail_rule_draw_count() {
+    fn randn_draws_and_caches_as_torch_does() {
         // n = 20 consumes 20 + 16 float draws; n = 32 consumes exactly 32.
         for (n, draws) in [(20usize, 36usize), (32, 32), (16, 16)] {
             let (mut a, mut b) = (TorchGenerator::new(1), TorchGenerator::new(1));
@@ -224,10 +200,6 @@ mod tests {
             (0..draws).for_each(|_| _ = b.next_u32());
             assert_eq!(a.next_u32(), b.next_u32(), "n = {n}");
         }
-    }
-
-    #[test]
-    fn scalar_normal_caches_second_value() {
         let (mut a, mut b) = (TorchGenerator::new(3), TorchGenerator::new(3));
         let three = a.randn(3); // cos, sin (cached), cos; sin stays cached
         let one = a.randn(1); // the cached sin
@@ -235,7 +207,7 @@ mod tests {
     }
 
     #[test]
-    fn degenerate_rows_do_not_panic() {
+    fn multinomial_draws_one_double_a_sample_and_survives_degenerate_rows() {
         let mut g = TorchGenerator::new(0);
         for _ in 0..100 {
             assert_eq!(g.multinomial_one(&[0.0, 0.0, 0.0]), 2);
@@ -246,18 +218,10 @@ mod tests {
             assert_eq!(g.multinomial_one(&[0.0]), 0);
         }
         assert!(g.multinomial(&[1.0, 2.0], 0).is_empty());
-    }
-
-    #[test]
-    fn zero_probability_entries_are_never_drawn() {
         let mut g = TorchGenerator::new(11);
         for s in g.multinomial(&[0.0, 0.3, 0.0, 0.0, 0.7, 0.0], 10_000) {
-            assert!(s == 1 || s == 4, "drew {s}");
+            assert!(s == 1 || s == 4, "a zero-probability entry: {s}");
         }
-    }
-
-    #[test]
-    fn each_sample_consumes_one_double() {
         let (mut a, mut b) = (TorchGenerator::new(5), TorchGenerator::new(5));
         a.multinomial(&[0.2, 0.8], 7);
         a.multinomial_one(&[0.5, 0.5]);
@@ -267,7 +231,7 @@ mod tests {
 
     #[test]
     #[should_panic(expected = "must not be empty")]
-    fn empty_row_panics() {
+    fn an_empty_row_panics() {
         TorchGenerator::new(0).multinomial_one(&[]);
     }
 }

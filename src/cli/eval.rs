@@ -56,8 +56,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .filter(|&c| vocab.index(c).is_none())
         .collect();
     if !unknown.is_empty() {
+        let s = if unknown.len() > 1 { "s" } else { "" };
         let list: Vec<String> = unknown.iter().map(|c| format!("{c:?}")).collect();
-        let s = if list.len() > 1 { "s" } else { "" };
         let list = list.join(", ");
         anyhow::bail!("the model never saw the character{s} {list} (its vocabulary is {vocab})");
     }
@@ -65,8 +65,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let probs = args.model.probs(&checkpoint);
     let show_pairs = args.pairs || args.input.is_none();
     if !args.json {
-        let path = args.work_dir.join(MODEL_FILE);
-        let model = describe_checkpoint(&path, &checkpoint);
+        let model = describe_checkpoint(&args.work_dir.join(MODEL_FILE), &checkpoint);
         say!("model    {} ({model})", args.model.name());
     }
     // log likelihood = sum of log P[context, next] in f64; -inf once a pair has P = 0.
@@ -80,10 +79,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         pair.push(vocab.char(next));
         if show_pairs && args.json {
             let logprob = finite_or_null(log_p);
-            say!(
-                "{}",
-                json!({"event": "pair", "pair": pair, "prob": p, "logprob": logprob})
-            );
+            let line = json!({"event": "pair", "pair": pair, "prob": p, "logprob": logprob});
+            say!("{line}");
         } else if show_pairs {
             say!("{pair}: {p:.4} {log_p:.4}");
         }
@@ -102,21 +99,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         say!("{line}");
         return Ok(());
     }
-    let plural = |count: usize| if count == 1 { "" } else { "s" };
-    let (w, n) = (
-        (thousands(words.len()), plural(words.len())),
-        (thousands(n), plural(n)),
-    );
-    say!("\n{} word{}, {} pair{}", w.0, w.1, n.0, n.1);
+    let count =
+        |n: usize, what| format!("{} {what}{}", thousands(n), if n == 1 { "" } else { "s" });
+    say!("\n{}, {}", count(words.len(), "word"), count(n, "pair"));
     say!("log likelihood {log_likelihood:.4}");
     say!("nll            {nll:.4}");
     say!("mean nll       {mean:.4}");
     if !impossible.is_empty() {
-        let list: Vec<&str> = impossible.iter().map(String::as_str).collect();
-        say!(
-            "infinite: the model gives probability 0 to {} (never seen; train with --smoothing above 0)",
-            list.join(", ")
-        );
+        let list = impossible.into_iter().collect::<Vec<_>>().join(", ");
+        say!("infinite: the model gives probability 0 to {list} (never seen; train with --smoothing above 0)");
     }
     Ok(())
 }

@@ -59,8 +59,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let files = (outputs.into_iter())
         .map(|path| Ok((Format::of_path(&path)?, path)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut note = None;
-    match &args.picture {
+    // Each picture is drawn before any file is written.
+    let draw = |render: &dyn Fn(Format) -> anyhow::Result<Vec<u8>>| -> anyhow::Result<Vec<_>> {
+        files.iter().map(|(f, _)| render(*f)).collect()
+    };
+    let (pictures, note) = match &args.picture {
         Picture::Counts(_) => {
             let checkpoint = Checkpoint::load(&target.work_dir)?;
             let settings = &checkpoint.settings;
@@ -75,43 +78,28 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 context_len: settings.context_len,
                 source: &source,
             };
-            figure.check_size()?;
-            note = figure.layout().note;
-            write_pictures(&files, |format| figure.render(format))?;
+            (draw(&|format| figure.render(format))?, figure.layout().2)
         }
         Picture::Loss(_) => {
             let entries = load_log(&target.work_dir)?;
             let figure = LossFigure { entries: &entries };
-            write_pictures(&files, |format| figure.render(format))?;
+            (draw(&|format| figure.render(format))?, None)
         }
-    }
-    let names: Vec<String> = files.iter().map(|(_, p)| p.display().to_string()).collect();
-    if target.json {
-        let line = json!({"event": "plot", "picture": name, "files": names, "note": note});
-        say!("{line}");
-        return Ok(());
-    }
-    for name in &names {
-        say!("wrote {name}");
-    }
-    if let Some(note) = note {
-        say!("note: {note}");
-    }
-    Ok(())
-}
-
-/// Draws and writes each file in turn.
-fn write_pictures(
-    files: &[(Format, PathBuf)],
-    render: impl Fn(Format) -> Result<Vec<u8>, makemore::plot::PlotError>,
-) -> anyhow::Result<()> {
-    for (format, path) in files {
-        let bytes = render(*format)?;
+    };
+    for ((_, path), bytes) in files.iter().zip(pictures) {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
         write_atomically(path, &bytes)?;
         log::debug!("wrote {} ({} bytes)", path.display(), bytes.len());
+    }
+    let names: Vec<String> = files.iter().map(|(_, p)| p.display().to_string()).collect();
+    if target.json {
+        let line = json!({"event": "plot", "picture": name, "files": names, "note": note});
+        say!("{line}");
+    } else {
+        names.iter().for_each(|name| say!("wrote {name}"));
+        note.iter().for_each(|note| say!("note: {note}"));
     }
     Ok(())
 }

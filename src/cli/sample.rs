@@ -8,7 +8,6 @@ use serde_json::json;
 
 use super::{describe_checkpoint, positive, put, say, training_words, ModelFlag, RngFlag};
 use makemore::checkpoint::{Checkpoint, MODEL_FILE};
-use makemore::data::{UnknownChar, Vocab};
 use makemore::sample::{for_each_name, prefix_symbols, SampleOptions};
 
 pub const EXAMPLE: &str = "Examples:
@@ -76,7 +75,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let checkpoint = Checkpoint::load(&args.work_dir)?;
     let vocab = &checkpoint.settings.vocab;
     // Checked before anything is drawn or read.
-    prefix_symbols(vocab, &args.prefix).map_err(|e| unknown_prefix_char(&e, vocab))?;
+    if let Err(e) = prefix_symbols(vocab, &args.prefix) {
+        let (prefix, ch) = (e.word, e.ch);
+        anyhow::bail!(
+            "--prefix {prefix:?} has the character {ch:?}, which the model never saw (it knows {vocab})"
+        );
+    }
     let (words, source) = training_words(args.input.as_deref(), &checkpoint)?;
     // With a split the run learned from its train part only; a word in two parts counts in
     // the first of train, dev, test.
@@ -91,30 +95,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         None => add(words, Group::Train),
     }
-    let options = SampleOptions {
-        temperature: args.temperature as f64,
-        top_k: args.top_k.map(|k| k as usize),
-        prefix: args.prefix.clone(),
-    };
     let names = Names {
         args,
         checkpoint: &checkpoint,
-        options,
         groups,
     };
-    if args.json {
-        print_json(&names, source)
-    } else {
-        print_text(&names, source)
+    match args.json {
+        true => print_json(&names, source),
+        false => print_text(&names, source),
     }
-}
-
-fn unknown_prefix_char(e: &UnknownChar, vocab: &Vocab) -> anyhow::Error {
-    anyhow::anyhow!(
-        "--prefix {:?} has the character {:?}, which the model never saw (it knows {vocab})",
-        e.word,
-        e.ch
-    )
 }
 
 /// The names one run asks for, and the training words' groups. The names are drawn again for
@@ -122,7 +111,6 @@ fn unknown_prefix_char(e: &UnknownChar, vocab: &Vocab) -> anyhow::Error {
 struct Names<'a> {
     args: &'a Args,
     checkpoint: &'a Checkpoint,
-    options: SampleOptions,
     groups: HashMap<String, Group>,
 }
 
@@ -134,13 +122,18 @@ impl Names<'_> {
     /// Draws all the names, in order, handing each to `emit`.
     fn draw(&self, emit: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
         let (args, vocab) = (self.args, &self.checkpoint.settings.vocab);
+        let options = SampleOptions {
+            temperature: args.temperature as f64,
+            top_k: args.top_k.map(|k| k as usize),
+            prefix: args.prefix.clone(),
+        };
         let probs = args.model.probs(self.checkpoint);
         let (num, seed, rng) = (args.num, args.seed, args.rng.into());
-        for_each_name(probs, vocab, num, seed, rng, &self.options, |name| {
+        let emit = |name: &str| {
             emit(name);
             true
-        })
-        .map_err(|e| unknown_prefix_char(&e, vocab))
+        };
+        Ok(for_each_name(probs, vocab, num, seed, rng, &options, emit)?)
     }
 
     /// Writes the names of one group (all with `None`), as text lines or JSON strings, through
@@ -148,8 +141,7 @@ impl Names<'_> {
     fn list(&self, group: Option<Group>, json: bool) -> anyhow::Result<()> {
         use std::io::Write as _;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        let mut first = true;
-        let mut failed = None;
+        let (mut first, mut failed) = (true, None);
         self.draw(&mut |name| {
             if failed.is_some() || group.is_some_and(|g| g != self.group_of(name)) {
                 return;
@@ -166,20 +158,6 @@ impl Names<'_> {
             other => Ok(other?),
         }
     }
-
-    /// How many names fall in each group (by `Group as usize`). This pass prints nothing, so
-    /// it looks for a reader that went away (`| head`) itself.
-    fn count_groups(&self) -> anyhow::Result<[u64; 4]> {
-        let (mut counts, mut drawn) = ([0u64; 4], 0u64);
-        self.draw(&mut |name| {
-            counts[self.group_of(name) as usize] += 1;
-            drawn += 1;
-            if drawn.is_multiple_of(65_536) && stdout_closed() {
-                std::process::exit(0);
-            }
-        })?;
-        Ok(counts)
-    }
 }
 
 /// One object, written as the names are drawn, its keys in serde_json's sorted order.
@@ -195,55 +173,51 @@ fn print_json(names: &Names, source: String) -> anyhow::Result<()> {
     names.list(None, true)?;
     put!("],\"new\":[");
     names.list(Some(Group::New), true)?;
-    put!(
-        "],\"prefix\":{},\"seed\":{},\"temperature\":{},\"top_k\":{},\"training_words\":{}}}",
-        json!(args.prefix),
-        args.seed,
-        json!(args.temperature),
-        json!(args.top_k),
-        json!(source)
-    );
-    say!("");
+    let (prefix, top_k, source) = (json!(args.prefix), json!(args.top_k), json!(source));
+    let (seed, temperature) = (args.seed, json!(args.temperature));
+    say!("],\"prefix\":{prefix},\"seed\":{seed},\"temperature\":{temperature},\"top_k\":{top_k},\"training_words\":{source}}}");
     Ok(())
 }
 
 /// The model and the sampler's settings, then each group under a header with its count (a
-/// first pass counts them), dev and test only when they have names.
+/// first pass counts them; it prints nothing, so it looks for a reader that went away, as with
+/// `| head`, itself), dev and test only when they have names.
 fn print_text(names: &Names, source: String) -> anyhow::Result<()> {
     let (args, checkpoint) = (names.args, names.checkpoint);
-    let path = args.work_dir.join(MODEL_FILE);
-    let model = describe_checkpoint(&path, checkpoint);
+    let model = describe_checkpoint(&args.work_dir.join(MODEL_FILE), checkpoint);
     say!("model    {} ({model})", args.model.name());
     let top_k = args.top_k.map_or("all".to_string(), |k| k.to_string());
     let prefix = match args.prefix.as_str() {
         "" => String::new(),
         prefix => format!(", prefix {prefix:?}"),
     };
-    say!(
-        "sampling {} names, seed {}, temperature {}, top-k {top_k}{prefix}",
-        args.num,
-        args.seed,
-        args.temperature
-    );
-    let counts = names.count_groups()?;
+    let (num, seed, temperature) = (args.num, args.seed, args.temperature);
+    say!("sampling {num} names, seed {seed}, temperature {temperature}, top-k {top_k}{prefix}");
+    let (mut counts, mut drawn) = ([0u64; 4], 0u64);
+    names.draw(&mut |name| {
+        counts[names.group_of(name) as usize] += 1;
+        drawn += 1;
+        if drawn.is_multiple_of(65_536) && stdout_closed() {
+            std::process::exit(0);
+        }
+    })?;
     let train_part = match checkpoint.settings.split {
         Some(split) => format!("the train part of {split} of {source}"),
         None => source,
     };
-    let count = |group: Group| counts[group as usize];
-    say!(
-        "\n{} in the training data ({train_part}):",
-        count(Group::Train)
-    );
-    names.list(Some(Group::Train), false)?;
-    for (group, name) in [(Group::Dev, "dev"), (Group::Test, "test")] {
-        if count(group) > 0 {
-            say!("\n{} in the {name} part:", count(group));
+    let headers = [
+        (Group::Train, format!("in the training data ({train_part})")),
+        (Group::Dev, "in the dev part".into()),
+        (Group::Test, "in the test part".into()),
+        (Group::New, "new".into()),
+    ];
+    for (group, header) in headers {
+        let count = counts[group as usize];
+        if count > 0 || matches!(group, Group::Train | Group::New) {
+            say!("\n{count} {header}:");
             names.list(Some(group), false)?;
         }
     }
-    say!("\n{} new:", count(Group::New));
-    names.list(Some(Group::New), false)?;
     Ok(())
 }
 
