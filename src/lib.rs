@@ -6,27 +6,23 @@
 //! [`cpu`] reference) -> [`model`] (count model, neural model) -> [`sample`] (names).
 //! [`train`] runs the whole path as the `train` command does; [`train_streamed`] runs the
 //! counts path on a file read in blocks by [`corpus`], holding only the count table.
+//! [`tools`] are built on that core: bench, kernel times, check, lecture, sweep, plot.
 
 pub mod adamw;
 pub mod backend;
-pub mod bench;
-pub mod check;
 pub mod checkpoint;
 pub mod corpus;
 pub mod cpu;
 pub mod data;
 pub mod driver_output;
 pub mod gpu;
-pub mod kernel_times;
-pub mod lecture;
 pub mod limits;
 pub mod model;
 pub mod optim;
-pub mod plot;
 pub mod rng;
 pub mod sample;
 pub mod split;
-pub mod sweep;
+pub mod tools;
 pub mod torch_rng;
 pub mod train;
 pub mod train_streamed;

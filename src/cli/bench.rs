@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::{say, thousands};
-use makemore::bench::{run_data_set, stages, BenchConfig, DataSet};
+use makemore::tools::bench::{run_data_set, stages, BenchConfig, DataSet};
 use makemore::{on_backend, Backend, Chosen, DeviceChoice};
 
 pub const EXAMPLE: &str = "Examples:
@@ -167,7 +167,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     // Host memory only: what the GPU driver keeps in its own memory is not counted (with a
     // software adapter such as lavapipe, device memory is host memory and is counted).
-    if let Some(bytes) = makemore::bench::peak_memory_bytes() {
+    if let Some(bytes) = makemore::tools::bench::peak_memory_bytes() {
         let mib = bytes as f64 / (1024.0 * 1024.0);
         match args.json {
             true => say!("{}", json!({"peak_memory_mib": mib})),
@@ -227,7 +227,7 @@ fn run_kernels(args: &Args) -> anyhow::Result<()> {
             false => "timestamps: no (the adapter lacks TIMESTAMP_QUERY or TIMESTAMP_QUERY_INSIDE_PASSES): wall times per operation, submit to readback",
         });
     }
-    let rows = makemore::kernel_times::run(&mut gpu, args.reps as usize, peak)?;
+    let rows = makemore::tools::kernel_times::run(&mut gpu, args.reps as usize, peak)?;
     let mut columns = if timestamps {
         KERNEL_COLUMNS.to_vec()
     } else {

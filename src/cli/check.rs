@@ -4,8 +4,8 @@ use serde_json::{json, Value};
 
 use super::bench::{cell, line, print, Column};
 use super::say;
-use makemore::check::{check_adapter, outcome};
 use makemore::gpu::open_each;
+use makemore::tools::check::{check_adapter, outcome};
 use makemore::GpuBackend;
 
 pub const EXAMPLE: &str =

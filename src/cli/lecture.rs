@@ -1,5 +1,5 @@
 //! `makemore lecture`: the lecture's notebook chapter by chapter of the video, every figure
-//! computed by the library ([`makemore::lecture::walk`]) and printed here, as text or as one
+//! computed by the library ([`makemore::tools::lecture::walk`]) and printed here, as text or as one
 //! JSON object per chapter.
 
 use std::fmt::Display;
@@ -10,11 +10,11 @@ use serde_json::{json, Map, Value};
 use super::{format_loss, read_words_held, say, thousands, DeviceFlag, RngFlag};
 use makemore::checkpoint::write_atomically;
 use makemore::data::{builtin_words, WordStats};
-use makemore::lecture::{
+use makemore::tools::lecture::{
     chapters, find_chapter, one_hot_png, rand3_and_draws, sorted_bigrams, token, unreproducible,
     walk, Chapter, Walk, NOTEBOOK_STEPS,
 };
-use makemore::plot::{CountsFigure, Format};
+use makemore::tools::plot::{CountsFigure, Format};
 use makemore::{on_backend, Backend, Chosen};
 
 pub const EXAMPLE: &str = "Examples:

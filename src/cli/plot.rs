@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::say;
 use makemore::checkpoint::{load_log, write_atomically, Checkpoint};
-use makemore::plot::{CountsFigure, Format, LossFigure};
+use makemore::tools::plot::{CountsFigure, Format, LossFigure};
 
 pub const EXAMPLE: &str = "Examples:
   makemore train                                  # saves the run in out/

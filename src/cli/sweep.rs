@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{finite_or_null, format_loss, positive, read_words_held, say, thousands, DeviceFlag};
 use makemore::data::builtin_words;
 use makemore::split::Split;
-use makemore::sweep::{SweepConfig, SweepModel, SweepResult, DEFAULT_STRENGTHS};
+use makemore::tools::sweep::{SweepConfig, SweepModel, SweepResult, DEFAULT_STRENGTHS};
 use makemore::{on_backend, Backend, Chosen};
 
 pub const EXAMPLE: &str = "Examples:
@@ -60,7 +60,7 @@ pub struct Args {
     json: bool,
 }
 
-/// `sweep`: the settings from the flags, the words, then [`makemore::sweep::run`] printed as a
+/// `sweep`: the settings from the flags, the words, then [`makemore::tools::sweep::run`] printed as a
 /// table (or one JSON object).
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
@@ -80,7 +80,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
     }
-    let result = on_backend!(&mut backend, |b| makemore::sweep::run(b, &words, &config))?;
+    let result = on_backend!(&mut backend, |b| makemore::tools::sweep::run(
+        b, &words, &config
+    ))?;
     let seconds = start.elapsed().as_secs_f64();
     let device = on_backend!(&backend, |b| b.describe());
     let (model, name) = config.model.names();

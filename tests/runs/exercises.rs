@@ -7,7 +7,7 @@ use crate::common;
 use common::{assert_rel, encode, gpus, random_words};
 use makemore::limits::check_context;
 use makemore::split::Split;
-use makemore::sweep::{SweepConfig, SweepModel};
+use makemore::tools::sweep::{SweepConfig, SweepModel};
 use makemore::train::{Event, PartLosses, TrainConfig};
 use makemore::{Backend, CpuBackend, LossForm, NetForm};
 
@@ -203,13 +203,13 @@ fn sweeps_match_and_choose_on_dev() {
         let words = random_words(seed, v, n);
         for model in [SweepModel::Count, SweepModel::Neural] {
             let config = sweep_config(model, k);
-            let cpu = makemore::sweep::run(&mut CpuBackend, &words, &config).unwrap();
+            let cpu = makemore::tools::sweep::run(&mut CpuBackend, &words, &config).unwrap();
             assert_eq!(cpu.rows.len(), 4);
             let best_dev = cpu.rows[cpu.best].dev;
             assert!(cpu.rows.iter().all(|r| r.dev >= best_dev));
             assert!(cpu.test.is_finite());
             for gpu in &mut gpus() {
-                let on_gpu = makemore::sweep::run(gpu, &words, &config).unwrap();
+                let on_gpu = makemore::tools::sweep::run(gpu, &words, &config).unwrap();
                 assert_eq!(on_gpu.best, cpu.best, "{model:?}, case {seed}");
                 assert_rel("test loss of the best", on_gpu.test, cpu.test, 1e-5);
                 for (g, c) in on_gpu.rows.iter().zip(&cpu.rows) {
@@ -224,7 +224,7 @@ fn sweeps_match_and_choose_on_dev() {
     }
     // Each strength trains its own model from the same initialization: the losses differ.
     let words = random_words(21, 35, 600);
-    let result = makemore::sweep::run(
+    let result = makemore::tools::sweep::run(
         &mut CpuBackend,
         &words,
         &SweepConfig {

@@ -14,7 +14,7 @@ use crate::data::Vocab;
 use crate::model::context_label;
 
 /// DejaVu Sans Mono (Bitstream Vera license, data/fonts/LICENSE-DejaVu.txt).
-const FONT: &[u8] = include_bytes!("../data/fonts/DejaVuSansMono.ttf");
+const FONT: &[u8] = include_bytes!("../../data/fonts/DejaVuSansMono.ttf");
 /// Labels smaller than this are left out.
 const SMALLEST_LABEL_PX: f64 = 6.0;
 /// The height of the title band above the grid.

@@ -18,12 +18,12 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::backend::Backend;
-use crate::bench::median;
-use crate::check::{worst, Op, Tables, FUSED, ONE_HOT_EXPLICIT};
 use crate::cpu::CpuBackend;
 use crate::data::{builtin_words, Examples, Vocab};
 use crate::gpu::{GpuBackend, KernelTime};
 use crate::rng::standard_normal as normal;
+use crate::tools::bench::median;
+use crate::tools::check::{worst, Op, Tables, FUSED, ONE_HOT_EXPLICIT};
 
 /// Threads per workgroup of the kernels with one thread per table entry (kernels.rs).
 const ENTRY_THREADS: u64 = 64;

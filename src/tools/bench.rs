@@ -10,10 +10,10 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::backend::{Backend, Chosen};
-use crate::check::{worst, Op, Tables, FUSED};
 use crate::cpu::CpuBackend;
 use crate::data::{builtin_words, Examples, Vocab};
 use crate::sample::sample_symbols;
+use crate::tools::check::{worst, Op, Tables, FUSED};
 
 /// The stages on a backend, in pipeline order: the operation and its context K, each read
 /// back. A step from the counts counts the pairs once per set of examples.

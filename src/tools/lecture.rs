@@ -282,7 +282,7 @@ pub fn one_hot_png(xs: &[u32], num_cols: usize, cell: u32) -> anyhow::Result<Vec
             }
         }
     }
-    crate::plot::encode_png(&rgb, (width, height))
+    crate::tools::plot::encode_png(&rgb, (width, height))
 }
 
 #[cfg(test)]
