@@ -1,35 +1,92 @@
-//! The [`Backend`] operations as sequences of kernel dispatches (dispatches.rs), each
-//! submitted through [`Gpu::submit`].
+//! The [`Backend`] operations as kernel dispatches (dispatches.rs); the network's steps on
+//! the examples are step.rs. Every loop bound is checked against the loop budget
+//! (kernels.rs) before anything is recorded.
 //!
-//! - `load` uploads the examples in chunks and segments (examples.rs); the network's steps
-//!   on them are step.rs.
-//! - The count model: count_pairs, normalize_rows, then nll_gather and loss_total for its
-//!   mean NLL.
-//! - The counts path (`train_counts`): `count_pairs` into a device buffer, once per set of
-//!   examples, then count_descent steps over every row (count_descent.rs).
-//!
-//! Every dispatch's loop bound is computed from the sizes the host chose and checked against
-//! the loop budget (kernels.rs) before anything is recorded.
+//! count_descent, the counts path's step, runs per row (1 to 64 lanes each): the loss terms,
+//! the gradient, W -= lr * grad. A small table (at most SMALL_TABLE_ROUNDS rounds of 64 / L
+//! rows) goes to one workgroup, which appends each step's loss to the history itself and runs
+//! as many steps per dispatch as the loop budget allows; a larger one takes one step per
+//! dispatch, then loss_total (loss.rs) appends mean NLL + reg * mean(W^2).
 
 use crate::adamw::{AdamState, AdamW};
 use crate::backend::{Backend, NetForm, Nll, StepLoss, TrainOptions, Transfers};
 use crate::data::Examples;
 use crate::limits::TableLimit;
 
-use super::count_descent::{CountDescent, Table};
 use super::dispatches::{
     self, cross_entropy_forward_groups, AdamwHyper, AdamwStepBuffers, AdamwStepParams,
     CrossEntropyForwardBuffers, NllGatherBuffers, NllGatherParams, Pairs, SgdStepParams,
 };
 use super::examples::{ExampleChunk, GpuExamples};
-use super::kernels::{Dispatch, EXAMPLE_THREADS};
-use super::loss::{LossTotal, Squares};
+use super::kernels::{self, bind, dispatch, kernel, lanes_for, log2, per_lane, uniform};
+use super::kernels::{Dispatch, EXAMPLE_THREADS, LOOP_BUDGET};
+use super::loss::{LossTotal, Squares, SUM_BLOCK};
 use super::step::StepBuffers;
-use super::Gpu;
+use super::{Gpu, GpuError};
 use crate::corpus::{CountTable, PairBatches};
 
 /// count_descent steps recorded into one command buffer (each is a few short dispatches).
 const DESCENT_STEPS_PER_SUBMISSION: usize = 256;
+/// Threads per workgroup of count_descent (its THREADS).
+const THREADS: u32 = 64;
+/// The most rounds of rows one workgroup takes to hold a whole table: up to 1,024 rows of up
+/// to 256 columns run as one workgroup with many steps per dispatch.
+const SMALL_TABLE_ROUNDS: u32 = 16;
+/// Most pairs per dispatch of count_pairs on a streamed corpus (4 MiB per buffer).
+const BATCH_PAIRS: usize = 1 << 20;
+
+uniform! {
+    /// count_descent's parameters; with `writes_history` 1, one workgroup holds the table and
+    /// appends each step's loss to the history itself.
+    struct CountDescentParams {
+        num_rows: u32, num_cols: u32, num_examples: u32, lanes_per_row: u32, rows_per_thread: u32,
+        steps: u32, first_step: u32, writes_history: u32, reg: f32, lr: f32, _pad: [u32; 2]
+    }
+}
+
+/// count_descent's loop bound:
+/// `steps * (rows_per_thread * (3 * ceil(C / L) + 2 * log2(L) + 1) + 64 + 1)`.
+pub(super) fn loop_bound(cols: u32, lanes: u32, rows_per_thread: u32, steps: u32) -> u64 {
+    let per_row = 3 * per_lane(cols, lanes) + 2 * log2(lanes) + 1;
+    steps as u64 * (rows_per_thread as u64 * per_row + 64 + 1)
+}
+
+/// How count_descent spreads a table's rows over the threads, and its steps per dispatch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    lanes_per_row: u32,
+    rows_per_thread: u32,
+    groups: u32,
+    /// More than one only when one workgroup holds the table.
+    steps_per_dispatch: u32,
+}
+
+impl Layout {
+    /// Lanes for the row length; one workgroup for a small table, else enough rounds per
+    /// thread to need at most 4,096 workgroups (loss_total's list).
+    fn of(num_rows: u32, num_cols: u32) -> Layout {
+        let lanes = lanes_for(num_cols);
+        let rounds = num_rows.div_ceil(THREADS / lanes).max(1);
+        let (rows_per_thread, groups, steps_per_dispatch) = if rounds <= SMALL_TABLE_ROUNDS {
+            let per_step = loop_bound(num_cols, lanes, rounds, 1);
+            (rounds, 1, (LOOP_BUDGET / per_step).max(1) as u32)
+        } else {
+            let rows_per_thread = rounds.div_ceil(SUM_BLOCK);
+            (rows_per_thread, rounds.div_ceil(rows_per_thread), 1)
+        };
+        Layout {
+            lanes_per_row: lanes,
+            rows_per_thread,
+            groups,
+            steps_per_dispatch,
+        }
+    }
+
+    /// The worst-case loop iterations of a dispatch of `steps` steps.
+    fn loop_bound(&self, cols: u32, steps: u32) -> u64 {
+        loop_bound(cols, self.lanes_per_row, self.rows_per_thread, steps)
+    }
+}
 
 /// A vector of f32 on the device.
 pub struct GpuBuffer {
@@ -44,10 +101,12 @@ pub struct GpuLosses {
     steps: usize,
 }
 
-/// A count table on the device, and its shape.
+/// A count table on the device, its shape, and the number of examples it counts.
 pub struct GpuCounts {
     buffer: wgpu::Buffer,
-    table: Table,
+    num_rows: u32,
+    num_cols: u32,
+    num_examples: u32,
 }
 
 /// The GPU implementation of the models' operations.
@@ -135,11 +194,13 @@ impl GpuBackend {
             &history,
             &cursor,
         );
-        gpu.submit_pass(|pass| {
-            let max = gpu.max_groups();
-            sums.iter().for_each(|dispatch| dispatch.record(pass, max));
-            total.record(gpu, pass);
-        });
+        {
+            let mut pending = gpu.pending();
+            let mut pass = pending.pass();
+            sums.iter()
+                .for_each(|sum| sum.record(&mut pass, gpu.max_groups()));
+            total.record(gpu, &mut pass);
+        }
         // The history holds (total, data); without a penalty both are the mean NLL.
         let history: Vec<f32> = gpu.read(&history, 2)?;
         Ok(history[1])
@@ -253,25 +314,20 @@ impl Backend for GpuBackend {
     }
 
     fn count_table(&mut self, ex: &GpuExamples) -> anyhow::Result<GpuCounts> {
-        let table = Table {
+        Ok(GpuCounts {
+            buffer: self.device_counts(ex)?.clone(),
             num_rows: ex.num_rows,
             num_cols: ex.num_cols,
             num_examples: ex.len,
-        };
-        let buffer = self.device_counts(ex)?.clone();
-        Ok(GpuCounts { buffer, table })
+        })
     }
 
     fn upload_counts(&mut self, table: &CountTable) -> anyhow::Result<GpuCounts> {
-        let shape = Table {
+        Ok(GpuCounts {
+            buffer: self.gpu.upload("counts", &table.counts),
             num_rows: (table.counts.len() / table.num_cols) as u32,
             num_cols: table.num_cols as u32,
             num_examples: table.examples as u32,
-        };
-        let buffer = self.gpu.upload("counts", &table.counts);
-        Ok(GpuCounts {
-            buffer,
-            table: shape,
         })
     }
 
@@ -285,20 +341,77 @@ impl Backend for GpuBackend {
         losses: &mut GpuLosses,
     ) -> anyhow::Result<()> {
         let gpu = &self.gpu;
-        let b = StepBuffers {
-            weights: &weights.buffer,
-            grads: &grads.buffer,
-            history: &losses.history,
-            cursor: &losses.cursor,
+        let (rows, cols) = (counts.num_rows, counts.num_cols);
+        let layout = Layout::of(rows, cols);
+        let per_dispatch = layout.steps_per_dispatch;
+        kernels::check("count_descent", layout.loop_bound(cols, per_dispatch))?;
+        let nll_sums = gpu.zeroed("descent nll sums", layout.groups as usize);
+        let square_sums = gpu.zeroed("descent square sums", layout.groups as usize);
+        let buffers = [
+            &counts.buffer,
+            &weights.buffer,
+            &grads.buffer,
+            &nll_sums,
+            &square_sums,
+        ];
+        let buffers = [&buffers[..], &[&losses.history]].concat();
+        let kernel = kernel!(gpu, "count_descent", "reduce", "softmax");
+        let bind_steps = |first_step, steps| {
+            let params = CountDescentParams {
+                num_rows: rows,
+                num_cols: cols,
+                num_examples: counts.num_examples,
+                lanes_per_row: layout.lanes_per_row,
+                rows_per_thread: layout.rows_per_thread,
+                steps,
+                first_step,
+                writes_history: (layout.groups == 1) as u32,
+                reg: options.reg,
+                lr: options.lr,
+                ..Default::default()
+            };
+            bind(&gpu.device, &kernel, &gpu.params(params), &buffers)
         };
-        let descent = CountDescent::new(gpu, &counts.buffer, b, counts.table, options)?;
-        // At most DESCENT_STEPS_PER_SUBMISSION steps to a submission.
+        // Many workgroups: one step per dispatch, one binding, and loss_total after each.
+        let total = (layout.groups > 1).then(|| {
+            let squares = Squares::Sums(&square_sums, layout.groups);
+            let (n, reg, history) = (counts.num_examples, options.reg, &losses.history);
+            let num_weights = rows * cols;
+            let (cursor, groups) = (&losses.cursor, layout.groups);
+            LossTotal::new(
+                gpu,
+                &nll_sums,
+                groups,
+                squares,
+                n,
+                num_weights,
+                reg,
+                history,
+                cursor,
+            )
+        });
+        let shared = total.is_some().then(|| bind_steps(0, 1));
+        let max = gpu.max_groups();
         let mut done = 0;
         while done < steps {
-            let piece = DESCENT_STEPS_PER_SUBMISSION.min(steps - done);
-            let first = (losses.steps + done) as u32;
-            gpu.record_pass(|pass| descent.record(gpu, pass, first, piece as u32));
-            done += piece;
+            let end = done + DESCENT_STEPS_PER_SUBMISSION.min(steps - done);
+            let mut pending = gpu.pending();
+            let mut pass = pending.pass();
+            for first in (done..end).step_by(per_dispatch as usize) {
+                let n = per_dispatch.min((end - first) as u32);
+                let group = match &shared {
+                    Some(group) => group.clone(),
+                    None => bind_steps((losses.steps + first) as u32, n),
+                };
+                let bound = layout.loop_bound(cols, n);
+                dispatch(&mut pass, &kernel, &group, layout.groups, max, bound);
+                if let Some(total) = &total {
+                    total.record(gpu, &mut pass);
+                }
+            }
+            drop(pass);
+            drop(pending);
+            done = end;
             if done < steps {
                 gpu.flush();
             }
@@ -320,7 +433,7 @@ impl Backend for GpuBackend {
         };
         let gpu = &self.gpu;
         let update = dispatches::sgd_step(gpu, &grads.buffer, &weights.buffer, params)?;
-        gpu.record_pass(|pass| update.record(pass, gpu.max_groups()));
+        update.record(&mut gpu.pending().pass(), gpu.max_groups());
         Ok(())
     }
 
@@ -346,7 +459,7 @@ impl Backend for GpuBackend {
             ..Default::default()
         };
         let update = dispatches::adamw_step(gpu, buffers, params)?;
-        gpu.record_pass(|pass| update.record(pass, gpu.max_groups()));
+        update.record(&mut gpu.pending().pass(), gpu.max_groups());
         Ok(())
     }
 
@@ -501,16 +614,120 @@ impl Backend for GpuBackend {
         Ok(mean as f64)
     }
 
+    /// The pairs go through two device buffers of at most BATCH_PAIRS pairs each, in turn:
+    /// the host uploads one batch while the device counts the other, and waits for a
+    /// buffer's last count before writing into it again.
     fn count_pair_batches(
         &mut self,
         num_rows: usize,
         num_cols: usize,
         batches: &mut dyn PairBatches,
     ) -> anyhow::Result<Vec<u32>> {
-        self.count_batches(num_rows, num_cols, batches)
+        let gpu = &self.gpu;
+        let counts = gpu.zeroed("counts", num_rows * num_cols);
+        // (contexts, targets, the submission that last counted from them)
+        let slot = || {
+            let pairs = || gpu.zeroed("batch pairs", BATCH_PAIRS);
+            (pairs(), pairs(), None::<wgpu::SubmissionIndex>)
+        };
+        let mut slots = [slot(), slot()];
+        let mut next = 0;
+        while let Some(batch) = batches.next_batch()? {
+            let parts = batch
+                .contexts
+                .chunks(BATCH_PAIRS)
+                .zip(batch.targets.chunks(BATCH_PAIRS));
+            for (contexts, targets) in parts {
+                let slot = &mut slots[next];
+                next = 1 - next;
+                if let Some(index) = slot.2.take() {
+                    let wait = wgpu::PollType::Wait {
+                        submission_index: Some(index),
+                        timeout: None,
+                    };
+                    gpu.device
+                        .poll(wait)
+                        .map_err(|e| GpuError::Device(e.to_string()))?;
+                }
+                gpu.queue
+                    .write_buffer(&slot.0, 0, bytemuck::cast_slice(contexts));
+                gpu.queue
+                    .write_buffer(&slot.1, 0, bytemuck::cast_slice(targets));
+                let pairs = Pairs {
+                    len: contexts.len() as u32,
+                    num_rows: num_rows as u32,
+                    num_cols: num_cols as u32,
+                    contexts: &slot.0,
+                    targets: &slot.1,
+                };
+                slot.2 = Some(gpu.submit(&[dispatches::count_pairs(gpu, &pairs, &counts)?]));
+            }
+        }
+        Ok(gpu.read(&counts, num_rows * num_cols)?)
     }
 
+    /// count_nll (per cell: N * -log P, summed per workgroup), then loss_total.
     fn count_table_nll(&mut self, probs: &[f32], table: &CountTable) -> anyhow::Result<Nll> {
-        self.table_nll(probs, table)
+        let gpu = &self.gpu;
+        let num_cells = table.counts.len() as u32;
+        let probs = gpu.upload("probs", probs);
+        let counts = gpu.upload("counts", &table.counts);
+        let num_partials = num_cells.div_ceil(EXAMPLE_THREADS);
+        let partials = gpu.zeroed("partials", num_partials as usize);
+        let impossible = gpu.zeroed("impossible", 1);
+        let count_nll =
+            dispatches::count_nll(gpu, &probs, &counts, &partials, &impossible, num_cells)?;
+        let n = table.examples as u32;
+        let mean = self.mean_of_sums(&[count_nll], &partials, num_partials, n)?;
+        let impossible: Vec<u32> = gpu.read(&impossible, 1)?;
+        Ok(Nll {
+            finite_mean: mean as f64,
+            impossible: impossible[0] as u64,
+            examples: table.examples,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_tables_take_one_workgroup_and_many_steps_per_dispatch() {
+        let bigram = Layout::of(27, 27);
+        assert_eq!((bigram.groups, bigram.rows_per_thread), (1, 1));
+        assert_eq!(
+            bigram.steps_per_dispatch,
+            (LOOP_BUDGET / (3 * 27 + 1 + 65)) as u32
+        );
+        let trigram = Layout::of(729, 27);
+        assert_eq!((trigram.groups, trigram.rows_per_thread), (1, 12));
+        assert!(trigram.loop_bound(27, trigram.steps_per_dispatch) <= LOOP_BUDGET);
+    }
+
+    #[test]
+    fn large_tables_spread_over_at_most_4096_workgroups_within_budget() {
+        // Context 3 and 4 of the lecture's alphabet, a 5,000-symbol bigram, and the longest
+        // rows (65,536 columns) at the largest row counts a 1 GiB table allows.
+        for (rows, cols) in [
+            (19_683, 27),
+            (531_441, 27),
+            (5_000, 5_000),
+            (4_096, 65_536),
+            ((1u32 << 28) / 27, 27),
+            (1 << 27, 2),
+        ] {
+            let layout = Layout::of(rows, cols);
+            assert!(layout.groups <= SUM_BLOCK, "{rows} x {cols}: {layout:?}");
+            assert!(
+                layout.groups * layout.rows_per_thread * (THREADS / layout.lanes_per_row) >= rows
+            );
+            assert_eq!(layout.steps_per_dispatch, 1);
+            let b = layout.loop_bound(cols, 1);
+            assert!(
+                b <= LOOP_BUDGET,
+                "{rows} x {cols}: {b} iterations, {layout:?}"
+            );
+        }
     }
 }

@@ -408,7 +408,7 @@ pub fn one_hot_matmul_backward<'g>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::count_descent::loop_bound as count_descent_bound;
+    use super::super::backend::loop_bound as count_descent_bound;
     use super::super::kernels::check;
     use super::*;
 

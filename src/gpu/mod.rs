@@ -17,14 +17,12 @@
 
 mod backend;
 mod buffers;
-mod count_descent;
 mod dispatches;
 mod examples;
 mod kernels;
 mod loss;
 mod profile;
 mod step;
-mod stream_counts;
 
 pub use backend::GpuBackend;
 pub use examples::{check_fits, GpuExamples};

@@ -321,8 +321,7 @@ impl GpuBackend {
         self.check_one_hot(ex, form)?;
         let options = TrainOptions { lr: 0.0, reg };
         let step = self.step(b, ex, &options, form)?;
-        self.gpu()
-            .record_pass(|pass| self.record_step(pass, &step, false));
+        self.record_step(&mut self.gpu().pending().pass(), &step, false);
         Ok(())
     }
 
@@ -384,11 +383,14 @@ impl GpuBackend {
         let mut done = 0;
         while done < steps {
             let chunk = STEPS_PER_SUBMISSION.min(steps - done);
-            self.gpu().submit_pass(|pass| {
+            {
+                let mut pending = gpu.pending();
+                let mut pass = pending.pass();
                 for _ in 0..chunk {
-                    self.record_step(pass, &step, true);
+                    self.record_step(&mut pass, &step, true);
                 }
-            });
+            }
+            gpu.flush();
             done += chunk;
         }
         let trained: Vec<f32> = gpu.read(b.weights, weights.len())?;
