@@ -17,16 +17,16 @@ use super::dispatches::{
     self, cross_entropy_forward_groups, AdamwHyper, AdamwStepBuffers, AdamwStepParams,
     CrossEntropyForwardBuffers, NllGatherBuffers, NllGatherParams, Pairs, SgdStepParams,
 };
-use super::examples::{ExampleChunk, GpuExamples};
 use super::kernels::{self, bind, dispatch, kernel, lanes_for, log2, per_lane, uniform};
 use super::kernels::{Dispatch, EXAMPLE_THREADS, LOOP_BUDGET};
-use super::loss::{LossTotal, Squares, SUM_BLOCK};
-use super::step::StepBuffers;
+use super::step::{loss_total, ExampleChunk, GpuExamples, Squares, SUM_BLOCK};
 use super::{Gpu, GpuError};
 use crate::corpus::{CountTable, PairBatches};
 
 /// count_descent steps recorded into one command buffer (each is a few short dispatches).
 const DESCENT_STEPS_PER_SUBMISSION: usize = 256;
+/// Training steps on the examples recorded into one command buffer.
+const STEPS_PER_SUBMISSION: usize = 64;
 /// Threads per workgroup of count_descent (its THREADS).
 const THREADS: u32 = 64;
 /// The most rounds of rows one workgroup takes to hold a whole table: up to 1,024 rows of up
@@ -96,8 +96,8 @@ pub struct GpuBuffer {
 
 /// A loss history on the device: (total, data) per step, appended at the device's cursor.
 pub struct GpuLosses {
-    history: wgpu::Buffer,
-    cursor: wgpu::Buffer,
+    pub(super) history: wgpu::Buffer,
+    pub(super) cursor: wgpu::Buffer,
     steps: usize,
 }
 
@@ -136,45 +136,30 @@ impl GpuBackend {
         &self.gpu
     }
 
-    /// Counts all the examples into `counts` (zeroed by the caller), each chunk adding into
-    /// the same table (integer atomics: exact).
-    fn count_pairs_into(&self, ex: &GpuExamples, counts: &wgpu::Buffer) -> anyhow::Result<()> {
-        let counting = ex
-            .chunks
-            .iter()
-            .map(|chunk| {
-                let pairs = Pairs {
-                    len: chunk.len,
-                    num_rows: ex.num_rows,
-                    num_cols: ex.num_cols,
-                    contexts: &chunk.contexts,
-                    targets: &chunk.targets,
-                };
-                dispatches::count_pairs(&self.gpu, &pairs, counts)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        self.gpu.submit(&counting);
-        Ok(())
-    }
-
-    /// The count matrix of `ex` on the device, counted the first time it is asked for.
-    fn device_counts<'a>(&self, ex: &'a GpuExamples) -> anyhow::Result<&'a wgpu::Buffer> {
-        if let Some(counts) = ex.counts.get() {
-            return Ok(counts);
+    /// The count matrix of all the examples, each chunk adding into the same table (integer
+    /// atomics: exact).
+    fn counted(&self, ex: &GpuExamples) -> anyhow::Result<wgpu::Buffer> {
+        let counts = (self.gpu).zeroed("counts", (ex.num_rows * ex.num_cols) as usize);
+        let mut counting = Vec::with_capacity(ex.chunks.len());
+        for chunk in &ex.chunks {
+            let pairs = Pairs {
+                len: chunk.len,
+                num_rows: ex.num_rows,
+                num_cols: ex.num_cols,
+                contexts: &chunk.contexts,
+                targets: &chunk.targets,
+            };
+            counting.push(dispatches::count_pairs(&self.gpu, &pairs, &counts)?);
         }
-        let counts = self
-            .gpu
-            .zeroed("counts", (ex.num_rows * ex.num_cols) as usize);
-        self.count_pairs_into(ex, &counts)?;
-        Ok(ex.counts.get_or_init(|| counts))
+        self.gpu.submit(&counting);
+        Ok(counts)
     }
 
-    /// The two-kernel pattern of a mean loss without penalty: `sums` write one partial sum
-    /// per workgroup into `partials` (`num_partials` of them, in order), and loss_total adds
-    /// them into the mean over `num_examples`. Returns that mean.
-    pub(super) fn mean_of_sums(
-        &self,
-        sums: &[Dispatch<'_>],
+    /// A mean loss without penalty: `sums` write `num_partials` partial sums into `partials`
+    /// in order, and loss_total adds them into the mean over `num_examples`.
+    fn mean_of_sums<'g>(
+        &'g self,
+        mut sums: Vec<Dispatch<'g>>,
         partials: &wgpu::Buffer,
         num_partials: u32,
         num_examples: u32,
@@ -182,44 +167,14 @@ impl GpuBackend {
         let gpu = &self.gpu;
         let history = gpu.zeroed("loss", 2);
         let cursor = gpu.zeroed("history cursor", 1);
-        let none = Squares::None;
-        let total = LossTotal::new(
-            gpu,
-            partials,
-            num_partials,
-            none,
-            num_examples,
-            0,
-            0.0,
-            &history,
-            &cursor,
-        );
-        {
-            let mut pending = gpu.pending();
-            let mut pass = pending.pass();
-            sums.iter()
-                .for_each(|sum| sum.record(&mut pass, gpu.max_groups()));
-            total.record(gpu, &mut pass);
-        }
+        let partials = (partials, num_partials);
+        let (n, none) = (num_examples, Squares::None);
+        sums.extend(loss_total(
+            gpu, partials, none, n, 0, 0.0, &history, &cursor,
+        )?);
+        gpu.submit(&sums);
         // The history holds (total, data); without a penalty both are the mean NLL.
-        let history: Vec<f32> = gpu.read(&history, 2)?;
-        Ok(history[1])
-    }
-
-    /// The (total, data) pairs of a loss history buffer.
-    pub(super) fn history_losses(
-        &self,
-        history: &wgpu::Buffer,
-        steps: usize,
-    ) -> anyhow::Result<Vec<StepLoss>> {
-        let history: Vec<f32> = self.gpu.read(history, 2 * steps)?;
-        Ok(history
-            .chunks(2)
-            .map(|pair| StepLoss {
-                total: pair[0] as f64,
-                data: pair[1] as f64,
-            })
-            .collect())
+        Ok(gpu.read::<f32>(&history, 2)?[1])
     }
 
     /// The mean of a per-example loss over all the chunks of `ex`: `sum` dispatches one
@@ -239,7 +194,7 @@ impl GpuBackend {
             sums.push(sum(chunk, &partials, first_partial)?);
             first_partial += groups_of(chunk.len);
         }
-        self.mean_of_sums(&sums, &partials, groups, ex.len)
+        self.mean_of_sums(sums, &partials, groups, ex.len)
     }
 }
 
@@ -290,7 +245,12 @@ impl Backend for GpuBackend {
     }
 
     fn read_losses(&mut self, losses: &GpuLosses) -> anyhow::Result<Vec<StepLoss>> {
-        self.history_losses(&losses.history, losses.steps)
+        let history: Vec<f32> = self.gpu.read(&losses.history, 2 * losses.steps)?;
+        let step = |pair: &[f32]| StepLoss {
+            total: pair[0] as f64,
+            data: pair[1] as f64,
+        };
+        Ok(history.chunks(2).map(step).collect())
     }
 
     fn gradient(
@@ -302,20 +262,27 @@ impl Backend for GpuBackend {
         grads: &mut GpuBuffer,
         losses: &mut GpuLosses,
     ) -> anyhow::Result<()> {
-        let b = StepBuffers {
-            weights: &weights.buffer,
-            grads: &grads.buffer,
-            history: &losses.history,
-            cursor: &losses.cursor,
-        };
-        self.record_gradient(b, ex, reg, form)?;
+        let options = TrainOptions { lr: 0.0, reg };
+        let buffers = (&weights.buffer, &grads.buffer);
+        let (gradient, _) = self.step(buffers, losses, ex, &options, form)?;
+        let (mut pending, max) = (self.gpu.pending(), self.gpu.max_groups());
+        let mut pass = pending.pass();
+        gradient.iter().for_each(|d| d.record(&mut pass, max));
         losses.steps += 1;
         Ok(())
     }
 
     fn count_table(&mut self, ex: &GpuExamples) -> anyhow::Result<GpuCounts> {
+        // Counted the first time the counts path asks.
+        let buffer = match ex.counts.get() {
+            Some(counts) => counts.clone(),
+            None => {
+                let counts = self.counted(ex)?;
+                ex.counts.get_or_init(|| counts).clone()
+            }
+        };
         Ok(GpuCounts {
-            buffer: self.device_counts(ex)?.clone(),
+            buffer,
             num_rows: ex.num_rows,
             num_cols: ex.num_cols,
             num_examples: ex.len,
@@ -373,23 +340,14 @@ impl Backend for GpuBackend {
             bind(&gpu.device, &kernel, &gpu.params(params), &buffers)
         };
         // Many workgroups: one step per dispatch, one binding, and loss_total after each.
-        let total = (layout.groups > 1).then(|| {
-            let squares = Squares::Sums(&square_sums, layout.groups);
-            let (n, reg, history) = (counts.num_examples, options.reg, &losses.history);
-            let num_weights = rows * cols;
-            let (cursor, groups) = (&losses.cursor, layout.groups);
-            LossTotal::new(
-                gpu,
-                &nll_sums,
-                groups,
-                squares,
-                n,
-                num_weights,
-                reg,
-                history,
-                cursor,
-            )
-        });
+        let total = (layout.groups > 1)
+            .then(|| {
+                let squares = Squares::Sums(&square_sums, layout.groups);
+                let (n, reg, history) = (counts.num_examples, options.reg, &losses.history);
+                let (sums, cursor) = ((&nll_sums, layout.groups), &losses.cursor);
+                loss_total(gpu, sums, squares, n, rows * cols, reg, history, cursor)
+            })
+            .transpose()?;
         let shared = total.is_some().then(|| bind_steps(0, 1));
         let max = gpu.max_groups();
         let mut done = 0;
@@ -405,8 +363,8 @@ impl Backend for GpuBackend {
                 };
                 let bound = layout.loop_bound(cols, n);
                 dispatch(&mut pass, &kernel, &group, layout.groups, max, bound);
-                if let Some(total) = &total {
-                    total.record(gpu, &mut pass);
+                for sum in total.iter().flatten() {
+                    sum.record(&mut pass, max);
                 }
             }
             drop(pass);
@@ -487,10 +445,10 @@ impl Backend for GpuBackend {
 
     fn count_pairs(&mut self, ex: &GpuExamples) -> anyhow::Result<Vec<u32>> {
         // Counted afresh (the counts path keeps its own copy on the device).
-        let num_counts = (ex.num_rows * ex.num_cols) as usize;
-        let counts = self.gpu.zeroed("counts", num_counts);
-        self.count_pairs_into(ex, &counts)?;
-        Ok(self.gpu.read(&counts, num_counts)?)
+        let counts = self.counted(ex)?;
+        Ok(self
+            .gpu
+            .read(&counts, (ex.num_rows * ex.num_cols) as usize)?)
     }
 
     fn normalize_rows(
@@ -545,7 +503,11 @@ impl Backend for GpuBackend {
         reg: f32,
         form: NetForm,
     ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        self.step_gradient(weights, ex, reg, form)
+        let (w, mut grads) = (self.upload(weights)?, self.zeros(weights.len())?);
+        let mut losses = self.losses(1)?;
+        self.gradient(&w, ex, reg, form, &mut grads, &mut losses)?;
+        let grads = self.read(&grads)?;
+        Ok((self.read_losses(&losses)?[0], grads))
     }
 
     fn train(
@@ -556,7 +518,28 @@ impl Backend for GpuBackend {
         steps: usize,
         form: NetForm,
     ) -> anyhow::Result<Vec<StepLoss>> {
-        self.train_steps(weights, ex, options, steps, form)
+        if steps == 0 {
+            return Ok(Vec::new());
+        }
+        let (w, grads) = (self.upload(weights)?, self.zeros(weights.len())?);
+        let mut losses = self.losses(steps)?;
+        let buffers = (&w.buffer, &grads.buffer);
+        let (gradient, update) = self.step(buffers, &losses, ex, options, form)?;
+        let max = self.gpu.max_groups();
+        for first in (0..steps).step_by(STEPS_PER_SUBMISSION) {
+            {
+                let mut pending = self.gpu.pending();
+                let mut pass = pending.pass();
+                for _ in first..steps.min(first + STEPS_PER_SUBMISSION) {
+                    gradient.iter().for_each(|d| d.record(&mut pass, max));
+                    update.record(&mut pass, max);
+                }
+            }
+            self.gpu.flush();
+        }
+        losses.steps = steps;
+        weights.copy_from_slice(&self.read(&w)?);
+        self.read_losses(&losses)
     }
 
     fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>> {
@@ -593,7 +576,7 @@ impl Backend for GpuBackend {
     ) -> anyhow::Result<f64> {
         if form.one_hot {
             // The one-hot product's forward pass is part of a full step; skip the update.
-            return Ok(self.step_gradient(weights, ex, 0.0, form)?.0.data);
+            return Ok(self.loss_and_gradient(weights, ex, 0.0, form)?.0.data);
         }
         let gpu = &self.gpu;
         let weights = gpu.upload("weights", weights);
@@ -678,7 +661,7 @@ impl Backend for GpuBackend {
         let count_nll =
             dispatches::count_nll(gpu, &probs, &counts, &partials, &impossible, num_cells)?;
         let n = table.examples as u32;
-        let mean = self.mean_of_sums(&[count_nll], &partials, num_partials, n)?;
+        let mean = self.mean_of_sums(vec![count_nll], &partials, num_partials, n)?;
         let impossible: Vec<u32> = gpu.read(&impossible, 1)?;
         Ok(Nll {
             finite_mean: mean as f64,
