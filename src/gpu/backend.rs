@@ -1,12 +1,9 @@
-//! The [`Backend`] operations as kernel dispatches (dispatches.rs); the network's steps on
-//! the examples are step.rs. Every loop bound is checked against the loop budget
-//! (kernels.rs) before anything is recorded.
+//! The [`Backend`] operations as kernel dispatches (dispatches.rs; the network's step is
+//! step.rs), each loop bound checked against the loop budget before anything is recorded.
 //!
-//! count_descent, the counts path's step, runs per row (1 to 64 lanes each): the loss terms,
-//! the gradient, W -= lr * grad. A small table (at most SMALL_TABLE_ROUNDS rounds of 64 / L
-//! rows) goes to one workgroup, which appends each step's loss to the history itself and runs
-//! as many steps per dispatch as the loop budget allows; a larger one takes one step per
-//! dispatch, then loss_total (loss.rs) appends mean NLL + reg * mean(W^2).
+//! count_descent, per row (1 to 64 lanes): the loss terms, the gradient, W -= lr * grad. A
+//! small table goes to one workgroup, which appends each step's loss itself, many steps per
+//! dispatch; a larger one takes one step per dispatch, then loss_total.
 
 use crate::adamw::{AdamState, AdamW};
 use crate::backend::{Backend, NetForm, Nll, StepLoss, TrainOptions, Transfers};
@@ -124,9 +121,7 @@ impl GpuBackend {
         }
     }
 
-    /// Cuts the examples into chunks of at most `examples` (at least one), below what one
-    /// binding holds: the results are the same, so tests cross many chunk boundaries on small
-    /// data this way.
+    /// Chunks of at most `examples` (at least one): the same results, many chunk boundaries.
     pub fn with_chunk_examples(mut self, examples: u32) -> GpuBackend {
         self.chunk_examples = Some(examples.max(1));
         self
@@ -195,20 +190,6 @@ impl GpuBackend {
             first_partial += groups_of(chunk.len);
         }
         self.mean_of_sums(sums, &partials, groups, ex.len)
-    }
-}
-
-/// adamw_step's settings at step `t`.
-fn adamw_hyper(t: u32, lr: f32, adamw: &AdamW) -> AdamwHyper {
-    let (bc1, bc2) = AdamState::bias_corrections(t, adamw);
-    AdamwHyper {
-        lr,
-        weight_decay: adamw.weight_decay,
-        beta1: adamw.beta1,
-        beta2: adamw.beta2,
-        eps: adamw.eps,
-        bc1,
-        bc2,
     }
 }
 
@@ -405,8 +386,18 @@ impl Backend for GpuBackend {
         adamw: &AdamW,
     ) -> anyhow::Result<()> {
         let gpu = &self.gpu;
+        let (bc1, bc2) = AdamState::bias_corrections(t, adamw);
+        let hyper = AdamwHyper {
+            lr,
+            weight_decay: adamw.weight_decay,
+            beta1: adamw.beta1,
+            beta2: adamw.beta2,
+            eps: adamw.eps,
+            bc1,
+            bc2,
+        };
         let buffers = AdamwStepBuffers {
-            hyper: &gpu.upload("adamw settings", &[adamw_hyper(t, lr, adamw)]),
+            hyper: &gpu.upload("adamw settings", &[hyper]),
             grads: &grads.buffer,
             weights: &weights.buffer,
             m: &m.buffer,
@@ -458,12 +449,16 @@ impl Backend for GpuBackend {
         smoothing: f32,
     ) -> anyhow::Result<Vec<f32>> {
         let gpu = &self.gpu;
-        let num_rows = (counts.len() / num_cols) as u32;
         let counts_buffer = gpu.upload("counts", counts);
         let probs = gpu.zeroed("probs", counts.len());
-        let size = (num_rows, num_cols as u32);
-        let normalize = dispatches::normalize_rows(gpu, &counts_buffer, &probs, size, smoothing)?;
-        gpu.submit(&[normalize]);
+        let size = ((counts.len() / num_cols) as u32, num_cols as u32);
+        gpu.submit(&[dispatches::normalize_rows(
+            gpu,
+            &counts_buffer,
+            &probs,
+            size,
+            smoothing,
+        )?]);
         Ok(gpu.read(&probs, counts.len())?)
     }
 
@@ -544,12 +539,15 @@ impl Backend for GpuBackend {
 
     fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>> {
         let gpu = &self.gpu;
-        let num_rows = (weights.len() / num_cols) as u32;
         let weights_buffer = gpu.upload("weights", weights);
         let probs = gpu.zeroed("probs", weights.len());
-        let size = (num_rows, num_cols as u32);
-        let softmax = dispatches::softmax_rows(gpu, &weights_buffer, &probs, size)?;
-        gpu.submit(&[softmax]);
+        let size = ((weights.len() / num_cols) as u32, num_cols as u32);
+        gpu.submit(&[dispatches::softmax_rows(
+            gpu,
+            &weights_buffer,
+            &probs,
+            size,
+        )?]);
         Ok(gpu.read(&probs, weights.len())?)
     }
 

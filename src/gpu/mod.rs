@@ -119,20 +119,15 @@ pub fn open_each() -> Vec<(AdapterSummary, Result<Gpu, GpuError>)> {
         .collect()
 }
 
-/// Opens the best adapter, as [`Gpu::new`] does, with two differences for a first run on a
-/// machine without a GPU:
-///
-/// - Without `WGPU_BACKEND` or `WGPU_ADAPTER_NAME`, the native APIs (Vulkan, Metal, DX12) are
-///   searched first, and GL (EGL on Linux) is initialized only when none of them has an
-///   adapter. `WGPU_BACKEND=gl` reaches a GL adapter beside a native one.
-/// - What the drivers print on stderr meanwhile is kept out of the tool's output (shown under
-///   `RUST_LOG=debug`), so that the only `error:` lines a user sees are the tool's.
+/// Opens the best adapter. Unless `WGPU_BACKEND` or `WGPU_ADAPTER_NAME` chose, the native
+/// APIs first, GL (EGL) only when none has an adapter. What the drivers print meanwhile is
+/// kept out of the output (shown under `RUST_LOG=debug`): the only `error:` lines are ours.
 pub fn open_gpu() -> Result<Gpu, GpuError> {
     let chosen_by_user = std::env::var_os("WGPU_BACKEND").is_some()
         || std::env::var_os("WGPU_ADAPTER_NAME").is_some();
     let (result, driver_text) = crate::driver_output::captured(|| {
         if chosen_by_user {
-            return Gpu::new();
+            return Gpu::on_backends(backends_from_env());
         }
         match Gpu::on_backends(wgpu::Backends::PRIMARY) {
             Err(GpuError::NoAdapter { .. }) => {
@@ -166,12 +161,6 @@ pub struct Gpu {
 }
 
 impl Gpu {
-    /// Opens the best adapter of the backends `WGPU_BACKEND` allows (or the one
-    /// `WGPU_ADAPTER_NAME` names) with all of its limits.
-    pub fn new() -> Result<Gpu, GpuError> {
-        Self::on_backends(backends_from_env())
-    }
-
     /// Opens the best adapter of the given backends (or the one `WGPU_ADAPTER_NAME` names).
     pub fn on_backends(backends: wgpu::Backends) -> Result<Gpu, GpuError> {
         let adapters = ranked_adapters(&instance(backends), backends);
@@ -288,22 +277,10 @@ impl Gpu {
 
     /// The first error the device reported since the last check, if any.
     pub fn check(&self) -> Result<(), GpuError> {
-        let mut list = self
-            .errors
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut list = self.errors.lock().unwrap_or_else(|e| e.into_inner());
         let first = list.drain(..).next();
-        match first {
-            Some(message) => Err(GpuError::Device(message)),
-            None => Ok(()),
-        }
+        first.map_or(Ok(()), |m| Err(GpuError::Device(m)))
     }
-}
-
-/// Bytes of a storage buffer for `len` elements of 4 bytes (at least one, since a binding
-/// may not be empty).
-fn storage_size(len: usize) -> u64 {
-    4 * len.max(1) as u64
 }
 
 const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
@@ -341,11 +318,12 @@ impl Gpu {
 
     /// A storage buffer of `len` 4-byte elements, all zero.
     pub fn zeroed(&self, label: &str, len: usize) -> wgpu::Buffer {
-        log_buffer(label, storage_size(len));
-        // New buffers are zero-initialized by wgpu.
+        // At least one element: a binding may not be empty. wgpu zero-initializes new buffers.
+        let size = 4 * len.max(1) as u64;
+        log_buffer(label, size);
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: storage_size(len),
+            size,
             usage: STORAGE,
             mapped_at_creation: false,
         })

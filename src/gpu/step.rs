@@ -75,7 +75,6 @@ fn sum_levels<'g>(
             ..Default::default()
         };
         let kernel = kernel!(gpu, "partial_sums", "reduce");
-        // loop bound: 16 + log2(256)
         let bound = 16 + log2(256);
         out.push(Dispatch::new(
             gpu,
@@ -122,27 +121,18 @@ pub fn loss_total<'g>(
     let square_sums = squares.as_ref().map_or(&nll, |s| &s.0);
     let kernel = kernel!(gpu, "loss_total", "reduce");
     let buffers = [&nll, square_sums, history, cursor];
-    // loop bound: 2 * 16 + 2 * log2(256)
-    out.push(Dispatch::new(
-        gpu,
-        kernel,
-        params,
-        &buffers,
-        1,
-        2 * 16 + 2 * log2(256),
-    )?);
+    let bound = 2 * 16 + 2 * log2(256);
+    out.push(Dispatch::new(gpu, kernel, params, &buffers, 1, bound)?);
     Ok(out)
 }
-/// Fewest examples per block of one_hot_matmul_backward (more when there are so many
-/// examples that grad_rows would otherwise loop over too many blocks).
+/// Fewest examples per block of one_hot_matmul_backward (more if grad_rows needs fewer blocks).
 const MIN_ONE_HOT_BLOCK: u32 = 4096;
 
 /// Rows of W that one dispatch of one_hot_matmul adds up.
 const ONE_HOT_ROW_CHUNK: u32 = 4096;
 
-/// Shortest run of examples that one thread of cross_entropy_backward adds up (longer when a
-/// context has so many examples that grad_rows would otherwise loop over too many segments).
-/// Shorter runs mean more parallel threads and more partial sums for grad_rows to add.
+/// Shortest segment that one thread of cross_entropy_backward adds up (longer if grad_rows
+/// needs fewer segments): shorter ones mean more threads and more sums for grad_rows.
 const MIN_SEGMENT_LEN: u32 = 256;
 
 /// One chunk of the examples, bound as its own buffers: at most [`GpuExamples`]'s
@@ -152,8 +142,7 @@ pub(super) struct ExampleChunk {
     pub(super) len: u32,
     pub(super) contexts: wgpu::Buffer,
     pub(super) targets: wgpu::Buffer,
-    /// Example offsets of the chunk's segments from the chunk's first example (one more than
-    /// there are segments).
+    /// Offsets of the chunk's segments from its first example (one more than segments).
     pub(super) segment_starts: wgpu::Buffer,
     /// The context (row of W) of each of the chunk's segments.
     pub(super) segment_rows: wgpu::Buffer,
@@ -175,25 +164,15 @@ pub struct GpuExamples {
     /// Segment offsets of each row (one more than there are rows).
     pub(super) row_segments: wgpu::Buffer,
     pub(super) num_segments: u32,
-    /// Examples per segment (the last segment of a context, or one cut by a chunk boundary,
-    /// may be shorter).
+    /// Examples per segment (a context's last one, or one cut by a chunk, may be shorter).
     pub(super) segment_len: u32,
     /// The most segments of any context.
     pub(super) most_segments_per_row: u32,
-    /// The count matrix of these examples, counted on the device the first time the counts
-    /// path needs it.
+    /// The count matrix, counted the first time the counts path needs it.
     pub(super) counts: OnceCell<wgpu::Buffer>,
 }
 
-impl GpuExamples {
-    /// How many chunks the examples were cut into (one unless they exceed a binding).
-    pub fn num_chunks(&self) -> usize {
-        self.chunks.len()
-    }
-}
-
-/// Checks that `n` examples can be indexed by the kernels: they index examples (and count
-/// them, so no count can wrap) with u32. Data larger than one binding is cut into chunks.
+/// Checks that the kernels can index (and count, without wrapping) `n` examples with u32.
 pub fn check_fits(n: usize) -> anyhow::Result<()> {
     if n > u32::MAX as usize {
         anyhow::bail!(
@@ -204,23 +183,13 @@ pub fn check_fits(n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The largest buffer a kernel can bind whole: the tighter of the adapter's binding and
-/// buffer limits.
-fn largest_binding(limits: &wgpu::Limits) -> u64 {
-    limits
-        .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size)
-}
-
-/// Examples per chunk: each chunk's contexts, targets and `lse` (4 bytes an example each)
-/// must fit one binding.
-pub fn chunk_len(limits: &wgpu::Limits) -> u32 {
-    (largest_binding(limits) / 4).clamp(1, u32::MAX as u64) as u32
-}
-
 impl GpuExamples {
-    /// Uploads `examples` grouped by context, in chunks of at most `most_per_chunk` examples
-    /// (fewer when one binding holds fewer).
+    /// How many chunks the examples were cut into (one unless they exceed a binding).
+    pub fn num_chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Uploads `examples` grouped by context, in chunks of at most `most_per_chunk`.
     pub(super) fn upload(
         gpu: &Gpu,
         examples: &Examples,
@@ -228,8 +197,10 @@ impl GpuExamples {
     ) -> anyhow::Result<GpuExamples> {
         let n = examples.len();
         check_fits(n)?;
-        let limits = &gpu.limits;
-        let chunk_len = chunk_len(limits).min(most_per_chunk);
+        // The largest buffer a kernel can bind whole; each chunk's contexts, targets and
+        // `lse` (4 bytes an example each) must fit one.
+        let binding = (gpu.limits.max_storage_buffer_binding_size).min(gpu.limits.max_buffer_size);
+        let chunk_len = ((binding / 4).clamp(1, u32::MAX as u64) as u32).min(most_per_chunk);
         let grouped = examples.grouped_by_context();
         let offsets = &grouped.row_offsets;
         let most_examples = (0..examples.num_rows)
@@ -248,10 +219,10 @@ impl GpuExamples {
         // per-(segment, column) sums are checked here, before anything is uploaded.
         let segment_grad_bytes = 4 * num_segments * examples.num_cols as u64;
         anyhow::ensure!(
-        segment_grad_bytes <= largest_binding(limits),
+        segment_grad_bytes <= binding,
         "{n} examples need {} MiB of per-segment gradient sums, more than this adapter's largest storage binding of {} MiB; use fewer words or --device cpu",
         segment_grad_bytes.div_ceil(1 << 20),
-        largest_binding(limits) >> 20
+        binding >> 20
     );
 
         let ex = &grouped.examples;
@@ -298,10 +269,9 @@ impl GpuExamples {
     }
 }
 
-/// Cuts each context's run of examples (rows `offsets[r] .. offsets[r + 1]` of the examples
-/// grouped by context) into segments of at most `segment_len`, and at the chunk boundaries,
-/// so that every segment lies in one chunk. Returns the first example of each segment and
-/// the segment offsets of each row (one more than there are rows).
+/// Cuts each context's examples (`offsets[r] .. offsets[r + 1]`) into segments of at most
+/// `segment_len` that each lie in one chunk: each segment's first example, and each row's
+/// first segment (one more than there are rows).
 fn segments(offsets: &[u32], segment_len: u32, chunk_len: u32) -> (Vec<u32>, Vec<u32>) {
     let num_rows = offsets.len() - 1;
     let mut segment_starts = Vec::new();
