@@ -5,7 +5,7 @@
 //! function) at binding 0 and its buffers at 1, 2, ... in the order its WGSL file declares
 //! them; the layout is derived from the shader, so the WGSL file is the one place a binding is
 //! described. A [`Dispatch`] (made per kernel in dispatches.rs) is recorded into a compute
-//! pass that [`Gpu::submit_pass`] submits.
+//! pass of the pending encoder ([`Gpu::pending`]), which [`Gpu::flush`] submits.
 //!
 //! The loop budget. Mesa's gallivm, which runs the shaders of both lavapipe (Vulkan) and
 //! llvmpipe (GL), ends every loop of an invocation silently once the invocation has made
