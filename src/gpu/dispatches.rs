@@ -3,7 +3,7 @@
 //! loop bound per invocation (the formula of the WGSL header), and returns what to dispatch,
 //! refused when that bound is over the loop budget (kernels.rs).
 //!
-//! partial_sums and loss_total are dispatched by loss.rs, count_descent by count_descent.rs.
+//! partial_sums and loss_total are dispatched by step.rs, count_descent by backend.rs.
 
 use crate::backend::LossForm;
 
@@ -408,7 +408,7 @@ pub fn one_hot_matmul_backward<'g>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::count_descent::loop_bound as count_descent_bound;
+    use super::super::backend::loop_bound as count_descent_bound;
     use super::super::kernels::check;
     use super::*;
 

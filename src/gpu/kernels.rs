@@ -5,7 +5,7 @@
 //! function) at binding 0 and its buffers at 1, 2, ... in the order its WGSL file declares
 //! them; the layout is derived from the shader, so the WGSL file is the one place a binding is
 //! described. A [`Dispatch`] (made per kernel in dispatches.rs) is recorded into a compute
-//! pass that [`Gpu::submit_pass`] submits.
+//! pass of the pending encoder ([`Gpu::pending`]), which [`Gpu::flush`] submits.
 //!
 //! The loop budget. Mesa's gallivm, which runs the shaders of both lavapipe (Vulkan) and
 //! llvmpipe (GL), ends every loop of an invocation silently once the invocation has made
@@ -22,7 +22,7 @@ use super::profile::Profiler;
 use super::Gpu;
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Threads per workgroup of the kernels that give one thread to each example.
 pub const EXAMPLE_THREADS: u32 = 256;
@@ -303,58 +303,69 @@ impl<'g> Dispatch<'g> {
     }
 }
 
+/// The pending command encoder, locked: [`Pending::pass`] begins a compute pass in it. It is
+/// submitted by [`Gpu::flush`] (every readback flushes first), or here once PENDING_PASSES wait.
+pub struct Pending<'g> {
+    gpu: &'g Gpu,
+    encoder: MutexGuard<'g, Option<(wgpu::CommandEncoder, usize)>>,
+}
+
+impl Pending<'_> {
+    pub fn pass(&mut self) -> wgpu::ComputePass<'_> {
+        let device = &self.gpu.device;
+        let (encoder, passes) = (self.encoder)
+            .get_or_insert_with(|| (device.create_command_encoder(&Default::default()), 0));
+        *passes += 1;
+        encoder.begin_compute_pass(&Default::default())
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self
+            .encoder
+            .as_ref()
+            .is_some_and(|(_, n)| *n >= PENDING_PASSES)
+        {
+            self.gpu.submit_encoder(self.encoder.take());
+        }
+    }
+}
+
 impl Gpu {
     /// The most workgroups of one dimension of a dispatch grid.
     pub fn max_groups(&self) -> u32 {
         self.limits.max_compute_workgroups_per_dimension
     }
 
-    /// Records what `record` dispatches into one compute pass and submits it: the one path
-    /// by which kernels reach the queue.
-    pub fn submit_pass(
-        &self,
-        record: impl FnOnce(&mut wgpu::ComputePass<'_>),
-    ) -> wgpu::SubmissionIndex {
-        self.flush();
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            record(&mut pass);
-        }
-        self.queue.submit([encoder.finish()])
+    /// The pending encoder: the one path by which kernels reach the queue.
+    pub fn pending(&self) -> Pending<'_> {
+        let encoder = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        Pending { gpu: self, encoder }
     }
 
-    /// Records a compute pass into the pending command encoder, submitted by the next
-    /// [`Gpu::flush`] (every readback flushes first), or when PENDING_PASSES are waiting.
-    pub fn record_pass(&self, record: impl FnOnce(&mut wgpu::ComputePass<'_>)) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let (encoder, passes) = pending
-            .get_or_insert_with(|| (self.device.create_command_encoder(&Default::default()), 0));
-        record(&mut encoder.begin_compute_pass(&Default::default()));
-        *passes += 1;
-        let full = *passes >= PENDING_PASSES;
-        drop(pending);
-        if full {
-            self.flush();
-        }
+    fn submit_encoder(
+        &self,
+        encoder: Option<(wgpu::CommandEncoder, usize)>,
+    ) -> Option<wgpu::SubmissionIndex> {
+        encoder.map(|(encoder, _)| self.queue.submit([encoder.finish()]))
     }
 
     /// Submits the pending command encoder, if any.
-    pub fn flush(&self) {
-        let taken = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some((encoder, _)) = taken {
-            self.queue.submit([encoder.finish()]);
-        }
+    pub fn flush(&self) -> Option<wgpu::SubmissionIndex> {
+        let taken = self.pending().encoder.take();
+        self.submit_encoder(taken)
     }
 
-    /// Submits `dispatches` in order, in one compute pass.
+    /// Submits what is pending, then `dispatches` in order in one compute pass.
     pub fn submit(&self, dispatches: &[Dispatch<'_>]) -> wgpu::SubmissionIndex {
         let max = self.max_groups();
-        self.submit_pass(|pass| dispatches.iter().for_each(|d| d.record(pass, max)))
+        {
+            let mut pending = self.pending();
+            let mut pass = pending.pass();
+            dispatches.iter().for_each(|d| d.record(&mut pass, max));
+        }
+        self.flush().expect("a pass was recorded")
     }
 }
 

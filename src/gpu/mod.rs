@@ -1,38 +1,23 @@
-//! The GPU: adapter choice, the device, one pipeline per shader, dispatch and readback.
-//!
-//! - `mod.rs` (this file): finding adapters and opening a device, as wgpu's own tools do
-//!   (`WGPU_BACKEND` limits the backends, `WGPU_ADAPTER_NAME` picks an adapter by name).
-//! - `kernels.rs`: what the kernels share: pipelines compiled on first use, bindings, grids,
-//!   the loop budget, and the one path by which dispatches are recorded and submitted.
-//! - `dispatches.rs`: one function per kernel, its parameters, buffers, grid and loop bound.
-//! - `buffers.rs`: uploads and readbacks.
-//! - `backend.rs`: the [`crate::Backend`] operations as sequences of kernel dispatches.
-//! - `examples.rs`: the examples on the device, in chunks and segments.
-//! - `step.rs`: one training step on the examples (row select or one-hot), many per submission.
-//! - `count_descent.rs`: the counts path's training steps, parallel over the rows.
-//! - `stream_counts.rs`: a corpus's pairs counted batch by batch into one table, its NLL
-//!   and its training steps from the table alone.
-//! - `loss.rs`: fixed-order sums of partial losses into the mean loss of a step.
-//! - `profile.rs`: per-kernel GPU times from timestamp queries (`bench --kernels`).
+//! The GPU: adapter choice (`WGPU_BACKEND` limits the backends, `WGPU_ADAPTER_NAME` picks an
+//! adapter by name, as wgpu's own tools do), the device, uploads and readbacks. kernels.rs
+//! compiles and records the kernels, dispatches.rs has one function per kernel, backend.rs and
+//! step.rs implement [`crate::Backend`] with them.
 
 mod backend;
-mod buffers;
-mod count_descent;
 mod dispatches;
-mod examples;
 mod kernels;
-mod loss;
 mod profile;
 mod step;
-mod stream_counts;
 
 pub use backend::GpuBackend;
-pub use examples::{check_fits, GpuExamples};
 pub use kernels::LOOP_BUDGET;
 pub use profile::{KernelTime, Profile};
+pub use step::{check_fits, GpuExamples};
 
+use bytemuck::Pod;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use wgpu::util::DeviceExt;
 
 /// Why no GPU device could be opened.
 #[derive(Debug, thiserror::Error)]
@@ -134,20 +119,15 @@ pub fn open_each() -> Vec<(AdapterSummary, Result<Gpu, GpuError>)> {
         .collect()
 }
 
-/// Opens the best adapter, as [`Gpu::new`] does, with two differences for a first run on a
-/// machine without a GPU:
-///
-/// - Without `WGPU_BACKEND` or `WGPU_ADAPTER_NAME`, the native APIs (Vulkan, Metal, DX12) are
-///   searched first, and GL (EGL on Linux) is initialized only when none of them has an
-///   adapter. `WGPU_BACKEND=gl` reaches a GL adapter beside a native one.
-/// - What the drivers print on stderr meanwhile is kept out of the tool's output (shown under
-///   `RUST_LOG=debug`), so that the only `error:` lines a user sees are the tool's.
+/// Opens the best adapter. Unless `WGPU_BACKEND` or `WGPU_ADAPTER_NAME` chose, the native
+/// APIs first, GL (EGL) only when none has an adapter. What the drivers print meanwhile is
+/// kept out of the output (shown under `RUST_LOG=debug`): the only `error:` lines are ours.
 pub fn open_gpu() -> Result<Gpu, GpuError> {
     let chosen_by_user = std::env::var_os("WGPU_BACKEND").is_some()
         || std::env::var_os("WGPU_ADAPTER_NAME").is_some();
     let (result, driver_text) = crate::driver_output::captured(|| {
         if chosen_by_user {
-            return Gpu::new();
+            return Gpu::on_backends(backends_from_env());
         }
         match Gpu::on_backends(wgpu::Backends::PRIMARY) {
             Err(GpuError::NoAdapter { .. }) => {
@@ -181,12 +161,6 @@ pub struct Gpu {
 }
 
 impl Gpu {
-    /// Opens the best adapter of the backends `WGPU_BACKEND` allows (or the one
-    /// `WGPU_ADAPTER_NAME` names) with all of its limits.
-    pub fn new() -> Result<Gpu, GpuError> {
-        Self::on_backends(backends_from_env())
-    }
-
     /// Opens the best adapter of the given backends (or the one `WGPU_ADAPTER_NAME` names).
     pub fn on_backends(backends: wgpu::Backends) -> Result<Gpu, GpuError> {
         let adapters = ranked_adapters(&instance(backends), backends);
@@ -195,25 +169,18 @@ impl Gpu {
                 backends: format!("{backends:?}"),
             });
         }
-        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
-            Ok(wanted) => {
-                let needle = wanted.to_lowercase();
-                let found = adapters
-                    .iter()
-                    .position(|a| a.get_info().name.to_lowercase().contains(&needle));
-                match found {
-                    Some(i) => adapters.into_iter().nth(i).expect("index from position"),
-                    None => {
-                        let available = adapters
-                            .iter()
-                            .map(|a| a.get_info().name)
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        return Err(GpuError::NoMatchingAdapter { wanted, available });
-                    }
-                }
-            }
-            Err(_) => adapters.into_iter().next().expect("not empty"),
+        let wanted = std::env::var("WGPU_ADAPTER_NAME").ok();
+        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        let found = match &wanted {
+            Some(w) => names
+                .iter()
+                .position(|n| n.to_lowercase().contains(&w.to_lowercase())),
+            None => Some(0),
+        };
+        let Some(adapter) = found.and_then(|i| adapters.into_iter().nth(i)) else {
+            let available = names.join(", ");
+            let wanted = wanted.unwrap_or_default();
+            return Err(GpuError::NoMatchingAdapter { wanted, available });
         };
         Self::open(adapter)
     }
@@ -310,14 +277,107 @@ impl Gpu {
 
     /// The first error the device reported since the last check, if any.
     pub fn check(&self) -> Result<(), GpuError> {
-        let mut list = self
-            .errors
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut list = self.errors.lock().unwrap_or_else(|e| e.into_inner());
         let first = list.drain(..).next();
-        match first {
-            Some(message) => Err(GpuError::Device(message)),
-            None => Ok(()),
+        first.map_or(Ok(()), |m| Err(GpuError::Device(m)))
+    }
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+/// Logs a buffer's size at debug level, once per label and size (training allocates the same
+/// buffers for every chunk of steps).
+fn log_buffer(label: &str, bytes: u64) {
+    static SEEN: std::sync::Mutex<std::collections::BTreeSet<(String, u64)>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    if log::log_enabled!(log::Level::Debug) {
+        let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.insert((label.to_string(), bytes)) {
+            log::debug!("buffer {label:?}: {bytes} bytes");
         }
+    }
+}
+
+impl Gpu {
+    /// A storage buffer holding `data` (4-byte elements).
+    pub fn upload<T: Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+        if data.is_empty() {
+            return self.zeroed(label, 0);
+        }
+        log_buffer(label, std::mem::size_of_val(data) as u64);
+        self.count_transfer(false, std::mem::size_of_val(data) as u64);
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(data),
+                usage: STORAGE,
+            })
+    }
+
+    /// A storage buffer of `len` 4-byte elements, all zero.
+    pub fn zeroed(&self, label: &str, len: usize) -> wgpu::Buffer {
+        // At least one element: a binding may not be empty. wgpu zero-initializes new buffers.
+        let size = 4 * len.max(1) as u64;
+        log_buffer(label, size);
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: STORAGE,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A uniform buffer holding a kernel's parameters (the struct beside its dispatch function).
+    pub fn params<P: Pod>(&self, params: P) -> wgpu::Buffer {
+        self.count_transfer(false, std::mem::size_of::<P>() as u64);
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: bytemuck::bytes_of(&params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+    }
+
+    /// Copies the first `len` 4-byte elements of `buffer` back to the host, waiting for all
+    /// work submitted before.
+    pub fn read<T: Pod>(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<T>, GpuError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let size = 4 * len as u64;
+        self.count_transfer(true, size);
+        self.flush();
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+
+        let (sender, receiver) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            let _ = sender.send(result);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        self.check()?;
+        match receiver.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(GpuError::Device(e.to_string())),
+            Err(_) => return Err(GpuError::Device("the readback never completed".into())),
+        }
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        let data = bytemuck::cast_slice::<u8, T>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(data)
     }
 }

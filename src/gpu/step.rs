@@ -1,4 +1,4 @@
-//! One training step on the examples, as kernel dispatches in one compute pass (wgpu orders
+//! The network's steps on the examples, as kernel dispatches in one compute pass (wgpu orders
 //! them and makes each one's writes visible to the next):
 //!
 //! ```text
@@ -8,60 +8,292 @@
 //! (the two above once per chunk of examples: each chunk's buffers fit one binding)
 //! one_hot_matmul_backward (one-hot form only) onehot^T @ dlogits, per block of examples
 //! grad_rows               per weight: segment sums / n + L2 gradient
-//! partial_sums, loss_total  mean NLL + reg * mean(W^2), appended to the history (loss.rs)
+//! partial_sums            levels of 4,096 -> 1 sums (squares for W^2), a fixed tree
+//! loss_total              mean NLL + reg * mean(W^2), appended to the history
 //! sgd_step                per weight: W -= lr * grad
 //! ```
 //!
-//! The chunks' sums meet in `partials` and the per-segment sums, added in a fixed order as
-//! for one chunk. Many steps are recorded into one submission and the loss history is read
-//! back once.
+//! The examples on the device are sorted by context, cut into segments of the backward pass
+//! and, when larger than one binding, into chunks; the chunks' sums meet in a fixed order as
+//! for one chunk.
 
-use crate::backend::{NetForm, StepLoss, TrainOptions};
+use std::cell::OnceCell;
 
-use super::backend::GpuBackend;
+use crate::backend::{NetForm, TrainOptions};
+use crate::data::Examples;
+
+use super::backend::{GpuBackend, GpuLosses};
 use super::dispatches::{
     self, cross_entropy_forward_groups, CrossEntropyBackwardBuffers, CrossEntropyBackwardParams,
     CrossEntropyForwardBuffers, GradRowsBuffers, GradRowsParams, OneHotMatmulBackwardParams,
     OneHotMatmulParams, SgdStepParams,
 };
-use super::examples::GpuExamples;
-use super::kernels::{self, Dispatch};
-use super::loss::{LossTotal, Squares};
+use super::kernels::{self, kernel, log2, uniform, Dispatch};
 use super::Gpu;
 
-/// Fewest examples per block of one_hot_matmul_backward (more when there are so many
-/// examples that grad_rows would otherwise loop over too many blocks).
+/// Values per block of partial_sums, and the most sums loss_total takes per list.
+pub const SUM_BLOCK: u32 = 4096;
+
+uniform! {
+    /// partial_sums' parameters; `square` 1 adds up the squares of the values.
+    struct PartialSumsParams { num_values: u32, square: u32, _pad: [u32; 2] }
+}
+
+uniform! {
+    /// loss_total's parameters.
+    struct LossTotalParams {
+        num_nll_sums: u32, num_square_sums: u32, num_examples: u32,
+        num_weights: u32, reg: f32, _pad: [u32; 3]
+    }
+}
+
+/// The list of squares loss_total adds for the penalty.
+pub enum Squares<'a> {
+    /// No penalty (the count model).
+    None,
+    /// The weights themselves: their squares are taken by the first level.
+    OfWeights(&'a wgpu::Buffer),
+    /// Sums of squares already taken (by count_descent), `len` of them.
+    Sums(&'a wgpu::Buffer, u32),
+}
+
+/// partial_sums levels appended to `out` until at most SUM_BLOCK sums of the `len` values are
+/// left (with `square`, at least one level, which squares them): those sums and their count.
+fn sum_levels<'g>(
+    gpu: &'g Gpu,
+    values: &wgpu::Buffer,
+    (mut len, mut square): (u32, bool),
+    out: &mut Vec<Dispatch<'g>>,
+) -> anyhow::Result<(wgpu::Buffer, u32)> {
+    let mut sums = values.clone();
+    while square || len > SUM_BLOCK {
+        let groups = len.div_ceil(SUM_BLOCK).max(1);
+        let next = gpu.zeroed("partial sums", groups as usize);
+        let params = PartialSumsParams {
+            num_values: len,
+            square: square as u32,
+            ..Default::default()
+        };
+        let kernel = kernel!(gpu, "partial_sums", "reduce");
+        let bound = 16 + log2(256);
+        out.push(Dispatch::new(
+            gpu,
+            kernel,
+            params,
+            &[&sums, &next],
+            groups,
+            bound,
+        )?);
+        (sums, len, square) = (next, groups, false);
+    }
+    Ok((sums, len))
+}
+
+/// The partial_sums levels of the NLL sums of `num_examples` examples (and of the squares of
+/// `num_weights` weights), then loss_total appending (total, data) to `history` at `cursor`,
+/// which it advances. Every level is a fixed tree: the loss is the same on every run.
+#[allow(clippy::too_many_arguments)]
+pub fn loss_total<'g>(
+    gpu: &'g Gpu,
+    (nll_sums, num_nll_sums): (&wgpu::Buffer, u32),
+    squares: Squares<'_>,
+    num_examples: u32,
+    num_weights: u32,
+    reg: f32,
+    history: &wgpu::Buffer,
+    cursor: &wgpu::Buffer,
+) -> anyhow::Result<Vec<Dispatch<'g>>> {
+    let mut out = Vec::new();
+    let (nll, nll_len) = sum_levels(gpu, nll_sums, (num_nll_sums, false), &mut out)?;
+    let squares = match squares {
+        Squares::None => None,
+        Squares::OfWeights(w) => Some(sum_levels(gpu, w, (num_weights, true), &mut out)?),
+        Squares::Sums(s, len) => Some(sum_levels(gpu, s, (len, false), &mut out)?),
+    };
+    let params = LossTotalParams {
+        num_nll_sums: nll_len,
+        num_square_sums: squares.as_ref().map_or(0, |s| s.1),
+        num_examples,
+        num_weights: if squares.is_some() { num_weights } else { 0 },
+        reg,
+        ..Default::default()
+    };
+    let square_sums = squares.as_ref().map_or(&nll, |s| &s.0);
+    let kernel = kernel!(gpu, "loss_total", "reduce");
+    let buffers = [&nll, square_sums, history, cursor];
+    let bound = 2 * 16 + 2 * log2(256);
+    out.push(Dispatch::new(gpu, kernel, params, &buffers, 1, bound)?);
+    Ok(out)
+}
+/// Fewest examples per block of one_hot_matmul_backward (more if grad_rows needs fewer blocks).
 const MIN_ONE_HOT_BLOCK: u32 = 4096;
 
 /// Rows of W that one dispatch of one_hot_matmul adds up.
 const ONE_HOT_ROW_CHUNK: u32 = 4096;
 
-/// Training steps on the examples recorded into one command buffer.
-const STEPS_PER_SUBMISSION: usize = 64;
+/// Shortest segment that one thread of cross_entropy_backward adds up (longer if grad_rows
+/// needs fewer segments): shorter ones mean more threads and more sums for grad_rows.
+const MIN_SEGMENT_LEN: u32 = 256;
 
-/// The dispatches of one or more training steps on a set of examples.
-struct Step<'g> {
-    /// Everything up to the gradient in W: the loss's partial sums and grad_rows.
-    gradient: Vec<Dispatch<'g>>,
-    total: LossTotal,
-    update: Dispatch<'g>,
+/// One chunk of the examples, bound as its own buffers: at most [`GpuExamples`]'s
+/// `chunk_len` consecutive examples, with the segments that lie in it.
+#[derive(Clone)]
+pub(super) struct ExampleChunk {
+    pub(super) len: u32,
+    pub(super) contexts: wgpu::Buffer,
+    pub(super) targets: wgpu::Buffer,
+    /// Offsets of the chunk's segments from its first example (one more than segments).
+    pub(super) segment_starts: wgpu::Buffer,
+    /// The context (row of W) of each of the chunk's segments.
+    pub(super) segment_rows: wgpu::Buffer,
+    /// The index of the chunk's first segment among all the segments.
+    pub(super) first_segment: u32,
+    pub(super) num_segments: u32,
 }
 
-/// What a step reads and writes that outlives it: W, its gradient, and the loss history
-/// with the device's cursor into it.
-#[derive(Clone, Copy)]
-pub(super) struct StepBuffers<'a> {
-    pub weights: &'a wgpu::Buffer,
-    pub grads: &'a wgpu::Buffer,
-    pub history: &'a wgpu::Buffer,
-    pub cursor: &'a wgpu::Buffer,
+/// Examples on the device, sorted by context and cut into chunks, with the segment tables of
+/// the backward pass.
+pub struct GpuExamples {
+    pub(super) len: u32,
+    pub(super) num_rows: u32,
+    pub(super) num_cols: u32,
+    /// At least one (empty when there are no examples).
+    pub(super) chunks: Vec<ExampleChunk>,
+    /// The most examples of any chunk: the length of the `lse` buffer of a step.
+    pub(super) chunk_len: u32,
+    /// Segment offsets of each row (one more than there are rows).
+    pub(super) row_segments: wgpu::Buffer,
+    pub(super) num_segments: u32,
+    /// Examples per segment (a context's last one, or one cut by a chunk, may be shorter).
+    pub(super) segment_len: u32,
+    /// The most segments of any context.
+    pub(super) most_segments_per_row: u32,
+    /// The count matrix, counted the first time the counts path needs it.
+    pub(super) counts: OnceCell<wgpu::Buffer>,
+}
+
+/// Checks that the kernels can index (and count, without wrapping) `n` examples with u32.
+pub fn check_fits(n: usize) -> anyhow::Result<()> {
+    if n > u32::MAX as usize {
+        anyhow::bail!(
+            "{n} examples are more than the GPU kernels can index ({}); use fewer words or --device cpu",
+            u32::MAX
+        );
+    }
+    Ok(())
+}
+
+impl GpuExamples {
+    /// How many chunks the examples were cut into (one unless they exceed a binding).
+    pub fn num_chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Uploads `examples` grouped by context, in chunks of at most `most_per_chunk`.
+    pub(super) fn upload(
+        gpu: &Gpu,
+        examples: &Examples,
+        most_per_chunk: u32,
+    ) -> anyhow::Result<GpuExamples> {
+        let n = examples.len();
+        check_fits(n)?;
+        // The largest buffer a kernel can bind whole; each chunk's contexts, targets and
+        // `lse` (4 bytes an example each) must fit one.
+        let binding = (gpu.limits.max_storage_buffer_binding_size).min(gpu.limits.max_buffer_size);
+        let chunk_len = ((binding / 4).clamp(1, u32::MAX as u64) as u32).min(most_per_chunk);
+        let grouped = examples.grouped_by_context();
+        let offsets = &grouped.row_offsets;
+        let most_examples = (0..examples.num_rows)
+            .map(|row| offsets[row + 1] - offsets[row])
+            .max()
+            .unwrap_or(0);
+        let segment_len = kernels::segment_len(most_examples as u64, MIN_SEGMENT_LEN);
+        let (segment_starts, row_segments) = segments(offsets, segment_len, chunk_len);
+        let num_segments = segment_starts.len() as u64;
+        let most_segments_per_row = row_segments
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or(0);
+        // Every buffer of a step must fit one binding: the chunks do by their length, the
+        // per-(segment, column) sums are checked here, before anything is uploaded.
+        let segment_grad_bytes = 4 * num_segments * examples.num_cols as u64;
+        anyhow::ensure!(
+        segment_grad_bytes <= binding,
+        "{n} examples need {} MiB of per-segment gradient sums, more than this adapter's largest storage binding of {} MiB; use fewer words or --device cpu",
+        segment_grad_bytes.div_ceil(1 << 20),
+        binding >> 20
+    );
+
+        let ex = &grouped.examples;
+        let num_chunks = n.div_ceil(chunk_len as usize).max(1);
+        let chunks = (0..num_chunks)
+            .map(|c| {
+                let first = c * chunk_len as usize;
+                let end = (first + chunk_len as usize).min(n);
+                let (lo, hi) = (first as u32, end as u32);
+                let first_segment = segment_starts.partition_point(|&s| s < lo);
+                let end_segment = segment_starts.partition_point(|&s| s < hi);
+                let local_starts: Vec<u32> = segment_starts[first_segment..end_segment]
+                    .iter()
+                    .map(|&s| s - lo)
+                    .chain(std::iter::once(hi - lo))
+                    .collect();
+                let rows: Vec<u32> = segment_starts[first_segment..end_segment]
+                    .iter()
+                    .map(|&s| ex.contexts[s as usize])
+                    .collect();
+                ExampleChunk {
+                    len: hi - lo,
+                    contexts: gpu.upload("contexts", &ex.contexts[first..end]),
+                    targets: gpu.upload("targets", &ex.targets[first..end]),
+                    segment_starts: gpu.upload("segment starts", &local_starts),
+                    segment_rows: gpu.upload("segment rows", &rows),
+                    first_segment: first_segment as u32,
+                    num_segments: (end_segment - first_segment) as u32,
+                }
+            })
+            .collect();
+        Ok(GpuExamples {
+            len: n as u32,
+            num_rows: ex.num_rows as u32,
+            num_cols: ex.num_cols as u32,
+            chunks,
+            chunk_len: chunk_len.min(n as u32),
+            row_segments: gpu.upload("row segments", &row_segments),
+            num_segments: num_segments as u32,
+            segment_len,
+            most_segments_per_row,
+            counts: OnceCell::new(),
+        })
+    }
+}
+
+/// Cuts each context's examples (`offsets[r] .. offsets[r + 1]`) into segments of at most
+/// `segment_len` that each lie in one chunk: each segment's first example, and each row's
+/// first segment (one more than there are rows).
+fn segments(offsets: &[u32], segment_len: u32, chunk_len: u32) -> (Vec<u32>, Vec<u32>) {
+    let num_rows = offsets.len() - 1;
+    let mut segment_starts = Vec::new();
+    let mut row_segments = Vec::with_capacity(num_rows + 1);
+    for row in 0..num_rows {
+        row_segments.push(segment_starts.len() as u32);
+        let (mut start, end) = (offsets[row] as u64, offsets[row + 1] as u64);
+        while start < end {
+            let chunk_end = (start / chunk_len as u64 + 1) * chunk_len as u64;
+            segment_starts.push(start as u32);
+            start = (start + segment_len as u64).min(end).min(chunk_end);
+        }
+    }
+    row_segments.push(segment_starts.len() as u32);
+    (segment_starts, row_segments)
 }
 
 /// Where the forward and backward kernels find the logits and the rows of the examples.
 struct LogitsSource<'g> {
     table: wgpu::Buffer,
-    /// Per chunk: the row of the table of each example, and the segment starts.
-    chunks: Vec<ChunkSource>,
+    /// The examples with their rows of the table (`contexts`) and segments.
+    chunks: Vec<ExampleChunk>,
     /// What cross_entropy_backward writes: per (segment, column) sums.
     backward_out: wgpu::Buffer,
     /// What grad_rows adds up per row of W, with `row_segments`.
@@ -76,15 +308,6 @@ struct LogitsSource<'g> {
     product_backward: Option<Dispatch<'g>>,
 }
 
-/// One chunk's rows of the logits table and its segments.
-struct ChunkSource {
-    rows: wgpu::Buffer,
-    segment_starts: wgpu::Buffer,
-    segment_rows: wgpu::Buffer,
-    first_segment: u32,
-    num_segments: u32,
-}
-
 /// Examples per block of one_hot_matmul_backward for `n` examples: at least
 /// MIN_ONE_HOT_BLOCK, and few enough blocks for grad_rows' loop.
 fn one_hot_block_len(n: u32) -> u32 {
@@ -94,20 +317,9 @@ fn one_hot_block_len(n: u32) -> u32 {
 /// Row select: the logits are rows of W, and the examples' segments are those of `load`.
 fn row_select<'g>(gpu: &Gpu, ex: &GpuExamples, weights: &wgpu::Buffer) -> LogitsSource<'g> {
     let segment_grads = gpu.zeroed("segment grads", (ex.num_segments * ex.num_cols) as usize);
-    let chunks = ex
-        .chunks
-        .iter()
-        .map(|chunk| ChunkSource {
-            rows: chunk.contexts.clone(),
-            segment_starts: chunk.segment_starts.clone(),
-            segment_rows: chunk.segment_rows.clone(),
-            first_segment: chunk.first_segment,
-            num_segments: chunk.num_segments,
-        })
-        .collect();
     LogitsSource {
         table: weights.clone(),
-        chunks,
+        chunks: ex.chunks.clone(),
         backward_out: segment_grads.clone(),
         grad_in: segment_grads,
         row_segments: ex.row_segments.clone(),
@@ -164,8 +376,10 @@ fn one_hot<'g>(
         dispatches::one_hot_matmul_backward(gpu, &chunk.contexts, &logit_grads, &grad_sums, params);
     Ok(LogitsSource {
         table: logits,
-        chunks: vec![ChunkSource {
-            rows: gpu.upload("example index", &example_index),
+        chunks: vec![ExampleChunk {
+            len: ex.len,
+            contexts: gpu.upload("example index", &example_index),
+            targets: chunk.targets.clone(),
             segment_starts: gpu.upload("example starts", &example_starts),
             segment_rows: gpu.upload("example rows", &example_index),
             first_segment: 0,
@@ -182,50 +396,42 @@ fn one_hot<'g>(
     })
 }
 
-/// Where the forward kernel leaves what the backward kernel and loss_total read.
-struct LossSums<'a> {
-    /// The log-sum-exp of each example of a chunk (the chunks take turns with it).
-    lse: &'a wgpu::Buffer,
-    /// The workgroup sums of nll_i of every chunk, in order.
-    partials: &'a wgpu::Buffer,
-}
-
-/// The forward then backward kernel on each chunk of examples, in order; the chunk's
-/// workgroup sums of nll_i start where the previous chunk's `forward_groups` end.
+/// The forward then backward kernel on each chunk of examples, in order. The chunks take
+/// turns with `lse`, the log-sum-exp of each example; their workgroup sums of nll_i follow
+/// each other in `partials`, `forward_groups` each.
 fn chunk_passes<'g>(
     gpu: &'g Gpu,
-    ex: &GpuExamples,
     source: &LogitsSource<'_>,
-    sums: LossSums<'_>,
+    (lse, partials): (&wgpu::Buffer, &wgpu::Buffer),
     forward_groups: &[u32],
-    form: NetForm,
+    (num_cols, form): (u32, NetForm),
 ) -> anyhow::Result<Vec<Dispatch<'g>>> {
-    let mut passes = Vec::with_capacity(2 * ex.chunks.len());
+    let mut passes = Vec::with_capacity(2 * source.chunks.len());
     let mut first_partial = 0;
-    for ((chunk, rows), &groups) in ex.chunks.iter().zip(&source.chunks).zip(forward_groups) {
+    for (chunk, &groups) in source.chunks.iter().zip(forward_groups) {
         let buffers = CrossEntropyForwardBuffers {
             logits: &source.table,
-            rows: &rows.rows,
+            rows: &chunk.contexts,
             targets: &chunk.targets,
-            lse: sums.lse,
-            partials: sums.partials,
+            lse,
+            partials,
         };
-        let (n, cols) = (chunk.len, ex.num_cols);
+        let (n, cols) = (chunk.len, num_cols);
         let forward =
             dispatches::cross_entropy_forward(gpu, form.loss, buffers, n, cols, first_partial)?;
         first_partial += groups;
         let buffers = CrossEntropyBackwardBuffers {
             logits: &source.table,
             targets: &chunk.targets,
-            lse: sums.lse,
-            segment_starts: &rows.segment_starts,
-            segment_rows: &rows.segment_rows,
+            lse,
+            segment_starts: &chunk.segment_starts,
+            segment_rows: &chunk.segment_rows,
             sums: &source.backward_out,
         };
         let params = CrossEntropyBackwardParams {
-            num_segments: rows.num_segments,
-            num_cols: ex.num_cols,
-            first_segment: rows.first_segment,
+            num_segments: chunk.num_segments,
+            num_cols,
+            first_segment: chunk.first_segment,
             ..Default::default()
         };
         let backward =
@@ -236,16 +442,19 @@ fn chunk_passes<'g>(
 }
 
 impl GpuBackend {
-    fn step<'g>(
+    /// One training step's dispatches: up to the gradient in `grads` and the loss appended to
+    /// `losses`, and the update of `weights`.
+    pub(super) fn step<'g>(
         &'g self,
-        b: StepBuffers<'_>,
+        (weights, grads): (&wgpu::Buffer, &wgpu::Buffer),
+        losses: &GpuLosses,
         ex: &GpuExamples,
         options: &TrainOptions,
         form: NetForm,
-    ) -> anyhow::Result<Step<'g>> {
+    ) -> anyhow::Result<(Vec<Dispatch<'g>>, Dispatch<'g>)> {
+        self.check_one_hot(ex, form)?;
         let gpu = self.gpu();
         let num_weights = ex.num_rows * ex.num_cols;
-        let (weights_buffer, grads) = (b.weights, b.grads);
         // The chunks take turns with one buffer of log-sum-exps.
         let lse = gpu.zeroed("lse", ex.chunk_len as usize);
         let forward_groups: Vec<u32> = ex
@@ -256,20 +465,17 @@ impl GpuBackend {
         let num_partials: u32 = forward_groups.iter().sum();
         let partials = gpu.zeroed("partials", num_partials as usize);
         let mut source = if form.one_hot {
-            one_hot(gpu, ex, weights_buffer)?
+            one_hot(gpu, ex, weights)?
         } else {
-            row_select(gpu, ex, weights_buffer)
+            row_select(gpu, ex, weights)
         };
-
         let mut gradient = std::mem::take(&mut source.product);
-        let sums = LossSums {
-            lse: &lse,
-            partials: &partials,
-        };
-        gradient.extend(chunk_passes(gpu, ex, &source, sums, &forward_groups, form)?);
+        let sums = (&lse, &partials);
+        let shape = (ex.num_cols, form);
+        gradient.extend(chunk_passes(gpu, &source, sums, &forward_groups, shape)?);
         gradient.extend(source.product_backward.take());
         let buffers = GradRowsBuffers {
-            weights: weights_buffer,
+            weights,
             row_segments: &source.row_segments,
             sums: &source.grad_in,
             grads,
@@ -280,120 +486,24 @@ impl GpuBackend {
             num_examples: ex.len,
             reg: options.reg,
         };
-        gradient.push(dispatches::grad_rows(
+        let most = source.most_segments;
+        gradient.push(dispatches::grad_rows(gpu, buffers, params, most)?);
+        gradient.extend(loss_total(
             gpu,
-            buffers,
-            params,
-            source.most_segments,
-        )?);
-        let total = LossTotal::new(
-            gpu,
-            &partials,
-            num_partials,
-            Squares::OfWeights(weights_buffer),
+            (&partials, num_partials),
+            Squares::OfWeights(weights),
             ex.len,
             num_weights,
             options.reg,
-            b.history,
-            b.cursor,
-        );
+            &losses.history,
+            &losses.cursor,
+        )?);
         let params = SgdStepParams {
             num_weights,
             lr: options.lr,
             ..Default::default()
         };
-        let update = dispatches::sgd_step(gpu, grads, weights_buffer, params)?;
-        Ok(Step {
-            gradient,
-            total,
-            update,
-        })
-    }
-
-    /// Records the loss and gradient at `b.weights` (W unchanged) into the pending encoder.
-    pub(super) fn record_gradient(
-        &self,
-        b: StepBuffers<'_>,
-        ex: &GpuExamples,
-        reg: f32,
-        form: NetForm,
-    ) -> anyhow::Result<()> {
-        self.check_one_hot(ex, form)?;
-        let options = TrainOptions { lr: 0.0, reg };
-        let step = self.step(b, ex, &options, form)?;
-        self.gpu()
-            .record_pass(|pass| self.record_step(pass, &step, false));
-        Ok(())
-    }
-
-    /// Records the loss and gradient of one step, and the update when `update` is set.
-    fn record_step(&self, pass: &mut wgpu::ComputePass<'_>, step: &Step<'_>, update: bool) {
-        let max = self.gpu().max_groups();
-        for dispatch in &step.gradient {
-            dispatch.record(pass, max);
-        }
-        step.total.record(self.gpu(), pass);
-        if update {
-            step.update.record(pass, max);
-        }
-    }
-
-    /// The loss and gradient of the network at `weights`, W unchanged.
-    pub(super) fn step_gradient(
-        &self,
-        weights: &[f32],
-        ex: &GpuExamples,
-        reg: f32,
-        form: NetForm,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        let gpu = self.gpu();
-        let b = StepBuffers {
-            weights: &gpu.upload("weights", weights),
-            grads: &gpu.zeroed("grads", weights.len()),
-            history: &gpu.zeroed("loss history", 2),
-            cursor: &gpu.zeroed("history cursor", 1),
-        };
-        self.record_gradient(b, ex, reg, form)?;
-        let grads = gpu.read(b.grads, weights.len())?;
-        let loss = self.history_losses(b.history, 1)?[0];
-        Ok((loss, grads))
-    }
-
-    /// `steps` steps of gradient descent on the examples, STEPS_PER_SUBMISSION to a
-    /// submission.
-    pub(super) fn train_steps(
-        &self,
-        weights: &mut [f32],
-        ex: &GpuExamples,
-        options: &TrainOptions,
-        steps: usize,
-        form: NetForm,
-    ) -> anyhow::Result<Vec<StepLoss>> {
-        if steps == 0 {
-            return Ok(Vec::new());
-        }
-        self.check_one_hot(ex, form)?;
-        let gpu = self.gpu();
-        let b = StepBuffers {
-            weights: &gpu.upload("weights", weights),
-            grads: &gpu.zeroed("grads", weights.len()),
-            history: &gpu.zeroed("loss history", 2 * steps),
-            cursor: &gpu.zeroed("history cursor", 1),
-        };
-        let step = self.step(b, ex, options, form)?;
-        let mut done = 0;
-        while done < steps {
-            let chunk = STEPS_PER_SUBMISSION.min(steps - done);
-            self.gpu().submit_pass(|pass| {
-                for _ in 0..chunk {
-                    self.record_step(pass, &step, true);
-                }
-            });
-            done += chunk;
-        }
-        let trained: Vec<f32> = gpu.read(b.weights, weights.len())?;
-        weights.copy_from_slice(&trained);
-        self.history_losses(b.history, steps)
+        Ok((gradient, dispatches::sgd_step(gpu, grads, weights, params)?))
     }
 
     /// The one-hot form's n x V logits and V^K x blocks x V partial gradients must fit in one
