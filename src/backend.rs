@@ -1,6 +1,4 @@
-//! The seam between the models and the hardware: the same operations on the CPU reference
-//! (`cpu.rs`) and on the GPU (`gpu/`). Commands are written once against this trait, and
-//! "GPU equals CPU" is one comparison per operation.
+//! The operations of both models, once on the CPU reference (`cpu.rs`), once on the GPU.
 
 use crate::adamw::{AdamState, AdamW};
 use crate::corpus::{CountTable, PairBatches};
@@ -26,8 +24,7 @@ pub enum Chosen {
 }
 
 impl Chosen {
-    /// Opens the chosen device. With `Gpu` and no adapter at all, falls back to the CPU and
-    /// returns the notice to show; any other GPU failure is an error.
+    /// Opens the device; with `Gpu` and no adapter at all, the CPU and the notice to show.
     pub fn open(choice: DeviceChoice) -> Result<(Chosen, Option<String>), GpuError> {
         match choice {
             DeviceChoice::Cpu => Ok((Chosen::Cpu(CpuBackend), None)),
@@ -45,8 +42,7 @@ impl Chosen {
     }
 }
 
-/// Runs `body` with `b` bound to the backend inside a [`Chosen`] (or `&Chosen`,
-/// `&mut Chosen`): the one place a command branches on the device.
+/// Runs `body` with `b` bound to the backend inside a [`Chosen`] (or a reference to one).
 #[macro_export]
 macro_rules! on_backend {
     ($chosen:expr, |$b:ident| $body:expr) => {
@@ -89,11 +85,7 @@ pub struct Nll {
 impl Nll {
     /// The mean NLL over all examples: infinite when any example is impossible.
     pub fn mean(&self) -> f64 {
-        if self.impossible > 0 {
-            f64::INFINITY
-        } else {
-            self.finite_mean
-        }
+        [self.finite_mean, f64::INFINITY][(self.impossible > 0) as usize]
     }
 }
 
@@ -109,12 +101,10 @@ pub struct TrainOptions {
 /// How the cross-entropy loss is computed (`--loss`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LossForm {
-    /// `cross_entropy_forward`: log-softmax in one pass, the row maximum subtracted first, so
-    /// that exp() never overflows.
+    /// `cross_entropy_forward`: log-softmax, the row maximum subtracted first.
     #[default]
     Fused,
-    /// `cross_entropy_explicit`: the lecture's chain (exp, divide by the sum, the target's
-    /// probability, log); exp() of a logit above about 88.7 overflows f32.
+    /// `cross_entropy_explicit`: the lecture's chain (exp, divide by the sum, log).
     Explicit,
 }
 
@@ -122,17 +112,15 @@ pub enum LossForm {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetForm {
     pub loss: LossForm,
-    /// `one_hot_matmul`: logits = onehot(context) @ W as a matrix product (the lecture's
-    /// literal form) instead of the row select W[context].
+    /// `one_hot_matmul`: logits = onehot(context) @ W, not the row select W[context].
     pub one_hot: bool,
 }
 
 /// The operations of both models, implemented once per device.
 pub trait Backend {
-    /// Examples as the backend keeps them (uploaded once, used by every step).
+    /// Examples as the backend keeps them (uploaded once).
     type Examples;
-
-    /// A vector of f32 on the device (GPU: a buffer; CPU: a `Vec`), there for a whole run.
+    /// A vector of f32 on the device.
     type Buffer;
     /// A loss history on the device: each gradient appends its step's (total, data).
     type Losses;
@@ -232,27 +220,6 @@ pub trait Backend {
     /// `nll_gather`: the mean negative log likelihood of the examples under a probability table.
     fn mean_nll(&mut self, probs: &[f32], examples: &Self::Examples) -> anyhow::Result<Nll>;
 
-    /// The loss at `weights` and its gradient with respect to them (no update), with the
-    /// logits and loss in the given form (`NetForm::default()` is the lecture's).
-    fn loss_and_gradient(
-        &mut self,
-        weights: &[f32],
-        examples: &Self::Examples,
-        reg: f32,
-        form: NetForm,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)>;
-
-    /// `steps` full-batch gradient-descent steps on `weights` in place, in the given form; the
-    /// loss before each.
-    fn train(
-        &mut self,
-        weights: &mut [f32],
-        examples: &Self::Examples,
-        options: &TrainOptions,
-        steps: usize,
-        form: NetForm,
-    ) -> anyhow::Result<Vec<StepLoss>>;
-
     /// `softmax_rows`: each row of `weights` turned into a probability distribution.
     fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>>;
 
@@ -269,6 +236,40 @@ pub trait Backend {
         examples: &Self::Examples,
         form: NetForm,
     ) -> anyhow::Result<f64>;
+
+    /// The loss at `weights` and its gradient (no update).
+    fn loss_and_gradient(
+        &mut self,
+        weights: &[f32],
+        examples: &Self::Examples,
+        reg: f32,
+        form: NetForm,
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        let (w, mut grads) = (self.upload(weights)?, self.zeros(weights.len())?);
+        let mut losses = self.losses(1)?;
+        self.gradient(&w, examples, reg, form, &mut grads, &mut losses)?;
+        let grads = self.read(&grads)?;
+        Ok((self.read_losses(&losses)?[0], grads))
+    }
+
+    /// `steps` full-batch gradient-descent steps on `weights` in place; the loss before each.
+    fn train(
+        &mut self,
+        weights: &mut [f32],
+        examples: &Self::Examples,
+        options: &TrainOptions,
+        steps: usize,
+        form: NetForm,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        let (mut w, mut grads) = (self.upload(weights)?, self.zeros(weights.len())?);
+        let mut losses = self.losses(steps)?;
+        for _ in 0..steps {
+            self.gradient(&w, examples, options.reg, form, &mut grads, &mut losses)?;
+            self.sgd_update(&mut w, &grads, options.lr)?;
+        }
+        weights.copy_from_slice(&self.read(&w)?);
+        self.read_losses(&losses)
+    }
 
     /// `adamw_step`: one AdamW update of `weights` in place with `grads`, advancing `state`.
     fn adamw_step(
@@ -288,8 +289,7 @@ pub trait Backend {
         Ok(())
     }
 
-    /// `count_descent` with lr 0 and one step: the loss at `weights` and its gradient, computed
-    /// from the count matrix of the examples (the same values as [`Backend::loss_and_gradient`]).
+    /// `count_descent` with lr 0 and one step: [`Backend::loss_and_gradient`] from the counts.
     fn count_loss_and_gradient(
         &mut self,
         weights: &[f32],
@@ -305,8 +305,7 @@ pub trait Backend {
         Ok((self.read_losses(&losses)?[0], grads))
     }
 
-    /// `count_pairs` then `count_descent`: the same steps as [`Backend::train`], with each step
-    /// costing O(V^K * V) instead of O(n * V). The loss before each step.
+    /// `count_pairs` then `count_descent`: [`Backend::train`] at O(V^K * V) per step.
     fn train_counts(
         &mut self,
         weights: &mut [f32],
@@ -322,9 +321,8 @@ pub trait Backend {
         self.read_losses(&losses)
     }
 
-    /// `count_pairs` over pairs that arrive in batches (a file read in blocks): every batch is
-    /// added into one V^K x V table, so the pairs are never all in memory. The caller has
-    /// checked that the total cannot wrap a u32 count.
+    /// `count_pairs` over pairs that arrive in batches, added into one V^K x V table (the
+    /// caller has checked that no u32 count wraps).
     fn count_pair_batches(
         &mut self,
         num_rows: usize,
@@ -332,8 +330,6 @@ pub trait Backend {
         batches: &mut dyn PairBatches,
     ) -> anyhow::Result<Vec<u32>>;
 
-    /// `count_nll`: the mean NLL of the examples a count table counts, under a probability
-    /// table, from the table alone: `-sum_j N_j log P_j / sum_j N_j` (the value of
-    /// [`Backend::mean_nll`] on those examples).
+    /// `count_nll`: `-sum_j N_j log P_j / sum_j N_j`, [`Backend::mean_nll`] from the counts.
     fn count_table_nll(&mut self, probs: &[f32], table: &CountTable) -> anyhow::Result<Nll>;
 }
