@@ -16,7 +16,7 @@ pub enum DeviceChoice {
     Cpu,
 }
 
-/// The backend a command runs on, chosen once: [`on_backend!`] hands it to generic code.
+/// The backend a command runs on: [`on_backend!`] hands it to generic code.
 #[allow(clippy::large_enum_variant)]
 pub enum Chosen {
     Cpu(CpuBackend),
@@ -62,23 +62,19 @@ pub struct Transfers {
     pub readback_bytes: u64,
 }
 
-/// The losses of one training step, measured before the step's update.
+/// The losses of one step, before its update: `data` the mean NLL, `total` plus the penalty.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepLoss {
-    /// Mean negative log likelihood plus `reg * mean(W^2)`: what gradient descent minimizes.
     pub total: f64,
-    /// Mean negative log likelihood of the data alone.
     pub data: f64,
 }
 
-/// A mean negative log likelihood that knows when it is infinite.
+/// A mean NLL that knows when it is infinite: the mean of -log p over the examples with p > 0,
+/// and how many of the `examples` have p = 0.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Nll {
-    /// Mean of -log p over the examples whose probability is above zero.
     pub finite_mean: f64,
-    /// How many examples have probability zero (a pair never seen, with no smoothing).
     pub impossible: u64,
-    /// Number of examples scored.
     pub examples: usize,
 }
 
@@ -89,12 +85,10 @@ impl Nll {
     }
 }
 
-/// Settings of full-batch gradient descent on the neural model.
+/// Full-batch gradient descent: `W -= lr * grad` with the penalty `reg * mean(W^2)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainOptions {
-    /// Learning rate: W -= lr * grad.
     pub lr: f32,
-    /// Strength of the L2 penalty `reg * mean(W^2)`.
     pub reg: f32,
 }
 
@@ -171,12 +165,8 @@ pub trait Backend {
     ) -> anyhow::Result<()>;
 
     /// `sgd_step`: `weights -= lr * grads`.
-    fn sgd_update(
-        &mut self,
-        weights: &mut Self::Buffer,
-        grads: &Self::Buffer,
-        lr: f32,
-    ) -> anyhow::Result<()>;
+    fn sgd_update(&mut self, w: &mut Self::Buffer, g: &Self::Buffer, lr: f32)
+        -> anyhow::Result<()>;
 
     /// `adamw_step` number `t` (from 1) with the moments `m` and `v`.
     #[allow(clippy::too_many_arguments)]
@@ -210,12 +200,7 @@ pub trait Backend {
     fn count_pairs(&mut self, examples: &Self::Examples) -> anyhow::Result<Vec<u32>>;
 
     /// `normalize_rows`: probabilities `(N + s) / (row sum + s V)`, row by row.
-    fn normalize_rows(
-        &mut self,
-        counts: &[u32],
-        num_cols: usize,
-        smoothing: f32,
-    ) -> anyhow::Result<Vec<f32>>;
+    fn normalize_rows(&mut self, counts: &[u32], cols: usize, s: f32) -> anyhow::Result<Vec<f32>>;
 
     /// `nll_gather`: the mean negative log likelihood of the examples under a probability table.
     fn mean_nll(&mut self, probs: &[f32], examples: &Self::Examples) -> anyhow::Result<Nll>;
@@ -228,14 +213,8 @@ pub trait Backend {
         TableLimit::host()
     }
 
-    /// The mean NLL of `examples` under softmax(W[context]), forward only (no gradient, no
-    /// penalty), in the given form: the neural model's loss on a dev or test set.
-    fn forward_loss(
-        &mut self,
-        weights: &[f32],
-        examples: &Self::Examples,
-        form: NetForm,
-    ) -> anyhow::Result<f64>;
+    /// The mean NLL of `x` under softmax(W[context]), forward only (no gradient, no penalty).
+    fn forward_loss(&mut self, w: &[f32], x: &Self::Examples, f: NetForm) -> anyhow::Result<f64>;
 
     /// The loss at `weights` and its gradient (no update).
     fn loss_and_gradient(

@@ -49,20 +49,15 @@ pub fn normalize_rows(counts: &[u32], num_cols: usize, smoothing: f32) -> Vec<f3
     let mut probs = Vec::with_capacity(counts.len());
     for row in counts.chunks(num_cols) {
         let total = row.iter().map(|&n| n as f64).sum::<f64>() + s * num_cols as f64;
-        probs.extend(row.iter().map(|&n| {
-            if total > 0.0 {
-                ((n as f64 + s) / total) as f32
-            } else {
-                0.0
-            }
-        }));
+        let p = |&n: &u32| (total > 0.0).then(|| ((n as f64 + s) / total) as f32);
+        probs.extend(row.iter().map(|n| p(n).unwrap_or(0.0)));
     }
     probs
 }
 
 /// `-sum N log P` over the cells `(P, N)` with `N > 0` and `P > 0`, and the sum of `N` over
 /// the cells with `P = 0` (log likelihood minus infinity).
-fn nll_cells(cells: impl Iterator<Item = (f32, u32)>) -> (f64, u64) {
+fn nll_cells(cells: impl Iterator<Item = (f32, u32)>, examples: usize) -> Nll {
     let (mut sum, mut impossible) = (0.0f64, 0u64);
     for (p, n) in cells.filter(|&(_, n)| n > 0) {
         if p > 0.0 {
@@ -71,20 +66,26 @@ fn nll_cells(cells: impl Iterator<Item = (f32, u32)>) -> (f64, u64) {
             impossible += n as u64;
         }
     }
-    (sum, impossible)
+    let finite_mean = sum / examples as f64;
+    Nll {
+        finite_mean,
+        impossible,
+        examples,
+    }
 }
 
 /// `nll_gather`: `sum_i -log P[ctx_i, tgt_i]` over the examples with `P > 0`, and how many
 /// have `P = 0`.
-pub fn nll_gather(probs: &[f32], contexts: &[u32], targets: &[u32], num_cols: usize) -> (f64, u64) {
-    let p = |(&ctx, &tgt): (&u32, &u32)| (probs[ctx as usize * num_cols + tgt as usize], 1);
-    nll_cells(contexts.iter().zip(targets).map(p))
+pub fn nll_gather(probs: &[f32], ex: &Examples) -> Nll {
+    let p = |(&ctx, &tgt): (&u32, &u32)| (probs[ctx as usize * ex.num_cols + tgt as usize], 1);
+    nll_cells(ex.contexts.iter().zip(&ex.targets).map(p), ex.len())
 }
 
 /// `count_nll`: `sum_j N[j] * -log P[j]` over the cells with `P[j] > 0`, and the `N[j]` of the
 /// cells with `P[j] = 0`: `nll_gather` on the examples the table counts.
-pub fn count_nll(probs: &[f32], counts: &[u32]) -> (f64, u64) {
-    nll_cells(probs.iter().copied().zip(counts.iter().copied()))
+pub fn count_nll(probs: &[f32], table: &CountTable) -> Nll {
+    let cells = probs.iter().copied().zip(table.counts.iter().copied());
+    nll_cells(cells, table.examples)
 }
 
 /// With `m` the row maximum: `exps = exp(x_c - m)` and `(m, sum_c exps[c])`, so that
@@ -129,15 +130,10 @@ pub fn cross_entropy_forward(
 /// `cross_entropy_explicit`: the lecture's chain, no maximum subtracted: `counts = exp(W[ctx_i])`
 /// and their sum in f32 (added in f64, rounded once), `nll_i = -log(counts[tgt_i] / sum_i)`,
 /// `lse_i = log sum_i`. Returns every `lse_i` and `sum_i nll_i`.
-pub fn cross_entropy_explicit(
-    weights: &[f32],
-    contexts: &[u32],
-    targets: &[u32],
-    num_cols: usize,
-) -> (Vec<f64>, f64) {
-    let (mut lse, mut nll_sum) = (Vec::with_capacity(contexts.len()), 0.0f64);
-    for (&ctx, &tgt) in contexts.iter().zip(targets) {
-        let logits = &weights[ctx as usize * num_cols..][..num_cols];
+pub fn cross_entropy_explicit(w: &[f32], ctx: &[u32], tgt: &[u32], v: usize) -> (Vec<f64>, f64) {
+    let (mut lse, mut nll_sum) = (Vec::with_capacity(ctx.len()), 0.0f64);
+    for (&ctx, &tgt) in ctx.iter().zip(tgt) {
+        let logits = &w[ctx as usize * v..][..v];
         let counts: Vec<f32> = logits.iter().map(|&w| w.exp()).collect();
         let sum = counts.iter().map(|&n| n as f64).sum::<f64>() as f32 as f64;
         lse.push(sum.ln());
@@ -178,34 +174,18 @@ pub fn one_hot_matmul(weights: &[f32], contexts: &[u32], rows: usize, cols: usiz
 }
 
 /// `one_hot_matmul_backward`: `G[r, c] = sum_i [ctx_i = r] dlogits[i, c]`.
-pub fn one_hot_matmul_backward(
-    dlogits: &[f64],
-    contexts: &[u32],
-    rows: usize,
-    cols: usize,
-) -> Vec<f64> {
+pub fn one_hot_matmul_backward(d: &[f64], contexts: &[u32], rows: usize, v: usize) -> Vec<f64> {
     let cell = |k: usize| {
-        let ctx_is = |(i, &ctx): (usize, &u32)| {
-            if ctx as usize == k / cols {
-                dlogits[i * cols + k % cols]
-            } else {
-                0.0
-            }
-        };
-        contexts.iter().enumerate().map(ctx_is).sum::<f64>()
+        let (r, c) = (k / v, k % v);
+        let term = |(&x, row): (&u32, &[f64])| if x as usize == r { row[c] } else { 0.0 };
+        contexts.iter().zip(d.chunks(v)).map(term).sum::<f64>()
     };
-    (0..rows * cols).map(cell).collect()
+    (0..rows * v).map(cell).collect()
 }
 
 /// `grad_rows`: `grad = G / n + 2 reg W / |W|`.
-pub fn grad_rows(
-    data_grad_sum: &[f64],
-    weights: &[f32],
-    num_examples: usize,
-    reg: f32,
-) -> Vec<f32> {
-    let n = num_examples as f64;
-    let penalty = 2.0 * reg as f64 / weights.len() as f64;
+pub fn grad_rows(data_grad_sum: &[f64], weights: &[f32], n: usize, reg: f32) -> Vec<f32> {
+    let (n, penalty) = (n as f64, 2.0 * reg as f64 / weights.len() as f64);
     let grad = |(&g, &w): (&f64, &f32)| (g / n + penalty * w as f64) as f32;
     data_grad_sum.iter().zip(weights).map(grad).collect()
 }
@@ -228,6 +208,7 @@ pub fn sgd_step(weights: &mut [f32], grads: &[f32], lr: f32) {
         *w = (*w as f64 - lr as f64 * g as f64) as f32;
     }
 }
+
 /// `adamw_step`: torch's AdamW, in f64 per weight:
 /// `W -= lr wd W`; `m = b1 m + (1 - b1) g`; `v = b2 v + (1 - b2) g^2`;
 /// `W -= lr (m / bc1) / (sqrt(v / bc2) + eps)` with `bc = 1 - beta^t` of step t.
@@ -350,22 +331,14 @@ fn cross_entropy_on(
 
 /// `cross_entropy_on` over CPU_THREADS slices of the examples, added in slice order:
 /// `sum_i nll_i` and `G[r, c] = sum_{i: row_i = r} softmax(logits_i)[c] - [c = tgt_i]`.
-fn cross_entropy(
-    logits: &[f32],
-    rows: &[u32],
-    targets: &[u32],
-    v: usize,
-    loss: LossForm,
-) -> (f64, Vec<f64>) {
+fn cross_entropy(w: &[f32], rows: &[u32], t: &[u32], v: usize, loss: LossForm) -> (f64, Vec<f64>) {
     let parts = on_slices(rows.len(), |r| {
-        let mut grad = vec![0.0f64; logits.len()];
-        let (rows, targets) = (&rows[r.clone()], &targets[r]);
-        (
-            cross_entropy_on(logits, rows, targets, v, loss, Some(&mut grad)),
-            grad,
-        )
+        let mut grad = vec![0.0f64; w.len()];
+        let (rows, t) = (&rows[r.clone()], &t[r]);
+        let nll_sum = cross_entropy_on(w, rows, t, v, loss, Some(&mut grad));
+        (nll_sum, grad)
     });
-    let mut sum = (0.0f64, vec![0.0f64; logits.len()]);
+    let mut sum = (0.0f64, vec![0.0f64; w.len()]);
     for (nll, grad) in &parts {
         sum.0 += nll;
         sum.1.iter_mut().zip(grad).for_each(|(s, g)| *s += g);
@@ -401,35 +374,18 @@ fn loss_and_gradient(w: &[f32], ex: &Examples, reg: f32, form: NetForm) -> (Step
     if form.one_hot {
         grad = one_hot_matmul_backward(&grad, &ex.contexts, ex.num_rows, ex.num_cols);
     }
-    (
-        loss_total(nll_sum, ex.len(), w, reg),
-        grad_rows(&grad, w, ex.len(), reg),
-    )
+    let loss = loss_total(nll_sum, ex.len(), w, reg);
+    (loss, grad_rows(&grad, w, ex.len(), reg))
 }
 
 /// `count_pairs` on CPU_THREADS slices of the examples, the tables added (exact whatever the
 /// split); on one thread below 2^20 examples, where a thread costs more than it saves.
-pub fn count_pairs_parallel(
-    contexts: &[u32],
-    targets: &[u32],
-    rows: usize,
-    cols: usize,
-) -> Vec<u32> {
-    if contexts.len() < 1 << 20 {
-        return count_pairs(contexts, targets, rows, cols);
+pub fn count_pairs_parallel(ctx: &[u32], tgt: &[u32], rows: usize, cols: usize) -> Vec<u32> {
+    if ctx.len() < 1 << 20 {
+        return count_pairs(ctx, tgt, rows, cols);
     }
-    let count =
-        |r: std::ops::Range<usize>| count_pairs(&contexts[r.clone()], &targets[r], rows, cols);
-    add_tables(rows * cols, on_slices(contexts.len(), count))
-}
-
-fn nll(sum: f64, impossible: u64, examples: usize) -> Nll {
-    let finite_mean = sum / examples as f64;
-    Nll {
-        finite_mean,
-        impossible,
-        examples,
-    }
+    let count = |r: std::ops::Range<usize>| count_pairs(&ctx[r.clone()], &tgt[r], rows, cols);
+    add_tables(rows * cols, on_slices(ctx.len(), count))
 }
 
 /// The reference backend: the twins above, on the host.
@@ -545,8 +501,7 @@ impl Backend for CpuBackend {
     }
 
     fn mean_nll(&mut self, probs: &[f32], ex: &Examples) -> anyhow::Result<Nll> {
-        let (sum, impossible) = nll_gather(probs, &ex.contexts, &ex.targets, ex.num_cols);
-        Ok(nll(sum, impossible, ex.len()))
+        Ok(nll_gather(probs, ex))
     }
 
     fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>> {
@@ -572,8 +527,7 @@ impl Backend for CpuBackend {
     }
 
     fn count_table_nll(&mut self, probs: &[f32], table: &CountTable) -> anyhow::Result<Nll> {
-        let (sum, impossible) = count_nll(probs, &table.counts);
-        Ok(nll(sum, impossible, table.examples))
+        Ok(count_nll(probs, table))
     }
 }
 
@@ -599,8 +553,8 @@ mod tests {
             let nll: f64 = (0..examples.len())
                 .map(|i| {
                     let row = &w[examples.contexts[i] as usize * 3..][..3];
-                    row.iter().map(|x| x.exp()).sum::<f64>().ln()
-                        - row[examples.targets[i] as usize]
+                    let lse = row.iter().map(|x| x.exp()).sum::<f64>().ln();
+                    lse - row[examples.targets[i] as usize]
                 })
                 .sum();
             nll / examples.len() as f64 + reg as f64 * w.iter().map(|x| x * x).sum::<f64>() / 9.0
@@ -614,7 +568,7 @@ mod tests {
             let analytic = grads[k] as f64;
             assert!(
                 (numeric - analytic).abs() < 1e-5,
-                "weight {k}: {numeric} vs {analytic}"
+                "{k}: {numeric} vs {analytic}"
             );
         }
     }
@@ -635,25 +589,24 @@ mod tests {
         let (explicit_lse, explicit_nll) = cross_entropy_explicit(w, x.0, x.1, 4);
         let mut explicit_grad = vec![0.0; 16];
         cross_entropy_backward(w, x.0, x.1, &explicit_lse, 4, &mut explicit_grad);
-        let close =
-            |what: &str, (got_nll, got_grad): (f64, Vec<f64>), twin_nll: f64, twin: &[f64]| {
-                assert!(
-                    (got_nll - twin_nll).abs() <= 1e-12 * twin_nll.abs(),
-                    "{what}"
-                );
-                for (a, b) in got_grad.iter().zip(twin) {
-                    assert!((a - b).abs() <= 1e-9, "{what}: {a} vs {b}");
-                }
-            };
-        close("fused", (fused_nll, fused_grad), nll, &grad);
+        let close = |what: &str, (nll, grad): (f64, Vec<f64>), twin: (f64, &[f64])| {
+            assert!((nll - twin.0).abs() <= 1e-12 * twin.0.abs(), "{what}");
+            for (a, b) in grad.iter().zip(twin.1) {
+                assert!((a - b).abs() <= 1e-9, "{what}: {a} vs {b}");
+            }
+        };
+        close("fused", (fused_nll, fused_grad), (nll, &grad));
         close(
-            "fused threaded",
+            "threaded",
             cross_entropy(w, x.0, x.1, 4, LossForm::Fused),
-            nll,
-            &grad,
+            (nll, &grad),
         );
         let threaded = cross_entropy(w, x.0, x.1, 4, LossForm::Explicit);
-        close("explicit threaded", threaded, explicit_nll, &explicit_grad);
+        close(
+            "explicit threaded",
+            threaded,
+            (explicit_nll, &explicit_grad),
+        );
         let sequential = count_pairs(x.0, x.1, 4, 4);
         assert_eq!(count_pairs_parallel(x.0, x.1, 4, 4), sequential);
         assert_eq!(count_pairs_parallel(&[], &[], 2, 2), vec![0; 4]);
@@ -662,10 +615,8 @@ mod tests {
 
     #[test]
     fn normalized_rows_sum_to_one_and_empty_rows_are_zero() {
-        assert_eq!(
-            normalize_rows(&[1, 3, 0, 0], 2, 0.0),
-            vec![0.25, 0.75, 0.0, 0.0]
-        );
+        let probs = normalize_rows(&[1, 3, 0, 0], 2, 0.0);
+        assert_eq!(probs, vec![0.25, 0.75, 0.0, 0.0]);
         let smoothed = normalize_rows(&[1, 3, 0, 0], 2, 1.0);
         assert_eq!(smoothed, vec![2.0 / 6.0, 4.0 / 6.0, 0.5, 0.5]);
     }
