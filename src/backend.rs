@@ -136,7 +136,6 @@ pub trait Backend {
 
     /// The step's kernels up to the gradient (cross_entropy_forward and _backward, grad_rows,
     /// the loss sums): `grads` = the gradient at `weights`, its loss appended to `losses`.
-    #[allow(clippy::too_many_arguments)]
     fn gradient(
         &mut self,
         weights: &Self::Buffer,
@@ -169,7 +168,6 @@ pub trait Backend {
         -> anyhow::Result<()>;
 
     /// `adamw_step` number `t` (from 1) with the moments `m` and `v`.
-    #[allow(clippy::too_many_arguments)]
     fn adamw_update(
         &mut self,
         weights: &mut Self::Buffer,

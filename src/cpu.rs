@@ -258,11 +258,9 @@ pub fn count_descent(
     options: &TrainOptions,
     steps: usize,
 ) -> (Vec<StepLoss>, Vec<f32>) {
-    let n = num_examples as f64;
-    let num_weights = weights.len() as f64;
+    let (n, num_weights) = (num_examples as f64, weights.len() as f64);
     let (reg, lr) = (options.reg as f64, options.lr as f64);
-    let mut grads = vec![0.0f32; weights.len()];
-    let mut losses = Vec::with_capacity(steps);
+    let (mut grads, mut losses) = (vec![0.0f32; weights.len()], Vec::with_capacity(steps));
     let mut exps = Vec::with_capacity(num_cols);
     for _ in 0..steps {
         let (mut nll, mut squares) = (0.0f64, 0.0f64);
@@ -428,8 +426,8 @@ impl Backend for CpuBackend {
         grads: &mut Vec<f32>,
         losses: &mut Vec<StepLoss>,
     ) -> anyhow::Result<()> {
-        let (loss, gradient) = loss_and_gradient(weights, ex, reg, form);
-        *grads = gradient;
+        let loss;
+        (loss, *grads) = loss_and_gradient(weights, ex, reg, form);
         losses.push(loss);
         Ok(())
     }
@@ -473,12 +471,8 @@ impl Backend for CpuBackend {
         lr: f32,
         adamw: &AdamW,
     ) -> anyhow::Result<()> {
-        let (m0, v0) = (std::mem::take(m), std::mem::take(v));
-        let mut state = AdamState {
-            m: m0,
-            v: v0,
-            t: t - 1,
-        };
+        let mut state = AdamState::new(0);
+        (state.m, state.v, state.t) = (std::mem::take(m), std::mem::take(v), t - 1);
         adamw_step(weights, grads, &mut state, lr, adamw);
         (*m, *v) = (state.m, state.v);
         Ok(())
