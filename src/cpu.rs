@@ -251,14 +251,13 @@ pub fn softmax_rows(weights: &[f32], num_cols: usize) -> Vec<f32> {
 /// `grad[x, y] = (c_x softmax(W[x])[y] - N[x, y]) / n + 2 reg W[x, y] / |W|`, `W -= lr * grad`.
 /// Returns the loss before each step and the gradient of the last step.
 pub fn count_descent(
-    counts: &[u32],
+    table: &CountTable,
     weights: &mut [f32],
-    num_cols: usize,
-    num_examples: usize,
     options: &TrainOptions,
     steps: usize,
 ) -> (Vec<StepLoss>, Vec<f32>) {
-    let (n, num_weights) = (num_examples as f64, weights.len() as f64);
+    let (counts, num_cols) = (&table.counts, table.num_cols);
+    let (n, num_weights) = (table.examples as f64, weights.len() as f64);
     let (reg, lr) = (options.reg as f64, options.lr as f64);
     let (mut grads, mut losses) = (vec![0.0f32; weights.len()], Vec::with_capacity(steps));
     let mut exps = Vec::with_capacity(num_cols);
@@ -450,10 +449,9 @@ impl Backend for CpuBackend {
         steps: usize,
         losses: &mut Vec<StepLoss>,
     ) -> anyhow::Result<()> {
-        let (counts, cols, n) = (&table.counts, table.num_cols, table.examples);
-        let (step_losses, gradient) = count_descent(counts, weights, cols, n, options, steps);
+        let step_losses;
+        (step_losses, *grads) = count_descent(table, weights, options, steps);
         losses.extend(step_losses);
-        *grads = gradient;
         Ok(())
     }
 
