@@ -134,8 +134,7 @@ pub trait Backend {
     /// The loss history copied back to the host.
     fn read_losses(&mut self, losses: &Self::Losses) -> anyhow::Result<Vec<StepLoss>>;
 
-    /// The step's kernels up to the gradient (cross_entropy_forward and _backward, grad_rows,
-    /// the loss sums): `grads` = the gradient at `weights`, its loss appended to `losses`.
+    /// The step's kernels up to `grads`, the gradient at `weights`; its loss onto `losses`.
     fn gradient(
         &mut self,
         weights: &Self::Buffer,
@@ -151,8 +150,7 @@ pub trait Backend {
     /// A count table copied to the device.
     fn upload_counts(&mut self, table: &CountTable) -> anyhow::Result<Self::Counts>;
 
-    /// `count_descent`: `steps` full-batch steps on `weights` from a count table, their losses
-    /// appended to `losses`; `grads` ends with the last step's gradient.
+    /// `count_descent`: `steps` steps from a count table; `grads` ends with the last gradient.
     fn count_descent(
         &mut self,
         weights: &mut Self::Buffer,
@@ -298,8 +296,7 @@ pub trait Backend {
         self.read_losses(&losses)
     }
 
-    /// `count_pairs` over pairs that arrive in batches, added into one V^K x V table (the
-    /// caller has checked that no u32 count wraps).
+    /// `count_pairs` over pairs that arrive in batches, into one table (no u32 count wraps).
     fn count_pair_batches(
         &mut self,
         num_rows: usize,
