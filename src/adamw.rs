@@ -1,6 +1,4 @@
-//! AdamW's settings and the state it carries from step to step. The update itself is the
-//! backend's `adamw_step` (a kernel on the GPU); [`crate::optim`] decides when it runs.
-//! Both the backend and the optimizer read these types, so they sit apart from either.
+//! AdamW's settings and state; the update is the backend's `adamw_step`.
 
 /// AdamW's settings (the learning rate is `TrainOptions::lr`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,20 +35,14 @@ pub struct AdamState {
 
 impl AdamState {
     pub fn new(num_weights: usize) -> AdamState {
-        AdamState {
-            m: vec![0.0; num_weights],
-            v: vec![0.0; num_weights],
-            t: 0,
-        }
+        let (m, v) = (vec![0.0; num_weights], vec![0.0; num_weights]);
+        AdamState { m, v, t: 0 }
     }
 
     /// The bias corrections `1 - beta1^t` and `1 - beta2^t` of step `t`.
     pub fn bias_corrections(t: u32, adamw: &AdamW) -> (f32, f32) {
-        let t = t as i32;
-        (
-            (1.0 - (adamw.beta1 as f64).powi(t)) as f32,
-            (1.0 - (adamw.beta2 as f64).powi(t)) as f32,
-        )
+        let correction = |beta: f32| (1.0 - (beta as f64).powi(t as i32)) as f32;
+        (correction(adamw.beta1), correction(adamw.beta2))
     }
 }
 
@@ -61,10 +53,8 @@ mod tests {
     #[test]
     fn makemore_defaults_and_bias_corrections() {
         let a = AdamW::default();
-        assert_eq!(
-            (a.weight_decay, a.beta1, a.beta2, a.eps),
-            (0.01, 0.9, 0.99, 1e-8)
-        );
+        let settings = (a.weight_decay, a.beta1, a.beta2, a.eps);
+        assert_eq!(settings, (0.01, 0.9, 0.99, 1e-8));
         let (bc1, bc2) = AdamState::bias_corrections(1, &a);
         assert!((bc1 - 0.1).abs() < 1e-7 && (bc2 - 0.01).abs() < 1e-7);
     }

@@ -1,6 +1,4 @@
-//! The seam between the models and the hardware: the same operations on the CPU reference
-//! (`cpu.rs`) and on the GPU (`gpu/`). Commands are written once against this trait, and
-//! "GPU equals CPU" is one comparison per operation.
+//! The operations of both models, once on the CPU reference (`cpu.rs`), once on the GPU.
 
 use crate::adamw::{AdamState, AdamW};
 use crate::corpus::{CountTable, PairBatches};
@@ -18,7 +16,7 @@ pub enum DeviceChoice {
     Cpu,
 }
 
-/// The backend a command runs on, chosen once: [`on_backend!`] hands it to generic code.
+/// The backend a command runs on: [`on_backend!`] hands it to generic code.
 #[allow(clippy::large_enum_variant)]
 pub enum Chosen {
     Cpu(CpuBackend),
@@ -26,8 +24,7 @@ pub enum Chosen {
 }
 
 impl Chosen {
-    /// Opens the chosen device. With `Gpu` and no adapter at all, falls back to the CPU and
-    /// returns the notice to show; any other GPU failure is an error.
+    /// Opens the device; with `Gpu` and no adapter at all, the CPU and the notice to show.
     pub fn open(choice: DeviceChoice) -> Result<(Chosen, Option<String>), GpuError> {
         match choice {
             DeviceChoice::Cpu => Ok((Chosen::Cpu(CpuBackend), None)),
@@ -45,8 +42,7 @@ impl Chosen {
     }
 }
 
-/// Runs `body` with `b` bound to the backend inside a [`Chosen`] (or `&Chosen`,
-/// `&mut Chosen`): the one place a command branches on the device.
+/// Runs `body` with `b` bound to the backend inside a [`Chosen`] (or a reference to one).
 #[macro_export]
 macro_rules! on_backend {
     ($chosen:expr, |$b:ident| $body:expr) => {
@@ -66,55 +62,43 @@ pub struct Transfers {
     pub readback_bytes: u64,
 }
 
-/// The losses of one training step, measured before the step's update.
+/// The losses of one step, before its update: `data` the mean NLL, `total` plus the penalty.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepLoss {
-    /// Mean negative log likelihood plus `reg * mean(W^2)`: what gradient descent minimizes.
     pub total: f64,
-    /// Mean negative log likelihood of the data alone.
     pub data: f64,
 }
 
-/// A mean negative log likelihood that knows when it is infinite.
+/// A mean NLL that knows when it is infinite: the mean of -log p over the examples with p > 0,
+/// and how many of the `examples` have p = 0.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Nll {
-    /// Mean of -log p over the examples whose probability is above zero.
     pub finite_mean: f64,
-    /// How many examples have probability zero (a pair never seen, with no smoothing).
     pub impossible: u64,
-    /// Number of examples scored.
     pub examples: usize,
 }
 
 impl Nll {
     /// The mean NLL over all examples: infinite when any example is impossible.
     pub fn mean(&self) -> f64 {
-        if self.impossible > 0 {
-            f64::INFINITY
-        } else {
-            self.finite_mean
-        }
+        [self.finite_mean, f64::INFINITY][(self.impossible > 0) as usize]
     }
 }
 
-/// Settings of full-batch gradient descent on the neural model.
+/// Full-batch gradient descent: `W -= lr * grad` with the penalty `reg * mean(W^2)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainOptions {
-    /// Learning rate: W -= lr * grad.
     pub lr: f32,
-    /// Strength of the L2 penalty `reg * mean(W^2)`.
     pub reg: f32,
 }
 
 /// How the cross-entropy loss is computed (`--loss`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LossForm {
-    /// `cross_entropy_forward`: log-softmax in one pass, the row maximum subtracted first, so
-    /// that exp() never overflows.
+    /// `cross_entropy_forward`: log-softmax, the row maximum subtracted first.
     #[default]
     Fused,
-    /// `cross_entropy_explicit`: the lecture's chain (exp, divide by the sum, the target's
-    /// probability, log); exp() of a logit above about 88.7 overflows f32.
+    /// `cross_entropy_explicit`: the lecture's chain (exp, divide by the sum, log).
     Explicit,
 }
 
@@ -122,17 +106,15 @@ pub enum LossForm {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetForm {
     pub loss: LossForm,
-    /// `one_hot_matmul`: logits = onehot(context) @ W as a matrix product (the lecture's
-    /// literal form) instead of the row select W[context].
+    /// `one_hot_matmul`: logits = onehot(context) @ W, not the row select W[context].
     pub one_hot: bool,
 }
 
 /// The operations of both models, implemented once per device.
 pub trait Backend {
-    /// Examples as the backend keeps them (uploaded once, used by every step).
+    /// Examples as the backend keeps them (uploaded once).
     type Examples;
-
-    /// A vector of f32 on the device (GPU: a buffer; CPU: a `Vec`), there for a whole run.
+    /// A vector of f32 on the device.
     type Buffer;
     /// A loss history on the device: each gradient appends its step's (total, data).
     type Losses;
@@ -152,9 +134,7 @@ pub trait Backend {
     /// The loss history copied back to the host.
     fn read_losses(&mut self, losses: &Self::Losses) -> anyhow::Result<Vec<StepLoss>>;
 
-    /// The step's kernels up to the gradient (cross_entropy_forward and _backward, grad_rows,
-    /// the loss sums): `grads` = the gradient at `weights`, its loss appended to `losses`.
-    #[allow(clippy::too_many_arguments)]
+    /// The step's kernels up to `grads`, the gradient at `weights`; its loss onto `losses`.
     fn gradient(
         &mut self,
         weights: &Self::Buffer,
@@ -170,8 +150,7 @@ pub trait Backend {
     /// A count table copied to the device.
     fn upload_counts(&mut self, table: &CountTable) -> anyhow::Result<Self::Counts>;
 
-    /// `count_descent`: `steps` full-batch steps on `weights` from a count table, their losses
-    /// appended to `losses`; `grads` ends with the last step's gradient.
+    /// `count_descent`: `steps` steps from a count table; `grads` ends with the last gradient.
     fn count_descent(
         &mut self,
         weights: &mut Self::Buffer,
@@ -183,15 +162,10 @@ pub trait Backend {
     ) -> anyhow::Result<()>;
 
     /// `sgd_step`: `weights -= lr * grads`.
-    fn sgd_update(
-        &mut self,
-        weights: &mut Self::Buffer,
-        grads: &Self::Buffer,
-        lr: f32,
-    ) -> anyhow::Result<()>;
+    fn sgd_update(&mut self, w: &mut Self::Buffer, g: &Self::Buffer, lr: f32)
+        -> anyhow::Result<()>;
 
     /// `adamw_step` number `t` (from 1) with the moments `m` and `v`.
-    #[allow(clippy::too_many_arguments)]
     fn adamw_update(
         &mut self,
         weights: &mut Self::Buffer,
@@ -222,36 +196,10 @@ pub trait Backend {
     fn count_pairs(&mut self, examples: &Self::Examples) -> anyhow::Result<Vec<u32>>;
 
     /// `normalize_rows`: probabilities `(N + s) / (row sum + s V)`, row by row.
-    fn normalize_rows(
-        &mut self,
-        counts: &[u32],
-        num_cols: usize,
-        smoothing: f32,
-    ) -> anyhow::Result<Vec<f32>>;
+    fn normalize_rows(&mut self, counts: &[u32], cols: usize, s: f32) -> anyhow::Result<Vec<f32>>;
 
     /// `nll_gather`: the mean negative log likelihood of the examples under a probability table.
     fn mean_nll(&mut self, probs: &[f32], examples: &Self::Examples) -> anyhow::Result<Nll>;
-
-    /// The loss at `weights` and its gradient with respect to them (no update), with the
-    /// logits and loss in the given form (`NetForm::default()` is the lecture's).
-    fn loss_and_gradient(
-        &mut self,
-        weights: &[f32],
-        examples: &Self::Examples,
-        reg: f32,
-        form: NetForm,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)>;
-
-    /// `steps` full-batch gradient-descent steps on `weights` in place, in the given form; the
-    /// loss before each.
-    fn train(
-        &mut self,
-        weights: &mut [f32],
-        examples: &Self::Examples,
-        options: &TrainOptions,
-        steps: usize,
-        form: NetForm,
-    ) -> anyhow::Result<Vec<StepLoss>>;
 
     /// `softmax_rows`: each row of `weights` turned into a probability distribution.
     fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>>;
@@ -261,14 +209,42 @@ pub trait Backend {
         TableLimit::host()
     }
 
-    /// The mean NLL of `examples` under softmax(W[context]), forward only (no gradient, no
-    /// penalty), in the given form: the neural model's loss on a dev or test set.
-    fn forward_loss(
+    /// The mean NLL of `x` under softmax(W[context]), forward only (no gradient, no penalty).
+    fn forward_loss(&mut self, w: &[f32], x: &Self::Examples, f: NetForm) -> anyhow::Result<f64>;
+
+    /// The loss at `weights` and its gradient (no update).
+    fn loss_and_gradient(
         &mut self,
         weights: &[f32],
         examples: &Self::Examples,
+        reg: f32,
         form: NetForm,
-    ) -> anyhow::Result<f64>;
+    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
+        let (w, mut grads) = (self.upload(weights)?, self.zeros(weights.len())?);
+        let mut losses = self.losses(1)?;
+        self.gradient(&w, examples, reg, form, &mut grads, &mut losses)?;
+        let grads = self.read(&grads)?;
+        Ok((self.read_losses(&losses)?[0], grads))
+    }
+
+    /// `steps` full-batch gradient-descent steps on `weights` in place; the loss before each.
+    fn train(
+        &mut self,
+        weights: &mut [f32],
+        examples: &Self::Examples,
+        options: &TrainOptions,
+        steps: usize,
+        form: NetForm,
+    ) -> anyhow::Result<Vec<StepLoss>> {
+        let (mut w, mut grads) = (self.upload(weights)?, self.zeros(weights.len())?);
+        let mut losses = self.losses(steps)?;
+        for _ in 0..steps {
+            self.gradient(&w, examples, options.reg, form, &mut grads, &mut losses)?;
+            self.sgd_update(&mut w, &grads, options.lr)?;
+        }
+        weights.copy_from_slice(&self.read(&w)?);
+        self.read_losses(&losses)
+    }
 
     /// `adamw_step`: one AdamW update of `weights` in place with `grads`, advancing `state`.
     fn adamw_step(
@@ -288,8 +264,7 @@ pub trait Backend {
         Ok(())
     }
 
-    /// `count_descent` with lr 0 and one step: the loss at `weights` and its gradient, computed
-    /// from the count matrix of the examples (the same values as [`Backend::loss_and_gradient`]).
+    /// `count_descent` with lr 0 and one step: [`Backend::loss_and_gradient`] from the counts.
     fn count_loss_and_gradient(
         &mut self,
         weights: &[f32],
@@ -305,8 +280,7 @@ pub trait Backend {
         Ok((self.read_losses(&losses)?[0], grads))
     }
 
-    /// `count_pairs` then `count_descent`: the same steps as [`Backend::train`], with each step
-    /// costing O(V^K * V) instead of O(n * V). The loss before each step.
+    /// `count_pairs` then `count_descent`: [`Backend::train`] at O(V^K * V) per step.
     fn train_counts(
         &mut self,
         weights: &mut [f32],
@@ -322,9 +296,7 @@ pub trait Backend {
         self.read_losses(&losses)
     }
 
-    /// `count_pairs` over pairs that arrive in batches (a file read in blocks): every batch is
-    /// added into one V^K x V table, so the pairs are never all in memory. The caller has
-    /// checked that the total cannot wrap a u32 count.
+    /// `count_pairs` over pairs that arrive in batches, into one table (no u32 count wraps).
     fn count_pair_batches(
         &mut self,
         num_rows: usize,
@@ -332,8 +304,6 @@ pub trait Backend {
         batches: &mut dyn PairBatches,
     ) -> anyhow::Result<Vec<u32>>;
 
-    /// `count_nll`: the mean NLL of the examples a count table counts, under a probability
-    /// table, from the table alone: `-sum_j N_j log P_j / sum_j N_j` (the value of
-    /// [`Backend::mean_nll`] on those examples).
+    /// `count_nll`: `-sum_j N_j log P_j / sum_j N_j`, [`Backend::mean_nll`] from the counts.
     fn count_table_nll(&mut self, probs: &[f32], table: &CountTable) -> anyhow::Result<Nll>;
 }
