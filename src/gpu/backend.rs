@@ -491,20 +491,6 @@ impl Backend for GpuBackend {
         })
     }
 
-    fn loss_and_gradient(
-        &mut self,
-        weights: &[f32],
-        ex: &GpuExamples,
-        reg: f32,
-        form: NetForm,
-    ) -> anyhow::Result<(StepLoss, Vec<f32>)> {
-        let (w, mut grads) = (self.upload(weights)?, self.zeros(weights.len())?);
-        let mut losses = self.losses(1)?;
-        self.gradient(&w, ex, reg, form, &mut grads, &mut losses)?;
-        let grads = self.read(&grads)?;
-        Ok((self.read_losses(&losses)?[0], grads))
-    }
-
     fn train(
         &mut self,
         weights: &mut [f32],
