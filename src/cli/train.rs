@@ -17,8 +17,8 @@ use makemore::data::{builtin_words, Vocab};
 use makemore::limits::{check_run_counts, check_vocab};
 use makemore::optim::{Optimizer, Schedule};
 use makemore::split::Split;
+use makemore::train::{run_streamed, streams};
 use makemore::train::{Event, GradientPath, PartLosses, Resume, TrainConfig, TrainSummary};
-use makemore::train_streamed::{run_streamed, streams};
 use makemore::{on_backend, Backend, Chosen, LossForm, NetForm, TrainOptions, Transfers};
 
 pub const EXAMPLE: &str = "Examples:
