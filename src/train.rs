@@ -627,30 +627,22 @@ fn evaluation_stage<B: Backend>(
     config: &TrainConfig,
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<()> {
-    let mut count = |part: &(Examples, B::Examples)| {
-        score_part(part, |e| {
-            Ok(backend.mean_nll(&count_model.probs, e)?.mean())
+    let mut score = |neural: bool| -> anyhow::Result<PartLosses> {
+        let mut part = |part: &(Examples, B::Examples)| {
+            score_part(part, |e| match neural {
+                true => backend.forward_loss(&neural_model.weights, e, config.form),
+                false => Ok(backend.mean_nll(&count_model.probs, e)?.mean()),
+            })
+        };
+        Ok(PartLosses {
+            train: part(&parts.train)?,
+            dev: part(&parts.dev)?,
+            test: part(&parts.test)?,
         })
     };
-    let count_losses = PartLosses {
-        train: count(&parts.train)?,
-        dev: count(&parts.dev)?,
-        test: count(&parts.test)?,
-    };
-    let mut neural = |part: &(Examples, B::Examples)| {
-        score_part(part, |e| {
-            backend.forward_loss(&neural_model.weights, e, config.form)
-        })
-    };
-    let neural_losses = PartLosses {
-        train: neural(&parts.train)?,
-        dev: neural(&parts.dev)?,
-        test: neural(&parts.test)?,
-    };
-    report(Event::Evaluation {
-        count: count_losses,
-        neural: neural_losses,
-    });
+    let count = score(false)?;
+    let neural = score(true)?;
+    report(Event::Evaluation { count, neural });
     Ok(())
 }
 

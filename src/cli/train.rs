@@ -140,8 +140,7 @@ pub enum GradFlag {
 }
 
 /// `train`: the settings from the flags (and the checkpoint when resuming), the words, the
-/// device, then the pipeline of [`makemore::train::run`] (or its streamed twin), its events
-/// printed as they come, and the run saved in the work directory.
+/// device, the pipeline with its events printed as they come, and the run saved.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let saved = if args.resume {
@@ -185,30 +184,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     };
     let (summary, transfers) = on_backend!(&mut backend, |b| {
-        let summary = pipeline(b, &data, &source, &config, &mut report)?;
+        let summary = match &data {
+            Input::Words(words) => makemore::train::run(b, words, &source, &config, &mut report),
+            Input::Streamed(path, scan) => {
+                let chunk = corpus::chunk_bytes();
+                run_streamed(b, path, scan, chunk, &source, &config, &mut report)
+            }
+        }?;
         (summary, b.transfers())
     });
     let (model_path, log_path) = save_run(args, &config, input.as_deref(), &summary, earlier_log)?;
     let seconds = start.elapsed().as_secs_f64();
     print_saved(args, &summary, transfers, (&model_path, &log_path), seconds);
     Ok(())
-}
-
-/// The pipeline on the chosen backend: the words in memory, or a file read in blocks.
-fn pipeline<B: Backend>(
-    backend: &mut B,
-    data: &Input,
-    source: &str,
-    config: &TrainConfig,
-    report: &mut dyn FnMut(Event),
-) -> anyhow::Result<TrainSummary> {
-    match data {
-        Input::Words(words) => makemore::train::run(backend, words, source, config, report),
-        Input::Streamed(path, scan) => {
-            let chunk = corpus::chunk_bytes();
-            run_streamed(backend, path, scan, chunk, source, config, report)
-        }
-    }
 }
 
 /// The pipeline's settings from the flags.
@@ -260,8 +248,6 @@ fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConf
 
 /// The words, or the first pass over a file the counts path reads in blocks.
 fn read_input(input: Option<&PathBuf>, config: &TrainConfig) -> anyhow::Result<Input> {
-    // The counts path on a file reads it in blocks (first pass here: its words checked, its
-    // vocabulary); everything else holds the words in memory.
     Ok(match input {
         Some(path) if streams(config) => {
             let scan_start = Instant::now();
@@ -380,13 +366,11 @@ fn save_run(
     summary: &TrainSummary,
     mut log: Vec<LogEntry>,
 ) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let input = match input {
-        Some(path) => Some(
-            std::fs::canonicalize(path)
-                .with_context(|| format!("cannot resolve {}", path.display()))?,
-        ),
-        None => None,
-    };
+    let input = input
+        .map(|p| {
+            std::fs::canonicalize(p).with_context(|| format!("cannot resolve {}", p.display()))
+        })
+        .transpose()?;
     let mut checkpoint = Checkpoint {
         settings: RunSettings {
             vocab: summary.count_model.vocab.clone(),
@@ -400,7 +384,7 @@ fn save_run(
             reg: config.options.reg,
             input,
             split: config.split,
-            log: None, // set by save_run
+            log: None,
         },
         counts: summary.count_model.counts.clone(),
         probs: summary.count_model.probs.clone(),
