@@ -1,7 +1,7 @@
 //! The lecture's two models, both V^K x V tables (row: the K previous characters as a base-V
 //! number; column: the next): counts normalized into P, and weights W as log-counts.
 
-use crate::backend::{Backend, StepLoss, TrainOptions};
+use crate::backend::Backend;
 use crate::data::Vocab;
 use crate::rng::RngKind;
 
@@ -88,23 +88,6 @@ impl NeuralModel {
             context_len,
             weights: rng.standard_normal(rows * vocab.len(), seed),
         }
-    }
-
-    /// Full-batch gradient descent; the losses before each step.
-    pub fn train<B: Backend>(
-        &mut self,
-        backend: &mut B,
-        examples: &B::Examples,
-        options: &TrainOptions,
-        steps: usize,
-    ) -> anyhow::Result<Vec<StepLoss>> {
-        backend.train(
-            &mut self.weights,
-            examples,
-            options,
-            steps,
-            crate::NetForm::default(),
-        )
     }
 }
 

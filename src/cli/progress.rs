@@ -257,22 +257,17 @@ pub fn optimizer_name(optimizer: Optimizer) -> &'static str {
 /// ", explicit loss, one-hot, batches of 32, adamw, gradient from examples": what differs from
 /// the lecture's settings, and the gradient path.
 pub fn form_note(config: &TrainConfig) -> String {
-    let mut notes = Vec::new();
-    if config.form.loss == LossForm::Explicit {
-        notes.push("explicit loss".to_string());
-    }
-    if config.form.one_hot {
-        notes.push("one-hot".to_string());
-    }
-    if config.schedule.batch_size > 0 {
-        notes.push(format!("batches of {}", config.schedule.batch_size));
-    }
-    if config.schedule.optimizer != Optimizer::Sgd {
-        notes.push(optimizer_name(config.schedule.optimizer).to_string());
-    }
-    notes.push(format!(
-        "gradient from {}",
-        config.effective_gradient().name()
-    ));
-    notes.iter().map(|n| format!(", {n}")).collect()
+    let (form, schedule) = (config.form, config.schedule);
+    let notes = [
+        (form.loss == LossForm::Explicit).then(|| "explicit loss".to_string()),
+        form.one_hot.then(|| "one-hot".to_string()),
+        (schedule.batch_size > 0).then(|| format!("batches of {}", schedule.batch_size)),
+        (schedule.optimizer != Optimizer::Sgd)
+            .then(|| optimizer_name(schedule.optimizer).to_string()),
+        Some(format!(
+            "gradient from {}",
+            config.effective_gradient().name()
+        )),
+    ];
+    notes.iter().flatten().map(|n| format!(", {n}")).collect()
 }

@@ -143,11 +143,10 @@ pub enum GradFlag {
 /// device, the pipeline with its events printed as they come, and the run saved.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
-    let saved = if args.resume {
-        Some(Checkpoint::load(&args.work_dir)?)
-    } else {
-        None
-    };
+    let saved = args
+        .resume
+        .then(|| Checkpoint::load(&args.work_dir))
+        .transpose()?;
     // Resuming without --input continues on the words the checkpoint was trained on.
     let input = args
         .input
@@ -269,11 +268,11 @@ fn read_input(input: Option<&PathBuf>, config: &TrainConfig) -> anyhow::Result<I
 fn check_input_size(args: &Args, config: &TrainConfig, data: &Input) -> anyhow::Result<()> {
     let (train_examples, vocab_len) = match data {
         Input::Words(words) => {
-            let train_words = match config.split {
-                Some(split) => std::borrow::Cow::Owned(split.apply(words, config.seed).train),
-                None => std::borrow::Cow::Borrowed(words),
-            };
-            let examples = train_words.iter().map(|w| w.chars().count() + 1).sum();
+            let train = config
+                .split
+                .map(|split| split.apply(words, config.seed).train);
+            let train = train.as_deref().unwrap_or(words);
+            let examples = train.iter().map(|w| w.chars().count() + 1).sum();
             (examples, Vocab::from_words(words).len())
         }
         Input::Streamed(_, scan) => (
