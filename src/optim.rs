@@ -83,12 +83,9 @@ impl<B: Backend> Descent<B> {
         let mut losses = backend.losses(steps)?;
         for _ in 0..steps {
             self.t += 1;
-            let batch = if schedule.batch_size > 0 {
-                let drawn = draw_batch(examples, schedule.batch_size, &mut self.rng);
-                Some(backend.load(&drawn)?)
-            } else {
-                None
-            };
+            let size = schedule.batch_size;
+            let drawn = (size > 0).then(|| draw_batch(examples, size, &mut self.rng));
+            let batch = drawn.map(|d| backend.load(&d)).transpose()?;
             let batch = batch.as_ref().unwrap_or(loaded);
             let (weights, grads) = (&mut self.weights, &mut self.grads);
             backend.gradient(weights, batch, options.reg, form, grads, &mut losses)?;

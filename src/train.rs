@@ -572,9 +572,9 @@ fn neural_stage<B: Backend>(
         count_nll: count_nll.mean(),
     });
     // The model kept is the one with the lowest dev loss (the last one without a split).
-    let kept_step = kept.map(|k| {
-        model.weights = k.weights;
-        k.step
+    let kept_step = kept.map(|(step, _, weights)| {
+        model.weights = weights;
+        step
     });
     Ok(TrainedNeural {
         model,
@@ -646,19 +646,13 @@ fn evaluation_stage<B: Backend>(
     Ok(())
 }
 
-/// The weights with the lowest dev loss so far, and the steps taken when they were.
-struct Kept {
-    step: usize,
-    dev_loss: f64,
-    weights: Vec<f32>,
-}
-
 /// The dev loss at each evaluation, and the weights with the lowest one so far.
 struct DevTracker<'a, E> {
     /// `None`: no evaluation.
     dev: Option<&'a E>,
     losses: Vec<(usize, f64)>,
-    kept: Option<Kept>,
+    /// The weights with the lowest dev loss so far: (steps taken, dev loss, W).
+    kept: Option<(usize, f64, Vec<f32>)>,
 }
 
 impl<E> DevTracker<'_, E> {
@@ -673,13 +667,9 @@ impl<E> DevTracker<'_, E> {
     ) -> anyhow::Result<()> {
         let Some(dev) = self.dev else { return Ok(()) };
         let loss = backend.forward_loss(weights, dev, form)?;
-        let best = self.kept.as_ref().is_none_or(|k| loss < k.dev_loss);
+        let best = self.kept.as_ref().is_none_or(|k| loss < k.1);
         if best {
-            self.kept = Some(Kept {
-                step,
-                dev_loss: loss,
-                weights: weights.to_vec(),
-            });
+            self.kept = Some((step, loss, weights.to_vec()));
         }
         self.losses.push((step, loss));
         report(Event::DevLoss { step, loss, best });
@@ -725,7 +715,11 @@ fn train_in_chunks<B: Backend>(
     config: &TrainConfig,
     first_step: usize,
     report: &mut dyn FnMut(Event),
-) -> anyhow::Result<(Vec<StepLoss>, Vec<(usize, f64)>, Option<Kept>)> {
+) -> anyhow::Result<(
+    Vec<StepLoss>,
+    Vec<(usize, f64)>,
+    Option<(usize, f64, Vec<f32>)>,
+)> {
     let stateless = config.schedule.batch_size == 0 && config.schedule.optimizer == Optimizer::Sgd;
     let (chunk_len, eval_every) = match stateless {
         true => (
