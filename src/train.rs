@@ -279,7 +279,7 @@ pub fn run<B: Backend>(
     });
     if let Some(split) = config.split {
         let w = &parts.words;
-        let words = [w.train.len(), w.dev.len(), w.test.len()];
+        let words = [&w.train, &w.dev, &w.test].map(|p| p.len());
         report(Event::Split {
             split,
             words,
@@ -466,7 +466,6 @@ impl<'a, B: Backend> TrainData<'a, B> {
         }
     }
 
-    /// `steps` steps of gradient descent; the loss before each.
     fn steps(
         &mut self,
         backend: &mut B,
@@ -520,7 +519,6 @@ impl<'a, B: Backend> TrainData<'a, B> {
     }
 }
 
-/// What the neural stage hands on: the kept model and the losses that got it there.
 struct TrainedNeural {
     /// With a split: the weights with the lowest dev loss; otherwise the last ones.
     model: NeuralModel,
@@ -646,9 +644,7 @@ fn evaluation_stage<B: Backend>(
     Ok(())
 }
 
-/// The dev loss at each evaluation, and the weights with the lowest one so far.
 struct DevTracker<'a, E> {
-    /// `None`: no evaluation.
     dev: Option<&'a E>,
     losses: Vec<(usize, f64)>,
     /// The weights with the lowest dev loss so far: (steps taken, dev loss, W).
