@@ -4,8 +4,8 @@
 //! The data path, one module per stage:
 //! [`data`] (text, vocabulary, examples) -> [`backend`] (the operations, on [`gpu`] or on the
 //! [`cpu`] reference) -> [`model`] (count model, neural model) -> [`sample`] (names).
-//! [`train`] runs the whole path as the `train` command does; [`train_streamed`] runs the
-//! counts path on a file read in blocks by [`corpus`], holding only the count table.
+//! [`train`] runs the whole path as the `train` command does, or the counts path on a file
+//! read in blocks by [`corpus`], holding only the count table.
 //! [`tools`] are built on that core: bench, kernel times, check, lecture, sweep, plot.
 
 pub mod adamw;
@@ -25,7 +25,6 @@ pub mod split;
 pub mod tools;
 pub mod torch_rng;
 pub mod train;
-pub mod train_streamed;
 
 pub use backend::{
     Backend, Chosen, DeviceChoice, LossForm, NetForm, Nll, StepLoss, TrainOptions, Transfers,

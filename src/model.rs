@@ -1,8 +1,7 @@
-//! The two models of the lecture: counts normalized into probabilities, and a single-layer
-//! neural net whose weights W play the role of log-counts. Both are V^K x V tables: row r is
-//! the context (the K previous characters as a base-V number), column c the next character.
+//! The lecture's two models, both V^K x V tables (row: the K previous characters as a base-V
+//! number; column: the next): counts normalized into P, and weights W as log-counts.
 
-use crate::backend::{Backend, StepLoss, TrainOptions};
+use crate::backend::Backend;
 use crate::data::Vocab;
 use crate::rng::RngKind;
 
@@ -29,7 +28,6 @@ pub struct CountModel {
 }
 
 impl CountModel {
-    /// Counts the examples and normalizes the rows, on the backend's device.
     pub fn fit<B: Backend>(
         backend: &mut B,
         examples: &B::Examples,
@@ -67,7 +65,6 @@ impl CountModel {
             .collect()
     }
 
-    /// Number of distinct pairs seen at least once.
     pub fn distinct_pairs(&self) -> usize {
         self.counts.iter().filter(|&&n| n > 0).count()
     }
@@ -91,40 +88,6 @@ impl NeuralModel {
             context_len,
             weights: rng.standard_normal(rows * vocab.len(), seed),
         }
-    }
-
-    /// Full-batch gradient descent; the losses before each step.
-    pub fn train<B: Backend>(
-        &mut self,
-        backend: &mut B,
-        examples: &B::Examples,
-        options: &TrainOptions,
-        steps: usize,
-    ) -> anyhow::Result<Vec<StepLoss>> {
-        backend.train(
-            &mut self.weights,
-            examples,
-            options,
-            steps,
-            crate::NetForm::default(),
-        )
-    }
-
-    /// Full-batch gradient descent computed from the count matrix (the same losses as
-    /// [`NeuralModel::train`]); the losses before each step.
-    pub fn train_counts<B: Backend>(
-        &mut self,
-        backend: &mut B,
-        examples: &B::Examples,
-        options: &TrainOptions,
-        steps: usize,
-    ) -> anyhow::Result<Vec<StepLoss>> {
-        backend.train_counts(&mut self.weights, examples, options, steps)
-    }
-
-    /// Every row's next-character distribution, softmax(W[row]).
-    pub fn probs<B: Backend>(&self, backend: &mut B) -> anyhow::Result<Vec<f32>> {
-        backend.softmax_rows(&self.weights, self.vocab.len())
     }
 }
 

@@ -1,5 +1,4 @@
-//! How the neural model learns: full-batch or minibatch gradient descent, with plain SGD or
-//! AdamW (makemore.py's optimizer and defaults). Every step's arithmetic runs in the
+//! Full-batch or minibatch gradient descent with SGD or AdamW (makemore.py's), in the
 //! backend's kernels; the host only draws the minibatches (seeded) and counts the steps.
 
 use rand::{RngExt, SeedableRng};
@@ -8,7 +7,6 @@ use crate::adamw::AdamW;
 use crate::backend::{Backend, NetForm, StepLoss, TrainOptions};
 use crate::data::Examples;
 
-/// The update rule.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Optimizer {
     /// `W -= lr * grad` (the lecture's).
@@ -18,7 +16,6 @@ pub enum Optimizer {
     AdamW(AdamW),
 }
 
-/// How the neural model's steps are taken.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Schedule {
     /// Examples per step, drawn uniformly with replacement; 0: every example (full batch).
@@ -28,8 +25,7 @@ pub struct Schedule {
     pub seed: u64,
 }
 
-/// A minibatch: `size` examples drawn uniformly with replacement, as makemore.py's
-/// `torch.randint(0, n, (batch_size,))` does.
+/// `size` examples drawn uniformly with replacement (makemore.py's `torch.randint`).
 pub fn draw_batch(examples: &Examples, size: usize, rng: &mut rand::rngs::StdRng) -> Examples {
     let n = examples.len();
     let picks: Vec<usize> = (0..size).map(|_| rng.random_range(0..n)).collect();
@@ -41,8 +37,7 @@ pub fn draw_batch(examples: &Examples, size: usize, rng: &mut rand::rngs::StdRng
     }
 }
 
-/// The per-example descent on the device: W, its gradient, AdamW's moments, for a whole run;
-/// the host draws the minibatches and counts the steps.
+/// W, its gradient and AdamW's moments on the device for a whole run.
 pub struct Descent<B: Backend> {
     pub weights: B::Buffer,
     grads: B::Buffer,
@@ -53,7 +48,6 @@ pub struct Descent<B: Backend> {
 }
 
 impl<B: Backend> Descent<B> {
-    /// W uploaded, the gradient and moments zero.
     pub fn new(backend: &mut B, weights: &[f32], schedule: &Schedule) -> anyhow::Result<Self> {
         let moments = match schedule.optimizer {
             Optimizer::AdamW(_) => {
@@ -70,8 +64,7 @@ impl<B: Backend> Descent<B> {
         })
     }
 
-    /// `steps` steps, each the kernels it records: the batch's gradient, then the update.
-    /// The loss before each (on that step's batch), read back once.
+    /// `steps` steps (gradient, then update); the loss before each on its batch, read once.
     #[allow(clippy::too_many_arguments)]
     pub fn steps(
         &mut self,
@@ -90,12 +83,9 @@ impl<B: Backend> Descent<B> {
         let mut losses = backend.losses(steps)?;
         for _ in 0..steps {
             self.t += 1;
-            let batch = if schedule.batch_size > 0 {
-                let drawn = draw_batch(examples, schedule.batch_size, &mut self.rng);
-                Some(backend.load(&drawn)?)
-            } else {
-                None
-            };
+            let size = schedule.batch_size;
+            let drawn = (size > 0).then(|| draw_batch(examples, size, &mut self.rng));
+            let batch = drawn.map(|d| backend.load(&d)).transpose()?;
             let batch = batch.as_ref().unwrap_or(loaded);
             let (weights, grads) = (&mut self.weights, &mut self.grads);
             backend.gradient(weights, batch, options.reg, form, grads, &mut losses)?;

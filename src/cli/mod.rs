@@ -13,8 +13,7 @@ pub mod train;
 
 use makemore::{DeviceChoice, RngKind};
 
-/// `println!` that ends the program quietly when stdout is closed (`makemore train | head`)
-/// instead of panicking.
+/// `println!` that exits quietly when stdout is closed (`makemore train | head`).
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -166,24 +165,20 @@ pub fn training_words(
     checkpoint: &makemore::checkpoint::Checkpoint,
 ) -> anyhow::Result<(Vec<String>, String)> {
     use anyhow::Context as _;
-    match input {
-        Some(path) => Ok((
-            makemore::data::read_words(path)?,
-            path.display().to_string(),
-        )),
-        None => match &checkpoint.settings.input {
-            Some(path) => Ok((
-                makemore::data::read_words(path).with_context(|| {
-                    "the checkpoint's training words cannot be read; pass --input FILE".to_string()
-                })?,
-                path.display().to_string(),
-            )),
-            None => Ok((
-                makemore::data::builtin_words(),
-                "the built-in names".to_string(),
-            )),
-        },
-    }
+    use makemore::data::read_words;
+    let source = |p: &std::path::Path| p.display().to_string();
+    Ok(match (input, &checkpoint.settings.input) {
+        (Some(path), _) => (read_words(path)?, source(path)),
+        (None, Some(path)) => (
+            read_words(path)
+                .context("the checkpoint's training words cannot be read; pass --input FILE")?,
+            source(path),
+        ),
+        (None, None) => (
+            makemore::data::builtin_words(),
+            "the built-in names".to_string(),
+        ),
+    })
 }
 
 /// One line about a loaded checkpoint.

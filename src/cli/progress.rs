@@ -7,9 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{format_loss, say, thousands};
 use makemore::backend::{LossForm, Nll, StepLoss, TrainOptions};
-use makemore::data::{Vocab, WordStats};
 use makemore::optim::Optimizer;
-use makemore::split::Split;
 use makemore::train::{Event, PartLosses, TrainConfig};
 
 /// Turns events into text, with a progress bar while training when a person is watching.
@@ -35,8 +33,7 @@ impl Progress {
         }
     }
 
-    /// Prints one finished stage of `train` ([`makemore::train::run`]), in the order the data
-    /// path reaches them.
+    /// Prints one finished stage of `train`.
     pub fn print_event(&mut self, event: &Event, config: &TrainConfig) {
         match event {
             Event::Data {
@@ -45,12 +42,30 @@ impl Progress {
                 vocab,
                 examples,
                 context_len,
-            } => print_data(source, stats, vocab, *examples, *context_len),
+            } => {
+                let words = thousands(stats.words);
+                let (shortest, longest) = (stats.shortest, stats.longest);
+                say!("data     {words} words from {source}, {shortest} to {longest} characters");
+                say!("vocab    {} symbols: {vocab}", vocab.len());
+                let examples = thousands(*examples);
+                say!("examples {examples} (context of {context_len}, next) pairs");
+            }
             Event::Split {
                 split,
                 words,
                 examples,
-            } => print_split(split, words, examples),
+            } => {
+                let [w, e] = [words, examples].map(|n| n.map(thousands));
+                say!(
+                    "split    {split}: train {} words ({} examples), dev {} ({}), test {} ({})",
+                    w[0],
+                    e[0],
+                    w[1],
+                    e[1],
+                    w[2],
+                    e[2]
+                );
+            }
             Event::CountModel {
                 smoothing,
                 nll,
@@ -75,9 +90,19 @@ impl Progress {
                 final_loss,
                 count_nll,
                 ..
-            } => print_final_loss(final_loss, *count_nll),
+            } => say!(
+                "  final       loss {:.6}  (data {:.6}); count model {}",
+                final_loss.total,
+                final_loss.data,
+                format_loss(*count_nll)
+            ),
             Event::Evaluation { count, neural } => print_evaluation(count, neural),
-            Event::Samples { model, names } => print_samples(model, names),
+            Event::Samples { model, names } => {
+                say!("\nsamples from the {model} model:");
+                for name in names {
+                    say!("  {name}");
+                }
+            }
         }
     }
 
@@ -114,8 +139,7 @@ impl Progress {
         }
     }
 
-    /// The loss before each step (from `train_in_chunks` in train.rs): every `every`-th step
-    /// as a line, or the last one on the bar.
+    /// The loss before each step: every `every`-th step as a line, or the last one on the bar.
     fn print_progress(
         &mut self,
         first_step: usize,
@@ -153,7 +177,7 @@ impl Progress {
         }
     }
 
-    /// The dev loss (from `DevTracker::evaluate` in train.rs), above the bar if one is drawn.
+    /// The dev loss, above the bar if one is drawn.
     fn print_dev_loss(&self, step: usize, loss: f64, best: bool) {
         let line = format!(
             "  dev   {step:>5}  loss {}{}",
@@ -167,35 +191,7 @@ impl Progress {
     }
 }
 
-/// The words, the vocabulary and the examples (from `data_stage` in train.rs).
-fn print_data(source: &str, stats: &WordStats, vocab: &Vocab, examples: usize, k: usize) {
-    say!(
-        "data     {} words from {source}, {} to {} characters",
-        thousands(stats.words),
-        stats.shortest,
-        stats.longest
-    );
-    say!("vocab    {} symbols: {vocab}", vocab.len());
-    say!(
-        "examples {} (context of {k}, next) pairs",
-        thousands(examples)
-    );
-}
-
-/// The words and examples of each part (from `Split::apply` in split.rs).
-fn print_split(split: &Split, words: &[usize; 3], examples: &[usize; 3]) {
-    say!(
-        "split    {split}: train {} words ({} examples), dev {} ({}), test {} ({})",
-        thousands(words[0]),
-        thousands(examples[0]),
-        thousands(words[1]),
-        thousands(examples[1]),
-        thousands(words[2]),
-        thousands(examples[2])
-    );
-}
-
-/// The count model's mean NLL and its most frequent pairs (from `count_stage` in train.rs).
+/// The count model's mean NLL and its most frequent pairs.
 fn print_count_model(
     smoothing: f32,
     nll: &Nll,
@@ -223,18 +219,9 @@ fn print_count_model(
     );
 }
 
-/// The trained weights' loss beside the count model's (from `neural_stage` in train.rs).
-fn print_final_loss(final_loss: &StepLoss, count_nll: f64) {
-    say!(
-        "  final       loss {:.6}  (data {:.6}); count model {}",
-        final_loss.total,
-        final_loss.data,
-        format_loss(count_nll)
-    );
-}
-
-/// Both models' mean NLL on each part (from `evaluation_stage` in train.rs).
+/// Both models' mean NLL on each part (`-` for an empty part).
 fn print_evaluation(count: &PartLosses, neural: &PartLosses) {
+    let part = |x: Option<f64>| x.map_or("-".to_string(), format_loss);
     say!("\nmean NLL by part (both models learned from train only)");
     say!(
         "  {:<8} {:>10} {:>10} {:>10}",
@@ -246,18 +233,10 @@ fn print_evaluation(count: &PartLosses, neural: &PartLosses) {
     for (name, l) in [("count", count), ("neural", neural)] {
         say!(
             "  {name:<8} {:>10} {:>10} {:>10}",
-            part_loss(l.train),
-            part_loss(l.dev),
-            part_loss(l.test)
+            part(l.train),
+            part(l.dev),
+            part(l.test)
         );
-    }
-}
-
-/// One model's names (from `sample_stage` in train.rs).
-fn print_samples(model: &str, names: &[String]) {
-    say!("\nsamples from the {model} model:");
-    for name in names {
-        say!("  {name}");
     }
 }
 
@@ -278,27 +257,17 @@ pub fn optimizer_name(optimizer: Optimizer) -> &'static str {
 /// ", explicit loss, one-hot, batches of 32, adamw, gradient from examples": what differs from
 /// the lecture's settings, and the gradient path.
 pub fn form_note(config: &TrainConfig) -> String {
-    let mut notes = Vec::new();
-    if config.form.loss == LossForm::Explicit {
-        notes.push("explicit loss".to_string());
-    }
-    if config.form.one_hot {
-        notes.push("one-hot".to_string());
-    }
-    if config.schedule.batch_size > 0 {
-        notes.push(format!("batches of {}", config.schedule.batch_size));
-    }
-    if config.schedule.optimizer != Optimizer::Sgd {
-        notes.push(optimizer_name(config.schedule.optimizer).to_string());
-    }
-    notes.push(format!(
-        "gradient from {}",
-        config.effective_gradient().name()
-    ));
-    notes.iter().map(|n| format!(", {n}")).collect()
-}
-
-/// A part's loss: six decimals, `inf`, or `-` for an empty part.
-fn part_loss(x: Option<f64>) -> String {
-    x.map_or("-".to_string(), format_loss)
+    let (form, schedule) = (config.form, config.schedule);
+    let notes = [
+        (form.loss == LossForm::Explicit).then(|| "explicit loss".to_string()),
+        form.one_hot.then(|| "one-hot".to_string()),
+        (schedule.batch_size > 0).then(|| format!("batches of {}", schedule.batch_size)),
+        (schedule.optimizer != Optimizer::Sgd)
+            .then(|| optimizer_name(schedule.optimizer).to_string()),
+        Some(format!(
+            "gradient from {}",
+            config.effective_gradient().name()
+        )),
+    ];
+    notes.iter().flatten().map(|n| format!(", {n}")).collect()
 }

@@ -17,8 +17,8 @@ use makemore::data::{builtin_words, Vocab};
 use makemore::limits::{check_run_counts, check_vocab};
 use makemore::optim::{Optimizer, Schedule};
 use makemore::split::Split;
+use makemore::train::{run_streamed, streams};
 use makemore::train::{Event, GradientPath, PartLosses, Resume, TrainConfig, TrainSummary};
-use makemore::train_streamed::{run_streamed, streams};
 use makemore::{on_backend, Backend, Chosen, LossForm, NetForm, TrainOptions, Transfers};
 
 pub const EXAMPLE: &str = "Examples:
@@ -140,15 +140,13 @@ pub enum GradFlag {
 }
 
 /// `train`: the settings from the flags (and the checkpoint when resuming), the words, the
-/// device, then the pipeline of [`makemore::train::run`] (or its streamed twin), its events
-/// printed as they come, and the run saved in the work directory.
+/// device, the pipeline with its events printed as they come, and the run saved.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
-    let saved = if args.resume {
-        Some(Checkpoint::load(&args.work_dir)?)
-    } else {
-        None
-    };
+    let saved = args
+        .resume
+        .then(|| Checkpoint::load(&args.work_dir))
+        .transpose()?;
     // Resuming without --input continues on the words the checkpoint was trained on.
     let input = args
         .input
@@ -185,30 +183,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     };
     let (summary, transfers) = on_backend!(&mut backend, |b| {
-        let summary = pipeline(b, &data, &source, &config, &mut report)?;
+        let summary = match &data {
+            Input::Words(words) => makemore::train::run(b, words, &source, &config, &mut report),
+            Input::Streamed(path, scan) => {
+                let chunk = corpus::chunk_bytes();
+                run_streamed(b, path, scan, chunk, &source, &config, &mut report)
+            }
+        }?;
         (summary, b.transfers())
     });
     let (model_path, log_path) = save_run(args, &config, input.as_deref(), &summary, earlier_log)?;
     let seconds = start.elapsed().as_secs_f64();
     print_saved(args, &summary, transfers, (&model_path, &log_path), seconds);
     Ok(())
-}
-
-/// The pipeline on the chosen backend: the words in memory, or a file read in blocks.
-fn pipeline<B: Backend>(
-    backend: &mut B,
-    data: &Input,
-    source: &str,
-    config: &TrainConfig,
-    report: &mut dyn FnMut(Event),
-) -> anyhow::Result<TrainSummary> {
-    match data {
-        Input::Words(words) => makemore::train::run(backend, words, source, config, report),
-        Input::Streamed(path, scan) => {
-            let chunk = corpus::chunk_bytes();
-            run_streamed(backend, path, scan, chunk, source, config, report)
-        }
-    }
 }
 
 /// The pipeline's settings from the flags.
@@ -260,8 +247,6 @@ fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConf
 
 /// The words, or the first pass over a file the counts path reads in blocks.
 fn read_input(input: Option<&PathBuf>, config: &TrainConfig) -> anyhow::Result<Input> {
-    // The counts path on a file reads it in blocks (first pass here: its words checked, its
-    // vocabulary); everything else holds the words in memory.
     Ok(match input {
         Some(path) if streams(config) => {
             let scan_start = Instant::now();
@@ -283,11 +268,11 @@ fn read_input(input: Option<&PathBuf>, config: &TrainConfig) -> anyhow::Result<I
 fn check_input_size(args: &Args, config: &TrainConfig, data: &Input) -> anyhow::Result<()> {
     let (train_examples, vocab_len) = match data {
         Input::Words(words) => {
-            let train_words = match config.split {
-                Some(split) => std::borrow::Cow::Owned(split.apply(words, config.seed).train),
-                None => std::borrow::Cow::Borrowed(words),
-            };
-            let examples = train_words.iter().map(|w| w.chars().count() + 1).sum();
+            let train = config
+                .split
+                .map(|split| split.apply(words, config.seed).train);
+            let train = train.as_deref().unwrap_or(words);
+            let examples = train.iter().map(|w| w.chars().count() + 1).sum();
             (examples, Vocab::from_words(words).len())
         }
         Input::Streamed(_, scan) => (
@@ -380,13 +365,11 @@ fn save_run(
     summary: &TrainSummary,
     mut log: Vec<LogEntry>,
 ) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let input = match input {
-        Some(path) => Some(
-            std::fs::canonicalize(path)
-                .with_context(|| format!("cannot resolve {}", path.display()))?,
-        ),
-        None => None,
-    };
+    let input = input
+        .map(|p| {
+            std::fs::canonicalize(p).with_context(|| format!("cannot resolve {}", p.display()))
+        })
+        .transpose()?;
     let mut checkpoint = Checkpoint {
         settings: RunSettings {
             vocab: summary.count_model.vocab.clone(),
@@ -400,7 +383,7 @@ fn save_run(
             reg: config.options.reg,
             input,
             split: config.split,
-            log: None, // set by save_run
+            log: None,
         },
         counts: summary.count_model.counts.clone(),
         probs: summary.count_model.probs.clone(),

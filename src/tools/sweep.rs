@@ -118,7 +118,14 @@ pub fn run<B: Backend>(
                     lr: config.lr,
                     reg: strength,
                 };
-                model.train(backend, &parts.train.1, &options, config.steps)?;
+                let (train, steps) = (&parts.train.1, config.steps);
+                backend.train(
+                    &mut model.weights,
+                    train,
+                    &options,
+                    steps,
+                    NetForm::default(),
+                )?;
                 model.weights
             }
         };

@@ -13,8 +13,8 @@ use std::path::Path;
 use common::{assert_rel, gpus, makemore_with_env, random_words, stderr, stdout, write_words};
 use makemore::corpus::{self, CountTable};
 use makemore::data::read_words;
+use makemore::train::run_streamed;
 use makemore::train::{Event, TrainConfig, TrainSummary};
-use makemore::train_streamed::run_streamed;
 use makemore::{Backend, CpuBackend};
 
 /// Every event's figures that must agree, as text (timings and steps/s left out).
