@@ -4,6 +4,7 @@
 use std::process::Output;
 
 use makemore::data::{builtin_words, Examples, Vocab};
+use makemore::tools::check::Tolerance;
 use makemore::{Backend, CpuBackend, Gpu, GpuBackend, NetForm, StepLoss, TrainOptions};
 use rand::{RngExt, SeedableRng};
 use serde_json::Value;
@@ -163,19 +164,12 @@ pub fn compare_runs(
     }
 }
 
-/// llm.c's check: |gpu - cpu| <= atol + rtol * |cpu| for every element.
+/// `makemore check`'s comparison (llm.c's): |gpu - cpu| <= atol + rtol * |cpu| for every element.
 pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], atol: f64, rtol: f64) {
     assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
-    let mut worst = (0.0f64, 0usize);
-    for (i, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
-        let excess = (g as f64 - c as f64).abs() - (atol + rtol * (c as f64).abs());
-        if excess > worst.0 || g.is_nan() != c.is_nan() {
-            worst = (excess.max(f64::MIN_POSITIVE), i);
-        }
-    }
-    let i = worst.1;
+    let (i, worst) = Tolerance::new(atol, rtol).worst_at(gpu, cpu);
     assert!(
-        worst.0 <= 0.0,
+        worst <= 1.0,
         "{what}: element {i} is {} on the GPU and {} on the CPU (tolerance {atol} + {rtol} * |cpu|)",
         gpu[i],
         cpu[i]
