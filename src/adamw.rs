@@ -45,17 +45,3 @@ impl AdamState {
         (correction(adamw.beta1), correction(adamw.beta2))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn makemore_defaults_and_bias_corrections() {
-        let a = AdamW::default();
-        let settings = (a.weight_decay, a.beta1, a.beta2, a.eps);
-        assert_eq!(settings, (0.01, 0.9, 0.99, 1e-8));
-        let (bc1, bc2) = AdamState::bias_corrections(1, &a);
-        assert!((bc1 - 0.1).abs() < 1e-7 && (bc2 - 0.01).abs() < 1e-7);
-    }
-}

@@ -90,16 +90,3 @@ impl NeuralModel {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn context_labels_read_oldest_first() {
-        let vocab = Vocab::from_words(&["ab"]);
-        assert_eq!(context_label(0, &vocab, 2), "..");
-        assert_eq!(context_label(5, &vocab, 2), "ab");
-        assert_eq!(context_label(2, &vocab, 1), "b");
-    }
-}

@@ -117,27 +117,3 @@ pub fn train_neural<B: Backend>(
     weights.copy_from_slice(&backend.read(&descent.weights)?);
     Ok(losses)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batches_are_seeded_draws() {
-        let examples = Examples {
-            contexts: (0..100).collect(),
-            targets: (0..100).map(|i| i % 3).collect(),
-            num_rows: 100,
-            num_cols: 3,
-        };
-        let draw = |seed| {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-            draw_batch(&examples, 32, &mut rng)
-        };
-        assert_eq!(draw(1), draw(1));
-        assert_ne!(draw(1), draw(2));
-        let b = draw(1);
-        assert_eq!(b.len(), 32);
-        assert!(b.contexts.iter().zip(&b.targets).all(|(&c, &t)| t == c % 3));
-    }
-}

@@ -2,8 +2,9 @@
 // THREADS, its workgroup size, and Params, its parameters: the uniform at binding 0 (its
 // buffers follow at 1, 2, ...).
 //
-// Large dispatches take a 2D grid of workgroups (kernels.rs `grid`): a kernel flattens it
-// back to one workgroup index and returns from the grid's padding past its last workgroup.
+// Large dispatches take a 2D grid of workgroups (kernels.rs `Dispatch::record`): a kernel
+// flattens it back to one workgroup index and returns from the grid's padding past its last
+// workgroup.
 //
 // Loop bound per invocation: 0 (no loop)
 

@@ -1,88 +1,188 @@
-//! The [`Backend`] operations as kernel dispatches (dispatches.rs; the network's step is
+//! [`Backend`] on the GPU: each operation as kernel dispatches (the network's step is in
 //! step.rs), each loop bound checked against the loop budget before anything is recorded.
-//!
-//! count_descent, per row (1 to 64 lanes): the loss terms, the gradient, W -= lr * grad. A
-//! small table goes to one workgroup, which appends each step's loss itself, many steps per
-//! dispatch; a larger one takes one step per dispatch, then loss_total.
 
 use crate::adamw::{AdamState, AdamW};
 use crate::backend::{Backend, NetForm, Nll, StepLoss, TrainOptions, Transfers};
+use crate::corpus::{CountTable, PairBatches};
 use crate::data::Examples;
 use crate::limits::TableLimit;
 
-use super::dispatches::{
-    self, cross_entropy_forward_groups, AdamwHyper, AdamwStepBuffers, AdamwStepParams,
-    CrossEntropyForwardBuffers, NllGatherBuffers, NllGatherParams, Pairs, SgdStepParams,
-};
-use super::kernels::{self, bind, dispatch, kernel, lanes_for, log2, per_lane, uniform};
-use super::kernels::{Dispatch, EXAMPLE_THREADS, LOOP_BUDGET};
-use super::step::{loss_total, ExampleChunk, GpuExamples, Squares, SUM_BLOCK};
+use super::kernels::{kernel, lanes_for, log2, per_lane, uniform, Dispatch, Kernel};
+use super::kernels::{ENTRY_THREADS, EXAMPLE_THREADS, LOOP_BUDGET};
+use super::step::{cross_entropy_forward, forward_groups, GpuExamples};
 use super::{Gpu, GpuError};
-use crate::corpus::{CountTable, PairBatches};
 
 /// count_descent steps recorded into one command buffer (each is a few short dispatches).
 const DESCENT_STEPS_PER_SUBMISSION: usize = 256;
-/// Training steps on the examples recorded into one command buffer.
-const STEPS_PER_SUBMISSION: usize = 64;
-/// Threads per workgroup of count_descent (its THREADS).
-const THREADS: u32 = 64;
 /// The most rounds of rows one workgroup takes to hold a whole table: up to 1,024 rows of up
 /// to 256 columns run as one workgroup with many steps per dispatch.
 const SMALL_TABLE_ROUNDS: u32 = 16;
 /// Most pairs per dispatch of count_pairs on a streamed corpus (4 MiB per buffer).
 const BATCH_PAIRS: usize = 1 << 20;
+/// Values per block of partial_sums, and the most sums loss_total takes per list.
+const SUM_BLOCK: u32 = 4096;
+/// Cells of the largest table that count_pairs_private counts (its MAX_BINS), and the
+/// examples each of its workgroups adds into its private table.
+const PRIVATE_BINS: u32 = 4096;
+const PRIVATE_EXAMPLES: u32 = 16384;
 
 uniform! {
-    /// count_descent's parameters; with `writes_history` 1, one workgroup holds the table and
-    /// appends each step's loss to the history itself.
+    /// With `writes_history` 1, one workgroup holds the table and appends each step's loss.
     struct CountDescentParams {
         num_rows: u32, num_cols: u32, num_examples: u32, lanes_per_row: u32, rows_per_thread: u32,
         steps: u32, first_step: u32, writes_history: u32, reg: f32, lr: f32, _pad: [u32; 2]
     }
 }
+uniform! {
+    struct PartialSumsParams { num_values: u32, square: u32, _pad: [u32; 2] }
+}
+uniform! {
+    struct LossTotalParams {
+        num_nll_sums: u32, num_square_sums: u32, num_examples: u32,
+        num_weights: u32, reg: f32, _pad: [u32; 3]
+    }
+}
+uniform! {
+    struct CountPairsParams {
+        num_examples: u32, num_cols: u32, num_bins: u32, examples_per_group: u32
+    }
+}
+uniform! {
+    struct NormalizeRowsParams {
+        num_rows: u32, num_cols: u32, smoothing: f32, lanes_per_row: u32
+    }
+}
+uniform! {
+    struct SoftmaxRowsParams { num_rows: u32, num_cols: u32, lanes_per_row: u32, _pad: u32 }
+}
+uniform! {
+    struct NllGatherParams { num_examples: u32, num_cols: u32, first_partial: u32, _pad: u32 }
+}
+uniform! {
+    /// count_nll's, sgd_step's and adamw_step's: the cells or weights, one thread each
+    /// (`lr` sgd_step's only).
+    struct EntriesParams { len: u32, lr: f32, _pad: [u32; 2] }
+}
 
 /// count_descent's loop bound:
 /// `steps * (rows_per_thread * (3 * ceil(C / L) + 2 * log2(L) + 1) + 64 + 1)`.
-pub(super) fn loop_bound(cols: u32, lanes: u32, rows_per_thread: u32, steps: u32) -> u64 {
+fn descent_bound(cols: u32, lanes: u32, rows_per_thread: u32, steps: u32) -> u64 {
     let per_row = 3 * per_lane(cols, lanes) + 2 * log2(lanes) + 1;
     steps as u64 * (rows_per_thread as u64 * per_row + 64 + 1)
 }
 
-/// How count_descent spreads a table's rows over the threads, and its steps per dispatch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Layout {
-    lanes_per_row: u32,
-    rows_per_thread: u32,
-    groups: u32,
-    /// More than one only when one workgroup holds the table.
-    steps_per_dispatch: u32,
+/// How count_descent spreads a table over its threads: lanes per row, rows per thread,
+/// workgroups, and steps per dispatch. One workgroup, with many steps per dispatch, for a
+/// small table; else enough rows per thread to need at most SUM_BLOCK workgroups.
+fn descent_layout(rows: u32, cols: u32) -> (u32, u32, u32, u32) {
+    let lanes = lanes_for(cols);
+    let rounds = rows.div_ceil(ENTRY_THREADS / lanes).max(1);
+    if rounds <= SMALL_TABLE_ROUNDS {
+        let per_step = descent_bound(cols, lanes, rounds, 1);
+        (lanes, rounds, 1, (LOOP_BUDGET / per_step).max(1) as u32)
+    } else {
+        let rows_per_thread = rounds.div_ceil(SUM_BLOCK);
+        (lanes, rows_per_thread, rounds.div_ceil(rows_per_thread), 1)
+    }
 }
 
-impl Layout {
-    /// Lanes for the row length; one workgroup for a small table, else enough rounds per
-    /// thread to need at most 4,096 workgroups (loss_total's list).
-    fn of(num_rows: u32, num_cols: u32) -> Layout {
-        let lanes = lanes_for(num_cols);
-        let rounds = num_rows.div_ceil(THREADS / lanes).max(1);
-        let (rows_per_thread, groups, steps_per_dispatch) = if rounds <= SMALL_TABLE_ROUNDS {
-            let per_step = loop_bound(num_cols, lanes, rounds, 1);
-            (rounds, 1, (LOOP_BUDGET / per_step).max(1) as u32)
-        } else {
-            let rows_per_thread = rounds.div_ceil(SUM_BLOCK);
-            (rows_per_thread, rounds.div_ceil(rows_per_thread), 1)
-        };
-        Layout {
-            lanes_per_row: lanes,
-            rows_per_thread,
-            groups,
-            steps_per_dispatch,
-        }
-    }
+/// normalize_rows' loop bound: `2 * ceil(C / L) + log2(L)`.
+fn normalize_bound(cols: u32, lanes: u32) -> u64 {
+    2 * per_lane(cols, lanes) + log2(lanes)
+}
 
-    /// The worst-case loop iterations of a dispatch of `steps` steps.
-    fn loop_bound(&self, cols: u32, steps: u32) -> u64 {
-        loop_bound(cols, self.lanes_per_row, self.rows_per_thread, steps)
+/// softmax_rows' loop bound: `3 * ceil(C / L) + 2 * log2(L)`.
+fn softmax_bound(cols: u32, lanes: u32) -> u64 {
+    3 * per_lane(cols, lanes) + 2 * log2(lanes)
+}
+
+/// partial_sums levels appended to `out` until at most SUM_BLOCK sums of the `len` values are
+/// left (with `square`, at least one level, which squares them): those sums and their count.
+fn sum_levels(
+    gpu: &Gpu,
+    values: &wgpu::Buffer,
+    (mut len, mut square): (u32, bool),
+    out: &mut Vec<Dispatch>,
+) -> anyhow::Result<(wgpu::Buffer, u32)> {
+    let mut sums = values.clone();
+    while square || len > SUM_BLOCK {
+        let groups = len.div_ceil(SUM_BLOCK).max(1);
+        let next = gpu.zeroed("partial sums", groups as usize);
+        let params = PartialSumsParams {
+            num_values: len,
+            square: square as u32,
+            ..Default::default()
+        };
+        let (kernel, buffers) = (kernel!(gpu, "partial_sums", "reduce"), [&sums, &next]);
+        out.push(Dispatch::new(
+            gpu,
+            kernel,
+            params,
+            &buffers,
+            groups,
+            16 + log2(256),
+        )?);
+        (sums, len, square) = (next, groups, false);
     }
+    Ok((sums, len))
+}
+
+/// The partial_sums levels of `nll` sums (and of `squares`: the weights themselves, squared
+/// by the first level, or sums of squares), then loss_total appending (total, data) of
+/// `n` examples and `num_weights` weights to `losses`. Fixed trees: the same bits every run.
+pub(super) fn loss_total(
+    gpu: &Gpu,
+    nll: (&wgpu::Buffer, u32),
+    squares: Option<(&wgpu::Buffer, u32, bool)>,
+    (n, num_weights, reg): (u32, u32, f32),
+    losses: &GpuLosses,
+) -> anyhow::Result<Vec<Dispatch>> {
+    let mut out = Vec::new();
+    let (nll, nll_len) = sum_levels(gpu, nll.0, (nll.1, false), &mut out)?;
+    let squares = squares
+        .map(|(values, len, square)| sum_levels(gpu, values, (len, square), &mut out))
+        .transpose()?;
+    let params = LossTotalParams {
+        num_nll_sums: nll_len,
+        num_square_sums: squares.as_ref().map_or(0, |s| s.1),
+        num_examples: n,
+        num_weights,
+        reg,
+        ..Default::default()
+    };
+    let square_sums = squares.as_ref().map_or(&nll, |s| &s.0);
+    let kernel = kernel!(gpu, "loss_total", "reduce");
+    let buffers = [&nll, square_sums, &losses.history, &losses.cursor];
+    let bound = 2 * 16 + 2 * log2(256);
+    out.push(Dispatch::new(gpu, kernel, params, &buffers, 1, bound)?);
+    Ok(out)
+}
+
+/// count_pairs_private where the table fits one workgroup's memory, count_pairs otherwise:
+/// `N[context, target] += 1` for each of `len` pairs, into a `rows` x `cols` table.
+/// Buffers: contexts, targets, counts.
+fn count_pairs(
+    gpu: &Gpu,
+    buffers: [&wgpu::Buffer; 3],
+    len: u32,
+    (rows, cols): (u32, u32),
+) -> anyhow::Result<Dispatch> {
+    let num_bins = rows * cols;
+    let mut params = CountPairsParams {
+        num_examples: len,
+        num_cols: cols,
+        ..Default::default()
+    };
+    if num_bins > PRIVATE_BINS || 4 * PRIVATE_BINS > gpu.limits.max_compute_workgroup_storage_size {
+        let (kernel, groups) = (kernel!(gpu, "count_pairs"), len.div_ceil(EXAMPLE_THREADS));
+        return Dispatch::new(gpu, kernel, params, &buffers, groups, 0);
+    }
+    (params.num_bins, params.examples_per_group) = (num_bins, PRIVATE_EXAMPLES);
+    let groups = len.div_ceil(PRIVATE_EXAMPLES);
+    // `4096 / 256 + ceil(examples_per_group / 256) + ceil(num_bins / 256)`
+    let bound = 16 + per_lane(PRIVATE_EXAMPLES, 256) + per_lane(num_bins, 256);
+    let kernel = kernel!(gpu, "count_pairs_private");
+    Dispatch::new(gpu, kernel, params, &buffers, groups, bound)
 }
 
 /// A vector of f32 on the device.
@@ -93,8 +193,8 @@ pub struct GpuBuffer {
 
 /// A loss history on the device: (total, data) per step, appended at the device's cursor.
 pub struct GpuLosses {
-    pub(super) history: wgpu::Buffer,
-    pub(super) cursor: wgpu::Buffer,
+    history: wgpu::Buffer,
+    cursor: wgpu::Buffer,
     steps: usize,
 }
 
@@ -108,88 +208,88 @@ pub struct GpuCounts {
 
 /// The GPU implementation of the models' operations.
 pub struct GpuBackend {
-    gpu: Gpu,
-    /// The most examples of one chunk, when set below what a binding holds.
-    chunk_examples: Option<u32>,
+    pub(super) gpu: Gpu,
+    /// The most examples of one part (below what a binding holds only in tests).
+    part_examples: u32,
 }
 
 impl GpuBackend {
     pub fn new(gpu: Gpu) -> GpuBackend {
         GpuBackend {
             gpu,
-            chunk_examples: None,
+            part_examples: u32::MAX,
         }
     }
 
-    /// Chunks of at most `examples` (at least one): the same results, many chunk boundaries.
-    pub fn with_chunk_examples(mut self, examples: u32) -> GpuBackend {
-        self.chunk_examples = Some(examples.max(1));
-        self
+    /// Parts of at most `examples` (at least one): the same results, many part boundaries.
+    pub fn with_part_examples(self, examples: u32) -> GpuBackend {
+        let part_examples = examples.max(1);
+        GpuBackend {
+            part_examples,
+            ..self
+        }
     }
 
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
     }
 
-    /// The count matrix of all the examples, each chunk adding into the same table (integer
-    /// atomics: exact).
+    /// The count matrix of all the examples, each part adding into the same table.
     fn counted(&self, ex: &GpuExamples) -> anyhow::Result<wgpu::Buffer> {
         let counts = (self.gpu).zeroed("counts", (ex.num_rows * ex.num_cols) as usize);
-        let mut counting = Vec::with_capacity(ex.chunks.len());
-        for chunk in &ex.chunks {
-            let pairs = Pairs {
-                len: chunk.len,
-                num_rows: ex.num_rows,
-                num_cols: ex.num_cols,
-                contexts: &chunk.contexts,
-                targets: &chunk.targets,
-            };
-            counting.push(dispatches::count_pairs(&self.gpu, &pairs, &counts)?);
-        }
+        let shape = (ex.num_rows, ex.num_cols);
+        let count = |p: &super::step::Part| {
+            count_pairs(&self.gpu, [&p.contexts, &p.targets, &counts], p.len, shape)
+        };
+        let counting: Vec<_> = ex.parts.iter().map(count).collect::<Result<_, _>>()?;
         self.gpu.submit(&counting);
         Ok(counts)
     }
 
-    /// A mean loss without penalty: `sums` write `num_partials` partial sums into `partials`
-    /// in order, and loss_total adds them into the mean over `num_examples`.
-    fn mean_of_sums<'g>(
-        &'g self,
-        mut sums: Vec<Dispatch<'g>>,
-        partials: &wgpu::Buffer,
-        num_partials: u32,
-        num_examples: u32,
-    ) -> anyhow::Result<f32> {
+    /// The mean NLL of `examples` examples: `sums` write the partial sums into `partials`,
+    /// loss_total (without a penalty) adds them in order; and the impossible examples the
+    /// kernels counted into `impossible`.
+    fn nll(
+        &self,
+        mut sums: Vec<Dispatch>,
+        partials: (&wgpu::Buffer, u32),
+        impossible: Option<&wgpu::Buffer>,
+        examples: usize,
+    ) -> anyhow::Result<Nll> {
         let gpu = &self.gpu;
-        let history = gpu.zeroed("loss", 2);
-        let cursor = gpu.zeroed("history cursor", 1);
-        let partials = (partials, num_partials);
-        let (n, none) = (num_examples, Squares::None);
-        sums.extend(loss_total(
-            gpu, partials, none, n, 0, 0.0, &history, &cursor,
-        )?);
+        let losses = GpuLosses {
+            history: gpu.zeroed("loss", 2),
+            cursor: gpu.zeroed("history cursor", 1),
+            steps: 1,
+        };
+        let n = examples as u32;
+        sums.extend(loss_total(gpu, partials, None, (n, 0, 0.0), &losses)?);
         gpu.submit(&sums);
         // The history holds (total, data); without a penalty both are the mean NLL.
-        Ok(gpu.read::<f32>(&history, 2)?[1])
+        let finite_mean = gpu.read::<f32>(&losses.history, 2)?[1] as f64;
+        let impossible = match impossible {
+            Some(impossible) => gpu.read::<u32>(impossible, 1)?[0] as u64,
+            None => 0,
+        };
+        Ok(Nll {
+            finite_mean,
+            impossible,
+            examples,
+        })
     }
 
-    /// The mean of a per-example loss over all the chunks of `ex`: `sum` dispatches one
-    /// kernel on a chunk, writing `groups_of(chunk length)` workgroup sums into `partials`
-    /// from `first_partial`; loss_total adds them in order (mean_of_sums).
-    fn mean_over_chunks<'g>(
-        &'g self,
-        ex: &GpuExamples,
-        groups_of: impl Fn(u32) -> u32,
-        sum: impl Fn(&ExampleChunk, &wgpu::Buffer, u32) -> anyhow::Result<Dispatch<'g>>,
-    ) -> anyhow::Result<f32> {
-        let groups: u32 = ex.chunks.iter().map(|chunk| groups_of(chunk.len)).sum();
-        let partials = self.gpu.zeroed("partials", groups as usize);
-        let mut first_partial = 0;
-        let mut sums = Vec::with_capacity(ex.chunks.len());
-        for chunk in &ex.chunks {
-            sums.push(sum(chunk, &partials, first_partial)?);
-            first_partial += groups_of(chunk.len);
-        }
-        self.mean_of_sums(sums, &partials, groups, ex.len)
+    /// A kernel with one thread-row per row of `rows` (`lanes` threads each) reading `input`
+    /// and writing `len` values, which are read back.
+    fn map_rows<P: bytemuck::Pod>(
+        &self,
+        (kernel, params, bound): (Kernel, P, u64),
+        input: &wgpu::Buffer,
+        (rows, lanes, len): (u32, u32, usize),
+    ) -> anyhow::Result<Vec<f32>> {
+        let (gpu, output) = (&self.gpu, self.gpu.zeroed("probs", len));
+        let (groups, buffers) = (rows.div_ceil(ENTRY_THREADS / lanes), [input, &output]);
+        gpu.submit(&[Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?]);
+        Ok(gpu.read(&output, len)?)
     }
 }
 
@@ -243,27 +343,19 @@ impl Backend for GpuBackend {
         grads: &mut GpuBuffer,
         losses: &mut GpuLosses,
     ) -> anyhow::Result<()> {
-        let options = TrainOptions { lr: 0.0, reg };
         let buffers = (&weights.buffer, &grads.buffer);
-        let (gradient, _) = self.step(buffers, losses, ex, &options, form)?;
-        let (mut pending, max) = (self.gpu.pending(), self.gpu.max_groups());
-        let mut pass = pending.pass();
-        gradient.iter().for_each(|d| d.record(&mut pass, max));
+        self.gpu.record(&self.step(buffers, losses, ex, reg, form)?);
         losses.steps += 1;
         Ok(())
     }
 
     fn count_table(&mut self, ex: &GpuExamples) -> anyhow::Result<GpuCounts> {
         // Counted the first time the counts path asks.
-        let buffer = match ex.counts.get() {
-            Some(counts) => counts.clone(),
-            None => {
-                let counts = self.counted(ex)?;
-                ex.counts.get_or_init(|| counts).clone()
-            }
-        };
+        if ex.counts.get().is_none() {
+            let _ = ex.counts.set(self.counted(ex)?);
+        }
         Ok(GpuCounts {
-            buffer,
+            buffer: ex.counts.get().expect("counted above").clone(),
             num_rows: ex.num_rows,
             num_cols: ex.num_cols,
             num_examples: ex.len,
@@ -289,67 +381,53 @@ impl Backend for GpuBackend {
         losses: &mut GpuLosses,
     ) -> anyhow::Result<()> {
         let gpu = &self.gpu;
-        let (rows, cols) = (counts.num_rows, counts.num_cols);
-        let layout = Layout::of(rows, cols);
-        let per_dispatch = layout.steps_per_dispatch;
-        kernels::check("count_descent", layout.loop_bound(cols, per_dispatch))?;
-        let nll_sums = gpu.zeroed("descent nll sums", layout.groups as usize);
-        let square_sums = gpu.zeroed("descent square sums", layout.groups as usize);
-        let buffers = [
-            &counts.buffer,
-            &weights.buffer,
-            &grads.buffer,
-            &nll_sums,
-            &square_sums,
-        ];
-        let buffers = [&buffers[..], &[&losses.history]].concat();
-        let kernel = kernel!(gpu, "count_descent", "reduce", "softmax");
-        let bind_steps = |first_step, steps| {
+        let (rows, cols, n) = (counts.num_rows, counts.num_cols, counts.num_examples);
+        let (lanes, rows_per_thread, groups, per_dispatch) = descent_layout(rows, cols);
+        let nll_sums = gpu.zeroed("descent nll sums", groups as usize);
+        let square_sums = gpu.zeroed("descent square sums", groups as usize);
+        let (w, g, history) = (&weights.buffer, &grads.buffer, &losses.history);
+        let buffers = [&counts.buffer, w, g, &nll_sums, &square_sums, history];
+        let descent = |first_step, steps| {
             let params = CountDescentParams {
                 num_rows: rows,
                 num_cols: cols,
-                num_examples: counts.num_examples,
-                lanes_per_row: layout.lanes_per_row,
-                rows_per_thread: layout.rows_per_thread,
+                num_examples: n,
+                lanes_per_row: lanes,
+                rows_per_thread,
                 steps,
                 first_step,
-                writes_history: (layout.groups == 1) as u32,
+                writes_history: (groups == 1) as u32,
                 reg: options.reg,
                 lr: options.lr,
                 ..Default::default()
             };
-            bind(&gpu.device, &kernel, &gpu.params(params), &buffers)
+            let kernel = kernel!(gpu, "count_descent", "reduce", "softmax");
+            let bound = descent_bound(cols, lanes, rows_per_thread, steps);
+            Dispatch::new(gpu, kernel, params, &buffers, groups, bound)
         };
-        // Many workgroups: one step per dispatch, one binding, and loss_total after each.
-        let total = (layout.groups > 1)
-            .then(|| {
-                let squares = Squares::Sums(&square_sums, layout.groups);
-                let (n, reg, history) = (counts.num_examples, options.reg, &losses.history);
-                let (sums, cursor) = ((&nll_sums, layout.groups), &losses.cursor);
-                loss_total(gpu, sums, squares, n, rows * cols, reg, history, cursor)
-            })
-            .transpose()?;
-        let shared = total.is_some().then(|| bind_steps(0, 1));
-        let max = gpu.max_groups();
+        // Many workgroups: one step per dispatch, all alike, and loss_total after each.
+        let (shared, total) = match groups > 1 {
+            true => {
+                let (sums, squares) = ((&nll_sums, groups), Some((&square_sums, groups, false)));
+                let shape = (n, rows * cols, options.reg);
+                let total = loss_total(gpu, sums, squares, shape, losses)?;
+                (Some(descent(0, 1)?), total)
+            }
+            false => (None, Vec::new()),
+        };
         let mut done = 0;
         while done < steps {
             let end = done + DESCENT_STEPS_PER_SUBMISSION.min(steps - done);
-            let mut pending = gpu.pending();
-            let mut pass = pending.pass();
+            let mut dispatches = Vec::new();
             for first in (done..end).step_by(per_dispatch as usize) {
-                let n = per_dispatch.min((end - first) as u32);
-                let group = match &shared {
-                    Some(group) => group.clone(),
-                    None => bind_steps((losses.steps + first) as u32, n),
-                };
-                let bound = layout.loop_bound(cols, n);
-                dispatch(&mut pass, &kernel, &group, layout.groups, max, bound);
-                for sum in total.iter().flatten() {
-                    sum.record(&mut pass, max);
-                }
+                let steps = per_dispatch.min((end - first) as u32);
+                dispatches.push(match &shared {
+                    Some(shared) => shared.clone(),
+                    None => descent((losses.steps + first) as u32, steps)?,
+                });
+                dispatches.extend(total.iter().cloned());
             }
-            drop(pass);
-            drop(pending);
+            gpu.record(&dispatches);
             done = end;
             if done < steps {
                 gpu.flush();
@@ -359,20 +437,16 @@ impl Backend for GpuBackend {
         Ok(())
     }
 
-    fn sgd_update(
-        &mut self,
-        weights: &mut GpuBuffer,
-        grads: &GpuBuffer,
-        lr: f32,
-    ) -> anyhow::Result<()> {
-        let params = SgdStepParams {
-            num_weights: weights.len as u32,
+    fn sgd_update(&mut self, w: &mut GpuBuffer, grads: &GpuBuffer, lr: f32) -> anyhow::Result<()> {
+        let gpu = &self.gpu;
+        let params = EntriesParams {
+            len: w.len as u32,
             lr,
             ..Default::default()
         };
-        let gpu = &self.gpu;
-        let update = dispatches::sgd_step(gpu, &grads.buffer, &weights.buffer, params)?;
-        update.record(&mut gpu.pending().pass(), gpu.max_groups());
+        let (kernel, buffers) = (kernel!(gpu, "sgd_step"), [&grads.buffer, &w.buffer]);
+        let groups = (w.len as u32).div_ceil(ENTRY_THREADS);
+        gpu.record(&[Dispatch::new(gpu, kernel, params, &buffers, groups, 0)?]);
         Ok(())
     }
 
@@ -387,28 +461,25 @@ impl Backend for GpuBackend {
     ) -> anyhow::Result<()> {
         let gpu = &self.gpu;
         let (bc1, bc2) = AdamState::bias_corrections(t, adamw);
-        let hyper = AdamwHyper {
-            lr,
-            weight_decay: adamw.weight_decay,
-            beta1: adamw.beta1,
-            beta2: adamw.beta2,
-            eps: adamw.eps,
-            bc1,
-            bc2,
-        };
-        let buffers = AdamwStepBuffers {
-            hyper: &gpu.upload("adamw settings", &[hyper]),
-            grads: &grads.buffer,
-            weights: &weights.buffer,
-            m: &m.buffer,
-            v: &v.buffer,
-        };
-        let params = AdamwStepParams {
-            num_weights: weights.len as u32,
+        let AdamW {
+            weight_decay,
+            beta1,
+            beta2,
+            eps,
+        } = *adamw;
+        // adamw_step's `Hyper`, the bias corrections 1 - beta^t of step t last.
+        let hyper = gpu.upload(
+            "adamw settings",
+            &[lr, weight_decay, beta1, beta2, eps, bc1, bc2],
+        );
+        let buffers = [&hyper, &grads.buffer, &weights.buffer, &m.buffer, &v.buffer];
+        let params = EntriesParams {
+            len: weights.len as u32,
             ..Default::default()
         };
-        let update = dispatches::adamw_step(gpu, buffers, params)?;
-        update.record(&mut gpu.pending().pass(), gpu.max_groups());
+        let groups = (weights.len as u32).div_ceil(ENTRY_THREADS);
+        let kernel = kernel!(gpu, "adamw_step");
+        gpu.record(&[Dispatch::new(gpu, kernel, params, &buffers, groups, 0)?]);
         Ok(())
     }
 
@@ -430,160 +501,116 @@ impl Backend for GpuBackend {
     }
 
     fn load(&mut self, examples: &Examples) -> anyhow::Result<GpuExamples> {
-        let most_per_chunk = self.chunk_examples.unwrap_or(u32::MAX);
-        GpuExamples::upload(&self.gpu, examples, most_per_chunk)
+        GpuExamples::upload(&self.gpu, examples, self.part_examples)
     }
 
     fn count_pairs(&mut self, ex: &GpuExamples) -> anyhow::Result<Vec<u32>> {
         // Counted afresh (the counts path keeps its own copy on the device).
-        let counts = self.counted(ex)?;
-        Ok(self
-            .gpu
-            .read(&counts, (ex.num_rows * ex.num_cols) as usize)?)
+        let (counts, len) = (self.counted(ex)?, ex.num_rows * ex.num_cols);
+        Ok(self.gpu.read(&counts, len as usize)?)
     }
 
-    fn normalize_rows(
-        &mut self,
-        counts: &[u32],
-        num_cols: usize,
-        smoothing: f32,
-    ) -> anyhow::Result<Vec<f32>> {
-        let gpu = &self.gpu;
-        let counts_buffer = gpu.upload("counts", counts);
-        let probs = gpu.zeroed("probs", counts.len());
-        let size = ((counts.len() / num_cols) as u32, num_cols as u32);
-        gpu.submit(&[dispatches::normalize_rows(
-            gpu,
-            &counts_buffer,
-            &probs,
-            size,
-            smoothing,
-        )?]);
-        Ok(gpu.read(&probs, counts.len())?)
+    fn normalize_rows(&mut self, counts: &[u32], cols: usize, s: f32) -> anyhow::Result<Vec<f32>> {
+        let (rows, cols) = ((counts.len() / cols) as u32, cols as u32);
+        let lanes = lanes_for(cols);
+        let params = NormalizeRowsParams {
+            num_rows: rows,
+            num_cols: cols,
+            smoothing: s,
+            lanes_per_row: lanes,
+        };
+        let kernel = kernel!(self.gpu, "normalize_rows");
+        let input = self.gpu.upload("counts", counts);
+        let run = (kernel, params, normalize_bound(cols, lanes));
+        self.map_rows(run, &input, (rows, lanes, counts.len()))
     }
 
     fn mean_nll(&mut self, probs: &[f32], ex: &GpuExamples) -> anyhow::Result<Nll> {
         let gpu = &self.gpu;
-        let probs = gpu.upload("probs", probs);
-        let impossible = gpu.zeroed("impossible", 1);
-        let groups_of = |examples: u32| examples.div_ceil(EXAMPLE_THREADS);
-        let mean = self.mean_over_chunks(ex, groups_of, |chunk, partials, first_partial| {
-            let buffers = NllGatherBuffers {
-                probs: &probs,
-                contexts: &chunk.contexts,
-                targets: &chunk.targets,
-                partials,
-                impossible: &impossible,
-            };
+        let (probs, impossible) = (gpu.upload("probs", probs), gpu.zeroed("impossible", 1));
+        let groups = |len: u32| len.div_ceil(EXAMPLE_THREADS);
+        let num_partials = ex.parts.iter().map(|p| groups(p.len)).sum();
+        let partials = gpu.zeroed("partials", num_partials as usize);
+        let (mut sums, mut first_partial) = (Vec::new(), 0);
+        for part in &ex.parts {
             let params = NllGatherParams {
-                num_examples: chunk.len,
+                num_examples: part.len,
                 num_cols: ex.num_cols,
                 first_partial,
                 ..Default::default()
             };
-            dispatches::nll_gather(gpu, buffers, params)
-        })?;
-        let impossible: Vec<u32> = gpu.read(&impossible, 1)?;
-        Ok(Nll {
-            finite_mean: mean as f64,
-            impossible: impossible[0] as u64,
-            examples: ex.len as usize,
-        })
-    }
-
-    fn train(
-        &mut self,
-        weights: &mut [f32],
-        ex: &GpuExamples,
-        options: &TrainOptions,
-        steps: usize,
-        form: NetForm,
-    ) -> anyhow::Result<Vec<StepLoss>> {
-        if steps == 0 {
-            return Ok(Vec::new());
+            let (contexts, targets) = (&part.contexts, &part.targets);
+            let buffers = [&probs, contexts, targets, &partials, &impossible];
+            let (kernel, groups) = (
+                kernel!(gpu, "nll_gather", "reduce", "nll"),
+                groups(part.len),
+            );
+            sums.push(Dispatch::new(
+                gpu,
+                kernel,
+                params,
+                &buffers,
+                groups,
+                log2(256),
+            )?);
+            first_partial += groups;
         }
-        let (w, grads) = (self.upload(weights)?, self.zeros(weights.len())?);
-        let mut losses = self.losses(steps)?;
-        let buffers = (&w.buffer, &grads.buffer);
-        let (gradient, update) = self.step(buffers, &losses, ex, options, form)?;
-        let max = self.gpu.max_groups();
-        for first in (0..steps).step_by(STEPS_PER_SUBMISSION) {
-            {
-                let mut pending = self.gpu.pending();
-                let mut pass = pending.pass();
-                for _ in first..steps.min(first + STEPS_PER_SUBMISSION) {
-                    gradient.iter().for_each(|d| d.record(&mut pass, max));
-                    update.record(&mut pass, max);
-                }
-            }
-            self.gpu.flush();
-        }
-        losses.steps = steps;
-        weights.copy_from_slice(&self.read(&w)?);
-        self.read_losses(&losses)
+        let partials = (&partials, num_partials);
+        self.nll(sums, partials, Some(&impossible), ex.len as usize)
     }
 
     fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>> {
-        let gpu = &self.gpu;
-        let weights_buffer = gpu.upload("weights", weights);
-        let probs = gpu.zeroed("probs", weights.len());
-        let size = ((weights.len() / num_cols) as u32, num_cols as u32);
-        gpu.submit(&[dispatches::softmax_rows(
-            gpu,
-            &weights_buffer,
-            &probs,
-            size,
-        )?]);
-        Ok(gpu.read(&probs, weights.len())?)
+        let (rows, cols) = ((weights.len() / num_cols) as u32, num_cols as u32);
+        let lanes = lanes_for(cols);
+        let params = SoftmaxRowsParams {
+            num_rows: rows,
+            num_cols: cols,
+            lanes_per_row: lanes,
+            ..Default::default()
+        };
+        let kernel = kernel!(self.gpu, "softmax_rows", "reduce", "softmax");
+        let input = self.gpu.upload("weights", weights);
+        let run = (kernel, params, softmax_bound(cols, lanes));
+        self.map_rows(run, &input, (rows, lanes, weights.len()))
     }
 
     fn table_limit(&self) -> TableLimit {
         let limits = &self.gpu.limits;
-        TableLimit::tightest([
-            TableLimit {
-                max_bytes: limits.max_storage_buffer_binding_size,
-                name: "the device's max_storage_buffer_binding_size".to_string(),
-            },
-            TableLimit {
-                max_bytes: limits.max_buffer_size,
-                name: "the device's max_buffer_size".to_string(),
-            },
-            TableLimit::host(),
-        ])
+        let limit = |max_bytes, name: &str| TableLimit {
+            max_bytes,
+            name: format!("the device's {name}"),
+        };
+        let binding = limits.max_storage_buffer_binding_size;
+        let binding = limit(binding, "max_storage_buffer_binding_size");
+        let buffer = limit(limits.max_buffer_size, "max_buffer_size");
+        TableLimit::tightest([binding, buffer, TableLimit::host()])
     }
 
-    fn forward_loss(
-        &mut self,
-        weights: &[f32],
-        ex: &GpuExamples,
-        form: NetForm,
-    ) -> anyhow::Result<f64> {
+    fn forward_loss(&mut self, w: &[f32], ex: &GpuExamples, form: NetForm) -> anyhow::Result<f64> {
         if form.one_hot {
             // The one-hot product's forward pass is part of a full step; skip the update.
-            return Ok(self.loss_and_gradient(weights, ex, 0.0, form)?.0.data);
+            return Ok(self.loss_and_gradient(w, ex, 0.0, form)?.0.data);
         }
-        let gpu = &self.gpu;
-        let weights = gpu.upload("weights", weights);
-        // The chunks take turns with one buffer of log-sum-exps.
-        let lse = gpu.zeroed("lse", ex.chunk_len as usize);
-        let groups_of = |examples: u32| cross_entropy_forward_groups(examples, ex.num_cols);
-        let mean = self.mean_over_chunks(ex, groups_of, |chunk, partials, first_partial| {
-            let buffers = CrossEntropyForwardBuffers {
-                logits: &weights,
-                rows: &chunk.contexts,
-                targets: &chunk.targets,
-                lse: &lse,
-                partials,
-            };
-            let (n, cols) = (chunk.len, ex.num_cols);
-            dispatches::cross_entropy_forward(gpu, form.loss, buffers, n, cols, first_partial)
-        })?;
-        Ok(mean as f64)
+        let (gpu, cols) = (&self.gpu, ex.num_cols);
+        let weights = gpu.upload("weights", w);
+        // The parts take turns with one buffer of log-sum-exps.
+        let lse = gpu.zeroed("lse", ex.part_len as usize);
+        let num_partials = ex.parts.iter().map(|p| forward_groups(p.len, cols)).sum();
+        let partials = gpu.zeroed("partials", num_partials as usize);
+        let (mut sums, mut first_partial) = (Vec::new(), 0);
+        for part in &ex.parts {
+            let buffers = [&weights, &part.contexts, &part.targets, &lse, &partials];
+            let shape = (part.len, cols, first_partial);
+            sums.push(cross_entropy_forward(gpu, form.loss, buffers, shape)?);
+            first_partial += forward_groups(part.len, cols);
+        }
+        let nll = self.nll(sums, (&partials, num_partials), None, ex.len as usize)?;
+        Ok(nll.finite_mean)
     }
 
-    /// The pairs go through two device buffers of at most BATCH_PAIRS pairs each, in turn:
-    /// the host uploads one batch while the device counts the other, and waits for a
-    /// buffer's last count before writing into it again.
+    /// The pairs go through two pairs of device buffers of at most BATCH_PAIRS pairs, in
+    /// turn: the host fills one while the device counts the other, and waits for a buffer's
+    /// last count before writing into it again.
     fn count_pair_batches(
         &mut self,
         num_rows: usize,
@@ -592,42 +619,28 @@ impl Backend for GpuBackend {
     ) -> anyhow::Result<Vec<u32>> {
         let gpu = &self.gpu;
         let counts = gpu.zeroed("counts", num_rows * num_cols);
-        // (contexts, targets, the submission that last counted from them)
-        let slot = || {
-            let pairs = || gpu.zeroed("batch pairs", BATCH_PAIRS);
-            (pairs(), pairs(), None::<wgpu::SubmissionIndex>)
-        };
-        let mut slots = [slot(), slot()];
-        let mut next = 0;
+        let pairs = || gpu.zeroed("batch pairs", BATCH_PAIRS);
+        let mut slots = [(pairs(), pairs(), None), (pairs(), pairs(), None)];
+        let (shape, mut next) = ((num_rows as u32, num_cols as u32), 0);
         while let Some(batch) = batches.next_batch()? {
-            let parts = batch
-                .contexts
-                .chunks(BATCH_PAIRS)
-                .zip(batch.targets.chunks(BATCH_PAIRS));
-            for (contexts, targets) in parts {
-                let slot = &mut slots[next];
+            let targets = batch.targets.chunks(BATCH_PAIRS);
+            for (contexts, targets) in batch.contexts.chunks(BATCH_PAIRS).zip(targets) {
+                let (context_buffer, target_buffer, last) = &mut slots[next];
                 next = 1 - next;
-                if let Some(index) = slot.2.take() {
+                if let Some(index) = last.take() {
                     let wait = wgpu::PollType::Wait {
                         submission_index: Some(index),
                         timeout: None,
                     };
-                    gpu.device
-                        .poll(wait)
-                        .map_err(|e| GpuError::Device(e.to_string()))?;
+                    let waited = gpu.device.poll(wait);
+                    waited.map_err(|e| GpuError::Device(e.to_string()))?;
                 }
-                gpu.queue
-                    .write_buffer(&slot.0, 0, bytemuck::cast_slice(contexts));
-                gpu.queue
-                    .write_buffer(&slot.1, 0, bytemuck::cast_slice(targets));
-                let pairs = Pairs {
-                    len: contexts.len() as u32,
-                    num_rows: num_rows as u32,
-                    num_cols: num_cols as u32,
-                    contexts: &slot.0,
-                    targets: &slot.1,
-                };
-                slot.2 = Some(gpu.submit(&[dispatches::count_pairs(gpu, &pairs, &counts)?]));
+                let (queue, bytes) = (&gpu.queue, bytemuck::cast_slice::<u32, u8>);
+                queue.write_buffer(context_buffer, 0, bytes(contexts));
+                queue.write_buffer(target_buffer, 0, bytes(targets));
+                let buffers = [&*context_buffer, &*target_buffer, &counts];
+                let count = count_pairs(gpu, buffers, contexts.len() as u32, shape)?;
+                *last = Some(gpu.submit(&[count]));
             }
         }
         Ok(gpu.read(&counts, num_rows * num_cols)?)
@@ -642,34 +655,33 @@ impl Backend for GpuBackend {
         let num_partials = num_cells.div_ceil(EXAMPLE_THREADS);
         let partials = gpu.zeroed("partials", num_partials as usize);
         let impossible = gpu.zeroed("impossible", 1);
-        let count_nll =
-            dispatches::count_nll(gpu, &probs, &counts, &partials, &impossible, num_cells)?;
-        let n = table.examples as u32;
-        let mean = self.mean_of_sums(vec![count_nll], &partials, num_partials, n)?;
-        let impossible: Vec<u32> = gpu.read(&impossible, 1)?;
-        Ok(Nll {
-            finite_mean: mean as f64,
-            impossible: impossible[0] as u64,
-            examples: table.examples,
-        })
+        let params = EntriesParams {
+            len: num_cells,
+            ..Default::default()
+        };
+        let buffers = [&probs, &counts, &partials, &impossible];
+        let kernel = kernel!(gpu, "count_nll", "reduce", "nll");
+        let count_nll = Dispatch::new(gpu, kernel, params, &buffers, num_partials, log2(256))?;
+        let partials = (&partials, num_partials);
+        self.nll(vec![count_nll], partials, Some(&impossible), table.examples)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::kernels::check;
+    use super::super::step::forward_bound;
     use super::*;
+    use crate::backend::LossForm;
 
     #[test]
     fn small_tables_take_one_workgroup_and_many_steps_per_dispatch() {
-        let bigram = Layout::of(27, 27);
-        assert_eq!((bigram.groups, bigram.rows_per_thread), (1, 1));
-        assert_eq!(
-            bigram.steps_per_dispatch,
-            (LOOP_BUDGET / (3 * 27 + 1 + 65)) as u32
-        );
-        let trigram = Layout::of(729, 27);
-        assert_eq!((trigram.groups, trigram.rows_per_thread), (1, 12));
-        assert!(trigram.loop_bound(27, trigram.steps_per_dispatch) <= LOOP_BUDGET);
+        let (_, bigram_rows, bigram_groups, bigram_steps) = descent_layout(27, 27);
+        assert_eq!((bigram_groups, bigram_rows), (1, 1));
+        assert_eq!(bigram_steps, (LOOP_BUDGET / (3 * 27 + 1 + 65)) as u32);
+        let (lanes, rows_per_thread, groups, steps) = descent_layout(729, 27);
+        assert_eq!((groups, rows_per_thread), (1, 12));
+        assert!(descent_bound(27, lanes, rows_per_thread, steps) <= LOOP_BUDGET);
     }
 
     #[test]
@@ -684,17 +696,42 @@ mod tests {
             ((1u32 << 28) / 27, 27),
             (1 << 27, 2),
         ] {
-            let layout = Layout::of(rows, cols);
-            assert!(layout.groups <= SUM_BLOCK, "{rows} x {cols}: {layout:?}");
-            assert!(
-                layout.groups * layout.rows_per_thread * (THREADS / layout.lanes_per_row) >= rows
-            );
-            assert_eq!(layout.steps_per_dispatch, 1);
-            let b = layout.loop_bound(cols, 1);
+            let layout = descent_layout(rows, cols);
+            let (lanes, rows_per_thread, groups, steps) = layout;
+            assert!(groups <= SUM_BLOCK, "{rows} x {cols}: {layout:?}");
+            assert!(groups * rows_per_thread * (ENTRY_THREADS / lanes) >= rows);
+            assert_eq!(steps, 1);
+            let b = descent_bound(cols, lanes, rows_per_thread, 1);
             assert!(
                 b <= LOOP_BUDGET,
                 "{rows} x {cols}: {b} iterations, {layout:?}"
             );
         }
+    }
+
+    #[test]
+    fn row_kernels_stay_within_budget_for_every_vocabulary() {
+        // Up to 65,536 symbols (the largest vocabulary), each lane count as the host picks it.
+        for cols in (1..=65_536u32).step_by(97).chain([65_536]) {
+            let lanes = lanes_for(cols);
+            for (name, b) in [
+                ("count_descent", descent_bound(cols, lanes, 1, 1)),
+                (
+                    "cross_entropy_forward",
+                    forward_bound(LossForm::Fused, cols, lanes),
+                ),
+                (
+                    "cross_entropy_explicit",
+                    forward_bound(LossForm::Explicit, cols, lanes),
+                ),
+                ("softmax_rows", softmax_bound(cols, lanes)),
+                ("normalize_rows", normalize_bound(cols, lanes)),
+            ] {
+                assert!(check(name, b).is_ok(), "{name} at {cols} columns: {b}");
+            }
+        }
+        // The worst case: 65,536 columns over 64 lanes.
+        let worst = descent_bound(65_536, 64, 1, 1);
+        assert_eq!(worst, 3 * 1024 + 12 + 1 + 64 + 1);
     }
 }

@@ -1,10 +1,8 @@
 //! The GPU: adapter choice (`WGPU_BACKEND` limits the backends, `WGPU_ADAPTER_NAME` picks an
 //! adapter by name, as wgpu's own tools do), the device, uploads and readbacks. kernels.rs
-//! compiles and records the kernels, dispatches.rs has one function per kernel, backend.rs and
-//! step.rs implement [`crate::Backend`] with them.
+//! compiles and records the kernels; backend.rs and step.rs implement [`crate::Backend`].
 
 mod backend;
-mod dispatches;
 mod kernels;
 mod profile;
 mod step;
@@ -47,12 +45,9 @@ impl From<&wgpu::AdapterInfo> for AdapterSummary {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
-            driver: [info.driver.as_str(), info.driver_info.as_str()]
-                .iter()
-                .filter(|s| !s.is_empty())
-                .copied()
-                .collect::<Vec<_>>()
-                .join(" "),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
         }
     }
 }
@@ -71,24 +66,22 @@ fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     })
 }
 
-/// Every adapter wgpu finds on the given backends, best first.
+/// Every adapter wgpu finds on the given backends, best first: real GPUs before software
+/// ones; among equals, the native APIs before GL.
 fn ranked_adapters(instance: &wgpu::Instance, backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    use wgpu::{Backend, DeviceType};
+    let types = [
+        DeviceType::DiscreteGpu,
+        DeviceType::IntegratedGpu,
+        DeviceType::VirtualGpu,
+        DeviceType::Cpu,
+    ];
     let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
-    // Real GPUs before software ones; among equals, the native APIs before GL.
-    let type_rank = |t: wgpu::DeviceType| match t {
-        wgpu::DeviceType::DiscreteGpu => 0,
-        wgpu::DeviceType::IntegratedGpu => 1,
-        wgpu::DeviceType::VirtualGpu => 2,
-        wgpu::DeviceType::Cpu => 3,
-        wgpu::DeviceType::Other => 4,
-    };
-    let backend_rank = |b: wgpu::Backend| match b {
-        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
-        _ => 1,
-    };
     adapters.sort_by_key(|a| {
         let info = a.get_info();
-        (type_rank(info.device_type), backend_rank(info.backend))
+        let native = [Backend::Vulkan, Backend::Metal, Backend::Dx12].contains(&info.backend);
+        let rank = types.iter().position(|&t| t == info.device_type);
+        (rank.unwrap_or(types.len()), !native)
     });
     adapters
 }
@@ -102,19 +95,23 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
         .collect()
 }
 
-/// Opens every adapter of the backends `WGPU_BACKEND` allows, best first (only those whose
-/// name contains `WGPU_ADAPTER_NAME`, when it is set), each with its description.
+/// The adapters of the backends `WGPU_BACKEND` allows, best first, whose name contains
+/// `WGPU_ADAPTER_NAME` (any when it is not set), and the names of all of them.
+fn wanted_adapters(backends: wgpu::Backends) -> (Vec<wgpu::Adapter>, Vec<String>) {
+    let wanted = std::env::var("WGPU_ADAPTER_NAME").map(|w| w.to_lowercase());
+    let adapters = ranked_adapters(&instance(backends), backends);
+    let names = adapters.iter().map(|a| a.get_info().name).collect();
+    let wanted = |a: &wgpu::Adapter| match &wanted {
+        Ok(needle) => a.get_info().name.to_lowercase().contains(needle),
+        Err(_) => true,
+    };
+    (adapters.into_iter().filter(wanted).collect(), names)
+}
+
+/// Opens every adapter [`wanted_adapters`] finds, each with its description.
 pub fn open_each() -> Vec<(AdapterSummary, Result<Gpu, GpuError>)> {
-    let backends = backends_from_env();
-    let wanted = std::env::var("WGPU_ADAPTER_NAME")
-        .ok()
-        .map(|w| w.to_lowercase());
-    ranked_adapters(&instance(backends), backends)
-        .into_iter()
-        .filter(|a| match &wanted {
-            Some(needle) => a.get_info().name.to_lowercase().contains(needle),
-            None => true,
-        })
+    let adapters = wanted_adapters(backends_from_env()).0.into_iter();
+    adapters
         .map(|a| (AdapterSummary::from(&a.get_info()), Gpu::open(a)))
         .collect()
 }
@@ -163,26 +160,17 @@ pub struct Gpu {
 impl Gpu {
     /// Opens the best adapter of the given backends (or the one `WGPU_ADAPTER_NAME` names).
     pub fn on_backends(backends: wgpu::Backends) -> Result<Gpu, GpuError> {
-        let adapters = ranked_adapters(&instance(backends), backends);
-        if adapters.is_empty() {
-            return Err(GpuError::NoAdapter {
+        let (adapters, names) = wanted_adapters(backends);
+        match adapters.into_iter().next() {
+            Some(adapter) => Self::open(adapter),
+            None if names.is_empty() => Err(GpuError::NoAdapter {
                 backends: format!("{backends:?}"),
-            });
+            }),
+            None => Err(GpuError::NoMatchingAdapter {
+                wanted: std::env::var("WGPU_ADAPTER_NAME").unwrap_or_default(),
+                available: names.join(", "),
+            }),
         }
-        let wanted = std::env::var("WGPU_ADAPTER_NAME").ok();
-        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
-        let found = match &wanted {
-            Some(w) => names
-                .iter()
-                .position(|n| n.to_lowercase().contains(&w.to_lowercase())),
-            None => Some(0),
-        };
-        let Some(adapter) = found.and_then(|i| adapters.into_iter().nth(i)) else {
-            let available = names.join(", ");
-            let wanted = wanted.unwrap_or_default();
-            return Err(GpuError::NoMatchingAdapter { wanted, available });
-        };
-        Self::open(adapter)
     }
 
     fn open(adapter: wgpu::Adapter) -> Result<Gpu, GpuError> {
@@ -288,7 +276,7 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST);
 
 /// Logs a buffer's size at debug level, once per label and size (training allocates the same
-/// buffers for every chunk of steps).
+/// buffers for every step).
 fn log_buffer(label: &str, bytes: u64) {
     static SEEN: std::sync::Mutex<std::collections::BTreeSet<(String, u64)>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());
@@ -329,7 +317,7 @@ impl Gpu {
         })
     }
 
-    /// A uniform buffer holding a kernel's parameters (the struct beside its dispatch function).
+    /// A uniform buffer holding a kernel's parameters.
     pub fn params<P: Pod>(&self, params: P) -> wgpu::Buffer {
         self.count_transfer(false, std::mem::size_of::<P>() as u64);
         self.device
@@ -363,21 +351,15 @@ impl Gpu {
         staging.map_async(wgpu::MapMode::Read, .., move |result| {
             let _ = sender.send(result);
         });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Device(e.to_string()))?;
+        let device_error = |e: &dyn std::fmt::Display| GpuError::Device(e.to_string());
+        let polled = self.device.poll(wgpu::PollType::wait_indefinitely());
+        polled.map_err(|e| device_error(&e))?;
         self.check()?;
-        match receiver.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(GpuError::Device(e.to_string())),
-            Err(_) => return Err(GpuError::Device("the readback never completed".into())),
-        }
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| GpuError::Device(e.to_string()))?;
-        let data = bytemuck::cast_slice::<u8, T>(&view).to_vec();
-        drop(view);
-        staging.unmap();
-        Ok(data)
+        let mapped = receiver
+            .recv()
+            .map_err(|_| device_error(&"the readback never completed"))?;
+        mapped.map_err(|e| device_error(&e))?;
+        let view = staging.get_mapped_range(..).map_err(|e| device_error(&e))?;
+        Ok(bytemuck::cast_slice::<u8, T>(&view).to_vec())
     }
 }

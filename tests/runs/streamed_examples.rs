@@ -20,7 +20,7 @@ use makemore::{Backend, CpuBackend, GpuBackend, LossForm, NetForm, TrainOptions}
 fn gpus_with_chunks(chunk: u32) -> Vec<GpuBackend> {
     gpus_with_binding(u64::MAX)
         .into_iter()
-        .map(|gpu| gpu.with_chunk_examples(chunk))
+        .map(|gpu| gpu.with_part_examples(chunk))
         .collect()
 }
 
@@ -56,9 +56,9 @@ fn load_chunked(
 ) -> makemore::gpu::GpuExamples {
     let loaded = gpu.load(examples).unwrap();
     assert!(
-        loaded.num_chunks() > at_least,
+        loaded.num_parts() > at_least,
         "{} chunks on {}",
-        loaded.num_chunks(),
+        loaded.num_parts(),
         gpu.describe()
     );
     loaded

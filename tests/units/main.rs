@@ -1,0 +1,6 @@
+//! Unit tests of the library's public API, one module per area.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod core;
