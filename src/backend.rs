@@ -7,12 +7,11 @@ use crate::data::Examples;
 use crate::gpu::{open_gpu, GpuBackend, GpuError};
 use crate::limits::TableLimit;
 
-/// What the user asked for (`--device`).
+/// What the user asked for (`--device`): a wgpu adapter (the CPU reference only when no
+/// adapter exists at all), or the CPU reference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceChoice {
-    /// A wgpu adapter; the CPU reference only when no adapter exists at all.
     Gpu,
-    /// The CPU reference.
     Cpu,
 }
 
@@ -92,33 +91,31 @@ pub struct TrainOptions {
     pub reg: f32,
 }
 
-/// How the cross-entropy loss is computed (`--loss`).
+/// How the cross-entropy loss is computed (`--loss`): `cross_entropy_forward`'s log-softmax,
+/// the row maximum subtracted first, or `cross_entropy_explicit`, the lecture's chain (exp,
+/// divide by the sum, log).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LossForm {
-    /// `cross_entropy_forward`: log-softmax, the row maximum subtracted first.
     #[default]
     Fused,
-    /// `cross_entropy_explicit`: the lecture's chain (exp, divide by the sum, log).
     Explicit,
 }
 
-/// How the neural model computes its logits and its loss.
+/// How the neural model computes its loss, and its logits: with `one_hot`,
+/// `one_hot_matmul`'s onehot(context) @ W, else the row select W[context].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetForm {
     pub loss: LossForm,
-    /// `one_hot_matmul`: logits = onehot(context) @ W, not the row select W[context].
     pub one_hot: bool,
 }
 
 /// The operations of both models, implemented once per device.
 pub trait Backend {
-    /// Examples as the backend keeps them (uploaded once).
+    /// On the device: examples (uploaded once), a vector of f32, a loss history (each step
+    /// appends its (total, data)), and a V^K x V count table.
     type Examples;
-    /// A vector of f32 on the device.
     type Buffer;
-    /// A loss history on the device: each gradient appends its step's (total, data).
     type Losses;
-    /// A V^K x V count table on the device, for count_descent.
     type Counts;
     /// "gpu" or "cpu".
     const KIND: &'static str;
@@ -176,19 +173,6 @@ pub trait Backend {
         adamw: &AdamW,
     ) -> anyhow::Result<()>;
 
-    /// A one-line description of the device.
-    fn describe(&self) -> String;
-
-    /// Waits until the device has finished what was submitted.
-    fn synchronize(&self) -> anyhow::Result<()> {
-        Ok(())
-    }
-
-    /// The host<->device traffic so far (none on the CPU).
-    fn transfers(&self) -> Transfers {
-        Transfers::default()
-    }
-
     /// Prepares examples for the other operations (on a GPU: encodes and uploads them).
     fn load(&mut self, examples: &Examples) -> anyhow::Result<Self::Examples>;
 
@@ -207,6 +191,19 @@ pub trait Backend {
     /// The largest V^K x V table this device holds in one buffer (checked before allocating).
     fn table_limit(&self) -> TableLimit {
         TableLimit::host()
+    }
+
+    /// A one-line description of the device.
+    fn describe(&self) -> String;
+
+    /// Waits until the device has finished what was submitted.
+    fn synchronize(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// The host<->device traffic so far (none on the CPU).
+    fn transfers(&self) -> Transfers {
+        Transfers::default()
     }
 
     /// The mean NLL of `x` under softmax(W[context]), forward only (no gradient, no penalty).

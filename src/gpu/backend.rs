@@ -7,94 +7,34 @@ use crate::corpus::{CountTable, PairBatches};
 use crate::data::Examples;
 use crate::limits::TableLimit;
 
+use super::kernels::{descent_bound, descent_layout, normalize_bound, softmax_bound};
 use super::kernels::{kernel, lanes_for, log2, per_lane, uniform, Dispatch, Kernel};
-use super::kernels::{ENTRY_THREADS, EXAMPLE_THREADS, LOOP_BUDGET};
+use super::kernels::{ENTRY_THREADS, EXAMPLE_THREADS, SUM_BLOCK};
 use super::step::{cross_entropy_forward, forward_groups, GpuExamples};
 use super::{Gpu, GpuError};
 
 /// count_descent steps recorded into one command buffer (each is a few short dispatches).
 const DESCENT_STEPS_PER_SUBMISSION: usize = 256;
-/// The most rounds of rows one workgroup takes to hold a whole table: up to 1,024 rows of up
-/// to 256 columns run as one workgroup with many steps per dispatch.
-const SMALL_TABLE_ROUNDS: u32 = 16;
 /// Most pairs per dispatch of count_pairs on a streamed corpus (4 MiB per buffer).
 const BATCH_PAIRS: usize = 1 << 20;
-/// Values per block of partial_sums, and the most sums loss_total takes per list.
-const SUM_BLOCK: u32 = 4096;
 /// Cells of the largest table that count_pairs_private counts (its MAX_BINS), and the
 /// examples each of its workgroups adds into its private table.
 const PRIVATE_BINS: u32 = 4096;
 const PRIVATE_EXAMPLES: u32 = 16384;
 
-uniform! {
-    /// With `writes_history` 1, one workgroup holds the table and appends each step's loss.
-    struct CountDescentParams {
-        num_rows: u32, num_cols: u32, num_examples: u32, lanes_per_row: u32, rows_per_thread: u32,
-        steps: u32, first_step: u32, writes_history: u32, reg: f32, lr: f32, _pad: [u32; 2]
-    }
-}
-uniform! {
-    struct PartialSumsParams { num_values: u32, square: u32, _pad: [u32; 2] }
-}
-uniform! {
-    struct LossTotalParams {
-        num_nll_sums: u32, num_square_sums: u32, num_examples: u32,
-        num_weights: u32, reg: f32, _pad: [u32; 3]
-    }
-}
-uniform! {
-    struct CountPairsParams {
-        num_examples: u32, num_cols: u32, num_bins: u32, examples_per_group: u32
-    }
-}
-uniform! {
-    struct NormalizeRowsParams {
-        num_rows: u32, num_cols: u32, smoothing: f32, lanes_per_row: u32
-    }
-}
-uniform! {
-    struct SoftmaxRowsParams { num_rows: u32, num_cols: u32, lanes_per_row: u32, _pad: u32 }
-}
-uniform! {
-    struct NllGatherParams { num_examples: u32, num_cols: u32, first_partial: u32, _pad: u32 }
-}
-uniform! {
-    /// count_nll's, sgd_step's and adamw_step's: the cells or weights, one thread each
-    /// (`lr` sgd_step's only).
-    struct EntriesParams { len: u32, lr: f32, _pad: [u32; 2] }
-}
-
-/// count_descent's loop bound:
-/// `steps * (rows_per_thread * (3 * ceil(C / L) + 2 * log2(L) + 1) + 64 + 1)`.
-fn descent_bound(cols: u32, lanes: u32, rows_per_thread: u32, steps: u32) -> u64 {
-    let per_row = 3 * per_lane(cols, lanes) + 2 * log2(lanes) + 1;
-    steps as u64 * (rows_per_thread as u64 * per_row + 64 + 1)
-}
-
-/// How count_descent spreads a table over its threads: lanes per row, rows per thread,
-/// workgroups, and steps per dispatch. One workgroup, with many steps per dispatch, for a
-/// small table; else enough rows per thread to need at most SUM_BLOCK workgroups.
-fn descent_layout(rows: u32, cols: u32) -> (u32, u32, u32, u32) {
-    let lanes = lanes_for(cols);
-    let rounds = rows.div_ceil(ENTRY_THREADS / lanes).max(1);
-    if rounds <= SMALL_TABLE_ROUNDS {
-        let per_step = descent_bound(cols, lanes, rounds, 1);
-        (lanes, rounds, 1, (LOOP_BUDGET / per_step).max(1) as u32)
-    } else {
-        let rows_per_thread = rounds.div_ceil(SUM_BLOCK);
-        (lanes, rows_per_thread, rounds.div_ceil(rows_per_thread), 1)
-    }
-}
-
-/// normalize_rows' loop bound: `2 * ceil(C / L) + log2(L)`.
-fn normalize_bound(cols: u32, lanes: u32) -> u64 {
-    2 * per_lane(cols, lanes) + log2(lanes)
-}
-
-/// softmax_rows' loop bound: `3 * ceil(C / L) + 2 * log2(L)`.
-fn softmax_bound(cols: u32, lanes: u32) -> u64 {
-    3 * per_lane(cols, lanes) + 2 * log2(lanes)
-}
+// With `writes_history` 1, one workgroup holds the table and appends each step's loss.
+uniform! { CountDescentParams(num_rows: u32, num_cols: u32, num_examples: u32, lanes_per_row: u32,
+rows_per_thread: u32, steps: u32, first_step: u32, writes_history: u32, reg: f32, lr: f32) pad 2 }
+uniform! { PartialSumsParams(num_values: u32, square: u32) pad 2 }
+uniform! { LossTotalParams(num_nll_sums: u32, num_square_sums: u32, num_examples: u32,
+num_weights: u32, reg: f32) pad 3 }
+uniform! { CountPairsParams(num_examples: u32, num_cols: u32, num_bins: u32, per_group: u32) }
+uniform! { NormalizeRowsParams(num_rows: u32, num_cols: u32, smoothing: f32, lanes_per_row: u32) }
+uniform! { SoftmaxRowsParams(num_rows: u32, num_cols: u32, lanes_per_row: u32) pad 1 }
+uniform! { NllGatherParams(num_examples: u32, num_cols: u32, first_partial: u32) pad 1 }
+// count_nll's, sgd_step's and adamw_step's: the cells or weights, one thread each (`lr`
+// sgd_step's only).
+uniform! { EntriesParams(len: u32, lr: f32) pad 2 }
 
 /// partial_sums levels appended to `out` until at most SUM_BLOCK sums of the `len` values are
 /// left (with `square`, at least one level, which squares them): those sums and their count.
@@ -108,20 +48,10 @@ fn sum_levels(
     while square || len > SUM_BLOCK {
         let groups = len.div_ceil(SUM_BLOCK).max(1);
         let next = gpu.zeroed("partial sums", groups as usize);
-        let params = PartialSumsParams {
-            num_values: len,
-            square: square as u32,
-            ..Default::default()
-        };
+        let params = PartialSumsParams::new(len, square as u32);
         let (kernel, buffers) = (kernel!(gpu, "partial_sums", "reduce"), [&sums, &next]);
-        out.push(Dispatch::new(
-            gpu,
-            kernel,
-            params,
-            &buffers,
-            groups,
-            16 + log2(256),
-        )?);
+        let bound = 16 + log2(256);
+        out.push(Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?);
         (sums, len, square) = (next, groups, false);
     }
     Ok((sums, len))
@@ -142,14 +72,8 @@ pub(super) fn loss_total(
     let squares = squares
         .map(|(values, len, square)| sum_levels(gpu, values, (len, square), &mut out))
         .transpose()?;
-    let params = LossTotalParams {
-        num_nll_sums: nll_len,
-        num_square_sums: squares.as_ref().map_or(0, |s| s.1),
-        num_examples: n,
-        num_weights,
-        reg,
-        ..Default::default()
-    };
+    let num_square_sums = squares.as_ref().map_or(0, |s| s.1);
+    let params = LossTotalParams::new(nll_len, num_square_sums, n, num_weights, reg);
     let square_sums = squares.as_ref().map_or(&nll, |s| &s.0);
     let kernel = kernel!(gpu, "loss_total", "reduce");
     let buffers = [&nll, square_sums, &losses.history, &losses.cursor];
@@ -168,16 +92,12 @@ fn count_pairs(
     (rows, cols): (u32, u32),
 ) -> anyhow::Result<Dispatch> {
     let num_bins = rows * cols;
-    let mut params = CountPairsParams {
-        num_examples: len,
-        num_cols: cols,
-        ..Default::default()
-    };
     if num_bins > PRIVATE_BINS || 4 * PRIVATE_BINS > gpu.limits.max_compute_workgroup_storage_size {
         let (kernel, groups) = (kernel!(gpu, "count_pairs"), len.div_ceil(EXAMPLE_THREADS));
+        let params = CountPairsParams::new(len, cols, 0, 0);
         return Dispatch::new(gpu, kernel, params, &buffers, groups, 0);
     }
-    (params.num_bins, params.examples_per_group) = (num_bins, PRIVATE_EXAMPLES);
+    let params = CountPairsParams::new(len, cols, num_bins, PRIVATE_EXAMPLES);
     let groups = len.div_ceil(PRIVATE_EXAMPLES);
     // `4096 / 256 + ceil(examples_per_group / 256) + ceil(num_bins / 256)`
     let bound = 16 + per_lane(PRIVATE_EXAMPLES, 256) + per_lane(num_bins, 256);
@@ -388,19 +308,19 @@ impl Backend for GpuBackend {
         let (w, g, history) = (&weights.buffer, &grads.buffer, &losses.history);
         let buffers = [&counts.buffer, w, g, &nll_sums, &square_sums, history];
         let descent = |first_step, steps| {
-            let params = CountDescentParams {
-                num_rows: rows,
-                num_cols: cols,
-                num_examples: n,
-                lanes_per_row: lanes,
+            let (writes, reg, lr) = ((groups == 1) as u32, options.reg, options.lr);
+            let params = CountDescentParams::new(
+                rows,
+                cols,
+                n,
+                lanes,
                 rows_per_thread,
                 steps,
                 first_step,
-                writes_history: (groups == 1) as u32,
-                reg: options.reg,
-                lr: options.lr,
-                ..Default::default()
-            };
+                writes,
+                reg,
+                lr,
+            );
             let kernel = kernel!(gpu, "count_descent", "reduce", "softmax");
             let bound = descent_bound(cols, lanes, rows_per_thread, steps);
             Dispatch::new(gpu, kernel, params, &buffers, groups, bound)
@@ -439,11 +359,7 @@ impl Backend for GpuBackend {
 
     fn sgd_update(&mut self, w: &mut GpuBuffer, grads: &GpuBuffer, lr: f32) -> anyhow::Result<()> {
         let gpu = &self.gpu;
-        let params = EntriesParams {
-            len: w.len as u32,
-            lr,
-            ..Default::default()
-        };
+        let params = EntriesParams::new(w.len as u32, lr);
         let (kernel, buffers) = (kernel!(gpu, "sgd_step"), [&grads.buffer, &w.buffer]);
         let groups = (w.len as u32).div_ceil(ENTRY_THREADS);
         gpu.record(&[Dispatch::new(gpu, kernel, params, &buffers, groups, 0)?]);
@@ -473,10 +389,7 @@ impl Backend for GpuBackend {
             &[lr, weight_decay, beta1, beta2, eps, bc1, bc2],
         );
         let buffers = [&hyper, &grads.buffer, &weights.buffer, &m.buffer, &v.buffer];
-        let params = EntriesParams {
-            len: weights.len as u32,
-            ..Default::default()
-        };
+        let params = EntriesParams::new(weights.len as u32, 0.0);
         let groups = (weights.len as u32).div_ceil(ENTRY_THREADS);
         let kernel = kernel!(gpu, "adamw_step");
         gpu.record(&[Dispatch::new(gpu, kernel, params, &buffers, groups, 0)?]);
@@ -513,12 +426,7 @@ impl Backend for GpuBackend {
     fn normalize_rows(&mut self, counts: &[u32], cols: usize, s: f32) -> anyhow::Result<Vec<f32>> {
         let (rows, cols) = ((counts.len() / cols) as u32, cols as u32);
         let lanes = lanes_for(cols);
-        let params = NormalizeRowsParams {
-            num_rows: rows,
-            num_cols: cols,
-            smoothing: s,
-            lanes_per_row: lanes,
-        };
+        let params = NormalizeRowsParams::new(rows, cols, s, lanes);
         let kernel = kernel!(self.gpu, "normalize_rows");
         let input = self.gpu.upload("counts", counts);
         let run = (kernel, params, normalize_bound(cols, lanes));
@@ -533,12 +441,7 @@ impl Backend for GpuBackend {
         let partials = gpu.zeroed("partials", num_partials as usize);
         let (mut sums, mut first_partial) = (Vec::new(), 0);
         for part in &ex.parts {
-            let params = NllGatherParams {
-                num_examples: part.len,
-                num_cols: ex.num_cols,
-                first_partial,
-                ..Default::default()
-            };
+            let params = NllGatherParams::new(part.len, ex.num_cols, first_partial);
             let (contexts, targets) = (&part.contexts, &part.targets);
             let buffers = [&probs, contexts, targets, &partials, &impossible];
             let (kernel, groups) = (
@@ -562,12 +465,7 @@ impl Backend for GpuBackend {
     fn softmax_rows(&mut self, weights: &[f32], num_cols: usize) -> anyhow::Result<Vec<f32>> {
         let (rows, cols) = ((weights.len() / num_cols) as u32, num_cols as u32);
         let lanes = lanes_for(cols);
-        let params = SoftmaxRowsParams {
-            num_rows: rows,
-            num_cols: cols,
-            lanes_per_row: lanes,
-            ..Default::default()
-        };
+        let params = SoftmaxRowsParams::new(rows, cols, lanes);
         let kernel = kernel!(self.gpu, "softmax_rows", "reduce", "softmax");
         let input = self.gpu.upload("weights", weights);
         let run = (kernel, params, softmax_bound(cols, lanes));
@@ -655,83 +553,11 @@ impl Backend for GpuBackend {
         let num_partials = num_cells.div_ceil(EXAMPLE_THREADS);
         let partials = gpu.zeroed("partials", num_partials as usize);
         let impossible = gpu.zeroed("impossible", 1);
-        let params = EntriesParams {
-            len: num_cells,
-            ..Default::default()
-        };
+        let params = EntriesParams::new(num_cells, 0.0);
         let buffers = [&probs, &counts, &partials, &impossible];
         let kernel = kernel!(gpu, "count_nll", "reduce", "nll");
         let count_nll = Dispatch::new(gpu, kernel, params, &buffers, num_partials, log2(256))?;
         let partials = (&partials, num_partials);
         self.nll(vec![count_nll], partials, Some(&impossible), table.examples)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::kernels::check;
-    use super::super::step::forward_bound;
-    use super::*;
-    use crate::backend::LossForm;
-
-    #[test]
-    fn small_tables_take_one_workgroup_and_many_steps_per_dispatch() {
-        let (_, bigram_rows, bigram_groups, bigram_steps) = descent_layout(27, 27);
-        assert_eq!((bigram_groups, bigram_rows), (1, 1));
-        assert_eq!(bigram_steps, (LOOP_BUDGET / (3 * 27 + 1 + 65)) as u32);
-        let (lanes, rows_per_thread, groups, steps) = descent_layout(729, 27);
-        assert_eq!((groups, rows_per_thread), (1, 12));
-        assert!(descent_bound(27, lanes, rows_per_thread, steps) <= LOOP_BUDGET);
-    }
-
-    #[test]
-    fn large_tables_spread_over_at_most_4096_workgroups_within_budget() {
-        // Context 3 and 4 of the lecture's alphabet, a 5,000-symbol bigram, and the longest
-        // rows (65,536 columns) at the largest row counts a 1 GiB table allows.
-        for (rows, cols) in [
-            (19_683, 27),
-            (531_441, 27),
-            (5_000, 5_000),
-            (4_096, 65_536),
-            ((1u32 << 28) / 27, 27),
-            (1 << 27, 2),
-        ] {
-            let layout = descent_layout(rows, cols);
-            let (lanes, rows_per_thread, groups, steps) = layout;
-            assert!(groups <= SUM_BLOCK, "{rows} x {cols}: {layout:?}");
-            assert!(groups * rows_per_thread * (ENTRY_THREADS / lanes) >= rows);
-            assert_eq!(steps, 1);
-            let b = descent_bound(cols, lanes, rows_per_thread, 1);
-            assert!(
-                b <= LOOP_BUDGET,
-                "{rows} x {cols}: {b} iterations, {layout:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn row_kernels_stay_within_budget_for_every_vocabulary() {
-        // Up to 65,536 symbols (the largest vocabulary), each lane count as the host picks it.
-        for cols in (1..=65_536u32).step_by(97).chain([65_536]) {
-            let lanes = lanes_for(cols);
-            for (name, b) in [
-                ("count_descent", descent_bound(cols, lanes, 1, 1)),
-                (
-                    "cross_entropy_forward",
-                    forward_bound(LossForm::Fused, cols, lanes),
-                ),
-                (
-                    "cross_entropy_explicit",
-                    forward_bound(LossForm::Explicit, cols, lanes),
-                ),
-                ("softmax_rows", softmax_bound(cols, lanes)),
-                ("normalize_rows", normalize_bound(cols, lanes)),
-            ] {
-                assert!(check(name, b).is_ok(), "{name} at {cols} columns: {b}");
-            }
-        }
-        // The worst case: 65,536 columns over 64 lanes.
-        let worst = descent_bound(65_536, 64, 1, 1);
-        assert_eq!(worst, 3 * 1024 + 12 + 1 + 64 + 1);
     }
 }

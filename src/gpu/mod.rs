@@ -3,7 +3,7 @@
 //! compiles and records the kernels; backend.rs and step.rs implement [`crate::Backend`].
 
 mod backend;
-mod kernels;
+pub mod kernels;
 mod profile;
 mod step;
 

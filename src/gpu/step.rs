@@ -20,7 +20,7 @@ use crate::backend::{LossForm, NetForm};
 use crate::data::Examples;
 
 use super::backend::{loss_total, GpuBackend, GpuLosses};
-use super::kernels::{kernel, lanes_for, log2, per_lane, segment_len, uniform, Dispatch};
+use super::kernels::{forward_bound, kernel, lanes_for, segment_len, uniform, Dispatch};
 use super::kernels::{ENTRY_THREADS, EXAMPLE_THREADS};
 use super::Gpu;
 
@@ -162,23 +162,11 @@ fn segments(offsets: &[u32], segment_len: u32, part_len: u32) -> (Vec<u32>, Vec<
     (segment_starts, row_segments)
 }
 
-uniform! {
-    struct CrossEntropyForwardParams {
-        num_examples: u32, num_cols: u32, lanes_per_example: u32, first_partial: u32
-    }
-}
+uniform! { CrossEntropyForwardParams(num_examples: u32, num_cols: u32, lanes: u32, first: u32) }
 
 /// Workgroups of the forward kernels on `num_examples` examples of `num_cols` columns.
 pub(super) fn forward_groups(num_examples: u32, num_cols: u32) -> u32 {
     num_examples.div_ceil(EXAMPLE_THREADS / lanes_for(num_cols))
-}
-
-/// The forward kernel's loop bound (cross_entropy_forward's, cross_entropy_explicit's).
-pub(super) fn forward_bound(loss: LossForm, cols: u32, lanes: u32) -> u64 {
-    match loss {
-        LossForm::Fused => 2 * per_lane(cols, lanes) + 2 * log2(lanes) + log2(256),
-        LossForm::Explicit => per_lane(cols, lanes) + log2(lanes) + log2(256),
-    }
 }
 
 /// The forward kernel of a loss form on a part: lse_i and nll_i per example (1 to 64 lanes
@@ -191,12 +179,7 @@ pub(super) fn cross_entropy_forward(
     (num_examples, num_cols, first_partial): (u32, u32, u32),
 ) -> anyhow::Result<Dispatch> {
     let lanes = lanes_for(num_cols);
-    let params = CrossEntropyForwardParams {
-        num_examples,
-        num_cols,
-        lanes_per_example: lanes,
-        first_partial,
-    };
+    let params = CrossEntropyForwardParams::new(num_examples, num_cols, lanes, first_partial);
     let kernel = match loss {
         LossForm::Fused => kernel!(gpu, "cross_entropy_forward", "reduce", "softmax"),
         LossForm::Explicit => kernel!(
@@ -213,29 +196,12 @@ pub(super) fn cross_entropy_forward(
     Dispatch::new(gpu, kernel, params, &buffers, groups, bound)
 }
 
-uniform! {
-    struct CrossEntropyBackwardParams {
-        num_segments: u32, num_cols: u32, first_segment: u32, _pad: u32
-    }
-}
-
-uniform! {
-    struct GradRowsParams { num_rows: u32, num_cols: u32, num_examples: u32, reg: f32 }
-}
-
-uniform! {
-    struct OneHotMatmulParams {
-        num_examples: u32, num_rows: u32, num_cols: u32, first_row: u32, end_row: u32,
-        _pad: [u32; 3]
-    }
-}
-
-uniform! {
-    struct OneHotMatmulBackwardParams {
-        num_examples: u32, num_rows: u32, num_cols: u32, num_blocks: u32, block_len: u32,
-        _pad: [u32; 3]
-    }
-}
+uniform! { CrossEntropyBackwardParams(num_segments: u32, num_cols: u32, first_segment: u32) pad 1 }
+uniform! { GradRowsParams(num_rows: u32, num_cols: u32, num_examples: u32, reg: f32) }
+uniform! { OneHotMatmulParams(num_examples: u32, num_rows: u32, num_cols: u32, first_row: u32,
+end_row: u32) pad 3 }
+uniform! { OneHotMatmulBackwardParams(num_examples: u32, num_rows: u32, num_cols: u32,
+num_blocks: u32, block_len: u32) pad 3 }
 
 /// Where a step's forward and backward kernels find the logits and the rows of the examples,
 /// and what grad_rows adds up per row of W.
@@ -285,28 +251,14 @@ fn one_hot(gpu: &Gpu, ex: &GpuExamples, weights: &wgpu::Buffer) -> anyhow::Resul
     let mut product = Vec::new();
     for first_row in (0..rows).step_by(ONE_HOT_ROWS as usize) {
         let end_row = (first_row + ONE_HOT_ROWS).min(rows);
-        let params = OneHotMatmulParams {
-            num_examples: n,
-            num_rows: rows,
-            num_cols: cols,
-            first_row,
-            end_row,
-            ..Default::default()
-        };
+        let params = OneHotMatmulParams::new(n, rows, cols, first_row, end_row);
         let groups = (n * cols).div_ceil(ENTRY_THREADS);
         let buffers = [weights, &part.contexts, &logits];
         let kernel = kernel!(gpu, "one_hot_matmul");
         let bound = (end_row - first_row) as u64;
         product.push(Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?);
     }
-    let params = OneHotMatmulBackwardParams {
-        num_examples: n,
-        num_rows: rows,
-        num_cols: cols,
-        num_blocks: blocks,
-        block_len,
-        ..Default::default()
-    };
+    let params = OneHotMatmulBackwardParams::new(n, rows, cols, blocks, block_len);
     let (buffers, groups) = (
         [&part.contexts, &logit_grads, &grad_sums],
         rows * blocks * cols,
@@ -369,12 +321,8 @@ impl GpuBackend {
             let shape = (part.len, cols, first_partial);
             step.push(cross_entropy_forward(gpu, form.loss, buffers, shape)?);
             first_partial += forward_groups(part.len, cols);
-            let params = CrossEntropyBackwardParams {
-                num_segments: part.num_segments,
-                num_cols: cols,
-                first_segment: part.first_segment,
-                ..Default::default()
-            };
+            let segments = (part.num_segments, part.first_segment);
+            let params = CrossEntropyBackwardParams::new(segments.0, cols, segments.1);
             let buffers = [
                 &logits.table,
                 &part.targets,
@@ -389,12 +337,7 @@ impl GpuBackend {
             step.push(Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?);
         }
         step.extend(logits.product.1);
-        let params = GradRowsParams {
-            num_rows: ex.num_rows,
-            num_cols: cols,
-            num_examples: n,
-            reg,
-        };
+        let params = GradRowsParams::new(ex.num_rows, cols, n, reg);
         let (sums, row_segments, most) = &logits.grad_in;
         let buffers = [weights, row_segments, sums, grads];
         let groups = (ex.num_rows * cols).div_ceil(ENTRY_THREADS);

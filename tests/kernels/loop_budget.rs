@@ -6,11 +6,14 @@
 //! - On Mesa's llvmpipe and lavapipe (the adapters of CI and of GPU-less machines), two loops
 //!   of 40,000 iterations make 65,535 in total and then stop, silently: the limit is per
 //!   invocation and shared between its loops. Other adapters must run them in full.
+//! - Every kernel's stated bound is within the budget for every shape the host picks.
 
 use crate::common;
 
+use makemore::gpu::kernels::{check, descent_bound, descent_layout, forward_bound, lanes_for};
+use makemore::gpu::kernels::{normalize_bound, segment_len, softmax_bound, SUM_BLOCK};
 use makemore::gpu::LOOP_BUDGET;
-use makemore::Backend;
+use makemore::{Backend, LossForm};
 use wgpu::util::DeviceExt;
 
 /// Mesa's `LP_MAX_TGSI_LOOP_ITERATIONS`.
@@ -107,4 +110,91 @@ fn mesa_stops_every_loop_of_an_invocation_after_65535_iterations_in_total() {
             assert_eq!((a, b), (40_000, 40_000), "{}", backend.describe());
         }
     }
+}
+
+#[test]
+fn lanes_leave_each_lane_at_most_256_columns_up_to_64_lanes() {
+    let lanes = [1, 27, 256, 257, 5000, 16384, 65536, u32::MAX].map(lanes_for);
+    assert_eq!(lanes, [1, 1, 1, 2, 32, 64, 64, 64]);
+}
+
+#[test]
+fn segments_keep_both_backward_loops_within_budget() {
+    // Up to 2^28 examples of one context (the most whose segments both fit).
+    for most in [0, 1, 255, 256, 228_146, 1 << 22, 1 << 24, 1 << 26, 1 << 28] {
+        let len = segment_len(most, 256);
+        let segments = most.div_ceil(len as u64);
+        assert!(len >= 256);
+        let backward = check("cross_entropy_backward", len as u64);
+        assert!(backward.is_ok(), "{most}");
+        assert!(check("grad_rows", segments).is_ok(), "{most}");
+    }
+    // Past that, a segment would be over the budget, and the run is refused.
+    let len = segment_len((1 << 28) + 1, 256);
+    assert!(check("cross_entropy_backward", len as u64).is_err());
+    assert!(check("k", LOOP_BUDGET).is_ok());
+    let e = check("count_descent", LOOP_BUDGET + 1).unwrap_err();
+    let reason = "count_descent would loop 16385 times";
+    assert!(e.to_string().contains(reason), "{e}");
+}
+
+#[test]
+fn small_tables_take_one_workgroup_and_many_steps_per_dispatch() {
+    let (_, bigram_rows, bigram_groups, bigram_steps) = descent_layout(27, 27);
+    assert_eq!((bigram_groups, bigram_rows), (1, 1));
+    assert_eq!(bigram_steps, (LOOP_BUDGET / (3 * 27 + 1 + 65)) as u32);
+    let (lanes, rows_per_thread, groups, steps) = descent_layout(729, 27);
+    assert_eq!((groups, rows_per_thread), (1, 12));
+    assert!(descent_bound(27, lanes, rows_per_thread, steps) <= LOOP_BUDGET);
+}
+
+#[test]
+fn large_tables_spread_over_at_most_4096_workgroups_within_budget() {
+    // Context 3 and 4 of the lecture's alphabet, a 5,000-symbol bigram, and the longest
+    // rows (65,536 columns) at the largest row counts a 1 GiB table allows.
+    for (rows, cols) in [
+        (19_683, 27),
+        (531_441, 27),
+        (5_000, 5_000),
+        (4_096, 65_536),
+        ((1u32 << 28) / 27, 27),
+        (1 << 27, 2),
+    ] {
+        let layout = descent_layout(rows, cols);
+        let (lanes, rows_per_thread, groups, steps) = layout;
+        assert!(groups <= SUM_BLOCK, "{rows} x {cols}: {layout:?}");
+        assert!(groups * rows_per_thread * (64 / lanes) >= rows);
+        assert_eq!(steps, 1);
+        let b = descent_bound(cols, lanes, rows_per_thread, 1);
+        assert!(
+            b <= LOOP_BUDGET,
+            "{rows} x {cols}: {b} iterations, {layout:?}"
+        );
+    }
+}
+
+#[test]
+fn row_kernels_stay_within_budget_for_every_vocabulary() {
+    // Up to 65,536 symbols (the largest vocabulary), each lane count as the host picks it.
+    for cols in (1..=65_536u32).step_by(97).chain([65_536]) {
+        let lanes = lanes_for(cols);
+        for (name, b) in [
+            ("count_descent", descent_bound(cols, lanes, 1, 1)),
+            (
+                "cross_entropy_forward",
+                forward_bound(LossForm::Fused, cols, lanes),
+            ),
+            (
+                "cross_entropy_explicit",
+                forward_bound(LossForm::Explicit, cols, lanes),
+            ),
+            ("softmax_rows", softmax_bound(cols, lanes)),
+            ("normalize_rows", normalize_bound(cols, lanes)),
+        ] {
+            assert!(check(name, b).is_ok(), "{name} at {cols} columns: {b}");
+        }
+    }
+    // The worst case: 65,536 columns over 64 lanes.
+    let worst = descent_bound(65_536, 64, 1, 1);
+    assert_eq!(worst, 3 * 1024 + 12 + 1 + 64 + 1);
 }
