@@ -36,10 +36,8 @@ pub fn count_pairs_private(
 ) -> Vec<u32> {
     let group = examples_per_group.max(1);
     let groups = contexts.chunks(group).zip(targets.chunks(group));
-    add_tables(
-        rows * cols,
-        groups.map(|(c, t)| count_pairs(c, t, rows, cols)),
-    )
+    let tables = groups.map(|(c, t)| count_pairs(c, t, rows, cols));
+    add_tables(rows * cols, tables)
 }
 
 /// `normalize_rows`: `P[r, c] = (N[r, c] + s) / (sum_c' N[r, c'] + s V)`; a row with total 0
@@ -293,15 +291,16 @@ pub const CPU_THREADS: usize = 2;
 
 /// `f` on CPU_THREADS contiguous ranges splitting `0..len`, the results in order.
 fn on_slices<T: Send>(len: usize, f: impl Fn(std::ops::Range<usize>) -> T + Sync) -> Vec<T> {
+    let (f, slice) = (&f, |p: usize| {
+        len * p / CPU_THREADS..len * (p + 1) / CPU_THREADS
+    });
     std::thread::scope(|scope| {
-        let f = &f;
-        let handles: Vec<_> = (0..CPU_THREADS)
-            .map(|p| scope.spawn(move || f(len * p / CPU_THREADS..len * (p + 1) / CPU_THREADS)))
+        let threads: Vec<_> = (0..CPU_THREADS)
+            .map(|p| scope.spawn(move || f(slice(p))))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a worker thread panicked"))
-            .collect()
+        let join =
+            |t: std::thread::ScopedJoinHandle<T>| t.join().expect("a worker thread panicked");
+        threads.into_iter().map(join).collect()
     })
 }
 
@@ -512,7 +511,6 @@ impl Backend for CpuBackend {
         num_cols: usize,
         batches: &mut dyn PairBatches,
     ) -> anyhow::Result<Vec<u32>> {
-        anyhow::ensure!(batches.num_cols() == num_cols, "pairs of another table");
         let mut counts = vec![0u32; num_rows * num_cols];
         batches.count_into(&mut counts)?;
         Ok(counts)

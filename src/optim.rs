@@ -49,16 +49,13 @@ pub struct Descent<B: Backend> {
 
 impl<B: Backend> Descent<B> {
     pub fn new(backend: &mut B, weights: &[f32], schedule: &Schedule) -> anyhow::Result<Self> {
-        let moments = match schedule.optimizer {
-            Optimizer::AdamW(_) => {
-                Some((backend.zeros(weights.len())?, backend.zeros(weights.len())?))
-            }
-            Optimizer::Sgd => None,
-        };
+        let adamw = matches!(schedule.optimizer, Optimizer::AdamW(_));
+        let zeros = |b: &mut B| b.zeros(weights.len());
+        let moments = adamw.then(|| anyhow::Ok((zeros(backend)?, zeros(backend)?)));
         Ok(Descent {
             weights: backend.upload(weights)?,
             grads: backend.zeros(weights.len())?,
-            moments,
+            moments: moments.transpose()?,
             rng: rand::rngs::StdRng::seed_from_u64(schedule.seed),
             t: 0,
         })

@@ -105,12 +105,6 @@ fn count_pairs(
     Dispatch::new(gpu, kernel, params, &buffers, groups, bound)
 }
 
-/// A vector of f32 on the device.
-pub struct GpuBuffer {
-    buffer: wgpu::Buffer,
-    len: usize,
-}
-
 /// A loss history on the device: (total, data) per step, appended at the device's cursor.
 pub struct GpuLosses {
     history: wgpu::Buffer,
@@ -142,12 +136,9 @@ impl GpuBackend {
     }
 
     /// Parts of at most `examples` (at least one): the same results, many part boundaries.
-    pub fn with_part_examples(self, examples: u32) -> GpuBackend {
-        let part_examples = examples.max(1);
-        GpuBackend {
-            part_examples,
-            ..self
-        }
+    pub fn with_part_examples(mut self, examples: u32) -> GpuBackend {
+        self.part_examples = examples.max(1);
+        self
     }
 
     pub fn gpu(&self) -> &Gpu {
@@ -215,26 +206,22 @@ impl GpuBackend {
 
 impl Backend for GpuBackend {
     type Examples = GpuExamples;
-    type Buffer = GpuBuffer;
+    /// A vector of f32 (never empty: a binding may not be).
+    type Buffer = wgpu::Buffer;
     type Losses = GpuLosses;
     type Counts = GpuCounts;
     const KIND: &'static str = "gpu";
 
-    fn upload(&mut self, data: &[f32]) -> anyhow::Result<GpuBuffer> {
-        let buffer = self.gpu.upload("buffer", data);
-        Ok(GpuBuffer {
-            buffer,
-            len: data.len(),
-        })
+    fn upload(&mut self, data: &[f32]) -> anyhow::Result<wgpu::Buffer> {
+        Ok(self.gpu.upload("buffer", data))
     }
 
-    fn zeros(&mut self, len: usize) -> anyhow::Result<GpuBuffer> {
-        let buffer = self.gpu.zeroed("buffer", len);
-        Ok(GpuBuffer { buffer, len })
+    fn zeros(&mut self, len: usize) -> anyhow::Result<wgpu::Buffer> {
+        Ok(self.gpu.zeroed("buffer", len))
     }
 
-    fn read(&mut self, buffer: &GpuBuffer) -> anyhow::Result<Vec<f32>> {
-        Ok(self.gpu.read(&buffer.buffer, buffer.len)?)
+    fn read(&mut self, buffer: &wgpu::Buffer) -> anyhow::Result<Vec<f32>> {
+        Ok(self.gpu.read(buffer, (buffer.size() / 4) as usize)?)
     }
 
     fn losses(&mut self, steps: usize) -> anyhow::Result<GpuLosses> {
@@ -256,15 +243,15 @@ impl Backend for GpuBackend {
 
     fn gradient(
         &mut self,
-        weights: &GpuBuffer,
+        weights: &wgpu::Buffer,
         ex: &GpuExamples,
         reg: f32,
         form: NetForm,
-        grads: &mut GpuBuffer,
+        grads: &mut wgpu::Buffer,
         losses: &mut GpuLosses,
     ) -> anyhow::Result<()> {
-        let buffers = (&weights.buffer, &grads.buffer);
-        self.gpu.record(&self.step(buffers, losses, ex, reg, form)?);
+        self.gpu
+            .record(&self.step((weights, grads), losses, ex, reg, form)?);
         losses.steps += 1;
         Ok(())
     }
@@ -293,8 +280,8 @@ impl Backend for GpuBackend {
 
     fn count_descent(
         &mut self,
-        weights: &mut GpuBuffer,
-        grads: &mut GpuBuffer,
+        weights: &mut wgpu::Buffer,
+        grads: &mut wgpu::Buffer,
         counts: &GpuCounts,
         options: &TrainOptions,
         steps: usize,
@@ -305,8 +292,8 @@ impl Backend for GpuBackend {
         let (lanes, rows_per_thread, groups, per_dispatch) = descent_layout(rows, cols);
         let nll_sums = gpu.zeroed("descent nll sums", groups as usize);
         let square_sums = gpu.zeroed("descent square sums", groups as usize);
-        let (w, g, history) = (&weights.buffer, &grads.buffer, &losses.history);
-        let buffers = [&counts.buffer, w, g, &nll_sums, &square_sums, history];
+        let (sums, history) = ((&nll_sums, &square_sums), &losses.history);
+        let buffers = [&counts.buffer, weights, grads, sums.0, sums.1, history];
         let descent = |first_step, steps| {
             let (writes, reg, lr) = ((groups == 1) as u32, options.reg, options.lr);
             let params = CountDescentParams::new(
@@ -357,40 +344,38 @@ impl Backend for GpuBackend {
         Ok(())
     }
 
-    fn sgd_update(&mut self, w: &mut GpuBuffer, grads: &GpuBuffer, lr: f32) -> anyhow::Result<()> {
+    fn sgd_update(
+        &mut self,
+        w: &mut wgpu::Buffer,
+        grads: &wgpu::Buffer,
+        lr: f32,
+    ) -> anyhow::Result<()> {
         let gpu = &self.gpu;
-        let params = EntriesParams::new(w.len as u32, lr);
-        let (kernel, buffers) = (kernel!(gpu, "sgd_step"), [&grads.buffer, &w.buffer]);
-        let groups = (w.len as u32).div_ceil(ENTRY_THREADS);
+        let len = (w.size() / 4) as u32;
+        let (params, kernel) = (EntriesParams::new(len, lr), kernel!(gpu, "sgd_step"));
+        let (buffers, groups) = ([grads, &*w], len.div_ceil(ENTRY_THREADS));
         gpu.record(&[Dispatch::new(gpu, kernel, params, &buffers, groups, 0)?]);
         Ok(())
     }
 
     fn adamw_update(
         &mut self,
-        weights: &mut GpuBuffer,
-        grads: &GpuBuffer,
-        (m, v): (&mut GpuBuffer, &mut GpuBuffer),
+        weights: &mut wgpu::Buffer,
+        grads: &wgpu::Buffer,
+        (m, v): (&mut wgpu::Buffer, &mut wgpu::Buffer),
         t: u32,
         lr: f32,
         adamw: &AdamW,
     ) -> anyhow::Result<()> {
         let gpu = &self.gpu;
         let (bc1, bc2) = AdamState::bias_corrections(t, adamw);
-        let AdamW {
-            weight_decay,
-            beta1,
-            beta2,
-            eps,
-        } = *adamw;
+        let (decay, betas, eps) = (adamw.weight_decay, (adamw.beta1, adamw.beta2), adamw.eps);
         // adamw_step's `Hyper`, the bias corrections 1 - beta^t of step t last.
-        let hyper = gpu.upload(
-            "adamw settings",
-            &[lr, weight_decay, beta1, beta2, eps, bc1, bc2],
-        );
-        let buffers = [&hyper, &grads.buffer, &weights.buffer, &m.buffer, &v.buffer];
-        let params = EntriesParams::new(weights.len as u32, 0.0);
-        let groups = (weights.len as u32).div_ceil(ENTRY_THREADS);
+        let hyper = [lr, decay, betas.0, betas.1, eps, bc1, bc2];
+        let hyper = gpu.upload("adamw settings", &hyper);
+        let buffers = [&hyper, grads, weights, m, v];
+        let len = (weights.size() / 4) as u32;
+        let (params, groups) = (EntriesParams::new(len, 0.0), len.div_ceil(ENTRY_THREADS));
         let kernel = kernel!(gpu, "adamw_step");
         gpu.record(&[Dispatch::new(gpu, kernel, params, &buffers, groups, 0)?]);
         Ok(())
@@ -444,18 +429,9 @@ impl Backend for GpuBackend {
             let params = NllGatherParams::new(part.len, ex.num_cols, first_partial);
             let (contexts, targets) = (&part.contexts, &part.targets);
             let buffers = [&probs, contexts, targets, &partials, &impossible];
-            let (kernel, groups) = (
-                kernel!(gpu, "nll_gather", "reduce", "nll"),
-                groups(part.len),
-            );
-            sums.push(Dispatch::new(
-                gpu,
-                kernel,
-                params,
-                &buffers,
-                groups,
-                log2(256),
-            )?);
+            let kernel = kernel!(gpu, "nll_gather", "reduce", "nll");
+            let (groups, bound) = (groups(part.len), log2(256));
+            sums.push(Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?);
             first_partial += groups;
         }
         let partials = (&partials, num_partials);

@@ -14,7 +14,7 @@ use super::profile::Profiler;
 use super::Gpu;
 use crate::backend::LossForm;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// Threads per workgroup of the kernels that give one thread to each example.
 pub const EXAMPLE_THREADS: u32 = 256;
@@ -157,28 +157,18 @@ macro_rules! kernel {
 }
 pub(super) use kernel;
 
-/// A compiled kernel, its name, and the device's profiler.
+/// A compiled kernel and its name.
 #[derive(Clone)]
 pub struct Kernel {
     pub name: &'static str,
     pipeline: wgpu::ComputePipeline,
-    profiler: Arc<Profiler>,
 }
 
 /// The kernels compiled so far, by name, and the timestamps written around them while a
 /// profile is open (profile.rs).
 pub struct Kernels {
     pub profiler: Arc<Profiler>,
-    compiled: Mutex<HashMap<&'static str, Kernel>>,
-}
-
-impl Kernels {
-    pub fn new(device: &wgpu::Device) -> Kernels {
-        Kernels {
-            profiler: Arc::new(Profiler::new(device, device.features())),
-            compiled: Mutex::default(),
-        }
-    }
+    pub(super) compiled: Mutex<HashMap<&'static str, Kernel>>,
 }
 
 impl Gpu {
@@ -209,20 +199,17 @@ impl Gpu {
                     },
                     cache: None,
                 }),
-            profiler: self.kernels.profiler.clone(),
         };
         compiled.entry(name).or_insert_with(compile).clone()
     }
 }
 
-/// What to dispatch: a kernel, its bind group, its workgroups, and its loop bound per
-/// invocation (checked against the budget when the dispatch was made).
+/// What to dispatch: a kernel, its bind group and its workgroups.
 #[derive(Clone)]
 pub struct Dispatch {
     kernel: Kernel,
     bind_group: wgpu::BindGroup,
     groups: u32,
-    loop_bound: u64,
 }
 
 impl Dispatch {
@@ -255,72 +242,51 @@ impl Dispatch {
             kernel,
             bind_group,
             groups,
-            loop_bound,
         })
-    }
-
-    /// Records the dispatch into a compute pass, with a timestamp on either side while a
-    /// profile is open. Past `max` workgroups the grid is 2D; the shaders flatten it back
-    /// with `group_id.x + group_id.y * num_workgroups.x` and skip its padding.
-    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, max: u32) {
-        let (kernel, groups) = (&self.kernel, self.groups.max(1));
-        debug_assert!(self.loop_bound <= LOOP_BUDGET, "{}", kernel.name);
-        pass.set_pipeline(&kernel.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
-        let slot = kernel.profiler.before(pass, kernel.name, self.groups);
-        pass.dispatch_workgroups(groups.min(max), groups.div_ceil(max), 1);
-        kernel.profiler.after(pass, slot);
-    }
-}
-
-/// The pending command encoder, locked: [`Pending::pass`] begins a compute pass in it. It is
-/// submitted by [`Gpu::flush`] (every readback flushes first), or here once PENDING_PASSES wait.
-pub struct Pending<'g> {
-    gpu: &'g Gpu,
-    encoder: MutexGuard<'g, Option<(wgpu::CommandEncoder, usize)>>,
-}
-
-impl Pending<'_> {
-    pub fn pass(&mut self) -> wgpu::ComputePass<'_> {
-        let device = &self.gpu.device;
-        let (encoder, passes) = (self.encoder)
-            .get_or_insert_with(|| (device.create_command_encoder(&Default::default()), 0));
-        *passes += 1;
-        encoder.begin_compute_pass(&Default::default())
-    }
-}
-
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        if self.encoder.as_ref().is_some_and(|e| e.1 >= PENDING_PASSES) {
-            let (encoder, _) = self.encoder.take().expect("checked above");
-            self.gpu.queue.submit([encoder.finish()]);
-        }
     }
 }
 
 impl Gpu {
-    /// The most workgroups of one dimension of a dispatch grid.
-    pub fn max_groups(&self) -> u32 {
-        self.limits.max_compute_workgroups_per_dimension
-    }
-
-    /// The pending encoder: the one path by which kernels reach the queue.
-    pub fn pending(&self) -> Pending<'_> {
-        let encoder = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        Pending { gpu: self, encoder }
-    }
-
-    /// Records `dispatches` in order in one compute pass of the pending encoder.
+    /// Records `dispatches` in order in one compute pass of the pending encoder: the one path
+    /// by which kernels reach the queue. It is submitted by [`Gpu::flush`] (every readback
+    /// flushes first), or here once PENDING_PASSES wait.
     pub fn record(&self, dispatches: &[Dispatch]) {
-        let (max, mut pending) = (self.max_groups(), self.pending());
-        let mut pass = pending.pass();
-        dispatches.iter().for_each(|d| d.record(&mut pass, max));
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let new = || (self.device.create_command_encoder(&Default::default()), 0);
+        let (encoder, passes) = pending.get_or_insert_with(new);
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        // Past `max` workgroups the grid is 2D; the shaders flatten it back with
+        // `group_id.x + group_id.y * num_workgroups.x` and skip its padding.
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        let profiler = &self.kernels.profiler;
+        for Dispatch {
+            kernel,
+            bind_group,
+            groups,
+        } in dispatches
+        {
+            pass.set_pipeline(&kernel.pipeline);
+            pass.set_bind_group(0, bind_group, &[]);
+            // A timestamp on either side while a profile is open.
+            let slot = profiler.before(&mut pass, kernel.name, *groups);
+            pass.dispatch_workgroups((*groups).clamp(1, max), groups.max(&1).div_ceil(max), 1);
+            profiler.after(&mut pass, slot);
+        }
+        drop(pass);
+        *passes += 1;
+        if *passes >= PENDING_PASSES {
+            let (encoder, _) = pending.take().expect("recorded above");
+            self.queue.submit([encoder.finish()]);
+        }
     }
 
     /// Submits the pending command encoder, if any.
     pub fn flush(&self) -> Option<wgpu::SubmissionIndex> {
-        let taken = self.pending().encoder.take();
+        let taken = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         taken.map(|(encoder, _)| self.queue.submit([encoder.finish()]))
     }
 

@@ -12,8 +12,8 @@ pub use kernels::LOOP_BUDGET;
 pub use profile::{KernelTime, Profile};
 pub use step::{check_fits, GpuExamples};
 
+use crate::backend::Transfers;
 use bytemuck::Pod;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
@@ -152,7 +152,7 @@ pub struct Gpu {
     /// Errors the device reported outside any error scope, turned into `Err` by [`Gpu::check`].
     errors: Arc<Mutex<Vec<String>>>,
     /// Uploads, upload bytes, readbacks, readback bytes so far.
-    traffic: [AtomicU64; 4],
+    traffic: Mutex<Transfers>,
     /// Kernels recorded but not yet submitted, and how many passes: `read` submits them.
     pending: Mutex<Option<(wgpu::CommandEncoder, usize)>>,
 }
@@ -194,9 +194,9 @@ impl Gpu {
                     reason: e.to_string(),
                 }
             })?;
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let sink = errors.clone();
         // wgpu's default handler panics; record the error and report it at the next check.
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let (sink, lost) = (errors.clone(), errors.clone());
         device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
             let message = match &error {
                 wgpu::Error::OutOfMemory { .. } => {
@@ -205,25 +205,21 @@ impl Gpu {
                 }
                 other => other.to_string(),
             };
-            if let Ok(mut list) = sink.lock() {
-                list.push(message);
-            }
+            sink.lock().map(|mut list| list.push(message)).ok();
         }));
-        let lost = errors.clone();
         device.set_device_lost_callback(move |reason, message| {
             if reason != wgpu::DeviceLostReason::Destroyed {
-                if let Ok(mut list) = lost.lock() {
-                    list.push(format!("the GPU device was lost: {message}"));
-                }
+                let message = format!("the GPU device was lost: {message}");
+                lost.lock().map(|mut list| list.push(message)).ok();
             }
         });
-        let kernels = kernels::Kernels::new(&device);
-        log::debug!(
-            "opened {} ({:?}) with limits {:?}",
-            info.name,
-            info.backend,
-            limits
-        );
+        let profiler = Arc::new(profile::Profiler::new(&device, device.features()));
+        let kernels = kernels::Kernels {
+            profiler,
+            compiled: Default::default(),
+        };
+        let (name, backend) = (&info.name, info.backend);
+        log::debug!("opened {name} ({backend:?}) with limits {limits:?}");
         Ok(Gpu {
             device,
             queue,
@@ -238,29 +234,22 @@ impl Gpu {
 
     /// A one-line description: adapter, backend and type.
     pub fn describe(&self) -> String {
-        format!(
-            "{} ({:?}, {:?})",
-            self.info.name, self.info.backend, self.info.device_type
-        )
+        let info = &self.info;
+        format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
     }
 
     /// The host<->device traffic so far.
-    pub fn transfers(&self) -> crate::backend::Transfers {
-        let [uploads, upload_bytes, readbacks, readback_bytes] =
-            self.traffic.each_ref().map(|c| c.load(Ordering::Relaxed));
-        crate::backend::Transfers {
-            uploads,
-            upload_bytes,
-            readbacks,
-            readback_bytes,
-        }
+    pub fn transfers(&self) -> Transfers {
+        *self.traffic.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Counts one upload (`read` false) or readback of `bytes`.
     fn count_transfer(&self, read: bool, bytes: u64) {
-        let first = if read { 2 } else { 0 };
-        self.traffic[first].fetch_add(1, Ordering::Relaxed);
-        self.traffic[first + 1].fetch_add(bytes, Ordering::Relaxed);
+        let mut t = self.traffic.lock().unwrap_or_else(|e| e.into_inner());
+        match read {
+            true => (t.readbacks, t.readback_bytes) = (t.readbacks + 1, t.readback_bytes + bytes),
+            false => (t.uploads, t.upload_bytes) = (t.uploads + 1, t.upload_bytes + bytes),
+        }
     }
 
     /// The first error the device reported since the last check, if any.

@@ -62,7 +62,7 @@ pub struct GpuExamples {
     num_segments: u32,
     /// Examples per segment (a context's last one, or one cut by a part, may be shorter).
     segment_len: u32,
-    most_segments_per_row: u32,
+    most_segments: u32,
     /// The count matrix, counted the first time the counts path needs it.
     pub(super) counts: OnceCell<wgpu::Buffer>,
 }
@@ -100,7 +100,7 @@ impl GpuExamples {
         let segment_len = segment_len(most_examples as u64, MIN_SEGMENT_LEN);
         let (segment_starts, row_segments) = segments(offsets, segment_len, part_len);
         let num_segments = segment_starts.len() as u64;
-        let most_segments_per_row = row_segments.windows(2).map(|w| w[1] - w[0]).max();
+        let most_segments = row_segments.windows(2).map(|w| w[1] - w[0]).max();
         // The per-(segment, column) sums must fit one binding too.
         let segment_grad_bytes = 4 * num_segments * examples.num_cols as u64;
         anyhow::ensure!(
@@ -138,7 +138,7 @@ impl GpuExamples {
             row_segments: gpu.upload("row segments", &row_segments),
             num_segments: num_segments as u32,
             segment_len,
-            most_segments_per_row: most_segments_per_row.unwrap_or(0),
+            most_segments: most_segments.unwrap_or(0),
             counts: OnceCell::new(),
         })
     }
@@ -225,11 +225,7 @@ fn row_select(gpu: &Gpu, ex: &GpuExamples, weights: &wgpu::Buffer) -> Logits {
         parts: ex.parts.clone(),
         segment_len: ex.segment_len,
         backward_out: segment_grads.clone(),
-        grad_in: (
-            segment_grads,
-            ex.row_segments.clone(),
-            ex.most_segments_per_row,
-        ),
+        grad_in: (segment_grads, ex.row_segments.clone(), ex.most_segments),
         product: (Vec::new(), None),
     }
 }
@@ -259,12 +255,9 @@ fn one_hot(gpu: &Gpu, ex: &GpuExamples, weights: &wgpu::Buffer) -> anyhow::Resul
         product.push(Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?);
     }
     let params = OneHotMatmulBackwardParams::new(n, rows, cols, blocks, block_len);
-    let (buffers, groups) = (
-        [&part.contexts, &logit_grads, &grad_sums],
-        rows * blocks * cols,
-    );
+    let buffers = [&part.contexts, &logit_grads, &grad_sums];
     let kernel = kernel!(gpu, "one_hot_matmul_backward");
-    let groups = groups.div_ceil(ENTRY_THREADS);
+    let groups = (rows * blocks * cols).div_ceil(ENTRY_THREADS);
     let backward = Dispatch::new(gpu, kernel, params, &buffers, groups, block_len as u64)?;
     let index: Vec<u32> = (0..n).collect();
     // Row r's blocks are segments r * blocks .. (r + 1) * blocks of grad_rows.
@@ -311,26 +304,15 @@ impl GpuBackend {
         };
         let (mut step, mut first_partial) = (logits.product.0, 0);
         for part in &logits.parts {
-            let buffers = [
-                &logits.table,
-                &part.contexts,
-                &part.targets,
-                &lse,
-                &partials,
-            ];
+            let (table, contexts, targets) = (&logits.table, &part.contexts, &part.targets);
+            let buffers = [table, contexts, targets, &lse, &partials];
             let shape = (part.len, cols, first_partial);
             step.push(cross_entropy_forward(gpu, form.loss, buffers, shape)?);
             first_partial += forward_groups(part.len, cols);
             let segments = (part.num_segments, part.first_segment);
             let params = CrossEntropyBackwardParams::new(segments.0, cols, segments.1);
-            let buffers = [
-                &logits.table,
-                &part.targets,
-                &lse,
-                &part.segment_starts,
-                &part.segment_rows,
-                &logits.backward_out,
-            ];
+            let (starts, rows) = (&part.segment_starts, &part.segment_rows);
+            let buffers = [table, targets, &lse, starts, rows, &logits.backward_out];
             let kernel = kernel!(gpu, "cross_entropy_backward");
             let groups = (part.num_segments * cols).div_ceil(ENTRY_THREADS);
             let bound = logits.segment_len as u64;
@@ -341,27 +323,12 @@ impl GpuBackend {
         let (sums, row_segments, most) = &logits.grad_in;
         let buffers = [weights, row_segments, sums, grads];
         let groups = (ex.num_rows * cols).div_ceil(ENTRY_THREADS);
-        let kernel = kernel!(gpu, "grad_rows");
-        step.push(Dispatch::new(
-            gpu,
-            kernel,
-            params,
-            &buffers,
-            groups,
-            *most as u64,
-        )?);
-        let num_weights = ex.num_rows * cols;
-        let (sums, squares) = (
-            (&partials, num_partials),
-            Some((weights, num_weights, true)),
-        );
-        step.extend(loss_total(
-            gpu,
-            sums,
-            squares,
-            (n, num_weights, reg),
-            losses,
-        )?);
+        let (kernel, bound) = (kernel!(gpu, "grad_rows"), *most as u64);
+        step.push(Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?);
+        let (num_weights, sums) = (ex.num_rows * cols, (&partials, num_partials));
+        let squares = Some((weights, num_weights, true));
+        let total = loss_total(gpu, sums, squares, (n, num_weights, reg), losses)?;
+        step.extend(total);
         Ok(step)
     }
 
@@ -379,13 +346,11 @@ impl GpuBackend {
         let limit = crate::Backend::table_limit(self);
         let (n, rows, cols) = (ex.len as u64, ex.num_rows as u64, ex.num_cols as u64);
         let blocks = one_hot_blocks(ex.len).1 as u64;
-        for (what, bytes) in [
-            ("n x V logits", 4 * n * cols),
-            (
-                "V^K x blocks x V partial gradients",
-                4 * rows * blocks * cols,
-            ),
-        ] {
+        let partials = (
+            "V^K x blocks x V partial gradients",
+            4 * rows * blocks * cols,
+        );
+        for (what, bytes) in [("n x V logits", 4 * n * cols), partials] {
             anyhow::ensure!(
                 bytes <= limit.max_bytes,
                 "--one-hot needs {bytes} bytes for its {what}, over {} of {} bytes; use the row select (no --one-hot) or a shorter context",
