@@ -2,6 +2,8 @@
 //! accumulating in f64. Tables are row-major: `[r, c]` of a table with V columns is `r * V + c`.
 
 use std::borrow::Cow;
+use std::ops::Range;
+use std::thread::ScopedJoinHandle;
 
 use crate::adamw::{AdamState, AdamW};
 use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
@@ -191,11 +193,8 @@ pub fn grad_rows(data_grad_sum: &[f64], weights: &[f32], n: usize, reg: f32) -> 
 /// `loss_total`: `data = nll_sum / n` and `total = data + reg * mean(W^2)`.
 pub fn loss_total(nll_sum: f64, num_examples: usize, weights: &[f32], reg: f32) -> StepLoss {
     let data = nll_sum / num_examples as f64;
-    let mean_square = if weights.is_empty() {
-        0.0
-    } else {
-        weights.iter().map(|&w| (w as f64).powi(2)).sum::<f64>() / weights.len() as f64
-    };
+    let squares = weights.iter().map(|&w| (w as f64).powi(2)).sum::<f64>();
+    let mean_square = squares / weights.len().max(1) as f64;
     let total = data + reg as f64 * mean_square;
     StepLoss { total, data }
 }
@@ -290,16 +289,13 @@ pub fn count_descent(
 pub const CPU_THREADS: usize = 2;
 
 /// `f` on CPU_THREADS contiguous ranges splitting `0..len`, the results in order.
-fn on_slices<T: Send>(len: usize, f: impl Fn(std::ops::Range<usize>) -> T + Sync) -> Vec<T> {
-    let (f, slice) = (&f, |p: usize| {
-        len * p / CPU_THREADS..len * (p + 1) / CPU_THREADS
-    });
+fn on_slices<T: Send>(len: usize, f: impl Fn(Range<usize>) -> T + Sync) -> Vec<T> {
+    let f = &f;
+    let slice = move |p| len * p / CPU_THREADS..len * (p + 1) / CPU_THREADS;
     std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..CPU_THREADS)
-            .map(|p| scope.spawn(move || f(slice(p))))
-            .collect();
-        let join =
-            |t: std::thread::ScopedJoinHandle<T>| t.join().expect("a worker thread panicked");
+        let spawn = |p| scope.spawn(move || f(slice(p)));
+        let threads: Vec<_> = (0..CPU_THREADS).map(spawn).collect();
+        let join = |t: ScopedJoinHandle<T>| t.join().expect("a worker thread panicked");
         threads.into_iter().map(join).collect()
     })
 }
@@ -380,7 +376,7 @@ pub fn count_pairs_parallel(ctx: &[u32], tgt: &[u32], rows: usize, cols: usize) 
     if ctx.len() < 1 << 20 {
         return count_pairs(ctx, tgt, rows, cols);
     }
-    let count = |r: std::ops::Range<usize>| count_pairs(&ctx[r.clone()], &tgt[r], rows, cols);
+    let count = |r: Range<usize>| count_pairs(&ctx[r.clone()], &tgt[r], rows, cols);
     add_tables(rows * cols, on_slices(ctx.len(), count))
 }
 

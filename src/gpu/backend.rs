@@ -189,16 +189,16 @@ impl GpuBackend {
         })
     }
 
-    /// A kernel with one thread-row per row of `rows` (`lanes` threads each) reading `input`
-    /// and writing `len` values, which are read back.
-    fn map_rows<P: bytemuck::Pod>(
+    /// A kernel with `lanes` threads per row of `rows` from `input` to as many f32, read back.
+    fn map_rows<T: bytemuck::Pod, P: bytemuck::Pod>(
         &self,
         (kernel, params, bound): (Kernel, P, u64),
-        input: &wgpu::Buffer,
-        (rows, lanes, len): (u32, u32, usize),
+        input: &[T],
+        (rows, lanes): (u32, u32),
     ) -> anyhow::Result<Vec<f32>> {
-        let (gpu, output) = (&self.gpu, self.gpu.zeroed("probs", len));
-        let (groups, buffers) = (rows.div_ceil(ENTRY_THREADS / lanes), [input, &output]);
+        let (gpu, len) = (&self.gpu, input.len());
+        let (input, output) = (gpu.upload("rows", input), gpu.zeroed("probs", len));
+        let (groups, buffers) = (rows.div_ceil(ENTRY_THREADS / lanes), [&input, &output]);
         gpu.submit(&[Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?]);
         Ok(gpu.read(&output, len)?)
     }
@@ -413,9 +413,8 @@ impl Backend for GpuBackend {
         let lanes = lanes_for(cols);
         let params = NormalizeRowsParams::new(rows, cols, s, lanes);
         let kernel = kernel!(self.gpu, "normalize_rows");
-        let input = self.gpu.upload("counts", counts);
         let run = (kernel, params, normalize_bound(cols, lanes));
-        self.map_rows(run, &input, (rows, lanes, counts.len()))
+        self.map_rows(run, counts, (rows, lanes))
     }
 
     fn mean_nll(&mut self, probs: &[f32], ex: &GpuExamples) -> anyhow::Result<Nll> {
@@ -443,9 +442,8 @@ impl Backend for GpuBackend {
         let lanes = lanes_for(cols);
         let params = SoftmaxRowsParams::new(rows, cols, lanes);
         let kernel = kernel!(self.gpu, "softmax_rows", "reduce", "softmax");
-        let input = self.gpu.upload("weights", weights);
         let run = (kernel, params, softmax_bound(cols, lanes));
-        self.map_rows(run, &input, (rows, lanes, weights.len()))
+        self.map_rows(run, weights, (rows, lanes))
     }
 
     fn table_limit(&self) -> TableLimit {

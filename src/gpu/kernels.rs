@@ -1,7 +1,5 @@
-//! What every kernel shares. A kernel's pipeline is compiled on first use and kept by name
-//! ([`kernel!`]); it binds its parameters (a [`uniform!`] struct) at binding 0 and its buffers
-//! at 1, 2, ... in the order its WGSL file declares them (the layout is derived from the
-//! shader). A [`Dispatch`] is recorded into a compute pass of the pending encoder.
+//! What every kernel shares: its pipeline, compiled on first use ([`kernel!`]), its parameters
+//! ([`uniform!`]), its [`Dispatch`], and the one path to the queue ([`Gpu::record`]).
 //!
 //! The loop budget: Mesa's gallivm (lavapipe and llvmpipe) silently ends every loop of an
 //! invocation once it has made 65,535 iterations in all (`LP_MAX_TGSI_LOOP_ITERATIONS`;
@@ -43,25 +41,14 @@ pub fn per_lane(cols: u32, lanes: u32) -> u64 {
     (cols as u64).div_ceil(lanes.max(1) as u64)
 }
 
-/// A dispatch whose loop bound is over the budget: the run is refused before any work.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "{kernel} would loop {iterations} times per GPU thread on this data, over the budget of \
-     {budget} that keeps every adapter's results exact; use --device cpu for data this large"
-)]
-pub struct OverBudget {
-    pub kernel: &'static str,
-    pub iterations: u64,
-    pub budget: u64,
-}
-
-/// Checks one kernel's bound against the budget.
-pub fn check(kernel: &'static str, iterations: u64) -> Result<(), OverBudget> {
-    (iterations <= LOOP_BUDGET).then_some(()).ok_or(OverBudget {
-        kernel,
-        iterations,
-        budget: LOOP_BUDGET,
-    })
+/// Checks one kernel's bound against the budget: over it, the run is refused before any work.
+pub fn check(kernel: &str, iterations: u64) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        iterations <= LOOP_BUDGET,
+        "{kernel} would loop {iterations} times per GPU thread on this data, over the budget of \
+         {LOOP_BUDGET} that keeps every adapter's results exact; use --device cpu for data this large"
+    );
+    Ok(())
 }
 
 /// Examples per segment (or block) of a backward pass: at least `min_len`, and long enough
@@ -186,7 +173,7 @@ impl Gpu {
                 .device
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(name),
-                    layout: None, // derived from the shader's bindings
+                    layout: None,
                     module: &self.device.create_shader_module(source),
                     entry_point: Some("main"),
                     // Every kernel writes its workgroup arrays before it reads them, so the
@@ -213,8 +200,8 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    /// `kernel` over `groups` workgroups with `params` at binding 0 and `buffers` at 1, 2, ...,
-    /// refused when `loop_bound` is over the budget.
+    /// `kernel` over `groups` workgroups with `params` at binding 0 and `buffers` at 1, 2, ...
+    /// (the layout is derived from the shader), refused when `loop_bound` is over the budget.
     pub fn new<P: bytemuck::Pod>(
         gpu: &Gpu,
         kernel: Kernel,
@@ -259,17 +246,13 @@ impl Gpu {
         // `group_id.x + group_id.y * num_workgroups.x` and skip its padding.
         let max = self.limits.max_compute_workgroups_per_dimension;
         let profiler = &self.kernels.profiler;
-        for Dispatch {
-            kernel,
-            bind_group,
-            groups,
-        } in dispatches
-        {
-            pass.set_pipeline(&kernel.pipeline);
-            pass.set_bind_group(0, bind_group, &[]);
+        for d in dispatches {
+            pass.set_pipeline(&d.kernel.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
             // A timestamp on either side while a profile is open.
-            let slot = profiler.before(&mut pass, kernel.name, *groups);
-            pass.dispatch_workgroups((*groups).clamp(1, max), groups.max(&1).div_ceil(max), 1);
+            let slot = profiler.before(&mut pass, d.kernel.name, d.groups);
+            let groups = d.groups.max(1);
+            pass.dispatch_workgroups(groups.min(max), groups.div_ceil(max), 1);
             profiler.after(&mut pass, slot);
         }
         drop(pass);
@@ -282,12 +265,10 @@ impl Gpu {
 
     /// Submits the pending command encoder, if any.
     pub fn flush(&self) -> Option<wgpu::SubmissionIndex> {
-        let taken = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        taken.map(|(encoder, _)| self.queue.submit([encoder.finish()]))
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending
+            .take()
+            .map(|(encoder, _)| self.queue.submit([encoder.finish()]))
     }
 
     /// Records `dispatches` after what is pending, and submits them.

@@ -41,13 +41,12 @@ pub struct AdapterSummary {
 
 impl From<&wgpu::AdapterInfo> for AdapterSummary {
     fn from(info: &wgpu::AdapterInfo) -> Self {
+        let driver = format!("{} {}", info.driver, info.driver_info);
         AdapterSummary {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
-            driver: format!("{} {}", info.driver, info.driver_info)
-                .trim()
-                .to_string(),
+            driver: driver.trim().into(),
         }
     }
 }
@@ -120,21 +119,18 @@ pub fn open_each() -> Vec<(AdapterSummary, Result<Gpu, GpuError>)> {
 /// APIs first, GL (EGL) only when none has an adapter. What the drivers print meanwhile is
 /// kept out of the output (shown under `RUST_LOG=debug`): the only `error:` lines are ours.
 pub fn open_gpu() -> Result<Gpu, GpuError> {
-    let chosen_by_user = std::env::var_os("WGPU_BACKEND").is_some()
-        || std::env::var_os("WGPU_ADAPTER_NAME").is_some();
+    let chosen = ["WGPU_BACKEND", "WGPU_ADAPTER_NAME"].map(std::env::var_os);
     let (result, driver_text) = crate::driver_output::captured(|| {
-        if chosen_by_user {
-            return Gpu::on_backends(backends_from_env());
-        }
-        match Gpu::on_backends(wgpu::Backends::PRIMARY) {
-            Err(GpuError::NoAdapter { .. }) => {
-                Gpu::on_backends(wgpu::Backends::SECONDARY).map_err(|error| match error {
-                    GpuError::NoAdapter { .. } => GpuError::NoAdapter {
-                        backends: format!("{:?}", wgpu::Backends::all()),
-                    },
-                    other => other,
-                })
-            }
+        let primary = match chosen.iter().any(Option::is_some) {
+            true => return Gpu::on_backends(backends_from_env()),
+            false => Gpu::on_backends(wgpu::Backends::PRIMARY),
+        };
+        let Err(GpuError::NoAdapter { .. }) = primary else {
+            return primary;
+        };
+        let backends = format!("{:?}", wgpu::Backends::all());
+        match Gpu::on_backends(wgpu::Backends::SECONDARY) {
+            Err(GpuError::NoAdapter { .. }) => Err(GpuError::NoAdapter { backends }),
             other => other,
         }
     });
@@ -284,13 +280,18 @@ impl Gpu {
             return self.zeroed(label, 0);
         }
         log_buffer(label, std::mem::size_of_val(data) as u64);
-        self.count_transfer(false, std::mem::size_of_val(data) as u64);
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytemuck::cast_slice(data),
-                usage: STORAGE,
-            })
+        self.init(label, bytemuck::cast_slice(data), STORAGE)
+    }
+
+    /// A buffer holding `contents`: one upload.
+    fn init(&self, label: &str, contents: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        self.count_transfer(false, contents.len() as u64);
+        let descriptor = wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage,
+        };
+        self.device.create_buffer_init(&descriptor)
     }
 
     /// A storage buffer of `len` 4-byte elements, all zero.
@@ -308,13 +309,8 @@ impl Gpu {
 
     /// A uniform buffer holding a kernel's parameters.
     pub fn params<P: Pod>(&self, params: P) -> wgpu::Buffer {
-        self.count_transfer(false, std::mem::size_of::<P>() as u64);
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: bytemuck::bytes_of(&params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            })
+        let usage = wgpu::BufferUsages::UNIFORM;
+        self.init("params", bytemuck::bytes_of(&params), usage)
     }
 
     /// Copies the first `len` 4-byte elements of `buffer` back to the host, waiting for all
@@ -344,9 +340,8 @@ impl Gpu {
         let polled = self.device.poll(wgpu::PollType::wait_indefinitely());
         polled.map_err(|e| device_error(&e))?;
         self.check()?;
-        let mapped = receiver
-            .recv()
-            .map_err(|_| device_error(&"the readback never completed"))?;
+        let never = |_| device_error(&"the readback never completed");
+        let mapped = receiver.recv().map_err(never)?;
         mapped.map_err(|e| device_error(&e))?;
         let view = staging.get_mapped_range(..).map_err(|e| device_error(&e))?;
         Ok(bytemuck::cast_slice::<u8, T>(&view).to_vec())

@@ -1,18 +1,16 @@
-//! The network's step on the examples, as kernel dispatches in one compute pass (wgpu orders
-//! them and makes each one's writes visible to the next):
+//! The network's step on the examples, as kernel dispatches in one compute pass:
 //!
 //! ```text
 //! one_hot_matmul          (one-hot form only) logits = onehot(contexts) @ W
 //! cross_entropy_forward   per example (1 to 64 lanes): lse_i, nll_i -> per-workgroup sums
 //! cross_entropy_backward  per (segment, column): sum of softmax - onehot
-//! (the two above once per part of the examples: each part's buffers fit one binding)
 //! one_hot_matmul_backward (one-hot form only) onehot^T @ dlogits, per block of examples
 //! grad_rows               per weight: segment sums / n + L2 gradient
 //! partial_sums, loss_total  mean NLL + reg * mean(W^2), appended to the history
 //! ```
 //!
 //! The examples on the device are sorted by context and cut into segments of the backward
-//! pass and, when larger than one binding, into parts; the parts' sums meet in a fixed order.
+//! pass and, past one binding, into parts, each with its own forward and backward dispatch.
 
 use std::cell::OnceCell;
 
@@ -32,17 +30,16 @@ const ONE_HOT_ROWS: u32 = 4096;
 /// fewer segments): shorter ones mean more threads and more sums for grad_rows.
 const MIN_SEGMENT_LEN: u32 = 256;
 
-/// Consecutive examples bound as their own buffers, with the segments that lie in them.
+/// Consecutive examples bound as their own buffers, with the segments that lie in them: their
+/// offsets from the part's first example (one more than segments), their rows of W, and the
+/// index of the first among all the segments.
 #[derive(Clone)]
 pub(super) struct Part {
     pub(super) len: u32,
     pub(super) contexts: wgpu::Buffer,
     pub(super) targets: wgpu::Buffer,
-    /// Offsets of the part's segments from its first example (one more than segments).
     segment_starts: wgpu::Buffer,
-    /// The context (row of W) of each segment.
     segment_rows: wgpu::Buffer,
-    /// The index of the part's first segment among all the segments.
     first_segment: u32,
     num_segments: u32,
 }
@@ -53,14 +50,13 @@ pub struct GpuExamples {
     pub(super) len: u32,
     pub(super) num_rows: u32,
     pub(super) num_cols: u32,
-    /// At least one (empty when there are no examples).
+    /// At least one (empty when there are no examples), of at most `part_len` examples.
     pub(super) parts: Vec<Part>,
-    /// The most examples of any part: the length of a step's `lse` buffer.
     pub(super) part_len: u32,
-    /// Segment offsets of each row (one more than there are rows).
+    /// Each row's first segment (one more than rows), and the segments' most examples (a
+    /// row's last, or one cut by a part, may be shorter).
     row_segments: wgpu::Buffer,
     num_segments: u32,
-    /// Examples per segment (a context's last one, or one cut by a part, may be shorter).
     segment_len: u32,
     most_segments: u32,
     /// The count matrix, counted the first time the counts path needs it.
@@ -203,17 +199,15 @@ end_row: u32) pad 3 }
 uniform! { OneHotMatmulBackwardParams(num_examples: u32, num_rows: u32, num_cols: u32,
 num_blocks: u32, block_len: u32) pad 3 }
 
-/// Where a step's forward and backward kernels find the logits and the rows of the examples,
-/// and what grad_rows adds up per row of W.
+/// Where a step's kernels find the logits and the rows of the examples; where the backward
+/// pass writes its per (segment, column) sums; grad_rows' sums, each row's first (one more
+/// than rows) and the most of a row; and the one-hot product before and after.
 struct Logits {
     table: wgpu::Buffer,
     parts: Vec<Part>,
     segment_len: u32,
-    /// What cross_entropy_backward writes: per (segment, column) sums.
     backward_out: wgpu::Buffer,
-    /// grad_rows' sums, each row's first sum (one more than rows), and the most of any row.
     grad_in: (wgpu::Buffer, wgpu::Buffer, u32),
-    /// One-hot form: the product before the forward pass, and after the backward.
     product: (Vec<Dispatch>, Option<Dispatch>),
 }
 
