@@ -7,8 +7,7 @@ use crate::data::Examples;
 use crate::gpu::{open_gpu, GpuBackend, GpuError};
 use crate::limits::TableLimit;
 
-/// What the user asked for (`--device`): a wgpu adapter (the CPU reference only when no
-/// adapter exists at all), or the CPU reference.
+/// `--device`: a wgpu adapter (the CPU reference only when no adapter exists), or the CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceChoice {
     Gpu,
@@ -25,19 +24,16 @@ pub enum Chosen {
 impl Chosen {
     /// Opens the device; with `Gpu` and no adapter at all, the CPU and the notice to show.
     pub fn open(choice: DeviceChoice) -> Result<(Chosen, Option<String>), GpuError> {
-        match choice {
-            DeviceChoice::Cpu => Ok((Chosen::Cpu(CpuBackend), None)),
-            DeviceChoice::Gpu => match open_gpu() {
-                Ok(gpu) => Ok((Chosen::Gpu(GpuBackend::new(gpu)), None)),
-                Err(GpuError::NoAdapter { backends }) => Ok((
-                    Chosen::Cpu(CpuBackend),
-                    Some(format!(
-                        "no GPU adapter found (backends {backends}); running on the CPU reference"
-                    )),
-                )),
-                Err(other) => Err(other),
-            },
-        }
+        let gpu = match choice {
+            DeviceChoice::Cpu => return Ok((Chosen::Cpu(CpuBackend), None)),
+            DeviceChoice::Gpu => open_gpu(),
+        };
+        let Err(GpuError::NoAdapter { backends }) = gpu else {
+            return Ok((Chosen::Gpu(GpuBackend::new(gpu?)), None));
+        };
+        let notice =
+            format!("no GPU adapter found (backends {backends}); running on the CPU reference");
+        Ok((Chosen::Cpu(CpuBackend), Some(notice)))
     }
 }
 
@@ -68,8 +64,7 @@ pub struct StepLoss {
     pub data: f64,
 }
 
-/// A mean NLL that knows when it is infinite: the mean of -log p over the examples with p > 0,
-/// and how many of the `examples` have p = 0.
+/// The mean of -log p over the examples with p > 0, and how many of them have p = 0.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Nll {
     pub finite_mean: f64,
@@ -91,9 +86,8 @@ pub struct TrainOptions {
     pub reg: f32,
 }
 
-/// How the cross-entropy loss is computed (`--loss`): `cross_entropy_forward`'s log-softmax,
-/// the row maximum subtracted first, or `cross_entropy_explicit`, the lecture's chain (exp,
-/// divide by the sum, log).
+/// `--loss`: `cross_entropy_forward`'s log-softmax (the row maximum subtracted first), or
+/// `cross_entropy_explicit`, the lecture's chain (exp, divide by the sum, log).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LossForm {
     #[default]
@@ -101,8 +95,7 @@ pub enum LossForm {
     Explicit,
 }
 
-/// How the neural model computes its loss, and its logits: with `one_hot`,
-/// `one_hot_matmul`'s onehot(context) @ W, else the row select W[context].
+/// The neural model's loss, and its logits: onehot(context) @ W, or the row select W[context].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetForm {
     pub loss: LossForm,

@@ -28,7 +28,7 @@ fn add_tables(len: usize, tables: impl IntoIterator<Item = Vec<u32>>) -> Vec<u32
 }
 
 /// `count_pairs_private`: each run of `examples_per_group` examples counted into its own
-/// table, the tables then added (integer sums: exact in any order).
+/// table, the tables then added.
 pub fn count_pairs_private(
     contexts: &[u32],
     targets: &[u32],
@@ -74,15 +74,13 @@ fn nll_cells(cells: impl Iterator<Item = (f32, u32)>, examples: usize) -> Nll {
     }
 }
 
-/// `nll_gather`: `sum_i -log P[ctx_i, tgt_i]` over the examples with `P > 0`, and how many
-/// have `P = 0`.
+/// `nll_gather`: `sum_i -log P[ctx_i, tgt_i]` over the examples with `P > 0`, and the others.
 pub fn nll_gather(probs: &[f32], ex: &Examples) -> Nll {
     let p = |(&ctx, &tgt): (&u32, &u32)| (probs[ctx as usize * ex.num_cols + tgt as usize], 1);
     nll_cells(ex.contexts.iter().zip(&ex.targets).map(p), ex.len())
 }
 
-/// `count_nll`: `sum_j N[j] * -log P[j]` over the cells with `P[j] > 0`, and the `N[j]` of the
-/// cells with `P[j] = 0`: `nll_gather` on the examples the table counts.
+/// `count_nll`: `nll_gather` on the examples the table counts, cell by cell.
 pub fn count_nll(probs: &[f32], table: &CountTable) -> Nll {
     let cells = probs.iter().copied().zip(table.counts.iter().copied());
     nll_cells(cells, table.examples)

@@ -8,13 +8,8 @@ use crate::rng::RngKind;
 /// The label of a context row: its K characters, oldest first (`..` for a word's start at K = 2).
 pub fn context_label(row: usize, vocab: &Vocab, context_len: usize) -> String {
     let v = vocab.len();
-    let mut chars = vec![' '; context_len];
-    let mut rest = row;
-    for slot in chars.iter_mut().rev() {
-        *slot = vocab.char((rest % v) as u32);
-        rest /= v;
-    }
-    chars.into_iter().collect()
+    let digit = |k: usize| vocab.char((row / v.pow(k as u32) % v) as u32);
+    (0..context_len).rev().map(digit).collect()
 }
 
 /// The count model: `N[context, next]` and the smoothed probabilities `P`.
@@ -46,8 +41,7 @@ impl CountModel {
         })
     }
 
-    /// The `k` most frequent (context, next) pairs with their counts, most frequent first
-    /// (ties in table order).
+    /// The `k` most frequent (context, next) pairs and their counts (ties in table order).
     pub fn most_frequent(&self, k: usize) -> Vec<(String, u32)> {
         let v = self.vocab.len();
         let mut order: Vec<usize> = (0..self.counts.len())

@@ -7,12 +7,11 @@ use crate::adamw::AdamW;
 use crate::backend::{Backend, NetForm, StepLoss, TrainOptions};
 use crate::data::Examples;
 
+/// The lecture's `W -= lr * grad`, or makemore.py's AdamW.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Optimizer {
-    /// `W -= lr * grad` (the lecture's).
     #[default]
     Sgd,
-    /// AdamW (makemore.py's).
     AdamW(AdamW),
 }
 

@@ -17,8 +17,7 @@ use super::{Gpu, GpuError};
 const DESCENT_STEPS_PER_SUBMISSION: usize = 256;
 /// Most pairs per dispatch of count_pairs on a streamed corpus (4 MiB per buffer).
 const BATCH_PAIRS: usize = 1 << 20;
-/// Cells of the largest table that count_pairs_private counts (its MAX_BINS), and the
-/// examples each of its workgroups adds into its private table.
+/// count_pairs_private's MAX_BINS, and the examples each workgroup adds into its table.
 const PRIVATE_BINS: u32 = 4096;
 const PRIVATE_EXAMPLES: u32 = 16384;
 
@@ -32,8 +31,7 @@ uniform! { CountPairsParams(num_examples: u32, num_cols: u32, num_bins: u32, per
 uniform! { NormalizeRowsParams(num_rows: u32, num_cols: u32, smoothing: f32, lanes_per_row: u32) }
 uniform! { SoftmaxRowsParams(num_rows: u32, num_cols: u32, lanes_per_row: u32) pad 1 }
 uniform! { NllGatherParams(num_examples: u32, num_cols: u32, first_partial: u32) pad 1 }
-// count_nll's, sgd_step's and adamw_step's: the cells or weights, one thread each (`lr`
-// sgd_step's only).
+// count_nll's, sgd_step's and adamw_step's: cells or weights, one thread each.
 uniform! { EntriesParams(len: u32, lr: f32) pad 2 }
 
 /// partial_sums levels appended to `out` until at most SUM_BLOCK sums of the `len` values are
@@ -157,9 +155,8 @@ impl GpuBackend {
         Ok(counts)
     }
 
-    /// The mean NLL of `examples` examples: `sums` write the partial sums into `partials`,
-    /// loss_total (without a penalty) adds them in order; and the impossible examples the
-    /// kernels counted into `impossible`.
+    /// The mean NLL of the `sums` the dispatches write into `partials`, by loss_total without
+    /// a penalty, and the impossible examples they counted.
     fn nll(
         &self,
         mut sums: Vec<Dispatch>,
@@ -480,9 +477,8 @@ impl Backend for GpuBackend {
         Ok(nll.finite_mean)
     }
 
-    /// The pairs go through two pairs of device buffers of at most BATCH_PAIRS pairs, in
-    /// turn: the host fills one while the device counts the other, and waits for a buffer's
-    /// last count before writing into it again.
+    /// Two sets of buffers of BATCH_PAIRS pairs in turn: the host fills one while the device
+    /// counts the other, after that one's last count.
     fn count_pair_batches(
         &mut self,
         num_rows: usize,

@@ -1,12 +1,11 @@
 //! What every kernel shares: its pipeline, compiled on first use ([`kernel!`]), its parameters
 //! ([`uniform!`]), its [`Dispatch`], and the one path to the queue ([`Gpu::record`]).
 //!
-//! The loop budget: Mesa's gallivm (lavapipe and llvmpipe) silently ends every loop of an
-//! invocation once it has made 65,535 iterations in all (`LP_MAX_TGSI_LOOP_ITERATIONS`;
-//! `tests/kernels/loop_budget.rs` shows it), and real GPUs have watchdogs. So each kernel's
-//! WGSL header states its worst-case loop iterations per invocation, the host computes that
-//! bound for its parameters, and no dispatch is made over [`LOOP_BUDGET`]: work that grows
-//! with the data is spread over lanes, cut into blocks, or summed in levels instead.
+//! The loop budget: Mesa's gallivm (lavapipe, llvmpipe) silently ends every loop of an
+//! invocation after 65,535 iterations in all (tests/kernels/loop_budget.rs), and real GPUs have
+//! watchdogs. So each kernel's WGSL header states its worst-case loop iterations, and no
+//! dispatch is made over [`LOOP_BUDGET`]: work that grows with the data is spread over lanes,
+//! cut into blocks, or summed in levels instead.
 
 use super::profile::Profiler;
 use super::Gpu;
@@ -151,8 +150,7 @@ pub struct Kernel {
     pipeline: wgpu::ComputePipeline,
 }
 
-/// The kernels compiled so far, by name, and the timestamps written around them while a
-/// profile is open (profile.rs).
+/// The kernels compiled so far, and their timestamps while a profile is open (profile.rs).
 pub struct Kernels {
     pub profiler: Arc<Profiler>,
     pub(super) compiled: Mutex<HashMap<&'static str, Kernel>>,

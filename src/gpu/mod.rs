@@ -14,6 +14,7 @@ pub use step::{check_fits, GpuExamples};
 
 use crate::backend::Transfers;
 use bytemuck::Pod;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
@@ -58,11 +59,9 @@ fn backends_from_env() -> wgpu::Backends {
 
 fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     // wgpu's other environment settings (WGPU_DEBUG, WGPU_VALIDATION, ...) still apply.
-    let descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends,
-        ..descriptor
-    })
+    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    descriptor.backends = backends;
+    wgpu::Instance::new(descriptor)
 }
 
 /// Every adapter wgpu finds on the given backends, best first: real GPUs before software
@@ -145,11 +144,10 @@ pub struct Gpu {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     kernels: kernels::Kernels,
-    /// Errors the device reported outside any error scope, turned into `Err` by [`Gpu::check`].
+    /// Errors the device reported outside any error scope, for [`Gpu::check`].
     errors: Arc<Mutex<Vec<String>>>,
-    /// Uploads, upload bytes, readbacks, readback bytes so far.
     traffic: Mutex<Transfers>,
-    /// Kernels recorded but not yet submitted, and how many passes: `read` submits them.
+    /// Kernels recorded but not yet submitted, and how many passes.
     pending: Mutex<Option<(wgpu::CommandEncoder, usize)>>,
 }
 
@@ -263,13 +261,10 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 /// Logs a buffer's size at debug level, once per label and size (training allocates the same
 /// buffers for every step).
 fn log_buffer(label: &str, bytes: u64) {
-    static SEEN: std::sync::Mutex<std::collections::BTreeSet<(String, u64)>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
-    if log::log_enabled!(log::Level::Debug) {
-        let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.insert((label.to_string(), bytes)) {
-            log::debug!("buffer {label:?}: {bytes} bytes");
-        }
+    static SEEN: Mutex<BTreeSet<(String, u64)>> = Mutex::new(BTreeSet::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if log::log_enabled!(log::Level::Debug) && seen.insert((label.to_string(), bytes)) {
+        log::debug!("buffer {label:?}: {bytes} bytes");
     }
 }
 

@@ -16,18 +16,17 @@ use std::cell::OnceCell;
 
 use crate::backend::{LossForm, NetForm};
 use crate::data::Examples;
+use crate::limits::TableLimit;
 
 use super::backend::{loss_total, GpuBackend, GpuLosses};
 use super::kernels::{forward_bound, kernel, lanes_for, segment_len, uniform, Dispatch};
 use super::kernels::{ENTRY_THREADS, EXAMPLE_THREADS};
 use super::Gpu;
 
-/// Fewest examples per block of one_hot_matmul_backward (more if grad_rows needs fewer blocks).
+/// Fewest examples per block of one_hot_matmul_backward, and rows of W per one_hot_matmul.
 const MIN_ONE_HOT_BLOCK: u32 = 4096;
-/// Rows of W that one dispatch of one_hot_matmul adds up.
 const ONE_HOT_ROWS: u32 = 4096;
-/// Shortest segment one thread of cross_entropy_backward adds up (longer if grad_rows needs
-/// fewer segments): shorter ones mean more threads and more sums for grad_rows.
+/// Shortest segment of cross_entropy_backward: shorter means more threads and more sums.
 const MIN_SEGMENT_LEN: u32 = 256;
 
 /// Consecutive examples bound as their own buffers, with the segments that lie in them: their
@@ -79,17 +78,13 @@ impl GpuExamples {
         self.parts.len()
     }
 
-    /// Uploads `examples` grouped by context, in parts of at most `most_per_part`.
-    pub(super) fn upload(
-        gpu: &Gpu,
-        examples: &Examples,
-        most_per_part: u32,
-    ) -> anyhow::Result<Self> {
+    /// Uploads `examples` grouped by context, in parts of at most `most` examples.
+    pub(super) fn upload(gpu: &Gpu, examples: &Examples, most: u32) -> anyhow::Result<Self> {
         let n = examples.len();
         check_fits(n)?;
         // Each part's contexts, targets and `lse` (4 bytes an example each) fit one binding.
         let binding = (gpu.limits.max_storage_buffer_binding_size).min(gpu.limits.max_buffer_size);
-        let part_len = ((binding / 4).clamp(1, u32::MAX as u64) as u32).min(most_per_part);
+        let part_len = ((binding / 4).clamp(1, u32::MAX as u64) as u32).min(most);
         let grouped = examples.grouped_by_context();
         let offsets = &grouped.row_offsets;
         let most_examples = offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
@@ -231,10 +226,33 @@ fn one_hot_blocks(n: u32) -> (u32, u32) {
 }
 
 /// One-hot: the logits are the n x V product onehot(contexts) @ W, example i is its row i,
-/// one segment per example; grad_rows adds each row's blocks of the backward product.
-fn one_hot(gpu: &Gpu, ex: &GpuExamples, weights: &wgpu::Buffer) -> anyhow::Result<Logits> {
+/// one segment per example; grad_rows adds each row's blocks of the backward product. The
+/// logits and the V^K x blocks x V partial gradients must fit in one buffer each, like the
+/// tables: a one-line error before allocating otherwise.
+fn one_hot(
+    gpu: &Gpu,
+    ex: &GpuExamples,
+    weights: &wgpu::Buffer,
+    limit: &TableLimit,
+) -> anyhow::Result<Logits> {
     let (n, rows, cols, part) = (ex.len, ex.num_rows, ex.num_cols, &ex.parts[0]);
+    anyhow::ensure!(
+        ex.parts.len() == 1,
+        "--one-hot needs the n x V logits in one buffer, and the {} examples' are more than one storage binding holds; drop --one-hot (the row select computes the same)",
+        ex.len
+    );
     let (block_len, blocks) = one_hot_blocks(n);
+    let bytes = |rows: u32| 4 * rows as u64 * cols as u64;
+    let grads = bytes(rows) * blocks as u64;
+    let partials = ("V^K x blocks x V partial gradients", grads);
+    for (what, bytes) in [("n x V logits", bytes(n)), partials] {
+        anyhow::ensure!(
+            bytes <= limit.max_bytes,
+            "--one-hot needs {bytes} bytes for its {what}, over {} of {} bytes; use the row select (no --one-hot) or a shorter context",
+            limit.name,
+            limit.max_bytes
+        );
+    }
     let logits = gpu.zeroed("logits", (n * cols) as usize);
     let logit_grads = gpu.zeroed("logit grads", (n * cols) as usize);
     let grad_sums = gpu.zeroed("one-hot partial grads", (rows * blocks * cols) as usize);
@@ -285,7 +303,6 @@ impl GpuBackend {
         reg: f32,
         form: NetForm,
     ) -> anyhow::Result<Vec<Dispatch>> {
-        self.check_one_hot(ex, form)?;
         let gpu = &self.gpu;
         let (n, cols) = (ex.len, ex.num_cols);
         // The parts take turns with one buffer of log-sum-exps.
@@ -293,7 +310,7 @@ impl GpuBackend {
         let num_partials: u32 = ex.parts.iter().map(|p| forward_groups(p.len, cols)).sum();
         let partials = gpu.zeroed("partials", num_partials as usize);
         let logits = match form.one_hot {
-            true => one_hot(gpu, ex, weights)?,
+            true => one_hot(gpu, ex, weights, &crate::Backend::table_limit(self))?,
             false => row_select(gpu, ex, weights),
         };
         let (mut step, mut first_partial) = (logits.product.0, 0);
@@ -324,34 +341,5 @@ impl GpuBackend {
         let total = loss_total(gpu, sums, squares, (n, num_weights, reg), losses)?;
         step.extend(total);
         Ok(step)
-    }
-
-    /// The one-hot form's n x V logits and V^K x blocks x V partial gradients must fit in one
-    /// buffer each, like the tables: a one-line error before allocating otherwise.
-    fn check_one_hot(&self, ex: &GpuExamples, form: NetForm) -> anyhow::Result<()> {
-        if !form.one_hot {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            ex.parts.len() == 1,
-            "--one-hot needs the n x V logits in one buffer, and the {} examples' are more than one storage binding holds; drop --one-hot (the row select computes the same)",
-            ex.len
-        );
-        let limit = crate::Backend::table_limit(self);
-        let (n, rows, cols) = (ex.len as u64, ex.num_rows as u64, ex.num_cols as u64);
-        let blocks = one_hot_blocks(ex.len).1 as u64;
-        let partials = (
-            "V^K x blocks x V partial gradients",
-            4 * rows * blocks * cols,
-        );
-        for (what, bytes) in [("n x V logits", 4 * n * cols), partials] {
-            anyhow::ensure!(
-                bytes <= limit.max_bytes,
-                "--one-hot needs {bytes} bytes for its {what}, over {} of {} bytes; use the row select (no --one-hot) or a shorter context",
-                limit.name,
-                limit.max_bytes
-            );
-        }
-        Ok(())
     }
 }
