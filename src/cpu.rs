@@ -55,8 +55,7 @@ pub fn normalize_rows(counts: &[u32], num_cols: usize, smoothing: f32) -> Vec<f3
     probs
 }
 
-/// `-sum N log P` over the cells `(P, N)` with `N > 0` and `P > 0`, and the sum of `N` over
-/// the cells with `P = 0` (log likelihood minus infinity).
+/// `-sum N log P` over the cells `(P, N)` with `N > 0` and `P > 0`, and the `N` of the others.
 fn nll_cells(cells: impl Iterator<Item = (f32, u32)>, examples: usize) -> Nll {
     let (mut sum, mut impossible) = (0.0f64, 0u64);
     for (p, n) in cells.filter(|&(_, n)| n > 0) {

@@ -13,9 +13,9 @@ use super::kernels::{ENTRY_THREADS, EXAMPLE_THREADS, SUM_BLOCK};
 use super::step::{cross_entropy_forward, forward_groups, GpuExamples};
 use super::{Gpu, GpuError};
 
-/// count_descent steps recorded into one command buffer (each is a few short dispatches).
+/// count_descent steps per command buffer, and pairs per dispatch of count_pairs on a streamed
+/// corpus (4 MiB per buffer).
 const DESCENT_STEPS_PER_SUBMISSION: usize = 256;
-/// Most pairs per dispatch of count_pairs on a streamed corpus (4 MiB per buffer).
 const BATCH_PAIRS: usize = 1 << 20;
 /// count_pairs_private's MAX_BINS, and the examples each workgroup adds into its table.
 const PRIVATE_BINS: u32 = 4096;
@@ -55,9 +55,8 @@ fn sum_levels(
     Ok((sums, len))
 }
 
-/// The partial_sums levels of `nll` sums (and of `squares`: the weights themselves, squared
-/// by the first level, or sums of squares), then loss_total appending (total, data) of
-/// `n` examples and `num_weights` weights to `losses`. Fixed trees: the same bits every run.
+/// partial_sums levels of the `nll` sums and the `squares` (weights, squared by the first level,
+/// or sums of squares), then loss_total appending (total, data) to `losses`: fixed trees.
 pub(super) fn loss_total(
     gpu: &Gpu,
     nll: (&wgpu::Buffer, u32),
@@ -81,8 +80,7 @@ pub(super) fn loss_total(
 }
 
 /// count_pairs_private where the table fits one workgroup's memory, count_pairs otherwise:
-/// `N[context, target] += 1` for each of `len` pairs, into a `rows` x `cols` table.
-/// Buffers: contexts, targets, counts.
+/// `N[context, target] += 1` for `len` pairs. Buffers: contexts, targets, counts.
 fn count_pairs(
     gpu: &Gpu,
     buffers: [&wgpu::Buffer; 3],
@@ -121,7 +119,6 @@ pub struct GpuCounts {
 /// The GPU implementation of the models' operations.
 pub struct GpuBackend {
     pub(super) gpu: Gpu,
-    /// The most examples of one part (below what a binding holds only in tests).
     part_examples: u32,
 }
 
@@ -133,7 +130,7 @@ impl GpuBackend {
         }
     }
 
-    /// Parts of at most `examples` (at least one): the same results, many part boundaries.
+    /// Parts of at most `examples` (tests: the same results across many part boundaries).
     pub fn with_part_examples(mut self, examples: u32) -> GpuBackend {
         self.part_examples = examples.max(1);
         self
@@ -155,8 +152,7 @@ impl GpuBackend {
         Ok(counts)
     }
 
-    /// The mean NLL of the `sums` the dispatches write into `partials`, by loss_total without
-    /// a penalty, and the impossible examples they counted.
+    /// The mean NLL of the sums the `sums` dispatches write, and the impossible examples.
     fn nll(
         &self,
         mut sums: Vec<Dispatch>,
@@ -175,13 +171,10 @@ impl GpuBackend {
         gpu.submit(&sums);
         // The history holds (total, data); without a penalty both are the mean NLL.
         let finite_mean = gpu.read::<f32>(&losses.history, 2)?[1] as f64;
-        let impossible = match impossible {
-            Some(impossible) => gpu.read::<u32>(impossible, 1)?[0] as u64,
-            None => 0,
-        };
+        let impossible = impossible.map(|b| gpu.read::<u32>(b, 1)).transpose()?;
         Ok(Nll {
             finite_mean,
-            impossible,
+            impossible: impossible.map_or(0, |i| i[0] as u64),
             examples,
         })
     }

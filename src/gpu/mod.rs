@@ -1,6 +1,5 @@
 //! The GPU: adapter choice (`WGPU_BACKEND` limits the backends, `WGPU_ADAPTER_NAME` picks an
-//! adapter by name, as wgpu's own tools do), the device, uploads and readbacks. kernels.rs
-//! compiles and records the kernels; backend.rs and step.rs implement [`crate::Backend`].
+//! adapter by name, as wgpu's own tools do), the device, uploads and readbacks.
 
 mod backend;
 pub mod kernels;
@@ -64,8 +63,7 @@ fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     wgpu::Instance::new(descriptor)
 }
 
-/// Every adapter wgpu finds on the given backends, best first: real GPUs before software
-/// ones; among equals, the native APIs before GL.
+/// The adapters of `backends`, real GPUs before software ones, native APIs before GL.
 fn ranked_adapters(instance: &wgpu::Instance, backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
     use wgpu::{Backend, DeviceType};
     let types = [
@@ -93,8 +91,8 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
         .collect()
 }
 
-/// The adapters of the backends `WGPU_BACKEND` allows, best first, whose name contains
-/// `WGPU_ADAPTER_NAME` (any when it is not set), and the names of all of them.
+/// The adapters of `backends`, best first, whose name contains `WGPU_ADAPTER_NAME` (when set),
+/// and the names of all of them.
 fn wanted_adapters(backends: wgpu::Backends) -> (Vec<wgpu::Adapter>, Vec<String>) {
     let wanted = std::env::var("WGPU_ADAPTER_NAME").map(|w| w.to_lowercase());
     let adapters = ranked_adapters(&instance(backends), backends);
@@ -106,7 +104,7 @@ fn wanted_adapters(backends: wgpu::Backends) -> (Vec<wgpu::Adapter>, Vec<String>
     (adapters.into_iter().filter(wanted).collect(), names)
 }
 
-/// Opens every adapter [`wanted_adapters`] finds, each with its description.
+/// Opens every adapter [`wanted_adapters`] finds.
 pub fn open_each() -> Vec<(AdapterSummary, Result<Gpu, GpuError>)> {
     let adapters = wanted_adapters(backends_from_env()).0.into_iter();
     adapters
@@ -177,9 +175,7 @@ impl Gpu {
             label: Some("makemore"),
             required_features: features,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
+            ..Default::default() // no experimental features, no trace, performance first
         };
         let (device, queue) =
             pollster::block_on(adapter.request_device(&descriptor)).map_err(|e| {
@@ -258,8 +254,7 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
-/// Logs a buffer's size at debug level, once per label and size (training allocates the same
-/// buffers for every step).
+/// Logs a buffer's size at debug level, once per label and size (steps make the same ones).
 fn log_buffer(label: &str, bytes: u64) {
     static SEEN: Mutex<BTreeSet<(String, u64)>> = Mutex::new(BTreeSet::new());
     let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
@@ -308,8 +303,7 @@ impl Gpu {
         self.init("params", bytemuck::bytes_of(&params), usage)
     }
 
-    /// Copies the first `len` 4-byte elements of `buffer` back to the host, waiting for all
-    /// work submitted before.
+    /// The first `len` 4-byte elements of `buffer`, after all work submitted before.
     pub fn read<T: Pod>(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<T>, GpuError> {
         if len == 0 {
             return Ok(Vec::new());
