@@ -13,9 +13,8 @@ use crate::backend::LossForm;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Threads per workgroup of the kernels that give one thread to each example.
+/// Threads per workgroup of the kernels with a thread per example, and per table entry or row.
 pub const EXAMPLE_THREADS: u32 = 256;
-/// Threads per workgroup of the kernels that give one thread to each table entry or row.
 pub const ENTRY_THREADS: u32 = 64;
 /// Compute passes recorded before they are submitted without waiting for a readback.
 const PENDING_PASSES: usize = 128;
@@ -59,8 +58,7 @@ pub fn segment_len(most_examples_per_row: u64, min_len: u32) -> u32 {
 
 /// Values per block of partial_sums, and the most sums loss_total takes per list.
 pub const SUM_BLOCK: u32 = 4096;
-/// The most rounds of rows one workgroup takes to hold a whole table: up to 1,024 rows of up
-/// to 256 columns run as one workgroup with many steps per dispatch.
+/// The most rounds of rows of a table one workgroup holds (1,024 rows of up to 256 columns).
 const SMALL_TABLE_ROUNDS: u32 = 16;
 /// count_descent's loop bound:
 /// `steps * (rows_per_thread * (3 * ceil(C / L) + 2 * log2(L) + 1) + 64 + 1)`.
@@ -232,9 +230,8 @@ impl Dispatch {
 }
 
 impl Gpu {
-    /// Records `dispatches` in order in one compute pass of the pending encoder: the one path
-    /// by which kernels reach the queue. It is submitted by [`Gpu::flush`] (every readback
-    /// flushes first), or here once PENDING_PASSES wait.
+    /// Records `dispatches` in one compute pass of the pending encoder, which [`Gpu::flush`]
+    /// (every readback) submits, or this once PENDING_PASSES wait.
     pub fn record(&self, dispatches: &[Dispatch]) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let new = || (self.device.create_command_encoder(&Default::default()), 0);

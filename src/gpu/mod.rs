@@ -39,8 +39,9 @@ pub struct AdapterSummary {
     pub driver: String,
 }
 
-impl From<&wgpu::AdapterInfo> for AdapterSummary {
-    fn from(info: &wgpu::AdapterInfo) -> Self {
+impl From<&wgpu::Adapter> for AdapterSummary {
+    fn from(adapter: &wgpu::Adapter) -> Self {
+        let info = adapter.get_info();
         let driver = format!("{} {}", info.driver, info.driver_info);
         AdapterSummary {
             name: info.name.clone(),
@@ -85,10 +86,8 @@ fn ranked_adapters(instance: &wgpu::Instance, backends: wgpu::Backends) -> Vec<w
 /// The adapters wgpu finds, in the order the tool prefers them.
 pub fn list_adapters() -> Vec<AdapterSummary> {
     let backends = backends_from_env();
-    ranked_adapters(&instance(backends), backends)
-        .iter()
-        .map(|a| AdapterSummary::from(&a.get_info()))
-        .collect()
+    let adapters = ranked_adapters(&instance(backends), backends);
+    adapters.iter().map(AdapterSummary::from).collect()
 }
 
 /// The adapters of `backends`, best first, whose name contains `WGPU_ADAPTER_NAME` (when set),
@@ -108,7 +107,7 @@ fn wanted_adapters(backends: wgpu::Backends) -> (Vec<wgpu::Adapter>, Vec<String>
 pub fn open_each() -> Vec<(AdapterSummary, Result<Gpu, GpuError>)> {
     let adapters = wanted_adapters(backends_from_env()).0.into_iter();
     adapters
-        .map(|a| (AdapterSummary::from(&a.get_info()), Gpu::open(a)))
+        .map(|a| (AdapterSummary::from(&a), Gpu::open(a)))
         .collect()
 }
 
