@@ -8,7 +8,7 @@ use common::{assert_rel, encode, gpus, random_words};
 use makemore::limits::check_context;
 use makemore::split::Split;
 use makemore::tools::sweep::{SweepConfig, SweepModel};
-use makemore::train::{Event, PartLosses, TrainConfig};
+use makemore::train::{Event, NonFiniteLoss, PartLosses, TrainConfig};
 use makemore::{Backend, CpuBackend, LossForm, NetForm};
 
 fn loss_only(loss: LossForm) -> NetForm {
@@ -327,13 +327,7 @@ fn large_logits_overflow_the_explicit_loss_only() {
         assert!(!explicit.is_finite(), "explicit {explicit}");
     }
     // The pipeline turns it into an error that says why, instead of printing NaN.
-    let losses = [makemore::StepLoss {
-        total: f64::NAN,
-        data: f64::NAN,
-    }];
-    let err = makemore::train::check_finite(&losses, losses[0], &weights, LossForm::Explicit)
-        .unwrap_err()
-        .to_string();
+    let err = NonFiniteLoss::at(0, f64::NAN, &weights, LossForm::Explicit).to_string();
     assert!(
         err.contains("--loss fused") && err.contains("step 0"),
         "{err}"
