@@ -287,18 +287,8 @@ pub fn run<B: Backend>(
             examples,
         });
     }
-    let (train, loaded) = &parts.train;
-    let parts = config.split.is_some().then_some(&parts);
-    let source = Source::Examples(train, loaded);
-    stages(
-        backend,
-        source,
-        parts,
-        &vocab,
-        config,
-        Instant::now(),
-        report,
-    )
+    let source = Source::Parts(&parts);
+    stages(backend, source, &vocab, config, Instant::now(), report)
 }
 
 /// The counts path on the file at `path`, whose first pass gave `scan`, read again in blocks
@@ -339,14 +329,14 @@ pub fn run_streamed<B: Backend>(
         "count table (blocks read, encoded, count_pairs)",
     );
     let source = Source::Table(&table);
-    stages(backend, source, None, &scan.vocab, config, clock, report)
+    stages(backend, source, &scan.vocab, config, clock, report)
 }
 
-/// What the models are trained from: the count table of a streamed file, or examples.
-#[derive(Clone, Copy)]
+/// What the models are trained from: the count table of a streamed file, or the examples of
+/// each part (with no split: all in train).
 enum Source<'a, E> {
     Table(&'a CountTable),
-    Examples(&'a Examples, &'a E),
+    Parts(&'a LoadedParts<E>),
 }
 
 /// The stages after the data: the count model `P = (N + smoothing) / row sum` scored by its
@@ -354,7 +344,6 @@ enum Source<'a, E> {
 fn stages<B: Backend>(
     backend: &mut B,
     source: Source<'_, B::Examples>,
-    parts: Option<&LoadedParts<B::Examples>>,
     vocab: &Vocab,
     config: &TrainConfig,
     mut clock: Instant,
@@ -362,7 +351,7 @@ fn stages<B: Backend>(
 ) -> anyhow::Result<TrainSummary> {
     let counts = match source {
         Source::Table(table) => table.counts.clone(),
-        Source::Examples(_, loaded) => backend.count_pairs(loaded)?,
+        Source::Parts(parts) => backend.count_pairs(&parts.train.1)?,
     };
     let count_model = CountModel {
         probs: backend.normalize_rows(&counts, vocab.len(), config.smoothing)?,
@@ -373,7 +362,7 @@ fn stages<B: Backend>(
     };
     let nll = match source {
         Source::Table(table) => backend.count_table_nll(&count_model.probs, table)?,
-        Source::Examples(_, loaded) => backend.mean_nll(&count_model.probs, loaded)?,
+        Source::Parts(parts) => backend.mean_nll(&count_model.probs, &parts.train.1)?,
     };
     lap(&mut clock, "count model");
     report(Event::CountModel {
@@ -382,10 +371,9 @@ fn stages<B: Backend>(
         distinct_pairs: count_model.distinct_pairs(),
         most_frequent: count_model.most_frequent(config.top_pairs),
     });
-    let dev = parts.filter(|p| !p.dev.0.is_empty()).map(|p| &p.dev.1);
-    let neural = neural_stage(backend, source, dev, vocab, config, nll.mean(), report)?;
+    let neural = neural_stage(backend, &source, vocab, config, nll.mean(), report)?;
     lap(&mut clock, "training");
-    if let Some(parts) = parts {
+    if let (Source::Parts(parts), Some(_)) = (source, config.split) {
         let mut score = |net: bool| -> anyhow::Result<PartLosses> {
             let mut part = |part: &(Examples, B::Examples)| {
                 score_part(part, |e| match net {
@@ -401,19 +389,11 @@ fn stages<B: Backend>(
         report(Event::Evaluation { count, neural });
     }
     // Names from each model: characters drawn from P's rows, then from softmax(W)'s.
-    let sample =
-        |probs: &[f32]| sample_names(probs, vocab, config.samples, config.seed, config.rng);
-    let names = sample(&count_model.probs);
-    report(Event::Samples {
-        model: "count",
-        names,
-    });
     let neural_probs = backend.softmax_rows(&neural.model.weights, vocab.len())?;
-    let names = sample(&neural_probs);
-    report(Event::Samples {
-        model: "neural",
-        names,
-    });
+    for (model, probs) in [("count", &count_model.probs), ("neural", &neural_probs)] {
+        let names = sample_names(probs, vocab, config.samples, config.seed, config.rng);
+        report(Event::Samples { model, names });
+    }
     lap(&mut clock, "sampling (softmax_rows, host draws)");
     Ok(TrainSummary {
         count_model,
@@ -434,22 +414,22 @@ fn lap(clock: &mut Instant, stage: &str) {
 #[allow(clippy::large_enum_variant)]
 enum TrainData<'a, B: Backend> {
     Counts(B::Counts, B::Buffer, B::Buffer),
-    Examples(&'a Examples, &'a B::Examples, Descent<B>),
+    Examples(&'a (Examples, B::Examples), Descent<B>),
 }
 
 impl<'a, B: Backend> TrainData<'a, B> {
     fn load(
         backend: &mut B,
-        source: Source<'a, B::Examples>,
+        source: &Source<'a, B::Examples>,
         weights: &[f32],
         config: &TrainConfig,
     ) -> anyhow::Result<TrainData<'a, B>> {
         let counts = match (source, config.effective_gradient()) {
             (Source::Table(table), _) => backend.upload_counts(table)?,
-            (Source::Examples(_, loaded), GradientPath::Counts) => backend.count_table(loaded)?,
-            (Source::Examples(examples, loaded), GradientPath::Examples) => {
+            (Source::Parts(parts), GradientPath::Counts) => backend.count_table(&parts.train.1)?,
+            (Source::Parts(parts), GradientPath::Examples) => {
                 let descent = Descent::new(backend, weights, &config.schedule)?;
-                return Ok(TrainData::Examples(examples, loaded, descent));
+                return Ok(TrainData::Examples(&parts.train, descent));
             }
         };
         let grads = backend.zeros(weights.len())?;
@@ -459,7 +439,7 @@ impl<'a, B: Backend> TrainData<'a, B> {
     fn weights(&self, backend: &mut B) -> anyhow::Result<Vec<f32>> {
         match self {
             TrainData::Counts(_, weights, _) => backend.read(weights),
-            TrainData::Examples(_, _, descent) => backend.read(&descent.weights),
+            TrainData::Examples(_, descent) => backend.read(&descent.weights),
         }
     }
 
@@ -477,8 +457,8 @@ impl<'a, B: Backend> TrainData<'a, B> {
                 backend.count_descent(weights, grads, counts, options, steps, &mut losses)?;
                 backend.read_losses(&losses)
             }
-            TrainData::Examples(examples, loaded, descent) => {
-                let data = (*examples, *loaded);
+            TrainData::Examples((examples, loaded), descent) => {
+                let data = (examples, loaded);
                 descent.steps(backend, data, options, steps, form, &config.schedule)
             }
         }
@@ -502,7 +482,7 @@ impl<'a, B: Backend> TrainData<'a, B> {
                 backend.count_descent(&mut copy, &mut grads, counts, &options, 1, &mut losses)?;
                 Ok(backend.read_losses(&losses)?[0])
             }
-            TrainData::Examples(_, loaded, _) => Ok(backend
+            TrainData::Examples((_, loaded), _) => Ok(backend
                 .loss_and_gradient(weights, loaded, reg, config.form)?
                 .0),
         }
@@ -514,8 +494,7 @@ impl<'a, B: Backend> TrainData<'a, B> {
 /// trained W.
 fn neural_stage<B: Backend>(
     backend: &mut B,
-    source: Source<'_, B::Examples>,
-    dev: Option<&B::Examples>,
+    source: &Source<'_, B::Examples>,
     vocab: &Vocab,
     config: &TrainConfig,
     count_nll: f64,
@@ -531,6 +510,10 @@ fn neural_stage<B: Backend>(
     });
     let mut data = TrainData::load(backend, source, &model.weights, config)
         .with_context(|| format!("training stopped at step {first_step}"))?;
+    let dev = match source {
+        Source::Parts(parts) if !parts.dev.0.is_empty() => Some(&parts.dev.1),
+        _ => None,
+    };
     let run = train_in_chunks(backend, &mut data, model, first_step, dev, config, report)?;
     report(Event::NeuralModel {
         rows,
@@ -594,7 +577,12 @@ fn train_in_chunks<B: Backend>(
         });
         if let Some(bad) = chunk_losses.get(finite) {
             let weights = data.weights(backend)?;
-            return Err(NonFiniteLoss::at(step + finite, bad.total, &weights, form.loss).into());
+            return Err(non_finite_loss(
+                step + finite,
+                bad.total,
+                &weights,
+                form.loss,
+            ));
         }
         losses.extend(chunk_losses);
         let done = losses.len();
@@ -615,8 +603,8 @@ fn train_in_chunks<B: Backend>(
     dev_run.evaluate(backend, dev, &model.weights, end, form, report)?;
     let final_loss = data.loss(backend, &model.weights, config)?;
     if !final_loss.total.is_finite() {
-        let error = NonFiniteLoss::at(end, final_loss.total, &model.weights, form.loss);
-        return Err(error.into());
+        let weights = &model.weights;
+        return Err(non_finite_loss(end, final_loss.total, weights, form.loss));
     }
     // The model kept is the one with the lowest dev loss (the last one without a split).
     let kept_step = dev_run.kept.map(|(step, _, weights)| {
@@ -695,33 +683,14 @@ impl DevRun {
     }
 }
 
-/// The loss stopped being a finite number during training.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum NonFiniteLoss {
-    #[error(
-        "the explicit loss is {value} at step {step} (the logits reach magnitude {largest:.1}): in f32, exp() overflows to infinity above 88.7 and rounds to 0 below -103.9, so the lecture's exp-then-normalize chain breaks down; --loss fused subtracts each row's maximum first and stays finite"
-    )]
-    ExplicitOverflow {
-        step: usize,
-        value: f64,
-        largest: f32,
-    },
-    #[error("the loss is {value} at step {step}: training diverged; try a smaller --lr")]
-    Diverged { step: usize, value: f64 },
-}
-
-impl NonFiniteLoss {
-    /// The loss `value` before `step` with the weights `weights`: the explicit loss's
-    /// overflow while W is finite, else divergence.
-    pub fn at(step: usize, value: f64, weights: &[f32], loss: LossForm) -> NonFiniteLoss {
-        let largest = weights.iter().fold(0.0f32, |m, &w| m.max(w.abs()));
-        match loss {
-            LossForm::Explicit if largest.is_finite() => NonFiniteLoss::ExplicitOverflow {
-                step,
-                value,
-                largest,
-            },
-            _ => NonFiniteLoss::Diverged { step, value },
-        }
+/// The error for the loss `value` before `step`, not a finite number: the explicit loss's
+/// overflow while W is finite, else divergence.
+pub fn non_finite_loss(step: usize, value: f64, weights: &[f32], loss: LossForm) -> anyhow::Error {
+    let largest = weights.iter().fold(0.0f32, |m, &w| m.max(w.abs()));
+    match loss {
+        LossForm::Explicit if largest.is_finite() => anyhow::anyhow!(
+            "the explicit loss is {value} at step {step} (the logits reach magnitude {largest:.1}): in f32, exp() overflows to infinity above 88.7 and rounds to 0 below -103.9, so the lecture's exp-then-normalize chain breaks down; --loss fused subtracts each row's maximum first and stays finite"
+        ),
+        _ => anyhow::anyhow!("the loss is {value} at step {step}: training diverged; try a smaller --lr"),
     }
 }

@@ -8,7 +8,7 @@ use common::{assert_rel, encode, gpus, random_words};
 use makemore::limits::check_context;
 use makemore::split::Split;
 use makemore::tools::sweep::{SweepConfig, SweepModel};
-use makemore::train::{Event, NonFiniteLoss, PartLosses, TrainConfig};
+use makemore::train::{non_finite_loss, Event, PartLosses, TrainConfig};
 use makemore::{Backend, CpuBackend, LossForm, NetForm};
 
 fn loss_only(loss: LossForm) -> NetForm {
@@ -327,7 +327,7 @@ fn large_logits_overflow_the_explicit_loss_only() {
         assert!(!explicit.is_finite(), "explicit {explicit}");
     }
     // The pipeline turns it into an error that says why, instead of printing NaN.
-    let err = NonFiniteLoss::at(0, f64::NAN, &weights, LossForm::Explicit).to_string();
+    let err = non_finite_loss(0, f64::NAN, &weights, LossForm::Explicit).to_string();
     assert!(
         err.contains("--loss fused") && err.contains("step 0"),
         "{err}"
