@@ -542,14 +542,22 @@ fn train_in_chunks<B: Backend>(
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<NeuralRun> {
     let (steps, form) = (config.steps, config.form);
-    let (chunk_len, eval_every) = match config.full_batch_sgd() {
-        true => (
-            (steps / 10).clamp(1, 100),
-            dev.map_or(0, |_| config.eval_every),
-        ),
-        false => (steps.max(1), 0),
+    let sgd = config.full_batch_sgd();
+    let chunk_len = if sgd {
+        (steps / 10).clamp(1, 100)
+    } else {
+        steps.max(1)
     };
-    let mut dev_run = DevRun::default();
+    let eval_every = if sgd && dev.is_some() {
+        config.eval_every
+    } else {
+        0
+    };
+    let mut dev_run = DevRun {
+        dev,
+        losses: Vec::new(),
+        kept: None,
+    };
     let (start, mut losses) = (Instant::now(), Vec::new());
     while losses.len() < steps {
         let (done, chunk_start) = (losses.len(), Instant::now());
@@ -565,46 +573,37 @@ fn train_in_chunks<B: Backend>(
             .with_context(|| format!("training stopped at step {step}"))?;
         let ms = chunk_start.elapsed().as_secs_f64() * 1e3;
         log::debug!("steps {step}..{}: {ms:.1} ms", step + chunk);
-        let finite = chunk_losses
-            .iter()
-            .take_while(|l| l.total.is_finite())
-            .count();
+        let bad = chunk_losses.iter().position(|l| !l.total.is_finite());
+        let finite = bad.unwrap_or(chunk_losses.len());
         report(Event::Progress {
             first_step: step,
             losses: chunk_losses[..finite].to_vec(),
             remaining: steps - done - finite,
             steps_per_second: (done + finite) as f64 / start.elapsed().as_secs_f64(),
         });
-        if let Some(bad) = chunk_losses.get(finite) {
-            let weights = data.weights(backend)?;
+        if bad.is_some() {
+            let w = data.weights(backend)?;
             return Err(non_finite_loss(
                 step + finite,
-                bad.total,
-                &weights,
-                form.loss,
+                chunk_losses[finite].total,
+                &w,
+                form,
             ));
         }
         losses.extend(chunk_losses);
         let done = losses.len();
         if eval_every > 0 && done % eval_every == 0 && done < steps {
             model.weights = data.weights(backend)?;
-            dev_run.evaluate(
-                backend,
-                dev,
-                &model.weights,
-                first_step + done,
-                form,
-                report,
-            )?;
+            dev_run.evaluate(backend, &model.weights, first_step + done, form, report)?;
         }
     }
     model.weights = data.weights(backend)?;
     let end = first_step + losses.len();
-    dev_run.evaluate(backend, dev, &model.weights, end, form, report)?;
+    dev_run.evaluate(backend, &model.weights, end, form, report)?;
     let final_loss = data.loss(backend, &model.weights, config)?;
     if !final_loss.total.is_finite() {
-        let weights = &model.weights;
-        return Err(non_finite_loss(end, final_loss.total, weights, form.loss));
+        let w = &model.weights;
+        return Err(non_finite_loss(end, final_loss.total, w, form));
     }
     // The model kept is the one with the lowest dev loss (the last one without a split).
     let kept_step = dev_run.kept.map(|(step, _, weights)| {
@@ -654,24 +653,23 @@ fn initial_model(vocab: &Vocab, config: &TrainConfig) -> anyhow::Result<(NeuralM
 
 /// The dev losses so far: (steps taken, dev loss) at each evaluation, and the weights with
 /// the lowest: (steps taken, dev loss, W).
-#[derive(Default)]
-struct DevRun {
+struct DevRun<'a, E> {
+    dev: Option<&'a E>,
     losses: Vec<(usize, f64)>,
     kept: Option<(usize, f64, Vec<f32>)>,
 }
 
-impl DevRun {
+impl<E> DevRun<'_, E> {
     /// The dev loss of `weights` after `step` steps; keeps them when it is the lowest so far.
-    fn evaluate<B: Backend>(
+    fn evaluate<B: Backend<Examples = E>>(
         &mut self,
         backend: &mut B,
-        dev: Option<&B::Examples>,
         weights: &[f32],
         step: usize,
         form: NetForm,
         report: &mut dyn FnMut(Event),
     ) -> anyhow::Result<()> {
-        let Some(dev) = dev else { return Ok(()) };
+        let Some(dev) = self.dev else { return Ok(()) };
         let loss = backend.forward_loss(weights, dev, form)?;
         let best = self.kept.as_ref().is_none_or(|k| loss < k.1);
         if best {
@@ -685,9 +683,9 @@ impl DevRun {
 
 /// The error for the loss `value` before `step`, not a finite number: the explicit loss's
 /// overflow while W is finite, else divergence.
-pub fn non_finite_loss(step: usize, value: f64, weights: &[f32], loss: LossForm) -> anyhow::Error {
+pub fn non_finite_loss(step: usize, value: f64, weights: &[f32], form: NetForm) -> anyhow::Error {
     let largest = weights.iter().fold(0.0f32, |m, &w| m.max(w.abs()));
-    match loss {
+    match form.loss {
         LossForm::Explicit if largest.is_finite() => anyhow::anyhow!(
             "the explicit loss is {value} at step {step} (the logits reach magnitude {largest:.1}): in f32, exp() overflows to infinity above 88.7 and rounds to 0 below -103.9, so the lecture's exp-then-normalize chain breaks down; --loss fused subtracts each row's maximum first and stays finite"
         ),

@@ -327,7 +327,7 @@ fn large_logits_overflow_the_explicit_loss_only() {
         assert!(!explicit.is_finite(), "explicit {explicit}");
     }
     // The pipeline turns it into an error that says why, instead of printing NaN.
-    let err = non_finite_loss(0, f64::NAN, &weights, LossForm::Explicit).to_string();
+    let err = non_finite_loss(0, f64::NAN, &weights, loss_only(LossForm::Explicit)).to_string();
     assert!(
         err.contains("--loss fused") && err.contains("step 0"),
         "{err}"
