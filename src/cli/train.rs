@@ -136,10 +136,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .then(|| Checkpoint::load(&args.work_dir))
         .transpose()?;
     // Resuming without --input continues on the words the checkpoint was trained on.
-    let input = args
-        .input
-        .clone()
-        .or_else(|| saved.as_ref().and_then(|c| c.settings.input.clone()));
+    let input = args.input.clone();
+    let input = input.or_else(|| saved.as_ref()?.settings.input.clone());
     // The log so far, read before training so that a bad one stops the run early.
     let earlier_log = match &saved {
         Some(_) if args.work_dir.join(LOG_FILE).exists() => load_log(&args.work_dir)?,
@@ -153,12 +151,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         source: args.work_dir.join(MODEL_FILE).display().to_string(),
     });
     let config = train_config(args, resume)?;
-    let data = read_input(input.as_ref(), &config)?;
+    let data = read_input(args, input.as_ref(), &config)?;
     let source = match &input {
         Some(path) => path.display().to_string(),
         None => "the built-in names (2018 US baby names)".to_string(),
     };
-    check_input_size(args, &config, &data)?;
     let (mut backend, notice) = Chosen::open(args.device.into())?;
     let description = on_backend!(&backend, |b| b.describe());
     if let Some(notice) = notice {
@@ -178,7 +175,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         (summary, b.transfers())
     });
     let paths = save_run(args, &config, input.as_deref(), &summary, earlier_log)?;
-    let paths = paths.map(|p| p.display().to_string());
     printer.saved(&summary, transfers, &paths, start.elapsed().as_secs_f64());
     Ok(())
 }
@@ -186,6 +182,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 /// The pipeline's settings from the flags.
 fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConfig> {
     let adamw = args.optimizer == OptimizerFlag::Adamw;
+    let lr = if adamw { ADAMW_DEFAULT_LR } else { 50.0 };
     Ok(TrainConfig {
         context_len: args.context as usize,
         smoothing: args.smoothing,
@@ -193,9 +190,7 @@ fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConf
         rng: args.rng.into(),
         steps: args.steps,
         options: TrainOptions {
-            lr: args
-                .lr
-                .unwrap_or(if adamw { ADAMW_DEFAULT_LR } else { 50.0 }),
+            lr: args.lr.unwrap_or(lr),
             reg: args.reg,
         },
         gradient: args.grad,
@@ -227,45 +222,38 @@ fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConf
     })
 }
 
-/// The words, or the first pass over a file the counts path reads in blocks.
-fn read_input(input: Option<&PathBuf>, config: &TrainConfig) -> anyhow::Result<Input> {
-    Ok(match input {
+/// The words, or the first pass over a file the counts path reads in blocks; counts that
+/// memory could not hold, and alphabets past the limit, refused before any work.
+fn read_input(args: &Args, input: Option<&PathBuf>, config: &TrainConfig) -> anyhow::Result<Input> {
+    let check = |train_examples: usize, vocab_len: usize| -> anyhow::Result<()> {
+        check_run_counts(args.steps, args.samples, args.batch_size, train_examples)
+            .map_err(anyhow::Error::msg)?;
+        Ok(check_vocab(vocab_len)?)
+    };
+    let words = match input {
         Some(path) if config.streams() => {
             let scan_start = Instant::now();
             let scan = corpus::scan(path, corpus::chunk_bytes())?;
             let ms = scan_start.elapsed().as_secs_f64() * 1e3;
             log::debug!("first pass (blocks read, UTF-8, words, vocabulary): {ms:.1} ms");
-            Input::Streamed(path.clone(), scan)
+            let pairs = usize::try_from(scan.examples).unwrap_or(usize::MAX);
+            check(pairs, scan.vocab.len())?;
+            return Ok(Input::Streamed(path.clone(), scan));
         }
         Some(path) => {
             let instead = "on its default path (no --split, gradient from counts) train reads \
                            a file of any size in blocks";
-            Input::Words(read_words_held(path, instead)?)
+            read_words_held(path, instead)?
         }
-        None => Input::Words(builtin_words()),
-    })
-}
-
-/// Counts that memory could not hold, and alphabets past the limit, refused before any work.
-fn check_input_size(args: &Args, config: &TrainConfig, data: &Input) -> anyhow::Result<()> {
-    let (train_examples, vocab_len) = match data {
-        Input::Words(words) => {
-            let train = config
-                .split
-                .map(|split| split.apply(words, config.seed).train);
-            let train = train.as_deref().unwrap_or(words);
-            let examples = train.iter().map(|w| w.chars().count() + 1).sum();
-            (examples, Vocab::from_words(words).len())
-        }
-        Input::Streamed(_, scan) => (
-            usize::try_from(scan.examples).unwrap_or(usize::MAX),
-            scan.vocab.len(),
-        ),
+        None => builtin_words(),
     };
-    check_run_counts(args.steps, args.samples, args.batch_size, train_examples)
-        .map_err(anyhow::Error::msg)?;
-    check_vocab(vocab_len)?;
-    Ok(())
+    let train = config.split.map(|s| s.apply(&words, config.seed).train);
+    let train = train.as_deref().unwrap_or(&words);
+    check(
+        train.iter().map(|w| w.chars().count() + 1).sum(),
+        Vocab::from_words(&words).len(),
+    )?;
+    Ok(Input::Words(words))
 }
 
 /// Writes both models and the loss log into the work directory; returns their paths.
@@ -275,7 +263,7 @@ fn save_run(
     input: Option<&Path>,
     summary: &TrainSummary,
     mut log: Vec<LogEntry>,
-) -> anyhow::Result<[PathBuf; 2]> {
+) -> anyhow::Result<[String; 2]> {
     let input = input
         .map(|p| {
             std::fs::canonicalize(p).with_context(|| format!("cannot resolve {}", p.display()))
@@ -301,28 +289,22 @@ fn save_run(
         weights: run.model.weights.clone(),
         neural_probs: summary.neural_probs.clone(),
     };
-    // Entries of steps this run has redone (a resume from an older checkpoint) are replaced.
+    // Entries of steps this run has redone (a resume from an older checkpoint) are replaced:
+    // one per step of this run, and one for the weights training ended with if their dev loss
+    // was measured.
     log.retain(|e| e.step < run.first_step);
     let dev_at = |step| run.dev_losses.iter().find(|(s, _)| *s == step).map(|d| d.1);
-    log.extend(
-        run.losses
-            .iter()
-            .zip(run.first_step..)
-            .map(|(&loss, step)| LogEntry {
-                step,
-                loss,
-                dev_loss: dev_at(step),
-            }),
-    );
-    // The dev loss after the last step belongs to the weights training ended with.
-    if let Some(dev_loss) = dev_at(end) {
-        log.push(LogEntry {
-            step: end,
-            loss: run.final_loss,
-            dev_loss: Some(dev_loss),
-        });
-    }
-    let (model, log) = checkpoint::save_run(&args.work_dir, &mut checkpoint, &log)?;
-    log::debug!("saved {} and {}", model.display(), log.display());
-    Ok([model, log])
+    let losses = run
+        .losses
+        .iter()
+        .chain([&run.final_loss])
+        .zip(run.first_step..);
+    let entries = losses.map(|(&loss, step)| LogEntry {
+        step,
+        loss,
+        dev_loss: dev_at(step),
+    });
+    log.extend(entries.filter(|e| e.step < end || e.dev_loss.is_some()));
+    let paths = checkpoint::save_run(&args.work_dir, &mut checkpoint, &log)?;
+    Ok([paths.0, paths.1].map(|p| p.display().to_string()))
 }
