@@ -70,9 +70,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // One line: the error and its causes, outermost first.
-            let chain: Vec<String> = error.chain().map(|e| e.to_string()).collect();
-            eprintln!("error: {}", chain.join(": "));
+            // One line: the error and its causes, outermost first, joined by ": ".
+            eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }

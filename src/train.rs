@@ -120,14 +120,6 @@ impl Default for TrainConfig {
     }
 }
 
-/// A model's mean NLL on each part of the split; `None` for an empty part.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PartLosses {
-    pub train: Option<f64>,
-    pub dev: Option<f64>,
-    pub test: Option<f64>,
-}
-
 /// The parts of the split, encoded and loaded on the backend.
 pub struct LoadedParts<E> {
     pub words: SplitWords,
@@ -172,10 +164,7 @@ pub fn score_part<E>(
     part: &(Examples, E),
     mut score: impl FnMut(&E) -> anyhow::Result<f64>,
 ) -> anyhow::Result<Option<f64>> {
-    match part.0.is_empty() {
-        true => Ok(None),
-        false => Ok(Some(score(&part.1)?)),
-    }
+    (!part.0.is_empty()).then(|| score(&part.1)).transpose()
 }
 
 /// A stage of the pipeline, finished. The settings of the run are the [`TrainConfig`]'s.
@@ -194,7 +183,6 @@ pub enum Event {
         examples: [usize; 3],
     },
     CountModel {
-        smoothing: f32,
         nll: Nll,
         distinct_pairs: usize,
         most_frequent: Vec<(String, u32)>,
@@ -227,10 +215,11 @@ pub enum Event {
         model: &'static str,
         names: Vec<String>,
     },
-    /// With `--split`: both models, trained on train, scored on every part.
+    /// With `--split`: both models, trained on train, scored by their mean NLL on train, dev
+    /// and test (`None` for an empty part).
     Evaluation {
-        count: PartLosses,
-        neural: PartLosses,
+        count: [Option<f64>; 3],
+        neural: [Option<f64>; 3],
     },
 }
 
@@ -320,14 +309,10 @@ pub fn run_streamed<B: Backend>(
     });
     let mut clock = Instant::now();
     let mut pairs = PairEncoder::open(path, scan, k, chunk_bytes)?;
-    let table = CountTable::new(
-        backend.count_pair_batches(pairs.num_rows(), v, &mut pairs)?,
-        v,
-    );
-    lap(
-        &mut clock,
-        "count table (blocks read, encoded, count_pairs)",
-    );
+    let counts = backend.count_pair_batches(pairs.num_rows(), v, &mut pairs)?;
+    let table = CountTable::new(counts, v);
+    let stage = "count table (blocks read, encoded, count_pairs)";
+    lap(&mut clock, stage);
     let source = Source::Table(&table);
     stages(backend, source, &scan.vocab, config, clock, report)
 }
@@ -366,7 +351,6 @@ fn stages<B: Backend>(
     };
     lap(&mut clock, "count model");
     report(Event::CountModel {
-        smoothing: config.smoothing,
         nll,
         distinct_pairs: count_model.distinct_pairs(),
         most_frequent: count_model.most_frequent(config.top_pairs),
@@ -374,16 +358,14 @@ fn stages<B: Backend>(
     let neural = neural_stage(backend, &source, vocab, config, nll.mean(), report)?;
     lap(&mut clock, "training");
     if let (Source::Parts(parts), Some(_)) = (source, config.split) {
-        let mut score = |net: bool| -> anyhow::Result<PartLosses> {
+        let mut score = |net: bool| -> anyhow::Result<[Option<f64>; 3]> {
             let mut part = |part: &(Examples, B::Examples)| {
                 score_part(part, |e| match net {
                     true => backend.forward_loss(&neural.model.weights, e, config.form),
                     false => Ok(backend.mean_nll(&count_model.probs, e)?.mean()),
                 })
             };
-            let (train, dev) = (part(&parts.train)?, part(&parts.dev)?);
-            let test = part(&parts.test)?;
-            Ok(PartLosses { train, dev, test })
+            Ok([part(&parts.train)?, part(&parts.dev)?, part(&parts.test)?])
         };
         let (count, neural) = (score(false)?, score(true)?);
         report(Event::Evaluation { count, neural });

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{finite_or_null, format_loss, say, thousands};
 use makemore::backend::{LossForm, StepLoss, Transfers};
 use makemore::optim::Optimizer;
-use makemore::train::{Event, PartLosses, TrainConfig, TrainSummary};
+use makemore::train::{Event, TrainConfig, TrainSummary};
 
 /// Prints `train`'s events, with a progress bar while training when a person is watching.
 pub struct Printer<'a> {
@@ -18,8 +18,6 @@ pub struct Printer<'a> {
     /// Stdout and stderr are terminals, and neither --quiet nor --json.
     use_bar: bool,
     bar: Option<ProgressBar>,
-    /// Plain lines: the loss of every `every`-th step of this run.
-    every: usize,
     first_step: usize,
 }
 
@@ -31,7 +29,6 @@ impl Printer<'_> {
             json,
             use_bar: terminal && !json && !quiet,
             bar: None,
-            every: 1,
             first_step: 0,
         }
     }
@@ -65,13 +62,16 @@ impl Printer<'_> {
                 steps_per_second,
             } => self.progress(*first_step, losses, *remaining, *steps_per_second),
             Event::DevLoss { step, loss, best } => self.dev_loss(*step, *loss, *best),
-            _ => text(event),
+            _ => text(event, self.config),
         }
     }
 
-    /// The loss before each step: every `every`-th step as a line, or the last one on the bar.
+    /// The loss before each step: every tenth of the run as a line, or the last one on the bar.
     fn progress(&mut self, first_step: usize, losses: &[StepLoss], remaining: usize, speed: f64) {
-        let done = first_step + losses.len() - self.first_step;
+        let (done, steps) = (
+            first_step + losses.len() - self.first_step,
+            self.config.steps,
+        );
         if let Some(bar) = &self.bar {
             if let Some(last) = losses.last() {
                 bar.set_message(format!("loss {:.6}  {speed:.1} steps/s", last.total));
@@ -83,7 +83,7 @@ impl Printer<'_> {
         } else {
             for (i, loss) in losses.iter().enumerate() {
                 let run_step = first_step + i - self.first_step;
-                if run_step.is_multiple_of(self.every) || run_step + 1 == self.config.steps {
+                if run_step.is_multiple_of((steps / 10).max(1)) || run_step + 1 == steps {
                     let (step, data) = (first_step + i, loss.data);
                     say!("  step {step:>5}  loss {:.6}  (data {data:.6})", loss.total);
                 }
@@ -107,7 +107,6 @@ impl Printer<'_> {
             options.reg,
             form_note(self.config),
         );
-        self.every = (steps / 10).max(1);
         self.first_step = first_step;
         if self.use_bar && steps > 0 {
             let template = "  {bar:30.cyan/blue} step {pos}/{len}  {msg}  {elapsed}";
@@ -130,19 +129,14 @@ impl Printer<'_> {
     pub fn saved(&self, summary: &TrainSummary, transfers: Transfers, paths: &[String; 2], s: f64) {
         let [model_path, log_path] = paths;
         let run = &summary.neural;
-        let Transfers {
-            uploads,
-            upload_bytes,
-            readbacks,
-            readback_bytes,
-        } = transfers;
+        let t = transfers;
         if self.json {
             let line = json!({"event": "summary", "count_nll": finite_or_null(summary.count_nll),
                 "final_loss": run.final_loss.total, "final_data_loss": run.final_loss.data,
                 "steps": run.first_step + run.losses.len(), "kept_step": run.kept_step,
                 "checkpoint": model_path, "log": log_path,
-                "transfers": {"uploads": uploads, "upload_bytes": upload_bytes,
-                    "readbacks": readbacks, "readback_bytes": readback_bytes},
+                "transfers": {"uploads": t.uploads, "upload_bytes": t.upload_bytes,
+                    "readbacks": t.readbacks, "readback_bytes": t.readback_bytes},
                 "seconds": s});
             say!("{line}");
         } else {
@@ -150,8 +144,9 @@ impl Printer<'_> {
                 Some(step) => format!(" (the weights after step {step}: the lowest dev loss)"),
                 None => String::new(),
             };
-            let (up, down) = (bytes(upload_bytes), bytes(readback_bytes));
-            say!("\ntransfers  {uploads} uploads ({up}), {readbacks} readbacks ({down})");
+            let (ups, up, downs) = (t.uploads, bytes(t.upload_bytes), t.readbacks);
+            let down = bytes(t.readback_bytes);
+            say!("\ntransfers  {ups} uploads ({up}), {downs} readbacks ({down})");
             say!("saved    {model_path}{kept} and {log_path}");
             say!("done in {s:.2} s");
         }
@@ -159,7 +154,7 @@ impl Printer<'_> {
 }
 
 /// The stages besides training's progress, as text.
-fn text(event: &Event) {
+fn text(event: &Event, config: &TrainConfig) {
     match event {
         Event::Data {
             source,
@@ -184,12 +179,11 @@ fn text(event: &Event) {
             say!("split    {split}: train {w0} words ({e0} examples), dev {w1} ({e1}), test {w2} ({e2})");
         }
         Event::CountModel {
-            smoothing,
             nll,
             distinct_pairs,
             most_frequent,
         } => {
-            say!("\ncount model (smoothing {smoothing})");
+            say!("\ncount model (smoothing {})", config.smoothing);
             let impossible = match nll.impossible {
                 0 => String::new(),
                 n => format!(" ({} examples have probability 0)", thousands(n as usize)),
@@ -219,7 +213,7 @@ fn text(event: &Event) {
             let (model, train, dev, test) = ("model", "train", "dev", "test");
             say!("  {model:<8} {train:>10} {dev:>10} {test:>10}");
             for (name, l) in [("count", count), ("neural", neural)] {
-                let (train, dev, test) = (part(l.train), part(l.dev), part(l.test));
+                let [train, dev, test] = l.map(part);
                 say!("  {name:<8} {train:>10} {dev:>10} {test:>10}");
             }
         }
@@ -254,11 +248,10 @@ fn json_line(event: &Event, config: &TrainConfig) -> Option<serde_json::Value> {
             "dev_words": w[1], "test_words": w[2], "train_examples": e[0],
             "dev_examples": e[1], "test_examples": e[2]}),
         Event::CountModel {
-            smoothing,
             nll,
             distinct_pairs,
             most_frequent,
-        } => json!({"event": "count_model", "smoothing": smoothing,
+        } => json!({"event": "count_model", "smoothing": config.smoothing,
             "nll": finite_or_null(nll.mean()), "impossible_examples": nll.impossible,
             "distinct_pairs": distinct_pairs,
             "most_frequent": most_frequent.iter().map(|(p, n)| json!([p, n])).collect::<Vec<_>>()}),
@@ -283,9 +276,10 @@ fn json_line(event: &Event, config: &TrainConfig) -> Option<serde_json::Value> {
             "batch_size": config.schedule.batch_size,
             "optimizer": optimizer_name(config.schedule.optimizer)}),
         Event::Evaluation { count, neural } => {
-            let part = |l: &PartLosses| {
-                let value = |x: Option<f64>| x.map_or(serde_json::Value::Null, finite_or_null);
-                json!({"train": value(l.train), "dev": value(l.dev), "test": value(l.test)})
+            let part = |l: &[Option<f64>; 3]| {
+                let [train, dev, test] =
+                    l.map(|x| x.map_or(serde_json::Value::Null, finite_or_null));
+                json!({"train": train, "dev": dev, "test": test})
             };
             json!({"event": "evaluation", "count_nll": part(count), "neural_nll": part(neural)})
         }
