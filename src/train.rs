@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
+use crate::checkpoint::Checkpoint;
 use crate::corpus::{check_countable, CountTable, PairEncoder, Scan};
 use crate::data::{Examples, Vocab, WordStats};
 use crate::limits::check_context;
@@ -16,14 +17,10 @@ use crate::rng::RngKind;
 use crate::sample::sample_names;
 use crate::split::{Split, SplitWords};
 
-/// A saved run that training continues (`--resume`): its W, what W was trained with, and
-/// where it is (for error messages).
+/// A saved run that training continues (`--resume`), and where it is (for error messages).
 #[derive(Clone, Debug)]
 pub struct Resume {
-    pub vocab: Vocab,
-    pub context_len: usize,
-    pub weights: Vec<f32>,
-    pub steps_done: usize,
+    pub checkpoint: Checkpoint,
     pub source: String,
 }
 
@@ -606,31 +603,30 @@ fn train_in_chunks<B: Backend>(
 /// context length are checked against the data's; and the steps already taken.
 fn initial_model(vocab: &Vocab, config: &TrainConfig) -> anyhow::Result<(NeuralModel, usize)> {
     let k = config.context_len;
-    let Some(resume) = &config.resume else {
+    let Some(Resume { checkpoint, source }) = &config.resume else {
         return Ok((NeuralModel::init(vocab, k, config.seed, config.rng), 0));
     };
+    let saved = &checkpoint.settings;
     anyhow::ensure!(
-        resume.vocab == *vocab,
-        "{} was trained on a vocabulary of {} symbols ({}), this input has {} ({}); resume with the same words or train without --resume",
-        resume.source,
-        resume.vocab.len(),
-        resume.vocab,
+        saved.vocab == *vocab,
+        "{source} was trained on a vocabulary of {} symbols ({}), this input has {} ({}); resume with the same words or train without --resume",
+        saved.vocab.len(),
+        saved.vocab,
         vocab.len(),
         vocab
     );
     anyhow::ensure!(
-        resume.context_len == k,
-        "{} was trained with --context {}, not {k}",
-        resume.source,
-        resume.context_len
+        saved.context_len == k,
+        "{source} was trained with --context {}, not {k}",
+        saved.context_len
     );
-    let weights = resume.weights.clone();
+    let weights = checkpoint.weights.clone();
     let model = NeuralModel {
         vocab: vocab.clone(),
         context_len: k,
         weights,
     };
-    Ok((model, resume.steps_done))
+    Ok((model, saved.steps))
 }
 
 /// The dev losses so far: (steps taken, dev loss) at each evaluation, and the weights with

@@ -143,13 +143,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Some(_) if args.work_dir.join(LOG_FILE).exists() => load_log(&args.work_dir)?,
         _ => Vec::new(),
     };
-    let resume = saved.map(|c| Resume {
-        vocab: c.settings.vocab,
-        context_len: c.settings.context_len,
-        weights: c.weights,
-        steps_done: c.settings.steps,
-        source: args.work_dir.join(MODEL_FILE).display().to_string(),
-    });
+    let source = args.work_dir.join(MODEL_FILE).display().to_string();
+    let resume = saved.map(|checkpoint| Resume { checkpoint, source });
     let config = train_config(args, resume)?;
     let data = read_input(args, input.as_ref(), &config)?;
     let source = match &input {
