@@ -521,16 +521,10 @@ fn train_in_chunks<B: Backend>(
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<NeuralRun> {
     let (steps, form) = (config.steps, config.form);
-    let sgd = config.full_batch_sgd();
-    let chunk_len = if sgd {
-        (steps / 10).clamp(1, 100)
-    } else {
-        steps.max(1)
-    };
-    let eval_every = if sgd && dev.is_some() {
-        config.eval_every
-    } else {
-        0
+    let eval_every = dev.map_or(0, |_| config.eval_every);
+    let (chunk_len, eval_every) = match config.full_batch_sgd() {
+        true => ((steps / 10).clamp(1, 100), eval_every),
+        false => (steps.max(1), 0),
     };
     let mut dev_run = DevRun {
         dev,
@@ -552,22 +546,17 @@ fn train_in_chunks<B: Backend>(
             .with_context(|| format!("training stopped at step {step}"))?;
         let ms = chunk_start.elapsed().as_secs_f64() * 1e3;
         log::debug!("steps {step}..{}: {ms:.1} ms", step + chunk);
-        let bad = chunk_losses.iter().position(|l| !l.total.is_finite());
-        let finite = bad.unwrap_or(chunk_losses.len());
+        let first_bad = chunk_losses.iter().position(|l| !l.total.is_finite());
+        let finite = first_bad.unwrap_or(chunk_losses.len());
         report(Event::Progress {
             first_step: step,
             losses: chunk_losses[..finite].to_vec(),
             remaining: steps - done - finite,
             steps_per_second: (done + finite) as f64 / start.elapsed().as_secs_f64(),
         });
-        if bad.is_some() {
-            let w = data.weights(backend)?;
-            return Err(non_finite_loss(
-                step + finite,
-                chunk_losses[finite].total,
-                &w,
-                form,
-            ));
+        if let Some(bad) = first_bad {
+            let (w, value) = (data.weights(backend)?, chunk_losses[bad].total);
+            return Err(non_finite_loss(step + bad, value, &w, form));
         }
         losses.extend(chunk_losses);
         let done = losses.len();

@@ -192,11 +192,8 @@ fn text(event: &Event, config: &TrainConfig) {
             say!("  mean NLL {mean} over {examples} examples{impossible}");
             let pair = |(p, n): &(String, u32)| format!("{p} {}", thousands(*n as usize));
             let top: Vec<_> = most_frequent.iter().map(pair).collect();
-            let distinct = thousands(*distinct_pairs);
-            say!(
-                "  {distinct} distinct pairs; most frequent: {}",
-                top.join(", ")
-            );
+            let (distinct, top) = (thousands(*distinct_pairs), top.join(", "));
+            say!("  {distinct} distinct pairs; most frequent: {top}");
         }
         Event::NeuralModel {
             final_loss: last,
@@ -320,16 +317,14 @@ fn optimizer_name(optimizer: Optimizer) -> &'static str {
 /// the lecture's settings, and the gradient path.
 fn form_note(config: &TrainConfig) -> String {
     let (form, schedule) = (config.form, config.schedule);
+    let gradient = config.effective_gradient().name();
     let notes = [
         (form.loss == LossForm::Explicit).then(|| "explicit loss".to_string()),
         form.one_hot.then(|| "one-hot".to_string()),
         (schedule.batch_size > 0).then(|| format!("batches of {}", schedule.batch_size)),
         (schedule.optimizer != Optimizer::Sgd)
             .then(|| optimizer_name(schedule.optimizer).to_string()),
-        Some(format!(
-            "gradient from {}",
-            config.effective_gradient().name()
-        )),
+        Some(format!("gradient from {gradient}")),
     ];
     notes.iter().flatten().map(|n| format!(", {n}")).collect()
 }
