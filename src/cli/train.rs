@@ -75,7 +75,7 @@ pub struct Args {
     reg: f32,
     /// How each step's full-batch gradient is computed: from the count matrix (same losses,
     /// O(V^K * V) per step) or example by example as the lecture does (O(n * V) per step).
-    #[arg(long = "grad", value_enum, default_value_t = GradientPath::Counts)]
+    #[arg(long, value_enum, default_value_t = GradientPath::Counts)]
     grad: GradientPath,
     /// Names to sample from each model.
     #[arg(long, default_value_t = 10)]
@@ -143,8 +143,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Some(_) if args.work_dir.join(LOG_FILE).exists() => load_log(&args.work_dir)?,
         _ => Vec::new(),
     };
-    let source = args.work_dir.join(MODEL_FILE).display().to_string();
-    let resume = saved.map(|checkpoint| Resume { checkpoint, source });
+    let resume = saved.map(|checkpoint| Resume {
+        checkpoint,
+        source: args.work_dir.join(MODEL_FILE).display().to_string(),
+    });
     let config = train_config(args, resume)?;
     let data = read_input(args, input.as_ref(), &config)?;
     let source = match &input {
