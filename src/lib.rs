@@ -1,11 +1,8 @@
 //! makemore-wgpu: the character-level language models of Karpathy's "building makemore"
-//! (part 1), with every piece of arithmetic in WGSL compute shaders run through wgpu.
+//! (part 1), every piece of arithmetic in WGSL compute shaders run through wgpu.
 //!
-//! The data path, one module per stage:
-//! [`data`] (text, vocabulary, examples) -> [`backend`] (the operations, on [`gpu`] or on the
-//! [`cpu`] reference) -> [`model`] (count model, neural model) -> [`sample`] (names).
-//! [`train`] runs the whole path as the `train` command does, or the counts path on a file
-//! read in blocks by [`corpus`], holding only the count table.
+//! [`data`] (or [`corpus`], a file read in blocks) -> [`backend`] (the kernels, on [`gpu`] or
+//! [`cpu`]) -> [`model`] -> [`sample`]; [`train`] runs that path as the `train` command does.
 //! [`tools`] are built on that core: bench, kernel times, check, lecture, sweep, plot.
 
 pub mod adamw;

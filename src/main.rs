@@ -5,7 +5,7 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
 #[derive(Parser)]
 #[command(
@@ -18,12 +18,6 @@ use clap::{Parser, Subcommand};
   makemore eval --word andrejq      # how likely the model finds a word, pair by pair
   makemore plot counts              # out/counts.png: the count matrix, as in the lecture"
 )]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
 enum Command {
     /// Count bigrams, train the neural net, print losses and sample names.
     #[command(after_help = cli::train::EXAMPLE)]
@@ -56,7 +50,7 @@ enum Command {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let result = match Cli::parse().command {
+    let result = match Command::parse() {
         Command::Train(args) => cli::train::run(&args),
         Command::Lecture(args) => cli::lecture::run(&args),
         Command::Sample(args) => cli::sample::run(&args),
@@ -70,9 +64,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // One line: the error and its causes, outermost first.
-            let chain: Vec<String> = error.chain().map(|e| e.to_string()).collect();
-            eprintln!("error: {}", chain.join(": "));
+            // One line: the error and its causes, outermost first, joined by ": ".
+            eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }

@@ -23,18 +23,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         say!("no adapters found (WGPU_BACKEND limits the search to some backends)");
     }
     for (i, a) in adapters.iter().enumerate() {
-        if args.json {
-            let line = json!({"index": i, "name": a.name, "backend": a.backend,
-                "type": a.device_type, "driver": a.driver});
-            say!("{line}");
-        } else {
-            say!(
-                "{i}: {} ({}, {}) {}",
-                a.name,
-                a.backend,
-                a.device_type,
-                a.driver
-            );
+        let (name, backend, kind, driver) = (&a.name, &a.backend, &a.device_type, &a.driver);
+        match args.json {
+            true => say!(
+                "{}",
+                json!({"index": i, "name": name, "backend": backend, "type": kind, "driver": driver})
+            ),
+            false => say!("{i}: {name} ({backend}, {kind}) {driver}"),
         }
     }
     Ok(())

@@ -11,22 +11,15 @@ pub mod sample;
 pub mod sweep;
 pub mod train;
 
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use makemore::checkpoint::Checkpoint;
+use makemore::data::{builtin_words, read_words};
 use makemore::{DeviceChoice, RngKind};
 
-/// `println!` that exits quietly when stdout is closed (`makemore train | head`).
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
-        }
-    }};
-}
-pub(crate) use say;
-
-/// [`say!`] without the newline.
+/// `print!` that exits quietly when stdout is closed (`makemore train | head`).
 macro_rules! put {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -38,6 +31,14 @@ macro_rules! put {
     }};
 }
 pub(crate) use put;
+
+/// [`put!`] with a newline.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::put!("{}\n", format_args!($($arg)*))
+    };
+}
+pub(crate) use say;
 
 /// The `--device` flag.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -93,15 +94,13 @@ pub fn positive(s: &str) -> Result<f32, String> {
 
 /// 228146 -> "228,146".
 pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
+    let digits = n.to_string().into_bytes();
+    let groups: Vec<_> = digits
+        .rchunks(3)
+        .rev()
+        .map(String::from_utf8_lossy)
+        .collect();
+    groups.join(",")
 }
 
 /// A loss with six decimals, or `inf`.
@@ -140,7 +139,7 @@ impl ModelFlag {
     }
 
     /// The probability table of this model in a checkpoint.
-    pub fn probs(self, checkpoint: &makemore::checkpoint::Checkpoint) -> &[f32] {
+    pub fn probs(self, checkpoint: &Checkpoint) -> &[f32] {
         match self {
             ModelFlag::Count => &checkpoint.probs,
             ModelFlag::Neural => &checkpoint.neural_probs,
@@ -150,49 +149,34 @@ impl ModelFlag {
 
 /// The words of a file that the command holds whole, with its examples: refused first, in one
 /// line saying what to do `instead`, when they would not fit in the memory available.
-pub fn read_words_held(
-    path: &std::path::Path,
-    instead: &'static str,
-) -> anyhow::Result<Vec<String>> {
+pub fn read_words_held(path: &Path, instead: &'static str) -> anyhow::Result<Vec<String>> {
     makemore::limits::check_file_fits(path, instead)?;
-    Ok(makemore::data::read_words(path)?)
+    Ok(read_words(path)?)
 }
 
 /// The words a checkpoint was trained on: `--input` when given, else the file recorded in the
 /// checkpoint, else the built-in names. Returns the words and where they came from.
 pub fn training_words(
-    input: Option<&std::path::Path>,
-    checkpoint: &makemore::checkpoint::Checkpoint,
+    input: Option<&Path>,
+    checkpoint: &Checkpoint,
 ) -> anyhow::Result<(Vec<String>, String)> {
-    use anyhow::Context as _;
-    use makemore::data::read_words;
-    let source = |p: &std::path::Path| p.display().to_string();
+    let source = |p: &Path| p.display().to_string();
     Ok(match (input, &checkpoint.settings.input) {
         (Some(path), _) => (read_words(path)?, source(path)),
-        (None, Some(path)) => (
-            read_words(path)
-                .context("the checkpoint's training words cannot be read; pass --input FILE")?,
-            source(path),
-        ),
-        (None, None) => (
-            makemore::data::builtin_words(),
-            "the built-in names".to_string(),
-        ),
+        (None, Some(path)) => {
+            let why = "the checkpoint's training words cannot be read; pass --input FILE";
+            (read_words(path).context(why)?, source(path))
+        }
+        (None, None) => (builtin_words(), "the built-in names".to_string()),
     })
 }
 
 /// One line about a loaded checkpoint.
-pub fn describe_checkpoint(
-    path: &std::path::Path,
-    checkpoint: &makemore::checkpoint::Checkpoint,
-) -> String {
+pub fn describe_checkpoint(path: &Path, checkpoint: &Checkpoint) -> String {
     let s = &checkpoint.settings;
+    let (path, v, k) = (path.display(), s.vocab.len(), s.context_len);
     format!(
-        "{}: {} symbols, context {}, smoothing {}, {} steps",
-        path.display(),
-        s.vocab.len(),
-        s.context_len,
-        s.smoothing,
-        s.steps
+        "{path}: {v} symbols, context {k}, smoothing {}, {} steps",
+        s.smoothing, s.steps
     )
 }

@@ -1,159 +1,80 @@
-//! `train`'s text output: each stage as it finishes, and training's progress as a bar on a
+//! `train`'s output, each event as text or as one JSON line; training's progress as a bar on a
 //! terminal (indicatif, on stderr) or as plain lines every tenth of the run otherwise.
 
 use std::io::IsTerminal as _;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
 
-use super::{format_loss, say, thousands};
-use makemore::backend::{LossForm, Nll, StepLoss, TrainOptions};
+use super::{finite_or_null, format_loss, say, thousands};
+use makemore::backend::{LossForm, StepLoss, Transfers};
 use makemore::optim::Optimizer;
-use makemore::train::{Event, PartLosses, TrainConfig};
+use makemore::train::{Event, TrainConfig, TrainSummary};
 
-/// Turns events into text, with a progress bar while training when a person is watching.
-pub struct Progress {
-    /// Draw a bar (stdout and stderr are terminals, and neither --quiet nor --json).
+/// Prints `train`'s events, with a progress bar while training when a person is watching.
+pub struct Printer<'a> {
+    config: &'a TrainConfig,
+    json: bool,
+    /// Stdout and stderr are terminals, and neither --quiet nor --json.
     use_bar: bool,
     bar: Option<ProgressBar>,
-    /// Plain lines: print the loss of every `every`-th step of this run.
-    every: usize,
     first_step: usize,
-    steps: usize,
 }
 
-impl Progress {
-    pub fn new(json: bool, quiet: bool) -> Progress {
+impl Printer<'_> {
+    pub fn new(config: &TrainConfig, json: bool, quiet: bool) -> Printer<'_> {
         let terminal = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
-        Progress {
+        Printer {
+            config,
+            json,
             use_bar: terminal && !json && !quiet,
             bar: None,
-            every: 1,
             first_step: 0,
-            steps: 0,
         }
     }
 
-    /// Prints one finished stage of `train`.
-    pub fn print_event(&mut self, event: &Event, config: &TrainConfig) {
+    /// The device, on the first line.
+    pub fn device(&self, description: &str) {
+        match self.json {
+            true => say!("{}", json!({"event": "device", "device": description})),
+            false => say!("device   {description}"),
+        }
+    }
+
+    /// Prints one finished stage of `train`: training's progress here, the rest as JSON or
+    /// by [`text`].
+    pub fn event(&mut self, event: &Event) {
         match event {
-            Event::Data {
-                source,
-                stats,
-                vocab,
-                examples,
-                context_len,
-            } => {
-                let words = thousands(stats.words);
-                let (shortest, longest) = (stats.shortest, stats.longest);
-                say!("data     {words} words from {source}, {shortest} to {longest} characters");
-                say!("vocab    {} symbols: {vocab}", vocab.len());
-                let examples = thousands(*examples);
-                say!("examples {examples} (context of {context_len}, next) pairs");
+            _ if self.json => {
+                if let Some(line) = json_line(event, self.config) {
+                    say!("{line}");
+                }
             }
-            Event::Split {
-                split,
-                words,
-                examples,
-            } => {
-                let [w, e] = [words, examples].map(|n| n.map(thousands));
-                say!(
-                    "split    {split}: train {} words ({} examples), dev {} ({}), test {} ({})",
-                    w[0],
-                    e[0],
-                    w[1],
-                    e[1],
-                    w[2],
-                    e[2]
-                );
-            }
-            Event::CountModel {
-                smoothing,
-                nll,
-                distinct_pairs,
-                most_frequent,
-            } => print_count_model(*smoothing, nll, *distinct_pairs, most_frequent),
             Event::TrainingStarted {
                 rows,
                 cols,
-                options,
                 first_step,
-                steps,
-            } => self.start_training(*rows, *cols, options, *first_step, *steps, config),
+            } => self.start_training(*rows, *cols, *first_step),
             Event::Progress {
                 first_step,
                 losses,
                 remaining,
                 steps_per_second,
-            } => self.print_progress(*first_step, losses, *remaining, *steps_per_second),
-            Event::DevLoss { step, loss, best } => self.print_dev_loss(*step, *loss, *best),
-            Event::NeuralModel {
-                final_loss,
-                count_nll,
-                ..
-            } => say!(
-                "  final       loss {:.6}  (data {:.6}); count model {}",
-                final_loss.total,
-                final_loss.data,
-                format_loss(*count_nll)
-            ),
-            Event::Evaluation { count, neural } => print_evaluation(count, neural),
-            Event::Samples { model, names } => {
-                say!("\nsamples from the {model} model:");
-                for name in names {
-                    say!("  {name}");
-                }
-            }
+            } => self.progress(*first_step, losses, *remaining, *steps_per_second),
+            Event::DevLoss { step, loss, best } => self.dev_loss(*step, *loss, *best),
+            _ => text(event, self.config),
         }
     }
 
-    /// The neural model's heading (its settings), and the bar or the plain lines' spacing.
-    fn start_training(
-        &mut self,
-        rows: usize,
-        cols: usize,
-        options: &TrainOptions,
-        first_step: usize,
-        steps: usize,
-        config: &TrainConfig,
-    ) {
-        let resumed = match first_step {
-            0 => String::new(),
-            n => format!(", resumed after step {}", n - 1),
-        };
-        say!(
-            "\nneural model ({rows}x{cols} weights, lr {}, reg {}, {steps} steps{resumed}{})",
-            options.lr,
-            options.reg,
-            form_note(config),
+    /// The loss before each step: every tenth of the run as a line, or the last one on the bar.
+    fn progress(&mut self, first_step: usize, losses: &[StepLoss], remaining: usize, speed: f64) {
+        let (done, steps) = (
+            first_step + losses.len() - self.first_step,
+            self.config.steps,
         );
-        self.every = (steps / 10).max(1);
-        self.first_step = first_step;
-        self.steps = steps;
-        if self.use_bar && steps > 0 {
-            let style = ProgressStyle::with_template(
-                "  {bar:30.cyan/blue} step {pos}/{len}  {msg}  {elapsed}",
-            )
-            .expect("a valid template");
-            let bar = ProgressBar::new(steps as u64).with_style(style);
-            self.bar = Some(bar);
-        }
-    }
-
-    /// The loss before each step: every `every`-th step as a line, or the last one on the bar.
-    fn print_progress(
-        &mut self,
-        first_step: usize,
-        losses: &[StepLoss],
-        remaining: usize,
-        steps_per_second: f64,
-    ) {
-        let done = first_step + losses.len() - self.first_step;
         if let Some(bar) = &self.bar {
             if let Some(last) = losses.last() {
-                bar.set_message(format!(
-                    "loss {:.6}  {steps_per_second:.1} steps/s",
-                    last.total
-                ));
+                bar.set_message(format!("loss {:.6}  {speed:.1} steps/s", last.total));
             }
             bar.set_position(done as u64);
             if remaining == 0 {
@@ -162,92 +83,230 @@ impl Progress {
         } else {
             for (i, loss) in losses.iter().enumerate() {
                 let run_step = first_step + i - self.first_step;
-                if run_step.is_multiple_of(self.every) || run_step + 1 == self.steps {
-                    say!(
-                        "  step {:>5}  loss {:.6}  (data {:.6})",
-                        first_step + i,
-                        loss.total,
-                        loss.data
-                    );
+                if run_step.is_multiple_of((steps / 10).max(1)) || run_step + 1 == steps {
+                    let (step, data) = (first_step + i, loss.data);
+                    say!("  step {step:>5}  loss {:.6}  (data {data:.6})", loss.total);
                 }
             }
         }
         if remaining == 0 {
-            say!("  {done} steps at {steps_per_second:.1} steps/s");
+            say!("  {done} steps at {speed:.1} steps/s");
+        }
+    }
+
+    /// The neural model's heading (its settings), and the bar or the plain lines' spacing.
+    fn start_training(&mut self, rows: usize, cols: usize, first_step: usize) {
+        let (options, steps) = (self.config.options, self.config.steps);
+        let resumed = match first_step {
+            0 => String::new(),
+            n => format!(", resumed after step {}", n - 1),
+        };
+        say!(
+            "\nneural model ({rows}x{cols} weights, lr {}, reg {}, {steps} steps{resumed}{})",
+            options.lr,
+            options.reg,
+            form_note(self.config),
+        );
+        self.first_step = first_step;
+        if self.use_bar && steps > 0 {
+            let template = "  {bar:30.cyan/blue} step {pos}/{len}  {msg}  {elapsed}";
+            let style = ProgressStyle::with_template(template).expect("a valid template");
+            self.bar = Some(ProgressBar::new(steps as u64).with_style(style));
         }
     }
 
     /// The dev loss, above the bar if one is drawn.
-    fn print_dev_loss(&self, step: usize, loss: f64, best: bool) {
-        let line = format!(
-            "  dev   {step:>5}  loss {}{}",
-            format_loss(loss),
-            if best { "  (lowest so far: kept)" } else { "" }
-        );
+    fn dev_loss(&self, step: usize, loss: f64, best: bool) {
+        let kept = if best { "  (lowest so far: kept)" } else { "" };
+        let line = format!("  dev   {step:>5}  loss {}{kept}", format_loss(loss));
         match &self.bar {
             Some(bar) => bar.suspend(|| say!("{line}")),
             None => say!("{line}"),
         }
     }
-}
 
-/// The count model's mean NLL and its most frequent pairs.
-fn print_count_model(
-    smoothing: f32,
-    nll: &Nll,
-    distinct_pairs: usize,
-    most_frequent: &[(String, u32)],
-) {
-    say!("\ncount model (smoothing {smoothing})");
-    let impossible = match nll.impossible {
-        0 => String::new(),
-        n => format!(" ({} examples have probability 0)", thousands(n as usize)),
-    };
-    say!(
-        "  mean NLL {} over {} examples{impossible}",
-        format_loss(nll.mean()),
-        thousands(nll.examples)
-    );
-    let top: Vec<String> = most_frequent
-        .iter()
-        .map(|(p, n)| format!("{p} {}", thousands(*n as usize)))
-        .collect();
-    say!(
-        "  {} distinct pairs; most frequent: {}",
-        thousands(distinct_pairs),
-        top.join(", ")
-    );
-}
-
-/// Both models' mean NLL on each part (`-` for an empty part).
-fn print_evaluation(count: &PartLosses, neural: &PartLosses) {
-    let part = |x: Option<f64>| x.map_or("-".to_string(), format_loss);
-    say!("\nmean NLL by part (both models learned from train only)");
-    say!(
-        "  {:<8} {:>10} {:>10} {:>10}",
-        "model",
-        "train",
-        "dev",
-        "test"
-    );
-    for (name, l) in [("count", count), ("neural", neural)] {
-        say!(
-            "  {name:<8} {:>10} {:>10} {:>10}",
-            part(l.train),
-            part(l.dev),
-            part(l.test)
-        );
+    /// Where the run was saved, what crossed between host and device, and how long it took.
+    pub fn saved(&self, summary: &TrainSummary, transfers: Transfers, paths: &[String; 2], s: f64) {
+        let [model_path, log_path] = paths;
+        let run = &summary.neural;
+        let t = transfers;
+        if self.json {
+            let line = json!({"event": "summary", "count_nll": finite_or_null(summary.count_nll),
+                "final_loss": run.final_loss.total, "final_data_loss": run.final_loss.data,
+                "steps": run.first_step + run.losses.len(), "kept_step": run.kept_step,
+                "checkpoint": model_path, "log": log_path,
+                "transfers": {"uploads": t.uploads, "upload_bytes": t.upload_bytes,
+                    "readbacks": t.readbacks, "readback_bytes": t.readback_bytes},
+                "seconds": s});
+            say!("{line}");
+        } else {
+            let kept = match run.kept_step {
+                Some(step) => format!(" (the weights after step {step}: the lowest dev loss)"),
+                None => String::new(),
+            };
+            let (ups, up, downs) = (t.uploads, bytes(t.upload_bytes), t.readbacks);
+            let down = bytes(t.readback_bytes);
+            say!("\ntransfers  {ups} uploads ({up}), {downs} readbacks ({down})");
+            say!("saved    {model_path}{kept} and {log_path}");
+            say!("done in {s:.2} s");
+        }
     }
 }
 
-pub fn loss_name(loss: LossForm) -> &'static str {
+/// The stages besides training's progress, as text.
+fn text(event: &Event, config: &TrainConfig) {
+    match event {
+        Event::Data {
+            source,
+            stats,
+            vocab,
+            examples,
+            context_len,
+        } => {
+            let (words, shortest, longest) =
+                (thousands(stats.words), stats.shortest, stats.longest);
+            say!("data     {words} words from {source}, {shortest} to {longest} characters");
+            say!("vocab    {} symbols: {vocab}", vocab.len());
+            let examples = thousands(*examples);
+            say!("examples {examples} (context of {context_len}, next) pairs");
+        }
+        Event::Split {
+            split,
+            words,
+            examples,
+        } => {
+            let [[w0, w1, w2], [e0, e1, e2]] = [words, examples].map(|n| n.map(thousands));
+            say!("split    {split}: train {w0} words ({e0} examples), dev {w1} ({e1}), test {w2} ({e2})");
+        }
+        Event::CountModel {
+            nll,
+            distinct_pairs,
+            most_frequent,
+        } => {
+            say!("\ncount model (smoothing {})", config.smoothing);
+            let impossible = match nll.impossible {
+                0 => String::new(),
+                n => format!(" ({} examples have probability 0)", thousands(n as usize)),
+            };
+            let (mean, examples) = (format_loss(nll.mean()), thousands(nll.examples));
+            say!("  mean NLL {mean} over {examples} examples{impossible}");
+            let pair = |(p, n): &(String, u32)| format!("{p} {}", thousands(*n as usize));
+            let top: Vec<_> = most_frequent.iter().map(pair).collect();
+            let (distinct, top) = (thousands(*distinct_pairs), top.join(", "));
+            say!("  {distinct} distinct pairs; most frequent: {top}");
+        }
+        Event::NeuralModel {
+            final_loss: last,
+            count_nll,
+            ..
+        } => {
+            let (total, data, count) = (last.total, last.data, format_loss(*count_nll));
+            say!("  final       loss {total:.6}  (data {data:.6}); count model {count}");
+        }
+        Event::Evaluation { count, neural } => {
+            // Both models' mean NLL on each part (`-` for an empty part).
+            let part = |x: Option<f64>| x.map_or("-".to_string(), format_loss);
+            say!("\nmean NLL by part (both models learned from train only)");
+            let (model, train, dev, test) = ("model", "train", "dev", "test");
+            say!("  {model:<8} {train:>10} {dev:>10} {test:>10}");
+            for (name, l) in [("count", count), ("neural", neural)] {
+                let [train, dev, test] = l.map(part);
+                say!("  {name:<8} {train:>10} {dev:>10} {test:>10}");
+            }
+        }
+        Event::Samples { model, names } => {
+            say!("\nsamples from the {model} model:");
+            for name in names {
+                say!("  {name}");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The event as one JSON line; none for the progress, which is for people watching (the
+/// neural_model line has every loss).
+fn json_line(event: &Event, config: &TrainConfig) -> Option<serde_json::Value> {
+    Some(match event {
+        Event::Data {
+            source,
+            stats,
+            vocab,
+            examples,
+            context_len,
+        } => json!({"event": "data", "source": source, "words": stats.words,
+            "shortest": stats.shortest, "longest": stats.longest, "vocab": vocab.to_string(),
+            "vocab_size": vocab.len(), "context": context_len, "examples": examples}),
+        Event::Split {
+            split,
+            words: w,
+            examples: e,
+        } => json!({"event": "split", "split": split.to_string(), "train_words": w[0],
+            "dev_words": w[1], "test_words": w[2], "train_examples": e[0],
+            "dev_examples": e[1], "test_examples": e[2]}),
+        Event::CountModel {
+            nll,
+            distinct_pairs,
+            most_frequent,
+        } => json!({"event": "count_model", "smoothing": config.smoothing,
+            "nll": finite_or_null(nll.mean()), "impossible_examples": nll.impossible,
+            "distinct_pairs": distinct_pairs,
+            "most_frequent": most_frequent.iter().map(|(p, n)| json!([p, n])).collect::<Vec<_>>()}),
+        Event::TrainingStarted { .. } | Event::Progress { .. } => return None,
+        Event::DevLoss { step, loss, best } => {
+            json!({"event": "dev_loss", "step": step, "loss": finite_or_null(*loss), "best": best})
+        }
+        Event::NeuralModel {
+            rows,
+            cols,
+            first_step,
+            losses,
+            final_loss: last,
+            ..
+        } => json!({"event": "neural_model", "rows": rows, "cols": cols,
+            "lr": config.options.lr, "reg": config.options.reg, "first_step": first_step,
+            "grad": config.effective_gradient().name(), "steps": losses.len(),
+            "losses": losses.iter().map(|l| l.total).collect::<Vec<_>>(),
+            "data_losses": losses.iter().map(|l| l.data).collect::<Vec<_>>(),
+            "final_loss": last.total, "final_data_loss": last.data,
+            "loss": loss_name(config.form.loss), "one_hot": config.form.one_hot,
+            "batch_size": config.schedule.batch_size,
+            "optimizer": optimizer_name(config.schedule.optimizer)}),
+        Event::Evaluation { count, neural } => {
+            let part = |l: &[Option<f64>; 3]| {
+                let [train, dev, test] =
+                    l.map(|x| x.map_or(serde_json::Value::Null, finite_or_null));
+                json!({"train": train, "dev": dev, "test": test})
+            };
+            json!({"event": "evaluation", "count_nll": part(count), "neural_nll": part(neural)})
+        }
+        Event::Samples { model, names } => {
+            json!({"event": "samples", "model": model, "names": names})
+        }
+    })
+}
+
+/// A byte count for people: `9 KB`, `1.8 MB`.
+fn bytes(count: u64) -> String {
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < 4 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let shown = format!("{value:.1}");
+    let shown = shown.strip_suffix(".0").unwrap_or(&shown);
+    format!("{shown} {}", ["B", "KB", "MB", "GB", "TB"][unit])
+}
+
+fn loss_name(loss: LossForm) -> &'static str {
     match loss {
         LossForm::Fused => "fused",
         LossForm::Explicit => "explicit",
     }
 }
 
-pub fn optimizer_name(optimizer: Optimizer) -> &'static str {
+fn optimizer_name(optimizer: Optimizer) -> &'static str {
     match optimizer {
         Optimizer::Sgd => "sgd",
         Optimizer::AdamW(_) => "adamw",
@@ -256,18 +315,16 @@ pub fn optimizer_name(optimizer: Optimizer) -> &'static str {
 
 /// ", explicit loss, one-hot, batches of 32, adamw, gradient from examples": what differs from
 /// the lecture's settings, and the gradient path.
-pub fn form_note(config: &TrainConfig) -> String {
+fn form_note(config: &TrainConfig) -> String {
     let (form, schedule) = (config.form, config.schedule);
+    let gradient = config.effective_gradient().name();
     let notes = [
         (form.loss == LossForm::Explicit).then(|| "explicit loss".to_string()),
         form.one_hot.then(|| "one-hot".to_string()),
         (schedule.batch_size > 0).then(|| format!("batches of {}", schedule.batch_size)),
         (schedule.optimizer != Optimizer::Sgd)
             .then(|| optimizer_name(schedule.optimizer).to_string()),
-        Some(format!(
-            "gradient from {}",
-            config.effective_gradient().name()
-        )),
+        Some(format!("gradient from {gradient}")),
     ];
     notes.iter().flatten().map(|n| format!(", {n}")).collect()
 }

@@ -4,10 +4,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use serde_json::json;
 
-use super::progress::{loss_name, optimizer_name, Progress};
-use super::{finite_or_null, non_negative, positive, read_words_held, say, DeviceFlag, RngFlag};
+use super::progress::Printer;
+use super::{non_negative, positive, read_words_held, DeviceFlag, RngFlag};
 use makemore::adamw::{AdamW, ADAMW_DEFAULT_LR};
 use makemore::checkpoint::{
     self, load_log, Checkpoint, LogEntry, RunSettings, LOG_FILE, MODEL_FILE,
@@ -17,9 +16,8 @@ use makemore::data::{builtin_words, Vocab};
 use makemore::limits::{check_run_counts, check_vocab};
 use makemore::optim::{Optimizer, Schedule};
 use makemore::split::Split;
-use makemore::train::{run_streamed, streams};
-use makemore::train::{Event, GradientPath, PartLosses, Resume, TrainConfig, TrainSummary};
-use makemore::{on_backend, Backend, Chosen, LossForm, NetForm, TrainOptions, Transfers};
+use makemore::train::{run_streamed, Event, GradientPath, Resume, TrainConfig, TrainSummary};
+use makemore::{on_backend, Backend, Chosen, LossForm, NetForm, TrainOptions};
 
 pub const EXAMPLE: &str = "Examples:
   makemore train                                   # the lecture on the built-in names, saved in out/
@@ -77,8 +75,8 @@ pub struct Args {
     reg: f32,
     /// How each step's full-batch gradient is computed: from the count matrix (same losses,
     /// O(V^K * V) per step) or example by example as the lecture does (O(n * V) per step).
-    #[arg(long = "grad", value_enum, default_value_t = GradFlag::Counts)]
-    grad: GradFlag,
+    #[arg(long, value_enum, default_value_t = GradientPath::Counts)]
+    grad: GradientPath,
     /// Names to sample from each model.
     #[arg(long, default_value_t = 10)]
     samples: usize,
@@ -123,20 +121,10 @@ pub struct Args {
     json: bool,
 }
 
-/// What `train` learns from: words in memory, or a file read in blocks.
+/// What `train` learns from: words in memory, or a file read in blocks (and its first pass).
 enum Input {
     Words(Vec<String>),
-    /// The file and its first pass.
     Streamed(PathBuf, corpus::Scan),
-}
-
-/// The `--grad` flag.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum GradFlag {
-    /// From the count matrix N: grad = (c_x softmax(W[x]) - N[x]) / n + the penalty's.
-    Counts,
-    /// Example by example: softmax(W[x_i]) - onehot(y_i), summed, / n + the penalty's.
-    Examples,
 }
 
 /// `train`: the settings from the flags (and the checkpoint when resuming), the words, the
@@ -148,58 +136,50 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .then(|| Checkpoint::load(&args.work_dir))
         .transpose()?;
     // Resuming without --input continues on the words the checkpoint was trained on.
-    let input = args
-        .input
-        .clone()
-        .or_else(|| saved.as_ref().and_then(|c| c.settings.input.clone()));
+    let input = args.input.clone();
+    let input = input.or_else(|| saved.as_ref()?.settings.input.clone());
     // The log so far, read before training so that a bad one stops the run early.
     let earlier_log = match &saved {
         Some(_) if args.work_dir.join(LOG_FILE).exists() => load_log(&args.work_dir)?,
         _ => Vec::new(),
     };
-    let resume = saved.as_ref().map(|c| Resume {
-        vocab: c.settings.vocab.clone(),
-        context_len: c.settings.context_len,
-        weights: c.weights.clone(),
-        steps_done: c.settings.steps,
+    let resume = saved.map(|checkpoint| Resume {
+        checkpoint,
         source: args.work_dir.join(MODEL_FILE).display().to_string(),
     });
     let config = train_config(args, resume)?;
-    let data = read_input(input.as_ref(), &config)?;
+    let data = read_input(args, input.as_ref(), &config)?;
     let source = match &input {
         Some(path) => path.display().to_string(),
         None => "the built-in names (2018 US baby names)".to_string(),
     };
-    check_input_size(args, &config, &data)?;
-    let mut backend = open_backend(args)?;
-    let mut progress = Progress::new(args.json, args.quiet);
-    let mut report = |event: Event| {
-        if args.json {
-            if let Some(line) = event_json(&event, &config) {
-                say!("{line}");
-            }
-        } else {
-            progress.print_event(&event, &config);
-        }
-    };
+    let (mut backend, notice) = Chosen::open(args.device.into())?;
+    let description = on_backend!(&backend, |b| b.describe());
+    if let Some(notice) = notice {
+        eprintln!("notice: {notice}");
+    }
+    let mut printer = Printer::new(&config, args.json, args.quiet);
+    printer.device(&description);
+    let report = &mut |event: Event| printer.event(&event);
     let (summary, transfers) = on_backend!(&mut backend, |b| {
         let summary = match &data {
-            Input::Words(words) => makemore::train::run(b, words, &source, &config, &mut report),
+            Input::Words(words) => makemore::train::run(b, words, &source, &config, report),
             Input::Streamed(path, scan) => {
                 let chunk = corpus::chunk_bytes();
-                run_streamed(b, path, scan, chunk, &source, &config, &mut report)
+                run_streamed(b, path, scan, chunk, &source, &config, report)
             }
         }?;
         (summary, b.transfers())
     });
-    let (model_path, log_path) = save_run(args, &config, input.as_deref(), &summary, earlier_log)?;
-    let seconds = start.elapsed().as_secs_f64();
-    print_saved(args, &summary, transfers, (&model_path, &log_path), seconds);
+    let paths = save_run(args, &config, input.as_deref(), &summary, earlier_log)?;
+    printer.saved(&summary, transfers, &paths, start.elapsed().as_secs_f64());
     Ok(())
 }
 
 /// The pipeline's settings from the flags.
 fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConfig> {
+    let adamw = args.optimizer == OptimizerFlag::Adamw;
+    let lr = if adamw { ADAMW_DEFAULT_LR } else { 50.0 };
     Ok(TrainConfig {
         context_len: args.context as usize,
         smoothing: args.smoothing,
@@ -207,21 +187,15 @@ fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConf
         rng: args.rng.into(),
         steps: args.steps,
         options: TrainOptions {
-            lr: args.lr.unwrap_or(match args.optimizer {
-                OptimizerFlag::Sgd => 50.0,
-                OptimizerFlag::Adamw => ADAMW_DEFAULT_LR,
-            }),
+            lr: args.lr.unwrap_or(lr),
             reg: args.reg,
         },
-        gradient: match args.grad {
-            GradFlag::Counts => GradientPath::Counts,
-            GradFlag::Examples => GradientPath::Examples,
-        },
+        gradient: args.grad,
         schedule: Schedule {
             batch_size: args.batch_size,
-            optimizer: match args.optimizer {
-                OptimizerFlag::Sgd => Optimizer::Sgd,
-                OptimizerFlag::Adamw => Optimizer::AdamW(AdamW::default()),
+            optimizer: match adamw {
+                true => Optimizer::AdamW(AdamW::default()),
+                false => Optimizer::Sgd,
             },
             seed: args.seed,
         },
@@ -245,140 +219,62 @@ fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConf
     })
 }
 
-/// The words, or the first pass over a file the counts path reads in blocks.
-fn read_input(input: Option<&PathBuf>, config: &TrainConfig) -> anyhow::Result<Input> {
-    Ok(match input {
-        Some(path) if streams(config) => {
+/// The words, or the first pass over a file the counts path reads in blocks; counts that
+/// memory could not hold, and alphabets past the limit, refused before any work.
+fn read_input(args: &Args, input: Option<&PathBuf>, config: &TrainConfig) -> anyhow::Result<Input> {
+    let check = |train_examples: usize, vocab_len: usize| -> anyhow::Result<()> {
+        check_run_counts(args.steps, args.samples, args.batch_size, train_examples)
+            .map_err(anyhow::Error::msg)?;
+        Ok(check_vocab(vocab_len)?)
+    };
+    let words = match input {
+        Some(path) if config.streams() => {
             let scan_start = Instant::now();
             let scan = corpus::scan(path, corpus::chunk_bytes())?;
             let ms = scan_start.elapsed().as_secs_f64() * 1e3;
             log::debug!("first pass (blocks read, UTF-8, words, vocabulary): {ms:.1} ms");
-            Input::Streamed(path.clone(), scan)
+            let pairs = usize::try_from(scan.examples).unwrap_or(usize::MAX);
+            check(pairs, scan.vocab.len())?;
+            return Ok(Input::Streamed(path.clone(), scan));
         }
         Some(path) => {
             let instead = "on its default path (no --split, gradient from counts) train reads \
                            a file of any size in blocks";
-            Input::Words(read_words_held(path, instead)?)
+            read_words_held(path, instead)?
         }
-        None => Input::Words(builtin_words()),
-    })
-}
-
-/// Counts that memory could not hold, and alphabets past the limit, refused before any work.
-fn check_input_size(args: &Args, config: &TrainConfig, data: &Input) -> anyhow::Result<()> {
-    let (train_examples, vocab_len) = match data {
-        Input::Words(words) => {
-            let train = config
-                .split
-                .map(|split| split.apply(words, config.seed).train);
-            let train = train.as_deref().unwrap_or(words);
-            let examples = train.iter().map(|w| w.chars().count() + 1).sum();
-            (examples, Vocab::from_words(words).len())
-        }
-        Input::Streamed(_, scan) => (
-            usize::try_from(scan.examples).unwrap_or(usize::MAX),
-            scan.vocab.len(),
-        ),
+        None => builtin_words(),
     };
-    check_run_counts(args.steps, args.samples, args.batch_size, train_examples)
-        .map_err(anyhow::Error::msg)?;
-    check_vocab(vocab_len)?;
-    Ok(())
+    let train = config.split.map(|s| s.apply(&words, config.seed).train);
+    let train = train.as_deref().unwrap_or(&words);
+    check(
+        train.iter().map(|w| w.chars().count() + 1).sum(),
+        Vocab::from_words(&words).len(),
+    )?;
+    Ok(Input::Words(words))
 }
 
-/// The device the flags ask for, announced on the first line.
-fn open_backend(args: &Args) -> anyhow::Result<Chosen> {
-    let (backend, notice) = Chosen::open(args.device.into())?;
-    let description = on_backend!(&backend, |b| b.describe());
-    if let Some(notice) = notice {
-        eprintln!("notice: {notice}");
-    }
-    if args.json {
-        say!("{}", json!({"event": "device", "device": description}));
-    } else {
-        say!("device   {description}");
-    }
-    Ok(backend)
-}
-
-/// Where the run was saved, what crossed between host and device, and how long it took.
-fn print_saved(
-    args: &Args,
-    summary: &TrainSummary,
-    transfers: Transfers,
-    (model_path, log_path): (&Path, &Path),
-    seconds: f64,
-) {
-    let Transfers {
-        uploads,
-        upload_bytes,
-        readbacks,
-        readback_bytes,
-    } = transfers;
-    if args.json {
-        let line = json!({"event": "summary", "count_nll": finite_or_null(summary.count_nll),
-            "final_loss": summary.final_loss.total, "final_data_loss": summary.final_loss.data,
-            "steps": summary.first_step + summary.losses.len(),
-            "kept_step": summary.kept_step,
-            "checkpoint": model_path.display().to_string(), "log": log_path.display().to_string(),
-            "transfers": {"uploads": uploads, "upload_bytes": upload_bytes,
-                "readbacks": readbacks, "readback_bytes": readback_bytes},
-            "seconds": seconds});
-        say!("{line}");
-    } else {
-        let kept = match summary.kept_step {
-            Some(step) => format!(" (the weights after step {step}: the lowest dev loss)"),
-            None => String::new(),
-        };
-        say!(
-            "\ntransfers  {uploads} uploads ({}), {readbacks} readbacks ({})",
-            bytes(upload_bytes),
-            bytes(readback_bytes)
-        );
-        say!(
-            "saved    {}{kept} and {}",
-            model_path.display(),
-            log_path.display()
-        );
-        say!("done in {seconds:.2} s");
-    }
-}
-
-/// A byte count for people: `9 KB`, `1.8 MB`.
-fn bytes(count: u64) -> String {
-    let mut value = count as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < 4 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    let shown = format!("{value:.1}");
-    let shown = shown.strip_suffix(".0").unwrap_or(&shown);
-    format!("{shown} {}", ["B", "KB", "MB", "GB", "TB"][unit])
-}
-
-/// Writes both models and the loss log into the work directory.
+/// Writes both models and the loss log into the work directory; returns their paths.
 fn save_run(
     args: &Args,
     config: &TrainConfig,
     input: Option<&Path>,
     summary: &TrainSummary,
     mut log: Vec<LogEntry>,
-) -> anyhow::Result<(PathBuf, PathBuf)> {
+) -> anyhow::Result<[String; 2]> {
     let input = input
         .map(|p| {
             std::fs::canonicalize(p).with_context(|| format!("cannot resolve {}", p.display()))
         })
         .transpose()?;
+    let run = &summary.neural;
+    let end = run.first_step + run.losses.len();
     let mut checkpoint = Checkpoint {
         settings: RunSettings {
             vocab: summary.count_model.vocab.clone(),
             context_len: config.context_len,
             smoothing: config.smoothing,
             seed: config.seed,
-            steps: summary
-                .kept_step
-                .unwrap_or(summary.first_step + summary.losses.len()),
+            steps: run.kept_step.unwrap_or(end),
             lr: config.options.lr,
             reg: config.options.reg,
             input,
@@ -387,105 +283,25 @@ fn save_run(
         },
         counts: summary.count_model.counts.clone(),
         probs: summary.count_model.probs.clone(),
-        weights: summary.neural_model.weights.clone(),
+        weights: run.model.weights.clone(),
         neural_probs: summary.neural_probs.clone(),
     };
-    // Entries of steps this run has redone (a resume from an older checkpoint) are replaced.
-    log.retain(|e| e.step < summary.first_step);
-    let dev_at = |step: usize| {
-        let found = summary.dev_losses.iter().find(|(s, _)| *s == step);
-        found.map(|&(_, loss)| loss)
-    };
-    log.extend(
-        summary
-            .losses
-            .iter()
-            .enumerate()
-            .map(|(i, &loss)| LogEntry {
-                step: summary.first_step + i,
-                loss,
-                dev_loss: dev_at(summary.first_step + i),
-            }),
-    );
-    // The dev loss after the last step belongs to the weights training ended with.
-    let end = summary.first_step + summary.losses.len();
-    if let Some(dev_loss) = dev_at(end) {
-        log.push(LogEntry {
-            step: end,
-            loss: summary.final_loss,
-            dev_loss: Some(dev_loss),
-        });
-    }
-    let (model_path, log_path) = checkpoint::save_run(&args.work_dir, &mut checkpoint, &log)?;
-    log::debug!("saved {} and {}", model_path.display(), log_path.display());
-    Ok((model_path, log_path))
-}
-
-fn event_json(event: &Event, config: &TrainConfig) -> Option<serde_json::Value> {
-    Some(match event {
-        Event::Data {
-            source,
-            stats,
-            vocab,
-            examples,
-            context_len,
-        } => json!({
-            "event": "data", "source": source, "words": stats.words, "shortest": stats.shortest,
-            "longest": stats.longest, "vocab": vocab.to_string(), "vocab_size": vocab.len(),
-            "context": context_len, "examples": examples,
-        }),
-        Event::CountModel {
-            smoothing,
-            nll,
-            distinct_pairs,
-            most_frequent,
-        } => json!({
-            "event": "count_model", "smoothing": smoothing, "nll": finite_or_null(nll.mean()),
-            "impossible_examples": nll.impossible, "distinct_pairs": distinct_pairs,
-            "most_frequent": most_frequent.iter().map(|(p, n)| json!([p, n])).collect::<Vec<_>>(),
-        }),
-        Event::NeuralModel {
-            rows,
-            cols,
-            options,
-            first_step,
-            gradient,
-            losses,
-            final_loss,
-            ..
-        } => json!({
-            "event": "neural_model", "rows": rows, "cols": cols, "lr": options.lr, "reg": options.reg,
-            "first_step": first_step, "grad": gradient.name(), "steps": losses.len(),
-            "losses": losses.iter().map(|l| l.total).collect::<Vec<_>>(),
-            "data_losses": losses.iter().map(|l| l.data).collect::<Vec<_>>(),
-            "final_loss": final_loss.total, "final_data_loss": final_loss.data,
-            "loss": loss_name(config.form.loss), "one_hot": config.form.one_hot,
-            "batch_size": config.schedule.batch_size,
-            "optimizer": optimizer_name(config.schedule.optimizer),
-        }),
-        Event::Samples { model, names } => {
-            json!({"event": "samples", "model": model, "names": names})
-        }
-        Event::Split {
-            split,
-            words,
-            examples,
-        } => json!({
-            "event": "split", "split": split.to_string(), "train_words": words[0],
-            "dev_words": words[1], "test_words": words[2], "train_examples": examples[0],
-            "dev_examples": examples[1], "test_examples": examples[2],
-        }),
-        Event::Evaluation { count, neural } => {
-            let part = |l: &PartLosses| {
-                let value = |x: Option<f64>| x.map_or(serde_json::Value::Null, finite_or_null);
-                json!({"train": value(l.train), "dev": value(l.dev), "test": value(l.test)})
-            };
-            json!({"event": "evaluation", "count_nll": part(count), "neural_nll": part(neural)})
-        }
-        Event::DevLoss { step, loss, best } => {
-            json!({"event": "dev_loss", "step": step, "loss": finite_or_null(*loss), "best": best})
-        }
-        // Progress is for people watching; the neural_model line has every loss.
-        Event::TrainingStarted { .. } | Event::Progress { .. } => return None,
-    })
+    // Entries of steps this run has redone (a resume from an older checkpoint) are replaced:
+    // one per step of this run, and one for the weights training ended with if their dev loss
+    // was measured.
+    log.retain(|e| e.step < run.first_step);
+    let dev_at = |step| run.dev_losses.iter().find(|(s, _)| *s == step).map(|d| d.1);
+    let losses = run
+        .losses
+        .iter()
+        .chain([&run.final_loss])
+        .zip(run.first_step..);
+    let entries = losses.map(|(&loss, step)| LogEntry {
+        step,
+        loss,
+        dev_loss: dev_at(step),
+    });
+    log.extend(entries.filter(|e| e.step < end || e.dev_loss.is_some()));
+    let paths = checkpoint::save_run(&args.work_dir, &mut checkpoint, &log)?;
+    Ok([paths.0, paths.1].map(|p| p.display().to_string()))
 }

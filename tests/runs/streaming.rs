@@ -89,8 +89,8 @@ fn assert_same(
         m.count_nll,
         1e-6,
     );
-    assert_eq!(m.losses.len(), s.losses.len(), "{what}");
-    for (i, (a, b)) in s.losses.iter().zip(&m.losses).enumerate() {
+    assert_eq!(m.neural.losses.len(), s.neural.losses.len(), "{what}");
+    for (i, (a, b)) in s.neural.losses.iter().zip(&m.neural.losses).enumerate() {
         assert_rel(&format!("{what}: loss at step {i}"), a.total, b.total, 1e-6);
         assert_rel(
             &format!("{what}: data loss at step {i}"),
@@ -101,8 +101,8 @@ fn assert_same(
     }
     assert_rel(
         &format!("{what}: final loss"),
-        s.final_loss.total,
-        m.final_loss.total,
+        s.neural.final_loss.total,
+        m.neural.final_loss.total,
         1e-6,
     );
 }
