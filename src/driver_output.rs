@@ -58,19 +58,3 @@ pub fn show_if_debugging(text: &str) {
         eprint!("{text}");
     }
 }
-
-#[cfg(all(test, unix))]
-mod tests {
-    #[test]
-    fn what_goes_to_descriptor_2_is_captured_and_returned() {
-        let (value, text) = super::captured(|| {
-            let line = b"a driver speaks\n";
-            // SAFETY: writes a valid buffer to descriptor 2.
-            unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
-            7
-        });
-        assert_eq!((value, text.as_str()), (7, "a driver speaks\n"));
-        // Descriptor 2 is restored: a second capture sees only its own text.
-        assert_eq!(super::captured(|| ()).1, "");
-    }
-}

