@@ -1,12 +1,7 @@
-//! Stage 1 streamed: a file of words read in blocks, for corpora larger than memory. Words,
-//! vocabulary and (context, target) pairs are exactly those of [`crate::data`]; only the
-//! text, the word list and the pair arrays are never held whole. Two passes over the blocks:
-//! [`scan`] (UTF-8 checked, words trimmed, '.' refused -> vocabulary, stats), then
-//! [`PairEncoder`] (words encoded as pairs, one batch per block, or counted).
-//!
-//! A block is about [`chunk_bytes`] of text cut after its last '\n' (never inside a character
-//! or a CRLF), so errors count lines and byte offsets from the file's start. Memory is one
-//! block (or the longest line) and its pairs, whatever the file's size.
+//! Stage 1 streamed: a file of words read in blocks of about [`chunk_bytes`] of whole lines,
+//! for corpora larger than memory; words, vocabulary and pairs are exactly those of
+//! [`crate::data`]. Two passes: [`scan`] (UTF-8 checked, words trimmed, '.' refused ->
+//! vocabulary, stats), then [`PairEncoder`] (pairs, one batch per block, or counts).
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -26,9 +21,9 @@ pub fn chunk_bytes() -> usize {
         .unwrap_or(1 << 20)
 }
 
-/// Whole lines of text, valid UTF-8, the byte-order mark of the file's start removed. As an
-/// iterator: its words with their line numbers, by `parse_words`' rule (lines end at '\n',
-/// are trimmed, a '\r' with the spaces, and blank ones dropped).
+/// Whole lines of valid UTF-8, the byte-order mark of the file's start removed. As an
+/// iterator: its words with their line numbers (lines end at '\n', are trimmed, a '\r' with
+/// the spaces, and blank ones dropped).
 #[derive(Clone, Copy)]
 pub struct Block<'a> {
     pub text: &'a str,
@@ -39,9 +34,8 @@ pub struct Block<'a> {
 impl<'a> Iterator for Block<'a> {
     type Item = (usize, &'a str);
 
-    /// Written for lines of a few bytes, where an inlined byte loop finds a line's end faster
-    /// than a call of memchr, and ASCII spaces are trimmed bytewise (`trim` only at a
-    /// non-ASCII end).
+    /// For lines of a few bytes: an inlined byte loop finds a line's end faster than memchr,
+    /// and ASCII spaces are trimmed bytewise (`trim` only at a non-ASCII end).
     fn next(&mut self) -> Option<(usize, &'a str)> {
         while !self.text.is_empty() {
             let (text, line) = (self.text, self.first_line);
@@ -54,7 +48,6 @@ impl<'a> Iterator for Block<'a> {
                 continue;
             };
             let last = bytes.iter().rposition(|b| !space(b)).unwrap_or(first);
-            // Whole characters: the cuts are next to ASCII bytes.
             let word = match bytes[first].is_ascii() && bytes[last].is_ascii() {
                 true => &text[first..=last],
                 false => text[first..=last].trim(),
@@ -81,7 +74,7 @@ pub struct Blocks<R> {
 }
 
 impl<R: Read> Blocks<R> {
-    /// Blocks of about `block_bytes` from `reader`; `name` is the file's, for errors.
+    /// Blocks of about `block_bytes` from `reader`; `name` names it in errors.
     pub fn new(reader: R, name: &str, block_bytes: usize) -> Blocks<R> {
         Blocks {
             reader,
@@ -95,7 +88,7 @@ impl<R: Read> Blocks<R> {
     }
 
     /// The next block, or `None` at the end of the text. Invalid UTF-8 is an error with the
-    /// line and byte offset of its first bad byte, as `read_words` reports it.
+    /// line and byte offset of its first bad byte.
     pub fn next_block(&mut self) -> Result<Option<Block<'_>>, DataError> {
         let done = std::mem::take(&mut self.handed_out);
         self.line += newlines(&self.buf[..done]);
@@ -103,8 +96,7 @@ impl<R: Read> Blocks<R> {
         self.buf.drain(..done);
         let mut want = self.block_bytes;
         let end = loop {
-            // Read until `buf` holds `want` bytes or the text ends; a whole text (`read_words`)
-            // by the reader's own read_to_end, which reserves a file's size.
+            // A whole text (`read_words`) by the reader's read_to_end, which reserves its size.
             let more = want.saturating_sub(self.buf.len());
             let read = if more == usize::MAX {
                 self.reader.read_to_end(&mut self.buf)
@@ -148,12 +140,11 @@ fn newlines(bytes: &[u8]) -> usize {
     memchr_iter(b'\n', bytes).count()
 }
 
-/// What the first pass learns about a file of words.
+/// What the first pass learns about a file of words; `examples` counts its pairs.
 #[derive(Clone, Debug)]
 pub struct Scan {
     pub stats: WordStats,
     pub vocab: Vocab,
-    /// The number of (context, target) pairs: one per character plus one per word.
     pub examples: u64,
 }
 
@@ -187,14 +178,12 @@ pub fn scan_reader<R: Read>(reader: R, name: &str, block_bytes: usize) -> Result
     found.finish(name)
 }
 
-/// The threads a block is shared between: the cores, at most 4 (each holds its own count
-/// table in the second pass).
+/// The threads a block is shared between: the cores, at most 4 (each counts into a table).
 fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
 }
 
-/// `f` of every item, each on a thread of its own (the first on this one), in order. A panic
-/// in a thread goes on in the caller.
+/// `f` of every item, each on a thread of its own (the first on this one), in order.
 fn at_once<I: Send, T: Send>(items: Vec<I>, f: impl Fn(I) -> T + Sync) -> Vec<T> {
     let mut items = items.into_iter();
     let first = items.next();
@@ -229,21 +218,14 @@ fn split_block(block: Block<'_>, n: usize) -> Vec<Block<'_>> {
 
 /// What the first pass has found in a stretch of the text; stretches merge in order.
 struct ScanPart {
-    /// The bytes of words (the ASCII ones are characters of the vocabulary).
+    /// The bytes of words (the ASCII ones are characters), the other characters, and the
+    /// first word with a '.'.
     byte_seen: [bool; 256],
-    /// The non-ASCII characters of words.
     others: BTreeSet<char>,
-    /// The first word with a '.'.
     boundary_in_word: Option<DataError>,
     stats: WordStats,
     pairs: u64,
 }
-
-const NO_WORDS: WordStats = WordStats {
-    words: 0,
-    shortest: usize::MAX,
-    longest: 0,
-};
 
 impl Default for ScanPart {
     fn default() -> ScanPart {
@@ -269,11 +251,23 @@ fn bytes_seen(bytes: &[u8]) -> [bool; 256] {
     seen
 }
 
+/// No words yet: the first word's length is the shortest.
+const NO_WORDS: WordStats = WordStats {
+    words: 0,
+    shortest: usize::MAX,
+    longest: 0,
+};
+
 impl WordStats {
-    /// Counts a word of `len` characters.
     fn add(&mut self, len: usize) {
         self.words += 1;
         (self.shortest, self.longest) = (self.shortest.min(len), self.longest.max(len));
+    }
+
+    fn merge(&mut self, part: &WordStats) {
+        self.words += part.words;
+        self.shortest = self.shortest.min(part.shortest);
+        self.longest = self.longest.max(part.longest);
     }
 }
 
@@ -308,9 +302,7 @@ impl ScanPart {
         }
         let tail = bytes.len() - groups.remainder().len();
         memchr_iter(b'\n', groups.remainder()).for_each(|i| line_ends_at(tail + i));
-        // The last line, without a '\n' (not counted as one).
-        line_ends_at(bytes.len());
-        // One pair per character and one per word.
+        line_ends_at(bytes.len()); // The last line, without a '\n' (not counted as one).
         let pairs = (bytes.len() - (newlines - 1) + stats.words) as u64;
         Some(ScanPart {
             byte_seen,
@@ -332,13 +324,12 @@ impl ScanPart {
             }
             if dot {
                 // Reported once the whole file is known to be valid UTF-8.
-                found
-                    .boundary_in_word
-                    .get_or_insert_with(|| DataError::BoundaryInWord {
-                        source_name: name.to_string(),
-                        line,
-                        word: word.to_string(),
-                    });
+                let error = || DataError::BoundaryInWord {
+                    source_name: name.to_string(),
+                    line,
+                    word: word.to_string(),
+                };
+                found.boundary_in_word.get_or_insert_with(error);
                 continue;
             }
             let mut len = word.len();
@@ -359,12 +350,7 @@ impl ScanPart {
         }
         self.others.extend(later.others);
         self.boundary_in_word = self.boundary_in_word.take().or(later.boundary_in_word);
-        let (all, part) = (&mut self.stats, later.stats);
-        all.words += part.words;
-        (all.shortest, all.longest) = (
-            all.shortest.min(part.shortest),
-            all.longest.max(part.longest),
-        );
+        self.stats.merge(&later.stats);
         self.pairs += later.pairs;
     }
 
@@ -397,23 +383,17 @@ pub struct PairBatch<'a> {
 pub trait PairBatches {
     /// The next batch (possibly empty), or `None` when every pair has been handed out.
     fn next_batch(&mut self) -> anyhow::Result<Option<PairBatch<'_>>>;
-
     /// Adds every pair left into `counts`, a V^K x V table: `counts[ctx * V + tgt] += 1`.
     fn count_into(&mut self, counts: &mut [u32]) -> anyhow::Result<()>;
-
     /// V: the columns of the count table.
     fn num_cols(&self) -> usize;
 }
-
-/// The largest count table that each counting thread copies (larger ones are counted by one).
-const MAX_THREAD_TABLE_BYTES: usize = 64 << 20;
 
 /// Marks a byte that is no symbol.
 const NOT_IN_VOCAB: u32 = u32::MAX;
 
 /// Words to (context, target) pairs: every word as `.w o r d.`, one pair per character plus
-/// one for the end; the context is the last K symbols as a base-V number (all `.`, 0, at the
-/// start).
+/// one for the end, the context the last K symbols as a base-V number (0, all `.`, at first).
 pub(crate) struct Encoding {
     vocab: Vocab,
     /// The symbol of each ASCII character (found without a search), 0 (the boundary that
@@ -428,14 +408,11 @@ impl Encoding {
     /// The caller has checked the table's size (limits::check_context, or a checkpoint's
     /// tensors), so V^K fits.
     pub fn new(vocab: &Vocab, context_len: usize) -> Encoding {
-        let mut symbol = [NOT_IN_VOCAB; 256];
-        for (b, slot) in symbol.iter_mut().enumerate().take(128) {
-            *slot = match char::from(b as u8) {
-                '\n' => 0,
-                BOUNDARY => NOT_IN_VOCAB,
-                c => vocab.index(c).unwrap_or(NOT_IN_VOCAB),
-            };
-        }
+        let symbol = std::array::from_fn(|b| match char::from(b as u8) {
+            '\n' => 0,
+            c if c.is_ascii() && c != BOUNDARY => vocab.index(c).unwrap_or(NOT_IN_VOCAB),
+            _ => NOT_IN_VOCAB,
+        });
         let num_rows = crate::limits::table_rows(vocab.len(), context_len)
             .expect("the V^K x V table's size is checked before encoding");
         Encoding {
@@ -455,12 +432,10 @@ impl Encoding {
             .all(|b| !seen[b as usize] || is_clean(b) && self.symbol[b as usize] != NOT_IN_VOCAB)
     }
 
-    /// The context after `target`. Inside a word it is never 0 (its last digit is a
-    /// character's, not the boundary's 0).
+    /// The context after `target`; inside a word never 0 (its last digit is a character's).
     fn next_context(&self, context: usize, target: u32) -> usize {
         match self.context_len {
-            // No division on the common path.
-            1 => target as usize,
+            1 => target as usize, // No division on the common path.
             _ => (context * self.num_cols + target as usize) % self.num_rows,
         }
     }
@@ -514,10 +489,8 @@ impl Encoding {
             }
             for ch in word[ascii..].chars() {
                 let target = self.vocab.index(ch).filter(|_| ch != BOUNDARY);
-                push(target.ok_or_else(|| UnknownChar {
-                    word: word.into(),
-                    ch,
-                })?);
+                let word = || word.to_string();
+                push(target.ok_or_else(|| UnknownChar { word: word(), ch })?);
             }
             push(0);
         }
@@ -540,7 +513,7 @@ impl Encoding {
 
     /// The counts of a clean block with K = 1: pairs of bytes (all below 128) counted first,
     /// a '\n' before the text; then (a, b) counts for (symbol of a, symbol of b), a '\n'
-    /// being the boundary 0, except ('\n', '\n'), a blank line and no pair.
+    /// (10) being the boundary 0, except ('\n', '\n'), a blank line and no pair.
     fn count_clean_bigrams(&self, bytes: &[u8], counts: &mut [u32]) -> u64 {
         let mut by_bytes = vec![0u32; 128 * 128];
         let mut prev = b'\n';
@@ -548,31 +521,25 @@ impl Encoding {
             by_bytes[((prev as usize) << 7 | b as usize) & (128 * 128 - 1)] += 1;
             prev = b;
         }
-        let symbol = |b: u8| self.symbol[b as usize] as usize;
-        let seen: Vec<u8> = (0..128u8)
-            .filter(|&b| is_clean(b) && symbol(b) != NOT_IN_VOCAB as usize)
-            .collect();
-        let (v, mut pairs) = (self.num_cols, 0u64);
-        for &a in &seen {
-            for &b in &seen {
-                let n = by_bytes[(a as usize) << 7 | b as usize];
-                if n > 0 && (a, b) != (b'\n', b'\n') {
-                    counts[symbol(a) * v + symbol(b)] += n;
-                    pairs += n as u64;
-                }
+        let (symbol, v) = (|b: usize| self.symbol[b] as usize, self.num_cols);
+        let mut pairs = 0u64;
+        for (ab, &n) in by_bytes.iter().enumerate() {
+            let (a, b) = (ab >> 7, ab & 127);
+            if n > 0 && (a, b) != (10, 10) {
+                counts[symbol(a) * v + symbol(b)] += n;
+                pairs += n as u64;
             }
         }
         // The text's last word, without a '\n'.
         if prev != b'\n' {
-            counts[symbol(prev) * v] += 1;
+            counts[symbol(prev as usize) * v] += 1;
             pairs += 1;
         }
         pairs
     }
 }
 
-/// The second pass: every word of a text encoded as `Examples::encode` encodes it, one batch
-/// of pairs per block.
+/// The second pass: the pairs of `Examples::encode`, one batch per block.
 pub struct PairEncoder<R> {
     blocks: Blocks<R>,
     encoding: Encoding,
@@ -584,7 +551,8 @@ pub struct PairEncoder<R> {
 }
 
 impl PairEncoder<std::fs::File> {
-    /// The pairs of a file whose first pass gave `scan`, with contexts of `k` characters (the caller has checked that the V^K x V table fits).
+    /// The pairs of a file whose first pass gave `scan`, with contexts of `k` characters
+    /// (the caller has checked that the V^K x V table fits).
     pub fn open(path: &Path, scan: &Scan, k: usize, block_bytes: usize) -> Result<Self, DataError> {
         let name = path.display().to_string();
         Ok(PairEncoder::new(open(path)?, &name, scan, k, block_bytes))
@@ -645,9 +613,9 @@ impl<R: Read> PairBatches for PairEncoder<R> {
 
     /// Each block cut into [`threads`] parts of whole lines, counted at once, each thread
     /// into its own table (the first into `counts`), the tables summed at the end (exact in
-    /// u32, in any order). One table when a copy would take over [`MAX_THREAD_TABLE_BYTES`].
+    /// u32, in any order). One table when a copy would take over 64 MiB.
     fn count_into(&mut self, counts: &mut [u32]) -> anyhow::Result<()> {
-        let one = std::mem::size_of_val(counts) > MAX_THREAD_TABLE_BYTES;
+        let one = std::mem::size_of_val(counts) > 64 << 20;
         let threads = if one { 1 } else { threads() };
         let mut tables = vec![vec![0u32; counts.len()]; threads - 1];
         let encoding = &self.encoding;
@@ -670,17 +638,15 @@ impl<R: Read> PairBatches for PairEncoder<R> {
     }
 }
 
-/// The V^K x V count table of a corpus, and the number of pairs it counts.
+/// The V^K x V count table of a corpus, and the number of pairs it counts (their sum).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CountTable {
     pub counts: Vec<u32>,
     pub num_cols: usize,
-    /// The sum of the counts: the number of pairs.
     pub examples: usize,
 }
 
 impl CountTable {
-    /// A table from its counts (the pairs are their sum).
     pub fn new(counts: Vec<u32>, num_cols: usize) -> CountTable {
         let examples = counts.iter().map(|&n| n as u64).sum::<u64>() as usize;
         CountTable {
@@ -703,22 +669,18 @@ pub fn check_countable(pairs: u64, source: &str) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::{split_block, Block};
+
     #[test]
     fn split_blocks_are_whole_lines_that_add_up_to_the_block() {
         let text = "ann\n\nbob\r\ncé\nzoë\nx\nlast";
         let starts =
             (0..text.len()).filter(|&s| s == 0 || text.get(..s).is_some_and(|t| t.ends_with('\n')));
         for (n, start) in (1..=5).flat_map(|n| starts.clone().map(move |s| (n, s))) {
-            let block = super::Block {
-                text: &text[start..],
-                first_line: 3,
-            };
-            let parts = super::split_block(block, n);
+            let (text, first_line) = (&text[start..], 3);
+            let parts = split_block(Block { text, first_line }, n);
             assert!(!parts.is_empty() && parts.len() <= n);
-            assert_eq!(
-                parts.iter().map(|p| p.text).collect::<String>(),
-                &text[start..]
-            );
+            assert_eq!(parts.iter().map(|p| p.text).collect::<String>(), text);
             let mut line = 3;
             for (i, part) in parts.iter().enumerate() {
                 assert_eq!(part.first_line, line, "n {n} from {start}");
@@ -728,17 +690,7 @@ mod tests {
             }
         }
         // A long block is shared out.
-        let text = &"ab\n".repeat(1000);
-        assert_eq!(
-            super::split_block(
-                super::Block {
-                    text,
-                    first_line: 1
-                },
-                4
-            )
-            .len(),
-            4
-        );
+        let (text, first_line) = (&"ab\n".repeat(1000), 1);
+        assert_eq!(split_block(Block { text, first_line }, 4).len(), 4);
     }
 }

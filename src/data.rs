@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 
-use crate::corpus::{Block, Blocks, Encoding};
+use crate::corpus::{Blocks, Encoding};
 
 /// The character that marks the start and the end of a word; always index 0.
 pub const BOUNDARY: char = '.';
@@ -48,17 +48,19 @@ pub enum DataError {
 /// Splits text into words: one per line, trimmed, blank lines dropped. A leading UTF-8
 /// byte-order mark and CRLF line endings are accepted.
 pub fn parse_words(text: &str, source_name: &str) -> Result<Vec<String>, DataError> {
-    words_of(text.strip_prefix('\u{feff}').unwrap_or(text), source_name)
+    words_in(text.as_bytes(), source_name)
 }
 
-/// [`parse_words`] of a text without its byte-order mark.
-fn words_of(text: &str, source_name: &str) -> Result<Vec<String>, DataError> {
-    let source_name = source_name.to_string();
+/// Reads a word list from a file (see [`parse_words`]).
+pub fn read_words(path: &Path) -> Result<Vec<String>, DataError> {
+    words_in(crate::corpus::open(path)?, &path.display().to_string())
+}
+
+/// The words of a text read as a corpus of one block.
+fn words_in(text: impl std::io::Read, name: &str) -> Result<Vec<String>, DataError> {
+    let (mut blocks, source_name) = (Blocks::new(text, name, usize::MAX), name.to_string());
     let mut words = Vec::new();
-    for (line, word) in (Block {
-        text,
-        first_line: 1,
-    }) {
+    for (line, word) in blocks.next_block()?.into_iter().flatten() {
         if word.contains(BOUNDARY) {
             let word = word.to_string();
             return Err(DataError::BoundaryInWord {
@@ -73,13 +75,6 @@ fn words_of(text: &str, source_name: &str) -> Result<Vec<String>, DataError> {
         return Err(DataError::Empty { source_name });
     }
     Ok(words)
-}
-
-/// Reads a word list from a file (see [`parse_words`]): a corpus of one block.
-pub fn read_words(path: &Path) -> Result<Vec<String>, DataError> {
-    let name = path.display().to_string();
-    let mut blocks = Blocks::new(crate::corpus::open(path)?, &name, usize::MAX);
-    words_of(blocks.next_block()?.map_or("", |block| block.text), &name)
 }
 
 /// The built-in word list.
@@ -143,11 +138,6 @@ impl Vocab {
     /// The character at an index.
     pub fn char(&self, index: u32) -> char {
         self.chars[index as usize]
-    }
-
-    /// All characters in index order.
-    pub fn chars(&self) -> &[char] {
-        &self.chars
     }
 }
 

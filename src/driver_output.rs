@@ -1,8 +1,7 @@
-//! Keeping the graphics drivers' own lines out of the tool's stderr. While wgpu looks for
-//! adapters, drivers may write to file descriptor 2 directly (Mesa's device-select layer:
-//! `error: XDG_RUNTIME_DIR is invalid or not set in the environment.`; Mesa's EGL: render
-//! nodes it cannot open), which a user reads as the tool's errors. [`captured`] keeps them
-//! for `RUST_LOG=debug`.
+//! The graphics drivers' own lines kept out of the tool's stderr: while wgpu looks for
+//! adapters, drivers may write to descriptor 2 directly (Mesa's device-select layer: `error:
+//! XDG_RUNTIME_DIR is invalid or not set in the environment.`), which a user would read as
+//! the tool's errors. [`captured`] keeps them for `RUST_LOG=debug`.
 
 /// Runs `f` with descriptor 2 pointed at a pipe; returns its result and what was written
 /// there. Captures are serialized: stderr is one descriptor for the whole process.

@@ -1,14 +1,6 @@
-//! What a run may ask for, checked before anything of that size is allocated. Every model is
-//! a V^K x V table of 4-byte entries, so K is bounded by the largest buffer the device may
-//! bind and by a sane amount of host memory; the error says what was asked, the limit, and
-//! the largest K that fits.
-
-/// The most bytes one V^K x V table may take in host memory (the CPU reference also keeps
-/// an f64 gradient of the same shape, twice this).
-pub const HOST_TABLE_MAX_BYTES: u64 = 1 << 30;
-
-/// Bytes per table entry (u32 counts, f32 probabilities and weights).
-const ENTRY_BYTES: u64 = 4;
+//! What a run may ask for, checked before anything of that size is allocated: every model is
+//! a V^K x V table of 4-byte entries, bounded by the largest buffer the device may bind and by
+//! host memory; the error says what was asked, the limit, and the largest K that fits.
 
 /// The largest table a backend can hold, and which limit says so.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,20 +12,19 @@ pub struct TableLimit {
 }
 
 impl TableLimit {
-    /// The host-memory bound of the CPU reference.
+    /// The host-memory bound of the CPU reference: 1 GiB a table (the CPU also keeps an f64
+    /// gradient of the same shape, twice this).
     pub fn host() -> TableLimit {
         TableLimit {
-            max_bytes: HOST_TABLE_MAX_BYTES,
+            max_bytes: 1 << 30,
             name: "the host-memory bound for one table".to_string(),
         }
     }
 
     /// The tightest of several limits (the first one on ties).
     pub fn tightest(limits: impl IntoIterator<Item = TableLimit>) -> TableLimit {
-        limits
-            .into_iter()
-            .reduce(|a, b| if b.max_bytes < a.max_bytes { b } else { a })
-            .unwrap_or_else(TableLimit::host)
+        let tightest = limits.into_iter().min_by_key(|limit| limit.max_bytes);
+        tightest.unwrap_or_else(TableLimit::host)
     }
 }
 
@@ -81,8 +72,7 @@ pub const MAX_VOCAB: usize = 65_536;
 /// output, about 100 bytes a step); `--resume` goes on from there.
 pub const MAX_STEPS: usize = 1_000_000;
 
-/// The most names `train` draws from each model: they are held until printed (`sample --num`
-/// prints them as they are drawn).
+/// The most names `train` draws from each model: they are held until printed.
 pub const MAX_TRAIN_SAMPLES: usize = 100_000;
 
 /// Checks a training run's steps, names to sample, and minibatch (at most the training pairs,
@@ -113,24 +103,23 @@ pub struct VocabTooLarge {
 
 /// Checks the size of a vocabulary against [`MAX_VOCAB`].
 pub fn check_vocab(vocab_size: usize) -> Result<(), VocabTooLarge> {
-    if vocab_size > MAX_VOCAB {
-        return Err(VocabTooLarge { vocab_size });
+    match vocab_size > MAX_VOCAB {
+        true => Err(VocabTooLarge { vocab_size }),
+        false => Ok(()),
     }
-    Ok(())
 }
 
 /// V^K, the rows of a table, or `None` when it does not fit in a usize.
 pub fn table_rows(vocab_size: usize, context_len: usize) -> Option<usize> {
-    u32::try_from(context_len)
-        .ok()
-        .and_then(|k| vocab_size.checked_pow(k))
+    vocab_size.checked_pow(u32::try_from(context_len).ok()?)
 }
 
-/// Bytes of the V^K x V table of 4-byte entries (saturating).
+/// Bytes of the V^K x V table of 4-byte entries: u32 counts, f32 probabilities and weights
+/// (saturating).
 pub fn table_bytes(vocab_size: usize, context_len: usize) -> u128 {
     let v = vocab_size as u128;
     let rows = v.checked_pow(context_len as u32).unwrap_or(u128::MAX);
-    rows.saturating_mul(v).saturating_mul(ENTRY_BYTES as u128)
+    rows.saturating_mul(v).saturating_mul(4)
 }
 
 /// Why a model's table cannot be made: too many symbols, or too long a context for them.
@@ -242,12 +231,9 @@ pub fn check_text_fits(
 /// [`check_text_fits`] for the file at `path`, against [`available_memory`]. A file that
 /// cannot be read is left to the reader, which says why.
 pub fn check_file_fits(path: &std::path::Path, instead: &'static str) -> anyhow::Result<()> {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() => {
-            let name = path.display().to_string();
-            let available = available_memory()?;
-            Ok(check_text_fits(&name, meta.len(), available, instead)?)
-        }
-        _ => Ok(()),
-    }
+    let Some(meta) = std::fs::metadata(path).ok().filter(|meta| meta.is_file()) else {
+        return Ok(());
+    };
+    let (name, available) = (path.display().to_string(), available_memory()?);
+    Ok(check_text_fits(&name, meta.len(), available, instead)?)
 }

@@ -26,33 +26,27 @@ impl FromStr for Split {
     type Err = SplitError;
 
     fn from_str(s: &str) -> Result<Split, SplitError> {
-        let fail = |reason: &str| SplitError {
+        let fail = |reason: String| SplitError {
             given: s.to_string(),
-            reason: reason.to_string(),
+            reason,
         };
         let parts: Vec<&str> = s.split('/').map(str::trim).collect();
-        if parts.len() != 3 {
-            return Err(fail(&format!("{} parts", parts.len())));
-        }
-        let mut values = [0.0f64; 3];
-        for (value, part) in values.iter_mut().zip(&parts) {
-            *value = match part.parse::<f64>() {
-                Ok(x) if x.is_finite() && x >= 0.0 => x,
-                _ => return Err(fail(&format!("{part:?} is not a number >= 0"))),
-            };
-        }
-        let sum: f64 = values.iter().sum();
+        let [train, dev, test] = parts[..] else {
+            return Err(fail(format!("{} parts", parts.len())));
+        };
+        let percent = |part: &str| match part.parse::<f64>() {
+            Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+            _ => Err(fail(format!("{part:?} is not a number >= 0"))),
+        };
+        let (train, dev, test) = (percent(train)?, percent(dev)?, percent(test)?);
+        let sum = train + dev + test;
         if (sum - 100.0).abs() > 1e-9 {
-            return Err(fail(&format!("the parts sum to {sum}")));
+            return Err(fail(format!("the parts sum to {sum}")));
         }
-        if values[0] == 0.0 {
-            return Err(fail("the training part is empty"));
+        if train == 0.0 {
+            return Err(fail("the training part is empty".to_string()));
         }
-        Ok(Split {
-            train: values[0],
-            dev: values[1],
-            test: values[2],
-        })
+        Ok(Split { train, dev, test })
     }
 }
 
