@@ -1,9 +1,7 @@
-//! Stage 1 of the data path: text -> words -> vocabulary -> (context, target) pairs.
-//!
-//! With context length K = 1 the word `emma` is the pairs `.e em mm ma a.`: the boundary `.`
-//! (index 0) marks the start and the end of every word. With K > 1 the context is the K
-//! previous characters (`.` before the word's start) as one base-V number: a row of a V^K x V
-//! table.
+//! Stage 1 of the data path: text -> words -> vocabulary -> (context, target) pairs. With
+//! context length K = 1 the word `emma` is the pairs `.e em mm ma a.`: the boundary `.` (index
+//! 0) marks the start and the end of every word. With K > 1 the context is the K previous
+//! characters (`.` before the word's start) as one base-V number: a row of a V^K x V table.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -122,7 +120,7 @@ impl Vocab {
         self.chars.len()
     }
 
-    /// Always false: the boundary is always present.
+    /// Never: the boundary is always present.
     pub fn is_empty(&self) -> bool {
         false
     }

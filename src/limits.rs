@@ -192,48 +192,32 @@ pub fn available_memory() -> anyhow::Result<Option<u64>> {
     Ok(kib.map(|kib| kib.saturating_mul(1024)))
 }
 
-/// A text file whose words and pairs, held in memory, would take more than is available.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{path} ({}) held in memory with its examples takes about {}, more than the {} available; {instead}",
-    describe_bytes(*.file_bytes),
-    describe_bytes(*.file_bytes as u128 * HELD_TEXT_BYTES_PER_BYTE as u128),
-    describe_bytes(*.available)
-)]
-pub struct TextTooLarge {
-    pub path: String,
-    pub file_bytes: u64,
-    pub available: u64,
-    /// What to do instead, for the command that asked.
-    pub instead: &'static str,
-}
-
-/// Refuses, before reading it, a file of `file_bytes` whose words and pairs would not fit in
-/// `available` bytes; with `available` unknown, nothing is refused.
+/// Refuses, before reading it, a file of `file_bytes` whose words and pairs, held in memory,
+/// would not fit in `available` bytes; with `available` unknown, nothing is refused.
 pub fn check_text_fits(
     path: &str,
     file_bytes: u64,
     available: Option<u64>,
-    instead: &'static str,
-) -> Result<(), TextTooLarge> {
+    instead: &str,
+) -> anyhow::Result<()> {
     let needed = file_bytes as u128 * HELD_TEXT_BYTES_PER_BYTE as u128;
     match available {
-        Some(available) if needed > available as u128 => Err(TextTooLarge {
-            path: path.to_string(),
-            file_bytes,
-            available,
-            instead,
-        }),
+        Some(available) if needed > available as u128 => anyhow::bail!(
+            "{path} ({}) held in memory with its examples takes about {}, more than the {} available; {instead}",
+            describe_bytes(file_bytes),
+            describe_bytes(needed),
+            describe_bytes(available)
+        ),
         _ => Ok(()),
     }
 }
 
 /// [`check_text_fits`] for the file at `path`, against [`available_memory`]. A file that
 /// cannot be read is left to the reader, which says why.
-pub fn check_file_fits(path: &std::path::Path, instead: &'static str) -> anyhow::Result<()> {
+pub fn check_file_fits(path: &std::path::Path, instead: &str) -> anyhow::Result<()> {
     let Some(meta) = std::fs::metadata(path).ok().filter(|meta| meta.is_file()) else {
         return Ok(());
     };
     let (name, available) = (path.display().to_string(), available_memory()?);
-    Ok(check_text_fits(&name, meta.len(), available, instead)?)
+    check_text_fits(&name, meta.len(), available, instead)
 }
