@@ -167,7 +167,7 @@ pub fn scan(path: &Path, block_bytes: usize) -> Result<Scan, DataError> {
 /// [`scan`] of any reader; `name` names it in errors.
 pub fn scan_reader<R: Read>(reader: R, name: &str, block_bytes: usize) -> Result<Scan, DataError> {
     let mut blocks = Blocks::new(reader, name, block_bytes);
-    let (threads, mut found) = (threads(), ScanPart::default());
+    let (threads, mut found) = (threads(), ScanPart::EMPTY);
     while let Some(block) = blocks.next_block()? {
         let parts = at_once(split_block(block, threads), |part| {
             ScanPart::of_clean(part.text.as_bytes())
@@ -227,18 +227,6 @@ struct ScanPart {
     pairs: u64,
 }
 
-impl Default for ScanPart {
-    fn default() -> ScanPart {
-        ScanPart {
-            byte_seen: [false; 256],
-            others: BTreeSet::new(),
-            boundary_in_word: None,
-            stats: NO_WORDS,
-            pairs: 0,
-        }
-    }
-}
-
 /// The bytes of a clean block: '\n' and printable ASCII other than ' ' and '.', so no line
 /// needs trimming, no word has the boundary, and each byte is one character.
 fn is_clean(b: u8) -> bool {
@@ -250,13 +238,6 @@ fn bytes_seen(bytes: &[u8]) -> [bool; 256] {
     bytes.iter().for_each(|&b| seen[b as usize] = true);
     seen
 }
-
-/// No words yet: the first word's length is the shortest.
-const NO_WORDS: WordStats = WordStats {
-    words: 0,
-    shortest: usize::MAX,
-    longest: 0,
-};
 
 impl WordStats {
     fn add(&mut self, len: usize) {
@@ -272,6 +253,19 @@ impl WordStats {
 }
 
 impl ScanPart {
+    /// Nothing yet: the first word's length is the shortest.
+    const EMPTY: ScanPart = ScanPart {
+        byte_seen: [false; 256],
+        others: BTreeSet::new(),
+        boundary_in_word: None,
+        stats: WordStats {
+            words: 0,
+            shortest: usize::MAX,
+            longest: 0,
+        },
+        pairs: 0,
+    };
+
     /// What a clean block holds (each non-empty line a word as it stands), in one loop over
     /// the bytes; `None` for any other block.
     fn of_clean(bytes: &[u8]) -> Option<ScanPart> {
@@ -280,7 +274,7 @@ impl ScanPart {
             return None;
         }
         byte_seen[b'\n' as usize] = false;
-        let (mut start, mut newlines, mut stats) = (0, 0, NO_WORDS);
+        let (mut start, mut newlines, mut stats) = (0, 0, ScanPart::EMPTY.stats);
         let mut line_ends_at = |end: usize| {
             if end > start {
                 stats.add(end - start);
@@ -308,13 +302,13 @@ impl ScanPart {
             byte_seen,
             stats,
             pairs,
-            ..ScanPart::default()
+            ..ScanPart::EMPTY
         })
     }
 
     /// What a block holds, word by word (any text).
     fn of_words(block: Block<'_>, name: &str) -> ScanPart {
-        let mut found = ScanPart::default();
+        let mut found = ScanPart::EMPTY;
         for (line, word) in block {
             // One loop over the bytes: those seen, a '.', and whether all are ASCII.
             let (mut dot, mut bits) = (false, 0u8);
