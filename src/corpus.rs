@@ -1,15 +1,7 @@
-//! Stage 1 streamed: a file of words read in blocks, for corpora larger than memory. Words,
-//! vocabulary and (context, target) pairs are exactly those of [`crate::data`]; only the
-//! text, the word list and the pair arrays are never held whole. Two passes:
-//!
-//! ```text
-//! scan          every block: UTF-8 checked, words trimmed, '.' refused -> vocabulary, stats
-//! PairEncoder   every block: words encoded as pairs, one batch per block (or counted)
-//! ```
-//!
-//! A block is about [`chunk_bytes`] of text cut after its last '\n' (never inside a character
-//! or a CRLF), so errors count lines and byte offsets from the file's start. Memory is one
-//! block (or the longest line) and its pairs, whatever the file's size.
+//! Stage 1 streamed: a file of words read in blocks of about [`chunk_bytes`] of whole lines,
+//! for corpora larger than memory; words, vocabulary and pairs are exactly those of
+//! [`crate::data`]. Two passes: [`scan`] (UTF-8 checked, words trimmed, '.' refused ->
+//! vocabulary, stats), then [`PairEncoder`] (pairs, one batch per block, or counts).
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -29,11 +21,43 @@ pub fn chunk_bytes() -> usize {
         .unwrap_or(1 << 20)
 }
 
-/// Whole lines of text, valid UTF-8, the byte-order mark of the file's start removed.
+/// Whole lines of valid UTF-8, the byte-order mark of the file's start removed. As an
+/// iterator: its words with their line numbers (lines end at '\n', are trimmed, a '\r' with
+/// the spaces, and blank ones dropped).
+#[derive(Clone, Copy)]
 pub struct Block<'a> {
     pub text: &'a str,
     /// The line number (from 1) of the block's first line.
     pub first_line: usize,
+}
+
+impl<'a> Iterator for Block<'a> {
+    type Item = (usize, &'a str);
+
+    /// For lines of a few bytes: an inlined byte loop finds a line's end faster than memchr,
+    /// and ASCII spaces are trimmed bytewise (`trim` only at a non-ASCII end).
+    fn next(&mut self) -> Option<(usize, &'a str)> {
+        while !self.text.is_empty() {
+            let (text, line) = (self.text, self.first_line);
+            let end = text.bytes().position(|b| b == b'\n').unwrap_or(text.len());
+            let bytes = &text.as_bytes()[..end];
+            (self.text, self.first_line) = (text.get(end + 1..).unwrap_or(""), line + 1);
+            // The ASCII characters that `char::is_whitespace` accepts.
+            let space = |b: &u8| *b == b' ' || (b'\t'..=b'\r').contains(b);
+            let Some(first) = bytes.iter().position(|b| !space(b)) else {
+                continue;
+            };
+            let last = bytes.iter().rposition(|b| !space(b)).unwrap_or(first);
+            let word = match bytes[first].is_ascii() && bytes[last].is_ascii() {
+                true => &text[first..=last],
+                false => text[first..=last].trim(),
+            };
+            if !word.is_empty() {
+                return Some((line, word));
+            }
+        }
+        None
+    }
 }
 
 /// Reads a text in blocks of whole lines.
@@ -45,13 +69,12 @@ pub struct Blocks<R> {
     /// Bytes at the front of `buf` handed out as the last block.
     handed_out: usize,
     /// Byte offset in the file, and line number, of `buf[0]`.
-    offset: u64,
+    offset: usize,
     line: usize,
-    eof: bool,
 }
 
 impl<R: Read> Blocks<R> {
-    /// Blocks of about `block_bytes` from `reader`; `name` is the file's, for errors.
+    /// Blocks of about `block_bytes` from `reader`; `name` names it in errors.
     pub fn new(reader: R, name: &str, block_bytes: usize) -> Blocks<R> {
         Blocks {
             reader,
@@ -61,21 +84,19 @@ impl<R: Read> Blocks<R> {
             handed_out: 0,
             offset: 0,
             line: 1,
-            eof: false,
         }
     }
 
     /// The next block, or `None` at the end of the text. Invalid UTF-8 is an error with the
-    /// line and byte offset of its first bad byte, as `read_words` reports it.
+    /// line and byte offset of its first bad byte.
     pub fn next_block(&mut self) -> Result<Option<Block<'_>>, DataError> {
         let done = std::mem::take(&mut self.handed_out);
         self.line += newlines(&self.buf[..done]);
-        self.offset += done as u64;
+        self.offset += done;
         self.buf.drain(..done);
         let mut want = self.block_bytes;
         let end = loop {
-            // Read until `buf` holds `want` bytes or the text ends; a whole text (`read_words`)
-            // by the reader's own read_to_end, which reserves a file's size.
+            // A whole text (`read_words`) by the reader's read_to_end, which reserves its size.
             let more = want.saturating_sub(self.buf.len());
             let read = if more == usize::MAX {
                 self.reader.read_to_end(&mut self.buf)
@@ -85,14 +106,10 @@ impl<R: Read> Blocks<R> {
                     .take(more as u64)
                     .read_to_end(&mut self.buf)
             };
-            let path = || self.name.clone();
-            let read = read.map_err(|source| DataError::Io {
-                path: path(),
-                source,
-            })?;
-            self.eof = read < more;
+            let path = self.name.clone();
+            let read = read.map_err(|source| DataError::Io { path, source })?;
             match memrchr(b'\n', &self.buf) {
-                _ if self.eof => break self.buf.len(),
+                _ if read < more => break self.buf.len(),
                 Some(last) => break last + 1,
                 // A line longer than a block: read on until it ends.
                 None => want = self.buf.len() + self.block_bytes,
@@ -103,11 +120,9 @@ impl<R: Read> Blocks<R> {
         }
         let text = std::str::from_utf8(&self.buf[..end]).map_err(|err| {
             let valid = err.valid_up_to();
-            DataError::InvalidUtf8 {
-                path: self.name.clone(),
-                line: self.line + newlines(&self.buf[..valid]),
-                offset: (self.offset + valid as u64) as usize,
-            }
+            let (path, line) = (self.name.clone(), self.line + newlines(&self.buf[..valid]));
+            let offset = self.offset + valid;
+            DataError::InvalidUtf8 { path, line, offset }
         })?;
         self.handed_out = end;
         let text = match self.offset {
@@ -125,62 +140,11 @@ fn newlines(bytes: &[u8]) -> usize {
     memchr_iter(b'\n', bytes).count()
 }
 
-/// The words of a block with their line numbers, by `parse_words`' rule: lines end at '\n',
-/// are trimmed (a '\r' with the spaces), and blank ones dropped.
-pub(crate) fn words<'a>(block: &Block<'a>) -> Words<'a> {
-    let (text, line) = (block.text, block.first_line);
-    Words {
-        text,
-        start: 0,
-        line,
-    }
-}
-
-pub(crate) struct Words<'a> {
-    text: &'a str,
-    /// Byte offset and line number of the next line.
-    start: usize,
-    line: usize,
-}
-
-impl<'a> Iterator for Words<'a> {
-    type Item = (usize, &'a str);
-
-    /// Written for lines of a few bytes, where an inlined byte loop finds a line's end faster
-    /// than a call of memchr, and ASCII spaces are trimmed bytewise (`trim` only at a
-    /// non-ASCII end).
-    fn next(&mut self) -> Option<(usize, &'a str)> {
-        while self.start < self.text.len() {
-            let (start, line) = (self.start, self.line);
-            let rest = &self.text.as_bytes()[start..];
-            let bytes = &rest[..rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len())];
-            (self.start, self.line) = (start + bytes.len() + 1, line + 1);
-            // The ASCII characters that `char::is_whitespace` accepts.
-            let space = |b: &u8| *b == b' ' || (b'\t'..=b'\r').contains(b);
-            let Some(first) = bytes.iter().position(|b| !space(b)) else {
-                continue;
-            };
-            let last = bytes.iter().rposition(|b| !space(b)).unwrap_or(first);
-            // Whole characters: the cuts are next to ASCII bytes.
-            let word = &self.text[start + first..=start + last];
-            let word = match bytes[first].is_ascii() && bytes[last].is_ascii() {
-                true => word,
-                false => word.trim(),
-            };
-            if !word.is_empty() {
-                return Some((line, word));
-            }
-        }
-        None
-    }
-}
-
-/// What the first pass learns about a file of words.
+/// What the first pass learns about a file of words; `examples` counts its pairs.
 #[derive(Clone, Debug)]
 pub struct Scan {
     pub stats: WordStats,
     pub vocab: Vocab,
-    /// The number of (context, target) pairs: one per character plus one per word.
     pub examples: u64,
 }
 
@@ -203,22 +167,18 @@ pub fn scan(path: &Path, block_bytes: usize) -> Result<Scan, DataError> {
 /// [`scan`] of any reader; `name` names it in errors.
 pub fn scan_reader<R: Read>(reader: R, name: &str, block_bytes: usize) -> Result<Scan, DataError> {
     let mut blocks = Blocks::new(reader, name, block_bytes);
-    let (threads, mut found) = (threads(), ScanPart::default());
+    let (threads, mut found) = (threads(), ScanPart::EMPTY);
     while let Some(block) = blocks.next_block()? {
-        let parts = at_once(split_block(&block, threads), |part| {
-            let mut found = ScanPart::default();
-            if !found.add_clean(part.text.as_bytes()) {
-                found.add_words(&part, name);
-            }
-            found
+        let parts = at_once(split_block(block, threads), |part| {
+            ScanPart::of_clean(part.text.as_bytes())
+                .unwrap_or_else(|| ScanPart::of_words(part, name))
         });
         parts.into_iter().for_each(|part| found.merge(part));
     }
     found.finish(name)
 }
 
-/// The threads a block is shared between: the cores, at most 4 (each holds its own count
-/// table in the second pass).
+/// The threads a block is shared between: the cores, at most 4 (each counts into a table).
 fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
 }
@@ -230,67 +190,41 @@ fn at_once<I: Send, T: Send>(items: Vec<I>, f: impl Fn(I) -> T + Sync) -> Vec<T>
     std::thread::scope(|s| {
         let f = &f;
         let others: Vec<_> = items.map(|item| s.spawn(move || f(item))).collect();
-        let joined = others.into_iter().map(|thread| {
-            // A panic in a thread goes on in the caller.
-            thread
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e))
-        });
+        let joined = others
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
         first.map(f).into_iter().chain(joined).collect()
     })
 }
 
 /// A block cut into at most `n` blocks of whole lines (each cut after the first '\n' at or
 /// past an n-th of the text), in order; never an empty list.
-fn split_block<'a>(block: &Block<'a>, n: usize) -> Vec<Block<'a>> {
-    let (text, bytes) = (block.text, block.text.as_bytes());
-    let mut parts = Vec::with_capacity(n);
-    let (mut start, mut line) = (0, block.first_line);
+fn split_block(block: Block<'_>, n: usize) -> Vec<Block<'_>> {
+    let (text, mut parts) = (block.text, Vec::with_capacity(n));
+    let (mut start, mut first_line) = (0, block.first_line);
     for i in 1..n {
-        let from = (bytes.len() * i / n).max(start);
-        let end = memchr(b'\n', &bytes[from..]).map_or(bytes.len(), |at| from + at + 1);
-        if end > start && end < bytes.len() {
+        let from = (text.len() * i / n).max(start);
+        let end = memchr(b'\n', &text.as_bytes()[from..]).map_or(text.len(), |at| from + at + 1);
+        if end > start && end < text.len() {
             let text = &text[start..end];
-            parts.push(Block {
-                text,
-                first_line: line,
-            });
-            (line, start) = (line + newlines(text.as_bytes()), end);
+            parts.push(Block { text, first_line });
+            (first_line, start) = (first_line + newlines(text.as_bytes()), end);
         }
     }
-    parts.push(Block {
-        text: &text[start..],
-        first_line: line,
-    });
+    let text = &text[start..];
+    parts.push(Block { text, first_line });
     parts
 }
 
 /// What the first pass has found in a stretch of the text; stretches merge in order.
 struct ScanPart {
-    /// The bytes of words (the ASCII ones are characters of the vocabulary).
+    /// The bytes of words (the ASCII ones are characters), the other characters, and the
+    /// first word with a '.'.
     byte_seen: [bool; 256],
-    /// The non-ASCII characters of words.
     others: BTreeSet<char>,
-    /// The first word with a '.'.
     boundary_in_word: Option<DataError>,
-    words: usize,
-    shortest: usize,
-    longest: usize,
+    stats: WordStats,
     pairs: u64,
-}
-
-impl Default for ScanPart {
-    fn default() -> ScanPart {
-        ScanPart {
-            byte_seen: [false; 256],
-            others: BTreeSet::new(),
-            boundary_in_word: None,
-            words: 0,
-            shortest: usize::MAX,
-            longest: 0,
-            pairs: 0,
-        }
-    }
 }
 
 /// The bytes of a clean block: '\n' and printable ASCII other than ' ' and '.', so no line
@@ -305,23 +239,47 @@ fn bytes_seen(bytes: &[u8]) -> [bool; 256] {
     seen
 }
 
+impl WordStats {
+    fn add(&mut self, len: usize) {
+        self.words += 1;
+        (self.shortest, self.longest) = (self.shortest.min(len), self.longest.max(len));
+    }
+
+    fn merge(&mut self, part: &WordStats) {
+        self.words += part.words;
+        self.shortest = self.shortest.min(part.shortest);
+        self.longest = self.longest.max(part.longest);
+    }
+}
+
 impl ScanPart {
-    /// Adds the words of a clean block (each non-empty line as it stands) in one loop over
-    /// the bytes; false, adding nothing, for any other block.
-    fn add_clean(&mut self, bytes: &[u8]) -> bool {
-        let mut seen = bytes_seen(bytes);
-        if (0..=255u8).any(|b| seen[b as usize] && !is_clean(b)) {
-            return false;
+    /// Nothing yet: the first word's length is the shortest.
+    const EMPTY: ScanPart = ScanPart {
+        byte_seen: [false; 256],
+        others: BTreeSet::new(),
+        boundary_in_word: None,
+        stats: WordStats {
+            words: 0,
+            shortest: usize::MAX,
+            longest: 0,
+        },
+        pairs: 0,
+    };
+
+    /// What a clean block holds (each non-empty line a word as it stands), in one loop over
+    /// the bytes; `None` for any other block.
+    fn of_clean(bytes: &[u8]) -> Option<ScanPart> {
+        let mut byte_seen = bytes_seen(bytes);
+        if (0..=255u8).any(|b| byte_seen[b as usize] && !is_clean(b)) {
+            return None;
         }
-        seen[b'\n' as usize] = false;
-        let (mut start, mut newlines, mut words) = (0, 0, 0);
-        let (mut shortest, mut longest) = (self.shortest, self.longest);
+        byte_seen[b'\n' as usize] = false;
+        let (mut start, mut newlines, mut stats) = (0, 0, ScanPart::EMPTY.stats);
         let mut line_ends_at = |end: usize| {
-            let len = end - start;
-            (start, newlines) = (end + 1, newlines + 1);
-            if len > 0 {
-                (words, shortest, longest) = (words + 1, shortest.min(len), longest.max(len));
+            if end > start {
+                stats.add(end - start);
             }
+            (start, newlines) = (end + 1, newlines + 1);
         };
         // Eight bytes at a time (10% faster than memchr_iter on lines of 8 bytes): the high
         // bit of a byte of `ends` is set where a '\n' is (x = 0 exactly there; adding 0x7f to
@@ -338,45 +296,45 @@ impl ScanPart {
         }
         let tail = bytes.len() - groups.remainder().len();
         memchr_iter(b'\n', groups.remainder()).for_each(|i| line_ends_at(tail + i));
-        // The last line, without a '\n' (not counted as one).
-        line_ends_at(bytes.len());
-        for (all, part) in self.byte_seen.iter_mut().zip(seen) {
-            *all |= part;
-        }
-        (self.words, self.shortest, self.longest) = (self.words + words, shortest, longest);
-        // One pair per character and one per word.
-        self.pairs += (bytes.len() - (newlines - 1) + words) as u64;
-        true
+        line_ends_at(bytes.len()); // The last line, without a '\n' (not counted as one).
+        let pairs = (bytes.len() - (newlines - 1) + stats.words) as u64;
+        Some(ScanPart {
+            byte_seen,
+            stats,
+            pairs,
+            ..ScanPart::EMPTY
+        })
     }
 
-    /// Adds a block's words one by one (any text).
-    fn add_words(&mut self, block: &Block<'_>, name: &str) {
-        for (line, word) in words(block) {
+    /// What a block holds, word by word (any text).
+    fn of_words(block: Block<'_>, name: &str) -> ScanPart {
+        let mut found = ScanPart::EMPTY;
+        for (line, word) in block {
             // One loop over the bytes: those seen, a '.', and whether all are ASCII.
             let (mut dot, mut bits) = (false, 0u8);
             for &b in word.as_bytes() {
-                self.byte_seen[b as usize] = true;
+                found.byte_seen[b as usize] = true;
                 (dot, bits) = (dot || b == b'.', bits | b);
             }
             if dot {
                 // Reported once the whole file is known to be valid UTF-8.
-                self.boundary_in_word
-                    .get_or_insert_with(|| DataError::BoundaryInWord {
-                        source_name: name.to_string(),
-                        line,
-                        word: word.to_string(),
-                    });
+                let error = || DataError::BoundaryInWord {
+                    source_name: name.to_string(),
+                    line,
+                    word: word.to_string(),
+                };
+                found.boundary_in_word.get_or_insert_with(error);
                 continue;
             }
             let mut len = word.len();
             if !bits.is_ascii() {
-                self.others.extend(word.chars().filter(|c| !c.is_ascii()));
+                found.others.extend(word.chars().filter(|c| !c.is_ascii()));
                 len = word.chars().count();
             }
-            self.words += 1;
-            (self.shortest, self.longest) = (self.shortest.min(len), self.longest.max(len));
-            self.pairs += len as u64 + 1;
+            found.stats.add(len);
+            found.pairs += len as u64 + 1;
         }
+        found
     }
 
     /// Adds what was found in the stretch of text after this one.
@@ -386,9 +344,7 @@ impl ScanPart {
         }
         self.others.extend(later.others);
         self.boundary_in_word = self.boundary_in_word.take().or(later.boundary_in_word);
-        self.words += later.words;
-        self.shortest = self.shortest.min(later.shortest);
-        self.longest = self.longest.max(later.longest);
+        self.stats.merge(&later.stats);
         self.pairs += later.pairs;
     }
 
@@ -397,18 +353,14 @@ impl ScanPart {
         if let Some(err) = self.boundary_in_word {
             return Err(err);
         }
-        if self.words == 0 {
+        if self.stats.words == 0 {
             let source_name = name.to_string();
             return Err(DataError::Empty { source_name });
         }
         let ascii = (0..128u8).filter(|&b| self.byte_seen[b as usize]);
         let chars: String = ascii.map(char::from).chain(self.others).collect();
         Ok(Scan {
-            stats: WordStats {
-                words: self.words,
-                shortest: self.shortest,
-                longest: self.longest,
-            },
+            stats: self.stats,
             vocab: Vocab::from_words(&[chars]),
             examples: self.pairs,
         })
@@ -425,49 +377,36 @@ pub struct PairBatch<'a> {
 pub trait PairBatches {
     /// The next batch (possibly empty), or `None` when every pair has been handed out.
     fn next_batch(&mut self) -> anyhow::Result<Option<PairBatch<'_>>>;
-
     /// Adds every pair left into `counts`, a V^K x V table: `counts[ctx * V + tgt] += 1`.
-    fn count_into(&mut self, counts: &mut [u32]) -> anyhow::Result<()> {
-        let num_cols = self.num_cols();
-        while let Some(batch) = self.next_batch()? {
-            for (&ctx, &tgt) in batch.contexts.iter().zip(batch.targets) {
-                counts[ctx as usize * num_cols + tgt as usize] += 1;
-            }
-        }
-        Ok(())
-    }
-
+    fn count_into(&mut self, counts: &mut [u32]) -> anyhow::Result<()>;
     /// V: the columns of the count table.
     fn num_cols(&self) -> usize;
 }
 
-/// The largest count table that each counting thread copies (larger ones are counted by one).
-const MAX_THREAD_TABLE_BYTES: usize = 64 << 20;
-
 /// Marks a byte that is no symbol.
 const NOT_IN_VOCAB: u32 = u32::MAX;
 
-/// Words to (context, target) pairs, as `Examples::encode` makes them.
-struct Encoding {
+/// Words to (context, target) pairs: every word as `.w o r d.`, one pair per character plus
+/// one for the end, the context the last K symbols as a base-V number (0, all `.`, at first).
+pub(crate) struct Encoding {
     vocab: Vocab,
     /// The symbol of each ASCII character (found without a search), 0 (the boundary that
     /// ends a word) for '\n', [`NOT_IN_VOCAB`] for '.' and the bytes the vocabulary lacks.
     symbol: [u32; 256],
     context_len: usize,
-    num_cols: usize,
-    num_rows: usize,
+    pub num_cols: usize,
+    pub num_rows: usize,
 }
 
 impl Encoding {
-    fn new(vocab: &Vocab, context_len: usize) -> Encoding {
-        let mut symbol = [NOT_IN_VOCAB; 256];
-        for (b, slot) in symbol.iter_mut().enumerate().take(128) {
-            *slot = match char::from(b as u8) {
-                '\n' => 0,
-                BOUNDARY => NOT_IN_VOCAB,
-                c => vocab.index(c).unwrap_or(NOT_IN_VOCAB),
-            };
-        }
+    /// The caller has checked the table's size (limits::check_context, or a checkpoint's
+    /// tensors), so V^K fits.
+    pub fn new(vocab: &Vocab, context_len: usize) -> Encoding {
+        let symbol = std::array::from_fn(|b| match char::from(b as u8) {
+            '\n' => 0,
+            c if c.is_ascii() && c != BOUNDARY => vocab.index(c).unwrap_or(NOT_IN_VOCAB),
+            _ => NOT_IN_VOCAB,
+        });
         let num_rows = crate::limits::table_rows(vocab.len(), context_len)
             .expect("the V^K x V table's size is checked before encoding");
         Encoding {
@@ -487,25 +426,19 @@ impl Encoding {
             .all(|b| !seen[b as usize] || is_clean(b) && self.symbol[b as usize] != NOT_IN_VOCAB)
     }
 
-    /// The context after `target`: the last K symbols as a base-V number. Inside a word it is
-    /// never 0 (its last digit is a character's, not the boundary's 0).
+    /// The context after `target`; inside a word never 0 (its last digit is a character's).
     fn next_context(&self, context: usize, target: u32) -> usize {
         match self.context_len {
-            // No division on the common path.
-            1 => target as usize,
+            1 => target as usize, // No division on the common path.
             _ => (context * self.num_cols + target as usize) % self.num_rows,
         }
     }
 
     /// Hands every pair of a block's words to `pair(context, target)`.
-    fn encode(
-        &self,
-        block: &Block<'_>,
-        pair: &mut impl FnMut(u32, u32),
-    ) -> Result<(), UnknownChar> {
+    fn encode(&self, block: Block<'_>, pair: &mut impl FnMut(u32, u32)) -> Result<(), UnknownChar> {
         let bytes = block.text.as_bytes();
         if !self.is_clean_block(bytes) {
-            return self.encode_words(block, pair);
+            return self.encode_words(block.map(|(_, word)| word), pair);
         }
         // One loop over the bytes: '\n' ends the word before it, if any.
         let mut context = 0usize;
@@ -513,10 +446,9 @@ impl Encoding {
             let target = self.symbol[b as usize];
             if target != 0 || context != 0 {
                 pair(context as u32, target);
-                context = if target == 0 {
-                    0
-                } else {
-                    self.next_context(context, target)
+                context = match target {
+                    0 => 0,
+                    _ => self.next_context(context, target),
                 };
             }
         }
@@ -526,44 +458,33 @@ impl Encoding {
         Ok(())
     }
 
-    /// [`Encoding::encode`] word by word (any text).
-    fn encode_words(
+    /// [`Encoding::encode`] word by word (any words). A character missing from the
+    /// vocabulary is an error naming the word.
+    pub fn encode_words<'w>(
         &self,
-        block: &Block<'_>,
+        words: impl IntoIterator<Item = &'w str>,
         pair: &mut impl FnMut(u32, u32),
     ) -> Result<(), UnknownChar> {
-        for (_, word) in words(block) {
+        for word in words {
             let mut context = 0usize;
             let mut push = |target: u32| {
                 pair(context as u32, target);
                 context = self.next_context(context, target);
             };
-            let unknown = |ch| UnknownChar {
-                word: word.to_string(),
-                ch,
-            };
-            // ASCII bytes by table; from the first other byte on, characters by the vocabulary.
-            let ascii = word
-                .bytes()
-                .try_for_each(|b| match self.symbol[b as usize] {
-                    NOT_IN_VOCAB => Err(b),
-                    target => {
-                        push(target);
-                        Ok(())
-                    }
-                });
-            match ascii {
-                Ok(()) => {}
-                Err(b) if b.is_ascii() => return Err(unknown(char::from(b))),
-                Err(_) => {
-                    let done = word.bytes().take_while(u8::is_ascii).count();
-                    for c in word[done..].chars() {
-                        match self.vocab.index(c) {
-                            Some(target) if c != BOUNDARY => push(target),
-                            _ => return Err(unknown(c)),
-                        }
-                    }
+            // ASCII bytes by table (0 is '\n', in no word), from the first other byte on
+            // characters by the vocabulary ('.' it has, but no word may).
+            let (bytes, mut ascii) = (word.as_bytes(), 0);
+            while let Some(&b) = bytes.get(ascii) {
+                match self.symbol[b as usize] {
+                    0 | NOT_IN_VOCAB => break,
+                    target => push(target),
                 }
+                ascii += 1;
+            }
+            for ch in word[ascii..].chars() {
+                let target = self.vocab.index(ch).filter(|_| ch != BOUNDARY);
+                let word = || word.to_string();
+                push(target.ok_or_else(|| UnknownChar { word: word(), ch })?);
             }
             push(0);
         }
@@ -571,7 +492,7 @@ impl Encoding {
     }
 
     /// Adds the pairs of a block into `counts` and returns their number.
-    fn count(&self, block: &Block<'_>, counts: &mut [u32]) -> Result<u64, UnknownChar> {
+    fn count(&self, block: Block<'_>, counts: &mut [u32]) -> Result<u64, UnknownChar> {
         let (bytes, v) = (block.text.as_bytes(), self.num_cols);
         if self.context_len == 1 && self.is_clean_block(bytes) {
             return Ok(self.count_clean_bigrams(bytes, counts));
@@ -586,7 +507,7 @@ impl Encoding {
 
     /// The counts of a clean block with K = 1: pairs of bytes (all below 128) counted first,
     /// a '\n' before the text; then (a, b) counts for (symbol of a, symbol of b), a '\n'
-    /// being the boundary 0, except ('\n', '\n'), a blank line and no pair.
+    /// (10) being the boundary 0, except ('\n', '\n'), a blank line and no pair.
     fn count_clean_bigrams(&self, bytes: &[u8], counts: &mut [u32]) -> u64 {
         let mut by_bytes = vec![0u32; 128 * 128];
         let mut prev = b'\n';
@@ -594,31 +515,25 @@ impl Encoding {
             by_bytes[((prev as usize) << 7 | b as usize) & (128 * 128 - 1)] += 1;
             prev = b;
         }
-        let symbol = |b: u8| self.symbol[b as usize] as usize;
-        let seen: Vec<u8> = (0..128u8)
-            .filter(|&b| is_clean(b) && symbol(b) != NOT_IN_VOCAB as usize)
-            .collect();
-        let (v, mut pairs) = (self.num_cols, 0u64);
-        for &a in &seen {
-            for &b in &seen {
-                let n = by_bytes[(a as usize) << 7 | b as usize];
-                if n > 0 && (a, b) != (b'\n', b'\n') {
-                    counts[symbol(a) * v + symbol(b)] += n;
-                    pairs += n as u64;
-                }
+        let (symbol, v) = (|b: usize| self.symbol[b] as usize, self.num_cols);
+        let mut pairs = 0u64;
+        for (ab, &n) in by_bytes.iter().enumerate() {
+            let (a, b) = (ab >> 7, ab & 127);
+            if n > 0 && (a, b) != (10, 10) {
+                counts[symbol(a) * v + symbol(b)] += n;
+                pairs += n as u64;
             }
         }
         // The text's last word, without a '\n'.
         if prev != b'\n' {
-            counts[symbol(prev) * v] += 1;
+            counts[symbol(prev as usize) * v] += 1;
             pairs += 1;
         }
         pairs
     }
 }
 
-/// The second pass: every word of a text encoded as `Examples::encode` encodes it, one batch
-/// of pairs per block.
+/// The second pass: the pairs of `Examples::encode`, one batch per block.
 pub struct PairEncoder<R> {
     blocks: Blocks<R>,
     encoding: Encoding,
@@ -630,37 +545,19 @@ pub struct PairEncoder<R> {
 }
 
 impl PairEncoder<std::fs::File> {
-    /// The pairs of a file whose first pass gave `scan`, with contexts of `context_len`
-    /// characters (the caller has checked that the V^K x V table fits).
-    pub fn open(
-        path: &Path,
-        scan: &Scan,
-        context_len: usize,
-        block_bytes: usize,
-    ) -> Result<Self, DataError> {
+    /// The pairs of a file whose first pass gave `scan`, with contexts of `k` characters
+    /// (the caller has checked that the V^K x V table fits).
+    pub fn open(path: &Path, scan: &Scan, k: usize, block_bytes: usize) -> Result<Self, DataError> {
         let name = path.display().to_string();
-        let file = open(path)?;
-        Ok(PairEncoder::new(
-            file,
-            &name,
-            scan,
-            context_len,
-            block_bytes,
-        ))
+        Ok(PairEncoder::new(open(path)?, &name, scan, k, block_bytes))
     }
 }
 
 impl<R: Read> PairEncoder<R> {
-    pub fn new(
-        reader: R,
-        name: &str,
-        scan: &Scan,
-        context_len: usize,
-        block_bytes: usize,
-    ) -> PairEncoder<R> {
+    pub fn new(reader: R, name: &str, scan: &Scan, k: usize, block_bytes: usize) -> Self {
         PairEncoder {
             blocks: Blocks::new(reader, name, block_bytes),
-            encoding: Encoding::new(&scan.vocab, context_len),
+            encoding: Encoding::new(&scan.vocab, k),
             expected: scan.examples,
             handed_out: 0,
             contexts: Vec::new(),
@@ -693,7 +590,7 @@ impl<R: Read> PairBatches for PairEncoder<R> {
             self.check_unchanged()?;
             return Ok(None);
         };
-        self.encoding.encode(&block, &mut |context, target| {
+        self.encoding.encode(block, &mut |context, target| {
             contexts.push(context);
             targets.push(target);
         })?;
@@ -710,17 +607,17 @@ impl<R: Read> PairBatches for PairEncoder<R> {
 
     /// Each block cut into [`threads`] parts of whole lines, counted at once, each thread
     /// into its own table (the first into `counts`), the tables summed at the end (exact in
-    /// u32, in any order). One table when a copy would take over [`MAX_THREAD_TABLE_BYTES`].
+    /// u32, in any order). One table when a copy would take over 64 MiB.
     fn count_into(&mut self, counts: &mut [u32]) -> anyhow::Result<()> {
-        let one = std::mem::size_of_val(counts) > MAX_THREAD_TABLE_BYTES;
+        let one = std::mem::size_of_val(counts) > 64 << 20;
         let threads = if one { 1 } else { threads() };
         let mut tables = vec![vec![0u32; counts.len()]; threads - 1];
         let encoding = &self.encoding;
         while let Some(block) = self.blocks.next_block()? {
             let each =
                 std::iter::once(&mut *counts).chain(tables.iter_mut().map(Vec::as_mut_slice));
-            let parts: Vec<_> = split_block(&block, threads).into_iter().zip(each).collect();
-            for pairs in at_once(parts, |(part, table)| encoding.count(&part, table)) {
+            let parts: Vec<_> = split_block(block, threads).into_iter().zip(each).collect();
+            for pairs in at_once(parts, |(part, table)| encoding.count(part, table)) {
                 self.handed_out += pairs?;
             }
         }
@@ -735,23 +632,21 @@ impl<R: Read> PairBatches for PairEncoder<R> {
     }
 }
 
-/// The V^K x V count table of a corpus, and the number of pairs it counts.
+/// The V^K x V count table of a corpus, and the number of pairs it counts (their sum).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CountTable {
     pub counts: Vec<u32>,
     pub num_cols: usize,
-    /// The sum of the counts: the number of pairs.
     pub examples: usize,
 }
 
 impl CountTable {
-    /// A table from its counts (the pairs are their sum).
     pub fn new(counts: Vec<u32>, num_cols: usize) -> CountTable {
-        let pairs = counts.iter().map(|&n| n as u64).sum::<u64>() as usize;
+        let examples = counts.iter().map(|&n| n as u64).sum::<u64>() as usize;
         CountTable {
             counts,
             num_cols,
-            examples: pairs,
+            examples,
         }
     }
 }
@@ -768,53 +663,7 @@ pub fn check_countable(pairs: u64, source: &str) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::data::{parse_words, Examples};
-
-    fn block(text: &str, first_line: usize) -> Block<'_> {
-        Block { text, first_line }
-    }
-
-    /// Every block of a text read with blocks of `size` bytes.
-    fn blocks(text: &[u8], size: usize) -> Result<Vec<(String, usize)>, DataError> {
-        let mut blocks = Blocks::new(text, "t", size);
-        let mut out = Vec::new();
-        while let Some(b) = blocks.next_block()? {
-            out.push((b.text.to_string(), b.first_line));
-        }
-        Ok(out)
-    }
-
-    #[test]
-    fn blocks_are_whole_lines_that_add_up_to_the_text() {
-        let text = "ann\nbob\r\ncé\n\nzoë\nlast";
-        for size in [1, 2, 3, 5, 8, 100] {
-            let got = blocks(text.as_bytes(), size).unwrap();
-            assert_eq!(
-                got.iter().map(|(t, _)| t.as_str()).collect::<String>(),
-                text
-            );
-            let mut line = 1;
-            for (t, first) in &got {
-                assert_eq!(*first, line, "size {size}");
-                assert!(t.ends_with('\n') || t.ends_with("last"), "{t:?}");
-                line += t.matches('\n').count();
-            }
-            assert!(size < 100 || got.len() == 1);
-        }
-        // The byte-order mark goes only at the start.
-        let got = blocks("\u{feff}ann\n\u{feff}bob\n".as_bytes(), 2).unwrap();
-        assert_eq!([&*got[0].0, &*got[1].0], ["ann\n", "\u{feff}bob\n"]);
-        // Invalid UTF-8: the line and byte offset of the in-memory reader.
-        let mut text = b"ann\nbob\nc".to_vec();
-        text.extend([0xC3, b'\n', b'x', 0xFF, b'\n']);
-        let at = |err, l, o| matches!(err, DataError::InvalidUtf8 { line, offset, .. } if (line, offset) == (l, o));
-        for size in [1, 2, 4, 9, 10, 11, 64] {
-            assert!(at(blocks(&text, size).unwrap_err(), 3, 9), "size {size}");
-        }
-        // A character cut off by the end of the text.
-        assert!(at(blocks(&[b'a', b'\n', 0xE2, 0x82], 1).unwrap_err(), 2, 2));
-    }
+    use super::{split_block, Block};
 
     #[test]
     fn split_blocks_are_whole_lines_that_add_up_to_the_block() {
@@ -822,12 +671,10 @@ mod tests {
         let starts =
             (0..text.len()).filter(|&s| s == 0 || text.get(..s).is_some_and(|t| t.ends_with('\n')));
         for (n, start) in (1..=5).flat_map(|n| starts.clone().map(move |s| (n, s))) {
-            let parts = split_block(&block(&text[start..], 3), n);
+            let (text, first_line) = (&text[start..], 3);
+            let parts = split_block(Block { text, first_line }, n);
             assert!(!parts.is_empty() && parts.len() <= n);
-            assert_eq!(
-                parts.iter().map(|p| p.text).collect::<String>(),
-                &text[start..]
-            );
+            assert_eq!(parts.iter().map(|p| p.text).collect::<String>(), text);
             let mut line = 3;
             for (i, part) in parts.iter().enumerate() {
                 assert_eq!(part.first_line, line, "n {n} from {start}");
@@ -837,169 +684,7 @@ mod tests {
             }
         }
         // A long block is shared out.
-        assert_eq!(split_block(&block(&"ab\n".repeat(1000), 1), 4).len(), 4);
-    }
-
-    #[test]
-    fn the_first_pass_agrees_with_parse_words() {
-        let texts = [
-            "\u{feff}ann\r\n\r\n  bob \r\nzoë\u{a0}\n\tx y\n",
-            "emma\nolivia\nava",
-        ];
-        for text in texts
-            .into_iter()
-            .chain([" \n\r\n\n", "ann\nb.b\nc.c\n", "日本\n語\r\n"])
-        {
-            for size in [1, 3, 7, 1 << 20] {
-                let scanned = scan_reader(text.as_bytes(), "t", size);
-                let Ok(words) = parse_words(text, "t") else {
-                    let expected = parse_words(text, "t").unwrap_err().to_string();
-                    assert_eq!(scanned.unwrap_err().to_string(), expected);
-                    continue;
-                };
-                let (scan, stats) = (scanned.unwrap(), WordStats::of(&words));
-                assert_eq!(scan.vocab, Vocab::from_words(&words));
-                let s = &scan.stats;
-                let got = (s.words, s.shortest, s.longest);
-                assert_eq!(got, (stats.words, stats.shortest, stats.longest));
-                let ex = Examples::encode(&words, &scan.vocab, 2).unwrap();
-                assert_eq!(scan.examples, ex.len() as u64);
-            }
-        }
-    }
-
-    #[test]
-    fn pairs_and_counts_are_those_of_examples_encode() {
-        let random: String = random_texts(false).join("\n") + "\nzoë\n b \n";
-        let texts = [
-            ("\u{feff}emma\r\nzoë\n\n ab c \nq", [1, 2, 5]),
-            (&*random, [7, 100, 1000]),
-        ];
-        for ((text, sizes), context_len) in texts.into_iter().flat_map(|t| [(t, 1), (t, 2), (t, 3)])
-        {
-            let words = parse_words(text, "t").unwrap();
-            let ex = Examples::encode(&words, &Vocab::from_words(&words), context_len).unwrap();
-            let mut expected = vec![0u32; ex.num_rows * ex.num_cols];
-            for (&c, &t) in ex.contexts.iter().zip(&ex.targets) {
-                expected[c as usize * ex.num_cols + t as usize] += 1;
-            }
-            for size in sizes.into_iter().chain([1 << 20]) {
-                let scan = scan_reader(text.as_bytes(), "t", size).unwrap();
-                let encoder = || PairEncoder::new(text.as_bytes(), "t", &scan, context_len, size);
-                let (mut contexts, mut targets, mut pairs) = (Vec::new(), Vec::new(), encoder());
-                while let Some(batch) = pairs.next_batch().unwrap() {
-                    contexts.extend_from_slice(batch.contexts);
-                    targets.extend_from_slice(batch.targets);
-                }
-                let what = format!("K {context_len} size {size}");
-                assert_eq!((&contexts, &targets), (&ex.contexts, &ex.targets), "{what}");
-                let mut counts = vec![0u32; expected.len()];
-                encoder().count_into(&mut counts).unwrap();
-                assert_eq!(counts, expected, "{what}");
-            }
-        }
-    }
-
-    /// Random texts of short lines: clean ones (letters, digits and '\n', blank lines among
-    /// them) and, when `unclean`, with a sprinkling of the characters that need the general
-    /// path (spaces, '\r', '\t', '.', a control character, non-ASCII).
-    fn random_texts(unclean: bool) -> Vec<String> {
-        use rand::{RngExt, SeedableRng};
-        let mut rng = rand::rngs::StdRng::seed_from_u64(if unclean { 2 } else { 1 });
-        let clean = ['a', 'b', 'c', 'z', 'Q', '7', '~', '!', '\n', '\n'];
-        let others = [' ', '\r', '\t', '.', '\u{1}', 'é', '日', '\u{a0}'];
-        let texts = (0..300).map(|_| {
-            let len = rng.random_range(0..40usize);
-            let mut char = || match unclean && rng.random_range(0..12u8) == 0 {
-                true => others[rng.random_range(0..others.len())],
-                false => clean[rng.random_range(0..clean.len())],
-            };
-            (0..len).map(|_| char()).collect()
-        });
-        texts.collect()
-    }
-
-    /// The fields of a scan, to compare.
-    fn scan_fields(p: &ScanPart) -> (Vec<bool>, Vec<&char>, String, [u64; 4]) {
-        let numbers = [p.words as u64, p.shortest as u64, p.longest as u64, p.pairs];
-        let error = format!("{:?}", p.boundary_in_word);
-        (
-            p.byte_seen.to_vec(),
-            p.others.iter().collect(),
-            error,
-            numbers,
-        )
-    }
-
-    #[test]
-    fn clean_blocks_scan_encode_and_count_as_their_words_do() {
-        let (mut fast, mut slow) = ([0; 2], [0; 2]);
-        for unclean in [false, true] {
-            let texts = random_texts(unclean);
-            for text in &texts {
-                let mut words = ScanPart::default();
-                words.add_words(&block(text, 5), "t");
-                let mut clean = ScanPart::default();
-                let added = clean.add_clean(text.as_bytes());
-                assert_eq!(added, text.bytes().all(is_clean), "{text:?}");
-                let expected = if added { &words } else { &ScanPart::default() };
-                assert_eq!(scan_fields(&clean), scan_fields(expected), "{text:?}");
-                [&mut slow, &mut fast][added as usize][0] += 1;
-            }
-            // One vocabulary for all the texts, without '.' (which no word may have).
-            let mut found = ScanPart::default();
-            found.add_words(&block(&texts.concat().replace('.', ""), 1), "t");
-            let scan = found.finish("t").unwrap();
-            for (context_len, text) in (1..=3).flat_map(|k| texts.iter().map(move |t| (k, t))) {
-                let (encoding, block) = (Encoding::new(&scan.vocab, context_len), block(text, 1));
-                let (mut by_words, mut any) = (Vec::new(), Vec::new());
-                let words = encoding.encode_words(&block, &mut |c, t| by_words.push((c, t)));
-                let encoded = encoding.encode(&block, &mut |c, t| any.push((c, t)));
-                let mut counts = vec![0u32; encoding.num_rows * encoding.num_cols];
-                let counted = encoding.count(&block, &mut counts);
-                assert_eq!(encoded.is_ok(), words.is_ok(), "{text:?}");
-                let pairs = by_words.len() as u64;
-                assert_eq!(counted.ok(), words.is_ok().then_some(pairs), "{text:?}");
-                if words.is_ok() {
-                    assert_eq!(any, by_words, "K {context_len} {text:?}");
-                    let mut expected = vec![0u32; counts.len()];
-                    for &(c, t) in &by_words {
-                        expected[c as usize * encoding.num_cols + t as usize] += 1;
-                    }
-                    assert_eq!(counts, expected, "K {context_len} {text:?}");
-                }
-                let clean = encoding.is_clean_block(text.as_bytes());
-                assert_eq!(clean, text.bytes().all(is_clean), "{text:?}");
-                [&mut slow, &mut fast][clean as usize][1] += 1;
-            }
-        }
-        assert!(
-            fast[0] > 250 && slow[0] > 150,
-            "{fast:?} clean, {slow:?} not"
-        );
-        assert!(
-            fast[1] > 750 && slow[1] > 450,
-            "{fast:?} clean, {slow:?} not"
-        );
-    }
-
-    #[test]
-    fn a_text_that_changed_between_the_passes_is_an_error() {
-        let scan = scan_reader(&b"ab\nba\n"[..], "t", 4).unwrap();
-        let all_batches = |text: &'static [u8]| {
-            let mut encoder = PairEncoder::new(text, "t", &scan, 1, 4);
-            loop {
-                match encoder.next_batch() {
-                    Ok(Some(_)) => {}
-                    Ok(None) => return None,
-                    Err(e) => return Some(e.to_string()),
-                }
-            }
-        };
-        let err = all_batches(b"ab\nbac\n").expect("the unknown character is noticed");
-        assert!(err.contains("'c'"), "{err}");
-        let err = all_batches(b"ab\n").unwrap();
-        assert!(err.contains("changed while it was read"), "{err}");
-        assert_eq!(all_batches(b"ba\nab\n"), None);
+        let (text, first_line) = (&"ab\n".repeat(1000), 1);
+        assert_eq!(split_block(Block { text, first_line }, 4).len(), 4);
     }
 }

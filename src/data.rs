@@ -1,15 +1,13 @@
-//! Stage 1 of the data path: text -> words -> vocabulary -> (context, target) pairs.
-//!
-//! With context length K = 1 the word `emma` is the pairs `.e em mm ma a.`: the boundary `.`
-//! (index 0) marks the start and the end of every word. With K > 1 the context is the K
-//! previous characters (`.` before the word's start) as one base-V number: a row of a V^K x V
-//! table.
+//! Stage 1 of the data path: text -> words -> vocabulary -> (context, target) pairs. With
+//! context length K = 1 the word `emma` is the pairs `.e em mm ma a.`: the boundary `.` (index
+//! 0) marks the start and the end of every word. With K > 1 the context is the K previous
+//! characters (`.` before the word's start) as one base-V number: a row of a V^K x V table.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 
-use crate::corpus::{Block, Blocks};
+use crate::corpus::{Blocks, Encoding};
 
 /// The character that marks the start and the end of a word; always index 0.
 pub const BOUNDARY: char = '.';
@@ -48,17 +46,19 @@ pub enum DataError {
 /// Splits text into words: one per line, trimmed, blank lines dropped. A leading UTF-8
 /// byte-order mark and CRLF line endings are accepted.
 pub fn parse_words(text: &str, source_name: &str) -> Result<Vec<String>, DataError> {
-    words_of(text.strip_prefix('\u{feff}').unwrap_or(text), source_name)
+    words_in(text.as_bytes(), source_name)
 }
 
-/// [`parse_words`] of a text without its byte-order mark.
-fn words_of(text: &str, source_name: &str) -> Result<Vec<String>, DataError> {
-    let source_name = source_name.to_string();
+/// Reads a word list from a file (see [`parse_words`]).
+pub fn read_words(path: &Path) -> Result<Vec<String>, DataError> {
+    words_in(crate::corpus::open(path)?, &path.display().to_string())
+}
+
+/// The words of a text read as a corpus of one block.
+fn words_in(text: impl std::io::Read, name: &str) -> Result<Vec<String>, DataError> {
+    let (mut blocks, source_name) = (Blocks::new(text, name, usize::MAX), name.to_string());
     let mut words = Vec::new();
-    for (line, word) in crate::corpus::words(&Block {
-        text,
-        first_line: 1,
-    }) {
+    for (line, word) in blocks.next_block()?.into_iter().flatten() {
         if word.contains(BOUNDARY) {
             let word = word.to_string();
             return Err(DataError::BoundaryInWord {
@@ -73,13 +73,6 @@ fn words_of(text: &str, source_name: &str) -> Result<Vec<String>, DataError> {
         return Err(DataError::Empty { source_name });
     }
     Ok(words)
-}
-
-/// Reads a word list from a file (see [`parse_words`]): a corpus of one block.
-pub fn read_words(path: &Path) -> Result<Vec<String>, DataError> {
-    let name = path.display().to_string();
-    let mut blocks = Blocks::new(crate::corpus::open(path)?, &name, usize::MAX);
-    words_of(blocks.next_block()?.map_or("", |block| block.text), &name)
 }
 
 /// The built-in word list.
@@ -127,7 +120,7 @@ impl Vocab {
         self.chars.len()
     }
 
-    /// Always false: the boundary is always present.
+    /// Never: the boundary is always present.
     pub fn is_empty(&self) -> bool {
         false
     }
@@ -143,11 +136,6 @@ impl Vocab {
     /// The character at an index.
     pub fn char(&self, index: u32) -> char {
         self.chars[index as usize]
-    }
-
-    /// All characters in index order.
-    pub fn chars(&self) -> &[char] {
-        &self.chars
     }
 }
 
@@ -177,34 +165,17 @@ impl Examples {
         vocab: &Vocab,
         context_len: usize,
     ) -> Result<Examples, UnknownChar> {
-        let v = vocab.len();
-        // Callers check the table's size first (limits::check_context, or a checkpoint's
-        // tensors), so V^K fits.
-        let num_rows = crate::limits::table_rows(v, context_len)
-            .expect("the V^K x V table's size is checked before encoding");
+        let encoding = Encoding::new(vocab, context_len);
         let (mut contexts, mut targets) = (Vec::new(), Vec::new());
-        for word in words {
-            let word = word.as_ref();
-            // The last K symbols as a base-V number: all `.` (0) at the start.
-            let mut context = 0usize;
-            for symbol in word.chars().map(Some).chain([None]) {
-                let target = match symbol {
-                    Some(ch) => vocab.index(ch).ok_or_else(|| UnknownChar {
-                        word: word.to_string(),
-                        ch,
-                    })?,
-                    None => 0,
-                };
-                contexts.push(context as u32);
-                targets.push(target);
-                context = (context * v + target as usize) % num_rows;
-            }
-        }
+        encoding.encode_words(words.iter().map(AsRef::as_ref), &mut |context, target| {
+            contexts.push(context);
+            targets.push(target);
+        })?;
         Ok(Examples {
             contexts,
             targets,
-            num_rows,
-            num_cols: v,
+            num_rows: encoding.num_rows,
+            num_cols: encoding.num_cols,
         })
     }
 
@@ -277,72 +248,6 @@ impl WordStats {
             words: words.len(),
             shortest: lengths.clone().min().unwrap_or(0),
             longest: lengths.max().unwrap_or(0),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn words_encode_as_the_lecture_shows() {
-        let vocab = Vocab::from_words(&["emma"]);
-        assert_eq!(vocab.to_string(), ".aem");
-        let ex = Examples::encode(&["emma"], &vocab, 1).unwrap();
-        // .e em mm ma a.
-        assert_eq!(
-            (ex.contexts, ex.targets),
-            (vec![0, 2, 3, 3, 1], vec![2, 3, 3, 1, 0])
-        );
-        // Trigram contexts are base-V numbers: .. .a ab -> 0, 0*3+1, 1*3+2 (. a b).
-        let ex = Examples::encode(&["ab"], &Vocab::from_words(&["ab"]), 2).unwrap();
-        assert_eq!((ex.contexts, ex.targets), (vec![0, 1, 5], vec![1, 2, 0]));
-        assert_eq!(ex.num_rows, 9);
-    }
-
-    #[test]
-    fn parse_accepts_bom_crlf_and_blank_lines() {
-        let words = parse_words("\u{feff}ann\r\n\r\n  bob \r\n", "t").unwrap();
-        assert_eq!(words, vec!["ann", "bob"]);
-        let empty = parse_words(" \n\n", "t");
-        assert!(matches!(empty, Err(DataError::Empty { .. })));
-        let dot = parse_words("a.b", "t");
-        assert!(matches!(
-            dot,
-            Err(DataError::BoundaryInWord { line: 1, .. })
-        ));
-    }
-
-    #[test]
-    fn a_vocabulary_must_be_the_boundary_then_sorted_distinct_characters() {
-        assert!(Vocab::from_chars(".abc".chars().collect()).is_ok());
-        for (chars, reason) in [
-            ("abc", "does not start with '.'"),
-            (".acb", "'c' then 'b': out of order"),
-            (".abb", "'b' then 'b': twice"),
-            ("..a", "twice"),
-            ("", "does not start"),
-        ] {
-            let err = Vocab::from_chars(chars.chars().collect()).unwrap_err();
-            assert!(err.contains(reason), "{chars:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn grouping_is_a_stable_sort_by_context() {
-        let words = ["abba", "bab"];
-        let ex = Examples::encode(&words, &Vocab::from_words(&words), 1).unwrap();
-        let g = ex.grouped_by_context();
-        assert_eq!(g.row_offsets.len(), 4);
-        for r in 0..3 {
-            let run = g.row_offsets[r] as usize..g.row_offsets[r + 1] as usize;
-            assert!(g.examples.contexts[run.clone()]
-                .iter()
-                .all(|&c| c == r as u32));
-            let original = (0..ex.len()).filter(|&i| ex.contexts[i] == r as u32);
-            let original: Vec<u32> = original.map(|i| ex.targets[i]).collect();
-            assert_eq!(g.examples.targets[run].to_vec(), original);
         }
     }
 }

@@ -1,14 +1,6 @@
-//! What a run may ask for, checked before anything of that size is allocated. Every model is
-//! a V^K x V table of 4-byte entries, so K is bounded by the largest buffer the device may
-//! bind and by a sane amount of host memory; the error says what was asked, the limit, and
-//! the largest K that fits.
-
-/// The most bytes one V^K x V table may take in host memory (the CPU reference also keeps
-/// an f64 gradient of the same shape, twice this).
-pub const HOST_TABLE_MAX_BYTES: u64 = 1 << 30;
-
-/// Bytes per table entry (u32 counts, f32 probabilities and weights).
-const ENTRY_BYTES: u64 = 4;
+//! What a run may ask for, checked before anything of that size is allocated: every model is
+//! a V^K x V table of 4-byte entries, bounded by the largest buffer the device may bind and by
+//! host memory; the error says what was asked, the limit, and the largest K that fits.
 
 /// The largest table a backend can hold, and which limit says so.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,20 +12,19 @@ pub struct TableLimit {
 }
 
 impl TableLimit {
-    /// The host-memory bound of the CPU reference.
+    /// The host-memory bound of the CPU reference: 1 GiB a table (the CPU also keeps an f64
+    /// gradient of the same shape, twice this).
     pub fn host() -> TableLimit {
         TableLimit {
-            max_bytes: HOST_TABLE_MAX_BYTES,
+            max_bytes: 1 << 30,
             name: "the host-memory bound for one table".to_string(),
         }
     }
 
     /// The tightest of several limits (the first one on ties).
     pub fn tightest(limits: impl IntoIterator<Item = TableLimit>) -> TableLimit {
-        limits
-            .into_iter()
-            .reduce(|a, b| if b.max_bytes < a.max_bytes { b } else { a })
-            .unwrap_or_else(TableLimit::host)
+        let tightest = limits.into_iter().min_by_key(|limit| limit.max_bytes);
+        tightest.unwrap_or_else(TableLimit::host)
     }
 }
 
@@ -81,8 +72,7 @@ pub const MAX_VOCAB: usize = 65_536;
 /// output, about 100 bytes a step); `--resume` goes on from there.
 pub const MAX_STEPS: usize = 1_000_000;
 
-/// The most names `train` draws from each model: they are held until printed (`sample --num`
-/// prints them as they are drawn).
+/// The most names `train` draws from each model: they are held until printed.
 pub const MAX_TRAIN_SAMPLES: usize = 100_000;
 
 /// Checks a training run's steps, names to sample, and minibatch (at most the training pairs,
@@ -113,29 +103,23 @@ pub struct VocabTooLarge {
 
 /// Checks the size of a vocabulary against [`MAX_VOCAB`].
 pub fn check_vocab(vocab_size: usize) -> Result<(), VocabTooLarge> {
-    if vocab_size > MAX_VOCAB {
-        return Err(VocabTooLarge { vocab_size });
+    match vocab_size > MAX_VOCAB {
+        true => Err(VocabTooLarge { vocab_size }),
+        false => Ok(()),
     }
-    Ok(())
 }
 
 /// V^K, the rows of a table, or `None` when it does not fit in a usize.
 pub fn table_rows(vocab_size: usize, context_len: usize) -> Option<usize> {
-    u32::try_from(context_len)
-        .ok()
-        .and_then(|k| vocab_size.checked_pow(k))
+    vocab_size.checked_pow(u32::try_from(context_len).ok()?)
 }
 
-/// V^K x V, the cells of a table, or `None` when it does not fit in a usize.
-pub fn table_cells(vocab_size: usize, context_len: usize) -> Option<usize> {
-    table_rows(vocab_size, context_len)?.checked_mul(vocab_size)
-}
-
-/// Bytes of the V^K x V table of 4-byte entries (saturating).
+/// Bytes of the V^K x V table of 4-byte entries: u32 counts, f32 probabilities and weights
+/// (saturating).
 pub fn table_bytes(vocab_size: usize, context_len: usize) -> u128 {
     let v = vocab_size as u128;
     let rows = v.checked_pow(context_len as u32).unwrap_or(u128::MAX);
-    rows.saturating_mul(v).saturating_mul(ENTRY_BYTES as u128)
+    rows.saturating_mul(v).saturating_mul(4)
 }
 
 /// Why a model's table cannot be made: too many symbols, or too long a context for them.
@@ -165,15 +149,6 @@ pub fn check_context(
     limit: &TableLimit,
 ) -> Result<(), TableTooLarge> {
     check_vocab(vocab_size)?;
-    Ok(check_table(vocab_size, context_len, limit)?)
-}
-
-/// The size check of [`check_context`] alone.
-fn check_table(
-    vocab_size: usize,
-    context_len: usize,
-    limit: &TableLimit,
-) -> Result<(), ContextTooLong> {
     // Rows are u32 on the device and entry indices are computed in u32: cap at 2^32 - 1 bytes
     // of entries' worth either way.
     let max_bytes = limit.max_bytes.min(u32::MAX as u64) as u128;
@@ -183,13 +158,13 @@ fn check_table(
     }
     // Tables grow with K (V >= 2 whenever a context can be too long), so count up from 1.
     let largest = (1..context_len).take_while(|&k| fits(k)).last();
-    Err(ContextTooLong {
+    Err(TableTooLarge::Context(ContextTooLong {
         context_len,
         vocab_size,
         asked_bytes: table_bytes(vocab_size, context_len),
         limit: limit.clone(),
         largest,
-    })
+    }))
 }
 
 /// Peak host memory per byte of a text file held whole (the text, the words as `String`s, the
@@ -217,129 +192,32 @@ pub fn available_memory() -> anyhow::Result<Option<u64>> {
     Ok(kib.map(|kib| kib.saturating_mul(1024)))
 }
 
-/// A text file whose words and pairs, held in memory, would take more than is available.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{path} ({}) held in memory with its examples takes about {}, more than the {} available; {instead}",
-    describe_bytes(*.file_bytes),
-    describe_bytes(*.file_bytes as u128 * HELD_TEXT_BYTES_PER_BYTE as u128),
-    describe_bytes(*.available)
-)]
-pub struct TextTooLarge {
-    pub path: String,
-    pub file_bytes: u64,
-    pub available: u64,
-    /// What to do instead, for the command that asked.
-    pub instead: &'static str,
-}
-
-/// Refuses, before reading it, a file of `file_bytes` whose words and pairs would not fit in
-/// `available` bytes; with `available` unknown, nothing is refused.
+/// Refuses, before reading it, a file of `file_bytes` whose words and pairs, held in memory,
+/// would not fit in `available` bytes; with `available` unknown, nothing is refused.
 pub fn check_text_fits(
     path: &str,
     file_bytes: u64,
     available: Option<u64>,
-    instead: &'static str,
-) -> Result<(), TextTooLarge> {
+    instead: &str,
+) -> anyhow::Result<()> {
     let needed = file_bytes as u128 * HELD_TEXT_BYTES_PER_BYTE as u128;
     match available {
-        Some(available) if needed > available as u128 => Err(TextTooLarge {
-            path: path.to_string(),
-            file_bytes,
-            available,
-            instead,
-        }),
+        Some(available) if needed > available as u128 => anyhow::bail!(
+            "{path} ({}) held in memory with its examples takes about {}, more than the {} available; {instead}",
+            describe_bytes(file_bytes),
+            describe_bytes(needed),
+            describe_bytes(available)
+        ),
         _ => Ok(()),
     }
 }
 
 /// [`check_text_fits`] for the file at `path`, against [`available_memory`]. A file that
 /// cannot be read is left to the reader, which says why.
-pub fn check_file_fits(path: &std::path::Path, instead: &'static str) -> anyhow::Result<()> {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() => {
-            let name = path.display().to_string();
-            let available = available_memory()?;
-            Ok(check_text_fits(&name, meta.len(), available, instead)?)
-        }
-        _ => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limit(max_bytes: u64) -> TableLimit {
-        let name = "test_limit".to_string();
-        TableLimit { max_bytes, name }
-    }
-
-    #[test]
-    fn contexts_fit_under_the_limits_or_say_what_does() {
-        // 27^2 x 27 x 4 = 78,732 bytes.
-        assert_eq!(table_bytes(27, 2), 78_732);
-        assert!(check_context(27, 2, &limit(78_732)).is_ok());
-        let err = check_table(27, 5, &limit(128 << 20)).unwrap_err();
-        assert_eq!(err.largest, Some(4)); // 27^4 x 27 x 4 = 57.4 MB
-        let message = err.to_string();
-        for part in [
-            "context 5",
-            "1549681956 bytes = 1.44 GiB",
-            "test_limit of 134217728 bytes = 128.00 MiB",
-            "the largest context that fits is 4",
-        ] {
-            assert!(message.contains(part), "{message}");
-        }
-        // Nothing fits under a tiny limit, and huge K saturates.
-        let err = check_table(27, 3, &limit(100)).unwrap_err();
-        assert_eq!(err.largest, None);
-        assert!(err.to_string().contains("not even a context of 1 fits"));
-        let err = check_table(1000, 40, &TableLimit::host()).unwrap_err();
-        assert_eq!(err.asked_bytes, u128::MAX);
-        assert_eq!(err.largest, Some(1)); // 1000^2 x 1000 x 4 bytes = 4 GB > 1 GiB
-        let t = TableLimit::tightest([limit(10), limit(5), TableLimit::host()]);
-        assert_eq!(t.max_bytes, 5);
-    }
-
-    #[test]
-    fn vocabularies_past_the_limit_are_refused_and_sizes_never_wrap() {
-        assert!(check_context(MAX_VOCAB, 1, &limit(u64::MAX)).is_err()); // 16 GiB > 4 GiB
-        let err = check_context(MAX_VOCAB + 1, 1, &limit(u64::MAX)).unwrap_err();
-        let vocab_size = MAX_VOCAB + 1;
-        assert_eq!(err, TableTooLarge::Vocab(VocabTooLarge { vocab_size }));
-        assert!(err.to_string().contains("65537 distinct symbols"), "{err}");
-        assert!(err.to_string().contains("limit of 65536"), "{err}");
-        assert!(check_context(5000, 1, &TableLimit::host()).is_ok()); // 100 MB
-        assert_eq!(
-            (table_rows(27, 2), table_cells(27, 2)),
-            (Some(729), Some(19_683))
-        );
-        assert_eq!(
-            (table_rows(65_536, 4), table_cells(1 << 32, 1)),
-            (None, None)
-        );
-    }
-
-    #[test]
-    fn a_text_is_refused_when_its_pairs_would_not_fit() {
-        let (kib, mib) = (1u64 << 10, 1u64 << 20);
-        assert!(check_text_fits("t.txt", mib, Some(36 * mib), "x").is_ok());
-        assert!(check_text_fits("t.txt", mib, None, "x").is_ok());
-        assert!(check_text_fits("t.txt", u64::MAX, None, "x").is_ok());
-        let err = check_text_fits("t.txt", mib + kib, Some(36 * mib), "read less").unwrap_err();
-        let message = err.to_string();
-        assert!(
-            message.starts_with("t.txt (1049600 bytes = 1.00 MiB)"),
-            "{message}"
-        );
-        assert!(
-            message.contains("about 37785600 bytes = 36.04 MiB"),
-            "{message}"
-        );
-        assert!(message.contains("than the 37748736 bytes = 36.00 MiB available; read less"));
-        assert!(!message.contains('\n'));
-        // No overflow at the largest sizes.
-        assert!(check_text_fits("t.txt", u64::MAX, Some(u64::MAX), "x").is_err());
-    }
+pub fn check_file_fits(path: &std::path::Path, instead: &str) -> anyhow::Result<()> {
+    let Some(meta) = std::fs::metadata(path).ok().filter(|meta| meta.is_file()) else {
+        return Ok(());
+    };
+    let (name, available) = (path.display().to_string(), available_memory()?);
+    check_text_fits(&name, meta.len(), available, instead)
 }
