@@ -148,16 +148,3 @@ pub fn run<B: Backend>(
         examples,
     })
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn best_prefers_finite_and_the_first_of_equals() {
-        assert_eq!(best_index(&[f64::INFINITY, 2.0, 1.5, 1.5]), Some(2));
-        assert_eq!(best_index(&[f64::INFINITY, f64::INFINITY]), Some(0));
-        assert_eq!(best_index(&[f64::NAN, 3.0]), Some(1));
-        assert_eq!(best_index(&[]), None);
-    }
-}
