@@ -199,6 +199,25 @@ fn best_prefers_finite_and_the_first_of_equals() {
     assert_eq!(best_index(&[]), None);
 }
 
+/// The reference `mt19937ar.c` (and `std::mt19937`) with `init_genrand(5489)`: the first
+/// outputs and the 10000th, through the uniforms that keep their low bits; `random64()` is two
+/// words, the first one high.
+#[test]
+fn the_engine_is_the_reference_mt19937() {
+    let f32_of = |word: u32| (word & 0xff_ffff) as f32 / (1u32 << 24) as f32;
+    let first = [3499211612, 581869302, 3890346734, 3586334585, 545404204];
+    let mut g = TorchGenerator::new(5489);
+    assert_eq!(first.map(|_| g.rand_f32()), first.map(f32_of));
+    let mut g = TorchGenerator::new(5489);
+    assert_eq!(
+        (0..10_000).map(|_| g.rand_f32()).last(),
+        Some(f32_of(4123659995))
+    );
+    let mut g = TorchGenerator::new(5489);
+    let two = (u64::from(first[0]) << 32 | u64::from(first[1])) & ((1 << 53) - 1);
+    assert_eq!(g.rand_f64(), two as f64 / (1u64 << 53) as f64);
+}
+
 #[test]
 fn randn_draws_and_caches_as_torch_does() {
     // n = 20 consumes 20 + 16 float draws; n = 32 consumes exactly 32.
