@@ -7,11 +7,84 @@ use makemore::checkpoint::{
 };
 use makemore::data::Vocab;
 use makemore::rng::{standard_normal, RngKind};
-use makemore::sample::{for_each_name, prefix_symbols, sample_names, shape_probs, NAMES_PER_BLOCK};
+use makemore::sample::{
+    for_each_name, prefix_symbols, sample_names, sample_symbols, shape_probs, MAX_NAME_LEN,
+    NAMES_PER_BLOCK,
+};
 use makemore::tools::plot::CountsFigure;
 use makemore::tools::sweep::best_index;
 use makemore::torch_rng::TorchGenerator;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use safetensors::tensor::{Dtype, TensorView};
+
+/// The names of `sample_symbols` as a full scan of each row's thresholds draws them, with the
+/// same generator per block: the thresholds are round(2^32 * cumulative share) in f64, the
+/// last 2^32 (all of them in a row with no mass), a draw the first column above a 32-bit u.
+fn full_scan(probs: &[f32], cols: usize, count: usize, seed: u64) -> Vec<u32> {
+    let full = (1u64 << 32) as f64;
+    let mut thresholds = Vec::new();
+    for row in probs.chunks(cols) {
+        let (total, mut running) = (row.iter().map(|&p| p as f64).sum::<f64>(), 0.0);
+        for (c, &p) in row.iter().enumerate() {
+            running += p as f64;
+            let share = if total > 0.0 && c + 1 < cols {
+                running / total
+            } else {
+                1.0
+            };
+            thresholds.push((share * full).round().min(full) as u64);
+        }
+    }
+    let mut symbols = Vec::new();
+    for b in 0..count.div_ceil(NAMES_PER_BLOCK) {
+        let seed = seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut rng = StdRng::seed_from_u64(seed);
+        for _ in 0..(count - b * NAMES_PER_BLOCK).min(NAMES_PER_BLOCK) {
+            let mut row = 0;
+            for _ in 0..MAX_NAME_LEN {
+                let u = rng.next_u32() as u64;
+                row = thresholds[row * cols..][..cols]
+                    .iter()
+                    .position(|&t| t > u)
+                    .unwrap();
+                if row == 0 {
+                    break;
+                }
+                symbols.push(row as u32);
+            }
+            symbols.push(0);
+        }
+    }
+    symbols
+}
+
+/// The guide only says where the scan starts: every draw is the first column whose threshold
+/// is above u, whatever the row length (and so the guide's size); zero-probability columns are
+/// never drawn, the others in proportion, past column 255 too.
+#[test]
+fn draws_follow_the_distribution_and_equal_a_full_scan() {
+    for cols in [1, 2, 3, 27, 255, 256, 300] {
+        let probs: Vec<f32> = (0..cols * cols).map(|i| ((i * 7919) % 13) as f32).collect();
+        let count = NAMES_PER_BLOCK + 100;
+        let got = sample_symbols(&probs, cols, count, 3, &[]);
+        assert!(got == full_scan(&probs, cols, count, 3), "{cols} columns");
+    }
+    // From `.`: never `.` itself, `a` a quarter of the time; every name one character.
+    let probs = [0.0, 0.25, 0.75, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0];
+    let drawn = sample_symbols(&probs, 3, 40_000, 1, &[]);
+    assert_eq!(drawn.len(), 80_000);
+    let share = drawn.iter().filter(|&&s| s == 2).count() as f64 / 40_000.0;
+    assert!((share - 0.75).abs() < 0.01, "share {share}");
+    // 300 columns, from `.` uniform over the 299 others.
+    let mut probs = vec![0.0f32; 300 * 300];
+    probs[1..300].fill(1.0);
+    (1..300).for_each(|r| probs[r * 300] = 1.0);
+    let drawn = sample_symbols(&probs, 300, 20_000, 5, &[]);
+    assert!(drawn.chunks(2).all(|name| name[0] > 0 && name[1] == 0));
+    let share = drawn.iter().filter(|&&c| c >= 256).count() as f64 / 20_000.0;
+    assert!((share - 44.0 / 299.0).abs() < 0.01, "past 255: {share}");
+}
 
 const AB: [f32; 9] = [0.0, 0.5, 0.5, 0.3, 0.0, 0.7, 0.4, 0.6, 0.0];
 
