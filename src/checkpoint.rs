@@ -111,13 +111,13 @@ impl Checkpoint {
             ("neural_probs", Dtype::F32, floats(&self.neural_probs)),
         ];
         let shape = vec![self.num_rows(), s.vocab.len()];
-        let mut tensors = Vec::new();
-        for (name, dtype, data) in &data {
+        let tensors = data.iter().map(|(name, dtype, data)| {
             let view = TensorView::new(*dtype, shape.clone(), data).map_err(|e| {
                 anyhow!("cannot write {MODEL_FILE}: a table does not have {shape:?} entries: {e}")
-            })?;
-            tensors.push((*name, view));
-        }
+            });
+            Ok((*name, view?))
+        });
+        let tensors = tensors.collect::<anyhow::Result<Vec<_>>>()?;
         let input = (s.input.as_ref()).map_or(String::new(), |p| p.display().to_string());
         let mut metadata: HashMap<String, String> = [
             ("format", FORMAT.to_string()),
@@ -192,12 +192,11 @@ impl Checkpoint {
     /// Loads `dir/model.safetensors`.
     pub fn load(dir: &Path) -> anyhow::Result<Checkpoint> {
         let path = dir.join(MODEL_FILE);
-        if !path.exists() {
-            anyhow::bail!(
-                "no checkpoint in {0}: run `makemore train --work-dir {0}` first",
-                dir.display()
-            );
-        }
+        anyhow::ensure!(
+            path.exists(),
+            "no checkpoint in {0}: run `makemore train --work-dir {0}` first",
+            dir.display()
+        );
         let bytes =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         Checkpoint::from_bytes(&bytes, &path.display().to_string())

@@ -34,14 +34,14 @@ impl Format {
     /// The format a file name asks for by its extension.
     pub fn of_path(path: &Path) -> anyhow::Result<Format> {
         let extension = path.extension().and_then(|e| e.to_str());
-        match extension.map(str::to_ascii_lowercase).as_deref() {
-            Some("png") => Ok(Format::Png),
-            Some("svg") => Ok(Format::Svg),
-            _ => Err(anyhow!(
+        Ok(match extension.map(str::to_ascii_lowercase).as_deref() {
+            Some("png") => Format::Png,
+            Some("svg") => Format::Svg,
+            _ => anyhow::bail!(
                 "{}: give a file name ending in .png or .svg",
                 path.display()
-            )),
-        }
+            ),
+        })
     }
 }
 
