@@ -215,25 +215,20 @@ fn read_settings(
         (text.parse::<f64>()).map_err(|_| bad(format!("its {key:?} is {text:?}, not a number")))
     };
     let format = field("format")?;
-    if format != FORMAT {
-        return Err(bad(format!(
-            "its format is {format:?}, this program reads {FORMAT:?}"
-        )));
-    }
+    let reads = format!("its format is {format:?}, this program reads {FORMAT:?}");
+    anyhow::ensure!(format == FORMAT, bad(reads));
     let vocab = Vocab::from_chars(field("vocab")?.chars().collect())
         .map_err(|reason| bad(format!("its vocabulary is not valid: {reason}")))?;
     crate::limits::check_vocab(vocab.len()).map_err(|e| bad(e.to_string()))?;
     let context_len = number("context_len")? as usize;
-    if !(1..=8).contains(&context_len) {
-        return Err(bad(format!(
-            "its context length {context_len} is not 1 to 8"
-        )));
-    }
+    let outside = format!("its context length {context_len} is not 1 to 8");
+    anyhow::ensure!((1..=8).contains(&context_len), bad(outside));
     let num_rows = crate::limits::table_rows(vocab.len(), context_len).ok_or_else(|| bad(format!(
         "a vocabulary of {} symbols and context {context_len} make a table larger than this machine can address",
         vocab.len()
     )))?;
     // Both entries of the log link, or neither (a model saved before logs were linked).
+    let one = "it has one of log_lines and log_digest without the other";
     let log = match (meta.get("log_lines"), meta.get("log_digest")) {
         (None, None) => None,
         (Some(lines), Some(digest)) => Some((
@@ -241,11 +236,7 @@ fn read_settings(
             u64::from_str_radix(digest, 16)
                 .map_err(|_| bad(format!("its log_digest {digest:?} is not hexadecimal")))?,
         )),
-        _ => {
-            return Err(bad(
-                "it has one of log_lines and log_digest without the other".into(),
-            ))
-        }
+        _ => return Err(bad(one.into())),
     };
     let input = field("input")?;
     let split = match meta.get("split").map(String::as_str) {

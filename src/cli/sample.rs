@@ -65,13 +65,12 @@ enum Group {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    if args.num > MAX_NAMES {
-        anyhow::bail!(
-            "--num {} is more than the {} names one run draws; draw them in several runs with other --seed values",
-            args.num,
-            super::thousands(MAX_NAMES as usize)
-        );
-    }
+    anyhow::ensure!(
+        args.num <= MAX_NAMES,
+        "--num {} is more than the {} names one run draws; draw them in several runs with other --seed values",
+        args.num,
+        super::thousands(MAX_NAMES as usize)
+    );
     let checkpoint = Checkpoint::load(&args.work_dir)?;
     let vocab = &checkpoint.settings.vocab;
     // Checked before anything is drawn or read.
@@ -93,13 +92,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         None => add(words, Group::Train),
     }
-    let (temperature, top_k) = (args.temperature as f64, args.top_k.map(|k| k as usize));
-    let probs = shape_probs(
+    let (table, top_k) = (
         args.model.probs(&checkpoint),
-        vocab.len(),
-        temperature,
-        top_k,
+        args.top_k.map(|k| k as usize),
     );
+    let probs = shape_probs(table, vocab.len(), args.temperature as f64, top_k);
     let names = Names {
         args,
         checkpoint: &checkpoint,

@@ -104,11 +104,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     say!("\n{model} model, context {k}{settings}: mean NLL by {name}");
     say!("  {name:>10} {:>10} {:>10}", "train", "dev");
     for (i, row) in result.rows.iter().enumerate() {
-        let mark = if i == result.best {
-            "  <- best on dev"
-        } else {
-            ""
-        };
+        let mark = ["", "  <- best on dev"][usize::from(i == result.best)];
         let (train, dev) = (format_loss(row.train), format_loss(row.dev));
         say!("  {:>10} {train:>10} {dev:>10}{mark}", row.strength);
     }
