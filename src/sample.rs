@@ -203,10 +203,11 @@ pub fn sample_names(
 /// The table reshaped row by row for makemore.py's `--temperature` T and `--top-k` k:
 /// q[c] = p[c]^(1/T) (softmax(logits / T), p being softmax(logits)), zero outside the k largest
 /// (ties kept in column order); the sampler renormalizes. Unchanged with T = 1 and no k.
-pub fn shape_probs(probs: &[f32], cols: usize, temperature: f64, top_k: Option<usize>) -> Vec<f32> {
+pub fn shape_probs(probs: &[f32], cols: usize, temperature: f32, top_k: Option<u32>) -> Vec<f32> {
     if temperature == 1.0 && top_k.is_none() {
         return probs.to_vec();
     }
+    let (temperature, top_k) = (temperature as f64, top_k.map(|k| k as usize));
     let mut shaped = Vec::with_capacity(probs.len());
     for row in probs.chunks(cols) {
         // Over the row's largest value, so that p^(1/T) cannot underflow to all zeros.

@@ -92,11 +92,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         None => add(words, Group::Train),
     }
-    let (table, top_k) = (
-        args.model.probs(&checkpoint),
-        args.top_k.map(|k| k as usize),
-    );
-    let probs = shape_probs(table, vocab.len(), args.temperature as f64, top_k);
+    let table = args.model.probs(&checkpoint);
+    let probs = shape_probs(table, vocab.len(), args.temperature, args.top_k);
     let names = Names {
         args,
         checkpoint: &checkpoint,
