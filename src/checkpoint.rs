@@ -111,13 +111,13 @@ impl Checkpoint {
             ("neural_probs", Dtype::F32, floats(&self.neural_probs)),
         ];
         let shape = vec![self.num_rows(), s.vocab.len()];
-        let mut tensors = Vec::new();
-        for (name, dtype, data) in &data {
+        let tensors = data.iter().map(|(name, dtype, data)| {
             let view = TensorView::new(*dtype, shape.clone(), data).map_err(|e| {
                 anyhow!("cannot write {MODEL_FILE}: a table does not have {shape:?} entries: {e}")
-            })?;
-            tensors.push((*name, view));
-        }
+            });
+            Ok((*name, view?))
+        });
+        let tensors = tensors.collect::<anyhow::Result<Vec<_>>>()?;
         let input = (s.input.as_ref()).map_or(String::new(), |p| p.display().to_string());
         let mut metadata: HashMap<String, String> = [
             ("format", FORMAT.to_string()),
@@ -192,12 +192,11 @@ impl Checkpoint {
     /// Loads `dir/model.safetensors`.
     pub fn load(dir: &Path) -> anyhow::Result<Checkpoint> {
         let path = dir.join(MODEL_FILE);
-        if !path.exists() {
-            anyhow::bail!(
-                "no checkpoint in {0}: run `makemore train --work-dir {0}` first",
-                dir.display()
-            );
-        }
+        anyhow::ensure!(
+            path.exists(),
+            "no checkpoint in {0}: run `makemore train --work-dir {0}` first",
+            dir.display()
+        );
         let bytes =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         Checkpoint::from_bytes(&bytes, &path.display().to_string())
@@ -216,25 +215,20 @@ fn read_settings(
         (text.parse::<f64>()).map_err(|_| bad(format!("its {key:?} is {text:?}, not a number")))
     };
     let format = field("format")?;
-    if format != FORMAT {
-        return Err(bad(format!(
-            "its format is {format:?}, this program reads {FORMAT:?}"
-        )));
-    }
+    let reads = format!("its format is {format:?}, this program reads {FORMAT:?}");
+    anyhow::ensure!(format == FORMAT, bad(reads));
     let vocab = Vocab::from_chars(field("vocab")?.chars().collect())
         .map_err(|reason| bad(format!("its vocabulary is not valid: {reason}")))?;
     crate::limits::check_vocab(vocab.len()).map_err(|e| bad(e.to_string()))?;
     let context_len = number("context_len")? as usize;
-    if !(1..=8).contains(&context_len) {
-        return Err(bad(format!(
-            "its context length {context_len} is not 1 to 8"
-        )));
-    }
+    let outside = format!("its context length {context_len} is not 1 to 8");
+    anyhow::ensure!((1..=8).contains(&context_len), bad(outside));
     let num_rows = crate::limits::table_rows(vocab.len(), context_len).ok_or_else(|| bad(format!(
         "a vocabulary of {} symbols and context {context_len} make a table larger than this machine can address",
         vocab.len()
     )))?;
     // Both entries of the log link, or neither (a model saved before logs were linked).
+    let one = "it has one of log_lines and log_digest without the other";
     let log = match (meta.get("log_lines"), meta.get("log_digest")) {
         (None, None) => None,
         (Some(lines), Some(digest)) => Some((
@@ -242,11 +236,7 @@ fn read_settings(
             u64::from_str_radix(digest, 16)
                 .map_err(|_| bad(format!("its log_digest {digest:?} is not hexadecimal")))?,
         )),
-        _ => {
-            return Err(bad(
-                "it has one of log_lines and log_digest without the other".into(),
-            ))
-        }
+        _ => return Err(bad(one.into())),
     };
     let input = field("input")?;
     let split = match meta.get("split").map(String::as_str) {
@@ -376,97 +366,4 @@ pub fn load_log(dir: &Path) -> anyhow::Result<Vec<LogEntry>> {
         log::debug!("{name}: {extra} lines past those of the model left out");
     }
     log_from_str(kept, &name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tiny(log: Option<(usize, u64)>) -> Checkpoint {
-        let (vocab, input, split) = (Vocab::from_words(&["ab"]), None, None);
-        let settings = RunSettings {
-            vocab,
-            context_len: 1,
-            smoothing: 1.0,
-            seed: 7,
-            steps: 3,
-            lr: 50.0,
-            reg: 0.01,
-            input,
-            split,
-            log,
-        };
-        Checkpoint {
-            settings,
-            counts: (0..9).collect(),
-            probs: (0..9).map(|i| i as f32 / 9.0).collect(),
-            weights: (0..9).map(|i| -(i as f32)).collect(),
-            neural_probs: vec![0.5; 9],
-        }
-    }
-
-    #[test]
-    fn checkpoints_read_back_as_written_and_bad_bytes_are_refused() {
-        let c = tiny(Some((3, 0x0123_4567_89ab_cdef)));
-        let bytes = c.to_bytes().unwrap();
-        assert_eq!(Checkpoint::from_bytes(&bytes, "t").unwrap(), c);
-        let refused = |bytes: &[u8]| Checkpoint::from_bytes(bytes, "t").unwrap_err().to_string();
-        for cut in [0, 4, 9, bytes.len() / 2, bytes.len() - 1] {
-            let err = refused(&bytes[..cut]);
-            assert!(err.starts_with("t is not a safetensors"), "{cut}: {err}");
-        }
-        let x = TensorView::new(Dtype::F32, vec![1], &[0u8; 4][..]).unwrap();
-        let err = refused(&safetensors::serialize([("x", x)], None).unwrap());
-        assert!(err.starts_with("t is not a makemore checkpoint"), "{err}");
-        // A vocabulary out of order or twice; the same length, so the header stays valid.
-        for chars in [".ba", ".aa"] {
-            let mut bytes = bytes.clone();
-            let at = bytes.windows(5).position(|w| w == b"\".ab\"").unwrap();
-            bytes[at + 1..at + 4].copy_from_slice(chars.as_bytes());
-            let err = refused(&bytes);
-            assert!(err.contains("vocabulary is not valid"), "{chars}: {err}");
-        }
-    }
-
-    #[test]
-    fn the_model_names_the_lines_of_the_log_that_belong_to_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let entries = |steps: std::ops::Range<usize>, data: f64| -> Vec<LogEntry> {
-            let total = |step| data - step as f64 * 0.125;
-            let line = |s| {
-                format!(
-                    "{{\"step\":{s},\"loss\":{},\"data_loss\":{data}}}\n",
-                    total(s)
-                )
-            };
-            log_from_str(&steps.map(line).collect::<String>(), "t").unwrap()
-        };
-        let save_log = |e: &[LogEntry]| {
-            write_atomically(&dir.path().join(LOG_FILE), log_to_string(e).as_bytes()).unwrap()
-        };
-        save_run(dir.path(), &mut tiny(None), &entries(0..3, 3.0)).unwrap();
-        assert_eq!(load_log(dir.path()).unwrap(), entries(0..3, 3.0));
-        let saved = Checkpoint::load(dir.path()).unwrap();
-        assert_eq!(saved.settings.log.map(|l| l.0), Some(3));
-        // A resumed run stopped after writing its log, before its model: the old model's
-        // three lines are read, the two past them left out.
-        save_log(&entries(0..5, 3.0));
-        assert_eq!(load_log(dir.path()).unwrap(), entries(0..3, 3.0));
-        // A new run stopped at the same point: its log is not the model's, and says so.
-        save_log(&entries(0..5, 2.0));
-        let err = load_log(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("does not hold the 3 lines"), "{err}");
-        save_log(&entries(0..2, 3.0));
-        assert!(load_log(dir.path()).is_err(), "a log shorter");
-        // A model saved without a link (an older version) takes the whole log.
-        let unlinked = tiny(None).to_bytes().unwrap();
-        write_atomically(&dir.path().join(MODEL_FILE), &unlinked).unwrap();
-        assert_eq!(load_log(dir.path()).unwrap(), entries(0..2, 3.0));
-        // Dev losses read back too; a line without the losses is refused.
-        let mut with_dev = entries(0..3, 2.5);
-        with_dev[2].dev_loss = Some(2.75);
-        let text = log_to_string(&with_dev);
-        assert_eq!(log_from_str(&text, "t").unwrap(), with_dev);
-        assert!(log_from_str("{\"step\": 1}\n", "t").is_err());
-    }
 }

@@ -41,24 +41,3 @@ pub fn standard_normal(n: usize, seed: u64) -> Vec<f32> {
     values.truncate(n);
     values
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_kind_draws_its_normals() {
-        // The lecture's W: torch.randn((27, 27), generator=g) with g seeded 2147483647.
-        let w = RngKind::Torch.standard_normal(27 * 27, 2147483647);
-        assert_eq!(w, TorchGenerator::new(2147483647).randn(729));
-        let std = RngKind::Std.standard_normal(100, 3);
-        assert_eq!(std, standard_normal(100, 3));
-        let x = standard_normal(100_001, 7);
-        assert_eq!(x.len(), 100_001);
-        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
-        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / x.len() as f64;
-        assert!(mean.abs() < 0.01, "mean {mean}");
-        assert!((var - 1.0).abs() < 0.02, "variance {var}");
-        assert_eq!(x, standard_normal(100_001, 7));
-    }
-}

@@ -8,7 +8,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::data::{UnknownChar, Vocab};
+use crate::data::Vocab;
 use crate::rng::RngKind;
 use crate::torch_rng::TorchGenerator;
 
@@ -44,12 +44,9 @@ impl Sampler {
             for (c, &p) in row.iter().enumerate() {
                 running += p as f64;
                 // A row with no mass (a context never seen) ends the word: all its mass on `.`.
-                let (kept, t) = (total > 0.0 && c + 1 < num_cols, running / total * full);
-                threshold.push(if kept {
-                    t.round().min(full) as u64
-                } else {
-                    1 << 32
-                });
+                let kept = total > 0.0 && c + 1 < num_cols;
+                let share = if kept { running / total } else { 1.0 };
+                threshold.push((share * full).round().min(full) as u64);
             }
         }
         let bits = num_cols.next_power_of_two().trailing_zeros();
@@ -122,8 +119,8 @@ fn draw_names(
 /// `count` names in blocks of [`NAMES_PER_BLOCK`] (see [`draw_names`]), each block passed to
 /// `emit` in order (`emit` returns false to stop), so that memory holds a few blocks whatever
 /// `count` is. With [`RngKind::Std`] block b's generator is seeded by `seed` and b alone, so
-/// the first n names do not depend on `count` or on the threads, and two blocks are drawn at a
-/// time; with [`RngKind::Torch`] one generator draws every name in turn.
+/// the first n names do not depend on `count` or on the threads, and two threads draw them;
+/// with [`RngKind::Torch`] one generator draws every name in turn.
 fn for_each_block(
     probs: &[f32],
     num_cols: usize,
@@ -152,17 +149,22 @@ fn for_each_block(
         let draw = |row| sampler.draw(row, rng);
         draw_names(len(b), prefix, MAX_NAME_LEN, shape, draw)
     };
-    for first in (0..blocks).step_by(2) {
-        let (one, two) = std::thread::scope(|scope| {
-            let two = (first + 1 < blocks).then(|| scope.spawn(move || draw_block(first + 1)));
-            let one = draw_block(first);
-            let two = two.map(|h| h.join().expect("a sampling thread panicked"));
-            (one, two)
+    // One thread for the whole run draws the odd blocks, each while this one draws and emits
+    // the block before it (a thread per block or pair waits to be scheduled each time).
+    std::thread::scope(|scope| {
+        let (send, receive) = std::sync::mpsc::sync_channel(0);
+        scope.spawn(move || {
+            (1..blocks)
+                .step_by(2)
+                .all(|b| send.send(draw_block(b)).is_ok())
         });
-        if !emit(&one) || two.is_some_and(|two| !emit(&two)) {
-            return;
+        let odd = || receive.recv().expect("a sampling thread panicked");
+        for b in (0..blocks).step_by(2) {
+            if !emit(&draw_block(b)) || (b + 1 < blocks && !emit(&odd())) {
+                return;
+            }
         }
-    }
+    });
 }
 
 /// `count` names as one buffer of symbols, each name followed by a 0: the names of
@@ -191,54 +193,32 @@ pub fn sample_names(
     rng: RngKind,
 ) -> Vec<String> {
     let mut names = Vec::with_capacity(count.min(NAMES_PER_BLOCK));
-    let options = SampleOptions::default();
-    for_each_name(probs, vocab, count as u64, seed, rng, &options, |name| {
+    for_each_name(probs, vocab, (count as u64, seed, rng), &[], |name| {
         names.push(name.to_string());
         true
-    })
-    .expect("no prefix, so no unknown character");
+    });
     names
 }
 
-/// How names are drawn: makemore.py's `--temperature` and `--top-k`, and a fixed start.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SampleOptions {
-    /// Logits are divided by T: T < 1 sharpens each distribution, T > 1 flattens it.
-    pub temperature: f64,
-    /// Only the k most probable next characters of each row are drawn from.
-    pub top_k: Option<usize>,
-    /// Every name starts with these characters.
-    pub prefix: String,
-}
-
-impl Default for SampleOptions {
-    fn default() -> Self {
-        SampleOptions {
-            temperature: 1.0,
-            top_k: None,
-            prefix: String::new(),
-        }
-    }
-}
-
-/// The table reshaped row by row: q[c] = p[c]^(1/T) (softmax(logits / T), p being
-/// softmax(logits)), zero outside the k largest (ties kept in column order); the sampler
-/// renormalizes. Unchanged with T = 1 and no k.
-fn shape_probs(probs: &[f32], num_cols: usize, options: &SampleOptions) -> Vec<f32> {
-    if options.temperature == 1.0 && options.top_k.is_none() {
+/// The table reshaped row by row for makemore.py's `--temperature` T and `--top-k` k:
+/// q[c] = p[c]^(1/T) (softmax(logits / T), p being softmax(logits)), zero outside the k largest
+/// (ties kept in column order); the sampler renormalizes. Unchanged with T = 1 and no k.
+pub fn shape_probs(probs: &[f32], cols: usize, temperature: f32, top_k: Option<u32>) -> Vec<f32> {
+    if temperature == 1.0 && top_k.is_none() {
         return probs.to_vec();
     }
+    let (temperature, top_k) = (temperature as f64, top_k.map(|k| k as usize));
     let mut shaped = Vec::with_capacity(probs.len());
-    for row in probs.chunks(num_cols) {
+    for row in probs.chunks(cols) {
         // Over the row's largest value, so that p^(1/T) cannot underflow to all zeros.
         let largest = row.iter().copied().fold(0.0f32, f32::max) as f64;
-        let power = |p: f32| (p as f64 / largest).powf(1.0 / options.temperature);
+        let power = |p: f32| (p as f64 / largest).powf(1.0 / temperature);
         let mut q: Vec<f64> = row
             .iter()
             .map(|&p| if largest > 0.0 { power(p) } else { 0.0 })
             .collect();
-        if let Some(k) = options.top_k.filter(|&k| k < num_cols) {
-            let mut order: Vec<usize> = (0..num_cols).collect();
+        if let Some(k) = top_k.filter(|&k| k < cols) {
+            let mut order: Vec<usize> = (0..cols).collect();
             order.sort_by(|&a, &b| q[b].total_cmp(&q[a]));
             order[k..].iter().for_each(|&c| q[c] = 0.0);
         }
@@ -247,32 +227,23 @@ fn shape_probs(probs: &[f32], num_cols: usize, options: &SampleOptions) -> Vec<f
     shaped
 }
 
-/// The symbols of `prefix`: an error names a character the vocabulary lacks (or `.`).
-pub fn prefix_symbols(vocab: &Vocab, prefix: &str) -> Result<Vec<u32>, UnknownChar> {
+/// The symbols of `prefix`, or the first character the vocabulary lacks (or `.`).
+pub fn prefix_symbols(vocab: &Vocab, prefix: &str) -> Result<Vec<u32>, char> {
     let symbol = |ch| vocab.index(ch).filter(|&i| i != 0).ok_or(ch);
-    let symbols: Result<Vec<u32>, char> = prefix.chars().map(symbol).collect();
-    symbols.map_err(|ch| UnknownChar {
-        word: prefix.into(),
-        ch,
-    })
+    prefix.chars().map(symbol).collect()
 }
 
-/// `count` names drawn with `options`, passed to `emit` as they are drawn (it returns false to
-/// stop), in memory bounded by the table whatever `count` is. A prefix character the
-/// vocabulary lacks is an error before anything is drawn.
+/// `count` names, each `prefix` and what is drawn after it, passed to `emit` as they are
+/// drawn (it returns false to stop), in memory bounded by the table whatever `count` is.
 pub fn for_each_name(
     probs: &[f32],
     vocab: &Vocab,
-    count: u64,
-    seed: u64,
-    rng: RngKind,
-    options: &SampleOptions,
+    draws: (u64, u64, RngKind),
+    prefix: &[u32],
     mut emit: impl FnMut(&str) -> bool,
-) -> Result<(), UnknownChar> {
-    let prefix = prefix_symbols(vocab, &options.prefix)?;
-    let probs = shape_probs(probs, vocab.len(), options);
-    let (mut name, draws) = (String::new(), (count, seed, rng));
-    for_each_block(&probs, vocab.len(), draws, &prefix, |symbols| {
+) {
+    let mut name = String::new();
+    for_each_block(probs, vocab.len(), draws, prefix, |symbols| {
         // Each name ends with its 0.
         symbols.split_inclusive(|&s| s == 0).all(|symbols| {
             name.clear();
@@ -280,140 +251,21 @@ pub fn for_each_name(
             emit(&name)
         })
     });
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn seeded(seed: u64) -> StdRng {
-        StdRng::seed_from_u64(seed)
-    }
-
-    /// The guide only says where the scan starts: every draw is the first column whose
-    /// threshold is above u, whatever the row length (and so the guide's size).
+    /// ceil(log2(V)) bits, from 1 to 8, and 2^bits buckets a row (the draws themselves are
+    /// tested through the public functions, in tests/units).
     #[test]
-    fn draws_follow_the_distribution_and_equal_a_full_scan() {
-        let sampler = Sampler::new(&[0.0, 0.25, 0.75], 3);
-        let (mut rng, mut hits) = (seeded(1), [0usize; 3]);
-        (0..40_000).for_each(|_| hits[sampler.draw(0, &mut rng) as usize] += 1);
-        assert_eq!(hits[0], 0, "a zero-probability column is never drawn");
-        let share = hits[2] as f64 / 40_000.0;
-        assert!((share - 0.75).abs() < 0.01, "share {share}");
-        for cols in [1, 2, 3, 27, 255, 256, 300] {
-            let probs: Vec<f32> = (0..2 * cols).map(|i| ((i * 7919) % 13) as f32).collect();
-            let sampler = Sampler::new(&probs, cols);
-            assert_eq!(sampler.guide.len(), 2 << sampler.guide_bits);
-            let (mut rng, mut same) = (seeded(cols as u64), seeded(cols as u64));
-            for i in 0..20_000 {
-                let got = sampler.draw(i % 2, &mut rng);
-                let u = same.next_u32() as u64;
-                let thresholds = &sampler.threshold[(i % 2) * cols..][..cols];
-                let want = thresholds.iter().position(|&t| t > u).unwrap();
-                assert_eq!(got as usize, want, "{cols} columns, draw {i}");
-            }
-        }
+    fn the_guide_takes_ceil_log2_v_bits_up_to_8() {
         let bits = |cols| Sampler::new(&vec![1.0; cols], cols).guide_bits;
         assert_eq!((bits(27), bits(2), bits(1000)), (5, 1, 8));
-        // 5,000 columns: all the mass on the last, then uniform.
-        let mut last = vec![0.0f32; 5000];
-        last[4999] = 1.0;
-        let sampler = Sampler::new(&last, 5000);
-        assert!((0..100).all(|_| sampler.draw(0, &mut rng) == 4999));
-        let uniform = Sampler::new(&[1.0f32; 5000], 5000);
-        let draws: Vec<u32> = (0..20_000).map(|_| uniform.draw(0, &mut rng)).collect();
-        assert!(draws.iter().all(|&c| c < 5000));
-        let share = draws.iter().filter(|&&c| c >= 256).count() as f64 / 20_000.0;
-        assert!((share - 4744.0 / 5000.0).abs() < 0.01, "past 255: {share}");
-    }
-
-    const AB: [f32; 9] = [0.0, 0.5, 0.5, 0.3, 0.0, 0.7, 0.4, 0.6, 0.0];
-
-    type Names = Result<Vec<String>, UnknownChar>;
-
-    /// The first `stop` of `count` names of the vocabulary "ab" from `probs` with `options`.
-    fn first(
-        probs: &[f32],
-        rng: RngKind,
-        (count, stop): (u64, usize),
-        options: &SampleOptions,
-    ) -> Names {
-        let (vocab, mut names) = (Vocab::from_words(&["ab"]), Vec::new());
-        for_each_name(probs, &vocab, count, 5, rng, options, |n| {
-            names.push(n.to_string());
-            names.len() < stop
-        })?;
-        Ok(names)
-    }
-
-    #[test]
-    fn names_stream_in_order_whatever_their_number() {
-        let (vocab, options) = (Vocab::from_words(&["ab"]), SampleOptions::default());
-        let count = 2 * NAMES_PER_BLOCK as u64 + 7;
-        for rng in [RngKind::Std, RngKind::Torch] {
-            let all = sample_names(&AB, &vocab, count as usize, 5, rng);
-            assert_eq!(first(&AB, rng, (count, usize::MAX), &options).unwrap(), all);
-            // Stopping early: the first names, no more.
-            let ten = first(&AB, rng, (u64::MAX, 10), &options).unwrap();
-            assert_eq!(ten, all[..10]);
+        for cols in [1, 2, 3, 27, 255, 256, 300] {
+            let sampler = Sampler::new(&vec![1.0; 2 * cols], cols);
+            assert_eq!(sampler.guide.len(), 2 << sampler.guide_bits);
         }
-        let n = 3 * NAMES_PER_BLOCK + 5;
-        let many = sample_names(&AB, &vocab, n, 9, RngKind::Std);
-        assert_eq!(many.len(), n);
-        assert_eq!(sample_names(&AB, &vocab, 10, 9, RngKind::Std), many[..10]);
-        assert_eq!(many, sample_names(&AB, &vocab, n, 9, RngKind::Std));
-        assert!(many[NAMES_PER_BLOCK..].iter().all(|n| !n.contains('.')));
-    }
-
-    #[test]
-    fn a_name_ends_at_the_boundary_or_a_row_with_no_mass() {
-        // From `.` always `a`, from `a` always `.` (or, second, nothing: never seen).
-        let vocab = Vocab::from_words(&["a"]);
-        for rng in [RngKind::Std, RngKind::Torch] {
-            let names = sample_names(&[0.0, 1.0, 1.0, 0.0], &vocab, 3, 5, rng);
-            assert_eq!(names, ["a", "a", "a"], "{rng:?}");
-            let names = sample_names(&[0.0, 1.0, 0.0, 0.0], &vocab, 2, 5, rng);
-            assert_eq!(names, ["a", "a"], "{rng:?}");
-        }
-    }
-
-    #[test]
-    fn torch_draws_are_torch_multinomial() {
-        // Each character is one multinomial draw on its context's row, in order.
-        let vocab = Vocab::from_words(&["ab"]);
-        let probs = [0.2, 0.5, 0.3, 0.4, 0.1, 0.5, 0.6, 0.3, 0.1];
-        let mut generator = TorchGenerator::new(7);
-        for name in sample_names(&probs, &vocab, 20, 7, RngKind::Torch) {
-            let mut row = 0;
-            for ch in name.chars().chain(['.']) {
-                row = generator.multinomial_one(&probs[row * 3..][..3]);
-                assert_eq!(vocab.char(row as u32), ch);
-            }
-        }
-    }
-
-    #[test]
-    fn temperature_top_k_and_prefix_shape_the_names() {
-        let options = |temperature, top_k, prefix: &str| {
-            let mut options = SampleOptions::default();
-            (options.temperature, options.top_k) = (temperature, top_k);
-            options.prefix = prefix.to_string();
-            options
-        };
-        let row = [0.1f32, 0.2, 0.7];
-        // p^2 normalized: 0.01, 0.04, 0.49 over 0.54.
-        let q = shape_probs(&row, 3, &options(0.5, None, ""));
-        let total: f32 = q.iter().sum();
-        assert!((q[2] / total - 0.49 / 0.54).abs() < 1e-6, "{q:?}");
-        let top1 = shape_probs(&row, 3, &options(1.0, Some(1), ""));
-        assert_eq!(top1, [0.0, 0.0, 1.0]);
-        assert_eq!(shape_probs(&row, 3, &SampleOptions::default()), row);
-        let uniform = [1.0 / 3.0; 9];
-        let names = first(&uniform, RngKind::Std, (20, 99), &options(1.0, None, "ba")).unwrap();
-        let prefixed = names.len() == 20 && names.iter().all(|n| n.starts_with("ba"));
-        assert!(prefixed, "{names:?}");
-        let err = first(&uniform, RngKind::Std, (1, 1), &options(1.0, None, "bz")).unwrap_err();
-        assert_eq!(err.ch, 'z');
     }
 }

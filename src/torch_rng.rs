@@ -45,14 +45,14 @@ impl TorchGenerator {
         let mut state = [seed as u32; N];
         for i in 1..N {
             let prev = state[i - 1];
-            let next = 1_812_433_253u32.wrapping_mul(prev ^ (prev >> 30));
-            state[i] = next.wrapping_add(i as u32);
+            state[i] = 1_812_433_253u32
+                .wrapping_mul(prev ^ (prev >> 30))
+                .wrapping_add(i as u32);
         }
-        let (index, next_double_normal) = (N, None);
         Self {
             state,
-            index,
-            next_double_normal,
+            index: N,
+            next_double_normal: None,
         }
     }
 
@@ -74,19 +74,16 @@ impl TorchGenerator {
         y ^ (y >> 18)
     }
 
-    /// Two words, the first high (`CPUGeneratorImpl::random64`).
-    fn next_u64(&mut self) -> u64 {
-        (u64::from(self.next_u32()) << 32) | u64::from(self.next_u32())
-    }
-
     /// One value of `torch.rand(n, generator=g)`: 24 random bits, one draw (exact conversions).
     pub fn rand_f32(&mut self) -> f32 {
         (self.next_u32() & ((1 << 24) - 1)) as f32 / (1u32 << 24) as f32
     }
 
-    /// One value of `torch.rand(n, generator=g, dtype=torch.float64)`: 53 bits, two draws.
+    /// One value of `torch.rand(n, generator=g, dtype=torch.float64)`: 53 bits of two words,
+    /// the first high (`CPUGeneratorImpl::random64`).
     pub fn rand_f64(&mut self) -> f64 {
-        (self.next_u64() & ((1 << 53) - 1)) as f64 / (1u64 << 53) as f64
+        let word = (u64::from(self.next_u32()) << 32) | u64::from(self.next_u32());
+        (word & ((1 << 53) - 1)) as f64 / (1u64 << 53) as f64
     }
 
     /// `torch.randn(n, generator=g)` of a float32 CPU tensor, in row-major order.
@@ -167,71 +164,5 @@ fn normal_fill_16(x: &mut [f32]) {
         let theta = (2.0 * PI * f64::from(x[j + 8])) as f32;
         x[j] = radius * theta.cos();
         x[j + 8] = radius * theta.sin();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The reference `mt19937ar.c` (and `std::mt19937`) with `init_genrand(5489)`: the first
-    /// outputs and the 10000th; `random64()` is two words, the first one high.
-    #[test]
-    fn the_engine_is_the_reference_mt19937() {
-        let mut g = TorchGenerator::new(5489);
-        let first: Vec<u32> = (0..5).map(|_| g.next_u32()).collect();
-        assert_eq!(
-            first,
-            [3499211612, 581869302, 3890346734, 3586334585, 545404204]
-        );
-        let mut g = TorchGenerator::new(5489);
-        assert_eq!((0..10_000).map(|_| g.next_u32()).last(), Some(4123659995));
-        let (mut a, mut b) = (TorchGenerator::new(7), TorchGenerator::new(7));
-        let high = u64::from(b.next_u32());
-        assert_eq!(a.next_u64(), (high << 32) | u64::from(b.next_u32()));
-    }
-
-    #[test]
-    fn randn_draws_and_caches_as_torch_does() {
-        // n = 20 consumes 20 + 16 float draws; n = 32 consumes exactly 32.
-        for (n, draws) in [(20usize, 36usize), (32, 32), (16, 16)] {
-            let (mut a, mut b) = (TorchGenerator::new(1), TorchGenerator::new(1));
-            a.randn(n);
-            (0..draws).for_each(|_| _ = b.next_u32());
-            assert_eq!(a.next_u32(), b.next_u32(), "n = {n}");
-        }
-        let (mut a, mut b) = (TorchGenerator::new(3), TorchGenerator::new(3));
-        let three = a.randn(3); // cos, sin (cached), cos; sin stays cached
-        let one = a.randn(1); // the cached sin
-        assert_eq!([three, one].concat(), b.randn(4));
-    }
-
-    #[test]
-    fn multinomial_draws_one_double_a_sample_and_survives_degenerate_rows() {
-        let mut g = TorchGenerator::new(0);
-        for _ in 0..100 {
-            assert_eq!(g.multinomial_one(&[0.0, 0.0, 0.0]), 2);
-            assert!(g.multinomial_one(&[f32::NAN, 1.0, 2.0]) < 3);
-            assert!(g.multinomial_one(&[1.0, f32::NAN, 2.0]) < 3);
-            assert!(g.multinomial_one(&[f32::INFINITY, 1.0]) < 2);
-            assert!(g.multinomial_one(&[-1.0, 0.5, 0.25]) < 3);
-            assert_eq!(g.multinomial_one(&[0.0]), 0);
-        }
-        assert!(g.multinomial(&[1.0, 2.0], 0).is_empty());
-        let mut g = TorchGenerator::new(11);
-        for s in g.multinomial(&[0.0, 0.3, 0.0, 0.0, 0.7, 0.0], 10_000) {
-            assert!(s == 1 || s == 4, "a zero-probability entry: {s}");
-        }
-        let (mut a, mut b) = (TorchGenerator::new(5), TorchGenerator::new(5));
-        a.multinomial(&[0.2, 0.8], 7);
-        a.multinomial_one(&[0.5, 0.5]);
-        (0..8).for_each(|_| _ = b.rand_f64());
-        assert_eq!(a.next_u32(), b.next_u32());
-    }
-
-    #[test]
-    #[should_panic(expected = "must not be empty")]
-    fn an_empty_row_panics() {
-        TorchGenerator::new(0).multinomial_one(&[]);
     }
 }

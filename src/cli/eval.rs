@@ -55,12 +55,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let unknown: BTreeSet<char> = (words.iter().flat_map(|w| w.chars()))
         .filter(|&c| vocab.index(c).is_none())
         .collect();
-    if !unknown.is_empty() {
-        let s = if unknown.len() > 1 { "s" } else { "" };
-        let list: Vec<String> = unknown.iter().map(|c| format!("{c:?}")).collect();
-        let list = list.join(", ");
-        anyhow::bail!("the model never saw the character{s} {list} (its vocabulary is {vocab})");
-    }
+    let list: Vec<String> = unknown.iter().map(|c| format!("{c:?}")).collect();
+    let (s, list) = (if list.len() > 1 { "s" } else { "" }, list.join(", "));
+    anyhow::ensure!(
+        list.is_empty(),
+        "the model never saw the character{s} {list} (its vocabulary is {vocab})"
+    );
     let examples = Examples::encode(&words, vocab, k)?;
     let probs = args.model.probs(&checkpoint);
     let show_pairs = args.pairs || args.input.is_none();
@@ -88,8 +88,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             impossible.insert(pair);
         }
     }
-    let n = examples.len();
-    let nll = -log_likelihood;
+    let (n, nll) = (examples.len(), -log_likelihood);
     let mean = nll / n as f64;
     if args.json {
         let line = json!({"event": "total", "model": args.model.name(), "words": words.len(),

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{describe_checkpoint, positive, put, say, training_words, ModelFlag, RngFlag};
 use makemore::checkpoint::{Checkpoint, MODEL_FILE};
-use makemore::sample::{for_each_name, prefix_symbols, SampleOptions};
+use makemore::sample::{for_each_name, prefix_symbols, shape_probs};
 
 pub const EXAMPLE: &str = "Examples:
   makemore train --steps 100                     # saves out/model.safetensors
@@ -65,22 +65,19 @@ enum Group {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    if args.num > MAX_NAMES {
-        anyhow::bail!(
-            "--num {} is more than the {} names one run draws; draw them in several runs with other --seed values",
-            args.num,
-            super::thousands(MAX_NAMES as usize)
-        );
-    }
+    anyhow::ensure!(
+        args.num <= MAX_NAMES,
+        "--num {} is more than the {} names one run draws; draw them in several runs with other --seed values",
+        args.num,
+        super::thousands(MAX_NAMES as usize)
+    );
     let checkpoint = Checkpoint::load(&args.work_dir)?;
     let vocab = &checkpoint.settings.vocab;
     // Checked before anything is drawn or read.
-    if let Err(e) = prefix_symbols(vocab, &args.prefix) {
-        let (prefix, ch) = (e.word, e.ch);
-        anyhow::bail!(
-            "--prefix {prefix:?} has the character {ch:?}, which the model never saw (it knows {vocab})"
-        );
-    }
+    let prefix = prefix_symbols(vocab, &args.prefix).map_err(|ch| {
+        let prefix = &args.prefix;
+        anyhow::anyhow!("--prefix {prefix:?} has the character {ch:?}, which the model never saw (it knows {vocab})")
+    })?;
     let (words, source) = training_words(args.input.as_deref(), &checkpoint)?;
     // With a split the run learned from its train part only; a word in two parts counts in
     // the first of train, dev, test.
@@ -95,10 +92,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         None => add(words, Group::Train),
     }
+    let table = args.model.probs(&checkpoint);
+    let probs = shape_probs(table, vocab.len(), args.temperature, args.top_k);
     let names = Names {
         args,
         checkpoint: &checkpoint,
         groups,
+        probs,
+        prefix,
     };
     match args.json {
         true => print_json(&names, source),
@@ -112,6 +113,9 @@ struct Names<'a> {
     args: &'a Args,
     checkpoint: &'a Checkpoint,
     groups: HashMap<String, Group>,
+    /// The model's table shaped by --temperature and --top-k.
+    probs: Vec<f32>,
+    prefix: Vec<u32>,
 }
 
 impl Names<'_> {
@@ -120,20 +124,13 @@ impl Names<'_> {
     }
 
     /// Draws all the names, in order, handing each to `emit`.
-    fn draw(&self, emit: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
+    fn draw(&self, emit: &mut dyn FnMut(&str)) {
         let (args, vocab) = (self.args, &self.checkpoint.settings.vocab);
-        let options = SampleOptions {
-            temperature: args.temperature as f64,
-            top_k: args.top_k.map(|k| k as usize),
-            prefix: args.prefix.clone(),
-        };
-        let probs = args.model.probs(self.checkpoint);
-        let (num, seed, rng) = (args.num, args.seed, args.rng.into());
-        let emit = |name: &str| {
+        let draws = (args.num, args.seed, args.rng.into());
+        for_each_name(&self.probs, vocab, draws, &self.prefix, |name| {
             emit(name);
             true
-        };
-        Ok(for_each_name(probs, vocab, num, seed, rng, &options, emit)?)
+        });
     }
 
     /// Writes the names of one group (all with `None`), as text lines or JSON strings, through
@@ -152,7 +149,7 @@ impl Names<'_> {
             }
             .err();
             first = false;
-        })?;
+        });
         match failed.map_or_else(|| out.flush(), Err) {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
             other => Ok(other?),
@@ -200,7 +197,7 @@ fn print_text(names: &Names, source: String) -> anyhow::Result<()> {
         if drawn.is_multiple_of(65_536) && stdout_closed() {
             std::process::exit(0);
         }
-    })?;
+    });
     let train_part = match checkpoint.settings.split {
         Some(split) => format!("the train part of {split} of {source}"),
         None => source,

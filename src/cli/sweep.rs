@@ -8,8 +8,7 @@ use serde_json::json;
 
 use super::{finite_or_null, format_loss, positive, read_words_held, say, thousands, DeviceFlag};
 use makemore::data::builtin_words;
-use makemore::split::Split;
-use makemore::tools::sweep::{SweepConfig, SweepModel, SweepResult, DEFAULT_STRENGTHS};
+use makemore::tools::sweep::{self, SweepConfig, SweepModel, DEFAULT_STRENGTHS};
 use makemore::{on_backend, Backend, Chosen};
 
 pub const EXAMPLE: &str = "Examples:
@@ -17,23 +16,14 @@ pub const EXAMPLE: &str = "Examples:
   makemore sweep --model neural --strengths 0,0.1,1 --steps 100
   makemore sweep --context 2 --split 80/10/10 --json";
 
-/// The `--model` flag.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ModelFlag {
-    /// The count model; the strengths are smoothings.
-    Count,
-    /// The neural model; the strengths are L2 penalties (reg).
-    Neural,
-}
-
 #[derive(clap::Args)]
 pub struct Args {
     /// File of words, one per line [default: the built-in 2018 US baby names]
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
     /// Which model to tune.
-    #[arg(long, value_enum, default_value_t = ModelFlag::Count)]
-    model: ModelFlag,
+    #[arg(long, value_enum, default_value_t = SweepModel::Count)]
+    model: SweepModel,
     /// Comma-separated strengths, each a finite number >= 0 [default: 0,0.01,0.1,0.5,1,2,5,10]
     #[arg(long, value_name = "LIST")]
     strengths: Option<String>,
@@ -60,8 +50,8 @@ pub struct Args {
     json: bool,
 }
 
-/// `sweep`: the settings from the flags, the words, then [`makemore::tools::sweep::run`] printed as a
-/// table (or one JSON object).
+/// `sweep`: the settings from the flags, the words, then [`makemore::tools::sweep::run`] printed
+/// as a table (or one JSON object).
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let (words, source) = match &args.input {
@@ -80,14 +70,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
     }
-    let result = on_backend!(&mut backend, |b| makemore::tools::sweep::run(
-        b, &words, &config
-    ))?;
+    let result = on_backend!(&mut backend, |b| sweep::run(b, &words, &config))?;
     let seconds = start.elapsed().as_secs_f64();
     let device = on_backend!(&backend, |b| b.describe());
     let (model, name) = config.model.names();
-    let best = result.rows[result.best];
-    let neural = config.model == SweepModel::Neural;
+    let (best, neural) = (result.rows[result.best], config.model == SweepModel::Neural);
     if args.json {
         let rows: Vec<serde_json::Value> = (result.rows.iter())
             .map(|r| json!({"strength": r.strength, "train": finite_or_null(r.train), "dev": finite_or_null(r.dev)}))
@@ -104,65 +91,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    print_table(&config, &result, &device, &source, words.len());
-    say!("\ndone in {seconds:.2} s");
-    Ok(())
-}
-
-/// The sweep's settings from the flags; too many steps refused.
-fn config(args: &Args) -> anyhow::Result<SweepConfig> {
-    // "0,0.1, 1" -> [0.0, 0.1, 1.0]
-    let strength = |item: &str| match item.trim().parse::<f32>() {
-        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
-        _ => Err(anyhow::anyhow!(
-            "--strengths {:?}: {:?} is not a finite number >= 0",
-            args.strengths.as_deref().unwrap_or_default(),
-            item.trim()
-        )),
-    };
-    let config = SweepConfig {
-        model: match args.model {
-            ModelFlag::Count => SweepModel::Count,
-            ModelFlag::Neural => SweepModel::Neural,
-        },
-        strengths: match &args.strengths {
-            Some(list) => list
-                .split(',')
-                .map(strength)
-                .collect::<anyhow::Result<_>>()?,
-            None => DEFAULT_STRENGTHS.to_vec(),
-        },
-        split: args.split.parse::<Split>()?,
-        context_len: args.context as usize,
-        seed: args.seed,
-        steps: args.steps,
-        lr: args.lr,
-    };
-    let max = makemore::limits::MAX_STEPS;
-    if args.steps > max {
-        anyhow::bail!("--steps {} is over the {max} steps of one run", args.steps);
-    }
-    Ok(config)
-}
-
-/// Each strength's train and dev loss, the best on dev, and its test loss, scored once.
-fn print_table(
-    config: &SweepConfig,
-    result: &SweepResult,
-    device: &str,
-    source: &str,
-    words: usize,
-) {
-    let (model, name) = config.model.names();
-    let best = result.rows[result.best];
-    let neural = config.model == SweepModel::Neural;
     let [train, dev, test] = result.words.map(thousands);
+    let total = thousands(result.words.iter().sum());
+    let split = config.split;
     say!("device   {device}");
-    say!(
-        "data     {} words from {source}; split {}: train {train}, dev {dev}, test {test} words",
-        thousands(words),
-        config.split
-    );
+    say!("data     {total} words from {source}; split {split}: train {train}, dev {dev}, test {test} words");
     let settings = match neural {
         true => format!(", {} steps of lr {}", config.steps, config.lr),
         false => String::new(),
@@ -171,18 +104,50 @@ fn print_table(
     say!("\n{model} model, context {k}{settings}: mean NLL by {name}");
     say!("  {name:>10} {:>10} {:>10}", "train", "dev");
     for (i, row) in result.rows.iter().enumerate() {
-        let mark = if i == result.best {
-            "  <- best on dev"
-        } else {
-            ""
-        };
+        let mark = ["", "  <- best on dev"][usize::from(i == result.best)];
         let (train, dev) = (format_loss(row.train), format_loss(row.dev));
         say!("  {:>10} {train:>10} {dev:>10}{mark}", row.strength);
     }
+    let (dev, test) = (format_loss(best.dev), format_loss(result.test));
     say!(
-        "\nbest {name} on dev: {} (dev {}); test, scored once: {}",
-        best.strength,
-        format_loss(best.dev),
-        format_loss(result.test)
+        "\nbest {name} on dev: {} (dev {dev}); test, scored once: {test}",
+        best.strength
     );
+    say!("\ndone in {seconds:.2} s");
+    Ok(())
+}
+
+/// The sweep's settings from the flags: "0,0.1, 1" -> [0.0, 0.1, 1.0]; too many steps refused.
+fn config(args: &Args) -> anyhow::Result<SweepConfig> {
+    let list = args.strengths.as_deref();
+    let strength = |item: &str| match item.trim().parse::<f32>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(anyhow::anyhow!(
+            "--strengths {:?}: {:?} is not a finite number >= 0",
+            list.unwrap_or_default(),
+            item.trim()
+        )),
+    };
+    let strengths = match list {
+        Some(list) => list
+            .split(',')
+            .map(strength)
+            .collect::<anyhow::Result<_>>()?,
+        None => DEFAULT_STRENGTHS.to_vec(),
+    };
+    let (split, max) = (args.split.parse()?, makemore::limits::MAX_STEPS);
+    anyhow::ensure!(
+        args.steps <= max,
+        "--steps {} is over the {max} steps of one run",
+        args.steps
+    );
+    Ok(SweepConfig {
+        model: args.model,
+        strengths,
+        split,
+        context_len: args.context as usize,
+        seed: args.seed,
+        steps: args.steps,
+        lr: args.lr,
+    })
 }

@@ -34,14 +34,14 @@ impl Format {
     /// The format a file name asks for by its extension.
     pub fn of_path(path: &Path) -> anyhow::Result<Format> {
         let extension = path.extension().and_then(|e| e.to_str());
-        match extension.map(str::to_ascii_lowercase).as_deref() {
-            Some("png") => Ok(Format::Png),
-            Some("svg") => Ok(Format::Svg),
-            _ => Err(anyhow!(
+        Ok(match extension.map(str::to_ascii_lowercase).as_deref() {
+            Some("png") => Format::Png,
+            Some("svg") => Format::Svg,
+            _ => anyhow::bail!(
                 "{}: give a file name ending in .png or .svg",
                 path.display()
-            )),
-        }
+            ),
+        })
     }
 }
 
@@ -291,25 +291,9 @@ impl Figure for LossFigure<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
-    fn the_lecture_grid_is_labelled_and_a_large_one_is_not() {
-        let vocab = Vocab::from_words(&["abcdefghijklmnopqrstuvwxyz"]);
-        let layout = |context_len| {
-            let counts = vec![1000; 27usize.pow(context_len as u32) * 27];
-            let (counts, vocab, source) = (&counts, &vocab, "");
-            CountsFigure {
-                counts,
-                vocab,
-                context_len,
-                source,
-            }
-            .layout()
-        };
-        assert_eq!(layout(1), (40, Some(12.0), None));
-        let (_, label_px, note) = layout(2);
-        assert!(label_px.is_none() && note.unwrap().contains("left out"));
+    fn blues_runs_from_white_to_dark_blue() {
+        use super::{blues, RGBColor};
         assert_eq!(blues(0.0), RGBColor(247, 251, 255));
         assert_eq!(blues(1.0), RGBColor(8, 48, 107));
         assert!(blues(0.5).0 < 247);

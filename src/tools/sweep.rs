@@ -6,15 +6,19 @@
 use crate::backend::{Backend, NetForm, TrainOptions};
 use crate::data::Vocab;
 use crate::model::{CountModel, NeuralModel};
+use crate::rng::RngKind;
 use crate::split::Split;
 use crate::train::{load_parts, score_part};
 
 /// The strengths tried when none are given.
 pub const DEFAULT_STRENGTHS: [f32; 8] = [0.0, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The model a sweep tunes (also the `--model` flag of `sweep`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SweepModel {
+    /// The count model; the strengths are smoothings.
     Count,
+    /// The neural model; the strengths are L2 penalties (reg).
     Neural,
 }
 
@@ -113,20 +117,14 @@ pub fn run<B: Backend>(
         let candidate = match &counts {
             Some(counts) => backend.normalize_rows(counts, vocab.len(), strength)?,
             None => {
-                let mut model = NeuralModel::init(&vocab, k, config.seed, crate::rng::RngKind::Std);
+                let mut w = NeuralModel::init(&vocab, k, config.seed, RngKind::Std).weights;
                 let options = TrainOptions {
                     lr: config.lr,
                     reg: strength,
                 };
                 let (train, steps) = (&parts.train.1, config.steps);
-                backend.train(
-                    &mut model.weights,
-                    train,
-                    &options,
-                    steps,
-                    NetForm::default(),
-                )?;
-                model.weights
+                backend.train(&mut w, train, &options, steps, NetForm::default())?;
+                w
             }
         };
         let train = score(backend, &candidate, &parts.train)?;
@@ -147,17 +145,4 @@ pub fn run<B: Backend>(
         words: part_words,
         examples,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn best_prefers_finite_and_the_first_of_equals() {
-        assert_eq!(best_index(&[f64::INFINITY, 2.0, 1.5, 1.5]), Some(2));
-        assert_eq!(best_index(&[f64::INFINITY, f64::INFINITY]), Some(0));
-        assert_eq!(best_index(&[f64::NAN, 3.0]), Some(1));
-        assert_eq!(best_index(&[]), None);
-    }
 }
