@@ -278,11 +278,8 @@ fn run_backend<B: Backend>(
             }
         }
         let seconds = args.repeat(|| op.run(b, &loaded[i], t))?;
-        let items = if stage == "normalize" {
-            t.counts.len()
-        } else {
-            ex.len()
-        };
+        // normalize processes the cells of N, the others the pairs.
+        let items = [ex.len(), t.counts.len()][usize::from(stage == "normalize")];
         args.timing(stage, on, &seconds, items);
     }
     Ok(refused)
@@ -323,10 +320,8 @@ fn run_kernels(args: &Args) -> anyhow::Result<()> {
     let (adapter, timestamps) = (gpu.describe(), gpu.gpu().has_timestamps());
     let peak = args.peak_gbps.map(f64::from);
     if args.json {
-        say!(
-            "{}",
-            json!({"adapter": adapter, "timestamps": timestamps, "peak_gbps": peak})
-        );
+        let head = json!({"adapter": adapter, "timestamps": timestamps, "peak_gbps": peak});
+        say!("{head}");
     } else {
         say!("device   {adapter}");
         say!("{}", match timestamps {
@@ -335,11 +330,7 @@ fn run_kernels(args: &Args) -> anyhow::Result<()> {
         });
     }
     let rows = makemore::tools::kernel_times::run(&mut gpu, args.reps as usize, peak)?;
-    let mut columns = if timestamps {
-        KERNEL_COLUMNS.to_vec()
-    } else {
-        WALL_COLUMNS.to_vec()
-    };
+    let mut columns = [&WALL_COLUMNS[..], &KERNEL_COLUMNS][usize::from(timestamps)].to_vec();
     columns.extend(peak.filter(|_| timestamps).map(|_| PEAK_COLUMN));
     if !args.json {
         say!("\n{}", line(&columns, None));

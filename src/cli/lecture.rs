@@ -74,9 +74,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         None => (builtin_words(), "the built-in names".to_string()),
     };
     let (mut backend, notice) = Chosen::open(args.device.into())?;
-    if let Some(notice) = notice {
-        eprintln!("notice: {notice}");
-    }
+    notice
+        .iter()
+        .for_each(|notice| eprintln!("notice: {notice}"));
     let (seed, rng) = (args.seed, args.rng.into());
     let w = on_backend!(&mut backend, |b| walk(b, &words, &source, seed, rng))?;
     let (device, n) = (on_backend!(&backend, |b| b.describe()), words.len());

@@ -235,7 +235,7 @@ pub fn outcome(kernels: [&str; 4], result: Result<f64>, seconds: f64) -> Value {
 
 /// Examples of `count` random words of 1 to 10 symbols over an alphabet of `alphabet`
 /// (letters, then Greek and CJK), with context `k`, and their tables (seed `w_seed`).
-fn random(seed: u64, alphabet: usize, count: usize, k: usize, w_seed: u64) -> (Examples, Tables) {
+fn random(seed: u64, alphabet: usize, count: usize, k: usize, w_seed: u64) -> (Tables, Examples) {
     let symbols: Vec<char> = ('a'..='z').chain('α'..='ω').chain('一'..='鿿').collect();
     let symbols = &symbols[..alphabet];
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -249,8 +249,7 @@ fn random(seed: u64, alphabet: usize, count: usize, k: usize, w_seed: u64) -> (E
         .collect();
     let ex = Examples::encode(&words, &Vocab::from_words(&words), k);
     let ex = ex.expect("the vocabulary holds every word's symbols");
-    let t = Tables::new(&ex, w_seed);
-    (ex, t)
+    (Tables::new(&ex, w_seed), ex)
 }
 
 /// The operations on rows of W or P, each checked on short rows and long.
@@ -279,27 +278,21 @@ const RUNS: [(usize, usize, usize, Option<NetForm>, &str); 4] = [
 /// examples (seed, alphabet, words, K) from a random W (seed).
 pub fn check_adapter(gpu: &mut GpuBackend, adapter: &str) -> Vec<Value> {
     let (mut outcomes, mut started) = (Vec::new(), Instant::now());
-    let mut compare = |op: Op, case: &str, (ex, t): &(Examples, Tables)| {
+    let mut compare = |op: Op, case: &str, (t, ex): &(Tables, Examples)| {
         let result = gpu.load(ex).and_then(|loaded| {
             let got = op.run(gpu, &loaded, t)?;
             Ok(worst(&got, &op.run(&mut CpuBackend, ex, t)?).0)
         });
         let (kernel, tolerance) = op.describe(t);
         let seconds = started.elapsed().as_secs_f64();
-        outcomes.push(outcome(
-            [kernel, case, adapter, &tolerance],
-            result,
-            seconds,
-        ));
+        let row = outcome([kernel, case, adapter, &tolerance], result, seconds);
+        outcomes.push(row);
         started = Instant::now();
     };
     // Counting: the workgroup-memory histogram (at most 4,096 cells) and the global one.
     for k in [1, 2] {
-        compare(
-            Op::Count,
-            &format!("20 symbols, K={k}"),
-            &random(1, 20, 20_000, k, 0),
-        );
+        let case = format!("20 symbols, K={k}");
+        compare(Op::Count, &case, &random(1, 20, 20_000, k, 0));
     }
     // Rows short (one lane each) and long (shared by lanes). The one-hot product costs
     // n x V^K x V: on the short rows only.
@@ -312,15 +305,12 @@ pub fn check_adapter(gpu: &mut GpuBackend, adapter: &str) -> Vec<Value> {
         }
     }
     // AdamW reads no examples.
-    let (ex, mut t) = random(2, 27, 10, 1, 0);
+    let (mut t, ex) = random(2, 27, 10, 1, 0);
     (t.weights, t.grads) = (normal(5000, 4), normal(5000, 5));
-    compare(Op::AdamW(3, 1e-2), "5,000 weights, 3 steps", &(ex, t));
+    compare(Op::AdamW(3, 1e-2), "5,000 weights, 3 steps", &(t, ex));
     for (alphabet, k, steps, form, case) in RUNS {
-        compare(
-            Op::Train(form, steps),
-            case,
-            &random(6, alphabet, 300, k, 7),
-        );
+        let set = random(6, alphabet, 300, k, 7);
+        compare(Op::Train(form, steps), case, &set);
     }
     outcomes
 }

@@ -1,6 +1,5 @@
 //! The lecture's notebook (makemore part 1, `makemore_part1_bigrams.ipynb`) walked in order:
-//! every figure its cells print, computed by the backend's kernels and PyTorch's generator
-//! ([`TorchGenerator`]), for `makemore lecture` to print chapter by chapter.
+//! its chapters, and what the backend computes of it for `makemore lecture` to print.
 
 use anyhow::anyhow;
 
