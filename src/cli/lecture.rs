@@ -431,8 +431,7 @@ fn its_training(number: usize, w: &Walk, p: &mut Page) {
                 let loss = w.losses[step].total;
                 p.say(format!("  after {step:3} updates  {loss:.7}"));
             }
-            let print = "the notebook's last print (cell 716) was its loss before update";
-            p.say(format!("{print} {NOTEBOOK_STEPS}; {}", why(5)));
+            p.say(format!("the notebook's last print (cell 716) was its loss before update {NOTEBOOK_STEPS}; {}", why(5)));
         }
         21 => {
             // one_hot(x) @ W is row x of W.

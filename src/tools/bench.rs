@@ -48,18 +48,15 @@ impl DataSet {
         if lower == "names" {
             return Ok(DataSet::Names);
         }
-        let (digits, scale) = match lower.strip_suffix('k') {
-            Some(d) => (d, 1_000),
-            None => lower
-                .strip_suffix('m')
-                .map_or((&lower[..], 1), |d| (d, 1_000_000)),
-        };
-        match digits.parse::<usize>() {
-            Ok(n) if n > 0 && n.checked_mul(scale).is_some() => Ok(DataSet::Synthetic(n * scale)),
-            _ => Err(format!(
-                "{s:?} is neither `names` nor a number of pairs such as 10m or 500k"
-            )),
-        }
+        let suffixed = |suffix, scale| lower.strip_suffix(suffix).map(|d| (d, scale));
+        let suffixed = suffixed('k', 1_000).or(suffixed('m', 1_000_000));
+        let (digits, scale) = suffixed.unwrap_or((&lower, 1));
+        let pairs = digits.parse::<usize>().ok().filter(|&n| n > 0);
+        let pairs = pairs
+            .and_then(|n| n.checked_mul(scale))
+            .map(DataSet::Synthetic);
+        let why = "is neither `names` nor a number of pairs such as 10m or 500k";
+        pairs.ok_or_else(|| format!("{s:?} {why}"))
     }
 
     /// A short label: `names` or `10M pairs`.

@@ -122,12 +122,10 @@ pub fn run(gpu: &mut GpuBackend, reps: usize, peak: Option<f64>) -> Result<Vec<V
             seconds.push(start.elapsed().as_secs_f64());
             profiles.push(gpu.gpu().finish_profile()?);
         }
-        let mut kernels: Vec<&'static str> = Vec::new();
-        for d in &profiles[0] {
-            if !kernels.contains(&d.kernel) {
-                kernels.push(d.kernel);
-            }
-        }
+        // The kernels in the order of their first dispatch.
+        let mut kernels: Vec<&str> = profiles[0].iter().map(|d| d.kernel).collect();
+        let mut seen = std::collections::HashSet::new();
+        kernels.retain(|k| seen.insert(*k));
         if !gpu.gpu().has_timestamps() {
             let wall_ms = 1e3 * median(seconds);
             rows.push(json!({"operation": operation, "kernels": kernels, "wall_ms": wall_ms}));
