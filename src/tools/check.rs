@@ -194,6 +194,7 @@ impl Op {
 
     /// The kernels `check` names for the operation on `t`, and its tolerance as printed.
     fn describe(self, t: &Tables) -> (&'static str, String) {
+        let runs = || format!("losses {VALUES}, W {WEIGHTS}");
         let (kernels, tolerance) = match self {
             Op::Count if t.counts.len() <= 4096 => ("count_pairs_private", EXACT),
             Op::Count => ("count_pairs", EXACT),
@@ -209,11 +210,8 @@ impl Op {
             Op::Gradient(Some(_)) => ("cross_entropy_backward, grad_rows", GRADIENTS),
             Op::Gradient(None) => ("count_descent", GRADIENTS),
             Op::AdamW(..) => ("adamw_step", VALUES),
-            Op::Train(form, _) => {
-                let runs = format!("losses {VALUES}, W {WEIGHTS}");
-                let kernels = ["count_descent run", "per-example run, sgd_step"];
-                return (kernels[usize::from(form.is_some())], runs);
-            }
+            Op::Train(Some(_), _) => return ("per-example run, sgd_step", runs()),
+            Op::Train(None, _) => return ("count_descent run", runs()),
         };
         (kernels, tolerance.to_string())
     }
