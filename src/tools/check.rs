@@ -47,19 +47,17 @@ impl Tolerance {
         if got.len() != want.len() {
             return (0, f64::INFINITY);
         }
-        let mut worst = (0, 0.0);
-        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ratios = got.iter().zip(want).map(|(&g, &w)| {
             let (g, w): (f64, f64) = (g.into(), w.into());
-            let ratio = match (g - w).abs() {
+            match (g - w).abs() {
                 d if d.is_nan() => f64::INFINITY,
                 0.0 => 0.0,
                 d => d / (self.atol + self.rtol * w.abs()),
-            };
-            if ratio > worst.1 {
-                worst = (i, ratio);
             }
-        }
-        worst
+        });
+        ratios
+            .enumerate()
+            .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a })
     }
 }
 
