@@ -171,11 +171,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 impl Args {
+    /// Whether `--stages` names `stage`, or is empty and `stage` is not opt-in.
     fn wanted(&self, stage: &str) -> bool {
-        match self.stages.is_empty() {
-            true => stage != OPT_IN_STAGE,
-            false => self.stages.iter().any(|s| s == stage),
-        }
+        self.stages.iter().any(|s| s == stage) || (self.stages.is_empty() && stage != OPT_IN_STAGE)
     }
 
     /// The timed repetitions of `run` (after a warm-up the caller made): `--reps` of them,
