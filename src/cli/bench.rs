@@ -1,11 +1,21 @@
 //! `makemore bench`: every stage timed on the built-in names and on synthetic data, on the GPU
-//! and on the CPU reference.
+//! and on the CPU reference, with a warm-up run, several repetitions, and the median and
+//! spread.
+//!
+//! Each timed call returns only when its results are on the host (the backends read back
+//! what they compute), except `upload`, which is followed by a wait for the device to go idle.
+
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::{say, thousands};
-use makemore::tools::bench::{run_data_set, stages, BenchConfig, DataSet};
-use makemore::{on_backend, Backend, Chosen, DeviceChoice};
+use super::{say, thousands, DeviceFlag};
+use makemore::data::{Examples, Vocab};
+use makemore::sample::sample_symbols;
+use makemore::tools::bench::{peak_memory_bytes, spread, stages, DataSet};
+use makemore::tools::bench::{BACKEND_STAGES, OPT_IN_STAGE};
+use makemore::tools::check::{worst, Tables};
+use makemore::{on_backend, Backend, Chosen, CpuBackend, DeviceChoice};
 
 pub const EXAMPLE: &str = "Examples:
   makemore bench                                   # names and 10M pairs, GPU and CPU
@@ -32,7 +42,7 @@ pub struct Args {
     data: Vec<DataSet>,
     /// Devices, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "gpu,cpu")]
-    device: Vec<super::DeviceFlag>,
+    device: Vec<DeviceFlag>,
     /// Stages to run, comma-separated [default: all but steps_counts_1000_k3].
     #[arg(long, value_delimiter = ',', value_parser = stage_name)]
     stages: Vec<String>,
@@ -60,13 +70,8 @@ pub struct Args {
 
 fn stage_name(s: &str) -> Result<String, String> {
     let all = stages();
-    match all.contains(&s) {
-        true => Ok(s.to_string()),
-        false => Err(format!(
-            "unknown stage {s:?}; the stages are {}",
-            all.join(", ")
-        )),
-    }
+    let known = all.contains(&s).then(|| s.to_string());
+    known.ok_or_else(|| format!("unknown stage {s:?}; the stages are {}", all.join(", ")))
 }
 
 /// A column of a text table: its header, its width (negative: left-aligned) and its cell,
@@ -77,10 +82,8 @@ pub type Column = (&'static str, i32, fn(&Value) -> String);
 /// a row's cells.
 pub fn line(columns: &[Column], row: Option<&Value>) -> String {
     let cells = columns.iter().map(|&(header, width, cell)| {
-        let (text, w) = (
-            row.map_or(header.to_string(), cell),
-            width.unsigned_abs() as usize,
-        );
+        let text = row.map_or(header.to_string(), cell);
+        let w = width.unsigned_abs() as usize;
         match width < 0 {
             true => format!("{text:<w$}"),
             false => format!("{text:>w$}"),
@@ -114,9 +117,7 @@ pub fn cell(value: &Value, decimals: usize) -> String {
 
 /// A whole number with thousands separators, or `-`.
 fn grouped(value: &Value) -> String {
-    value
-        .as_f64()
-        .map_or("-".to_string(), |x| thousands(x as usize))
+    value.as_f64().map_or("-".into(), |x| thousands(x as _))
 }
 
 const STAGE_COLUMNS: [Column; 8] = [
@@ -143,23 +144,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             None => backends.push(backend),
         }
     }
-    let config = BenchConfig {
-        stages: args.stages.clone(),
-        repetitions: args.reps as usize,
-        budget_seconds: args.budget as f64,
-        sample_names: args.names as usize,
-    };
     if !args.json {
         for backend in &backends {
             say!("device   {}", on_backend!(backend, |b| b.describe()));
         }
         say!("\n{}", line(&STAGE_COLUMNS, None));
     }
-    let mut report = |row: Value| print(args.json, &STAGE_COLUMNS, &row);
     let mut refused = 0;
     for data in &args.data {
-        let mut skipped = |reason| eprintln!("notice: {reason}");
-        refused += run_data_set(data, &mut backends, &config, &mut report, &mut skipped)?;
+        refused += run_data_set(args, data, &mut backends)?;
     }
     anyhow::ensure!(
         refused == 0,
@@ -167,7 +160,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     // Host memory only: what the GPU driver keeps in its own memory is not counted (with a
     // software adapter such as lavapipe, device memory is host memory and is counted).
-    if let Some(bytes) = makemore::tools::bench::peak_memory_bytes() {
+    if let Some(bytes) = peak_memory_bytes() {
         let mib = bytes as f64 / (1024.0 * 1024.0);
         match args.json {
             true => say!("{}", json!({"peak_memory_mib": mib})),
@@ -175,6 +168,116 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+impl Args {
+    /// Whether `--stages` names `stage`, or is empty and `stage` is not opt-in.
+    fn wanted(&self, stage: &str) -> bool {
+        self.stages.iter().any(|s| s == stage) || (self.stages.is_empty() && stage != OPT_IN_STAGE)
+    }
+
+    /// The timed repetitions of `run` (after a warm-up the caller made): `--reps` of them,
+    /// fewer once they add up to more than `--budget` seconds, but at least two.
+    fn repeat<T>(&self, mut run: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<Vec<f64>> {
+        let mut seconds = Vec::new();
+        while seconds.len() < self.reps as usize {
+            let start = Instant::now();
+            run()?;
+            seconds.push(start.elapsed().as_secs_f64());
+            if seconds.len() >= 2 && seconds.iter().sum::<f64>() > f64::from(self.budget) {
+                break;
+            }
+        }
+        Ok(seconds)
+    }
+
+    /// Prints a stage's repetitions on a data set, device (`gpu`, `cpu` or `host`) and
+    /// adapter, with the items it processes (pairs, cells, or names for `sample`).
+    fn timing(&self, stage: &str, on: [&str; 3], seconds: &[f64], items: usize) {
+        let (median, min, max) = spread(seconds);
+        let row = json!({"stage": stage, "data": on[0], "device": on[1],
+            "adapter": on[2], "median_ms": 1e3 * median, "min_ms": 1e3 * min,
+            "max_ms": 1e3 * max, "reps": seconds.len(), "items": items,
+            "items_per_second": items as f64 / median});
+        print(self.json, &STAGE_COLUMNS, &row);
+    }
+}
+
+/// Runs the wanted stages on one data set: the host stages once, the others on each backend.
+/// Returns how many stages were refused for a wrong result.
+fn run_data_set(args: &Args, data: &DataSet, backends: &mut [Chosen]) -> anyhow::Result<usize> {
+    let (label, words) = (data.label(), data.words());
+    let host = [label.as_str(), "host", "host"];
+    let vocab = Vocab::from_words(&words);
+    // Per context (1, and 3 when wanted): the CPU's tables, W from seed 1, and the examples.
+    let set = |k| Examples::encode(&words, &vocab, k).map(|ex| (Tables::new(&ex, 1), ex));
+    let mut sets = vec![set(1)?];
+    if args.wanted("encode") {
+        let encode = || anyhow::Ok(Examples::encode(&words, &Vocab::from_words(&words), 1)?);
+        encode()?;
+        args.timing("encode", host, &args.repeat(encode)?, sets[0].1.len());
+    }
+    if args.wanted(OPT_IN_STAGE) {
+        sets.push(set(3)?);
+    }
+    let mut refused = 0;
+    for backend in backends.iter_mut() {
+        refused += on_backend!(backend, |b| run_backend(args, &label, b, &sets))?;
+    }
+    if args.wanted("sample") {
+        let (probs, v, n) = (&sets[0].0.probs, sets[0].0.cols, args.names as usize);
+        let draw = || anyhow::Ok(sample_symbols(probs, v, n, 7, &[]));
+        draw()?;
+        args.timing("sample", host, &args.repeat(draw)?, n);
+    }
+    Ok(refused)
+}
+
+/// The backend stages on one backend, each GPU stage's warm-up first compared with the CPU
+/// reference (the CPU's own stages are the reference): how many were refused for a wrong
+/// result. A backend that cannot hold the data set is left out of it, with the reason.
+fn run_backend<B: Backend>(
+    args: &Args,
+    data: &str,
+    b: &mut B,
+    sets: &[(Tables, Examples)],
+) -> anyhow::Result<usize> {
+    let adapter = b.describe();
+    let on = [data, B::KIND, &adapter];
+    let examples = &sets[0].1;
+    let mut upload = || b.load(examples).and_then(|_| b.synchronize());
+    if let Err(e) = upload() {
+        eprintln!("notice: {adapter} left out on {data}: {e}");
+        return Ok(0);
+    }
+    if args.wanted("upload") {
+        upload()?;
+        args.timing("upload", on, &args.repeat(upload)?, examples.len());
+    }
+    let mut loaded = Vec::new();
+    for (_, ex) in sets {
+        loaded.push(b.load(ex)?);
+        b.synchronize()?;
+    }
+    let mut refused = 0;
+    for (stage, op, k) in BACKEND_STAGES.into_iter().filter(|s| args.wanted(s.0)) {
+        let i = usize::from(k == 3);
+        let (t, ex) = &sets[i];
+        let got = op.run(b, &loaded[i], t)?;
+        if B::KIND == "gpu" {
+            let (worst, tolerance) = worst(&got, &op.run(&mut CpuBackend, ex, t)?);
+            if worst > 1.0 {
+                eprintln!("notice: {stage} on {adapter}: the result differs from the CPU reference (worst element {worst:.3} times its tolerance {tolerance}); not timed");
+                refused += 1;
+                continue;
+            }
+        }
+        let seconds = args.repeat(|| op.run(b, &loaded[i], t))?;
+        // normalize processes the cells of N, the others the pairs.
+        let items = [ex.len(), t.counts.len()][usize::from(stage == "normalize")];
+        args.timing(stage, on, &seconds, items);
+    }
+    Ok(refused)
 }
 
 const KERNEL_COLUMNS: [Column; 8] = [
@@ -204,22 +307,16 @@ const WALL_COLUMNS: [Column; 3] = [
 /// `bench --kernels`: per kernel its GPU time, traffic, throughput and the fraction of
 /// `--peak-gbps`; without timestamps, each operation's wall time and its kernels.
 fn run_kernels(args: &Args) -> anyhow::Result<()> {
-    let gpu = args
-        .device
-        .iter()
-        .any(|&d| matches!(d, super::DeviceFlag::Gpu));
     anyhow::ensure!(
-        gpu,
+        args.device.contains(&DeviceFlag::Gpu),
         "--kernels times the GPU's kernels: use it with --device gpu (the default)"
     );
     let mut gpu = makemore::GpuBackend::new(makemore::gpu::open_gpu()?);
     let (adapter, timestamps) = (gpu.describe(), gpu.gpu().has_timestamps());
     let peak = args.peak_gbps.map(f64::from);
     if args.json {
-        say!(
-            "{}",
-            json!({"adapter": adapter, "timestamps": timestamps, "peak_gbps": peak})
-        );
+        let head = json!({"adapter": adapter, "timestamps": timestamps, "peak_gbps": peak});
+        say!("{head}");
     } else {
         say!("device   {adapter}");
         say!("{}", match timestamps {
@@ -228,11 +325,7 @@ fn run_kernels(args: &Args) -> anyhow::Result<()> {
         });
     }
     let rows = makemore::tools::kernel_times::run(&mut gpu, args.reps as usize, peak)?;
-    let mut columns = if timestamps {
-        KERNEL_COLUMNS.to_vec()
-    } else {
-        WALL_COLUMNS.to_vec()
-    };
+    let mut columns = [&WALL_COLUMNS[..], &KERNEL_COLUMNS][usize::from(timestamps)].to_vec();
     columns.extend(peak.filter(|_| timestamps).map(|_| PEAK_COLUMN));
     if !args.json {
         say!("\n{}", line(&columns, None));

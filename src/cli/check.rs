@@ -74,13 +74,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             }
         }
     }
-    if args.json {
-        say!(
-            "{}",
-            json!({"checked": checked, "failed": failed, "pass": failed == 0})
-        );
-    } else {
-        say!("{} of {checked} comparisons passed", checked - failed);
+    let verdict = json!({"checked": checked, "failed": failed, "pass": failed == 0});
+    match args.json {
+        true => say!("{verdict}"),
+        false => say!("{} of {checked} comparisons passed", checked - failed),
     }
     anyhow::ensure!(
         failed == 0,

@@ -5,16 +5,17 @@
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::{format_loss, read_words_held, say, thousands, DeviceFlag, RngFlag};
 use makemore::checkpoint::write_atomically;
 use makemore::data::{builtin_words, WordStats};
 use makemore::tools::lecture::{
-    chapters, find_chapter, one_hot_png, rand3_and_draws, sorted_bigrams, token, unreproducible,
-    walk, Chapter, Walk, NOTEBOOK_STEPS,
+    chapters, find_chapter, one_hot_png, sorted_bigrams, token, unreproducible, walk, Walk,
+    NOTEBOOK_STEPS,
 };
 use makemore::tools::plot::{CountsFigure, Format};
+use makemore::torch_rng::TorchGenerator;
 use makemore::{on_backend, Backend, Chosen};
 
 pub const EXAMPLE: &str = "Examples:
@@ -64,8 +65,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let only = args.chapter.as_deref().map(find_chapter).transpose();
-    let only = only.map_err(anyhow::Error::msg)?;
+    let only = args.chapter.as_deref().map(find_chapter).transpose()?;
     let (words, source) = match &args.input {
         Some(path) => {
             let instead = "the lecture holds every example: use a smaller file";
@@ -74,16 +74,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         None => (builtin_words(), "the built-in names".to_string()),
     };
     let (mut backend, notice) = Chosen::open(args.device.into())?;
-    if let Some(notice) = notice {
-        eprintln!("notice: {notice}");
-    }
-    let walk = on_backend!(&mut backend, |b| walk(
-        b,
-        &words,
-        &source,
-        args.seed,
-        args.rng.into()
-    ))?;
+    notice
+        .iter()
+        .for_each(|notice| eprintln!("notice: {notice}"));
+    let (seed, rng) = (args.seed, args.rng.into());
+    let w = on_backend!(&mut backend, |b| walk(b, &words, &source, seed, rng))?;
     let (device, n) = (on_backend!(&backend, |b| b.describe()), words.len());
     let differs = args.input.is_none().then_some(
         "these are the built-in names, not the lecture's names.txt: every figure below differs \
@@ -101,40 +96,37 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             say!("note     {note}");
         }
     }
-    for chapter in chapters().filter(|c| only.is_none_or(|o| o == *c)) {
-        let mut page = Page::new(chapter);
-        match chapter.number {
-            1..=7 => the_dataset(chapter.number, &walk, &args.work_dir, &mut page)?,
-            8..=11 => the_count_model(chapter.number, &walk, &mut page),
-            12..=17 => the_neural_net(chapter.number, &walk, &args.work_dir, &mut page)?,
-            _ => its_training(chapter.number, &walk, &mut page),
+    for c in chapters().filter(|c| only.is_none_or(|o| o == *c)) {
+        let json = json!({"chapter": c.number, "start": c.start, "title": c.title});
+        let (dir, text) = (&args.work_dir, vec![]);
+        let p = &mut Page { json, text, dir };
+        match c.number {
+            1..=7 => the_dataset(c.number, &w, p)?,
+            8..=11 => the_count_model(c.number, &w, p),
+            12..=17 => the_neural_net(c.number, &w, p)?,
+            _ => its_training(c.number, &w, p),
         }
         if args.json {
-            say!("{}", Value::Object(page.json));
+            say!("{}", p.json);
         } else {
-            say!("\n[{}] {} {}", chapter.number, chapter.start, chapter.title);
-            page.text.iter().for_each(|line| say!("  {line}"));
+            say!("\n[{}] {} {}", c.number, c.start, c.title);
+            p.text.iter().for_each(|line| say!("  {line}"));
         }
     }
     Ok(())
 }
 
-/// A chapter's figures, each at once a JSON value under its key and a line of text.
-struct Page {
-    json: Map<String, Value>,
+/// A chapter's figures, each at once a JSON value under its key and a line of text; the
+/// directory of its pictures.
+struct Page<'a> {
+    json: Value,
     text: Vec<String>,
+    dir: &'a Path,
 }
 
-impl Page {
-    fn new(c: Chapter) -> Page {
-        let head = json!({"chapter": c.number, "start": c.start, "title": c.title});
-        let json = serde_json::from_value(head).expect("an object");
-        let text = Vec::new();
-        Page { json, text }
-    }
-
+impl Page<'_> {
     fn fig(&mut self, key: &str, value: impl Into<Value>, text: impl Display) {
-        self.json.insert(key.to_string(), value.into());
+        self.json[key] = value.into();
         self.say(text);
     }
 
@@ -156,17 +148,14 @@ impl Page {
 
     /// `label  torch.Size([...])`.
     fn shape(&mut self, key: &str, label: &str, dims: &[usize]) {
-        let dims_text: Vec<String> = dims.iter().map(usize::to_string).collect();
-        let text = format!("{label}  torch.Size([{}])", dims_text.join(", "));
-        self.fig(key, dims, text);
+        self.fig(key, dims, format!("{label}  torch.Size({dims:?})"));
     }
 
-    /// `what: wrote PATH`, for a picture written to `dir/file`.
-    fn picture(&mut self, key: &str, what: &str, path: &Path, png: &[u8]) -> anyhow::Result<()> {
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        write_atomically(path, png)?;
+    /// `what: wrote DIR/FILE`, for a picture written there.
+    fn picture(&mut self, key: &str, what: &str, file: &str, png: &[u8]) -> anyhow::Result<()> {
+        std::fs::create_dir_all(self.dir)?;
+        let path = self.dir.join(file);
+        write_atomically(&path, png)?;
         let path = path.display().to_string();
         self.fig(key, path.clone(), format!("{what}: wrote {path}"));
         Ok(())
@@ -185,7 +174,7 @@ fn why(i: usize) -> &'static str {
 }
 
 /// Chapters 1-7: the words, their bigrams, N and its picture, and `.` in place of `<S>`, `<E>`.
-fn the_dataset(number: usize, w: &Walk, dir: &Path, p: &mut Page) -> anyhow::Result<()> {
+fn the_dataset(number: usize, w: &Walk, p: &mut Page) -> anyhow::Result<()> {
     let (v, s, first) = (w.vocab.len(), WordStats::of(w.words), &w.words[0]);
     let tok = |i, dot| token(&w.vocab, i, dot);
     match number {
@@ -226,16 +215,15 @@ fn the_dataset(number: usize, w: &Walk, dir: &Path, p: &mut Page) -> anyhow::Res
             p.fig("counts_shape", [v, v], text);
         }
         6 => {
-            let (counts, vocab, source) = (&w.counts, &w.vocab, w.source);
             let figure = CountsFigure {
-                counts,
-                vocab,
+                counts: &w.counts,
+                vocab: &w.vocab,
                 context_len: 1,
-                source,
+                source: w.source,
             };
             let what = "plt.imshow(N, cmap='Blues') with every cell labelled";
-            let path = dir.join("lecture_counts.png");
-            p.picture("counts_png", what, &path, &figure.render(Format::Png)?)?;
+            let png = figure.render(Format::Png)?;
+            p.picture("counts_png", what, "lecture_counts.png", &png)?;
         }
         _ => {
             let text = format!("stoi: '.' = 0, then the sorted characters: {}", w.vocab);
@@ -254,10 +242,15 @@ fn the_count_model(number: usize, w: &Walk, p: &mut Page) {
             p.tensor("first_row", "N[0]", w.row(&w.counts, 0));
             p.say(format!("not as saved: {}", why(0)));
             p.tensor("first_row_probs", "p = N[0] / N[0].sum()", w.row(&w.raw, 0));
-            let draw = w.first_draw();
+            let draw = TorchGenerator::new(w.seed).multinomial_one(w.row(&w.raw, 0));
+            let draw = w.vocab.char(draw as u32);
             let text = format!("itos[torch.multinomial(p, num_samples=1, generator=g)]  '{draw}'");
             p.fig("first_draw", draw.to_string(), text);
-            let (rand3, normalized, draws) = rand3_and_draws(w.seed);
+            // Cells 19-20: p = torch.rand(3), p / p.sum(), then 100 draws, from one generator.
+            let mut g = TorchGenerator::new(w.seed);
+            let rand3 = [g.rand_f32(), g.rand_f32(), g.rand_f32()];
+            let normalized = rand3.map(|x| x / (rand3[0] + rand3[1] + rand3[2]));
+            let draws = g.multinomial(&normalized, 100);
             p.tensor("rand3", "torch.rand(3, generator=g)", &rand3);
             p.tensor("rand3_normalized", "p / p.sum()", &normalized);
             let label = "torch.multinomial(p, num_samples=100, replacement=True, generator=g)";
@@ -299,21 +292,21 @@ fn the_count_model(number: usize, w: &Walk, p: &mut Page) {
                     let text = format!("with P = N (no fake counts): nll/n {loss} ('jq' never occurs: probability 0)");
                     p.fig("andrejq_unsmoothed", unsmoothed, text);
                 }
-                None => {
-                    p.say("andrejq: not in this vocabulary (a letter of it never occurs in the words)");
-                }
+                None => p.say(
+                    "andrejq: not in this vocabulary (a letter of it never occurs in the words)",
+                ),
             }
         }
     }
 }
 
 /// Chapters 12-17: the first word's examples, one-hot, through W and the softmax.
-fn the_neural_net(number: usize, w: &Walk, dir: &Path, p: &mut Page) -> anyhow::Result<()> {
+fn the_neural_net(number: usize, w: &Walk, p: &mut Page) -> anyhow::Result<()> {
     let (v, xs, ys) = (w.vocab.len(), &w.first.contexts, &w.first.targets);
     match number {
-        12 => {
-            p.say("From here on the same model is a neural net: W, 27 x 27, trained by gradient descent.");
-        }
+        12 => p.say(
+            "From here on the same model is a neural net: W, 27 x 27, trained by gradient descent.",
+        ),
         13 => {
             let pair = |(&x, &y)| format!("{} {}", w.vocab.char(x), w.vocab.char(y));
             let pairs: Vec<String> = xs.iter().zip(ys).map(pair).collect();
@@ -334,8 +327,13 @@ fn the_neural_net(number: usize, w: &Walk, dir: &Path, p: &mut Page) -> anyhow::
             }
             p.shape("xenc_shape", "xenc.shape", &[xs.len(), v]);
             p.show("xenc_dtype", "xenc.dtype", "torch.float32");
-            let (path, png) = (dir.join("lecture_one_hot.png"), one_hot_png(xs, v, 20)?);
-            p.picture("one_hot_png", "plt.imshow(xenc)", &path, &png)?;
+            let png = one_hot_png(xs, v, 20)?;
+            p.picture(
+                "one_hot_png",
+                "plt.imshow(xenc)",
+                "lecture_one_hot.png",
+                &png,
+            )?;
         }
         15 => {
             // xenc @ W: row i is W[xs[i]].
@@ -353,8 +351,11 @@ fn the_neural_net(number: usize, w: &Walk, dir: &Path, p: &mut Page) -> anyhow::
             let label = "probs[0] = softmax(W[xs[0]]) (softmax_rows on the device)";
             p.tensor("probs_first_row", label, probs);
             p.shape("probs_first_row_shape", "probs[0].shape", &[v]);
-            let text = format!("probs[0].sum()  {sum:.4}");
-            p.fig("probs_first_row_sum", sum, text);
+            p.fig(
+                "probs_first_row_sum",
+                sum,
+                format!("probs[0].sum()  {sum:.4}"),
+            );
             p.shape("probs_shape", "probs.shape", &[xs.len(), v]);
             let cells = "the notebook's probs and probs[0] (cells 506, 509)";
             p.say(format!("not as saved: {cells}: {}", why(3)));
@@ -430,8 +431,7 @@ fn its_training(number: usize, w: &Walk, p: &mut Page) {
                 let loss = w.losses[step].total;
                 p.say(format!("  after {step:3} updates  {loss:.7}"));
             }
-            let print = "the notebook's last print (cell 716) was its loss before update";
-            p.say(format!("{print} {NOTEBOOK_STEPS}; {}", why(5)));
+            p.say(format!("the notebook's last print (cell 716) was its loss before update {NOTEBOOK_STEPS}; {}", why(5)));
         }
         21 => {
             // one_hot(x) @ W is row x of W.

@@ -8,7 +8,7 @@ mod step;
 
 pub use backend::GpuBackend;
 pub use kernels::LOOP_BUDGET;
-pub use profile::{KernelTime, Profile};
+pub use profile::KernelTime;
 pub use step::{check_fits, GpuExamples};
 
 use crate::backend::Transfers;

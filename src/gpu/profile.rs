@@ -3,14 +3,9 @@
 //! While a profile is open ([`Gpu::start_profile`]), every [`super::kernels::dispatch`] writes
 //! a timestamp into the compute pass just before and just after its dispatch, and notes the
 //! kernel and its workgroups; [`Gpu::finish_profile`] resolves them, one [`KernelTime`] per
-//! dispatch in recorded order:
-//!
-//! ```text
-//! seconds = (end - begin) ticks * queue.get_timestamp_period() ns per tick / 1e9
-//! ```
-//!
-//! This needs TIMESTAMP_QUERY and TIMESTAMP_QUERY_INSIDE_PASSES ([`Gpu::has_timestamps`]);
-//! without them a profile lists the kernels untimed (NaN seconds).
+//! dispatch in recorded order: seconds = (end - begin) ticks * the queue's timestamp period
+//! (ns per tick) / 1e9. This needs TIMESTAMP_QUERY and TIMESTAMP_QUERY_INSIDE_PASSES
+//! ([`Gpu::has_timestamps`]); without them a profile lists the kernels untimed (NaN seconds).
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -34,12 +29,6 @@ pub struct KernelTime {
     pub kernel: &'static str,
     pub workgroups: u32,
     pub seconds: f64,
-}
-
-/// What a profile measured.
-#[derive(Clone, Debug, Default)]
-pub struct Profile {
-    pub dispatches: Vec<KernelTime>,
 }
 
 /// The features timestamps inside compute passes need.
@@ -108,40 +97,35 @@ impl Gpu {
 
     /// Stops, waits for the device and reads back the times of the dispatches noted since
     /// [`Gpu::start_profile`].
-    pub fn finish_profile(&self) -> Result<Profile, GpuError> {
+    pub fn finish_profile(&self) -> Result<Vec<KernelTime>, GpuError> {
         let profiler = &self.kernels.profiler;
         let noted = profiler.open().take().unwrap_or_default();
-        let ticks: Vec<u64> = match &profiler.query_set {
-            Some(query_set) if !noted.is_empty() => {
-                let queries = 2 * noted.len() as u32;
-                let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("resolved timestamps"),
-                    size: 8 * queries as u64,
-                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                    mapped_at_creation: false,
-                });
-                let mut encoder = self.device.create_command_encoder(&Default::default());
-                encoder.resolve_query_set(query_set, 0..queries, &resolved, 0);
-                self.queue.submit([encoder.finish()]);
-                // `read` counts 4-byte words: two per 8-byte timestamp.
-                self.read(&resolved, 2 * queries as usize)?
-            }
-            _ => Vec::new(),
-        };
+        let queries = 2 * noted.len() as u32;
+        let mut ticks: Vec<u64> = Vec::new();
+        if let Some(query_set) = profiler.query_set.as_ref().filter(|_| queries > 0) {
+            let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("resolved timestamps"),
+                size: 8 * queries as u64,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            encoder.resolve_query_set(query_set, 0..queries, &resolved, 0);
+            self.queue.submit([encoder.finish()]);
+            // `read` counts 4-byte words: two per 8-byte timestamp.
+            ticks = self.read(&resolved, 2 * queries as usize)?;
+        }
         let period_ns = self.queue.get_timestamp_period() as f64;
-        let dispatches = noted.iter().enumerate().map(|(i, &(kernel, workgroups))| {
-            let seconds = match ticks.get(2 * i..2 * i + 2) {
-                Some(&[begin, end]) => end.saturating_sub(begin) as f64 * period_ns * 1e-9,
-                _ => f64::NAN,
-            };
-            KernelTime {
-                kernel,
-                workgroups,
-                seconds,
-            }
-        });
-        Ok(Profile {
-            dispatches: dispatches.collect(),
-        })
+        let time = |i: usize| match ticks.get(2 * i..2 * i + 2) {
+            Some(&[begin, end]) => end.saturating_sub(begin) as f64 * period_ns * 1e-9,
+            _ => f64::NAN,
+        };
+        let dispatches = noted.into_iter().enumerate();
+        let kernel_time = |(i, (kernel, workgroups))| KernelTime {
+            kernel,
+            workgroups,
+            seconds: time(i),
+        };
+        Ok(dispatches.map(kernel_time).collect())
     }
 }

@@ -41,38 +41,32 @@ impl Tolerance {
         Tolerance { atol, rtol }
     }
 
-    pub fn describe(&self) -> String {
-        if *self == EXACT {
-            "exact".to_string()
-        } else {
-            format!("{:e} + {:e}*|cpu|", self.atol, self.rtol)
-        }
-    }
-
     /// The worst element: its index and |got - want| / (atol + rtol |want|), at most 1 where
     /// all agree; infinite for a NaN, an exact value missed, or (index 0) lengths that differ.
     pub fn worst_at<T: Copy + Into<f64>>(&self, got: &[T], want: &[T]) -> (usize, f64) {
         if got.len() != want.len() {
             return (0, f64::INFINITY);
         }
-        let mut worst = (0, 0.0);
-        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ratios = got.iter().zip(want).map(|(&g, &w)| {
             let (g, w): (f64, f64) = (g.into(), w.into());
-            let diff = (g - w).abs();
-            let ratio = match diff {
+            match (g - w).abs() {
                 d if d.is_nan() => f64::INFINITY,
                 0.0 => 0.0,
                 d => d / (self.atol + self.rtol * w.abs()),
-            };
-            if ratio > worst.1 {
-                worst = (i, ratio);
             }
-        }
-        worst
+        });
+        ratios
+            .enumerate()
+            .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a })
     }
+}
 
-    pub fn worst<T: Copy + Into<f64>>(&self, got: &[T], want: &[T]) -> f64 {
-        self.worst_at(got, want).1
+impl std::fmt::Display for Tolerance {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match *self == EXACT {
+            true => write!(f, "exact"),
+            false => write!(f, "{:e} + {:e}*|cpu|", self.atol, self.rtol),
+        }
     }
 }
 
@@ -81,13 +75,8 @@ pub type Output = Vec<(Tolerance, Vec<f64>)>;
 
 /// The worst part of `got` against `want` over its tolerance, and that tolerance.
 pub fn worst(got: &Output, want: &Output) -> (f64, Tolerance) {
-    if got.len() != want.len() {
-        return (f64::INFINITY, EXACT);
-    }
-    let parts = got
-        .iter()
-        .zip(want)
-        .map(|((t, g), (_, w))| (t.worst(g, w), *t));
+    let parts = got.iter().zip(want);
+    let parts = parts.map(|((t, g), (_, w))| (t.worst_at(g, w).1, *t));
     parts.fold((0.0, EXACT), |a, b| if b.0 > a.0 { b } else { a })
 }
 
@@ -130,7 +119,7 @@ pub enum Op {
     Train(Option<NetForm>, usize),
 }
 
-/// What the operations read besides the examples, from the CPU: N, P, W and a gradient.
+/// What the operations read besides the examples: N and P from the CPU, W and a gradient.
 pub struct Tables {
     pub cols: usize,
     pub counts: Vec<u32>,
@@ -140,16 +129,16 @@ pub struct Tables {
 }
 
 impl Tables {
-    pub fn new(ex: &Examples, weights: Vec<f32>, grads: Vec<f32>) -> Tables {
-        let (rows, cols) = (ex.num_rows, ex.num_cols);
-        let counts = crate::cpu::count_pairs(&ex.contexts, &ex.targets, rows, cols);
-        let probs = crate::cpu::normalize_rows(&counts, cols, 1.0);
+    /// The tables of `ex`, W and the gradient drawn with seeds `seed` and `seed + 1`.
+    pub fn new(ex: &Examples, seed: u64) -> Tables {
+        let (n, cols) = (ex.num_rows * ex.num_cols, ex.num_cols);
+        let counts = crate::cpu::count_pairs(&ex.contexts, &ex.targets, ex.num_rows, cols);
         Tables {
+            probs: crate::cpu::normalize_rows(&counts, cols, 1.0),
+            weights: normal(n, seed),
+            grads: normal(n, seed + 1),
             cols,
             counts,
-            probs,
-            weights,
-            grads,
         }
     }
 }
@@ -172,11 +161,8 @@ impl Op {
             }
             Op::Softmax => vec![(VALUES, f64s(&b.softmax_rows(w, cols)?))],
             Op::Forward(loss) => {
-                let form = NetForm {
-                    loss,
-                    one_hot: false,
-                };
-                vec![(VALUES, vec![b.forward_loss(w, ex, form)?])]
+                let loss = b.forward_loss(w, ex, NetForm { loss, ..FUSED })?;
+                vec![(VALUES, vec![loss])]
             }
             Op::Gradient(Some(form)) => {
                 vec![(GRADIENTS, f64s(&b.loss_and_gradient(w, ex, 0.01, form)?.1))]
@@ -206,26 +192,26 @@ impl Op {
 
     /// The kernels `check` names for the operation on `t`, and its tolerance as printed.
     fn describe(self, t: &Tables) -> (&'static str, String) {
-        let runs = format!("losses {}, W {}", VALUES.describe(), WEIGHTS.describe());
-        match self {
-            Op::Count if t.counts.len() <= 4096 => ("count_pairs_private", EXACT.describe()),
-            Op::Count => ("count_pairs", EXACT.describe()),
-            Op::Normalize => ("normalize_rows", VALUES.describe()),
-            Op::Nll(false) => ("nll_gather, partial_sums, loss_total", VALUES.describe()),
-            Op::Nll(true) => ("count_nll, loss_total", VALUES.describe()),
-            Op::Softmax => ("softmax_rows", VALUES.describe()),
-            Op::Forward(LossForm::Fused) => ("cross_entropy_forward", VALUES.describe()),
-            Op::Forward(LossForm::Explicit) => ("cross_entropy_explicit", VALUES.describe()),
-            Op::Gradient(Some(f)) if f.one_hot => (
-                "one_hot_matmul, one_hot_matmul_backward",
-                GRADIENTS.describe(),
-            ),
-            Op::Gradient(Some(_)) => ("cross_entropy_backward, grad_rows", GRADIENTS.describe()),
-            Op::Gradient(None) => ("count_descent", GRADIENTS.describe()),
-            Op::AdamW(..) => ("adamw_step", VALUES.describe()),
-            Op::Train(Some(_), _) => ("per-example run, sgd_step", runs),
-            Op::Train(None, _) => ("count_descent run", runs),
-        }
+        let runs = || format!("losses {VALUES}, W {WEIGHTS}");
+        let (kernels, tolerance) = match self {
+            Op::Count if t.counts.len() <= 4096 => ("count_pairs_private", EXACT),
+            Op::Count => ("count_pairs", EXACT),
+            Op::Normalize => ("normalize_rows", VALUES),
+            Op::Nll(false) => ("nll_gather, partial_sums, loss_total", VALUES),
+            Op::Nll(true) => ("count_nll, loss_total", VALUES),
+            Op::Softmax => ("softmax_rows", VALUES),
+            Op::Forward(LossForm::Fused) => ("cross_entropy_forward", VALUES),
+            Op::Forward(LossForm::Explicit) => ("cross_entropy_explicit", VALUES),
+            Op::Gradient(Some(f)) if f.one_hot => {
+                ("one_hot_matmul, one_hot_matmul_backward", GRADIENTS)
+            }
+            Op::Gradient(Some(_)) => ("cross_entropy_backward, grad_rows", GRADIENTS),
+            Op::Gradient(None) => ("count_descent", GRADIENTS),
+            Op::AdamW(..) => ("adamw_step", VALUES),
+            Op::Train(Some(_), _) => return ("per-example run, sgd_step", runs()),
+            Op::Train(None, _) => return ("count_descent run", runs()),
+        };
+        (kernels, tolerance.to_string())
     }
 }
 
@@ -244,8 +230,8 @@ pub fn outcome(kernels: [&str; 4], result: Result<f64>, seconds: f64) -> Value {
 }
 
 /// Examples of `count` random words of 1 to 10 symbols over an alphabet of `alphabet`
-/// (letters, then Greek and CJK), with context `k`.
-fn random_examples(seed: u64, alphabet: usize, count: usize, k: usize) -> Examples {
+/// (letters, then Greek and CJK), with context `k`, and their tables (seed `w_seed`).
+fn random(seed: u64, alphabet: usize, count: usize, k: usize, w_seed: u64) -> (Tables, Examples) {
     let symbols: Vec<char> = ('a'..='z').chain('α'..='ω').chain('一'..='鿿').collect();
     let symbols = &symbols[..alphabet];
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -257,88 +243,70 @@ fn random_examples(seed: u64, alphabet: usize, count: usize, k: usize) -> Exampl
                 .collect()
         })
         .collect();
-    let vocab = Vocab::from_words(&words);
-    Examples::encode(&words, &vocab, k).expect("the vocabulary holds every word's symbols")
+    let ex = Examples::encode(&words, &Vocab::from_words(&words), k);
+    let ex = ex.expect("the vocabulary holds every word's symbols");
+    (Tables::new(&ex, w_seed), ex)
 }
+
+/// The operations on rows of W or P, each checked on short rows and long.
+const ROW_OPS: [Op; 9] = [
+    Op::Normalize,
+    Op::Nll(false),
+    Op::Nll(true),
+    Op::Softmax,
+    Op::Forward(LossForm::Fused),
+    Op::Forward(LossForm::Explicit),
+    Op::Gradient(Some(FUSED)),
+    Op::Gradient(Some(ONE_HOT)),
+    Op::Gradient(None),
+];
+
+/// Whole runs at each context length, long enough to cross a per-invocation limit of 65,535
+/// loop iterations on the old kernel: alphabet, K, steps, form and the case as printed.
+const RUNS: [(usize, usize, usize, Option<NetForm>, &str); 4] = [
+    (27, 1, 1000, None, "27 symbols, K=1, 1,000 steps"),
+    (27, 2, 300, None, "27 symbols, K=2, 300 steps"),
+    (12, 3, 100, None, "12 symbols, K=3, 100 steps"),
+    (27, 1, 150, Some(FUSED), "27 symbols, K=1, 150 steps"),
+];
 
 /// Runs every comparison on `gpu` (named `adapter`), in order: each operation on random
 /// examples (seed, alphabet, words, K) from a random W (seed).
 pub fn check_adapter(gpu: &mut GpuBackend, adapter: &str) -> Vec<Value> {
-    let mut outcomes = Vec::new();
-    let mut started = Instant::now();
-    let mut compare = |op: Op, case: &str, ex: &Examples, t: &Tables| {
+    let (mut outcomes, mut started) = (Vec::new(), Instant::now());
+    let mut compare = |op: Op, case: &str, (t, ex): &(Tables, Examples)| {
         let result = gpu.load(ex).and_then(|loaded| {
             let got = op.run(gpu, &loaded, t)?;
             Ok(worst(&got, &op.run(&mut CpuBackend, ex, t)?).0)
         });
         let (kernel, tolerance) = op.describe(t);
         let seconds = started.elapsed().as_secs_f64();
-        outcomes.push(outcome(
-            [kernel, case, adapter, &tolerance],
-            result,
-            seconds,
-        ));
+        let row = outcome([kernel, case, adapter, &tolerance], result, seconds);
+        outcomes.push(row);
         started = Instant::now();
-    };
-    let random = |seed, alphabet, words, k, w_seed| {
-        let ex = random_examples(seed, alphabet, words, k);
-        let w = normal(ex.num_rows * ex.num_cols, w_seed);
-        (Tables::new(&ex, w, vec![]), ex)
     };
     // Counting: the workgroup-memory histogram (at most 4,096 cells) and the global one.
     for k in [1, 2] {
-        let (t, ex) = random(1, 20, 20_000, k, 0);
-        compare(Op::Count, &format!("20 symbols, K={k}"), &ex, &t);
+        let case = format!("20 symbols, K={k}");
+        compare(Op::Count, &case, &random(1, 20, 20_000, k, 0));
     }
     // Rows short (one lane each) and long (shared by lanes). The one-hot product costs
     // n x V^K x V: on the short rows only.
-    let one_hot = Op::Gradient(Some(ONE_HOT));
     for (alphabet, words) in [(27, 2000), (600, 1200)] {
-        let (t, ex) = random(2, alphabet, words, 1, 3);
-        let (fused, explicit) = (
-            Op::Forward(LossForm::Fused),
-            Op::Forward(LossForm::Explicit),
-        );
-        let mut ops = vec![
-            Op::Normalize,
-            Op::Nll(false),
-            Op::Nll(true),
-            Op::Softmax,
-            fused,
-        ];
-        ops.extend([
-            explicit,
-            Op::Gradient(Some(FUSED)),
-            one_hot,
-            Op::Gradient(None),
-        ]);
-        for op in ops {
-            if alphabet <= 27 || op.describe(&t) != one_hot.describe(&t) {
-                compare(op, &format!("{alphabet} columns"), &ex, &t);
+        let set = random(2, alphabet, words, 1, 3);
+        for op in ROW_OPS {
+            if alphabet <= 27 || !matches!(op, Op::Gradient(Some(f)) if f.one_hot) {
+                compare(op, &format!("{alphabet} columns"), &set);
             }
         }
     }
     // AdamW reads no examples.
     let (mut t, ex) = random(2, 27, 10, 1, 0);
     (t.weights, t.grads) = (normal(5000, 4), normal(5000, 5));
-    compare(Op::AdamW(3, 1e-2), "5,000 weights, 3 steps", &ex, &t);
-    // Whole runs at each context length, long enough to cross a per-invocation limit of
-    // 65,535 loop iterations on the old kernel.
-    let runs = [
-        (27, 1, 1000, None),
-        (27, 2, 300, None),
-        (12, 3, 100, None),
-        (27, 1, 150, Some(FUSED)),
-    ];
-    for (alphabet, k, steps, form) in runs {
-        let (t, ex) = random(6, alphabet, 300, k, 7);
-        let shown = if steps < 1000 {
-            steps.to_string()
-        } else {
-            "1,000".to_string()
-        };
-        let case = format!("{alphabet} symbols, K={k}, {shown} steps");
-        compare(Op::Train(form, steps), &case, &ex, &t);
+    compare(Op::AdamW(3, 1e-2), "5,000 weights, 3 steps", &(t, ex));
+    for (alphabet, k, steps, form, case) in RUNS {
+        let set = random(6, alphabet, 300, k, 7);
+        compare(Op::Train(form, steps), case, &set);
     }
     outcomes
 }

@@ -1,12 +1,13 @@
 //! The lecture's notebook (makemore part 1, `makemore_part1_bigrams.ipynb`) walked in order:
-//! every figure its cells print, computed by the backend's kernels and PyTorch's generator
-//! ([`TorchGenerator`]), for `makemore lecture` to print chapter by chapter.
+//! its chapters, and what the backend computes of it for `makemore lecture` to print.
+
+use anyhow::anyhow;
 
 use crate::backend::{Backend, StepLoss, TrainOptions};
 use crate::data::{Examples, Vocab};
 use crate::rng::RngKind;
 use crate::sample::sample_names;
-use crate::torch_rng::TorchGenerator;
+use crate::tools::check::LECTURE;
 
 /// One chapter of the video: its number, start time and title.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,20 +55,20 @@ pub fn chapters() -> impl Iterator<Item = Chapter> {
 
 /// The chapter `arg` names: its number (1-24) or a word of its title (the first chapter whose
 /// title contains it, ignoring case).
-pub fn find_chapter(arg: &str) -> Result<Chapter, String> {
+pub fn find_chapter(arg: &str) -> anyhow::Result<Chapter> {
     let arg = arg.trim();
     if let Ok(number) = arg.parse::<usize>() {
-        return chapters()
-            .find(|c| c.number == number)
-            .ok_or_else(|| format!("there is no chapter {number}: the chapters are 1 to 24"));
+        let found = chapters().find(|c| c.number == number);
+        return found
+            .ok_or_else(|| anyhow!("there is no chapter {number}: the chapters are 1 to 24"));
     }
-    if arg.is_empty() {
-        return Err("--chapter needs a number (1-24) or a word of a chapter's title".into());
-    }
+    anyhow::ensure!(
+        !arg.is_empty(),
+        "--chapter needs a number (1-24) or a word of a chapter's title"
+    );
     let word = arg.to_lowercase();
-    chapters()
-        .find(|c| c.title.to_lowercase().contains(&word))
-        .ok_or_else(|| format!("no chapter's title contains {arg:?}; the chapters are listed by `makemore lecture --help`"))
+    let found = chapters().find(|c| c.title.to_lowercase().contains(&word));
+    found.ok_or_else(|| anyhow!("no chapter's title contains {arg:?}; the chapters are listed by `makemore lecture --help`"))
 }
 
 /// The notebook's figures that cannot be reproduced, one `figure: reason` a line: the saved
@@ -127,7 +128,7 @@ pub struct Walk<'a> {
     pub trained_probs: Vec<f32>,
 }
 
-/// The notebook on `b`: every call into the backend is here and in [`descent`].
+/// The notebook on `b`: every call into the backend is here.
 pub fn walk<'a, B: Backend>(
     b: &mut B,
     words: &'a [String],
@@ -155,13 +156,17 @@ pub fn walk<'a, B: Backend>(
         Err(_) => None,
     };
     let weights = rng.standard_normal(v * v, seed);
-    let probs = b.softmax_rows(&weights, v)?;
+    // W -= 0.1 * grad example by example on the first word; W -= 50 * grad from the counts.
+    let (form, mut w) = (crate::NetForm::default(), weights.clone());
+    let options = TrainOptions { lr: 0.1, reg: 0.0 };
+    let mut first_word_losses = b.train(&mut w, &on_first, &options, FIRST_WORD_UPDATES, form)?;
+    first_word_losses.push(b.loss_and_gradient(&w, &on_first, 0.0, form)?.0);
     let mut w = weights.clone();
-    let first_word_losses = descent(b, &mut w, &on_first, 0.1, 0.0, FIRST_WORD_UPDATES, false)?;
-    let mut w = weights.clone();
-    let losses = descent(b, &mut w, &on_all, 50.0, 0.01, NOTEBOOK_STEPS, true)?;
-    let trained_probs = b.softmax_rows(&w, v)?;
+    let mut losses = b.train_counts(&mut w, &on_all, &LECTURE, NOTEBOOK_STEPS)?;
+    losses.push(b.count_loss_and_gradient(&w, &on_all, 0.01)?.0);
     Ok(Walk {
+        probs: b.softmax_rows(&weights, v)?,
+        trained_probs: b.softmax_rows(&w, v)?,
         words,
         source,
         seed,
@@ -175,35 +180,8 @@ pub fn walk<'a, B: Backend>(
         mean_nll,
         andrejq,
         weights,
-        probs,
         first_word_losses,
         losses,
-        trained_probs,
-    })
-}
-
-/// `steps` steps `W -= lr * dloss/dW`, loss = mean NLL + reg * mean(W^2), on the counts of
-/// `examples` (the full batch) or example by example: the loss before each step and after the
-/// last; `weights` ends trained.
-fn descent<B: Backend>(
-    b: &mut B,
-    weights: &mut [f32],
-    examples: &B::Examples,
-    lr: f32,
-    reg: f32,
-    steps: usize,
-    on_counts: bool,
-) -> anyhow::Result<Vec<StepLoss>> {
-    let options = TrainOptions { lr, reg };
-    let form = crate::NetForm::default();
-    Ok(if on_counts {
-        let mut losses = b.train_counts(weights, examples, &options, steps)?;
-        losses.push(b.count_loss_and_gradient(weights, examples, reg)?.0);
-        losses
-    } else {
-        let mut losses = b.train(weights, examples, &options, steps, form)?;
-        losses.push(b.loss_and_gradient(weights, examples, reg, form)?.0);
-        losses
     })
 }
 
@@ -219,13 +197,6 @@ impl Walk<'_> {
         let names = sample_names(probs, &self.vocab, 5, self.seed, self.rng);
         names.into_iter().map(|n| format!("{n}.")).collect()
     }
-
-    /// `itos[torch.multinomial(p, 1, generator=g)]` for `p = N[0] / N[0].sum()`.
-    pub fn first_draw(&self) -> char {
-        let mut g = TorchGenerator::new(self.seed);
-        self.vocab
-            .char(g.multinomial_one(self.row(&self.raw, 0)) as u32)
-    }
 }
 
 /// Symbol `index` as the dictionary cells write it: `dot` (`<S>` or `<E>`) for `.`.
@@ -234,17 +205,6 @@ pub fn token(vocab: &Vocab, index: u32, dot: &str) -> String {
         0 => dot.to_string(),
         i => vocab.char(i).to_string(),
     }
-}
-
-/// Cells 19-20: `p = torch.rand(3, generator=g)` from a fresh generator, p / p.sum(), then
-/// `torch.multinomial(p, 100, replacement=True, generator=g)` from the same generator.
-pub fn rand3_and_draws(seed: u64) -> ([f32; 3], [f32; 3], Vec<usize>) {
-    let mut g = TorchGenerator::new(seed);
-    let rand3 = [g.rand_f32(), g.rand_f32(), g.rand_f32()];
-    let total = rand3[0] + rand3[1] + rand3[2];
-    let rand3_normalized = rand3.map(|x| x / total);
-    let draws = g.multinomial(&rand3_normalized, 100);
-    (rand3, rand3_normalized, draws)
 }
 
 /// The counts of N as `sorted(b.items(), key=lambda kv: -kv[1])` lists the dictionary: most
@@ -283,41 +243,4 @@ pub fn one_hot_png(xs: &[u32], num_cols: usize, cell: u32) -> anyhow::Result<Vec
         }
     }
     crate::tools::plot::encode_png(&rgb, (width, height))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chapters_by_number_and_word() {
-        assert_eq!(find_chapter("1").unwrap().title, "intro");
-        assert_eq!(find_chapter("24").unwrap().title, "conclusion");
-        assert_eq!(find_chapter("softmax").unwrap().number, 16);
-        assert_eq!(find_chapter("One-Hot").unwrap().number, 14);
-        assert!(find_chapter("25").is_err());
-        assert!(find_chapter("0").is_err());
-        assert!(find_chapter("transformer").is_err());
-    }
-
-    #[test]
-    fn bigrams_sort_like_python() {
-        let words: Vec<String> = ["ab", "ba", "ab"].iter().map(|s| s.to_string()).collect();
-        let vocab = Vocab::from_words(&words);
-        let examples = Examples::encode(&words, &vocab, 1).unwrap();
-        let counts = crate::CpuBackend.count_pairs(&examples).unwrap();
-        let sorted = sorted_bigrams(&examples, &vocab, &counts);
-        let names: Vec<String> = sorted
-            .iter()
-            .map(|(a, b, n)| format!("{a}{b}{n}"))
-            .collect();
-        // .a, ab, b. met first (2 each); then .b, ba, a. (1 each).
-        assert_eq!(names, ["<S>a2", "ab2", "b<E>2", "<S>b1", "ba1", "a<E>1"]);
-    }
-
-    #[test]
-    fn one_hot_png_is_a_png() {
-        let png = one_hot_png(&[0, 2], 3, 4).unwrap();
-        assert_eq!(&png[1..4], b"PNG");
-    }
 }
