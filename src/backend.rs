@@ -8,9 +8,11 @@ use crate::gpu::{open_gpu, GpuBackend, GpuError};
 use crate::limits::TableLimit;
 
 /// `--device`: a wgpu adapter (the CPU reference only when no adapter exists), or the CPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceChoice {
+    /// The WGSL kernels on a wgpu adapter (falls back to cpu when there is no adapter at all).
     Gpu,
+    /// The CPU reference implementation.
     Cpu,
 }
 
@@ -88,10 +90,12 @@ pub struct TrainOptions {
 
 /// `--loss`: `cross_entropy_forward`'s log-softmax (the row maximum subtracted first), or
 /// `cross_entropy_explicit`, the lecture's chain (exp, divide by the sum, log).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LossForm {
+    /// cross_entropy_forward: log-softmax with the row maximum subtracted, one pass.
     #[default]
     Fused,
+    /// cross_entropy_explicit: exp, divide by the sum, the target's probability, log.
     Explicit,
 }
 

@@ -17,7 +17,6 @@ use anyhow::Context as _;
 
 use makemore::checkpoint::Checkpoint;
 use makemore::data::{builtin_words, read_words};
-use makemore::{DeviceChoice, RngKind};
 
 /// `print!` that exits quietly when stdout is closed (`makemore train | head`).
 macro_rules! put {
@@ -39,42 +38,6 @@ macro_rules! say {
     };
 }
 pub(crate) use say;
-
-/// The `--device` flag.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DeviceFlag {
-    /// The WGSL kernels on a wgpu adapter (falls back to cpu when there is no adapter at all).
-    Gpu,
-    /// The CPU reference implementation.
-    Cpu,
-}
-
-impl From<DeviceFlag> for DeviceChoice {
-    fn from(flag: DeviceFlag) -> DeviceChoice {
-        match flag {
-            DeviceFlag::Gpu => DeviceChoice::Gpu,
-            DeviceFlag::Cpu => DeviceChoice::Cpu,
-        }
-    }
-}
-
-/// The `--rng` flag.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RngFlag {
-    /// The `rand` crate's StdRng.
-    Std,
-    /// PyTorch's CPU generator, draw for draw: the lecture's exact W and names.
-    Torch,
-}
-
-impl From<RngFlag> for RngKind {
-    fn from(flag: RngFlag) -> RngKind {
-        match flag {
-            RngFlag::Std => RngKind::Std,
-            RngFlag::Torch => RngKind::Torch,
-        }
-    }
-}
 
 /// A flag that must be a finite number >= 0.
 pub fn non_negative(s: &str) -> Result<f32, String> {

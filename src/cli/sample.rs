@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::{describe_checkpoint, positive, put, say, training_words, ModelFlag, RngFlag};
+use super::{describe_checkpoint, positive, put, say, training_words, ModelFlag};
 use makemore::checkpoint::{Checkpoint, MODEL_FILE};
 use makemore::sample::{for_each_name, prefix_symbols, shape_probs};
+use makemore::RngKind;
 
 pub const EXAMPLE: &str = "Examples:
   makemore train --steps 100                     # saves out/model.safetensors
@@ -41,8 +42,8 @@ pub struct Args {
     #[arg(long, default_value = "")]
     prefix: String,
     /// The sampler's generator: `torch` draws as the lecture's loop does.
-    #[arg(long, value_enum, default_value_t = RngFlag::Std)]
-    rng: RngFlag,
+    #[arg(long, value_enum, default_value_t = RngKind::Std)]
+    rng: RngKind,
     /// The training words, to tell known names from new ones [default: the file the
     /// checkpoint was trained on, or the built-in names]
     #[arg(long, value_name = "FILE")]
@@ -126,7 +127,7 @@ impl Names<'_> {
     /// Draws all the names, in order, handing each to `emit`.
     fn draw(&self, emit: &mut dyn FnMut(&str)) {
         let (args, vocab) = (self.args, &self.checkpoint.settings.vocab);
-        let draws = (args.num, args.seed, args.rng.into());
+        let draws = (args.num, args.seed, args.rng);
         for_each_name(&self.probs, vocab, draws, &self.prefix, |name| {
             emit(name);
             true

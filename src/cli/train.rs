@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use super::progress::Printer;
-use super::{non_negative, positive, read_words_held, DeviceFlag, RngFlag};
+use super::{non_negative, positive, read_words_held};
 use makemore::adamw::{AdamW, ADAMW_DEFAULT_LR};
 use makemore::checkpoint::{
     self, load_log, Checkpoint, LogEntry, RunSettings, LOG_FILE, MODEL_FILE,
@@ -17,7 +17,9 @@ use makemore::limits::{check_run_counts, check_vocab};
 use makemore::optim::{Optimizer, Schedule};
 use makemore::split::Split;
 use makemore::train::{run_streamed, Event, GradientPath, Resume, TrainConfig, TrainSummary};
-use makemore::{on_backend, Backend, Chosen, LossForm, NetForm, TrainOptions};
+use makemore::{
+    on_backend, Backend, Chosen, DeviceChoice, LossForm, NetForm, RngKind, TrainOptions,
+};
 
 pub const EXAMPLE: &str = "Examples:
   makemore train                                   # the lecture on the built-in names, saved in out/
@@ -38,15 +40,6 @@ pub enum OptimizerFlag {
     Adamw,
 }
 
-/// The `--loss` flag.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LossFlag {
-    /// cross_entropy_forward: log-softmax with the row maximum subtracted, one pass.
-    Fused,
-    /// cross_entropy_explicit: exp, divide by the sum, the target's probability, log.
-    Explicit,
-}
-
 #[derive(clap::Args)]
 pub struct Args {
     /// File of words, one per line [default: the built-in 2018 US baby names]
@@ -62,8 +55,8 @@ pub struct Args {
     #[arg(long, default_value_t = 2147483647)]
     seed: u64,
     /// The generator behind W's initialization and the samples.
-    #[arg(long, value_enum, default_value_t = RngFlag::Std)]
-    rng: RngFlag,
+    #[arg(long, value_enum, default_value_t = RngKind::Std)]
+    rng: RngKind,
     /// Full-batch gradient-descent steps of the neural model.
     #[arg(long, default_value_t = 100)]
     steps: usize,
@@ -90,8 +83,8 @@ pub struct Args {
     eval_every: Option<usize>,
     /// The neural model's loss: fused (stable log-softmax) or explicit (the lecture's exp,
     /// normalize, pick, log; overflows for logits above 88.7)
-    #[arg(long, value_enum, default_value_t = LossFlag::Fused)]
-    loss: LossFlag,
+    #[arg(long, value_enum, default_value_t = LossForm::Fused)]
+    loss: LossForm,
     /// Logits as the lecture's literal one-hot product onehot(context) @ W (one_hot_matmul)
     /// instead of the row select W[context]
     #[arg(long)]
@@ -104,8 +97,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = OptimizerFlag::Sgd)]
     optimizer: OptimizerFlag,
     /// Where the arithmetic runs.
-    #[arg(long, value_enum, default_value_t = DeviceFlag::Gpu)]
-    device: DeviceFlag,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Gpu)]
+    device: DeviceChoice,
     /// Directory of the run: model.safetensors (both models) and log.jsonl (the losses).
     #[arg(long, value_name = "DIR", default_value = "out")]
     work_dir: PathBuf,
@@ -153,7 +146,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Some(path) => path.display().to_string(),
         None => "the built-in names (2018 US baby names)".to_string(),
     };
-    let (mut backend, notice) = Chosen::open(args.device.into())?;
+    let (mut backend, notice) = Chosen::open(args.device)?;
     let description = on_backend!(&backend, |b| b.describe());
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
@@ -184,7 +177,7 @@ fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConf
         context_len: args.context as usize,
         smoothing: args.smoothing,
         seed: args.seed,
-        rng: args.rng.into(),
+        rng: args.rng,
         steps: args.steps,
         options: TrainOptions {
             lr: args.lr.unwrap_or(lr),
@@ -210,10 +203,7 @@ fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConf
             (_, every) => every.unwrap_or(10),
         },
         form: NetForm {
-            loss: match args.loss {
-                LossFlag::Fused => LossForm::Fused,
-                LossFlag::Explicit => LossForm::Explicit,
-            },
+            loss: args.loss,
             one_hot: args.one_hot,
         },
     })
