@@ -388,11 +388,11 @@ fn lap(clock: &mut Instant, stage: &str) {
     *clock = Instant::now();
 }
 
-/// What the steps read and write on the device for the whole run: the count table, W and its
-/// gradient (the counts path), or the examples and the per-example descent.
+/// What the steps read on the device besides W, its gradient and the optimizer's state (the
+/// descent's): the count table (the counts path), or the examples.
 #[allow(clippy::large_enum_variant)]
 enum TrainData<'a, B: Backend> {
-    Counts(B::Counts, B::Buffer, B::Buffer),
+    Counts(B::Counts, Descent<B>),
     Examples(&'a (Examples, B::Examples), Descent<B>),
 }
 
@@ -403,23 +403,20 @@ impl<'a, B: Backend> TrainData<'a, B> {
         weights: &[f32],
         config: &TrainConfig,
     ) -> anyhow::Result<TrainData<'a, B>> {
+        let descent = |b: &mut B| Descent::new(b, weights, &config.schedule);
         let counts = match (source, config.effective_gradient()) {
             (Source::Table(table), _) => backend.upload_counts(table)?,
             (Source::Parts(parts), GradientPath::Counts) => backend.count_table(&parts.train.1)?,
             (Source::Parts(parts), GradientPath::Examples) => {
-                let descent = Descent::new(backend, weights, &config.schedule)?;
-                return Ok(TrainData::Examples(&parts.train, descent));
+                return Ok(TrainData::Examples(&parts.train, descent(backend)?));
             }
         };
-        let grads = backend.zeros(weights.len())?;
-        Ok(TrainData::Counts(counts, backend.upload(weights)?, grads))
+        Ok(TrainData::Counts(counts, descent(backend)?))
     }
 
     fn weights(&self, backend: &mut B) -> anyhow::Result<Vec<f32>> {
-        match self {
-            TrainData::Counts(_, weights, _) => backend.read(weights),
-            TrainData::Examples(_, descent) => backend.read(&descent.weights),
-        }
+        let (TrainData::Counts(_, descent) | TrainData::Examples(_, descent)) = self;
+        backend.read(&descent.weights)
     }
 
     /// `steps` steps; the loss before each, read back once.
@@ -431,8 +428,9 @@ impl<'a, B: Backend> TrainData<'a, B> {
     ) -> anyhow::Result<Vec<StepLoss>> {
         let (options, form) = (&config.options, config.form);
         match self {
-            TrainData::Counts(counts, weights, grads) => {
+            TrainData::Counts(counts, descent) => {
                 let mut losses = backend.losses(steps)?;
+                let (weights, grads) = (&mut descent.weights, &mut descent.grads);
                 backend.count_descent(weights, grads, counts, options, steps, &mut losses)?;
                 backend.read_losses(&losses)
             }
@@ -453,7 +451,7 @@ impl<'a, B: Backend> TrainData<'a, B> {
     ) -> anyhow::Result<StepLoss> {
         let reg = config.options.reg;
         match self {
-            TrainData::Counts(counts, _, _) => {
+            TrainData::Counts(counts, _) => {
                 let (mut copy, mut grads) =
                     (backend.upload(weights)?, backend.zeros(weights.len())?);
                 let mut losses = backend.losses(1)?;
