@@ -34,16 +34,6 @@ pub enum GradientPath {
     Examples,
 }
 
-impl GradientPath {
-    /// As the `--grad` flag spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            GradientPath::Counts => "counts",
-            GradientPath::Examples => "examples",
-        }
-    }
-}
-
 /// What `train` does, from the command-line flags.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {

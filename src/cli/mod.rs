@@ -55,6 +55,12 @@ pub fn positive(s: &str) -> Result<f32, String> {
     }
 }
 
+/// A flag's value as the command line spells it.
+pub fn flag_name(value: impl clap::ValueEnum) -> String {
+    let value = value.to_possible_value().expect("every value has a name");
+    value.get_name().to_string()
+}
+
 /// 228146 -> "228,146".
 pub fn thousands(n: usize) -> String {
     let digits = n.to_string().into_bytes();
@@ -94,13 +100,6 @@ pub enum ModelFlag {
 }
 
 impl ModelFlag {
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelFlag::Count => "count",
-            ModelFlag::Neural => "neural",
-        }
-    }
-
     /// The probability table of this model in a checkpoint.
     pub fn probs(self, checkpoint: &Checkpoint) -> &[f32] {
         match self {

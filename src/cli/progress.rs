@@ -6,7 +6,7 @@ use std::io::IsTerminal as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::{finite_or_null, format_loss, say, thousands};
+use super::{finite_or_null, flag_name, format_loss, say, thousands};
 use makemore::backend::{LossForm, StepLoss, Transfers};
 use makemore::optim::Optimizer;
 use makemore::train::{Event, TrainConfig, TrainSummary};
@@ -265,11 +265,11 @@ fn json_line(event: &Event, config: &TrainConfig) -> Option<serde_json::Value> {
             ..
         } => json!({"event": "neural_model", "rows": rows, "cols": cols,
             "lr": config.options.lr, "reg": config.options.reg, "first_step": first_step,
-            "grad": config.effective_gradient().name(), "steps": losses.len(),
+            "grad": flag_name(config.effective_gradient()), "steps": losses.len(),
             "losses": losses.iter().map(|l| l.total).collect::<Vec<_>>(),
             "data_losses": losses.iter().map(|l| l.data).collect::<Vec<_>>(),
             "final_loss": last.total, "final_data_loss": last.data,
-            "loss": loss_name(config.form.loss), "one_hot": config.form.one_hot,
+            "loss": flag_name(config.form.loss), "one_hot": config.form.one_hot,
             "batch_size": config.schedule.batch_size,
             "optimizer": optimizer_name(config.schedule.optimizer)}),
         Event::Evaluation { count, neural } => {
@@ -299,13 +299,6 @@ fn bytes(count: u64) -> String {
     format!("{shown} {}", ["B", "KB", "MB", "GB", "TB"][unit])
 }
 
-fn loss_name(loss: LossForm) -> &'static str {
-    match loss {
-        LossForm::Fused => "fused",
-        LossForm::Explicit => "explicit",
-    }
-}
-
 fn optimizer_name(optimizer: Optimizer) -> &'static str {
     match optimizer {
         Optimizer::Sgd => "sgd",
@@ -317,7 +310,7 @@ fn optimizer_name(optimizer: Optimizer) -> &'static str {
 /// the lecture's settings, and the gradient path.
 fn form_note(config: &TrainConfig) -> String {
     let (form, schedule) = (config.form, config.schedule);
-    let gradient = config.effective_gradient().name();
+    let gradient = flag_name(config.effective_gradient());
     let notes = [
         (form.loss == LossForm::Explicit).then(|| "explicit loss".to_string()),
         form.one_hot.then(|| "one-hot".to_string()),

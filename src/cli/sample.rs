@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::{describe_checkpoint, positive, put, say, training_words, ModelFlag};
+use super::{describe_checkpoint, flag_name, positive, put, say, training_words, ModelFlag};
 use makemore::checkpoint::{Checkpoint, MODEL_FILE};
 use makemore::sample::{for_each_name, prefix_symbols, shape_probs};
 use makemore::RngKind;
@@ -167,7 +167,7 @@ fn print_json(names: &Names, source: String) -> anyhow::Result<()> {
     names.list(Some(Group::Test), true)?;
     put!("],\"in_training_data\":[");
     names.list(Some(Group::Train), true)?;
-    put!("],\"model\":{},\"names\":[", json!(args.model.name()));
+    put!("],\"model\":{},\"names\":[", json!(flag_name(args.model)));
     names.list(None, true)?;
     put!("],\"new\":[");
     names.list(Some(Group::New), true)?;
@@ -183,7 +183,7 @@ fn print_json(names: &Names, source: String) -> anyhow::Result<()> {
 fn print_text(names: &Names, source: String) -> anyhow::Result<()> {
     let (args, checkpoint) = (names.args, names.checkpoint);
     let model = describe_checkpoint(&args.work_dir.join(MODEL_FILE), checkpoint);
-    say!("model    {} ({model})", args.model.name());
+    say!("model    {} ({model})", flag_name(args.model));
     let top_k = args.top_k.map_or("all".to_string(), |k| k.to_string());
     let prefix = match args.prefix.as_str() {
         "" => String::new(),
