@@ -514,11 +514,7 @@ fn train_in_chunks<B: Backend>(
         true => ((steps / 10).clamp(1, 100), eval_every),
         false => (steps.max(1), 0),
     };
-    let mut dev_run = DevRun {
-        dev,
-        losses: Vec::new(),
-        kept: None,
-    };
+    let mut dev_run = DevRun::default();
     let (start, mut losses) = (Instant::now(), Vec::new());
     while losses.len() < steps {
         let (done, chunk_start) = (losses.len(), Instant::now());
@@ -550,12 +546,13 @@ fn train_in_chunks<B: Backend>(
         let done = losses.len();
         if eval_every > 0 && done % eval_every == 0 && done < steps {
             model.weights = data.weights(backend)?;
-            dev_run.evaluate(backend, &model.weights, first_step + done, form, report)?;
+            let at = first_step + done;
+            dev_run.evaluate(backend, dev, &model.weights, at, form, report)?;
         }
     }
     model.weights = data.weights(backend)?;
     let end = first_step + losses.len();
-    dev_run.evaluate(backend, &model.weights, end, form, report)?;
+    dev_run.evaluate(backend, dev, &model.weights, end, form, report)?;
     let final_loss = data.loss(backend, &model.weights, config)?;
     if !final_loss.total.is_finite() {
         let w = &model.weights;
@@ -608,23 +605,24 @@ fn initial_model(vocab: &Vocab, config: &TrainConfig) -> anyhow::Result<(NeuralM
 
 /// The dev losses so far: (steps taken, dev loss) at each evaluation, and the weights with
 /// the lowest: (steps taken, dev loss, W).
-struct DevRun<'a, E> {
-    dev: Option<&'a E>,
+#[derive(Default)]
+struct DevRun {
     losses: Vec<(usize, f64)>,
     kept: Option<(usize, f64, Vec<f32>)>,
 }
 
-impl<E> DevRun<'_, E> {
+impl DevRun {
     /// The dev loss of `weights` after `step` steps; keeps them when it is the lowest so far.
-    fn evaluate<B: Backend<Examples = E>>(
+    fn evaluate<B: Backend>(
         &mut self,
         backend: &mut B,
+        dev: Option<&B::Examples>,
         weights: &[f32],
         step: usize,
         form: NetForm,
         report: &mut dyn FnMut(Event),
     ) -> anyhow::Result<()> {
-        let Some(dev) = self.dev else { return Ok(()) };
+        let Some(dev) = dev else { return Ok(()) };
         let loss = backend.forward_loss(weights, dev, form)?;
         let best = self.kept.as_ref().is_none_or(|k| loss < k.1);
         if best {
