@@ -456,8 +456,9 @@ impl<'a, B: Backend> TrainData<'a, B> {
     }
 }
 
-/// W initialized (or resumed), then `config.steps` steps of
-/// `W -= lr * grad(mean NLL(softmax(W[context])) + reg * mean(W^2))`, then the loss of the
+/// W initialized (`W ~ N(0, 1)` from the seed) or resumed (the saved weights, once their
+/// vocabulary and context length are checked against the data's), then `config.steps` steps
+/// of `W -= lr * grad(mean NLL(softmax(W[context])) + reg * mean(W^2))`, then the loss of the
 /// trained W.
 fn neural_stage<B: Backend>(
     backend: &mut B,
@@ -467,9 +468,35 @@ fn neural_stage<B: Backend>(
     count_nll: f64,
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<NeuralRun> {
-    let (model, first_step) = initial_model(vocab, config)?;
+    let k = config.context_len;
+    let (model, first_step) = match &config.resume {
+        None => (NeuralModel::init(vocab, k, config.seed, config.rng), 0),
+        Some(Resume { checkpoint, source }) => {
+            let saved = &checkpoint.settings;
+            anyhow::ensure!(
+                saved.vocab == *vocab,
+                "{source} was trained on a vocabulary of {} symbols ({}), this input has {} ({}); resume with the same words or train without --resume",
+                saved.vocab.len(),
+                saved.vocab,
+                vocab.len(),
+                vocab
+            );
+            anyhow::ensure!(
+                saved.context_len == k,
+                "{source} was trained with --context {}, not {k}",
+                saved.context_len
+            );
+            let weights = checkpoint.weights.clone();
+            let model = NeuralModel {
+                vocab: vocab.clone(),
+                context_len: k,
+                weights,
+            };
+            (model, saved.steps)
+        }
+    };
     let cols = vocab.len();
-    let rows = cols.pow(config.context_len as u32);
+    let rows = cols.pow(k as u32);
     report(Event::TrainingStarted {
         rows,
         cols,
@@ -571,36 +598,6 @@ fn train_in_chunks<B: Backend>(
         dev_losses: dev_run.losses,
         kept_step,
     })
-}
-
-/// A fresh `W ~ N(0, 1)` from the seed, or the saved weights once their vocabulary and
-/// context length are checked against the data's; and the steps already taken.
-fn initial_model(vocab: &Vocab, config: &TrainConfig) -> anyhow::Result<(NeuralModel, usize)> {
-    let k = config.context_len;
-    let Some(Resume { checkpoint, source }) = &config.resume else {
-        return Ok((NeuralModel::init(vocab, k, config.seed, config.rng), 0));
-    };
-    let saved = &checkpoint.settings;
-    anyhow::ensure!(
-        saved.vocab == *vocab,
-        "{source} was trained on a vocabulary of {} symbols ({}), this input has {} ({}); resume with the same words or train without --resume",
-        saved.vocab.len(),
-        saved.vocab,
-        vocab.len(),
-        vocab
-    );
-    anyhow::ensure!(
-        saved.context_len == k,
-        "{source} was trained with --context {}, not {k}",
-        saved.context_len
-    );
-    let weights = checkpoint.weights.clone();
-    let model = NeuralModel {
-        vocab: vocab.clone(),
-        context_len: k,
-        weights,
-    };
-    Ok((model, saved.steps))
 }
 
 /// The dev losses so far: (steps taken, dev loss) at each evaluation, and the weights with
