@@ -64,23 +64,9 @@ impl CountModel {
     }
 }
 
-/// The neural model: logits = W[context], probabilities = softmax(logits).
-#[derive(Clone, Debug)]
-pub struct NeuralModel {
-    pub vocab: Vocab,
-    pub context_len: usize,
-    pub weights: Vec<f32>,
-}
-
-impl NeuralModel {
-    /// W, V^K x V, drawn from a standard normal by a fresh generator of kind `rng` seeded with
-    /// `seed` (with [`RngKind::Torch`]: `torch.randn((V^K, V), generator=g)`).
-    pub fn init(vocab: &Vocab, context_len: usize, seed: u64, rng: RngKind) -> NeuralModel {
-        let rows = vocab.len().pow(context_len as u32);
-        NeuralModel {
-            vocab: vocab.clone(),
-            context_len,
-            weights: rng.standard_normal(rows * vocab.len(), seed),
-        }
-    }
+/// The neural model's W, V^K x V, drawn from a standard normal by a fresh generator of kind
+/// `rng` seeded with `seed` (with [`RngKind::Torch`]: `torch.randn((V^K, V), generator=g)`).
+pub fn init_weights(vocab: &Vocab, context_len: usize, seed: u64, rng: RngKind) -> Vec<f32> {
+    let rows = vocab.len().pow(context_len as u32);
+    rng.standard_normal(rows * vocab.len(), seed)
 }

@@ -11,7 +11,7 @@ use crate::checkpoint::Checkpoint;
 use crate::corpus::{check_countable, CountTable, PairEncoder, Scan};
 use crate::data::{Examples, Vocab, WordStats};
 use crate::limits::check_context;
-use crate::model::{CountModel, NeuralModel};
+use crate::model::{init_weights, CountModel};
 use crate::optim::{Descent, Optimizer, Schedule};
 use crate::rng::RngKind;
 use crate::sample::sample_names;
@@ -225,7 +225,7 @@ pub struct TrainSummary {
 #[derive(Clone, Debug)]
 pub struct NeuralRun {
     /// With a split: the weights with the lowest dev loss; otherwise the last ones.
-    pub model: NeuralModel,
+    pub weights: Vec<f32>,
     pub first_step: usize,
     pub losses: Vec<StepLoss>,
     pub final_loss: StepLoss,
@@ -348,7 +348,7 @@ fn stages<B: Backend>(
         let mut score = |net: bool| -> anyhow::Result<[Option<f64>; 3]> {
             let mut part = |part: &(Examples, B::Examples)| {
                 score_part(part, |e| match net {
-                    true => backend.forward_loss(&neural.model.weights, e, config.form),
+                    true => backend.forward_loss(&neural.weights, e, config.form),
                     false => Ok(backend.mean_nll(&count_model.probs, e)?.mean()),
                 })
             };
@@ -358,7 +358,7 @@ fn stages<B: Backend>(
         report(Event::Evaluation { count, neural });
     }
     // Names from each model: characters drawn from P's rows, then from softmax(W)'s.
-    let neural_probs = backend.softmax_rows(&neural.model.weights, vocab.len())?;
+    let neural_probs = backend.softmax_rows(&neural.weights, vocab.len())?;
     for (model, probs) in [("count", &count_model.probs), ("neural", &neural_probs)] {
         let names = sample_names(probs, vocab, config.samples, config.seed, config.rng);
         report(Event::Samples { model, names });
@@ -469,8 +469,8 @@ fn neural_stage<B: Backend>(
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<NeuralRun> {
     let k = config.context_len;
-    let (model, first_step) = match &config.resume {
-        None => (NeuralModel::init(vocab, k, config.seed, config.rng), 0),
+    let (weights, first_step) = match &config.resume {
+        None => (init_weights(vocab, k, config.seed, config.rng), 0),
         Some(Resume { checkpoint, source }) => {
             let saved = &checkpoint.settings;
             anyhow::ensure!(
@@ -486,13 +486,7 @@ fn neural_stage<B: Backend>(
                 "{source} was trained with --context {}, not {k}",
                 saved.context_len
             );
-            let weights = checkpoint.weights.clone();
-            let model = NeuralModel {
-                vocab: vocab.clone(),
-                context_len: k,
-                weights,
-            };
-            (model, saved.steps)
+            (checkpoint.weights.clone(), saved.steps)
         }
     };
     let cols = vocab.len();
@@ -502,13 +496,13 @@ fn neural_stage<B: Backend>(
         cols,
         first_step,
     });
-    let mut data = TrainData::load(backend, source, &model.weights, config)
+    let mut data = TrainData::load(backend, source, &weights, config)
         .with_context(|| format!("training stopped at step {first_step}"))?;
     let dev = match source {
         Source::Parts(parts) if !parts.dev.0.is_empty() => Some(&parts.dev.1),
         _ => None,
     };
-    let run = train_in_chunks(backend, &mut data, model, first_step, dev, config, report)?;
+    let run = train_in_chunks(backend, &mut data, first_step, dev, config, report)?;
     report(Event::NeuralModel {
         rows,
         cols,
@@ -529,7 +523,6 @@ fn neural_stage<B: Backend>(
 fn train_in_chunks<B: Backend>(
     backend: &mut B,
     data: &mut TrainData<'_, B>,
-    mut model: NeuralModel,
     first_step: usize,
     dev: Option<&B::Examples>,
     config: &TrainConfig,
@@ -572,26 +565,24 @@ fn train_in_chunks<B: Backend>(
         losses.extend(chunk_losses);
         let done = losses.len();
         if eval_every > 0 && done % eval_every == 0 && done < steps {
-            model.weights = data.weights(backend)?;
-            let at = first_step + done;
-            dev_run.evaluate(backend, dev, &model.weights, at, form, report)?;
+            let (w, at) = (data.weights(backend)?, first_step + done);
+            dev_run.evaluate(backend, dev, &w, at, form, report)?;
         }
     }
-    model.weights = data.weights(backend)?;
+    let mut weights = data.weights(backend)?;
     let end = first_step + losses.len();
-    dev_run.evaluate(backend, dev, &model.weights, end, form, report)?;
-    let final_loss = data.loss(backend, &model.weights, config)?;
+    dev_run.evaluate(backend, dev, &weights, end, form, report)?;
+    let final_loss = data.loss(backend, &weights, config)?;
     if !final_loss.total.is_finite() {
-        let w = &model.weights;
-        return Err(non_finite_loss(end, final_loss.total, w, form));
+        return Err(non_finite_loss(end, final_loss.total, &weights, form));
     }
     // The model kept is the one with the lowest dev loss (the last one without a split).
-    let kept_step = dev_run.kept.map(|(step, _, weights)| {
-        model.weights = weights;
+    let kept_step = dev_run.kept.map(|(step, _, kept)| {
+        weights = kept;
         step
     });
     Ok(NeuralRun {
-        model,
+        weights,
         first_step,
         losses,
         final_loss,

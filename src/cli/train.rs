@@ -273,7 +273,7 @@ fn save_run(
         },
         counts: summary.count_model.counts.clone(),
         probs: summary.count_model.probs.clone(),
-        weights: run.model.weights.clone(),
+        weights: run.weights.clone(),
         neural_probs: summary.neural_probs.clone(),
     };
     // Entries of steps this run has redone (a resume from an older checkpoint) are replaced:
