@@ -45,11 +45,7 @@ impl Printer<'_> {
     /// by [`text`].
     pub fn event(&mut self, event: &Event) {
         match event {
-            _ if self.json => {
-                if let Some(line) = json_line(event, self.config) {
-                    say!("{line}");
-                }
-            }
+            _ if self.json => json_line(event, self.config),
             Event::TrainingStarted {
                 rows,
                 cols,
@@ -226,8 +222,8 @@ fn text(event: &Event, config: &TrainConfig) {
 
 /// The event as one JSON line; none for the progress, which is for people watching (the
 /// neural_model line has every loss).
-fn json_line(event: &Event, config: &TrainConfig) -> Option<serde_json::Value> {
-    Some(match event {
+fn json_line(event: &Event, config: &TrainConfig) {
+    let line = match event {
         Event::Data {
             source,
             stats,
@@ -252,7 +248,7 @@ fn json_line(event: &Event, config: &TrainConfig) -> Option<serde_json::Value> {
             "nll": finite_or_null(nll.mean()), "impossible_examples": nll.impossible,
             "distinct_pairs": distinct_pairs,
             "most_frequent": most_frequent.iter().map(|(p, n)| json!([p, n])).collect::<Vec<_>>()}),
-        Event::TrainingStarted { .. } | Event::Progress { .. } => return None,
+        Event::TrainingStarted { .. } | Event::Progress { .. } => return,
         Event::DevLoss { step, loss, best } => {
             json!({"event": "dev_loss", "step": step, "loss": finite_or_null(*loss), "best": best})
         }
@@ -283,7 +279,8 @@ fn json_line(event: &Event, config: &TrainConfig) -> Option<serde_json::Value> {
         Event::Samples { model, names } => {
             json!({"event": "samples", "model": model, "names": names})
         }
-    })
+    };
+    say!("{line}");
 }
 
 /// A byte count for people: `9 KB`, `1.8 MB`.
