@@ -147,12 +147,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         None => "the built-in names (2018 US baby names)".to_string(),
     };
     let (mut backend, notice) = Chosen::open(args.device)?;
-    let description = on_backend!(&backend, |b| b.describe());
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
     }
     let mut printer = Printer::new(&config, args.json, args.quiet);
-    printer.device(&description);
+    printer.device(&on_backend!(&backend, |b| b.describe()));
     let report = &mut |event: Event| printer.event(&event);
     let (summary, transfers) = on_backend!(&mut backend, |b| {
         let summary = match &data {
