@@ -41,11 +41,12 @@ impl Printer<'_> {
         }
     }
 
-    /// Prints one finished stage of `train`: training's progress here, the rest as JSON or
-    /// by [`text`].
+    /// Prints one finished stage of `train`: training's progress here, the rest by [`data`] and
+    /// [`models`]. JSON has no progress, which is for people watching (the neural_model line
+    /// has every loss).
     pub fn event(&mut self, event: &Event) {
         match event {
-            _ if self.json => json_line(event, self.config),
+            Event::TrainingStarted { .. } | Event::Progress { .. } if self.json => {}
             Event::TrainingStarted {
                 rows,
                 cols,
@@ -57,8 +58,11 @@ impl Printer<'_> {
                 remaining,
                 steps_per_second,
             } => self.progress(*first_step, losses, *remaining, *steps_per_second),
-            Event::DevLoss { step, loss, best } => self.dev_loss(*step, *loss, *best),
-            _ => text(event, self.config),
+            Event::DevLoss { step, loss, best } if !self.json => self.dev_loss(*step, *loss, *best),
+            Event::Data { .. } | Event::Split { .. } | Event::CountModel { .. } => {
+                data(event, self.config, self.json)
+            }
+            _ => models(event, self.config, self.json),
         }
     }
 
@@ -149,8 +153,8 @@ impl Printer<'_> {
     }
 }
 
-/// The stages besides training's progress, as text.
-fn text(event: &Event, config: &TrainConfig) {
+/// The data and the count model, as text or as one JSON line.
+fn data(event: &Event, config: &TrainConfig, json: bool) {
     match event {
         Event::Data {
             source,
@@ -159,6 +163,12 @@ fn text(event: &Event, config: &TrainConfig) {
             examples,
             context_len,
         } => {
+            if json {
+                let line = json!({"event": "data", "source": source, "words": stats.words,
+                    "shortest": stats.shortest, "longest": stats.longest, "vocab": vocab.to_string(),
+                    "vocab_size": vocab.len(), "context": context_len, "examples": examples});
+                return say!("{line}");
+            }
             let (words, shortest, longest) =
                 (thousands(stats.words), stats.shortest, stats.longest);
             say!("data     {words} words from {source}, {shortest} to {longest} characters");
@@ -168,10 +178,16 @@ fn text(event: &Event, config: &TrainConfig) {
         }
         Event::Split {
             split,
-            words,
-            examples,
+            words: w,
+            examples: e,
         } => {
-            let [[w0, w1, w2], [e0, e1, e2]] = [words, examples].map(|n| n.map(thousands));
+            if json {
+                let line = json!({"event": "split", "split": split.to_string(),
+                    "train_words": w[0], "dev_words": w[1], "test_words": w[2],
+                    "train_examples": e[0], "dev_examples": e[1], "test_examples": e[2]});
+                return say!("{line}");
+            }
+            let [[w0, w1, w2], [e0, e1, e2]] = [w, e].map(|n| n.map(thousands));
             say!("split    {split}: train {w0} words ({e0} examples), dev {w1} ({e1}), test {w2} ({e2})");
         }
         Event::CountModel {
@@ -179,6 +195,13 @@ fn text(event: &Event, config: &TrainConfig) {
             distinct_pairs,
             most_frequent,
         } => {
+            if json {
+                let line = json!({"event": "count_model", "smoothing": config.smoothing,
+                    "nll": finite_or_null(nll.mean()), "impossible_examples": nll.impossible,
+                    "distinct_pairs": distinct_pairs,
+                    "most_frequent": most_frequent.iter().map(|(p, n)| json!([p, n])).collect::<Vec<_>>()});
+                return say!("{line}");
+            }
             say!("\ncount model (smoothing {})", config.smoothing);
             let impossible = match nll.impossible {
                 0 => String::new(),
@@ -191,16 +214,53 @@ fn text(event: &Event, config: &TrainConfig) {
             let (distinct, top) = (thousands(*distinct_pairs), top.join(", "));
             say!("  {distinct} distinct pairs; most frequent: {top}");
         }
+        _ => {}
+    }
+}
+
+/// The neural model, the dev losses, both models by part and the samples, as text or as one
+/// JSON line.
+fn models(event: &Event, config: &TrainConfig, json: bool) {
+    match event {
         Event::NeuralModel {
+            rows,
+            cols,
+            first_step,
+            losses,
             final_loss: last,
             count_nll,
-            ..
         } => {
+            if json {
+                let line = json!({"event": "neural_model", "rows": rows, "cols": cols,
+                    "lr": config.options.lr, "reg": config.options.reg, "first_step": first_step,
+                    "grad": flag_name(config.effective_gradient()), "steps": losses.len(),
+                    "losses": losses.iter().map(|l| l.total).collect::<Vec<_>>(),
+                    "data_losses": losses.iter().map(|l| l.data).collect::<Vec<_>>(),
+                    "final_loss": last.total, "final_data_loss": last.data,
+                    "loss": flag_name(config.form.loss), "one_hot": config.form.one_hot,
+                    "batch_size": config.schedule.batch_size,
+                    "optimizer": optimizer_name(config.schedule.optimizer)});
+                return say!("{line}");
+            }
             let (total, data, count) = (last.total, last.data, format_loss(*count_nll));
             say!("  final       loss {total:.6}  (data {data:.6}); count model {count}");
         }
+        Event::DevLoss { step, loss, best } => {
+            let line = json!({"event": "dev_loss", "step": step, "loss": finite_or_null(*loss), "best": best});
+            say!("{line}")
+        }
+        // Both models' mean NLL on each part (`-`, or null, for an empty part).
         Event::Evaluation { count, neural } => {
-            // Both models' mean NLL on each part (`-` for an empty part).
+            if json {
+                let part = |l: &[Option<f64>; 3]| {
+                    let [train, dev, test] =
+                        l.map(|x| x.map_or(serde_json::Value::Null, finite_or_null));
+                    json!({"train": train, "dev": dev, "test": test})
+                };
+                let (count, neural) = (part(count), part(neural));
+                let line = json!({"event": "evaluation", "count_nll": count, "neural_nll": neural});
+                return say!("{line}");
+            }
             let part = |x: Option<f64>| x.map_or("-".to_string(), format_loss);
             say!("\nmean NLL by part (both models learned from train only)");
             let (model, train, dev, test) = ("model", "train", "dev", "test");
@@ -210,6 +270,10 @@ fn text(event: &Event, config: &TrainConfig) {
                 say!("  {name:<8} {train:>10} {dev:>10} {test:>10}");
             }
         }
+        Event::Samples { model, names } if json => {
+            let line = json!({"event": "samples", "model": model, "names": names});
+            say!("{line}")
+        }
         Event::Samples { model, names } => {
             say!("\nsamples from the {model} model:");
             for name in names {
@@ -218,69 +282,6 @@ fn text(event: &Event, config: &TrainConfig) {
         }
         _ => {}
     }
-}
-
-/// The event as one JSON line; none for the progress, which is for people watching (the
-/// neural_model line has every loss).
-fn json_line(event: &Event, config: &TrainConfig) {
-    let line = match event {
-        Event::Data {
-            source,
-            stats,
-            vocab,
-            examples,
-            context_len,
-        } => json!({"event": "data", "source": source, "words": stats.words,
-            "shortest": stats.shortest, "longest": stats.longest, "vocab": vocab.to_string(),
-            "vocab_size": vocab.len(), "context": context_len, "examples": examples}),
-        Event::Split {
-            split,
-            words: w,
-            examples: e,
-        } => json!({"event": "split", "split": split.to_string(), "train_words": w[0],
-            "dev_words": w[1], "test_words": w[2], "train_examples": e[0],
-            "dev_examples": e[1], "test_examples": e[2]}),
-        Event::CountModel {
-            nll,
-            distinct_pairs,
-            most_frequent,
-        } => json!({"event": "count_model", "smoothing": config.smoothing,
-            "nll": finite_or_null(nll.mean()), "impossible_examples": nll.impossible,
-            "distinct_pairs": distinct_pairs,
-            "most_frequent": most_frequent.iter().map(|(p, n)| json!([p, n])).collect::<Vec<_>>()}),
-        Event::TrainingStarted { .. } | Event::Progress { .. } => return,
-        Event::DevLoss { step, loss, best } => {
-            json!({"event": "dev_loss", "step": step, "loss": finite_or_null(*loss), "best": best})
-        }
-        Event::NeuralModel {
-            rows,
-            cols,
-            first_step,
-            losses,
-            final_loss: last,
-            ..
-        } => json!({"event": "neural_model", "rows": rows, "cols": cols,
-            "lr": config.options.lr, "reg": config.options.reg, "first_step": first_step,
-            "grad": flag_name(config.effective_gradient()), "steps": losses.len(),
-            "losses": losses.iter().map(|l| l.total).collect::<Vec<_>>(),
-            "data_losses": losses.iter().map(|l| l.data).collect::<Vec<_>>(),
-            "final_loss": last.total, "final_data_loss": last.data,
-            "loss": flag_name(config.form.loss), "one_hot": config.form.one_hot,
-            "batch_size": config.schedule.batch_size,
-            "optimizer": optimizer_name(config.schedule.optimizer)}),
-        Event::Evaluation { count, neural } => {
-            let part = |l: &[Option<f64>; 3]| {
-                let [train, dev, test] =
-                    l.map(|x| x.map_or(serde_json::Value::Null, finite_or_null));
-                json!({"train": train, "dev": dev, "test": test})
-            };
-            json!({"event": "evaluation", "count_nll": part(count), "neural_nll": part(neural)})
-        }
-        Event::Samples { model, names } => {
-            json!({"event": "samples", "model": model, "names": names})
-        }
-    };
-    say!("{line}");
 }
 
 /// A byte count for people: `9 KB`, `1.8 MB`.
