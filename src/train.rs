@@ -47,9 +47,8 @@ pub struct TrainConfig {
     pub steps: usize,
     pub options: TrainOptions,
     pub gradient: GradientPath,
-    /// Names to draw from each model, and the most frequent pairs to report.
+    /// Names to draw from each model.
     pub samples: usize,
-    pub top_pairs: usize,
     pub resume: Option<Resume>,
     /// Train/dev/test percentages; `None`: every word is for training, as in the lecture.
     pub split: Option<Split>,
@@ -95,7 +94,6 @@ impl Default for TrainConfig {
                 reg: 0.01,
             },
             samples: 10,
-            top_pairs: 5,
             rng: RngKind::Std,
             resume: None,
             gradient: GradientPath::Counts,
@@ -340,7 +338,7 @@ fn stages<B: Backend>(
     report(Event::CountModel {
         nll,
         distinct_pairs: count_model.distinct_pairs(),
-        most_frequent: count_model.most_frequent(config.top_pairs),
+        most_frequent: count_model.most_frequent(5),
     });
     let neural = neural_stage(backend, &source, vocab, config, nll.mean(), report)?;
     lap(&mut clock, "training");

@@ -192,7 +192,6 @@ fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConf
             seed: args.seed,
         },
         samples: args.samples,
-        top_pairs: 5,
         resume,
         split: args.split.as_deref().map(str::parse::<Split>).transpose()?,
         eval_every: match (&args.split, args.eval_every) {
