@@ -41,18 +41,14 @@ pub(crate) use say;
 
 /// A flag that must be a finite number >= 0.
 pub fn non_negative(s: &str) -> Result<f32, String> {
-    match s.parse::<f32>() {
-        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
-        _ => Err(format!("{s:?} is not a finite number >= 0")),
-    }
+    let x = s.parse::<f32>().ok().filter(|x| x.is_finite() && *x >= 0.0);
+    x.ok_or(format!("{s:?} is not a finite number >= 0"))
 }
 
 /// A flag that must be a finite number > 0.
 pub fn positive(s: &str) -> Result<f32, String> {
-    match s.parse::<f32>() {
-        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
-        _ => Err(format!("{s:?} is not a finite number > 0")),
-    }
+    let x = s.parse::<f32>().ok().filter(|x| x.is_finite() && *x > 0.0);
+    x.ok_or(format!("{s:?} is not a finite number > 0"))
 }
 
 /// A flag's value as the command line spells it.
