@@ -279,12 +279,8 @@ fn save_run(
     // was measured.
     log.retain(|e| e.step < run.first_step);
     let dev_at = |step| run.dev_losses.iter().find(|(s, _)| *s == step).map(|d| d.1);
-    let losses = run
-        .losses
-        .iter()
-        .chain([&run.final_loss])
-        .zip(run.first_step..);
-    let entries = losses.map(|(&loss, step)| LogEntry {
+    let losses = run.losses.iter().chain([&run.final_loss]);
+    let entries = losses.zip(run.first_step..).map(|(&loss, step)| LogEntry {
         step,
         loss,
         dev_loss: dev_at(step),
