@@ -43,20 +43,15 @@ impl CountModel {
 
     /// The `k` most frequent (context, next) pairs and their counts (ties in table order).
     pub fn most_frequent(&self, k: usize) -> Vec<(String, u32)> {
-        let v = self.vocab.len();
-        let mut order: Vec<usize> = (0..self.counts.len())
-            .filter(|&i| self.counts[i] > 0)
-            .collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(self.counts[i]));
-        order
-            .into_iter()
-            .take(k)
-            .map(|i| {
-                let mut label = context_label(i / v, &self.vocab, self.context_len);
-                label.push(self.vocab.char((i % v) as u32));
-                (label, self.counts[i])
-            })
-            .collect()
+        let (v, n) = (self.vocab.len(), &self.counts);
+        let mut order: Vec<usize> = (0..n.len()).filter(|&i| n[i] > 0).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(n[i]));
+        let pair = |i: usize| {
+            let mut label = context_label(i / v, &self.vocab, self.context_len);
+            label.push(self.vocab.char((i % v) as u32));
+            (label, n[i])
+        };
+        order.into_iter().take(k).map(pair).collect()
     }
 
     pub fn distinct_pairs(&self) -> usize {

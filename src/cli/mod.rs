@@ -60,11 +60,8 @@ pub fn flag_name(value: impl clap::ValueEnum) -> String {
 /// 228146 -> "228,146".
 pub fn thousands(n: usize) -> String {
     let digits = n.to_string().into_bytes();
-    let groups: Vec<_> = digits
-        .rchunks(3)
-        .rev()
-        .map(String::from_utf8_lossy)
-        .collect();
+    let chunks = digits.rchunks(3).rev();
+    let groups: Vec<_> = chunks.map(String::from_utf8_lossy).collect();
     groups.join(",")
 }
 

@@ -124,10 +124,8 @@ enum Input {
 /// device, the pipeline with its events printed as they come, and the run saved.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
-    let saved = args
-        .resume
-        .then(|| Checkpoint::load(&args.work_dir))
-        .transpose()?;
+    let load = || Checkpoint::load(&args.work_dir);
+    let saved = args.resume.then(load).transpose()?;
     // Resuming without --input continues on the words the checkpoint was trained on.
     let input = args.input.clone();
     let input = input.or_else(|| saved.as_ref()?.settings.input.clone());
@@ -249,11 +247,9 @@ fn save_run(
     summary: &TrainSummary,
     mut log: Vec<LogEntry>,
 ) -> anyhow::Result<[String; 2]> {
-    let input = input
-        .map(|p| {
-            std::fs::canonicalize(p).with_context(|| format!("cannot resolve {}", p.display()))
-        })
-        .transpose()?;
+    let why = |p: &Path| format!("cannot resolve {}", p.display());
+    let resolve = |p: &Path| std::fs::canonicalize(p).with_context(|| why(p));
+    let input = input.map(resolve).transpose()?;
     let run = &summary.neural;
     let end = run.first_step + run.losses.len();
     let mut checkpoint = Checkpoint {
