@@ -72,10 +72,8 @@ impl<B: Backend> Descent<B> {
         schedule: &Schedule,
     ) -> anyhow::Result<Vec<StepLoss>> {
         let full_batch_sgd = schedule.batch_size == 0 && schedule.optimizer == Optimizer::Sgd;
-        anyhow::ensure!(
-            full_batch_sgd || !examples.is_empty(),
-            "no examples to train on"
-        );
+        let nothing_to_draw = !full_batch_sgd && examples.is_empty();
+        anyhow::ensure!(!nothing_to_draw, "no examples to train on");
         let mut losses = backend.losses(steps)?;
         for _ in 0..steps {
             self.t += 1;

@@ -68,10 +68,8 @@ impl Printer<'_> {
 
     /// The loss before each step: every tenth of the run as a line, or the last one on the bar.
     fn progress(&mut self, first_step: usize, losses: &[StepLoss], remaining: usize, speed: f64) {
-        let (done, steps) = (
-            first_step + losses.len() - self.first_step,
-            self.config.steps,
-        );
+        let done = first_step + losses.len() - self.first_step;
+        let steps = self.config.steps;
         if let Some(bar) = &self.bar {
             if let Some(last) = losses.last() {
                 bar.set_message(format!("loss {:.6}  {speed:.1} steps/s", last.total));

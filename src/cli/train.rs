@@ -232,10 +232,8 @@ fn read_input(args: &Args, input: Option<&PathBuf>, config: &TrainConfig) -> any
     };
     let train = config.split.map(|s| s.apply(&words, config.seed).train);
     let train = train.as_deref().unwrap_or(&words);
-    check(
-        train.iter().map(|w| w.chars().count() + 1).sum(),
-        Vocab::from_words(&words).len(),
-    )?;
+    let examples = train.iter().map(|w| w.chars().count() + 1).sum();
+    check(examples, Vocab::from_words(&words).len())?;
     Ok(Input::Words(words))
 }
 
