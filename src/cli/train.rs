@@ -168,8 +168,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
 /// The pipeline's settings from the flags.
 fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConfig> {
-    let adamw = args.optimizer == OptimizerFlag::Adamw;
-    let lr = if adamw { ADAMW_DEFAULT_LR } else { 50.0 };
+    let (optimizer, lr) = match args.optimizer {
+        OptimizerFlag::Sgd => (Optimizer::Sgd, 50.0),
+        OptimizerFlag::Adamw => (Optimizer::AdamW(AdamW::default()), ADAMW_DEFAULT_LR),
+    };
+    if args.split.is_none() && args.eval_every.is_some() {
+        anyhow::bail!("--eval-every needs --split: a dev set to evaluate on");
+    }
     Ok(TrainConfig {
         context_len: args.context as usize,
         smoothing: args.smoothing,
@@ -183,21 +188,13 @@ fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConf
         gradient: args.grad,
         schedule: Schedule {
             batch_size: args.batch_size,
-            optimizer: match adamw {
-                true => Optimizer::AdamW(AdamW::default()),
-                false => Optimizer::Sgd,
-            },
+            optimizer,
             seed: args.seed,
         },
         samples: args.samples,
         resume,
         split: args.split.as_deref().map(str::parse::<Split>).transpose()?,
-        eval_every: match (&args.split, args.eval_every) {
-            (None, Some(_)) => {
-                anyhow::bail!("--eval-every needs --split: a dev set to evaluate on")
-            }
-            (_, every) => every.unwrap_or(10),
-        },
+        eval_every: args.eval_every.unwrap_or(10),
         form: NetForm {
             loss: args.loss,
             one_hot: args.one_hot,
