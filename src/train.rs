@@ -378,7 +378,6 @@ fn lap(clock: &mut Instant, stage: &str) {
 
 /// What the steps read on the device besides W, its gradient and the optimizer's state (the
 /// descent's): the count table (the counts path), or the examples.
-#[allow(clippy::large_enum_variant)]
 enum TrainData<'a, B: Backend> {
     Counts(B::Counts, Descent<B>),
     Examples(&'a (Examples, B::Examples), Descent<B>),
@@ -454,10 +453,9 @@ impl<'a, B: Backend> TrainData<'a, B> {
     }
 }
 
-/// W initialized (`W ~ N(0, 1)` from the seed) or resumed (the saved weights, once their
-/// vocabulary and context length are checked against the data's), then `config.steps` steps
-/// of `W -= lr * grad(mean NLL(softmax(W[context])) + reg * mean(W^2))`, then the loss of the
-/// trained W.
+/// W drawn from the seed or resumed (its vocabulary and context checked against the data's),
+/// then `config.steps` steps of `W -= lr * grad(mean NLL(softmax(W[context])) + reg *
+/// mean(W^2))`, then the loss of the trained W.
 fn neural_stage<B: Backend>(
     backend: &mut B,
     source: &Source<'_, B::Examples>,

@@ -67,20 +67,14 @@ pub fn thousands(n: usize) -> String {
 
 /// A loss with six decimals, or `inf`.
 pub fn format_loss(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.6}")
-    } else {
-        "inf".to_string()
-    }
+    let shown = x.is_finite().then(|| format!("{x:.6}"));
+    shown.unwrap_or("inf".to_string())
 }
 
-/// JSON has no infinity: an infinite loss is written as null.
+/// JSON has no infinity: an infinite loss is written as null (serde_json writes any
+/// non-finite number so).
 pub fn finite_or_null(x: f64) -> serde_json::Value {
-    if x.is_finite() {
-        serde_json::json!(x)
-    } else {
-        serde_json::Value::Null
-    }
+    serde_json::json!(x)
 }
 
 /// The `--model` flag of the commands that read a checkpoint.

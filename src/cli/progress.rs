@@ -250,11 +250,8 @@ fn models(event: &Event, config: &TrainConfig, json: bool) {
         // Both models' mean NLL on each part (`-`, or null, for an empty part).
         Event::Evaluation { count, neural } => {
             if json {
-                let part = |l: &[Option<f64>; 3]| {
-                    let [train, dev, test] =
-                        l.map(|x| x.map_or(serde_json::Value::Null, finite_or_null));
-                    json!({"train": train, "dev": dev, "test": test})
-                };
+                // serde_json writes None and a non-finite number as null.
+                let part = |l: &[Option<f64>; 3]| json!({"train": l[0], "dev": l[1], "test": l[2]});
                 let (count, neural) = (part(count), part(neural));
                 let line = json!({"event": "evaluation", "count_nll": count, "neural_nll": neural});
                 return say!("{line}");
