@@ -88,8 +88,7 @@ pub struct TrainOptions {
     pub reg: f32,
 }
 
-/// `--loss`: `cross_entropy_forward`'s log-softmax (the row maximum subtracted first), or
-/// `cross_entropy_explicit`, the lecture's chain (exp, divide by the sum, log).
+/// `--loss`: which kernel computes the neural model's cross-entropy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LossForm {
     /// cross_entropy_forward: log-softmax with the row maximum subtracted, one pass.

@@ -5,7 +5,6 @@ use rand::{RngExt, SeedableRng};
 
 use crate::torch_rng::TorchGenerator;
 
-/// `--rng`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum RngKind {
     /// The `rand` crate's StdRng.
