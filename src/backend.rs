@@ -8,9 +8,11 @@ use crate::gpu::{open_gpu, GpuBackend, GpuError};
 use crate::limits::TableLimit;
 
 /// `--device`: a wgpu adapter (the CPU reference only when no adapter exists), or the CPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceChoice {
+    /// The WGSL kernels on a wgpu adapter (falls back to cpu when there is no adapter at all).
     Gpu,
+    /// The CPU reference implementation.
     Cpu,
 }
 
@@ -86,12 +88,13 @@ pub struct TrainOptions {
     pub reg: f32,
 }
 
-/// `--loss`: `cross_entropy_forward`'s log-softmax (the row maximum subtracted first), or
-/// `cross_entropy_explicit`, the lecture's chain (exp, divide by the sum, log).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// `--loss`: which kernel computes the neural model's cross-entropy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LossForm {
+    /// cross_entropy_forward: log-softmax with the row maximum subtracted, one pass.
     #[default]
     Fused,
+    /// cross_entropy_explicit: exp, divide by the sum, the target's probability, log.
     Explicit,
 }
 

@@ -43,20 +43,15 @@ impl CountModel {
 
     /// The `k` most frequent (context, next) pairs and their counts (ties in table order).
     pub fn most_frequent(&self, k: usize) -> Vec<(String, u32)> {
-        let v = self.vocab.len();
-        let mut order: Vec<usize> = (0..self.counts.len())
-            .filter(|&i| self.counts[i] > 0)
-            .collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(self.counts[i]));
-        order
-            .into_iter()
-            .take(k)
-            .map(|i| {
-                let mut label = context_label(i / v, &self.vocab, self.context_len);
-                label.push(self.vocab.char((i % v) as u32));
-                (label, self.counts[i])
-            })
-            .collect()
+        let (v, n) = (self.vocab.len(), &self.counts);
+        let mut order: Vec<usize> = (0..n.len()).filter(|&i| n[i] > 0).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(n[i]));
+        let pair = |i: usize| {
+            let mut label = context_label(i / v, &self.vocab, self.context_len);
+            label.push(self.vocab.char((i % v) as u32));
+            (label, n[i])
+        };
+        order.into_iter().take(k).map(pair).collect()
     }
 
     pub fn distinct_pairs(&self) -> usize {
@@ -64,23 +59,9 @@ impl CountModel {
     }
 }
 
-/// The neural model: logits = W[context], probabilities = softmax(logits).
-#[derive(Clone, Debug)]
-pub struct NeuralModel {
-    pub vocab: Vocab,
-    pub context_len: usize,
-    pub weights: Vec<f32>,
-}
-
-impl NeuralModel {
-    /// W, V^K x V, drawn from a standard normal by a fresh generator of kind `rng` seeded with
-    /// `seed` (with [`RngKind::Torch`]: `torch.randn((V^K, V), generator=g)`).
-    pub fn init(vocab: &Vocab, context_len: usize, seed: u64, rng: RngKind) -> NeuralModel {
-        let rows = vocab.len().pow(context_len as u32);
-        NeuralModel {
-            vocab: vocab.clone(),
-            context_len,
-            weights: rng.standard_normal(rows * vocab.len(), seed),
-        }
-    }
+/// The neural model's W, V^K x V, drawn from a standard normal by a fresh generator of kind
+/// `rng` seeded with `seed` (with [`RngKind::Torch`]: `torch.randn((V^K, V), generator=g)`).
+pub fn init_weights(vocab: &Vocab, context_len: usize, seed: u64, rng: RngKind) -> Vec<f32> {
+    let rows = vocab.len().pow(context_len as u32);
+    rng.standard_normal(rows * vocab.len(), seed)
 }

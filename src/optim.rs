@@ -39,7 +39,7 @@ pub fn draw_batch(examples: &Examples, size: usize, rng: &mut rand::rngs::StdRng
 /// W, its gradient and AdamW's moments on the device for a whole run.
 pub struct Descent<B: Backend> {
     pub weights: B::Buffer,
-    grads: B::Buffer,
+    pub grads: B::Buffer,
     moments: Option<(B::Buffer, B::Buffer)>,
     rng: rand::rngs::StdRng,
     /// Steps taken.
@@ -72,10 +72,8 @@ impl<B: Backend> Descent<B> {
         schedule: &Schedule,
     ) -> anyhow::Result<Vec<StepLoss>> {
         let full_batch_sgd = schedule.batch_size == 0 && schedule.optimizer == Optimizer::Sgd;
-        anyhow::ensure!(
-            full_batch_sgd || !examples.is_empty(),
-            "no examples to train on"
-        );
+        let nothing_to_draw = !full_batch_sgd && examples.is_empty();
+        anyhow::ensure!(!nothing_to_draw, "no examples to train on");
         let mut losses = backend.losses(steps)?;
         for _ in 0..steps {
             self.t += 1;
@@ -94,22 +92,4 @@ impl<B: Backend> Descent<B> {
         }
         backend.read_losses(&losses)
     }
-}
-
-/// `steps` steps on `weights` in place; the loss before each (on that step's batch).
-#[allow(clippy::too_many_arguments)]
-pub fn train_neural<B: Backend>(
-    backend: &mut B,
-    weights: &mut [f32],
-    examples: &Examples,
-    loaded: &B::Examples,
-    options: &TrainOptions,
-    steps: usize,
-    form: NetForm,
-    schedule: &Schedule,
-) -> anyhow::Result<Vec<StepLoss>> {
-    let mut descent = Descent::new(backend, weights, schedule)?;
-    let losses = descent.steps(backend, (examples, loaded), options, steps, form, schedule)?;
-    weights.copy_from_slice(&backend.read(&descent.weights)?);
-    Ok(losses)
 }

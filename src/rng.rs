@@ -5,14 +5,16 @@ use rand::{RngExt, SeedableRng};
 
 use crate::torch_rng::TorchGenerator;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum RngKind {
-    /// The `rand` crate's `StdRng`: W by Box-Muller ([`standard_normal`]), names from per-row
-    /// cumulative tables.
+    /// The `rand` crate's StdRng.
+    ///
+    /// W by Box-Muller ([`standard_normal`]), names from per-row cumulative tables.
     #[default]
     Std,
-    /// PyTorch's CPU generator ([`crate::torch_rng`]): W is `torch.randn((V^K, V), generator=g)`
-    /// and each character one `torch.multinomial(p, 1, replacement=True, generator=g)`.
+    /// PyTorch's CPU generator, draw for draw: the lecture's exact W and names.
+    ///
+    /// [`crate::torch_rng`]: `torch.randn((V^K, V), generator=g)`, `torch.multinomial(p, 1)`.
     Torch,
 }
 

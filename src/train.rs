@@ -11,7 +11,7 @@ use crate::checkpoint::Checkpoint;
 use crate::corpus::{check_countable, CountTable, PairEncoder, Scan};
 use crate::data::{Examples, Vocab, WordStats};
 use crate::limits::check_context;
-use crate::model::{CountModel, NeuralModel};
+use crate::model::{init_weights, CountModel};
 use crate::optim::{Descent, Optimizer, Schedule};
 use crate::rng::RngKind;
 use crate::sample::sample_names;
@@ -34,16 +34,6 @@ pub enum GradientPath {
     Examples,
 }
 
-impl GradientPath {
-    /// As the `--grad` flag spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            GradientPath::Counts => "counts",
-            GradientPath::Examples => "examples",
-        }
-    }
-}
-
 /// What `train` does, from the command-line flags.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
@@ -57,9 +47,8 @@ pub struct TrainConfig {
     pub steps: usize,
     pub options: TrainOptions,
     pub gradient: GradientPath,
-    /// Names to draw from each model, and the most frequent pairs to report.
+    /// Names to draw from each model.
     pub samples: usize,
-    pub top_pairs: usize,
     pub resume: Option<Resume>,
     /// Train/dev/test percentages; `None`: every word is for training, as in the lecture.
     pub split: Option<Split>,
@@ -105,7 +94,6 @@ impl Default for TrainConfig {
                 reg: 0.01,
             },
             samples: 10,
-            top_pairs: 5,
             rng: RngKind::Std,
             resume: None,
             gradient: GradientPath::Counts,
@@ -235,7 +223,7 @@ pub struct TrainSummary {
 #[derive(Clone, Debug)]
 pub struct NeuralRun {
     /// With a split: the weights with the lowest dev loss; otherwise the last ones.
-    pub model: NeuralModel,
+    pub weights: Vec<f32>,
     pub first_step: usize,
     pub losses: Vec<StepLoss>,
     pub final_loss: StepLoss,
@@ -350,7 +338,7 @@ fn stages<B: Backend>(
     report(Event::CountModel {
         nll,
         distinct_pairs: count_model.distinct_pairs(),
-        most_frequent: count_model.most_frequent(config.top_pairs),
+        most_frequent: count_model.most_frequent(5),
     });
     let neural = neural_stage(backend, &source, vocab, config, nll.mean(), report)?;
     lap(&mut clock, "training");
@@ -358,7 +346,7 @@ fn stages<B: Backend>(
         let mut score = |net: bool| -> anyhow::Result<[Option<f64>; 3]> {
             let mut part = |part: &(Examples, B::Examples)| {
                 score_part(part, |e| match net {
-                    true => backend.forward_loss(&neural.model.weights, e, config.form),
+                    true => backend.forward_loss(&neural.weights, e, config.form),
                     false => Ok(backend.mean_nll(&count_model.probs, e)?.mean()),
                 })
             };
@@ -368,7 +356,7 @@ fn stages<B: Backend>(
         report(Event::Evaluation { count, neural });
     }
     // Names from each model: characters drawn from P's rows, then from softmax(W)'s.
-    let neural_probs = backend.softmax_rows(&neural.model.weights, vocab.len())?;
+    let neural_probs = backend.softmax_rows(&neural.weights, vocab.len())?;
     for (model, probs) in [("count", &count_model.probs), ("neural", &neural_probs)] {
         let names = sample_names(probs, vocab, config.samples, config.seed, config.rng);
         report(Event::Samples { model, names });
@@ -388,11 +376,10 @@ fn lap(clock: &mut Instant, stage: &str) {
     *clock = Instant::now();
 }
 
-/// What the steps read and write on the device for the whole run: the count table, W and its
-/// gradient (the counts path), or the examples and the per-example descent.
-#[allow(clippy::large_enum_variant)]
+/// What the steps read on the device besides W, its gradient and the optimizer's state (the
+/// descent's): the count table (the counts path), or the examples.
 enum TrainData<'a, B: Backend> {
-    Counts(B::Counts, B::Buffer, B::Buffer),
+    Counts(B::Counts, Descent<B>),
     Examples(&'a (Examples, B::Examples), Descent<B>),
 }
 
@@ -403,23 +390,20 @@ impl<'a, B: Backend> TrainData<'a, B> {
         weights: &[f32],
         config: &TrainConfig,
     ) -> anyhow::Result<TrainData<'a, B>> {
+        let descent = |b: &mut B| Descent::new(b, weights, &config.schedule);
         let counts = match (source, config.effective_gradient()) {
             (Source::Table(table), _) => backend.upload_counts(table)?,
             (Source::Parts(parts), GradientPath::Counts) => backend.count_table(&parts.train.1)?,
             (Source::Parts(parts), GradientPath::Examples) => {
-                let descent = Descent::new(backend, weights, &config.schedule)?;
-                return Ok(TrainData::Examples(&parts.train, descent));
+                return Ok(TrainData::Examples(&parts.train, descent(backend)?));
             }
         };
-        let grads = backend.zeros(weights.len())?;
-        Ok(TrainData::Counts(counts, backend.upload(weights)?, grads))
+        Ok(TrainData::Counts(counts, descent(backend)?))
     }
 
     fn weights(&self, backend: &mut B) -> anyhow::Result<Vec<f32>> {
-        match self {
-            TrainData::Counts(_, weights, _) => backend.read(weights),
-            TrainData::Examples(_, descent) => backend.read(&descent.weights),
-        }
+        let (TrainData::Counts(_, descent) | TrainData::Examples(_, descent)) = self;
+        backend.read(&descent.weights)
     }
 
     /// `steps` steps; the loss before each, read back once.
@@ -431,8 +415,9 @@ impl<'a, B: Backend> TrainData<'a, B> {
     ) -> anyhow::Result<Vec<StepLoss>> {
         let (options, form) = (&config.options, config.form);
         match self {
-            TrainData::Counts(counts, weights, grads) => {
+            TrainData::Counts(counts, descent) => {
                 let mut losses = backend.losses(steps)?;
+                let (weights, grads) = (&mut descent.weights, &mut descent.grads);
                 backend.count_descent(weights, grads, counts, options, steps, &mut losses)?;
                 backend.read_losses(&losses)
             }
@@ -453,7 +438,7 @@ impl<'a, B: Backend> TrainData<'a, B> {
     ) -> anyhow::Result<StepLoss> {
         let reg = config.options.reg;
         match self {
-            TrainData::Counts(counts, _, _) => {
+            TrainData::Counts(counts, _) => {
                 let (mut copy, mut grads) =
                     (backend.upload(weights)?, backend.zeros(weights.len())?);
                 let mut losses = backend.losses(1)?;
@@ -468,9 +453,9 @@ impl<'a, B: Backend> TrainData<'a, B> {
     }
 }
 
-/// W initialized (or resumed), then `config.steps` steps of
-/// `W -= lr * grad(mean NLL(softmax(W[context])) + reg * mean(W^2))`, then the loss of the
-/// trained W.
+/// W drawn from the seed or resumed (its vocabulary and context checked against the data's),
+/// then `config.steps` steps of `W -= lr * grad(mean NLL(softmax(W[context])) + reg *
+/// mean(W^2))`, then the loss of the trained W.
 fn neural_stage<B: Backend>(
     backend: &mut B,
     source: &Source<'_, B::Examples>,
@@ -479,21 +464,41 @@ fn neural_stage<B: Backend>(
     count_nll: f64,
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<NeuralRun> {
-    let (model, first_step) = initial_model(vocab, config)?;
+    let k = config.context_len;
+    let (weights, first_step) = match &config.resume {
+        None => (init_weights(vocab, k, config.seed, config.rng), 0),
+        Some(Resume { checkpoint, source }) => {
+            let saved = &checkpoint.settings;
+            anyhow::ensure!(
+                saved.vocab == *vocab,
+                "{source} was trained on a vocabulary of {} symbols ({}), this input has {} ({}); resume with the same words or train without --resume",
+                saved.vocab.len(),
+                saved.vocab,
+                vocab.len(),
+                vocab
+            );
+            anyhow::ensure!(
+                saved.context_len == k,
+                "{source} was trained with --context {}, not {k}",
+                saved.context_len
+            );
+            (checkpoint.weights.clone(), saved.steps)
+        }
+    };
     let cols = vocab.len();
-    let rows = cols.pow(config.context_len as u32);
+    let rows = cols.pow(k as u32);
     report(Event::TrainingStarted {
         rows,
         cols,
         first_step,
     });
-    let mut data = TrainData::load(backend, source, &model.weights, config)
+    let mut data = TrainData::load(backend, source, &weights, config)
         .with_context(|| format!("training stopped at step {first_step}"))?;
     let dev = match source {
         Source::Parts(parts) if !parts.dev.0.is_empty() => Some(&parts.dev.1),
         _ => None,
     };
-    let run = train_in_chunks(backend, &mut data, model, first_step, dev, config, report)?;
+    let run = train_in_chunks(backend, &mut data, first_step, dev, config, report)?;
     report(Event::NeuralModel {
         rows,
         cols,
@@ -514,7 +519,6 @@ fn neural_stage<B: Backend>(
 fn train_in_chunks<B: Backend>(
     backend: &mut B,
     data: &mut TrainData<'_, B>,
-    mut model: NeuralModel,
     first_step: usize,
     dev: Option<&B::Examples>,
     config: &TrainConfig,
@@ -526,11 +530,7 @@ fn train_in_chunks<B: Backend>(
         true => ((steps / 10).clamp(1, 100), eval_every),
         false => (steps.max(1), 0),
     };
-    let mut dev_run = DevRun {
-        dev,
-        losses: Vec::new(),
-        kept: None,
-    };
+    let mut dev_run = DevRun::default();
     let (start, mut losses) = (Instant::now(), Vec::new());
     while losses.len() < steps {
         let (done, chunk_start) = (losses.len(), Instant::now());
@@ -561,25 +561,24 @@ fn train_in_chunks<B: Backend>(
         losses.extend(chunk_losses);
         let done = losses.len();
         if eval_every > 0 && done % eval_every == 0 && done < steps {
-            model.weights = data.weights(backend)?;
-            dev_run.evaluate(backend, &model.weights, first_step + done, form, report)?;
+            let (w, at) = (data.weights(backend)?, first_step + done);
+            dev_run.evaluate(backend, dev, &w, at, form, report)?;
         }
     }
-    model.weights = data.weights(backend)?;
+    let mut weights = data.weights(backend)?;
     let end = first_step + losses.len();
-    dev_run.evaluate(backend, &model.weights, end, form, report)?;
-    let final_loss = data.loss(backend, &model.weights, config)?;
+    dev_run.evaluate(backend, dev, &weights, end, form, report)?;
+    let final_loss = data.loss(backend, &weights, config)?;
     if !final_loss.total.is_finite() {
-        let w = &model.weights;
-        return Err(non_finite_loss(end, final_loss.total, w, form));
+        return Err(non_finite_loss(end, final_loss.total, &weights, form));
     }
     // The model kept is the one with the lowest dev loss (the last one without a split).
-    let kept_step = dev_run.kept.map(|(step, _, weights)| {
-        model.weights = weights;
+    let kept_step = dev_run.kept.map(|(step, _, kept)| {
+        weights = kept;
         step
     });
     Ok(NeuralRun {
-        model,
+        weights,
         first_step,
         losses,
         final_loss,
@@ -588,55 +587,26 @@ fn train_in_chunks<B: Backend>(
     })
 }
 
-/// A fresh `W ~ N(0, 1)` from the seed, or the saved weights once their vocabulary and
-/// context length are checked against the data's; and the steps already taken.
-fn initial_model(vocab: &Vocab, config: &TrainConfig) -> anyhow::Result<(NeuralModel, usize)> {
-    let k = config.context_len;
-    let Some(Resume { checkpoint, source }) = &config.resume else {
-        return Ok((NeuralModel::init(vocab, k, config.seed, config.rng), 0));
-    };
-    let saved = &checkpoint.settings;
-    anyhow::ensure!(
-        saved.vocab == *vocab,
-        "{source} was trained on a vocabulary of {} symbols ({}), this input has {} ({}); resume with the same words or train without --resume",
-        saved.vocab.len(),
-        saved.vocab,
-        vocab.len(),
-        vocab
-    );
-    anyhow::ensure!(
-        saved.context_len == k,
-        "{source} was trained with --context {}, not {k}",
-        saved.context_len
-    );
-    let weights = checkpoint.weights.clone();
-    let model = NeuralModel {
-        vocab: vocab.clone(),
-        context_len: k,
-        weights,
-    };
-    Ok((model, saved.steps))
-}
-
 /// The dev losses so far: (steps taken, dev loss) at each evaluation, and the weights with
 /// the lowest: (steps taken, dev loss, W).
-struct DevRun<'a, E> {
-    dev: Option<&'a E>,
+#[derive(Default)]
+struct DevRun {
     losses: Vec<(usize, f64)>,
     kept: Option<(usize, f64, Vec<f32>)>,
 }
 
-impl<E> DevRun<'_, E> {
+impl DevRun {
     /// The dev loss of `weights` after `step` steps; keeps them when it is the lowest so far.
-    fn evaluate<B: Backend<Examples = E>>(
+    fn evaluate<B: Backend>(
         &mut self,
         backend: &mut B,
+        dev: Option<&B::Examples>,
         weights: &[f32],
         step: usize,
         form: NetForm,
         report: &mut dyn FnMut(Event),
     ) -> anyhow::Result<()> {
-        let Some(dev) = self.dev else { return Ok(()) };
+        let Some(dev) = dev else { return Ok(()) };
         let loss = backend.forward_loss(weights, dev, form)?;
         let best = self.kept.as_ref().is_none_or(|k| loss < k.1);
         if best {

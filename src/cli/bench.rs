@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::{say, thousands, DeviceFlag};
+use super::{say, thousands};
 use makemore::data::{Examples, Vocab};
 use makemore::sample::sample_symbols;
 use makemore::tools::bench::{peak_memory_bytes, spread, stages, DataSet};
@@ -42,7 +42,7 @@ pub struct Args {
     data: Vec<DataSet>,
     /// Devices, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "gpu,cpu")]
-    device: Vec<DeviceFlag>,
+    device: Vec<DeviceChoice>,
     /// Stages to run, comma-separated [default: all but steps_counts_1000_k3].
     #[arg(long, value_delimiter = ',', value_parser = stage_name)]
     stages: Vec<String>,
@@ -137,7 +137,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let mut backends = Vec::new();
     for &flag in &args.device {
-        let (backend, notice) = Chosen::open(DeviceChoice::from(flag))?;
+        let (backend, notice) = Chosen::open(flag)?;
         match notice {
             // Timing the CPU twice under the GPU's name would mislead: leave it out.
             Some(notice) => eprintln!("notice: {notice}; the GPU is left out of the benchmark"),
@@ -308,7 +308,7 @@ const WALL_COLUMNS: [Column; 3] = [
 /// `--peak-gbps`; without timestamps, each operation's wall time and its kernels.
 fn run_kernels(args: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.device.contains(&DeviceFlag::Gpu),
+        args.device.contains(&DeviceChoice::Gpu),
         "--kernels times the GPU's kernels: use it with --device gpu (the default)"
     );
     let mut gpu = makemore::GpuBackend::new(makemore::gpu::open_gpu()?);

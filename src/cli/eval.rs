@@ -66,7 +66,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let show_pairs = args.pairs || args.input.is_none();
     if !args.json {
         let model = describe_checkpoint(&args.work_dir.join(MODEL_FILE), &checkpoint);
-        say!("model    {} ({model})", args.model.name());
+        say!("model    {} ({model})", super::flag_name(args.model));
     }
     // log likelihood = sum of log P[context, next] in f64; -inf once a pair has P = 0.
     let mut log_likelihood = 0.0f64;
@@ -91,7 +91,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let (n, nll) = (examples.len(), -log_likelihood);
     let mean = nll / n as f64;
     if args.json {
-        let line = json!({"event": "total", "model": args.model.name(), "words": words.len(),
+        let line = json!({"event": "total", "model": super::flag_name(args.model), "words": words.len(),
             "pairs": n, "log_likelihood": finite_or_null(log_likelihood),
             "nll": finite_or_null(nll), "mean_nll": finite_or_null(mean),
             "impossible_pairs": impossible});

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::{format_loss, read_words_held, say, thousands, DeviceFlag, RngFlag};
+use super::{format_loss, read_words_held, say, thousands};
 use makemore::checkpoint::write_atomically;
 use makemore::data::{builtin_words, WordStats};
 use makemore::tools::lecture::{
@@ -16,7 +16,7 @@ use makemore::tools::lecture::{
 };
 use makemore::tools::plot::{CountsFigure, Format};
 use makemore::torch_rng::TorchGenerator;
-use makemore::{on_backend, Backend, Chosen};
+use makemore::{on_backend, Backend, Chosen, DeviceChoice, RngKind};
 
 pub const EXAMPLE: &str = "Examples:
   makemore lecture --input names.txt               # the whole notebook, as the video shows it
@@ -48,11 +48,11 @@ pub struct Args {
     #[arg(long, value_name = "N|NAME")]
     chapter: Option<String>,
     /// Where the arithmetic runs.
-    #[arg(long, value_enum, default_value_t = DeviceFlag::Gpu)]
-    device: DeviceFlag,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Gpu)]
+    device: DeviceChoice,
     /// The generator of W and of the samples (torch: the lecture's, draw for draw).
-    #[arg(long, value_enum, default_value_t = RngFlag::Torch)]
-    rng: RngFlag,
+    #[arg(long, value_enum, default_value_t = RngKind::Torch)]
+    rng: RngKind,
     /// Seed of every `torch.Generator().manual_seed(...)` cell.
     #[arg(long, default_value_t = 2147483647)]
     seed: u64,
@@ -73,11 +73,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         None => (builtin_words(), "the built-in names".to_string()),
     };
-    let (mut backend, notice) = Chosen::open(args.device.into())?;
+    let (mut backend, notice) = Chosen::open(args.device)?;
     notice
         .iter()
         .for_each(|notice| eprintln!("notice: {notice}"));
-    let (seed, rng) = (args.seed, args.rng.into());
+    let (seed, rng) = (args.seed, args.rng);
     let w = on_backend!(&mut backend, |b| walk(b, &words, &source, seed, rng))?;
     let (device, n) = (on_backend!(&backend, |b| b.describe()), words.len());
     let differs = args.input.is_none().then_some(

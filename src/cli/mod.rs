@@ -17,7 +17,6 @@ use anyhow::Context as _;
 
 use makemore::checkpoint::Checkpoint;
 use makemore::data::{builtin_words, read_words};
-use makemore::{DeviceChoice, RngKind};
 
 /// `print!` that exits quietly when stdout is closed (`makemore train | head`).
 macro_rules! put {
@@ -40,85 +39,42 @@ macro_rules! say {
 }
 pub(crate) use say;
 
-/// The `--device` flag.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DeviceFlag {
-    /// The WGSL kernels on a wgpu adapter (falls back to cpu when there is no adapter at all).
-    Gpu,
-    /// The CPU reference implementation.
-    Cpu,
-}
-
-impl From<DeviceFlag> for DeviceChoice {
-    fn from(flag: DeviceFlag) -> DeviceChoice {
-        match flag {
-            DeviceFlag::Gpu => DeviceChoice::Gpu,
-            DeviceFlag::Cpu => DeviceChoice::Cpu,
-        }
-    }
-}
-
-/// The `--rng` flag.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RngFlag {
-    /// The `rand` crate's StdRng.
-    Std,
-    /// PyTorch's CPU generator, draw for draw: the lecture's exact W and names.
-    Torch,
-}
-
-impl From<RngFlag> for RngKind {
-    fn from(flag: RngFlag) -> RngKind {
-        match flag {
-            RngFlag::Std => RngKind::Std,
-            RngFlag::Torch => RngKind::Torch,
-        }
-    }
-}
-
 /// A flag that must be a finite number >= 0.
 pub fn non_negative(s: &str) -> Result<f32, String> {
-    match s.parse::<f32>() {
-        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
-        _ => Err(format!("{s:?} is not a finite number >= 0")),
-    }
+    let x = s.parse::<f32>().ok().filter(|x| x.is_finite() && *x >= 0.0);
+    x.ok_or(format!("{s:?} is not a finite number >= 0"))
 }
 
 /// A flag that must be a finite number > 0.
 pub fn positive(s: &str) -> Result<f32, String> {
-    match s.parse::<f32>() {
-        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
-        _ => Err(format!("{s:?} is not a finite number > 0")),
-    }
+    let x = s.parse::<f32>().ok().filter(|x| x.is_finite() && *x > 0.0);
+    x.ok_or(format!("{s:?} is not a finite number > 0"))
+}
+
+/// A flag's value as the command line spells it.
+pub fn flag_name(value: impl clap::ValueEnum) -> String {
+    let value = value.to_possible_value().expect("every value has a name");
+    value.get_name().to_string()
 }
 
 /// 228146 -> "228,146".
 pub fn thousands(n: usize) -> String {
     let digits = n.to_string().into_bytes();
-    let groups: Vec<_> = digits
-        .rchunks(3)
-        .rev()
-        .map(String::from_utf8_lossy)
-        .collect();
+    let chunks = digits.rchunks(3).rev();
+    let groups: Vec<_> = chunks.map(String::from_utf8_lossy).collect();
     groups.join(",")
 }
 
 /// A loss with six decimals, or `inf`.
 pub fn format_loss(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.6}")
-    } else {
-        "inf".to_string()
-    }
+    let shown = x.is_finite().then(|| format!("{x:.6}"));
+    shown.unwrap_or("inf".to_string())
 }
 
-/// JSON has no infinity: an infinite loss is written as null.
+/// JSON has no infinity: an infinite loss is written as null (serde_json writes any
+/// non-finite number so).
 pub fn finite_or_null(x: f64) -> serde_json::Value {
-    if x.is_finite() {
-        serde_json::json!(x)
-    } else {
-        serde_json::Value::Null
-    }
+    serde_json::json!(x)
 }
 
 /// The `--model` flag of the commands that read a checkpoint.
@@ -131,13 +87,6 @@ pub enum ModelFlag {
 }
 
 impl ModelFlag {
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelFlag::Count => "count",
-            ModelFlag::Neural => "neural",
-        }
-    }
-
     /// The probability table of this model in a checkpoint.
     pub fn probs(self, checkpoint: &Checkpoint) -> &[f32] {
         match self {

@@ -6,7 +6,7 @@ use std::io::IsTerminal as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::{finite_or_null, format_loss, say, thousands};
+use super::{finite_or_null, flag_name, format_loss, say, thousands};
 use makemore::backend::{LossForm, StepLoss, Transfers};
 use makemore::optim::Optimizer;
 use makemore::train::{Event, TrainConfig, TrainSummary};
@@ -41,15 +41,12 @@ impl Printer<'_> {
         }
     }
 
-    /// Prints one finished stage of `train`: training's progress here, the rest as JSON or
-    /// by [`text`].
+    /// Prints one finished stage of `train`: training's progress here, the rest by [`data`] and
+    /// [`models`]. JSON has no progress, which is for people watching (the neural_model line
+    /// has every loss).
     pub fn event(&mut self, event: &Event) {
         match event {
-            _ if self.json => {
-                if let Some(line) = json_line(event, self.config) {
-                    say!("{line}");
-                }
-            }
+            Event::TrainingStarted { .. } | Event::Progress { .. } if self.json => {}
             Event::TrainingStarted {
                 rows,
                 cols,
@@ -61,17 +58,18 @@ impl Printer<'_> {
                 remaining,
                 steps_per_second,
             } => self.progress(*first_step, losses, *remaining, *steps_per_second),
-            Event::DevLoss { step, loss, best } => self.dev_loss(*step, *loss, *best),
-            _ => text(event, self.config),
+            Event::DevLoss { step, loss, best } if !self.json => self.dev_loss(*step, *loss, *best),
+            Event::Data { .. } | Event::Split { .. } | Event::CountModel { .. } => {
+                data(event, self.config, self.json)
+            }
+            _ => models(event, self.config, self.json),
         }
     }
 
     /// The loss before each step: every tenth of the run as a line, or the last one on the bar.
     fn progress(&mut self, first_step: usize, losses: &[StepLoss], remaining: usize, speed: f64) {
-        let (done, steps) = (
-            first_step + losses.len() - self.first_step,
-            self.config.steps,
-        );
+        let done = first_step + losses.len() - self.first_step;
+        let steps = self.config.steps;
         if let Some(bar) = &self.bar {
             if let Some(last) = losses.last() {
                 bar.set_message(format!("loss {:.6}  {speed:.1} steps/s", last.total));
@@ -153,8 +151,8 @@ impl Printer<'_> {
     }
 }
 
-/// The stages besides training's progress, as text.
-fn text(event: &Event, config: &TrainConfig) {
+/// The data and the count model, as text or as one JSON line.
+fn data(event: &Event, config: &TrainConfig, json: bool) {
     match event {
         Event::Data {
             source,
@@ -163,6 +161,12 @@ fn text(event: &Event, config: &TrainConfig) {
             examples,
             context_len,
         } => {
+            if json {
+                let line = json!({"event": "data", "source": source, "words": stats.words,
+                    "shortest": stats.shortest, "longest": stats.longest, "vocab": vocab.to_string(),
+                    "vocab_size": vocab.len(), "context": context_len, "examples": examples});
+                return say!("{line}");
+            }
             let (words, shortest, longest) =
                 (thousands(stats.words), stats.shortest, stats.longest);
             say!("data     {words} words from {source}, {shortest} to {longest} characters");
@@ -172,10 +176,16 @@ fn text(event: &Event, config: &TrainConfig) {
         }
         Event::Split {
             split,
-            words,
-            examples,
+            words: w,
+            examples: e,
         } => {
-            let [[w0, w1, w2], [e0, e1, e2]] = [words, examples].map(|n| n.map(thousands));
+            if json {
+                let line = json!({"event": "split", "split": split.to_string(),
+                    "train_words": w[0], "dev_words": w[1], "test_words": w[2],
+                    "train_examples": e[0], "dev_examples": e[1], "test_examples": e[2]});
+                return say!("{line}");
+            }
+            let [[w0, w1, w2], [e0, e1, e2]] = [w, e].map(|n| n.map(thousands));
             say!("split    {split}: train {w0} words ({e0} examples), dev {w1} ({e1}), test {w2} ({e2})");
         }
         Event::CountModel {
@@ -183,6 +193,13 @@ fn text(event: &Event, config: &TrainConfig) {
             distinct_pairs,
             most_frequent,
         } => {
+            if json {
+                let line = json!({"event": "count_model", "smoothing": config.smoothing,
+                    "nll": finite_or_null(nll.mean()), "impossible_examples": nll.impossible,
+                    "distinct_pairs": distinct_pairs,
+                    "most_frequent": most_frequent.iter().map(|(p, n)| json!([p, n])).collect::<Vec<_>>()});
+                return say!("{line}");
+            }
             say!("\ncount model (smoothing {})", config.smoothing);
             let impossible = match nll.impossible {
                 0 => String::new(),
@@ -195,16 +212,50 @@ fn text(event: &Event, config: &TrainConfig) {
             let (distinct, top) = (thousands(*distinct_pairs), top.join(", "));
             say!("  {distinct} distinct pairs; most frequent: {top}");
         }
+        _ => {}
+    }
+}
+
+/// The neural model, the dev losses, both models by part and the samples, as text or as one
+/// JSON line.
+fn models(event: &Event, config: &TrainConfig, json: bool) {
+    match event {
         Event::NeuralModel {
+            rows,
+            cols,
+            first_step,
+            losses,
             final_loss: last,
             count_nll,
-            ..
         } => {
+            if json {
+                let line = json!({"event": "neural_model", "rows": rows, "cols": cols,
+                    "lr": config.options.lr, "reg": config.options.reg, "first_step": first_step,
+                    "grad": flag_name(config.effective_gradient()), "steps": losses.len(),
+                    "losses": losses.iter().map(|l| l.total).collect::<Vec<_>>(),
+                    "data_losses": losses.iter().map(|l| l.data).collect::<Vec<_>>(),
+                    "final_loss": last.total, "final_data_loss": last.data,
+                    "loss": flag_name(config.form.loss), "one_hot": config.form.one_hot,
+                    "batch_size": config.schedule.batch_size,
+                    "optimizer": optimizer_name(config.schedule.optimizer)});
+                return say!("{line}");
+            }
             let (total, data, count) = (last.total, last.data, format_loss(*count_nll));
             say!("  final       loss {total:.6}  (data {data:.6}); count model {count}");
         }
+        Event::DevLoss { step, loss, best } => {
+            let line = json!({"event": "dev_loss", "step": step, "loss": finite_or_null(*loss), "best": best});
+            say!("{line}")
+        }
+        // Both models' mean NLL on each part (`-`, or null, for an empty part).
         Event::Evaluation { count, neural } => {
-            // Both models' mean NLL on each part (`-` for an empty part).
+            if json {
+                // serde_json writes None and a non-finite number as null.
+                let part = |l: &[Option<f64>; 3]| json!({"train": l[0], "dev": l[1], "test": l[2]});
+                let (count, neural) = (part(count), part(neural));
+                let line = json!({"event": "evaluation", "count_nll": count, "neural_nll": neural});
+                return say!("{line}");
+            }
             let part = |x: Option<f64>| x.map_or("-".to_string(), format_loss);
             say!("\nmean NLL by part (both models learned from train only)");
             let (model, train, dev, test) = ("model", "train", "dev", "test");
@@ -214,6 +265,10 @@ fn text(event: &Event, config: &TrainConfig) {
                 say!("  {name:<8} {train:>10} {dev:>10} {test:>10}");
             }
         }
+        Event::Samples { model, names } if json => {
+            let line = json!({"event": "samples", "model": model, "names": names});
+            say!("{line}")
+        }
         Event::Samples { model, names } => {
             say!("\nsamples from the {model} model:");
             for name in names {
@@ -222,68 +277,6 @@ fn text(event: &Event, config: &TrainConfig) {
         }
         _ => {}
     }
-}
-
-/// The event as one JSON line; none for the progress, which is for people watching (the
-/// neural_model line has every loss).
-fn json_line(event: &Event, config: &TrainConfig) -> Option<serde_json::Value> {
-    Some(match event {
-        Event::Data {
-            source,
-            stats,
-            vocab,
-            examples,
-            context_len,
-        } => json!({"event": "data", "source": source, "words": stats.words,
-            "shortest": stats.shortest, "longest": stats.longest, "vocab": vocab.to_string(),
-            "vocab_size": vocab.len(), "context": context_len, "examples": examples}),
-        Event::Split {
-            split,
-            words: w,
-            examples: e,
-        } => json!({"event": "split", "split": split.to_string(), "train_words": w[0],
-            "dev_words": w[1], "test_words": w[2], "train_examples": e[0],
-            "dev_examples": e[1], "test_examples": e[2]}),
-        Event::CountModel {
-            nll,
-            distinct_pairs,
-            most_frequent,
-        } => json!({"event": "count_model", "smoothing": config.smoothing,
-            "nll": finite_or_null(nll.mean()), "impossible_examples": nll.impossible,
-            "distinct_pairs": distinct_pairs,
-            "most_frequent": most_frequent.iter().map(|(p, n)| json!([p, n])).collect::<Vec<_>>()}),
-        Event::TrainingStarted { .. } | Event::Progress { .. } => return None,
-        Event::DevLoss { step, loss, best } => {
-            json!({"event": "dev_loss", "step": step, "loss": finite_or_null(*loss), "best": best})
-        }
-        Event::NeuralModel {
-            rows,
-            cols,
-            first_step,
-            losses,
-            final_loss: last,
-            ..
-        } => json!({"event": "neural_model", "rows": rows, "cols": cols,
-            "lr": config.options.lr, "reg": config.options.reg, "first_step": first_step,
-            "grad": config.effective_gradient().name(), "steps": losses.len(),
-            "losses": losses.iter().map(|l| l.total).collect::<Vec<_>>(),
-            "data_losses": losses.iter().map(|l| l.data).collect::<Vec<_>>(),
-            "final_loss": last.total, "final_data_loss": last.data,
-            "loss": loss_name(config.form.loss), "one_hot": config.form.one_hot,
-            "batch_size": config.schedule.batch_size,
-            "optimizer": optimizer_name(config.schedule.optimizer)}),
-        Event::Evaluation { count, neural } => {
-            let part = |l: &[Option<f64>; 3]| {
-                let [train, dev, test] =
-                    l.map(|x| x.map_or(serde_json::Value::Null, finite_or_null));
-                json!({"train": train, "dev": dev, "test": test})
-            };
-            json!({"event": "evaluation", "count_nll": part(count), "neural_nll": part(neural)})
-        }
-        Event::Samples { model, names } => {
-            json!({"event": "samples", "model": model, "names": names})
-        }
-    })
 }
 
 /// A byte count for people: `9 KB`, `1.8 MB`.
@@ -299,13 +292,6 @@ fn bytes(count: u64) -> String {
     format!("{shown} {}", ["B", "KB", "MB", "GB", "TB"][unit])
 }
 
-fn loss_name(loss: LossForm) -> &'static str {
-    match loss {
-        LossForm::Fused => "fused",
-        LossForm::Explicit => "explicit",
-    }
-}
-
 fn optimizer_name(optimizer: Optimizer) -> &'static str {
     match optimizer {
         Optimizer::Sgd => "sgd",
@@ -317,7 +303,7 @@ fn optimizer_name(optimizer: Optimizer) -> &'static str {
 /// the lecture's settings, and the gradient path.
 fn form_note(config: &TrainConfig) -> String {
     let (form, schedule) = (config.form, config.schedule);
-    let gradient = config.effective_gradient().name();
+    let gradient = flag_name(config.effective_gradient());
     let notes = [
         (form.loss == LossForm::Explicit).then(|| "explicit loss".to_string()),
         form.one_hot.then(|| "one-hot".to_string()),

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::{describe_checkpoint, positive, put, say, training_words, ModelFlag, RngFlag};
+use super::{describe_checkpoint, flag_name, positive, put, say, training_words, ModelFlag};
 use makemore::checkpoint::{Checkpoint, MODEL_FILE};
 use makemore::sample::{for_each_name, prefix_symbols, shape_probs};
+use makemore::RngKind;
 
 pub const EXAMPLE: &str = "Examples:
   makemore train --steps 100                     # saves out/model.safetensors
@@ -41,8 +42,8 @@ pub struct Args {
     #[arg(long, default_value = "")]
     prefix: String,
     /// The sampler's generator: `torch` draws as the lecture's loop does.
-    #[arg(long, value_enum, default_value_t = RngFlag::Std)]
-    rng: RngFlag,
+    #[arg(long, value_enum, default_value_t = RngKind::Std)]
+    rng: RngKind,
     /// The training words, to tell known names from new ones [default: the file the
     /// checkpoint was trained on, or the built-in names]
     #[arg(long, value_name = "FILE")]
@@ -126,7 +127,7 @@ impl Names<'_> {
     /// Draws all the names, in order, handing each to `emit`.
     fn draw(&self, emit: &mut dyn FnMut(&str)) {
         let (args, vocab) = (self.args, &self.checkpoint.settings.vocab);
-        let draws = (args.num, args.seed, args.rng.into());
+        let draws = (args.num, args.seed, args.rng);
         for_each_name(&self.probs, vocab, draws, &self.prefix, |name| {
             emit(name);
             true
@@ -166,7 +167,7 @@ fn print_json(names: &Names, source: String) -> anyhow::Result<()> {
     names.list(Some(Group::Test), true)?;
     put!("],\"in_training_data\":[");
     names.list(Some(Group::Train), true)?;
-    put!("],\"model\":{},\"names\":[", json!(args.model.name()));
+    put!("],\"model\":{},\"names\":[", json!(flag_name(args.model)));
     names.list(None, true)?;
     put!("],\"new\":[");
     names.list(Some(Group::New), true)?;
@@ -182,7 +183,7 @@ fn print_json(names: &Names, source: String) -> anyhow::Result<()> {
 fn print_text(names: &Names, source: String) -> anyhow::Result<()> {
     let (args, checkpoint) = (names.args, names.checkpoint);
     let model = describe_checkpoint(&args.work_dir.join(MODEL_FILE), checkpoint);
-    say!("model    {} ({model})", args.model.name());
+    say!("model    {} ({model})", flag_name(args.model));
     let top_k = args.top_k.map_or("all".to_string(), |k| k.to_string());
     let prefix = match args.prefix.as_str() {
         "" => String::new(),

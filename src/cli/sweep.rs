@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{finite_or_null, format_loss, positive, read_words_held, say, thousands, DeviceFlag};
+use super::{finite_or_null, format_loss, positive, read_words_held, say, thousands};
 use makemore::data::builtin_words;
 use makemore::tools::sweep::{self, SweepConfig, SweepModel, DEFAULT_STRENGTHS};
-use makemore::{on_backend, Backend, Chosen};
+use makemore::{on_backend, Backend, Chosen, DeviceChoice};
 
 pub const EXAMPLE: &str = "Examples:
   makemore sweep                                   # count model: best smoothing on dev
@@ -43,8 +43,8 @@ pub struct Args {
     #[arg(long, default_value_t = 50.0, value_parser = positive)]
     lr: f32,
     /// Where the arithmetic runs.
-    #[arg(long, value_enum, default_value_t = DeviceFlag::Gpu)]
-    device: DeviceFlag,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Gpu)]
+    device: DeviceChoice,
     /// One JSON object per line instead of text.
     #[arg(long)]
     json: bool,
@@ -66,7 +66,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let config = config(args)?;
     makemore::limits::check_vocab(makemore::data::Vocab::from_words(&words).len())?;
-    let (mut backend, notice) = Chosen::open(args.device.into())?;
+    let (mut backend, notice) = Chosen::open(args.device)?;
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
     }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use super::progress::Printer;
-use super::{non_negative, positive, read_words_held, DeviceFlag, RngFlag};
+use super::{non_negative, positive, read_words_held};
 use makemore::adamw::{AdamW, ADAMW_DEFAULT_LR};
 use makemore::checkpoint::{
     self, load_log, Checkpoint, LogEntry, RunSettings, LOG_FILE, MODEL_FILE,
@@ -17,7 +17,9 @@ use makemore::limits::{check_run_counts, check_vocab};
 use makemore::optim::{Optimizer, Schedule};
 use makemore::split::Split;
 use makemore::train::{run_streamed, Event, GradientPath, Resume, TrainConfig, TrainSummary};
-use makemore::{on_backend, Backend, Chosen, LossForm, NetForm, TrainOptions};
+use makemore::{
+    on_backend, Backend, Chosen, DeviceChoice, LossForm, NetForm, RngKind, TrainOptions,
+};
 
 pub const EXAMPLE: &str = "Examples:
   makemore train                                   # the lecture on the built-in names, saved in out/
@@ -38,15 +40,6 @@ pub enum OptimizerFlag {
     Adamw,
 }
 
-/// The `--loss` flag.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LossFlag {
-    /// cross_entropy_forward: log-softmax with the row maximum subtracted, one pass.
-    Fused,
-    /// cross_entropy_explicit: exp, divide by the sum, the target's probability, log.
-    Explicit,
-}
-
 #[derive(clap::Args)]
 pub struct Args {
     /// File of words, one per line [default: the built-in 2018 US baby names]
@@ -62,8 +55,8 @@ pub struct Args {
     #[arg(long, default_value_t = 2147483647)]
     seed: u64,
     /// The generator behind W's initialization and the samples.
-    #[arg(long, value_enum, default_value_t = RngFlag::Std)]
-    rng: RngFlag,
+    #[arg(long, value_enum, default_value_t = RngKind::Std)]
+    rng: RngKind,
     /// Full-batch gradient-descent steps of the neural model.
     #[arg(long, default_value_t = 100)]
     steps: usize,
@@ -90,8 +83,8 @@ pub struct Args {
     eval_every: Option<usize>,
     /// The neural model's loss: fused (stable log-softmax) or explicit (the lecture's exp,
     /// normalize, pick, log; overflows for logits above 88.7)
-    #[arg(long, value_enum, default_value_t = LossFlag::Fused)]
-    loss: LossFlag,
+    #[arg(long, value_enum, default_value_t = LossForm::Fused)]
+    loss: LossForm,
     /// Logits as the lecture's literal one-hot product onehot(context) @ W (one_hot_matmul)
     /// instead of the row select W[context]
     #[arg(long)]
@@ -104,8 +97,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = OptimizerFlag::Sgd)]
     optimizer: OptimizerFlag,
     /// Where the arithmetic runs.
-    #[arg(long, value_enum, default_value_t = DeviceFlag::Gpu)]
-    device: DeviceFlag,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Gpu)]
+    device: DeviceChoice,
     /// Directory of the run: model.safetensors (both models) and log.jsonl (the losses).
     #[arg(long, value_name = "DIR", default_value = "out")]
     work_dir: PathBuf,
@@ -131,10 +124,8 @@ enum Input {
 /// device, the pipeline with its events printed as they come, and the run saved.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
-    let saved = args
-        .resume
-        .then(|| Checkpoint::load(&args.work_dir))
-        .transpose()?;
+    let load = || Checkpoint::load(&args.work_dir);
+    let saved = args.resume.then(load).transpose()?;
     // Resuming without --input continues on the words the checkpoint was trained on.
     let input = args.input.clone();
     let input = input.or_else(|| saved.as_ref()?.settings.input.clone());
@@ -153,13 +144,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Some(path) => path.display().to_string(),
         None => "the built-in names (2018 US baby names)".to_string(),
     };
-    let (mut backend, notice) = Chosen::open(args.device.into())?;
-    let description = on_backend!(&backend, |b| b.describe());
+    let (mut backend, notice) = Chosen::open(args.device)?;
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
     }
     let mut printer = Printer::new(&config, args.json, args.quiet);
-    printer.device(&description);
+    printer.device(&on_backend!(&backend, |b| b.describe()));
     let report = &mut |event: Event| printer.event(&event);
     let (summary, transfers) = on_backend!(&mut backend, |b| {
         let summary = match &data {
@@ -178,13 +168,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
 /// The pipeline's settings from the flags.
 fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConfig> {
-    let adamw = args.optimizer == OptimizerFlag::Adamw;
-    let lr = if adamw { ADAMW_DEFAULT_LR } else { 50.0 };
+    let (optimizer, lr) = match args.optimizer {
+        OptimizerFlag::Sgd => (Optimizer::Sgd, 50.0),
+        OptimizerFlag::Adamw => (Optimizer::AdamW(AdamW::default()), ADAMW_DEFAULT_LR),
+    };
+    if args.split.is_none() && args.eval_every.is_some() {
+        anyhow::bail!("--eval-every needs --split: a dev set to evaluate on");
+    }
     Ok(TrainConfig {
         context_len: args.context as usize,
         smoothing: args.smoothing,
         seed: args.seed,
-        rng: args.rng.into(),
+        rng: args.rng,
         steps: args.steps,
         options: TrainOptions {
             lr: args.lr.unwrap_or(lr),
@@ -193,27 +188,15 @@ fn train_config(args: &Args, resume: Option<Resume>) -> anyhow::Result<TrainConf
         gradient: args.grad,
         schedule: Schedule {
             batch_size: args.batch_size,
-            optimizer: match adamw {
-                true => Optimizer::AdamW(AdamW::default()),
-                false => Optimizer::Sgd,
-            },
+            optimizer,
             seed: args.seed,
         },
         samples: args.samples,
-        top_pairs: 5,
         resume,
         split: args.split.as_deref().map(str::parse::<Split>).transpose()?,
-        eval_every: match (&args.split, args.eval_every) {
-            (None, Some(_)) => {
-                anyhow::bail!("--eval-every needs --split: a dev set to evaluate on")
-            }
-            (_, every) => every.unwrap_or(10),
-        },
+        eval_every: args.eval_every.unwrap_or(10),
         form: NetForm {
-            loss: match args.loss {
-                LossFlag::Fused => LossForm::Fused,
-                LossFlag::Explicit => LossForm::Explicit,
-            },
+            loss: args.loss,
             one_hot: args.one_hot,
         },
     })
@@ -246,10 +229,8 @@ fn read_input(args: &Args, input: Option<&PathBuf>, config: &TrainConfig) -> any
     };
     let train = config.split.map(|s| s.apply(&words, config.seed).train);
     let train = train.as_deref().unwrap_or(&words);
-    check(
-        train.iter().map(|w| w.chars().count() + 1).sum(),
-        Vocab::from_words(&words).len(),
-    )?;
+    let examples = train.iter().map(|w| w.chars().count() + 1).sum();
+    check(examples, Vocab::from_words(&words).len())?;
     Ok(Input::Words(words))
 }
 
@@ -261,11 +242,9 @@ fn save_run(
     summary: &TrainSummary,
     mut log: Vec<LogEntry>,
 ) -> anyhow::Result<[String; 2]> {
-    let input = input
-        .map(|p| {
-            std::fs::canonicalize(p).with_context(|| format!("cannot resolve {}", p.display()))
-        })
-        .transpose()?;
+    let why = |p: &Path| format!("cannot resolve {}", p.display());
+    let resolve = |p: &Path| std::fs::canonicalize(p).with_context(|| why(p));
+    let input = input.map(resolve).transpose()?;
     let run = &summary.neural;
     let end = run.first_step + run.losses.len();
     let mut checkpoint = Checkpoint {
@@ -283,7 +262,7 @@ fn save_run(
         },
         counts: summary.count_model.counts.clone(),
         probs: summary.count_model.probs.clone(),
-        weights: run.model.weights.clone(),
+        weights: run.weights.clone(),
         neural_probs: summary.neural_probs.clone(),
     };
     // Entries of steps this run has redone (a resume from an older checkpoint) are replaced:
@@ -291,12 +270,8 @@ fn save_run(
     // was measured.
     log.retain(|e| e.step < run.first_step);
     let dev_at = |step| run.dev_losses.iter().find(|(s, _)| *s == step).map(|d| d.1);
-    let losses = run
-        .losses
-        .iter()
-        .chain([&run.final_loss])
-        .zip(run.first_step..);
-    let entries = losses.map(|(&loss, step)| LogEntry {
+    let losses = run.losses.iter().chain([&run.final_loss]);
+    let entries = losses.zip(run.first_step..).map(|(&loss, step)| LogEntry {
         step,
         loss,
         dev_loss: dev_at(step),

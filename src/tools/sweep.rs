@@ -5,7 +5,7 @@
 
 use crate::backend::{Backend, NetForm, TrainOptions};
 use crate::data::Vocab;
-use crate::model::{CountModel, NeuralModel};
+use crate::model::{init_weights, CountModel};
 use crate::rng::RngKind;
 use crate::split::Split;
 use crate::train::{load_parts, score_part};
@@ -117,7 +117,7 @@ pub fn run<B: Backend>(
         let candidate = match &counts {
             Some(counts) => backend.normalize_rows(counts, vocab.len(), strength)?,
             None => {
-                let mut w = NeuralModel::init(&vocab, k, config.seed, RngKind::Std).weights;
+                let mut w = init_weights(&vocab, k, config.seed, RngKind::Std);
                 let options = TrainOptions {
                     lr: config.lr,
                     reg: strength,

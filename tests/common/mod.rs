@@ -317,3 +317,21 @@ pub fn assert_gpu_device(device: &str) {
         "expected a GPU adapter, the run used {device:?}"
     );
 }
+
+/// `steps` steps on `weights` in place; the loss before each (on that step's batch).
+#[allow(clippy::too_many_arguments)]
+pub fn train_neural<B: Backend>(
+    backend: &mut B,
+    weights: &mut [f32],
+    examples: &Examples,
+    loaded: &B::Examples,
+    options: &TrainOptions,
+    steps: usize,
+    form: NetForm,
+    schedule: &makemore::optim::Schedule,
+) -> anyhow::Result<Vec<StepLoss>> {
+    let mut descent = makemore::optim::Descent::new(backend, weights, schedule)?;
+    let losses = descent.steps(backend, (examples, loaded), options, steps, form, schedule)?;
+    weights.copy_from_slice(&backend.read(&descent.weights)?);
+    Ok(losses)
+}

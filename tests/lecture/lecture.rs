@@ -196,7 +196,6 @@ fn lecture_output_with_torch_rng<B: Backend>(backend: &mut B, words: &[String]) 
             reg: 0.01,
         },
         samples: 5,
-        top_pairs: 5,
         ..TrainConfig::default()
     };
     let device = backend.describe();

@@ -481,8 +481,9 @@ fn adamw_step_matches() {
 
 #[test]
 fn minibatch_training_matches_and_is_seeded() {
+    use common::train_neural;
     use makemore::adamw::AdamW;
-    use makemore::optim::{train_neural, Optimizer, Schedule};
+    use makemore::optim::{Optimizer, Schedule};
     for &(seed, v, n, k) in &CASES {
         let (vocab, examples) = encode(&random_words(seed, v, n), k);
         let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 4);

@@ -9,10 +9,10 @@
 
 use crate::common;
 
-use common::{adapters, assert_close, assert_rel, encode, lecture_words, LECTURE};
+use common::{adapters, assert_close, assert_rel, encode, lecture_words, train_neural, LECTURE};
 use makemore::adamw::AdamW;
 use makemore::data::{builtin_words, Examples};
-use makemore::optim::{train_neural, Optimizer, Schedule};
+use makemore::optim::{Optimizer, Schedule};
 use makemore::{Backend, CpuBackend, GpuBackend, LossForm, NetForm, TrainOptions};
 
 /// The GPU backends of MAKEMORE_TEST_BACKENDS, cutting the examples into chunks of at most
