@@ -106,11 +106,10 @@ pub fn cell(value: &Value, decimals: usize) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Number(x) => format!("{:.decimals$}", x.as_f64().unwrap_or(f64::NAN)),
-        Value::Array(a) => a
-            .iter()
-            .map(|x| cell(x, decimals))
-            .collect::<Vec<_>>()
-            .join(", "),
+        Value::Array(a) => {
+            let cells: Vec<String> = a.iter().map(|x| cell(x, decimals)).collect();
+            cells.join(", ")
+        }
         _ => "-".to_string(),
     }
 }
@@ -254,11 +253,9 @@ fn run_backend<B: Backend>(
         upload()?;
         args.timing("upload", on, &args.repeat(upload)?, examples.len());
     }
-    let mut loaded = Vec::new();
-    for (_, ex) in sets {
-        loaded.push(b.load(ex)?);
-        b.synchronize()?;
-    }
+    let loaded = sets.iter().map(|(_, ex)| b.load(ex));
+    let loaded = loaded.collect::<anyhow::Result<Vec<_>>>()?;
+    b.synchronize()?;
     let mut refused = 0;
     for (stage, op, k) in BACKEND_STAGES.into_iter().filter(|s| args.wanted(s.0)) {
         let i = usize::from(k == 3);

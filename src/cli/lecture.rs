@@ -74,9 +74,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         None => (builtin_words(), "the built-in names".to_string()),
     };
     let (mut backend, notice) = Chosen::open(args.device.into())?;
-    notice
-        .iter()
-        .for_each(|notice| eprintln!("notice: {notice}"));
+    notice.iter().for_each(|n| eprintln!("notice: {n}"));
     let (seed, rng) = (args.seed, args.rng.into());
     let w = on_backend!(&mut backend, |b| walk(b, &words, &source, seed, rng))?;
     let (device, n) = (on_backend!(&backend, |b| b.describe()), words.len());
@@ -327,13 +325,8 @@ fn the_neural_net(number: usize, w: &Walk, p: &mut Page) -> anyhow::Result<()> {
             }
             p.shape("xenc_shape", "xenc.shape", &[xs.len(), v]);
             p.show("xenc_dtype", "xenc.dtype", "torch.float32");
-            let png = one_hot_png(xs, v, 20)?;
-            p.picture(
-                "one_hot_png",
-                "plt.imshow(xenc)",
-                "lecture_one_hot.png",
-                &png,
-            )?;
+            let (what, png) = ("plt.imshow(xenc)", one_hot_png(xs, v, 20)?);
+            p.picture("one_hot_png", what, "lecture_one_hot.png", &png)?;
         }
         15 => {
             // xenc @ W: row i is W[xs[i]].
@@ -351,11 +344,8 @@ fn the_neural_net(number: usize, w: &Walk, p: &mut Page) -> anyhow::Result<()> {
             let label = "probs[0] = softmax(W[xs[0]]) (softmax_rows on the device)";
             p.tensor("probs_first_row", label, probs);
             p.shape("probs_first_row_shape", "probs[0].shape", &[v]);
-            p.fig(
-                "probs_first_row_sum",
-                sum,
-                format!("probs[0].sum()  {sum:.4}"),
-            );
+            let text = format!("probs[0].sum()  {sum:.4}");
+            p.fig("probs_first_row_sum", sum, text);
             p.shape("probs_shape", "probs.shape", &[xs.len(), v]);
             let cells = "the notebook's probs and probs[0] (cells 506, 509)";
             p.say(format!("not as saved: {cells}: {}", why(3)));
