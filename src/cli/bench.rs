@@ -1,9 +1,7 @@
 //! `makemore bench`: every stage timed on the built-in names and on synthetic data, on the GPU
-//! and on the CPU reference, with a warm-up run, several repetitions, and the median and
-//! spread.
-//!
-//! Each timed call returns only when its results are on the host (the backends read back
-//! what they compute), except `upload`, which is followed by a wait for the device to go idle.
+//! and on the CPU reference: a warm-up run, several repetitions, their median and spread. Each
+//! timed call returns once its results are read back to the host, except `upload`, which is
+//! followed by a wait for the device to go idle.
 
 use std::time::Instant;
 

@@ -51,12 +51,10 @@ impl DataSet {
         let suffixed = |suffix, scale| lower.strip_suffix(suffix).map(|d| (d, scale));
         let suffixed = suffixed('k', 1_000).or(suffixed('m', 1_000_000));
         let (digits, scale) = suffixed.unwrap_or((&lower, 1));
-        let pairs = digits.parse::<usize>().ok().filter(|&n| n > 0);
-        let pairs = pairs
-            .and_then(|n| n.checked_mul(scale))
-            .map(DataSet::Synthetic);
-        let why = "is neither `names` nor a number of pairs such as 10m or 500k";
-        pairs.ok_or_else(|| format!("{s:?} {why}"))
+        let n = digits.parse::<usize>().ok();
+        let pairs = n.and_then(|n| n.checked_mul(scale)).filter(|&n| n > 0);
+        let why = format!("{s:?} is neither `names` nor a number of pairs such as 10m or 500k");
+        pairs.map(DataSet::Synthetic).ok_or(why)
     }
 
     /// A short label: `names` or `10M pairs`.

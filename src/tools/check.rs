@@ -1,9 +1,7 @@
 //! GPU against CPU: the one comparison `check`, `bench` and the tests share, the operations
-//! they compare, and `makemore check` itself.
-//!
-//! `check` runs every kernel once on random data shaped to reach each of its code paths
-//! (short and long rows, small and large count tables), and whole runs at contexts 1 to 3 long
-//! enough to cross the loop limits that once stopped a kernel early.
+//! they compare, and `makemore check`: every kernel once on random data shaped to reach each of
+//! its code paths (short and long rows, small and large count tables), and whole runs at
+//! contexts 1 to 3 long enough to cross the loop limits that once stopped a kernel early.
 
 use std::time::Instant;
 

@@ -1,14 +1,10 @@
-//! `bench --kernels`: the GPU time of every kernel, from timestamp queries, with the bytes it
-//! moves and the arithmetic it does.
+//! `bench --kernels`: the GPU time of every kernel from timestamp queries (gpu/profile.rs),
+//! summed over its dispatches in a repetition, the median reported; the bytes it moves and the
+//! arithmetic it does.
 //!
-//! Each operation runs on the built-in names once and is compared with the CPU reference;
-//! only if they agree is it run `reps` more times with a profile open (gpu/profile.rs). A
-//! kernel's time in a repetition is the sum over its dispatches; the median is reported.
-//!
-//! Bytes are the compulsory traffic of one dispatch: every buffer element it must read or
-//! write, counted once (4 bytes each), re-reads from caches not counted (formulas and reasons
-//! in BENCHMARKS.md). n examples; a V^K x V table of E = R V entries; g workgroups (64
-//! threads each for the per-entry kernels); T the logits read (E for the row select, n V for
+//! Bytes are the compulsory traffic of one dispatch, each element once, 4 bytes each (formulas
+//! and reasons in BENCHMARKS.md): n examples; a V^K x V table of E = R V entries; g workgroups
+//! (64 threads each for the per-entry kernels); T the logits read (E for the row select, n V for
 //! the one-hot product); P the partial gradients grad_rows adds up (one per thread of the
 //! backward kernel before it). An exp, a log or a division counts as one operation.
 
@@ -94,9 +90,8 @@ const OPERATIONS: [(&str, usize, Op); 10] = [
 ];
 
 /// Runs every operation on the built-in names on `gpu`: checked once against the CPU (the
-/// warm-up, which also counts the pairs of the counts path), then profiled `reps` times: per
-/// kernel rows (with the fraction of `peak` GB/s) where the adapter has timestamps, else the
-/// operation's wall time, submit to readback, and its kernels.
+/// warm-up), then profiled `reps` times: per kernel rows (with the fraction of `peak` GB/s)
+/// where the adapter has timestamps, else the operation's wall time and its kernels.
 pub fn run(gpu: &mut GpuBackend, reps: usize, peak: Option<f64>) -> Result<Vec<Value>> {
     let words = builtin_words();
     let vocab = Vocab::from_words(&words);
@@ -132,10 +127,8 @@ pub fn run(gpu: &mut GpuBackend, reps: usize, peak: Option<f64>) -> Result<Vec<V
             continue;
         }
         // The partial gradients are the threads of the last backward dispatch.
-        let backward = profiles[0]
-            .iter()
-            .rev()
-            .find(|d| d.kernel.ends_with("_backward"));
+        let mut dispatches = profiles[0].iter().rev();
+        let backward = dispatches.find(|d| d.kernel.ends_with("_backward"));
         let shape = Shape {
             examples: ex.len() as u64,
             rows: ex.num_rows as u64,
