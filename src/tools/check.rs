@@ -144,13 +144,12 @@ impl Tables {
 impl Op {
     /// Runs the operation on `b`: every call from the tools into a backend is here.
     pub fn run<B: Backend>(self, b: &mut B, ex: &B::Examples, t: &Tables) -> Result<Output> {
-        let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect();
+        fn f64s<T: Copy + Into<f64>>(v: &[T]) -> Vec<f64> {
+            v.iter().map(|&x| x.into()).collect()
+        }
         let (w, cols) = (&t.weights, t.cols);
         Ok(match self {
-            Op::Count => vec![(
-                EXACT,
-                b.count_pairs(ex)?.into_iter().map(f64::from).collect(),
-            )],
+            Op::Count => vec![(EXACT, f64s(&b.count_pairs(ex)?))],
             Op::Normalize => vec![(VALUES, f64s(&b.normalize_rows(&t.counts, cols, 1.0)?))],
             Op::Nll(false) => vec![(VALUES, vec![b.mean_nll(&t.probs, ex)?.mean()])],
             Op::Nll(true) => {
@@ -233,14 +232,12 @@ fn random(seed: u64, alphabet: usize, count: usize, k: usize, w_seed: u64) -> (T
     let symbols: Vec<char> = ('a'..='z').chain('α'..='ω').chain('一'..='鿿').collect();
     let symbols = &symbols[..alphabet];
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let words: Vec<String> = (0..count)
-        .map(|i| {
-            let len = rng.random_range(1..=10);
-            std::iter::once(symbols[i % alphabet])
-                .chain((1..len).map(|_| symbols[rng.random_range(0..alphabet)]))
-                .collect()
-        })
-        .collect();
+    let word = |i: usize| -> String {
+        let len = rng.random_range(1..=10);
+        let rest = (1..len).map(|_| symbols[rng.random_range(0..alphabet)]);
+        std::iter::once(symbols[i % alphabet]).chain(rest).collect()
+    };
+    let words: Vec<String> = (0..count).map(word).collect();
     let ex = Examples::encode(&words, &Vocab::from_words(&words), k);
     let ex = ex.expect("the vocabulary holds every word's symbols");
     (Tables::new(&ex, w_seed), ex)

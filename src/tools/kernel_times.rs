@@ -35,12 +35,9 @@ pub struct Shape {
     pub partials: u64,
 }
 
-/// Bytes read, bytes written and operations.
-pub type Traffic = [u64; 3];
-
-/// The traffic of one dispatch of `kernel` with `groups` workgroups, or `None` for a kernel
-/// without a formula (loss_total: a few KiB in one workgroup).
-pub fn traffic(kernel: &str, s: &Shape, groups: u64) -> Option<Traffic> {
+/// The traffic of one dispatch of `kernel` with `groups` workgroups: bytes read, bytes written
+/// and operations; `None` for a kernel without a formula (loss_total: a few KiB, one workgroup).
+pub fn traffic(kernel: &str, s: &Shape, groups: u64) -> Option<[u64; 3]> {
     let (n, v, r, p) = (s.examples, s.cols, s.rows, s.partials);
     let e = r * v;
     let t = if s.one_hot { n * v } else { e };

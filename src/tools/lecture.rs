@@ -145,7 +145,6 @@ pub fn walk<'a, B: Backend>(
     let counts = b.count_pairs(&on_all)?;
     let raw = b.normalize_rows(&counts, v, 0.0)?;
     let smoothed = b.normalize_rows(&counts, v, 1.0)?;
-    let mean_nll = b.mean_nll(&smoothed, &on_all)?.mean();
     let andrejq = match Examples::encode(&["andrejq"], &vocab, 1) {
         Ok(word) => {
             let word = b.load(&word)?;
@@ -176,8 +175,8 @@ pub fn walk<'a, B: Backend>(
         first,
         counts,
         raw,
+        mean_nll: b.mean_nll(&smoothed, &on_all)?.mean(),
         smoothed,
-        mean_nll,
         andrejq,
         weights,
         first_word_losses,
