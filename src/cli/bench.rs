@@ -72,12 +72,10 @@ fn stage_name(s: &str) -> Result<String, String> {
     known.ok_or_else(|| format!("unknown stage {s:?}; the stages are {}", all.join(", ")))
 }
 
-/// A column of a text table: its header, its width (negative: left-aligned) and its cell,
-/// written from the row's JSON object.
+/// A text table's column: header, width (negative: left-aligned), cell from the row's JSON.
 pub type Column = (&'static str, i32, fn(&Value) -> String);
 
-/// One line of a text table, its cells one space apart (none at the end): the headers, or
-/// a row's cells.
+/// A text table's line, cells one space apart (none at the end): the headers, or a row's.
 pub fn line(columns: &[Column], row: Option<&Value>) -> String {
     let cells = columns.iter().map(|&(header, width, cell)| {
         let text = row.map_or(header.to_string(), cell);
@@ -98,8 +96,7 @@ pub fn print(json: bool, columns: &[Column], row: &Value) {
     }
 }
 
-/// A field as written in a cell: a string as it is, a number with `decimals`, a list of
-/// strings comma-separated, or `-`.
+/// A cell: a string as it is, a number with `decimals`, a list comma-separated, or `-`.
 pub fn cell(value: &Value, decimals: usize) -> String {
     match value {
         Value::String(s) => s.clone(),
@@ -200,8 +197,7 @@ impl Args {
     }
 }
 
-/// Runs the wanted stages on one data set: the host stages once, the others on each backend.
-/// Returns how many stages were refused for a wrong result.
+/// The wanted stages on a data set (host ones once): how many were refused for a wrong result.
 fn run_data_set(args: &Args, data: &DataSet, backends: &mut [Chosen]) -> anyhow::Result<usize> {
     let (label, words) = (data.label(), data.words());
     let host = [label.as_str(), "host", "host"];
@@ -230,9 +226,8 @@ fn run_data_set(args: &Args, data: &DataSet, backends: &mut [Chosen]) -> anyhow:
     Ok(refused)
 }
 
-/// The backend stages on one backend, each GPU stage's warm-up first compared with the CPU
-/// reference (the CPU's own stages are the reference): how many were refused for a wrong
-/// result. A backend that cannot hold the data set is left out of it, with the reason.
+/// The backend stages on one backend, each GPU stage's warm-up first compared with the CPU: how
+/// many were refused. A backend that cannot hold the data set is left out, with the reason.
 fn run_backend<B: Backend>(
     args: &Args,
     data: &str,

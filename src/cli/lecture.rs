@@ -1,6 +1,5 @@
-//! `makemore lecture`: the lecture's notebook chapter by chapter of the video, every figure
-//! computed by the library ([`makemore::tools::lecture::walk`]) and printed here, as text or as one
-//! JSON object per chapter.
+//! `makemore lecture`: the notebook chapter by chapter of the video, every figure computed by
+//! [`makemore::tools::lecture::walk`] and printed as text or as one JSON object per chapter.
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
@@ -114,8 +113,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A chapter's figures, each at once a JSON value under its key and a line of text; the
-/// directory of its pictures.
+/// A chapter's figures, each a JSON value under its key and a line of text; `dir` for pictures.
 struct Page<'a> {
     json: Value,
     text: Vec<String>,
@@ -231,8 +229,7 @@ fn the_dataset(number: usize, w: &Walk, p: &mut Page) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Chapters 8-11: sampling from N's first row, P = (N + 1) by rows, its loss, and `andrejq`
-/// with and without the fake counts.
+/// Chapters 8-11: sampling from N[0], P = (N + 1) by rows, its loss, `andrejq` smoothed or not.
 fn the_count_model(number: usize, w: &Walk, p: &mut Page) {
     let v = w.vocab.len();
     match number {
@@ -355,9 +352,8 @@ fn the_neural_net(number: usize, w: &Walk, p: &mut Page) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Chapter 17 (cell 560): each of the first word's examples (x, y) through the net, probs =
-/// softmax(W)[x], the probability probs[y] of the label and its log, in float32; the loss is
-/// their mean -log.
+/// Chapter 17 (cell 560): each example (x, y) of the first word through the net: probs[y] of
+/// probs = softmax(W)[x] and its log, in float32; the loss is their mean -log.
 fn five_example_walk(w: &Walk, p: &mut Page) {
     let (mut examples, mut lines, mut nlls) = (Vec::new(), Vec::new(), 0f32);
     let pairs = w.first.contexts.iter().zip(&w.first.targets);
@@ -390,8 +386,7 @@ fn five_example_walk(w: &Walk, p: &mut Page) {
     p.fig("mean_nll", loss, text);
 }
 
-/// Chapters 18-24: the loss of all examples at once, gradient descent, the trained W's
-/// samples, and the two models side by side.
+/// Chapters 18-24: the loss at once, gradient descent, the trained W's samples, both models.
 fn its_training(number: usize, w: &Walk, p: &mut Page) {
     let losses: Vec<f64> = w.first_word_losses.iter().map(|l| l.total).collect();
     let last = w.losses[NOTEBOOK_STEPS];

@@ -7,8 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::{Gpu, GpuError};
 
-/// Dispatches one profile can time: two queries each, in a query set of wgpu's largest size.
-/// Dispatches past it are left out.
+/// Dispatches a profile times, two queries each in wgpu's largest query set; the rest left out.
 const MAX_TIMED_DISPATCHES: u32 = wgpu::QUERY_SET_MAX_QUERIES / 2;
 
 /// The timestamps of dispatches, when the adapter can write them inside compute passes.

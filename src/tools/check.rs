@@ -212,9 +212,8 @@ impl Op {
     }
 }
 
-/// One comparison's JSON object: the kernels, the case, the adapter; the worst element over
-/// its tolerance (at most 1 passes; null when infinite) or why the comparison could not be
-/// made; the seconds since the previous one ended, its data included.
+/// One comparison as JSON: kernels, case, adapter; the worst element over its tolerance (at most
+/// 1 passes; null if infinite) or the error; the seconds since the previous one, data included.
 pub fn outcome(kernels: [&str; 4], result: Result<f64>, seconds: f64) -> Value {
     let [kernel, case, adapter, tolerance] = kernels;
     let (worst, error) = match result {
@@ -265,8 +264,7 @@ const RUNS: [(usize, usize, usize, Option<NetForm>, &str); 4] = [
     (27, 1, 150, Some(FUSED), "27 symbols, K=1, 150 steps"),
 ];
 
-/// Runs every comparison on `gpu` (named `adapter`), in order: each operation on random
-/// examples (seed, alphabet, words, K) from a random W (seed).
+/// Runs every comparison on `gpu` (named `adapter`), in order, on random examples and W.
 pub fn check_adapter(gpu: &mut GpuBackend, adapter: &str) -> Vec<Value> {
     let (mut outcomes, mut started) = (Vec::new(), Instant::now());
     let mut compare = |op: Op, case: &str, (t, ex): &(Tables, Examples)| {

@@ -1,6 +1,5 @@
-//! `bench --kernels`: the GPU time of every kernel from timestamp queries (gpu/profile.rs),
-//! summed over its dispatches in a repetition, the median reported; the bytes it moves and the
-//! arithmetic it does.
+//! `bench --kernels`: each kernel's GPU time from timestamp queries (gpu/profile.rs), summed
+//! over its dispatches, median of the repetitions; the bytes it moves, the arithmetic it does.
 //!
 //! Bytes are the compulsory traffic of one dispatch, each element once, 4 bytes each (formulas
 //! and reasons in BENCHMARKS.md): n examples; a V^K x V table of E = R V entries; g workgroups
@@ -86,9 +85,8 @@ const OPERATIONS: [(&str, usize, Op); 10] = [
     ("adamw", 1, Op::AdamW(1, 1e-3)),
 ];
 
-/// Runs every operation on the built-in names on `gpu`: checked once against the CPU (the
-/// warm-up), then profiled `reps` times: per kernel rows (with the fraction of `peak` GB/s)
-/// where the adapter has timestamps, else the operation's wall time and its kernels.
+/// Every operation on the built-in names on `gpu`, checked once against the CPU, then profiled
+/// `reps` times: rows per kernel where the adapter has timestamps, else per operation (wall time).
 pub fn run(gpu: &mut GpuBackend, reps: usize, peak: Option<f64>) -> Result<Vec<Value>> {
     let words = builtin_words();
     let vocab = Vocab::from_words(&words);
