@@ -144,9 +144,32 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         say!("\n{}", line(&STAGE_COLUMNS, None));
     }
+    // Per data set the host stages once, the others on each backend; per context (1, and 3
+    // when wanted) the CPU's tables, W from seed 1, and the examples.
     let mut refused = 0;
     for data in &args.data {
-        refused += run_data_set(args, data, &mut backends)?;
+        let (label, words) = (data.label(), data.words());
+        let host = [label.as_str(), "host", "host"];
+        let vocab = Vocab::from_words(&words);
+        let set = |k| Examples::encode(&words, &vocab, k).map(|ex| (Tables::new(&ex, 1), ex));
+        let mut sets = vec![set(1)?];
+        if args.wanted("encode") {
+            let encode = || anyhow::Ok(Examples::encode(&words, &Vocab::from_words(&words), 1)?);
+            encode()?;
+            args.timing("encode", host, &args.repeat(encode)?, sets[0].1.len());
+        }
+        if args.wanted(OPT_IN_STAGE) {
+            sets.push(set(3)?);
+        }
+        for backend in backends.iter_mut() {
+            refused += on_backend!(backend, |b| run_backend(args, &label, b, &sets))?;
+        }
+        if args.wanted("sample") {
+            let (probs, v, n) = (&sets[0].0.probs, sets[0].0.cols, args.names as usize);
+            let draw = || anyhow::Ok(sample_symbols(probs, v, n, 7, &[]));
+            draw()?;
+            args.timing("sample", host, &args.repeat(draw)?, n);
+        }
     }
     anyhow::ensure!(
         refused == 0,
@@ -195,35 +218,6 @@ impl Args {
             "items_per_second": items as f64 / median});
         print(self.json, &STAGE_COLUMNS, &row);
     }
-}
-
-/// The wanted stages on a data set (host ones once): how many were refused for a wrong result.
-fn run_data_set(args: &Args, data: &DataSet, backends: &mut [Chosen]) -> anyhow::Result<usize> {
-    let (label, words) = (data.label(), data.words());
-    let host = [label.as_str(), "host", "host"];
-    let vocab = Vocab::from_words(&words);
-    // Per context (1, and 3 when wanted): the CPU's tables, W from seed 1, and the examples.
-    let set = |k| Examples::encode(&words, &vocab, k).map(|ex| (Tables::new(&ex, 1), ex));
-    let mut sets = vec![set(1)?];
-    if args.wanted("encode") {
-        let encode = || anyhow::Ok(Examples::encode(&words, &Vocab::from_words(&words), 1)?);
-        encode()?;
-        args.timing("encode", host, &args.repeat(encode)?, sets[0].1.len());
-    }
-    if args.wanted(OPT_IN_STAGE) {
-        sets.push(set(3)?);
-    }
-    let mut refused = 0;
-    for backend in backends.iter_mut() {
-        refused += on_backend!(backend, |b| run_backend(args, &label, b, &sets))?;
-    }
-    if args.wanted("sample") {
-        let (probs, v, n) = (&sets[0].0.probs, sets[0].0.cols, args.names as usize);
-        let draw = || anyhow::Ok(sample_symbols(probs, v, n, 7, &[]));
-        draw()?;
-        args.timing("sample", host, &args.repeat(draw)?, n);
-    }
-    Ok(refused)
 }
 
 /// The backend stages on one backend, each GPU stage's warm-up first compared with the CPU: how

@@ -439,20 +439,19 @@ fn its_training(number: usize, w: &Walk, p: &mut Page) {
             let text = format!("five names from softmax(W) after {steps} updates: {joined}");
             p.fig("neural_names", names, text);
         }
-        _ => conclusion(w, p),
+        // The two models' losses side by side, and the figures no run reproduces.
+        _ => {
+            let (count, neural) = (format_loss(w.mean_nll), last.data);
+            let text = format!("count model (N+1): nll/n {count}");
+            p.fig("count_nll", w.mean_nll, text);
+            let text = format!(
+                "neural net: data loss {neural:.6}: the same model, learned by gradient descent"
+            );
+            p.fig("neural_nll", neural, text);
+            let notes = unreproducible().map(|(what, why)| json!({"figure": what, "reason": why}));
+            let text = "The notebook's figures that no run can reproduce to the digits shown (the rest are reproduced with --input names.txt and --rng torch):";
+            p.fig("unreproducible", notes.collect::<Vec<_>>(), text);
+            unreproducible().for_each(|(what, why)| p.say(format!("  {what}: {why}")));
+        }
     }
-}
-
-/// Chapter 24: the two models' losses side by side, and the figures no run reproduces.
-fn conclusion(w: &Walk, p: &mut Page) {
-    let (count, neural) = (format_loss(w.mean_nll), w.losses[NOTEBOOK_STEPS].data);
-    let text = format!("count model (N+1): nll/n {count}");
-    p.fig("count_nll", w.mean_nll, text);
-    let text =
-        format!("neural net: data loss {neural:.6}: the same model, learned by gradient descent");
-    p.fig("neural_nll", neural, text);
-    let notes = unreproducible().map(|(what, why)| json!({"figure": what, "reason": why}));
-    let text = "The notebook's figures that no run can reproduce to the digits shown (the rest are reproduced with --input names.txt and --rng torch):";
-    p.fig("unreproducible", notes.collect::<Vec<_>>(), text);
-    unreproducible().for_each(|(what, why)| p.say(format!("  {what}: {why}")));
 }
