@@ -20,10 +20,8 @@ pub const BACKEND_STAGES: [(&str, Op, usize); 7] = [
 /// Every stage in pipeline order: `encode` (words -> examples), `upload` (to the device; GPU:
 /// sorted by context, segment tables), the backend stages, `sample` (names from the count model).
 pub fn stages() -> Vec<&'static str> {
-    let mut all = vec!["encode", "upload"];
-    all.extend(BACKEND_STAGES.map(|s| s.0));
-    all.push("sample");
-    all
+    let backend = BACKEND_STAGES.map(|s| s.0);
+    [&["encode", "upload"][..], &backend, &["sample"]].concat()
 }
 
 /// Run only when named: a 1000-step context-3 run takes a minute on a software adapter.

@@ -57,9 +57,8 @@ pub fn chapters() -> impl Iterator<Item = Chapter> {
 pub fn find_chapter(arg: &str) -> anyhow::Result<Chapter> {
     let arg = arg.trim();
     if let Ok(number) = arg.parse::<usize>() {
-        let found = chapters().find(|c| c.number == number);
-        return found
-            .ok_or_else(|| anyhow!("there is no chapter {number}: the chapters are 1 to 24"));
+        let none = || anyhow!("there is no chapter {number}: the chapters are 1 to 24");
+        return chapters().find(|c| c.number == number).ok_or_else(none);
     }
     anyhow::ensure!(
         !arg.is_empty(),
