@@ -134,19 +134,15 @@ pub fn run(gpu: &mut GpuBackend, reps: usize, peak: Option<f64>) -> Result<Vec<V
         // Per kernel: its dispatches and their traffic in the first profile, the median over
         // the profiles of its summed GPU time, and the throughput.
         for kernel in kernels {
-            let of_kernel = |p: &[KernelTime]| -> Vec<KernelTime> {
-                p.iter().filter(|d| d.kernel == kernel).cloned().collect()
-            };
-            let first = of_kernel(&profiles[0]);
+            let ran = |d: &&KernelTime| d.kernel == kernel;
+            let first: Vec<_> = profiles[0].iter().filter(ran).collect();
             // Summed over the dispatches: none where the kernel has no formula.
             let traffic = first.iter().try_fold([0; 3], |sum, d| {
                 let t = traffic(kernel, &shape, d.workgroups as u64)?;
                 Some(std::array::from_fn(|i| sum[i] + t[i]))
             });
-            let sums = profiles
-                .iter()
-                .map(|p| of_kernel(p).iter().map(|d| d.seconds).sum());
-            let seconds = median(sums.collect());
+            let time = |p: &Vec<KernelTime>| p.iter().filter(ran).map(|d| d.seconds).sum::<f64>();
+            let seconds = median(profiles.iter().map(time).collect());
             let gbps = traffic.map(|t| (t[0] + t[1]) as f64 / seconds / 1e9);
             rows.push(
                 json!({"operation": operation, "kernel": kernel, "dispatches": first.len(),
