@@ -1,9 +1,7 @@
 //! `makemore bench`: every stage timed on the built-in names and on synthetic data, on the GPU
-//! and on the CPU reference, with a warm-up run, several repetitions, and the median and
-//! spread.
-//!
-//! Each timed call returns only when its results are on the host (the backends read back
-//! what they compute), except `upload`, which is followed by a wait for the device to go idle.
+//! and on the CPU reference: a warm-up run, several repetitions, their median and spread. Each
+//! timed call returns once its results are read back to the host, except `upload`, which is
+//! followed by a wait for the device to go idle.
 
 use std::time::Instant;
 
@@ -74,12 +72,10 @@ fn stage_name(s: &str) -> Result<String, String> {
     known.ok_or_else(|| format!("unknown stage {s:?}; the stages are {}", all.join(", ")))
 }
 
-/// A column of a text table: its header, its width (negative: left-aligned) and its cell,
-/// written from the row's JSON object.
+/// A text table's column: header, width (negative: left-aligned), cell from the row's JSON.
 pub type Column = (&'static str, i32, fn(&Value) -> String);
 
-/// One line of a text table, its cells one space apart (none at the end): the headers, or
-/// a row's cells.
+/// A text table's line, cells one space apart (none at the end): the headers, or a row's.
 pub fn line(columns: &[Column], row: Option<&Value>) -> String {
     let cells = columns.iter().map(|&(header, width, cell)| {
         let text = row.map_or(header.to_string(), cell);
@@ -100,17 +96,15 @@ pub fn print(json: bool, columns: &[Column], row: &Value) {
     }
 }
 
-/// A field as written in a cell: a string as it is, a number with `decimals`, a list of
-/// strings comma-separated, or `-`.
+/// A cell: a string as it is, a number with `decimals`, a list comma-separated, or `-`.
 pub fn cell(value: &Value, decimals: usize) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Number(x) => format!("{:.decimals$}", x.as_f64().unwrap_or(f64::NAN)),
-        Value::Array(a) => a
-            .iter()
-            .map(|x| cell(x, decimals))
-            .collect::<Vec<_>>()
-            .join(", "),
+        Value::Array(a) => {
+            let cells: Vec<String> = a.iter().map(|x| cell(x, decimals)).collect();
+            cells.join(", ")
+        }
         _ => "-".to_string(),
     }
 }
@@ -150,9 +144,32 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         say!("\n{}", line(&STAGE_COLUMNS, None));
     }
+    // Per data set the host stages once, the others on each backend; per context (1, and 3
+    // when wanted) the CPU's tables, W from seed 1, and the examples.
     let mut refused = 0;
     for data in &args.data {
-        refused += run_data_set(args, data, &mut backends)?;
+        let (label, words) = (data.label(), data.words());
+        let host = [label.as_str(), "host", "host"];
+        let vocab = Vocab::from_words(&words);
+        let set = |k| Examples::encode(&words, &vocab, k).map(|ex| (Tables::new(&ex, 1), ex));
+        let mut sets = vec![set(1)?];
+        if args.wanted("encode") {
+            let encode = || anyhow::Ok(Examples::encode(&words, &Vocab::from_words(&words), 1)?);
+            encode()?;
+            args.timing("encode", host, &args.repeat(encode)?, sets[0].1.len());
+        }
+        if args.wanted(OPT_IN_STAGE) {
+            sets.push(set(3)?);
+        }
+        for backend in backends.iter_mut() {
+            refused += on_backend!(backend, |b| run_backend(args, &label, b, &sets))?;
+        }
+        if args.wanted("sample") {
+            let (probs, v, n) = (&sets[0].0.probs, sets[0].0.cols, args.names as usize);
+            let draw = || anyhow::Ok(sample_symbols(probs, v, n, 7, &[]));
+            draw()?;
+            args.timing("sample", host, &args.repeat(draw)?, n);
+        }
     }
     anyhow::ensure!(
         refused == 0,
@@ -203,39 +220,8 @@ impl Args {
     }
 }
 
-/// Runs the wanted stages on one data set: the host stages once, the others on each backend.
-/// Returns how many stages were refused for a wrong result.
-fn run_data_set(args: &Args, data: &DataSet, backends: &mut [Chosen]) -> anyhow::Result<usize> {
-    let (label, words) = (data.label(), data.words());
-    let host = [label.as_str(), "host", "host"];
-    let vocab = Vocab::from_words(&words);
-    // Per context (1, and 3 when wanted): the CPU's tables, W from seed 1, and the examples.
-    let set = |k| Examples::encode(&words, &vocab, k).map(|ex| (Tables::new(&ex, 1), ex));
-    let mut sets = vec![set(1)?];
-    if args.wanted("encode") {
-        let encode = || anyhow::Ok(Examples::encode(&words, &Vocab::from_words(&words), 1)?);
-        encode()?;
-        args.timing("encode", host, &args.repeat(encode)?, sets[0].1.len());
-    }
-    if args.wanted(OPT_IN_STAGE) {
-        sets.push(set(3)?);
-    }
-    let mut refused = 0;
-    for backend in backends.iter_mut() {
-        refused += on_backend!(backend, |b| run_backend(args, &label, b, &sets))?;
-    }
-    if args.wanted("sample") {
-        let (probs, v, n) = (&sets[0].0.probs, sets[0].0.cols, args.names as usize);
-        let draw = || anyhow::Ok(sample_symbols(probs, v, n, 7, &[]));
-        draw()?;
-        args.timing("sample", host, &args.repeat(draw)?, n);
-    }
-    Ok(refused)
-}
-
-/// The backend stages on one backend, each GPU stage's warm-up first compared with the CPU
-/// reference (the CPU's own stages are the reference): how many were refused for a wrong
-/// result. A backend that cannot hold the data set is left out of it, with the reason.
+/// The backend stages on one backend, each GPU stage's warm-up first compared with the CPU: how
+/// many were refused. A backend that cannot hold the data set is left out, with the reason.
 fn run_backend<B: Backend>(
     args: &Args,
     data: &str,
@@ -254,11 +240,9 @@ fn run_backend<B: Backend>(
         upload()?;
         args.timing("upload", on, &args.repeat(upload)?, examples.len());
     }
-    let mut loaded = Vec::new();
-    for (_, ex) in sets {
-        loaded.push(b.load(ex)?);
-        b.synchronize()?;
-    }
+    let loaded = sets.iter().map(|(_, ex)| b.load(ex));
+    let loaded = loaded.collect::<anyhow::Result<Vec<_>>>()?;
+    b.synchronize()?;
     let mut refused = 0;
     for (stage, op, k) in BACKEND_STAGES.into_iter().filter(|s| args.wanted(s.0)) {
         let i = usize::from(k == 3);

@@ -1,6 +1,5 @@
-//! `makemore lecture`: the lecture's notebook chapter by chapter of the video, every figure
-//! computed by the library ([`makemore::tools::lecture::walk`]) and printed here, as text or as one
-//! JSON object per chapter.
+//! `makemore lecture`: the notebook chapter by chapter of the video, every figure computed by
+//! [`makemore::tools::lecture::walk`] and printed as text or as one JSON object per chapter.
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
@@ -74,9 +73,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         None => (builtin_words(), "the built-in names".to_string()),
     };
     let (mut backend, notice) = Chosen::open(args.device)?;
-    notice
-        .iter()
-        .for_each(|notice| eprintln!("notice: {notice}"));
+    notice.iter().for_each(|n| eprintln!("notice: {n}"));
     let (seed, rng) = (args.seed, args.rng);
     let w = on_backend!(&mut backend, |b| walk(b, &words, &source, seed, rng))?;
     let (device, n) = (on_backend!(&backend, |b| b.describe()), words.len());
@@ -116,8 +113,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A chapter's figures, each at once a JSON value under its key and a line of text; the
-/// directory of its pictures.
+/// A chapter's figures, each a JSON value under its key and a line of text; `dir` for pictures.
 struct Page<'a> {
     json: Value,
     text: Vec<String>,
@@ -233,8 +229,7 @@ fn the_dataset(number: usize, w: &Walk, p: &mut Page) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Chapters 8-11: sampling from N's first row, P = (N + 1) by rows, its loss, and `andrejq`
-/// with and without the fake counts.
+/// Chapters 8-11: sampling from N[0], P = (N + 1) by rows, its loss, `andrejq` smoothed or not.
 fn the_count_model(number: usize, w: &Walk, p: &mut Page) {
     let v = w.vocab.len();
     match number {
@@ -327,13 +322,8 @@ fn the_neural_net(number: usize, w: &Walk, p: &mut Page) -> anyhow::Result<()> {
             }
             p.shape("xenc_shape", "xenc.shape", &[xs.len(), v]);
             p.show("xenc_dtype", "xenc.dtype", "torch.float32");
-            let png = one_hot_png(xs, v, 20)?;
-            p.picture(
-                "one_hot_png",
-                "plt.imshow(xenc)",
-                "lecture_one_hot.png",
-                &png,
-            )?;
+            let (what, png) = ("plt.imshow(xenc)", one_hot_png(xs, v, 20)?);
+            p.picture("one_hot_png", what, "lecture_one_hot.png", &png)?;
         }
         15 => {
             // xenc @ W: row i is W[xs[i]].
@@ -351,11 +341,8 @@ fn the_neural_net(number: usize, w: &Walk, p: &mut Page) -> anyhow::Result<()> {
             let label = "probs[0] = softmax(W[xs[0]]) (softmax_rows on the device)";
             p.tensor("probs_first_row", label, probs);
             p.shape("probs_first_row_shape", "probs[0].shape", &[v]);
-            p.fig(
-                "probs_first_row_sum",
-                sum,
-                format!("probs[0].sum()  {sum:.4}"),
-            );
+            let text = format!("probs[0].sum()  {sum:.4}");
+            p.fig("probs_first_row_sum", sum, text);
             p.shape("probs_shape", "probs.shape", &[xs.len(), v]);
             let cells = "the notebook's probs and probs[0] (cells 506, 509)";
             p.say(format!("not as saved: {cells}: {}", why(3)));
@@ -365,9 +352,8 @@ fn the_neural_net(number: usize, w: &Walk, p: &mut Page) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Chapter 17 (cell 560): each of the first word's examples (x, y) through the net, probs =
-/// softmax(W)[x], the probability probs[y] of the label and its log, in float32; the loss is
-/// their mean -log.
+/// Chapter 17 (cell 560): each example (x, y) of the first word through the net: probs[y] of
+/// probs = softmax(W)[x] and its log, in float32; the loss is their mean -log.
 fn five_example_walk(w: &Walk, p: &mut Page) {
     let (mut examples, mut lines, mut nlls) = (Vec::new(), Vec::new(), 0f32);
     let pairs = w.first.contexts.iter().zip(&w.first.targets);
@@ -400,8 +386,7 @@ fn five_example_walk(w: &Walk, p: &mut Page) {
     p.fig("mean_nll", loss, text);
 }
 
-/// Chapters 18-24: the loss of all examples at once, gradient descent, the trained W's
-/// samples, and the two models side by side.
+/// Chapters 18-24: the loss at once, gradient descent, the trained W's samples, both models.
 fn its_training(number: usize, w: &Walk, p: &mut Page) {
     let losses: Vec<f64> = w.first_word_losses.iter().map(|l| l.total).collect();
     let last = w.losses[NOTEBOOK_STEPS];
@@ -454,20 +439,19 @@ fn its_training(number: usize, w: &Walk, p: &mut Page) {
             let text = format!("five names from softmax(W) after {steps} updates: {joined}");
             p.fig("neural_names", names, text);
         }
-        _ => conclusion(w, p),
+        // The two models' losses side by side, and the figures no run reproduces.
+        _ => {
+            let (count, neural) = (format_loss(w.mean_nll), last.data);
+            let text = format!("count model (N+1): nll/n {count}");
+            p.fig("count_nll", w.mean_nll, text);
+            let text = format!(
+                "neural net: data loss {neural:.6}: the same model, learned by gradient descent"
+            );
+            p.fig("neural_nll", neural, text);
+            let notes = unreproducible().map(|(what, why)| json!({"figure": what, "reason": why}));
+            let text = "The notebook's figures that no run can reproduce to the digits shown (the rest are reproduced with --input names.txt and --rng torch):";
+            p.fig("unreproducible", notes.collect::<Vec<_>>(), text);
+            unreproducible().for_each(|(what, why)| p.say(format!("  {what}: {why}")));
+        }
     }
-}
-
-/// Chapter 24: the two models' losses side by side, and the figures no run reproduces.
-fn conclusion(w: &Walk, p: &mut Page) {
-    let (count, neural) = (format_loss(w.mean_nll), w.losses[NOTEBOOK_STEPS].data);
-    let text = format!("count model (N+1): nll/n {count}");
-    p.fig("count_nll", w.mean_nll, text);
-    let text =
-        format!("neural net: data loss {neural:.6}: the same model, learned by gradient descent");
-    p.fig("neural_nll", neural, text);
-    let notes = unreproducible().map(|(what, why)| json!({"figure": what, "reason": why}));
-    let text = "The notebook's figures that no run can reproduce to the digits shown (the rest are reproduced with --input names.txt and --rng torch):";
-    p.fig("unreproducible", notes.collect::<Vec<_>>(), text);
-    unreproducible().for_each(|(what, why)| p.say(format!("  {what}: {why}")));
 }

@@ -1,18 +1,13 @@
-//! Per-kernel GPU times from timestamp queries (`bench --kernels`).
-//!
-//! While a profile is open ([`Gpu::start_profile`]), every [`super::kernels::dispatch`] writes
-//! a timestamp into the compute pass just before and just after its dispatch, and notes the
-//! kernel and its workgroups; [`Gpu::finish_profile`] resolves them, one [`KernelTime`] per
-//! dispatch in recorded order: seconds = (end - begin) ticks * the queue's timestamp period
-//! (ns per tick) / 1e9. This needs TIMESTAMP_QUERY and TIMESTAMP_QUERY_INSIDE_PASSES
-//! ([`Gpu::has_timestamps`]); without them a profile lists the kernels untimed (NaN seconds).
+//! Per-kernel GPU times from timestamp queries (`bench --kernels`): while a profile is open,
+//! each dispatch notes its kernel and workgroups and writes a timestamp just before and after
+//! it in its compute pass; seconds = (end - begin) ticks * the queue's timestamp period (ns per
+//! tick) / 1e9. Without TIMESTAMP_QUERY_INSIDE_PASSES the kernels are listed untimed (NaN).
 
 use std::sync::{Mutex, MutexGuard};
 
 use super::{Gpu, GpuError};
 
-/// Dispatches one profile can time: two queries each, in a query set of wgpu's largest size.
-/// Dispatches past it are left out.
+/// Dispatches a profile times, two queries each in wgpu's largest query set; the rest left out.
 const MAX_TIMED_DISPATCHES: u32 = wgpu::QUERY_SET_MAX_QUERIES / 2;
 
 /// The timestamps of dispatches, when the adapter can write them inside compute passes.

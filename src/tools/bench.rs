@@ -1,5 +1,4 @@
-//! `makemore bench`: the stages of the pipeline it times, the data sets it times them on, and
-//! the statistics of the repetitions.
+//! `makemore bench`: its stages, the data sets it times them on, and their statistics.
 
 use rand::{RngExt, SeedableRng};
 
@@ -18,18 +17,14 @@ pub const BACKEND_STAGES: [(&str, Op, usize); 7] = [
     ("steps_counts_1000_k3", Op::Train(None, 1000), 3),
 ];
 
-/// Every stage, in pipeline order: `encode` (words -> examples on the host), `upload` (the
-/// examples to the device; GPU: sorted by context, segment tables, copied), the backend
-/// stages, and `sample` (names drawn from the count model on the host).
+/// Every stage in pipeline order: `encode` (words -> examples), `upload` (to the device; GPU:
+/// sorted by context, segment tables), the backend stages, `sample` (names from the count model).
 pub fn stages() -> Vec<&'static str> {
-    let mut all = vec!["encode", "upload"];
-    all.extend(BACKEND_STAGES.map(|s| s.0));
-    all.push("sample");
-    all
+    let backend = BACKEND_STAGES.map(|s| s.0);
+    [&["encode", "upload"][..], &backend, &["sample"]].concat()
 }
 
-/// Run only when `--stages` names it: a 1000-step context-3 run takes about a minute on a
-/// software adapter.
+/// Run only when named: a 1000-step context-3 run takes a minute on a software adapter.
 pub const OPT_IN_STAGE: &str = "steps_counts_1000_k3";
 
 /// A data set to time the stages on.
@@ -51,12 +46,10 @@ impl DataSet {
         let suffixed = |suffix, scale| lower.strip_suffix(suffix).map(|d| (d, scale));
         let suffixed = suffixed('k', 1_000).or(suffixed('m', 1_000_000));
         let (digits, scale) = suffixed.unwrap_or((&lower, 1));
-        let pairs = digits.parse::<usize>().ok().filter(|&n| n > 0);
-        let pairs = pairs
-            .and_then(|n| n.checked_mul(scale))
-            .map(DataSet::Synthetic);
-        let why = "is neither `names` nor a number of pairs such as 10m or 500k";
-        pairs.ok_or_else(|| format!("{s:?} {why}"))
+        let n = digits.parse::<usize>().ok();
+        let pairs = n.and_then(|n| n.checked_mul(scale)).filter(|&n| n > 0);
+        let why = format!("{s:?} is neither `names` nor a number of pairs such as 10m or 500k");
+        pairs.map(DataSet::Synthetic).ok_or(why)
     }
 
     /// A short label: `names` or `10M pairs`.
@@ -102,8 +95,7 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// The process's peak resident memory in bytes (Linux: VmHWM of /proc/self/status), when the
-/// system reports it.
+/// The process's peak resident memory in bytes (VmHWM of /proc/self/status), where reported.
 pub fn peak_memory_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;

@@ -1,9 +1,7 @@
 //! GPU against CPU: the one comparison `check`, `bench` and the tests share, the operations
-//! they compare, and `makemore check` itself.
-//!
-//! `check` runs every kernel once on random data shaped to reach each of its code paths
-//! (short and long rows, small and large count tables), and whole runs at contexts 1 to 3 long
-//! enough to cross the loop limits that once stopped a kernel early.
+//! they compare, and `makemore check`: every kernel once on random data shaped to reach each of
+//! its code paths (short and long rows, small and large count tables), and whole runs at
+//! contexts 1 to 3 long enough to cross the loop limits that once stopped a kernel early.
 
 use std::time::Instant;
 
@@ -146,13 +144,12 @@ impl Tables {
 impl Op {
     /// Runs the operation on `b`: every call from the tools into a backend is here.
     pub fn run<B: Backend>(self, b: &mut B, ex: &B::Examples, t: &Tables) -> Result<Output> {
-        let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect();
+        fn f64s<T: Copy + Into<f64>>(v: &[T]) -> Vec<f64> {
+            v.iter().map(|&x| x.into()).collect()
+        }
         let (w, cols) = (&t.weights, t.cols);
         Ok(match self {
-            Op::Count => vec![(
-                EXACT,
-                b.count_pairs(ex)?.into_iter().map(f64::from).collect(),
-            )],
+            Op::Count => vec![(EXACT, f64s(&b.count_pairs(ex)?))],
             Op::Normalize => vec![(VALUES, f64s(&b.normalize_rows(&t.counts, cols, 1.0)?))],
             Op::Nll(false) => vec![(VALUES, vec![b.mean_nll(&t.probs, ex)?.mean()])],
             Op::Nll(true) => {
@@ -215,9 +212,8 @@ impl Op {
     }
 }
 
-/// One comparison's JSON object: the kernels, the case, the adapter; the worst element over
-/// its tolerance (at most 1 passes; null when infinite) or why the comparison could not be
-/// made; the seconds since the previous one ended, its data included.
+/// One comparison as JSON: kernels, case, adapter; the worst element over its tolerance (at most
+/// 1 passes; null if infinite) or the error; the seconds since the previous one, data included.
 pub fn outcome(kernels: [&str; 4], result: Result<f64>, seconds: f64) -> Value {
     let [kernel, case, adapter, tolerance] = kernels;
     let (worst, error) = match result {
@@ -235,14 +231,12 @@ fn random(seed: u64, alphabet: usize, count: usize, k: usize, w_seed: u64) -> (T
     let symbols: Vec<char> = ('a'..='z').chain('α'..='ω').chain('一'..='鿿').collect();
     let symbols = &symbols[..alphabet];
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let words: Vec<String> = (0..count)
-        .map(|i| {
-            let len = rng.random_range(1..=10);
-            std::iter::once(symbols[i % alphabet])
-                .chain((1..len).map(|_| symbols[rng.random_range(0..alphabet)]))
-                .collect()
-        })
-        .collect();
+    let word = |i: usize| -> String {
+        let len = rng.random_range(1..=10);
+        let rest = (1..len).map(|_| symbols[rng.random_range(0..alphabet)]);
+        std::iter::once(symbols[i % alphabet]).chain(rest).collect()
+    };
+    let words: Vec<String> = (0..count).map(word).collect();
     let ex = Examples::encode(&words, &Vocab::from_words(&words), k);
     let ex = ex.expect("the vocabulary holds every word's symbols");
     (Tables::new(&ex, w_seed), ex)
@@ -270,8 +264,7 @@ const RUNS: [(usize, usize, usize, Option<NetForm>, &str); 4] = [
     (27, 1, 150, Some(FUSED), "27 symbols, K=1, 150 steps"),
 ];
 
-/// Runs every comparison on `gpu` (named `adapter`), in order: each operation on random
-/// examples (seed, alphabet, words, K) from a random W (seed).
+/// Runs every comparison on `gpu` (named `adapter`), in order, on random examples and W.
 pub fn check_adapter(gpu: &mut GpuBackend, adapter: &str) -> Vec<Value> {
     let (mut outcomes, mut started) = (Vec::new(), Instant::now());
     let mut compare = |op: Op, case: &str, (t, ex): &(Tables, Examples)| {

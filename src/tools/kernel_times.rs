@@ -1,14 +1,9 @@
-//! `bench --kernels`: the GPU time of every kernel, from timestamp queries, with the bytes it
-//! moves and the arithmetic it does.
+//! `bench --kernels`: each kernel's GPU time from timestamp queries (gpu/profile.rs), summed
+//! over its dispatches, median of the repetitions; the bytes it moves, the arithmetic it does.
 //!
-//! Each operation runs on the built-in names once and is compared with the CPU reference;
-//! only if they agree is it run `reps` more times with a profile open (gpu/profile.rs). A
-//! kernel's time in a repetition is the sum over its dispatches; the median is reported.
-//!
-//! Bytes are the compulsory traffic of one dispatch: every buffer element it must read or
-//! write, counted once (4 bytes each), re-reads from caches not counted (formulas and reasons
-//! in BENCHMARKS.md). n examples; a V^K x V table of E = R V entries; g workgroups (64
-//! threads each for the per-entry kernels); T the logits read (E for the row select, n V for
+//! Bytes are the compulsory traffic of one dispatch, each element once, 4 bytes each (formulas
+//! and reasons in BENCHMARKS.md): n examples; a V^K x V table of E = R V entries; g workgroups
+//! (64 threads each for the per-entry kernels); T the logits read (E for the row select, n V for
 //! the one-hot product); P the partial gradients grad_rows adds up (one per thread of the
 //! backward kernel before it). An exp, a log or a division counts as one operation.
 
@@ -39,12 +34,9 @@ pub struct Shape {
     pub partials: u64,
 }
 
-/// Bytes read, bytes written and operations.
-pub type Traffic = [u64; 3];
-
-/// The traffic of one dispatch of `kernel` with `groups` workgroups, or `None` for a kernel
-/// without a formula (loss_total: a few KiB in one workgroup).
-pub fn traffic(kernel: &str, s: &Shape, groups: u64) -> Option<Traffic> {
+/// The traffic of one dispatch of `kernel` with `groups` workgroups: bytes read, bytes written
+/// and operations; `None` for a kernel without a formula (loss_total: a few KiB, one workgroup).
+pub fn traffic(kernel: &str, s: &Shape, groups: u64) -> Option<[u64; 3]> {
     let (n, v, r, p) = (s.examples, s.cols, s.rows, s.partials);
     let e = r * v;
     let t = if s.one_hot { n * v } else { e };
@@ -93,10 +85,8 @@ const OPERATIONS: [(&str, usize, Op); 10] = [
     ("adamw", 1, Op::AdamW(1, 1e-3)),
 ];
 
-/// Runs every operation on the built-in names on `gpu`: checked once against the CPU (the
-/// warm-up, which also counts the pairs of the counts path), then profiled `reps` times: per
-/// kernel rows (with the fraction of `peak` GB/s) where the adapter has timestamps, else the
-/// operation's wall time, submit to readback, and its kernels.
+/// Every operation on the built-in names on `gpu`, checked once against the CPU, then profiled
+/// `reps` times: rows per kernel where the adapter has timestamps, else per operation (wall time).
 pub fn run(gpu: &mut GpuBackend, reps: usize, peak: Option<f64>) -> Result<Vec<Value>> {
     let words = builtin_words();
     let vocab = Vocab::from_words(&words);
@@ -132,10 +122,8 @@ pub fn run(gpu: &mut GpuBackend, reps: usize, peak: Option<f64>) -> Result<Vec<V
             continue;
         }
         // The partial gradients are the threads of the last backward dispatch.
-        let backward = profiles[0]
-            .iter()
-            .rev()
-            .find(|d| d.kernel.ends_with("_backward"));
+        let mut dispatches = profiles[0].iter().rev();
+        let backward = dispatches.find(|d| d.kernel.ends_with("_backward"));
         let shape = Shape {
             examples: ex.len() as u64,
             rows: ex.num_rows as u64,
@@ -146,19 +134,15 @@ pub fn run(gpu: &mut GpuBackend, reps: usize, peak: Option<f64>) -> Result<Vec<V
         // Per kernel: its dispatches and their traffic in the first profile, the median over
         // the profiles of its summed GPU time, and the throughput.
         for kernel in kernels {
-            let of_kernel = |p: &[KernelTime]| -> Vec<KernelTime> {
-                p.iter().filter(|d| d.kernel == kernel).cloned().collect()
-            };
-            let first = of_kernel(&profiles[0]);
+            let ran = |d: &&KernelTime| d.kernel == kernel;
+            let first: Vec<_> = profiles[0].iter().filter(ran).collect();
             // Summed over the dispatches: none where the kernel has no formula.
             let traffic = first.iter().try_fold([0; 3], |sum, d| {
                 let t = traffic(kernel, &shape, d.workgroups as u64)?;
                 Some(std::array::from_fn(|i| sum[i] + t[i]))
             });
-            let sums = profiles
-                .iter()
-                .map(|p| of_kernel(p).iter().map(|d| d.seconds).sum());
-            let seconds = median(sums.collect());
+            let time = |p: &Vec<KernelTime>| p.iter().filter(ran).map(|d| d.seconds).sum::<f64>();
+            let seconds = median(profiles.iter().map(time).collect());
             let gbps = traffic.map(|t| (t[0] + t[1]) as f64 / seconds / 1e9);
             rows.push(
                 json!({"operation": operation, "kernel": kernel, "dispatches": first.len(),

@@ -53,14 +53,12 @@ pub fn chapters() -> impl Iterator<Item = Chapter> {
     })
 }
 
-/// The chapter `arg` names: its number (1-24) or a word of its title (the first chapter whose
-/// title contains it, ignoring case).
+/// The chapter `arg` names: its number (1-24) or a word of its title (the first, in any case).
 pub fn find_chapter(arg: &str) -> anyhow::Result<Chapter> {
     let arg = arg.trim();
     if let Ok(number) = arg.parse::<usize>() {
-        let found = chapters().find(|c| c.number == number);
-        return found
-            .ok_or_else(|| anyhow!("there is no chapter {number}: the chapters are 1 to 24"));
+        let none = || anyhow!("there is no chapter {number}: the chapters are 1 to 24");
+        return chapters().find(|c| c.number == number).ok_or_else(none);
     }
     anyhow::ensure!(
         !arg.is_empty(),
@@ -93,9 +91,8 @@ pub fn unreproducible() -> impl Iterator<Item = (&'static str, &'static str)> {
 /// `loss.item()` (cell 603) is the loss after four of them.
 const FIRST_WORD_UPDATES: usize = 4;
 
-/// Full-batch steps `W -= 50 * grad` with `0.01 * mean(W^2)` (cell 716) before sampling: the
-/// step whose loss (before its update) the lecture's last run of the training cell printed
-/// (2.481828...) to five digits; the notebook does not record how often the cell was run.
+/// Full-batch steps `W -= 50 * grad` with `0.01 * mean(W^2)` (cell 716): the step whose loss the
+/// notebook's last print (2.481828...) matches to five digits; how often the cell ran is unknown.
 pub const NOTEBOOK_STEPS: usize = 267;
 
 /// What the backend computes of the notebook, and what the figures are drawn from.
@@ -145,7 +142,6 @@ pub fn walk<'a, B: Backend>(
     let counts = b.count_pairs(&on_all)?;
     let raw = b.normalize_rows(&counts, v, 0.0)?;
     let smoothed = b.normalize_rows(&counts, v, 1.0)?;
-    let mean_nll = b.mean_nll(&smoothed, &on_all)?.mean();
     let andrejq = match Examples::encode(&["andrejq"], &vocab, 1) {
         Ok(word) => {
             let word = b.load(&word)?;
@@ -176,8 +172,8 @@ pub fn walk<'a, B: Backend>(
         first,
         counts,
         raw,
+        mean_nll: b.mean_nll(&smoothed, &on_all)?.mean(),
         smoothed,
-        mean_nll,
         andrejq,
         weights,
         first_word_losses,
@@ -226,9 +222,8 @@ pub fn sorted_bigrams(all: &Examples, vocab: &Vocab, counts: &[u32]) -> Vec<(Str
     cells.into_iter().map(cell).collect()
 }
 
-/// The one-hot encoding of `xs` (cell 489's `plt.imshow(xenc)`) as a PNG: one row per example,
-/// one column per symbol, in matplotlib's default colors (viridis: 0 dark purple, 1 yellow),
-/// `cell` pixels per entry.
+/// The one-hot encoding of `xs` (cell 489's `plt.imshow(xenc)`) as a PNG, `cell` pixels per
+/// entry, in matplotlib's default viridis (0 dark purple, 1 yellow).
 pub fn one_hot_png(xs: &[u32], num_cols: usize, cell: u32) -> anyhow::Result<Vec<u8>> {
     const ZERO: [u8; 3] = [68, 1, 84];
     const ONE: [u8; 3] = [253, 231, 37];
