@@ -1,7 +1,5 @@
-//! Stage 1 streamed: a file of words read in blocks of about [`chunk_bytes`] of whole lines,
-//! for corpora larger than memory; words, vocabulary and pairs are exactly those of
-//! [`crate::data`]. Two passes: [`scan`] (UTF-8 checked, words trimmed, '.' refused ->
-//! vocabulary, stats), then [`PairEncoder`] (pairs, one batch per block, or counts).
+//! Stage 1 streamed, for corpora larger than memory: a file read in blocks of whole lines, with
+//! exactly [`crate::data`]'s words and pairs. Two passes: [`scan`], then [`PairEncoder`].
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -11,8 +9,7 @@ use memchr::{memchr, memchr_iter, memrchr};
 
 use crate::data::{DataError, UnknownChar, Vocab, WordStats, BOUNDARY};
 
-/// Bytes of text per block: `MAKEMORE_CHUNK_BYTES` when a positive number (tests make it tiny
-/// to cross many block boundaries), else 1 MiB.
+/// Bytes of text per block: `MAKEMORE_CHUNK_BYTES` when a positive number, else 1 MiB.
 pub fn chunk_bytes() -> usize {
     std::env::var("MAKEMORE_CHUNK_BYTES")
         .ok()
@@ -66,15 +63,13 @@ pub struct Blocks<R> {
     name: String,
     block_bytes: usize,
     buf: Vec<u8>,
-    /// Bytes at the front of `buf` handed out as the last block.
+    /// Bytes of `buf` handed out as the last block; the file offset and line of `buf[0]`.
     handed_out: usize,
-    /// Byte offset in the file, and line number, of `buf[0]`.
     offset: usize,
     line: usize,
 }
 
 impl<R: Read> Blocks<R> {
-    /// Blocks of about `block_bytes` from `reader`; `name` names it in errors.
     pub fn new(reader: R, name: &str, block_bytes: usize) -> Blocks<R> {
         Blocks {
             reader,
@@ -87,8 +82,7 @@ impl<R: Read> Blocks<R> {
         }
     }
 
-    /// The next block, or `None` at the end of the text. Invalid UTF-8 is an error with the
-    /// line and byte offset of its first bad byte.
+    /// The next block, or `None` at the end; invalid UTF-8 is an error where it starts.
     pub fn next_block(&mut self) -> Result<Option<Block<'_>>, DataError> {
         let done = std::mem::take(&mut self.handed_out);
         self.line += newlines(&self.buf[..done]);
@@ -157,14 +151,13 @@ pub(crate) fn open(path: &Path) -> Result<std::fs::File, DataError> {
     std::fs::File::open(path).map_err(|source| DataError::Io { path: name, source })
 }
 
-/// The first pass over a file: its vocabulary and word statistics, or `read_words`' error in
-/// its order of precedence (invalid UTF-8 anywhere, then the first word with a '.', then a
-/// file without words).
+/// The first pass over a file, or `read_words`' error in its order of precedence (invalid
+/// UTF-8 anywhere, then the first word with a '.', then a file without words).
 pub fn scan(path: &Path, block_bytes: usize) -> Result<Scan, DataError> {
     scan_reader(open(path)?, &path.display().to_string(), block_bytes)
 }
 
-/// [`scan`] of any reader; `name` names it in errors.
+/// [`scan`] of any reader.
 pub fn scan_reader<R: Read>(reader: R, name: &str, block_bytes: usize) -> Result<Scan, DataError> {
     let mut blocks = Blocks::new(reader, name, block_bytes);
     let (threads, mut found) = (threads(), ScanPart::EMPTY);
@@ -218,8 +211,7 @@ fn split_block(block: Block<'_>, n: usize) -> Vec<Block<'_>> {
 
 /// What the first pass has found in a stretch of the text; stretches merge in order.
 struct ScanPart {
-    /// The bytes of words (the ASCII ones are characters), the other characters, and the
-    /// first word with a '.'.
+    /// The bytes of words, the characters past ASCII, and the first word with a '.'.
     byte_seen: [bool; 256],
     others: BTreeSet<char>,
     boundary_in_word: Option<DataError>,
@@ -266,8 +258,7 @@ impl ScanPart {
         pairs: 0,
     };
 
-    /// What a clean block holds (each non-empty line a word as it stands), in one loop over
-    /// the bytes; `None` for any other block.
+    /// What a clean block holds, in one loop over the bytes; `None` for any other block.
     fn of_clean(bytes: &[u8]) -> Option<ScanPart> {
         let mut byte_seen = bytes_seen(bytes);
         if (0..=255u8).any(|b| byte_seen[b as usize] && !is_clean(b)) {
@@ -367,7 +358,7 @@ impl ScanPart {
     }
 }
 
-/// Pairs of one batch: `contexts[i]` is followed by `targets[i]`.
+/// Pairs of one batch, as in [`crate::data::Examples`].
 pub struct PairBatch<'a> {
     pub contexts: &'a [u32],
     pub targets: &'a [u32],
@@ -386,12 +377,11 @@ pub trait PairBatches {
 /// Marks a byte that is no symbol.
 const NOT_IN_VOCAB: u32 = u32::MAX;
 
-/// Words to (context, target) pairs: every word as `.w o r d.`, one pair per character plus
-/// one for the end, the context the last K symbols as a base-V number (0, all `.`, at first).
+/// Words to (context, target) pairs, as [`crate::data::Examples::encode`] describes them.
 pub(crate) struct Encoding {
     vocab: Vocab,
-    /// The symbol of each ASCII character (found without a search), 0 (the boundary that
-    /// ends a word) for '\n', [`NOT_IN_VOCAB`] for '.' and the bytes the vocabulary lacks.
+    /// The symbol of each ASCII byte: 0 (the boundary) for '\n', [`NOT_IN_VOCAB`] for '.' and
+    /// the bytes the vocabulary lacks.
     symbol: [u32; 256],
     context_len: usize,
     pub num_cols: usize,
@@ -399,8 +389,7 @@ pub(crate) struct Encoding {
 }
 
 impl Encoding {
-    /// The caller has checked the table's size (limits::check_context, or a checkpoint's
-    /// tensors), so V^K fits.
+    /// The caller has checked that V^K fits (limits::check_context, or a checkpoint's tensors).
     pub fn new(vocab: &Vocab, context_len: usize) -> Encoding {
         let symbol = std::array::from_fn(|b| match char::from(b as u8) {
             '\n' => 0,
@@ -418,8 +407,7 @@ impl Encoding {
         }
     }
 
-    /// Whether a block is clean ([`is_clean`] bytes, each character in the vocabulary): each
-    /// non-empty line is then a word as it stands, and each byte a symbol.
+    /// Whether a block is clean: [`is_clean`] bytes, each in the vocabulary.
     fn is_clean_block(&self, bytes: &[u8]) -> bool {
         let seen = bytes_seen(bytes);
         (0..=255u8)
@@ -458,8 +446,7 @@ impl Encoding {
         Ok(())
     }
 
-    /// [`Encoding::encode`] word by word (any words). A character missing from the
-    /// vocabulary is an error naming the word.
+    /// [`Encoding::encode`] word by word (any words).
     pub fn encode_words<'w>(
         &self,
         words: impl IntoIterator<Item = &'w str>,
@@ -545,8 +532,7 @@ pub struct PairEncoder<R> {
 }
 
 impl PairEncoder<std::fs::File> {
-    /// The pairs of a file whose first pass gave `scan`, with contexts of `k` characters
-    /// (the caller has checked that the V^K x V table fits).
+    /// The pairs of a file whose first pass gave `scan`, with contexts of `k` characters.
     pub fn open(path: &Path, scan: &Scan, k: usize, block_bytes: usize) -> Result<Self, DataError> {
         let name = path.display().to_string();
         Ok(PairEncoder::new(open(path)?, &name, scan, k, block_bytes))
