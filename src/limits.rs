@@ -2,12 +2,11 @@
 //! a V^K x V table of 4-byte entries, bounded by the largest buffer the device may bind and by
 //! host memory; the error says what was asked, the limit, and the largest K that fits.
 
-/// The largest table a backend can hold, and which limit says so.
+/// The bytes one table may take, and the limit's name as the user would look it up
+/// (`max_storage_buffer_binding_size`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableLimit {
-    /// Bytes one table may take.
     pub max_bytes: u64,
-    /// The limit's name, as the user would look it up (`max_storage_buffer_binding_size`).
     pub name: String,
 }
 
@@ -43,10 +42,9 @@ impl TableLimit {
 pub struct ContextTooLong {
     pub context_len: usize,
     pub vocab_size: usize,
-    /// Bytes the table would take (saturating at u128::MAX).
+    /// Bytes the table would take (saturating), and the largest K whose table fits, if any.
     pub asked_bytes: u128,
     pub limit: TableLimit,
-    /// The largest K whose table fits, if any.
     pub largest: Option<usize>,
 }
 
@@ -101,12 +99,10 @@ pub struct VocabTooLarge {
     pub vocab_size: usize,
 }
 
-/// Checks the size of a vocabulary against [`MAX_VOCAB`].
 pub fn check_vocab(vocab_size: usize) -> Result<(), VocabTooLarge> {
-    match vocab_size > MAX_VOCAB {
-        true => Err(VocabTooLarge { vocab_size }),
-        false => Ok(()),
-    }
+    (vocab_size <= MAX_VOCAB)
+        .then_some(())
+        .ok_or(VocabTooLarge { vocab_size })
 }
 
 /// V^K, the rows of a table, or `None` when it does not fit in a usize.
@@ -114,8 +110,7 @@ pub fn table_rows(vocab_size: usize, context_len: usize) -> Option<usize> {
     vocab_size.checked_pow(u32::try_from(context_len).ok()?)
 }
 
-/// Bytes of the V^K x V table of 4-byte entries: u32 counts, f32 probabilities and weights
-/// (saturating).
+/// Bytes of the V^K x V table of 4-byte entries (saturating).
 pub fn table_bytes(vocab_size: usize, context_len: usize) -> u128 {
     let v = vocab_size as u128;
     let rows = v.checked_pow(context_len as u32).unwrap_or(u128::MAX);
@@ -172,26 +167,6 @@ pub fn check_context(
 /// 8-21 MB files was 27.5 a byte on the CPU, 34 with `--split`, 35 on lavapipe.
 pub const HELD_TEXT_BYTES_PER_BYTE: u64 = 36;
 
-/// The memory a command may take, in bytes: `MAKEMORE_MEMORY_LIMIT` if set, else what the
-/// kernel says is available now (`MemAvailable` in /proc/meminfo); `None` where neither is
-/// known.
-pub fn available_memory() -> anyhow::Result<Option<u64>> {
-    if let Ok(limit) = std::env::var("MAKEMORE_MEMORY_LIMIT") {
-        let bytes = limit.trim().parse().map_err(|_| {
-            anyhow::anyhow!("MAKEMORE_MEMORY_LIMIT={limit:?} is not a number of bytes")
-        })?;
-        return Ok(Some(bytes));
-    }
-    let Ok(meminfo) = std::fs::read_to_string("/proc/meminfo") else {
-        return Ok(None);
-    };
-    let kib = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok());
-    Ok(kib.map(|kib| kib.saturating_mul(1024)))
-}
-
 /// Refuses, before reading it, a file of `file_bytes` whose words and pairs, held in memory,
 /// would not fit in `available` bytes; with `available` unknown, nothing is refused.
 pub fn check_text_fits(
@@ -212,12 +187,25 @@ pub fn check_text_fits(
     }
 }
 
-/// [`check_text_fits`] for the file at `path`, against [`available_memory`]. A file that
-/// cannot be read is left to the reader, which says why.
+/// [`check_text_fits`] for the file at `path`, against `MAKEMORE_MEMORY_LIMIT` if set, else
+/// `MemAvailable` in /proc/meminfo. A file that cannot be read is left to the reader.
 pub fn check_file_fits(path: &std::path::Path, instead: &str) -> anyhow::Result<()> {
     let Some(meta) = std::fs::metadata(path).ok().filter(|meta| meta.is_file()) else {
         return Ok(());
     };
-    let (name, available) = (path.display().to_string(), available_memory()?);
-    check_text_fits(&name, meta.len(), available, instead)
+    let available = match std::env::var("MAKEMORE_MEMORY_LIMIT") {
+        Ok(limit) => Some(limit.trim().parse().map_err(|_| {
+            anyhow::anyhow!("MAKEMORE_MEMORY_LIMIT={limit:?} is not a number of bytes")
+        })?),
+        Err(_) => std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|meminfo| {
+                let kib = meminfo
+                    .lines()
+                    .find_map(|l| l.strip_prefix("MemAvailable:"))?;
+                kib.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .map(|kib| kib.saturating_mul(1024)),
+    };
+    check_text_fits(&path.display().to_string(), meta.len(), available, instead)
 }
