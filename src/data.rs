@@ -49,7 +49,7 @@ pub fn parse_words(text: &str, source_name: &str) -> Result<Vec<String>, DataErr
     words_in(text.as_bytes(), source_name)
 }
 
-/// Reads a word list from a file (see [`parse_words`]).
+/// [`parse_words`] of a file.
 pub fn read_words(path: &Path) -> Result<Vec<String>, DataError> {
     words_in(crate::corpus::open(path)?, &path.display().to_string())
 }
@@ -75,7 +75,6 @@ fn words_in(text: impl std::io::Read, name: &str) -> Result<Vec<String>, DataErr
     Ok(words)
 }
 
-/// The built-in word list.
 pub fn builtin_words() -> Vec<String> {
     parse_words(BUILTIN_NAMES, "the built-in names").expect("the built-in list is valid")
 }
@@ -88,7 +87,6 @@ pub struct Vocab {
 }
 
 impl Vocab {
-    /// The vocabulary of a word list.
     pub fn from_words<S: AsRef<str>>(words: &[S]) -> Vocab {
         let set: BTreeSet<char> = words.iter().flat_map(|w| w.as_ref().chars()).collect();
         let mut chars = vec![BOUNDARY];
@@ -125,7 +123,6 @@ impl Vocab {
         false
     }
 
-    /// The index of a character, if the vocabulary has it.
     pub fn index(&self, c: char) -> Option<u32> {
         if c == BOUNDARY {
             return Some(0);
@@ -133,7 +130,6 @@ impl Vocab {
         self.chars[1..].binary_search(&c).ok().map(|i| i as u32 + 1)
     }
 
-    /// The character at an index.
     pub fn char(&self, index: u32) -> char {
         self.chars[index as usize]
     }

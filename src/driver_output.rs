@@ -1,10 +1,9 @@
 //! The graphics drivers' own lines kept out of the tool's stderr: while wgpu looks for
-//! adapters, drivers may write to descriptor 2 directly (Mesa's device-select layer: `error:
-//! XDG_RUNTIME_DIR is invalid or not set in the environment.`), which a user would read as
-//! the tool's errors. [`captured`] keeps them for `RUST_LOG=debug`.
+//! adapters, drivers may write to descriptor 2 (Mesa's device-select layer: `error:
+//! XDG_RUNTIME_DIR is invalid ...`), which a user would read as the tool's errors.
 
 /// Runs `f` with descriptor 2 pointed at a pipe; returns its result and what was written
-/// there. Captures are serialized: stderr is one descriptor for the whole process.
+/// there, one capture at a time.
 #[cfg(unix)]
 pub fn captured<T>(f: impl FnOnce() -> T) -> (T, String) {
     use std::io::Read as _;
