@@ -18,9 +18,8 @@ pub fn chunk_bytes() -> usize {
         .unwrap_or(1 << 20)
 }
 
-/// Whole lines of valid UTF-8, the byte-order mark of the file's start removed. As an
-/// iterator: its words with their line numbers (lines end at '\n', are trimmed, a '\r' with
-/// the spaces, and blank ones dropped).
+/// Whole lines of valid UTF-8, the file's byte-order mark removed. As an iterator: its
+/// trimmed lines (a '\r' with the spaces) with their numbers, blank ones dropped.
 #[derive(Clone, Copy)]
 pub struct Block<'a> {
     pub text: &'a str,
@@ -190,8 +189,7 @@ fn at_once<I: Send, T: Send>(items: Vec<I>, f: impl Fn(I) -> T + Sync) -> Vec<T>
     })
 }
 
-/// A block cut into at most `n` blocks of whole lines (each cut after the first '\n' at or
-/// past an n-th of the text), in order; never an empty list.
+/// A block cut into at most `n` blocks of whole lines, in order; never an empty list.
 fn split_block(block: Block<'_>, n: usize) -> Vec<Block<'_>> {
     let (text, mut parts) = (block.text, Vec::with_capacity(n));
     let (mut start, mut first_line) = (0, block.first_line);
@@ -492,9 +490,8 @@ impl Encoding {
         Ok(pairs)
     }
 
-    /// The counts of a clean block with K = 1: pairs of bytes (all below 128) counted first,
-    /// a '\n' before the text; then (a, b) counts for (symbol of a, symbol of b), a '\n'
-    /// (10) being the boundary 0, except ('\n', '\n'), a blank line and no pair.
+    /// The counts of a clean block with K = 1: pairs of bytes (all below 128, a '\n' before
+    /// the text) counted first, then added per pair of symbols, but for ('\n', '\n'): no pair.
     fn count_clean_bigrams(&self, bytes: &[u8], counts: &mut [u32]) -> u64 {
         let mut by_bytes = vec![0u32; 128 * 128];
         let mut prev = b'\n';
@@ -591,9 +588,8 @@ impl<R: Read> PairBatches for PairEncoder<R> {
         self.encoding.num_cols
     }
 
-    /// Each block cut into [`threads`] parts of whole lines, counted at once, each thread
-    /// into its own table (the first into `counts`), the tables summed at the end (exact in
-    /// u32, in any order). One table when a copy would take over 64 MiB.
+    /// Each block cut into [`threads`] parts counted at once, each into its own table (the first
+    /// into `counts`), summed at the end (exact in u32); one table if a copy takes over 64 MiB.
     fn count_into(&mut self, counts: &mut [u32]) -> anyhow::Result<()> {
         let one = std::mem::size_of_val(counts) > 64 << 20;
         let threads = if one { 1 } else { threads() };
@@ -609,10 +605,9 @@ impl<R: Read> PairBatches for PairEncoder<R> {
         }
         self.check_unchanged()?;
         for table in &tables {
-            counts
-                .iter_mut()
-                .zip(table)
-                .for_each(|(all, part)| *all += part);
+            for (all, part) in counts.iter_mut().zip(table) {
+                *all += part;
+            }
         }
         Ok(())
     }
@@ -628,11 +623,10 @@ pub struct CountTable {
 
 impl CountTable {
     pub fn new(counts: Vec<u32>, num_cols: usize) -> CountTable {
-        let examples = counts.iter().map(|&n| n as u64).sum::<u64>() as usize;
         CountTable {
+            examples: counts.iter().map(|&n| n as u64).sum::<u64>() as usize,
             counts,
             num_cols,
-            examples,
         }
     }
 }

@@ -79,8 +79,7 @@ pub fn builtin_words() -> Vec<String> {
     parse_words(BUILTIN_NAMES, "the built-in names").expect("the built-in list is valid")
 }
 
-/// The characters a model knows: `.` at index 0, then every character of the words in
-/// sorted order at 1, 2, ...
+/// The characters a model knows: `.` at index 0, then the words' characters in sorted order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vocab {
     chars: Vec<char>,
@@ -141,8 +140,7 @@ impl fmt::Display for Vocab {
     }
 }
 
-/// (context, target) pairs: `contexts[i]` (a row of the V^K x V table) is followed by
-/// `targets[i]`.
+/// (context, target) pairs: `contexts[i]`, a row of the V^K x V table, precedes `targets[i]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Examples {
     pub contexts: Vec<u32>,
@@ -184,8 +182,7 @@ impl Examples {
         self.targets.is_empty()
     }
 
-    /// The same pairs, each context's together in their original order (a stable counting
-    /// sort), with the offset of each context's run.
+    /// The same pairs grouped by context in their original order (a stable counting sort).
     pub fn grouped_by_context(&self) -> GroupedExamples {
         let mut row_offsets = vec![0u32; self.num_rows + 1];
         for &c in &self.contexts {
@@ -206,8 +203,7 @@ impl Examples {
             examples: Examples {
                 contexts,
                 targets,
-                num_rows: self.num_rows,
-                num_cols: self.num_cols,
+                ..*self
             },
             row_offsets,
         }

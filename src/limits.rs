@@ -73,8 +73,8 @@ pub const MAX_STEPS: usize = 1_000_000;
 /// The most names `train` draws from each model: they are held until printed.
 pub const MAX_TRAIN_SAMPLES: usize = 100_000;
 
-/// Checks a training run's steps, names to sample, and minibatch (at most the training pairs,
-/// 0 for the full batch) before any work; the message names the flag.
+/// Checks a training run's steps, names to sample and minibatch (0: the full batch) before any
+/// work; the message names the flag.
 pub fn check_run_counts(
     steps: usize,
     samples: usize,
@@ -144,8 +144,7 @@ pub fn check_context(
     limit: &TableLimit,
 ) -> Result<(), TableTooLarge> {
     check_vocab(vocab_size)?;
-    // Rows are u32 on the device and entry indices are computed in u32: cap at 2^32 - 1 bytes
-    // of entries' worth either way.
+    // Rows and entry indices are u32 on the device: at most 2^32 - 1 bytes either way.
     let max_bytes = limit.max_bytes.min(u32::MAX as u64) as u128;
     let fits = |k: usize| table_bytes(vocab_size, k) <= max_bytes;
     if fits(context_len) {

@@ -69,21 +69,17 @@ impl Split {
     /// other indices) and cuts them at `floor(n * train / 100)` and `floor(n * (train + dev)
     /// / 100)`, as makemore.py's `int(0.8 * n)`. The training part keeps at least one word.
     pub fn apply(&self, words: &[String], seed: u64) -> SplitWords {
-        let mut shuffled = words.to_vec();
+        let mut train = words.to_vec();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        for i in (1..shuffled.len()).rev() {
-            shuffled.swap(i, rng.random_range(0..=i));
+        for i in (1..train.len()).rev() {
+            train.swap(i, rng.random_range(0..=i));
         }
-        let n = shuffled.len();
+        let n = train.len();
         let cut = |percent: f64| ((n as f64 * percent / 100.0).floor() as usize).min(n);
         let first = cut(self.train).max(1).min(n);
         let second = cut(self.train + self.dev).max(first);
-        let test = shuffled.split_off(second);
-        let dev = shuffled.split_off(first);
-        SplitWords {
-            train: shuffled,
-            dev,
-            test,
-        }
+        let test = train.split_off(second);
+        let dev = train.split_off(first);
+        SplitWords { train, dev, test }
     }
 }
