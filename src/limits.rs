@@ -33,7 +33,7 @@ impl TableLimit {
     "context {context_len} needs a {vocab_size}^{context_len} x {vocab_size} table ({}), over {} of {}; {}",
     describe_bytes(*.asked_bytes),
     .limit.name,
-    describe_bytes(.limit.max_bytes),
+    describe_bytes(.limit.max_bytes.into()),
     match .largest {
         Some(k) => format!("the largest context that fits is {k}"),
         None => "not even a context of 1 fits".to_string(),
@@ -49,8 +49,7 @@ pub struct ContextTooLong {
 }
 
 /// Bytes as the exact number and in binary units: "1549681956 bytes = 1.44 GiB".
-fn describe_bytes(bytes: impl Into<u128>) -> String {
-    let bytes: u128 = bytes.into();
+fn describe_bytes(bytes: u128) -> String {
     let (mut value, mut unit) = (bytes as f64, 0);
     let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     while value >= 1024.0 && unit + 1 < units.len() {
@@ -178,9 +177,9 @@ pub fn check_text_fits(
     match available {
         Some(available) if needed > available as u128 => anyhow::bail!(
             "{path} ({}) held in memory with its examples takes about {}, more than the {} available; {instead}",
-            describe_bytes(file_bytes),
+            describe_bytes(file_bytes.into()),
             describe_bytes(needed),
-            describe_bytes(available)
+            describe_bytes(available.into())
         ),
         _ => Ok(()),
     }
@@ -196,15 +195,12 @@ pub fn check_file_fits(path: &std::path::Path, instead: &str) -> anyhow::Result<
         Ok(limit) => Some(limit.trim().parse().map_err(|_| {
             anyhow::anyhow!("MAKEMORE_MEMORY_LIMIT={limit:?} is not a number of bytes")
         })?),
-        Err(_) => std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|meminfo| {
-                let kib = meminfo
-                    .lines()
-                    .find_map(|l| l.strip_prefix("MemAvailable:"))?;
-                kib.split_whitespace().next()?.parse::<u64>().ok()
-            })
-            .map(|kib| kib.saturating_mul(1024)),
+        Err(_) => {
+            let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+            let line = info.lines().find_map(|l| l.strip_prefix("MemAvailable:"));
+            let kib = line.and_then(|l| l.split_whitespace().next()?.parse::<u64>().ok());
+            kib.map(|kib| kib.saturating_mul(1024))
+        }
     };
     check_text_fits(&path.display().to_string(), meta.len(), available, instead)
 }
