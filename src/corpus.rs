@@ -378,8 +378,7 @@ const NOT_IN_VOCAB: u32 = u32::MAX;
 /// Words to (context, target) pairs, as [`crate::data::Examples::encode`] describes them.
 pub(crate) struct Encoding {
     vocab: Vocab,
-    /// The symbol of each ASCII byte: 0 (the boundary) for '\n', [`NOT_IN_VOCAB`] for '.' and
-    /// the bytes the vocabulary lacks.
+    /// The symbol of each ASCII byte: 0 for '\n', [`NOT_IN_VOCAB`] for '.' and those it lacks.
     symbol: [u32; 256],
     context_len: usize,
     pub num_cols: usize,

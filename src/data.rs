@@ -93,8 +93,7 @@ impl Vocab {
         Vocab { chars }
     }
 
-    /// A vocabulary from its characters in index order: `.`, then distinct characters in
-    /// increasing order ([`Vocab::index`] bisects them); otherwise says what is wrong.
+    /// A vocabulary from its characters in index order, or what is wrong with them.
     pub fn from_chars(chars: Vec<char>) -> Result<Vocab, String> {
         if chars.first() != Some(&BOUNDARY) {
             return Err("it does not start with '.'".to_string());

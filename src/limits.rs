@@ -1,9 +1,7 @@
-//! What a run may ask for, checked before anything of that size is allocated: every model is
-//! a V^K x V table of 4-byte entries, bounded by the largest buffer the device may bind and by
-//! host memory; the error says what was asked, the limit, and the largest K that fits.
+//! What a run may ask for, checked before anything of that size is allocated: each model is a
+//! V^K x V table of 4-byte entries, under the device's largest binding and host memory.
 
-/// The bytes one table may take, and the limit's name as the user would look it up
-/// (`max_storage_buffer_binding_size`).
+/// The bytes one table may take, and the limit's name as the user would look it up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableLimit {
     pub max_bytes: u64,
@@ -11,8 +9,7 @@ pub struct TableLimit {
 }
 
 impl TableLimit {
-    /// The host-memory bound of the CPU reference: 1 GiB a table (the CPU also keeps an f64
-    /// gradient of the same shape, twice this).
+    /// The CPU reference's bound: 1 GiB a table (it also keeps an f64 gradient, twice this).
     pub fn host() -> TableLimit {
         TableLimit {
             max_bytes: 1 << 30,
@@ -135,8 +132,7 @@ impl TableTooLarge {
     }
 }
 
-/// Checks that the vocabulary has at most [`MAX_VOCAB`] symbols and that the V^K x V table
-/// fits under `limit` (and that its row indices fit in the u32 contexts the kernels read).
+/// Checks the vocabulary against [`MAX_VOCAB`] and that the V^K x V table fits under `limit`.
 pub fn check_context(
     vocab_size: usize,
     context_len: usize,
@@ -165,8 +161,7 @@ pub fn check_context(
 /// 8-21 MB files was 27.5 a byte on the CPU, 34 with `--split`, 35 on lavapipe.
 pub const HELD_TEXT_BYTES_PER_BYTE: u64 = 36;
 
-/// Refuses, before reading it, a file of `file_bytes` whose words and pairs, held in memory,
-/// would not fit in `available` bytes; with `available` unknown, nothing is refused.
+/// Refuses a file of `file_bytes` whose words and pairs would not fit in `available` bytes.
 pub fn check_text_fits(
     path: &str,
     file_bytes: u64,
