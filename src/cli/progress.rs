@@ -6,7 +6,7 @@ use std::io::IsTerminal as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::{finite_or_null, flag_name, format_loss, say, thousands};
+use super::{flag_name, format_loss, say, thousands};
 use makemore::backend::{LossForm, StepLoss, Transfers};
 use makemore::optim::Optimizer;
 use makemore::train::{Event, TrainConfig, TrainSummary};
@@ -129,7 +129,7 @@ impl Printer<'_> {
         let run = &summary.neural;
         let t = transfers;
         if self.json {
-            let line = json!({"event": "summary", "count_nll": finite_or_null(summary.count_nll),
+            let line = json!({"event": "summary", "count_nll": summary.count_nll,
                 "final_loss": run.final_loss.total, "final_data_loss": run.final_loss.data,
                 "steps": run.first_step + run.losses.len(), "kept_step": run.kept_step,
                 "checkpoint": model_path, "log": log_path,
@@ -195,7 +195,7 @@ fn data(event: &Event, config: &TrainConfig, json: bool) {
         } => {
             if json {
                 let line = json!({"event": "count_model", "smoothing": config.smoothing,
-                    "nll": finite_or_null(nll.mean()), "impossible_examples": nll.impossible,
+                    "nll": nll.mean(), "impossible_examples": nll.impossible,
                     "distinct_pairs": distinct_pairs,
                     "most_frequent": most_frequent.iter().map(|(p, n)| json!([p, n])).collect::<Vec<_>>()});
                 return say!("{line}");
@@ -244,7 +244,7 @@ fn models(event: &Event, config: &TrainConfig, json: bool) {
             say!("  final       loss {total:.6}  (data {data:.6}); count model {count}");
         }
         Event::DevLoss { step, loss, best } => {
-            let line = json!({"event": "dev_loss", "step": step, "loss": finite_or_null(*loss), "best": best});
+            let line = json!({"event": "dev_loss", "step": step, "loss": loss, "best": best});
             say!("{line}")
         }
         // Both models' mean NLL on each part (`-`, or null, for an empty part).

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{finite_or_null, format_loss, positive, read_words_held, say, thousands};
+use super::{format_loss, positive, read_words_held, say, thousands};
 use makemore::data::builtin_words;
 use makemore::tools::sweep::{self, SweepConfig, SweepModel, DEFAULT_STRENGTHS};
 use makemore::{on_backend, Backend, Chosen, DeviceChoice};
@@ -77,7 +77,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let (best, neural) = (result.rows[result.best], config.model == SweepModel::Neural);
     if args.json {
         let rows: Vec<serde_json::Value> = (result.rows.iter())
-            .map(|r| json!({"strength": r.strength, "train": finite_or_null(r.train), "dev": finite_or_null(r.dev)}))
+            .map(|r| json!({"strength": r.strength, "train": r.train, "dev": r.dev}))
             .collect();
         say!(
             "{}",
@@ -86,8 +86,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 "split": config.split.to_string(), "words": result.words,
                 "examples": result.examples, "steps": neural.then_some(config.steps),
                 "lr": neural.then_some(config.lr), "rows": rows,
-                "best_strength": best.strength, "best_dev": finite_or_null(best.dev),
-                "test": finite_or_null(result.test), "seconds": seconds})
+                "best_strength": best.strength, "best_dev": best.dev,
+                "test": result.test, "seconds": seconds})
         );
         return Ok(());
     }
