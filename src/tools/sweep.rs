@@ -68,13 +68,8 @@ pub struct SweepResult {
 /// The index of the smallest loss (infinite losses lose to finite ones; NaN never wins; the
 /// first of equals wins).
 pub fn best_index(losses: &[f64]) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for (i, &loss) in losses.iter().enumerate() {
-        if !loss.is_nan() && best.is_none_or(|b| loss < losses[b]) {
-            best = Some(i);
-        }
-    }
-    best
+    let finite = (0..losses.len()).filter(|&i| !losses[i].is_nan());
+    finite.reduce(|best, i| if losses[i] < losses[best] { i } else { best })
 }
 
 /// Runs the sweep on `backend`. Dev and test must not be empty.
@@ -127,12 +122,10 @@ pub fn run<B: Backend>(
                 w
             }
         };
-        let train = score(backend, &candidate, &parts.train)?;
-        let dev = score(backend, &candidate, &parts.dev)?;
         rows.push(SweepRow {
             strength,
-            train,
-            dev,
+            train: score(backend, &candidate, &parts.train)?,
+            dev: score(backend, &candidate, &parts.dev)?,
         });
         candidates.push(candidate);
     }
