@@ -278,10 +278,6 @@ pub fn run_streamed<B: Backend>(
     config: &TrainConfig,
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<TrainSummary> {
-    anyhow::ensure!(
-        config.streams(),
-        "only the counts path without --split trains on a streamed file"
-    );
     let (v, k) = (scan.vocab.len(), config.context_len);
     check_context(v, k, &backend.table_limit())?;
     check_countable(scan.examples, source)?;
@@ -485,8 +481,7 @@ fn neural_stage<B: Backend>(
             (checkpoint.weights.clone(), saved.steps)
         }
     };
-    let cols = vocab.len();
-    let rows = cols.pow(k as u32);
+    let (cols, rows) = (vocab.len(), vocab.len().pow(k as u32));
     report(Event::TrainingStarted {
         rows,
         cols,

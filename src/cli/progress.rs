@@ -33,14 +33,6 @@ impl Printer<'_> {
         }
     }
 
-    /// The device, on the first line.
-    pub fn device(&self, description: &str) {
-        match self.json {
-            true => say!("{}", json!({"event": "device", "device": description})),
-            false => say!("device   {description}"),
-        }
-    }
-
     /// Prints one finished stage of `train`: training's progress here, the rest by [`data`] and
     /// [`models`]. JSON has no progress, which is for people watching (the neural_model line
     /// has every loss).
@@ -124,10 +116,9 @@ impl Printer<'_> {
     }
 
     /// Where the run was saved, what crossed between host and device, and how long it took.
-    pub fn saved(&self, summary: &TrainSummary, transfers: Transfers, paths: &[String; 2], s: f64) {
+    pub fn saved(&self, summary: &TrainSummary, t: Transfers, paths: &[String; 2], s: f64) {
         let [model_path, log_path] = paths;
         let run = &summary.neural;
-        let t = transfers;
         if self.json {
             let line = json!({"event": "summary", "count_nll": summary.count_nll,
                 "final_loss": run.final_loss.total, "final_data_loss": run.final_loss.data,
@@ -138,10 +129,9 @@ impl Printer<'_> {
                 "seconds": s});
             say!("{line}");
         } else {
-            let kept = match run.kept_step {
-                Some(step) => format!(" (the weights after step {step}: the lowest dev loss)"),
-                None => String::new(),
-            };
+            let kept = run.kept_step.map_or(String::new(), |step| {
+                format!(" (the weights after step {step}: the lowest dev loss)")
+            });
             let (ups, up, downs) = (t.uploads, bytes(t.upload_bytes), t.readbacks);
             let down = bytes(t.readback_bytes);
             say!("\ntransfers  {ups} uploads ({up}), {downs} readbacks ({down})");

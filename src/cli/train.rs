@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
+use serde_json::json;
 
 use super::progress::Printer;
-use super::{non_negative, positive, read_words_held};
+use super::{non_negative, positive, read_words_held, say};
 use makemore::adamw::{AdamW, ADAMW_DEFAULT_LR};
 use makemore::checkpoint::{
     self, load_log, Checkpoint, LogEntry, RunSettings, LOG_FILE, MODEL_FILE,
@@ -149,7 +150,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         eprintln!("notice: {notice}");
     }
     let mut printer = Printer::new(&config, args.json, args.quiet);
-    printer.device(&on_backend!(&backend, |b| b.describe()));
+    let device = on_backend!(&backend, |b| b.describe());
+    match args.json {
+        true => say!("{}", json!({"event": "device", "device": device})),
+        false => say!("device   {device}"),
+    }
     let report = &mut |event: Event| printer.event(&event);
     let (summary, transfers) = on_backend!(&mut backend, |b| {
         let summary = match &data {
