@@ -142,13 +142,10 @@ impl Checkpoint {
         // Sorting compact JSON keeps its length (serde_json's map is sorted), and tensor
         // offsets count from the header's end, so nothing else moves.
         let end = 8 + u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-        if let Ok(header) = serde_json::from_slice::<serde_json::Value>(&bytes[8..end]) {
-            let mut sorted = header.to_string().into_bytes();
-            if sorted.len() <= end - 8 {
-                sorted.resize(end - 8, b' ');
-                bytes[8..end].copy_from_slice(&sorted);
-            }
-        }
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..end])?;
+        let mut sorted = header.to_string().into_bytes();
+        sorted.resize(end - 8, b' ');
+        bytes[8..end].copy_from_slice(&sorted);
         Ok(bytes)
     }
 
@@ -239,16 +236,13 @@ fn read_settings(
         _ => return Err(bad(one.into())),
     };
     let input = field("input")?;
-    let split = match meta.get("split").map(String::as_str) {
-        None | Some("") => None,
-        Some(text) => {
-            let split = text.parse::<Split>();
-            Some(split.map_err(|e| bad(format!("its split {text:?} is not valid: {e}")))?)
-        }
-    };
+    let split = (meta.get("split").filter(|text| !text.is_empty())).map(|text| {
+        let split = text.parse::<Split>();
+        split.map_err(|e| bad(format!("its split {text:?} is not valid: {e}")))
+    });
     let settings = RunSettings {
         input: (!input.is_empty()).then(|| PathBuf::from(input)),
-        split,
+        split: split.transpose()?,
         smoothing: number("smoothing")? as f32,
         seed: (field("seed")?.parse()).map_err(|_| bad("its seed is not a whole number".into()))?,
         steps: number("steps")? as usize,

@@ -141,10 +141,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     });
     let config = train_config(args, resume)?;
     let data = read_input(args, input.as_ref(), &config)?;
-    let source = match &input {
-        Some(path) => path.display().to_string(),
-        None => "the built-in names (2018 US baby names)".to_string(),
-    };
+    let builtin = "the built-in names (2018 US baby names)".to_string();
+    let source = (input.as_ref()).map_or(builtin, |path| path.display().to_string());
     let (mut backend, notice) = Chosen::open(args.device)?;
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
