@@ -33,10 +33,8 @@ pub struct RunSettings {
     /// The word file (absolute path); None for the built-in names.
     pub input: Option<PathBuf>,
     pub split: Option<Split>,
-    /// The lines of `log.jsonl` that belong to these weights (set when the run is saved): the
-    /// first N (newlines included) and their FNV-1a 64 digest. The log is written before the
-    /// model: a run stopped between the two leaves a log that runs past the model (its extra
-    /// lines are left out) or one of another run (refused).
+    /// The first N lines of `log.jsonl` (newlines included), those of these weights, and their
+    /// FNV-1a 64 digest; set when the run is saved, checked by [`load_log`].
     pub log: Option<(usize, u64)>,
 }
 

@@ -128,13 +128,8 @@ fn config(args: &Args) -> anyhow::Result<SweepConfig> {
             item.trim()
         )),
     };
-    let strengths = match list {
-        Some(list) => list
-            .split(',')
-            .map(strength)
-            .collect::<anyhow::Result<_>>()?,
-        None => DEFAULT_STRENGTHS.to_vec(),
-    };
+    let parsed = list.map(|list| list.split(',').map(strength).collect());
+    let strengths = parsed.unwrap_or(Ok(DEFAULT_STRENGTHS.to_vec()))?;
     let (split, max) = (args.split.parse()?, makemore::limits::MAX_STEPS);
     anyhow::ensure!(
         args.steps <= max,

@@ -106,8 +106,7 @@ pub fn run<B: Backend>(
         })?
         .ok_or_else(none)
     };
-    let mut rows = Vec::with_capacity(config.strengths.len());
-    let mut candidates = Vec::with_capacity(config.strengths.len());
+    let (mut rows, mut candidates) = (Vec::new(), Vec::new());
     for &strength in &config.strengths {
         let candidate = match &counts {
             Some(counts) => backend.normalize_rows(counts, vocab.len(), strength)?,
