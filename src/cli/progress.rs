@@ -33,9 +33,8 @@ impl Printer<'_> {
         }
     }
 
-    /// Prints one finished stage of `train`: training's progress here, the rest by [`data`] and
-    /// [`models`]. JSON has no progress, which is for people watching (the neural_model line
-    /// has every loss).
+    /// Prints one finished stage of `train`. JSON has no progress, which is for people watching
+    /// (the neural_model line has every loss).
     pub fn event(&mut self, event: &Event) {
         match event {
             Event::TrainingStarted { .. } | Event::Progress { .. } if self.json => {}

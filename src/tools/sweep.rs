@@ -94,10 +94,9 @@ pub fn run<B: Backend>(
     let examples = [&parts.train, &parts.dev, &parts.test].map(|p| p.0.len());
     let none = || anyhow::anyhow!("a part of the split has no examples");
     // The counts do not depend on the smoothing: counted once, normalized per strength.
-    let counts = match config.model {
-        SweepModel::Count => Some(CountModel::fit(backend, &parts.train.1, &vocab, k, 0.0)?.counts),
-        SweepModel::Neural => None,
-    };
+    let count_model = (config.model == SweepModel::Count)
+        .then(|| CountModel::fit(backend, &parts.train.1, &vocab, k, 0.0))
+        .transpose()?;
     // A candidate is the count model's probabilities or the net's weights.
     let score = |backend: &mut B, candidate: &[f32], part| {
         score_part(part, |e| match config.model {
@@ -108,8 +107,8 @@ pub fn run<B: Backend>(
     };
     let (mut rows, mut candidates) = (Vec::new(), Vec::new());
     for &strength in &config.strengths {
-        let candidate = match &counts {
-            Some(counts) => backend.normalize_rows(counts, vocab.len(), strength)?,
+        let candidate = match &count_model {
+            Some(model) => backend.normalize_rows(&model.counts, vocab.len(), strength)?,
             None => {
                 let mut w = init_weights(&vocab, k, config.seed, RngKind::Std);
                 let options = TrainOptions {
