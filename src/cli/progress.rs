@@ -270,8 +270,7 @@ fn models(event: &Event, config: &TrainConfig, json: bool) {
 
 /// A byte count for people: `9 KB`, `1.8 MB`.
 fn bytes(count: u64) -> String {
-    let mut value = count as f64;
-    let mut unit = 0;
+    let (mut value, mut unit) = (count as f64, 0);
     while value >= 1000.0 && unit < 4 {
         value /= 1000.0;
         unit += 1;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{format_loss, positive, read_words_held, say, thousands};
+use super::{format_loss, non_negative, positive, read_words_held, say, thousands};
 use makemore::data::builtin_words;
 use makemore::tools::sweep::{self, SweepConfig, SweepModel, DEFAULT_STRENGTHS};
 use makemore::{on_backend, Backend, Chosen, DeviceChoice};
@@ -120,13 +120,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 /// The sweep's settings from the flags: "0,0.1, 1" -> [0.0, 0.1, 1.0]; too many steps refused.
 fn config(args: &Args) -> anyhow::Result<SweepConfig> {
     let list = args.strengths.as_deref();
-    let strength = |item: &str| match item.trim().parse::<f32>() {
-        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
-        _ => Err(anyhow::anyhow!(
-            "--strengths {:?}: {:?} is not a finite number >= 0",
-            list.unwrap_or_default(),
-            item.trim()
-        )),
+    let strength = |item: &str| {
+        let list = list.unwrap_or_default();
+        non_negative(item.trim()).map_err(|e| anyhow::anyhow!("--strengths {list:?}: {e}"))
     };
     let parsed = list.map(|list| list.split(',').map(strength).collect());
     let strengths = parsed.unwrap_or(Ok(DEFAULT_STRENGTHS.to_vec()))?;
