@@ -33,10 +33,8 @@ pub struct RunSettings {
     /// The word file (absolute path); None for the built-in names.
     pub input: Option<PathBuf>,
     pub split: Option<Split>,
-    /// The lines of `log.jsonl` that belong to these weights (set when the run is saved): the
-    /// first N (newlines included) and their FNV-1a 64 digest. The log is written before the
-    /// model: a run stopped between the two leaves a log that runs past the model (its extra
-    /// lines are left out) or one of another run (refused).
+    /// The first N lines of `log.jsonl` (newlines included), those of these weights, and their
+    /// FNV-1a 64 digest; set when the run is saved, checked by [`load_log`].
     pub log: Option<(usize, u64)>,
 }
 
@@ -142,13 +140,10 @@ impl Checkpoint {
         // Sorting compact JSON keeps its length (serde_json's map is sorted), and tensor
         // offsets count from the header's end, so nothing else moves.
         let end = 8 + u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-        if let Ok(header) = serde_json::from_slice::<serde_json::Value>(&bytes[8..end]) {
-            let mut sorted = header.to_string().into_bytes();
-            if sorted.len() <= end - 8 {
-                sorted.resize(end - 8, b' ');
-                bytes[8..end].copy_from_slice(&sorted);
-            }
-        }
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..end])?;
+        let mut sorted = header.to_string().into_bytes();
+        sorted.resize(end - 8, b' ');
+        bytes[8..end].copy_from_slice(&sorted);
         Ok(bytes)
     }
 
@@ -239,16 +234,13 @@ fn read_settings(
         _ => return Err(bad(one.into())),
     };
     let input = field("input")?;
-    let split = match meta.get("split").map(String::as_str) {
-        None | Some("") => None,
-        Some(text) => {
-            let split = text.parse::<Split>();
-            Some(split.map_err(|e| bad(format!("its split {text:?} is not valid: {e}")))?)
-        }
-    };
+    let split = (meta.get("split").filter(|text| !text.is_empty())).map(|text| {
+        let split = text.parse::<Split>();
+        split.map_err(|e| bad(format!("its split {text:?} is not valid: {e}")))
+    });
     let settings = RunSettings {
         input: (!input.is_empty()).then(|| PathBuf::from(input)),
-        split,
+        split: split.transpose()?,
         smoothing: number("smoothing")? as f32,
         seed: (field("seed")?.parse()).map_err(|_| bad("its seed is not a whole number".into()))?,
         steps: number("steps")? as usize,

@@ -24,8 +24,7 @@ pub struct Resume {
     pub source: String,
 }
 
-/// How the full-batch gradient is computed (`--grad`): both give the same losses (to 1e-5),
-/// the counts at O(V^K * V) per step, the examples at O(n * V).
+/// How the full-batch gradient is computed (`--grad`); both give the same losses (to 1e-5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GradientPath {
     /// From the count matrix N: grad = (c_x softmax(W[x]) - N[x]) / n + the penalty's.
@@ -218,8 +217,7 @@ pub struct TrainSummary {
     pub neural_probs: Vec<f32>,
 }
 
-/// The neural model's training: the loss before each step of this run (the first being step
-/// `first_step`) and that of the last weights.
+/// The neural model's training: the loss before each step of this run, and of the last W.
 #[derive(Clone, Debug)]
 pub struct NeuralRun {
     /// With a split: the weights with the lowest dev loss; otherwise the last ones.
@@ -265,9 +263,8 @@ pub fn run<B: Backend>(
     stages(backend, source, &vocab, config, Instant::now(), report)
 }
 
-/// The counts path on the file at `path`, whose first pass gave `scan`, read again in blocks
-/// of about `chunk_bytes` and counted into one table: every event and figure is [`run`]'s,
-/// the count NLL summed cell by cell instead of example by example.
+/// The counts path on the file at `path` (first pass: `scan`), counted in blocks of about
+/// `chunk_bytes` into one table: [`run`]'s events, the count NLL summed cell by cell.
 #[allow(clippy::too_many_arguments)]
 pub fn run_streamed<B: Backend>(
     backend: &mut B,
@@ -278,10 +275,6 @@ pub fn run_streamed<B: Backend>(
     config: &TrainConfig,
     report: &mut dyn FnMut(Event),
 ) -> anyhow::Result<TrainSummary> {
-    anyhow::ensure!(
-        config.streams(),
-        "only the counts path without --split trains on a streamed file"
-    );
     let (v, k) = (scan.vocab.len(), config.context_len);
     check_context(v, k, &backend.table_limit())?;
     check_countable(scan.examples, source)?;
@@ -485,8 +478,7 @@ fn neural_stage<B: Backend>(
             (checkpoint.weights.clone(), saved.steps)
         }
     };
-    let cols = vocab.len();
-    let rows = cols.pow(k as u32);
+    let (cols, rows) = (vocab.len(), vocab.len().pow(k as u32));
     report(Event::TrainingStarted {
         rows,
         cols,
@@ -510,12 +502,10 @@ fn neural_stage<B: Backend>(
     Ok(run)
 }
 
-/// The steps in chunks, each reported when its losses are read back, and the loss of the
-/// last W; an error at the first loss that is not finite. W and the optimizer's state stay on
-/// the device; minibatches and AdamW run as one chunk, full-batch SGD in chunks of a tenth of
-/// the run (at most 100 steps: each chunk is one submission and one readback). With `dev`,
-/// the dev loss every `config.eval_every` steps (full-batch SGD only) and after the last; the
-/// weights with the lowest one are kept.
+/// The steps in chunks (one submission and readback each: a tenth of the run, at most 100
+/// steps, for full-batch SGD; one for minibatches and AdamW), each reported, then the last W's
+/// loss; an error at the first loss not finite. With `dev`: the dev loss every
+/// `config.eval_every` steps (full-batch SGD only) and after the last; the lowest one's W kept.
 fn train_in_chunks<B: Backend>(
     backend: &mut B,
     data: &mut TrainData<'_, B>,

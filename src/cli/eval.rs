@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::{describe_checkpoint, finite_or_null, read_words_held, say, thousands, ModelFlag};
+use super::{describe_checkpoint, read_words_held, say, thousands, ModelFlag};
 use makemore::checkpoint::{Checkpoint, MODEL_FILE};
 use makemore::data::Examples;
 use makemore::model::context_label;
@@ -78,8 +78,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let mut pair = context_label(context as usize, vocab, k);
         pair.push(vocab.char(next));
         if show_pairs && args.json {
-            let logprob = finite_or_null(log_p);
-            let line = json!({"event": "pair", "pair": pair, "prob": p, "logprob": logprob});
+            let line = json!({"event": "pair", "pair": pair, "prob": p, "logprob": log_p});
             say!("{line}");
         } else if show_pairs {
             say!("{pair}: {p:.4} {log_p:.4}");
@@ -92,8 +91,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mean = nll / n as f64;
     if args.json {
         let line = json!({"event": "total", "model": super::flag_name(args.model), "words": words.len(),
-            "pairs": n, "log_likelihood": finite_or_null(log_likelihood),
-            "nll": finite_or_null(nll), "mean_nll": finite_or_null(mean),
+            "pairs": n, "log_likelihood": log_likelihood,
+            "nll": nll, "mean_nll": mean,
             "impossible_pairs": impossible});
         say!("{line}");
         return Ok(());

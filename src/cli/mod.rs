@@ -71,12 +71,6 @@ pub fn format_loss(x: f64) -> String {
     shown.unwrap_or("inf".to_string())
 }
 
-/// JSON has no infinity: an infinite loss is written as null (serde_json writes any
-/// non-finite number so).
-pub fn finite_or_null(x: f64) -> serde_json::Value {
-    serde_json::json!(x)
-}
-
 /// The `--model` flag of the commands that read a checkpoint.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ModelFlag {

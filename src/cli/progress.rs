@@ -6,7 +6,7 @@ use std::io::IsTerminal as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::{finite_or_null, flag_name, format_loss, say, thousands};
+use super::{flag_name, format_loss, say, thousands};
 use makemore::backend::{LossForm, StepLoss, Transfers};
 use makemore::optim::Optimizer;
 use makemore::train::{Event, TrainConfig, TrainSummary};
@@ -33,17 +33,8 @@ impl Printer<'_> {
         }
     }
 
-    /// The device, on the first line.
-    pub fn device(&self, description: &str) {
-        match self.json {
-            true => say!("{}", json!({"event": "device", "device": description})),
-            false => say!("device   {description}"),
-        }
-    }
-
-    /// Prints one finished stage of `train`: training's progress here, the rest by [`data`] and
-    /// [`models`]. JSON has no progress, which is for people watching (the neural_model line
-    /// has every loss).
+    /// Prints one finished stage of `train`. JSON has no progress, which is for people watching
+    /// (the neural_model line has every loss).
     pub fn event(&mut self, event: &Event) {
         match event {
             Event::TrainingStarted { .. } | Event::Progress { .. } if self.json => {}
@@ -124,12 +115,11 @@ impl Printer<'_> {
     }
 
     /// Where the run was saved, what crossed between host and device, and how long it took.
-    pub fn saved(&self, summary: &TrainSummary, transfers: Transfers, paths: &[String; 2], s: f64) {
+    pub fn saved(&self, summary: &TrainSummary, t: Transfers, paths: &[String; 2], s: f64) {
         let [model_path, log_path] = paths;
         let run = &summary.neural;
-        let t = transfers;
         if self.json {
-            let line = json!({"event": "summary", "count_nll": finite_or_null(summary.count_nll),
+            let line = json!({"event": "summary", "count_nll": summary.count_nll,
                 "final_loss": run.final_loss.total, "final_data_loss": run.final_loss.data,
                 "steps": run.first_step + run.losses.len(), "kept_step": run.kept_step,
                 "checkpoint": model_path, "log": log_path,
@@ -138,10 +128,9 @@ impl Printer<'_> {
                 "seconds": s});
             say!("{line}");
         } else {
-            let kept = match run.kept_step {
-                Some(step) => format!(" (the weights after step {step}: the lowest dev loss)"),
-                None => String::new(),
-            };
+            let kept = run.kept_step.map_or(String::new(), |step| {
+                format!(" (the weights after step {step}: the lowest dev loss)")
+            });
             let (ups, up, downs) = (t.uploads, bytes(t.upload_bytes), t.readbacks);
             let down = bytes(t.readback_bytes);
             say!("\ntransfers  {ups} uploads ({up}), {downs} readbacks ({down})");
@@ -195,7 +184,7 @@ fn data(event: &Event, config: &TrainConfig, json: bool) {
         } => {
             if json {
                 let line = json!({"event": "count_model", "smoothing": config.smoothing,
-                    "nll": finite_or_null(nll.mean()), "impossible_examples": nll.impossible,
+                    "nll": nll.mean(), "impossible_examples": nll.impossible,
                     "distinct_pairs": distinct_pairs,
                     "most_frequent": most_frequent.iter().map(|(p, n)| json!([p, n])).collect::<Vec<_>>()});
                 return say!("{line}");
@@ -244,7 +233,7 @@ fn models(event: &Event, config: &TrainConfig, json: bool) {
             say!("  final       loss {total:.6}  (data {data:.6}); count model {count}");
         }
         Event::DevLoss { step, loss, best } => {
-            let line = json!({"event": "dev_loss", "step": step, "loss": finite_or_null(*loss), "best": best});
+            let line = json!({"event": "dev_loss", "step": step, "loss": loss, "best": best});
             say!("{line}")
         }
         // Both models' mean NLL on each part (`-`, or null, for an empty part).
@@ -281,8 +270,7 @@ fn models(event: &Event, config: &TrainConfig, json: bool) {
 
 /// A byte count for people: `9 KB`, `1.8 MB`.
 fn bytes(count: u64) -> String {
-    let mut value = count as f64;
-    let mut unit = 0;
+    let (mut value, mut unit) = (count as f64, 0);
     while value >= 1000.0 && unit < 4 {
         value /= 1000.0;
         unit += 1;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{finite_or_null, format_loss, positive, read_words_held, say, thousands};
+use super::{format_loss, non_negative, positive, read_words_held, say, thousands};
 use makemore::data::builtin_words;
 use makemore::tools::sweep::{self, SweepConfig, SweepModel, DEFAULT_STRENGTHS};
 use makemore::{on_backend, Backend, Chosen, DeviceChoice};
@@ -77,7 +77,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let (best, neural) = (result.rows[result.best], config.model == SweepModel::Neural);
     if args.json {
         let rows: Vec<serde_json::Value> = (result.rows.iter())
-            .map(|r| json!({"strength": r.strength, "train": finite_or_null(r.train), "dev": finite_or_null(r.dev)}))
+            .map(|r| json!({"strength": r.strength, "train": r.train, "dev": r.dev}))
             .collect();
         say!(
             "{}",
@@ -86,8 +86,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 "split": config.split.to_string(), "words": result.words,
                 "examples": result.examples, "steps": neural.then_some(config.steps),
                 "lr": neural.then_some(config.lr), "rows": rows,
-                "best_strength": best.strength, "best_dev": finite_or_null(best.dev),
-                "test": finite_or_null(result.test), "seconds": seconds})
+                "best_strength": best.strength, "best_dev": best.dev,
+                "test": result.test, "seconds": seconds})
         );
         return Ok(());
     }
@@ -120,21 +120,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 /// The sweep's settings from the flags: "0,0.1, 1" -> [0.0, 0.1, 1.0]; too many steps refused.
 fn config(args: &Args) -> anyhow::Result<SweepConfig> {
     let list = args.strengths.as_deref();
-    let strength = |item: &str| match item.trim().parse::<f32>() {
-        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
-        _ => Err(anyhow::anyhow!(
-            "--strengths {:?}: {:?} is not a finite number >= 0",
-            list.unwrap_or_default(),
-            item.trim()
-        )),
+    let strength = |item: &str| {
+        let list = list.unwrap_or_default();
+        non_negative(item.trim()).map_err(|e| anyhow::anyhow!("--strengths {list:?}: {e}"))
     };
-    let strengths = match list {
-        Some(list) => list
-            .split(',')
-            .map(strength)
-            .collect::<anyhow::Result<_>>()?,
-        None => DEFAULT_STRENGTHS.to_vec(),
-    };
+    let parsed = list.map(|list| list.split(',').map(strength).collect());
+    let strengths = parsed.unwrap_or(Ok(DEFAULT_STRENGTHS.to_vec()))?;
     let (split, max) = (args.split.parse()?, makemore::limits::MAX_STEPS);
     anyhow::ensure!(
         args.steps <= max,

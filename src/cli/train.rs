@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
+use serde_json::json;
 
 use super::progress::Printer;
-use super::{non_negative, positive, read_words_held};
+use super::{non_negative, positive, read_words_held, say};
 use makemore::adamw::{AdamW, ADAMW_DEFAULT_LR};
 use makemore::checkpoint::{
     self, load_log, Checkpoint, LogEntry, RunSettings, LOG_FILE, MODEL_FILE,
@@ -140,16 +141,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     });
     let config = train_config(args, resume)?;
     let data = read_input(args, input.as_ref(), &config)?;
-    let source = match &input {
-        Some(path) => path.display().to_string(),
-        None => "the built-in names (2018 US baby names)".to_string(),
-    };
+    let builtin = "the built-in names (2018 US baby names)".to_string();
+    let source = (input.as_ref()).map_or(builtin, |path| path.display().to_string());
     let (mut backend, notice) = Chosen::open(args.device)?;
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
     }
     let mut printer = Printer::new(&config, args.json, args.quiet);
-    printer.device(&on_backend!(&backend, |b| b.describe()));
+    let device = on_backend!(&backend, |b| b.describe());
+    match args.json {
+        true => say!("{}", json!({"event": "device", "device": device})),
+        false => say!("device   {device}"),
+    }
     let report = &mut |event: Event| printer.event(&event);
     let (summary, transfers) = on_backend!(&mut backend, |b| {
         let summary = match &data {

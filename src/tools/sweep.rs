@@ -68,13 +68,8 @@ pub struct SweepResult {
 /// The index of the smallest loss (infinite losses lose to finite ones; NaN never wins; the
 /// first of equals wins).
 pub fn best_index(losses: &[f64]) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for (i, &loss) in losses.iter().enumerate() {
-        if !loss.is_nan() && best.is_none_or(|b| loss < losses[b]) {
-            best = Some(i);
-        }
-    }
-    best
+    let finite = (0..losses.len()).filter(|&i| !losses[i].is_nan());
+    finite.reduce(|best, i| if losses[i] < losses[best] { i } else { best })
 }
 
 /// Runs the sweep on `backend`. Dev and test must not be empty.
@@ -99,10 +94,9 @@ pub fn run<B: Backend>(
     let examples = [&parts.train, &parts.dev, &parts.test].map(|p| p.0.len());
     let none = || anyhow::anyhow!("a part of the split has no examples");
     // The counts do not depend on the smoothing: counted once, normalized per strength.
-    let counts = match config.model {
-        SweepModel::Count => Some(CountModel::fit(backend, &parts.train.1, &vocab, k, 0.0)?.counts),
-        SweepModel::Neural => None,
-    };
+    let count_model = (config.model == SweepModel::Count)
+        .then(|| CountModel::fit(backend, &parts.train.1, &vocab, k, 0.0))
+        .transpose()?;
     // A candidate is the count model's probabilities or the net's weights.
     let score = |backend: &mut B, candidate: &[f32], part| {
         score_part(part, |e| match config.model {
@@ -111,11 +105,10 @@ pub fn run<B: Backend>(
         })?
         .ok_or_else(none)
     };
-    let mut rows = Vec::with_capacity(config.strengths.len());
-    let mut candidates = Vec::with_capacity(config.strengths.len());
+    let (mut rows, mut candidates) = (Vec::new(), Vec::new());
     for &strength in &config.strengths {
-        let candidate = match &counts {
-            Some(counts) => backend.normalize_rows(counts, vocab.len(), strength)?,
+        let candidate = match &count_model {
+            Some(model) => backend.normalize_rows(&model.counts, vocab.len(), strength)?,
             None => {
                 let mut w = init_weights(&vocab, k, config.seed, RngKind::Std);
                 let options = TrainOptions {
@@ -127,12 +120,10 @@ pub fn run<B: Backend>(
                 w
             }
         };
-        let train = score(backend, &candidate, &parts.train)?;
-        let dev = score(backend, &candidate, &parts.dev)?;
         rows.push(SweepRow {
             strength,
-            train,
-            dev,
+            train: score(backend, &candidate, &parts.train)?,
+            dev: score(backend, &candidate, &parts.dev)?,
         });
         candidates.push(candidate);
     }
