@@ -203,28 +203,28 @@ pub fn sgd_step(weights: &mut [f32], grads: &[f32], lr: f32) {
     }
 }
 
-/// `adamw_step`: torch's AdamW, in f64 per weight:
+/// `adamw_step` number `t` (from 1): torch's AdamW, in f64 per weight:
 /// `W -= lr wd W`; `m = b1 m + (1 - b1) g`; `v = b2 v + (1 - b2) g^2`;
-/// `W -= lr (m / bc1) / (sqrt(v / bc2) + eps)` with `bc = 1 - beta^t` of step t.
+/// `W -= lr (m / bc1) / (sqrt(v / bc2) + eps)` with `bc = 1 - beta^t`.
 pub fn adamw_step(
     weights: &mut [f32],
     grads: &[f32],
-    state: &mut AdamState,
+    (ms, vs): (&mut [f32], &mut [f32]),
+    t: u32,
     lr: f32,
     adamw: &AdamW,
 ) {
-    state.t += 1;
-    let (bc1, bc2) = AdamState::bias_corrections(state.t, adamw);
+    let (bc1, bc2) = AdamState::bias_corrections(t, adamw);
     let (lr, wd) = (lr as f64, adamw.weight_decay as f64);
     let (b1, b2, eps) = (adamw.beta1 as f64, adamw.beta2 as f64, adamw.eps as f64);
     for k in 0..weights.len() {
         let g = grads[k] as f64;
         let mut w = weights[k] as f64;
         w -= lr * wd * w;
-        let m = b1 * state.m[k] as f64 + (1.0 - b1) * g;
-        let v = b2 * state.v[k] as f64 + (1.0 - b2) * g * g;
+        let m = b1 * ms[k] as f64 + (1.0 - b1) * g;
+        let v = b2 * vs[k] as f64 + (1.0 - b2) * g * g;
         w -= lr * (m / bc1 as f64) / ((v / bc2 as f64).sqrt() + eps);
-        (state.m[k], state.v[k], weights[k]) = (m as f32, v as f32, w as f32);
+        (ms[k], vs[k], weights[k]) = (m as f32, v as f32, w as f32);
     }
 }
 
@@ -461,10 +461,7 @@ impl Backend for CpuBackend {
         lr: f32,
         adamw: &AdamW,
     ) -> anyhow::Result<()> {
-        let mut state = AdamState::new(0);
-        (state.m, state.v, state.t) = (std::mem::take(m), std::mem::take(v), t - 1);
-        adamw_step(weights, grads, &mut state, lr, adamw);
-        (*m, *v) = (state.m, state.v);
+        adamw_step(weights, grads, (m, v), t, lr, adamw);
         Ok(())
     }
 

@@ -459,7 +459,9 @@ fn adamw_step_matches() {
                 .into_iter()
                 .map(|g| g * 0.1)
                 .collect();
-            makemore::cpu::adamw_step(&mut w_cpu, &grads, &mut s_cpu, 0.01, &adamw);
+            CpuBackend
+                .adamw_step(&mut w_cpu, &grads, &mut s_cpu, 0.01, &adamw)
+                .unwrap();
             gpu.adamw_step(&mut w_gpu, &grads, &mut s_gpu, 0.01, &adamw)
                 .unwrap();
         }
@@ -470,7 +472,8 @@ fn adamw_step_matches() {
         // The first step moves every weight by lr (m / sqrt(v) = g / |g|), plus the decay.
         let mut w = weights.clone();
         let grads = makemore::rng::standard_normal(n, 99);
-        makemore::cpu::adamw_step(&mut w, &grads, &mut AdamState::new(n), 0.01, &adamw);
+        let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
+        makemore::cpu::adamw_step(&mut w, &grads, (&mut m, &mut v), 1, 0.01, &adamw);
         for k in 0..n {
             let decayed = weights[k] as f64 * (1.0 - 0.01 * 0.01);
             let moved = (w[k] as f64 - decayed).abs();
