@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::thread::ScopedJoinHandle;
 
-use crate::adamw::{AdamState, AdamW};
+use crate::adamw::AdamW;
 use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::corpus::{CountTable, PairBatches};
 use crate::data::Examples;
@@ -214,7 +214,7 @@ pub fn adamw_step(
     lr: f32,
     adamw: &AdamW,
 ) {
-    let (bc1, bc2) = AdamState::bias_corrections(t, adamw);
+    let (bc1, bc2) = adamw.bias_corrections(t);
     let (lr, wd) = (lr as f64, adamw.weight_decay as f64);
     let (b1, b2, eps) = (adamw.beta1 as f64, adamw.beta2 as f64, adamw.eps as f64);
     for k in 0..weights.len() {
