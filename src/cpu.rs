@@ -350,23 +350,6 @@ fn logits_table<'a>(
     }
 }
 
-/// One full-batch step's loss and gradient, kernel by kernel as on the GPU:
-///   logits = W[x], or onehot(x) @ W with `--one-hot`     (`one_hot_matmul`)
-///   nll = sum_i lse_i - logits[i, y_i]                   (`cross_entropy_forward`)
-///   G = sum_i softmax(logits_i) - onehot(y_i)            (`cross_entropy_backward`)
-///   dW = G, or onehot(x)^T @ G with `--one-hot`          (`one_hot_matmul_backward`)
-///   grad = dW / n + 2 reg W / |W|                        (`grad_rows`)
-///   loss = nll / n + reg mean(W^2)                       (`loss_total`)
-fn loss_and_gradient(w: &[f32], ex: &Examples, reg: f32, form: NetForm) -> (StepLoss, Vec<f32>) {
-    let (logits, rows) = logits_table(w, ex, form.one_hot);
-    let (nll_sum, mut grad) = cross_entropy(&logits, &rows, &ex.targets, ex.num_cols, form.loss);
-    if form.one_hot {
-        grad = one_hot_matmul_backward(&grad, &ex.contexts, ex.num_rows, ex.num_cols);
-    }
-    let loss = loss_total(nll_sum, ex.len(), w, reg);
-    (loss, grad_rows(&grad, w, ex.len(), reg))
-}
-
 /// `count_pairs` on CPU_THREADS slices of the examples, the tables added (exact whatever the
 /// split); on one thread below 2^20 examples, where a thread costs more than it saves.
 pub fn count_pairs_parallel(ctx: &[u32], tgt: &[u32], rows: usize, cols: usize) -> Vec<u32> {
@@ -408,18 +391,30 @@ impl Backend for CpuBackend {
         Ok(losses.clone())
     }
 
+    /// One full-batch step's loss and gradient, kernel by kernel as on the GPU:
+    ///   logits = W[x], or onehot(x) @ W with `--one-hot`     (`one_hot_matmul`)
+    ///   nll = sum_i lse_i - logits[i, y_i]                   (`cross_entropy_forward`)
+    ///   G = sum_i softmax(logits_i) - onehot(y_i)            (`cross_entropy_backward`)
+    ///   dW = G, or onehot(x)^T @ G with `--one-hot`          (`one_hot_matmul_backward`)
+    ///   grad = dW / n + 2 reg W / |W|                        (`grad_rows`)
+    ///   loss = nll / n + reg mean(W^2)                       (`loss_total`)
     fn gradient(
         &mut self,
-        weights: &Vec<f32>,
+        w: &Vec<f32>,
         ex: &Examples,
         reg: f32,
         form: NetForm,
         grads: &mut Vec<f32>,
         losses: &mut Vec<StepLoss>,
     ) -> anyhow::Result<()> {
-        let loss;
-        (loss, *grads) = loss_and_gradient(weights, ex, reg, form);
-        losses.push(loss);
+        let (logits, rows) = logits_table(w, ex, form.one_hot);
+        let (nll_sum, mut grad) =
+            cross_entropy(&logits, &rows, &ex.targets, ex.num_cols, form.loss);
+        if form.one_hot {
+            grad = one_hot_matmul_backward(&grad, &ex.contexts, ex.num_rows, ex.num_cols);
+        }
+        losses.push(loss_total(nll_sum, ex.len(), w, reg));
+        *grads = grad_rows(&grad, w, ex.len(), reg);
         Ok(())
     }
 
