@@ -118,7 +118,7 @@ pub struct GpuCounts {
 
 /// The GPU implementation of the models' operations.
 pub struct GpuBackend {
-    pub(super) gpu: Gpu,
+    pub gpu: Gpu,
     part_examples: u32,
 }
 
@@ -134,10 +134,6 @@ impl GpuBackend {
     pub fn with_part_examples(mut self, examples: u32) -> GpuBackend {
         self.part_examples = examples.max(1);
         self
-    }
-
-    pub fn gpu(&self) -> &Gpu {
-        &self.gpu
     }
 
     /// The count matrix of all the examples, each part adding into the same table.
