@@ -243,17 +243,18 @@ pub fn softmax_rows(weights: &[f32], num_cols: usize) -> Vec<f32> {
 /// `c_x = sum_y N[x, y]` and `lse_x = log sum_y exp(W[x, y])`:
 /// `data = (1/n) sum_x sum_y N[x, y] (lse_x - W[x, y])`, `total = data + reg * mean(W^2)`,
 /// `grad[x, y] = (c_x softmax(W[x])[y] - N[x, y]) / n + 2 reg W[x, y] / |W|`, `W -= lr * grad`.
-/// Returns the loss before each step and the gradient of the last step.
+/// Appends the loss before each step to `losses`; returns the gradient of the last step.
 pub fn count_descent(
     table: &CountTable,
     weights: &mut [f32],
     options: &TrainOptions,
     steps: usize,
-) -> (Vec<StepLoss>, Vec<f32>) {
+    losses: &mut Vec<StepLoss>,
+) -> Vec<f32> {
     let (counts, num_cols) = (&table.counts, table.num_cols);
     let (n, num_weights) = (table.examples as f64, weights.len() as f64);
     let (reg, lr) = (options.reg as f64, options.lr as f64);
-    let (mut grads, mut losses) = (vec![0.0f32; weights.len()], Vec::with_capacity(steps));
+    let mut grads = vec![0.0f32; weights.len()];
     let mut exps = Vec::with_capacity(num_cols);
     for _ in 0..steps {
         let (mut nll, mut squares) = (0.0f64, 0.0f64);
@@ -279,7 +280,7 @@ pub fn count_descent(
         let total = data + reg * squares / num_weights;
         losses.push(StepLoss { total, data });
     }
-    (losses, grads)
+    grads
 }
 
 /// Threads of the CPU reference's per-example step and counting.
@@ -436,9 +437,7 @@ impl Backend for CpuBackend {
         steps: usize,
         losses: &mut Vec<StepLoss>,
     ) -> anyhow::Result<()> {
-        let step_losses;
-        (step_losses, *grads) = count_descent(table, weights, options, steps);
-        losses.extend(step_losses);
+        *grads = count_descent(table, weights, options, steps, losses);
         Ok(())
     }
 
