@@ -13,7 +13,7 @@ pub use step::{check_fits, GpuExamples};
 
 use crate::backend::Transfers;
 use bytemuck::Pod;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
@@ -136,7 +136,9 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
-    kernels: kernels::Kernels,
+    /// The kernels compiled so far, and their timestamps while a profile is open (profile.rs).
+    compiled: Mutex<HashMap<&'static str, kernels::Kernel>>,
+    profiler: Arc<profile::Profiler>,
     /// Errors the device reported outside any error scope, for [`Gpu::check`].
     errors: Arc<Mutex<Vec<String>>>,
     traffic: Mutex<Transfers>,
@@ -199,10 +201,6 @@ impl Gpu {
             }
         });
         let profiler = Arc::new(profile::Profiler::new(&device, device.features()));
-        let kernels = kernels::Kernels {
-            profiler,
-            compiled: Default::default(),
-        };
         let (name, backend) = (&info.name, info.backend);
         log::debug!("opened {name} ({backend:?}) with limits {limits:?}");
         Ok(Gpu {
@@ -210,7 +208,8 @@ impl Gpu {
             queue,
             info,
             limits,
-            kernels,
+            compiled: Default::default(),
+            profiler,
             errors,
             traffic: Default::default(),
             pending: Mutex::new(None),
