@@ -1,4 +1,4 @@
-//! AdamW's settings and state; the update is the backend's `adamw_step`.
+//! AdamW's settings; the update is the backend's `adamw_update`, its moments on the device.
 
 /// AdamW's settings (the learning rate is `TrainOptions::lr`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -24,24 +24,10 @@ impl Default for AdamW {
     }
 }
 
-/// AdamW's moment estimates and step count.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AdamState {
-    pub m: Vec<f32>,
-    pub v: Vec<f32>,
-    /// Steps taken so far (the next step is `t + 1`).
-    pub t: u32,
-}
-
-impl AdamState {
-    pub fn new(num_weights: usize) -> AdamState {
-        let (m, v) = (vec![0.0; num_weights], vec![0.0; num_weights]);
-        AdamState { m, v, t: 0 }
-    }
-
+impl AdamW {
     /// The bias corrections `1 - beta1^t` and `1 - beta2^t` of step `t`.
-    pub fn bias_corrections(t: u32, adamw: &AdamW) -> (f32, f32) {
+    pub fn bias_corrections(&self, t: u32) -> (f32, f32) {
         let correction = |beta: f32| (1.0 - (beta as f64).powi(t as i32)) as f32;
-        (correction(adamw.beta1), correction(adamw.beta2))
+        (correction(self.beta1), correction(self.beta2))
     }
 }

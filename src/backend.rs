@@ -1,6 +1,6 @@
 //! The operations of both models, once on the CPU reference (`cpu.rs`), once on the GPU.
 
-use crate::adamw::{AdamState, AdamW};
+use crate::adamw::AdamW;
 use crate::corpus::{CountTable, PairBatches};
 use crate::cpu::CpuBackend;
 use crate::data::Examples;
@@ -237,24 +237,6 @@ pub trait Backend {
         }
         weights.copy_from_slice(&self.read(&w)?);
         self.read_losses(&losses)
-    }
-
-    /// `adamw_step`: one AdamW update of `weights` in place with `grads`, advancing `state`.
-    fn adamw_step(
-        &mut self,
-        weights: &mut [f32],
-        grads: &[f32],
-        state: &mut AdamState,
-        lr: f32,
-        adamw: &AdamW,
-    ) -> anyhow::Result<()> {
-        state.t += 1;
-        let (mut w, g) = (self.upload(weights)?, self.upload(grads)?);
-        let (mut m, mut v) = (self.upload(&state.m)?, self.upload(&state.v)?);
-        self.adamw_update(&mut w, &g, (&mut m, &mut v), state.t, lr, adamw)?;
-        weights.copy_from_slice(&self.read(&w)?);
-        (state.m, state.v) = (self.read(&m)?, self.read(&v)?);
-        Ok(())
     }
 
     /// `count_descent` with lr 0 and one step: [`Backend::loss_and_gradient`] from the counts.

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::thread::ScopedJoinHandle;
 
-use crate::adamw::{AdamState, AdamW};
+use crate::adamw::AdamW;
 use crate::backend::{Backend, LossForm, NetForm, Nll, StepLoss, TrainOptions};
 use crate::corpus::{CountTable, PairBatches};
 use crate::data::Examples;
@@ -203,28 +203,28 @@ pub fn sgd_step(weights: &mut [f32], grads: &[f32], lr: f32) {
     }
 }
 
-/// `adamw_step`: torch's AdamW, in f64 per weight:
+/// `adamw_step` number `t` (from 1): torch's AdamW, in f64 per weight:
 /// `W -= lr wd W`; `m = b1 m + (1 - b1) g`; `v = b2 v + (1 - b2) g^2`;
-/// `W -= lr (m / bc1) / (sqrt(v / bc2) + eps)` with `bc = 1 - beta^t` of step t.
+/// `W -= lr (m / bc1) / (sqrt(v / bc2) + eps)` with `bc = 1 - beta^t`.
 pub fn adamw_step(
     weights: &mut [f32],
     grads: &[f32],
-    state: &mut AdamState,
+    (ms, vs): (&mut [f32], &mut [f32]),
+    t: u32,
     lr: f32,
     adamw: &AdamW,
 ) {
-    state.t += 1;
-    let (bc1, bc2) = AdamState::bias_corrections(state.t, adamw);
+    let (bc1, bc2) = adamw.bias_corrections(t);
     let (lr, wd) = (lr as f64, adamw.weight_decay as f64);
     let (b1, b2, eps) = (adamw.beta1 as f64, adamw.beta2 as f64, adamw.eps as f64);
     for k in 0..weights.len() {
         let g = grads[k] as f64;
         let mut w = weights[k] as f64;
         w -= lr * wd * w;
-        let m = b1 * state.m[k] as f64 + (1.0 - b1) * g;
-        let v = b2 * state.v[k] as f64 + (1.0 - b2) * g * g;
+        let m = b1 * ms[k] as f64 + (1.0 - b1) * g;
+        let v = b2 * vs[k] as f64 + (1.0 - b2) * g * g;
         w -= lr * (m / bc1 as f64) / ((v / bc2 as f64).sqrt() + eps);
-        (state.m[k], state.v[k], weights[k]) = (m as f32, v as f32, w as f32);
+        (ms[k], vs[k], weights[k]) = (m as f32, v as f32, w as f32);
     }
 }
 
@@ -243,17 +243,18 @@ pub fn softmax_rows(weights: &[f32], num_cols: usize) -> Vec<f32> {
 /// `c_x = sum_y N[x, y]` and `lse_x = log sum_y exp(W[x, y])`:
 /// `data = (1/n) sum_x sum_y N[x, y] (lse_x - W[x, y])`, `total = data + reg * mean(W^2)`,
 /// `grad[x, y] = (c_x softmax(W[x])[y] - N[x, y]) / n + 2 reg W[x, y] / |W|`, `W -= lr * grad`.
-/// Returns the loss before each step and the gradient of the last step.
+/// Appends the loss before each step to `losses`; returns the gradient of the last step.
 pub fn count_descent(
     table: &CountTable,
     weights: &mut [f32],
     options: &TrainOptions,
     steps: usize,
-) -> (Vec<StepLoss>, Vec<f32>) {
+    losses: &mut Vec<StepLoss>,
+) -> Vec<f32> {
     let (counts, num_cols) = (&table.counts, table.num_cols);
     let (n, num_weights) = (table.examples as f64, weights.len() as f64);
     let (reg, lr) = (options.reg as f64, options.lr as f64);
-    let (mut grads, mut losses) = (vec![0.0f32; weights.len()], Vec::with_capacity(steps));
+    let mut grads = vec![0.0f32; weights.len()];
     let mut exps = Vec::with_capacity(num_cols);
     for _ in 0..steps {
         let (mut nll, mut squares) = (0.0f64, 0.0f64);
@@ -279,7 +280,7 @@ pub fn count_descent(
         let total = data + reg * squares / num_weights;
         losses.push(StepLoss { total, data });
     }
-    (losses, grads)
+    grads
 }
 
 /// Threads of the CPU reference's per-example step and counting.
@@ -350,23 +351,6 @@ fn logits_table<'a>(
     }
 }
 
-/// One full-batch step's loss and gradient, kernel by kernel as on the GPU:
-///   logits = W[x], or onehot(x) @ W with `--one-hot`     (`one_hot_matmul`)
-///   nll = sum_i lse_i - logits[i, y_i]                   (`cross_entropy_forward`)
-///   G = sum_i softmax(logits_i) - onehot(y_i)            (`cross_entropy_backward`)
-///   dW = G, or onehot(x)^T @ G with `--one-hot`          (`one_hot_matmul_backward`)
-///   grad = dW / n + 2 reg W / |W|                        (`grad_rows`)
-///   loss = nll / n + reg mean(W^2)                       (`loss_total`)
-fn loss_and_gradient(w: &[f32], ex: &Examples, reg: f32, form: NetForm) -> (StepLoss, Vec<f32>) {
-    let (logits, rows) = logits_table(w, ex, form.one_hot);
-    let (nll_sum, mut grad) = cross_entropy(&logits, &rows, &ex.targets, ex.num_cols, form.loss);
-    if form.one_hot {
-        grad = one_hot_matmul_backward(&grad, &ex.contexts, ex.num_rows, ex.num_cols);
-    }
-    let loss = loss_total(nll_sum, ex.len(), w, reg);
-    (loss, grad_rows(&grad, w, ex.len(), reg))
-}
-
 /// `count_pairs` on CPU_THREADS slices of the examples, the tables added (exact whatever the
 /// split); on one thread below 2^20 examples, where a thread costs more than it saves.
 pub fn count_pairs_parallel(ctx: &[u32], tgt: &[u32], rows: usize, cols: usize) -> Vec<u32> {
@@ -408,18 +392,30 @@ impl Backend for CpuBackend {
         Ok(losses.clone())
     }
 
+    /// One full-batch step's loss and gradient, kernel by kernel as on the GPU:
+    ///   logits = W[x], or onehot(x) @ W with `--one-hot`     (`one_hot_matmul`)
+    ///   nll = sum_i lse_i - logits[i, y_i]                   (`cross_entropy_forward`)
+    ///   G = sum_i softmax(logits_i) - onehot(y_i)            (`cross_entropy_backward`)
+    ///   dW = G, or onehot(x)^T @ G with `--one-hot`          (`one_hot_matmul_backward`)
+    ///   grad = dW / n + 2 reg W / |W|                        (`grad_rows`)
+    ///   loss = nll / n + reg mean(W^2)                       (`loss_total`)
     fn gradient(
         &mut self,
-        weights: &Vec<f32>,
+        w: &Vec<f32>,
         ex: &Examples,
         reg: f32,
         form: NetForm,
         grads: &mut Vec<f32>,
         losses: &mut Vec<StepLoss>,
     ) -> anyhow::Result<()> {
-        let loss;
-        (loss, *grads) = loss_and_gradient(weights, ex, reg, form);
-        losses.push(loss);
+        let (logits, rows) = logits_table(w, ex, form.one_hot);
+        let (nll_sum, mut grad) =
+            cross_entropy(&logits, &rows, &ex.targets, ex.num_cols, form.loss);
+        if form.one_hot {
+            grad = one_hot_matmul_backward(&grad, &ex.contexts, ex.num_rows, ex.num_cols);
+        }
+        losses.push(loss_total(nll_sum, ex.len(), w, reg));
+        *grads = grad_rows(&grad, w, ex.len(), reg);
         Ok(())
     }
 
@@ -441,9 +437,7 @@ impl Backend for CpuBackend {
         steps: usize,
         losses: &mut Vec<StepLoss>,
     ) -> anyhow::Result<()> {
-        let step_losses;
-        (step_losses, *grads) = count_descent(table, weights, options, steps);
-        losses.extend(step_losses);
+        *grads = count_descent(table, weights, options, steps, losses);
         Ok(())
     }
 
@@ -461,10 +455,7 @@ impl Backend for CpuBackend {
         lr: f32,
         adamw: &AdamW,
     ) -> anyhow::Result<()> {
-        let mut state = AdamState::new(0);
-        (state.m, state.v, state.t) = (std::mem::take(m), std::mem::take(v), t - 1);
-        adamw_step(weights, grads, &mut state, lr, adamw);
-        (*m, *v) = (state.m, state.v);
+        adamw_step(weights, grads, (m, v), t, lr, adamw);
         Ok(())
     }
 

@@ -12,7 +12,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{encode, random_words};
-use makemore::adamw::{AdamState, AdamW};
 use makemore::backend::{LossForm, NetForm};
 use makemore::gpu::GpuExamples;
 use makemore::{Backend, Gpu, GpuBackend, TrainOptions};
@@ -184,10 +183,7 @@ fn neural_net(
         .loss_and_gradient(&weights, loaded, options.reg, one_hot)
         .unwrap();
     stages.time("one_hot_matmul, one_hot_matmul_backward");
-    let mut state = AdamState::new(weights.len());
-    backend
-        .adamw_step(&mut weights, &grads, &mut state, 1e-3, &AdamW::default())
-        .unwrap();
+    [weights, ..] = common::adamw_steps(backend, &weights, (1, 1e-3), |_| grads.clone());
     stages.time("adamw_step");
     let descent = backend
         .train_counts(&mut weights, loaded, &options, 2)

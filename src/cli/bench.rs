@@ -296,7 +296,7 @@ fn run_kernels(args: &Args) -> anyhow::Result<()> {
         "--kernels times the GPU's kernels: use it with --device gpu (the default)"
     );
     let mut gpu = makemore::GpuBackend::new(makemore::gpu::open_gpu()?);
-    let (adapter, timestamps) = (gpu.describe(), gpu.gpu().has_timestamps());
+    let (adapter, timestamps) = (gpu.describe(), gpu.gpu.has_timestamps());
     let peak = args.peak_gbps.map(f64::from);
     if args.json {
         let head = json!({"adapter": adapter, "timestamps": timestamps, "peak_gbps": peak});

@@ -1,7 +1,7 @@
 //! [`Backend`] on the GPU: each operation as kernel dispatches (the network's step is in
 //! step.rs), each loop bound checked against the loop budget before anything is recorded.
 
-use crate::adamw::{AdamState, AdamW};
+use crate::adamw::AdamW;
 use crate::backend::{Backend, NetForm, Nll, StepLoss, TrainOptions, Transfers};
 use crate::corpus::{CountTable, PairBatches};
 use crate::data::Examples;
@@ -118,7 +118,7 @@ pub struct GpuCounts {
 
 /// The GPU implementation of the models' operations.
 pub struct GpuBackend {
-    pub(super) gpu: Gpu,
+    pub gpu: Gpu,
     part_examples: u32,
 }
 
@@ -134,10 +134,6 @@ impl GpuBackend {
     pub fn with_part_examples(mut self, examples: u32) -> GpuBackend {
         self.part_examples = examples.max(1);
         self
-    }
-
-    pub fn gpu(&self) -> &Gpu {
-        &self.gpu
     }
 
     /// The count matrix of all the examples, each part adding into the same table.
@@ -358,7 +354,7 @@ impl Backend for GpuBackend {
         adamw: &AdamW,
     ) -> anyhow::Result<()> {
         let gpu = &self.gpu;
-        let (bc1, bc2) = AdamState::bias_corrections(t, adamw);
+        let (bc1, bc2) = adamw.bias_corrections(t);
         let (decay, betas, eps) = (adamw.weight_decay, (adamw.beta1, adamw.beta2), adamw.eps);
         // adamw_step's `Hyper`, the bias corrections 1 - beta^t of step t last.
         let hyper = [lr, decay, betas.0, betas.1, eps, bc1, bc2];

@@ -7,11 +7,8 @@
 //! dispatch is made over [`LOOP_BUDGET`]: work that grows with the data is spread over lanes,
 //! cut into blocks, or summed in levels instead.
 
-use super::profile::Profiler;
 use super::Gpu;
 use crate::backend::LossForm;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 /// Threads per workgroup of the kernels with a thread per example, and per table entry or row.
 pub const EXAMPLE_THREADS: u32 = 256;
@@ -148,12 +145,6 @@ pub struct Kernel {
     pipeline: wgpu::ComputePipeline,
 }
 
-/// The kernels compiled so far, and their timestamps while a profile is open (profile.rs).
-pub struct Kernels {
-    pub profiler: Arc<Profiler>,
-    pub(super) compiled: Mutex<HashMap<&'static str, Kernel>>,
-}
-
 impl Gpu {
     /// The kernel `name`, compiled from `source` with the override `constants` on first use.
     pub fn kernel(
@@ -162,7 +153,7 @@ impl Gpu {
         constants: &[(&str, f64)],
         source: wgpu::ShaderModuleDescriptor<'_>,
     ) -> Kernel {
-        let mut compiled = (self.kernels.compiled.lock()).unwrap_or_else(|e| e.into_inner());
+        let mut compiled = (self.compiled.lock()).unwrap_or_else(|e| e.into_inner());
         let compile = || Kernel {
             name,
             pipeline: self
@@ -240,7 +231,7 @@ impl Gpu {
         // Past `max` workgroups the grid is 2D; the shaders flatten it back with
         // `group_id.x + group_id.y * num_workgroups.x` and skip its padding.
         let max = self.limits.max_compute_workgroups_per_dimension;
-        let profiler = &self.kernels.profiler;
+        let profiler = &self.profiler;
         for d in dispatches {
             pass.set_pipeline(&d.kernel.pipeline);
             pass.set_bind_group(0, &d.bind_group, &[]);

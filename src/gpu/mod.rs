@@ -13,7 +13,7 @@ pub use step::{check_fits, GpuExamples};
 
 use crate::backend::Transfers;
 use bytemuck::Pod;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
@@ -57,22 +57,19 @@ fn backends_from_env() -> wgpu::Backends {
     wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all())
 }
 
-fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+/// The adapters of `backends`, real GPUs before software ones, native APIs before GL.
+fn ranked_adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    use wgpu::{Backend, DeviceType};
     // wgpu's other environment settings (WGPU_DEBUG, WGPU_VALIDATION, ...) still apply.
     let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     descriptor.backends = backends;
-    wgpu::Instance::new(descriptor)
-}
-
-/// The adapters of `backends`, real GPUs before software ones, native APIs before GL.
-fn ranked_adapters(instance: &wgpu::Instance, backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
-    use wgpu::{Backend, DeviceType};
     let types = [
         DeviceType::DiscreteGpu,
         DeviceType::IntegratedGpu,
         DeviceType::VirtualGpu,
         DeviceType::Cpu,
     ];
+    let instance = wgpu::Instance::new(descriptor);
     let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
     adapters.sort_by_key(|a| {
         let info = a.get_info();
@@ -85,8 +82,7 @@ fn ranked_adapters(instance: &wgpu::Instance, backends: wgpu::Backends) -> Vec<w
 
 /// The adapters wgpu finds, in the order the tool prefers them.
 pub fn list_adapters() -> Vec<AdapterSummary> {
-    let backends = backends_from_env();
-    let adapters = ranked_adapters(&instance(backends), backends);
+    let adapters = ranked_adapters(backends_from_env());
     adapters.iter().map(AdapterSummary::from).collect()
 }
 
@@ -94,7 +90,7 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
 /// and the names of all of them.
 fn wanted_adapters(backends: wgpu::Backends) -> (Vec<wgpu::Adapter>, Vec<String>) {
     let wanted = std::env::var("WGPU_ADAPTER_NAME").map(|w| w.to_lowercase());
-    let adapters = ranked_adapters(&instance(backends), backends);
+    let adapters = ranked_adapters(backends);
     let names = adapters.iter().map(|a| a.get_info().name).collect();
     let wanted = |a: &wgpu::Adapter| match &wanted {
         Ok(needle) => a.get_info().name.to_lowercase().contains(needle),
@@ -140,7 +136,9 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
-    kernels: kernels::Kernels,
+    /// The kernels compiled so far, and their timestamps while a profile is open (profile.rs).
+    compiled: Mutex<HashMap<&'static str, kernels::Kernel>>,
+    profiler: Arc<profile::Profiler>,
     /// Errors the device reported outside any error scope, for [`Gpu::check`].
     errors: Arc<Mutex<Vec<String>>>,
     traffic: Mutex<Transfers>,
@@ -203,10 +201,6 @@ impl Gpu {
             }
         });
         let profiler = Arc::new(profile::Profiler::new(&device, device.features()));
-        let kernels = kernels::Kernels {
-            profiler,
-            compiled: Default::default(),
-        };
         let (name, backend) = (&info.name, info.backend);
         log::debug!("opened {name} ({backend:?}) with limits {limits:?}");
         Ok(Gpu {
@@ -214,7 +208,8 @@ impl Gpu {
             queue,
             info,
             limits,
-            kernels,
+            compiled: Default::default(),
+            profiler,
             errors,
             traffic: Default::default(),
             pending: Mutex::new(None),

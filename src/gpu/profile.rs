@@ -82,18 +82,18 @@ impl Profiler {
 impl Gpu {
     /// Whether this device times kernels with timestamps inside compute passes.
     pub fn has_timestamps(&self) -> bool {
-        self.kernels.profiler.query_set.is_some()
+        self.profiler.query_set.is_some()
     }
 
     /// Starts noting every dispatch (forgetting any earlier profile).
     pub fn start_profile(&self) {
-        *self.kernels.profiler.open() = Some(Vec::new());
+        *self.profiler.open() = Some(Vec::new());
     }
 
     /// Stops, waits for the device and reads back the times of the dispatches noted since
     /// [`Gpu::start_profile`].
     pub fn finish_profile(&self) -> Result<Vec<KernelTime>, GpuError> {
-        let profiler = &self.kernels.profiler;
+        let profiler = &self.profiler;
         let noted = profiler.open().take().unwrap_or_default();
         let queries = 2 * noted.len() as u32;
         let mut ticks: Vec<u64> = Vec::new();

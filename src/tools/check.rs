@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use rand::{RngExt, SeedableRng};
 
-use crate::adamw::{AdamState, AdamW};
+use crate::adamw::AdamW;
 use crate::backend::{Backend, LossForm, NetForm, TrainOptions};
 use crate::corpus::CountTable;
 use crate::cpu::CpuBackend;
@@ -169,11 +169,13 @@ impl Op {
                 vec![(GRADIENTS, f64s(&grads)), (VALUES, vec![loss.total])]
             }
             Op::AdamW(steps, lr) => {
-                let (mut w, mut state) = (w.clone(), AdamState::new(w.len()));
-                for _ in 0..steps {
-                    b.adamw_step(&mut w, &t.grads, &mut state, lr, &AdamW::default())?;
+                let (mut w, grads) = (b.upload(w)?, b.upload(&t.grads)?);
+                let (mut m, mut v) = (b.zeros(t.weights.len())?, b.zeros(t.weights.len())?);
+                for step in 1..=steps as u32 {
+                    let moments = (&mut m, &mut v);
+                    b.adamw_update(&mut w, &grads, moments, step, lr, &AdamW::default())?;
                 }
-                vec![(VALUES, f64s(&w))]
+                vec![(VALUES, f64s(&b.read(&w)?))]
             }
             Op::Train(form, steps) => {
                 let mut w = w.clone();

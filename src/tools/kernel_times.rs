@@ -106,17 +106,17 @@ pub fn run(gpu: &mut GpuBackend, reps: usize, peak: Option<f64>) -> Result<Vec<V
         );
         let (mut profiles, mut seconds) = (Vec::new(), Vec::new());
         for _ in 0..reps {
-            gpu.gpu().start_profile();
+            gpu.gpu.start_profile();
             let start = Instant::now();
             op.run(gpu, loaded, t)?;
             seconds.push(start.elapsed().as_secs_f64());
-            profiles.push(gpu.gpu().finish_profile()?);
+            profiles.push(gpu.gpu.finish_profile()?);
         }
         // The kernels in the order of their first dispatch.
         let mut kernels: Vec<&str> = profiles[0].iter().map(|d| d.kernel).collect();
         let mut seen = std::collections::HashSet::new();
         kernels.retain(|k| seen.insert(*k));
-        if !gpu.gpu().has_timestamps() {
+        if !gpu.gpu.has_timestamps() {
             let wall_ms = 1e3 * median(seconds);
             rows.push(json!({"operation": operation, "kernels": kernels, "wall_ms": wall_ms}));
             continue;

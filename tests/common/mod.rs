@@ -335,3 +335,25 @@ pub fn train_neural<B: Backend>(
     weights.copy_from_slice(&backend.read(&descent.weights)?);
     Ok(losses)
 }
+
+/// AdamW steps 1 to `steps` on `backend`, step t with the gradient `grads(t)`: the weights and
+/// the moments m and v after the last.
+pub fn adamw_steps<B: Backend>(
+    backend: &mut B,
+    weights: &[f32],
+    (steps, lr): (u32, f32),
+    grads: impl Fn(u32) -> Vec<f32>,
+) -> [Vec<f32>; 3] {
+    let adamw = makemore::adamw::AdamW::default();
+    let n = weights.len();
+    let mut w = backend.upload(weights).unwrap();
+    let (mut m, mut v) = (backend.zeros(n).unwrap(), backend.zeros(n).unwrap());
+    for t in 1..=steps {
+        let g = backend.upload(&grads(t)).unwrap();
+        let moments = (&mut m, &mut v);
+        backend
+            .adamw_update(&mut w, &g, moments, t, lr, &adamw)
+            .unwrap();
+    }
+    [&w, &m, &v].map(|b| backend.read(b).unwrap())
+}

@@ -72,7 +72,7 @@ fn is_mesa_software(gpu: &makemore::Gpu) -> bool {
 fn loops_within_the_budget_run_in_full_on_every_adapter() {
     let budget = LOOP_BUDGET as u32;
     for backend in common::gpus() {
-        let gpu = backend.gpu();
+        let gpu = &backend.gpu;
         for (first, second) in [(budget, 0), (budget / 2, budget / 2), (1, budget - 1)] {
             assert_eq!(
                 probe(gpu, first, second),
@@ -87,7 +87,7 @@ fn loops_within_the_budget_run_in_full_on_every_adapter() {
 #[test]
 fn mesa_stops_every_loop_of_an_invocation_after_65535_iterations_in_total() {
     for backend in common::gpus() {
-        let gpu = backend.gpu();
+        let gpu = &backend.gpu;
         let (a, b) = probe(gpu, 40_000, 40_000);
         if is_mesa_software(gpu) {
             // One loop stops after 65,535 iterations. With two, the first runs in full, its

@@ -445,32 +445,27 @@ fn one_hot_gradient_matches_on_all_the_builtin_names() {
 
 #[test]
 fn adamw_step_matches() {
-    use makemore::adamw::{AdamState, AdamW};
+    use makemore::adamw::AdamW;
     let adamw = AdamW::default();
     for gpu in &mut gpus() {
         let n = 36 * 36 * 3;
         let weights = makemore::rng::standard_normal(n, 1);
-        let mut w_cpu = weights.clone();
-        let mut w_gpu = weights.clone();
-        let mut s_cpu = AdamState::new(n);
-        let mut s_gpu = AdamState::new(n);
-        for step in 0..5u64 {
-            let grads: Vec<f32> = makemore::rng::standard_normal(n, 10 + step)
-                .into_iter()
-                .map(|g| g * 0.1)
-                .collect();
-            makemore::cpu::adamw_step(&mut w_cpu, &grads, &mut s_cpu, 0.01, &adamw);
-            gpu.adamw_step(&mut w_gpu, &grads, &mut s_gpu, 0.01, &adamw)
-                .unwrap();
-        }
-        assert_eq!(s_gpu.t, 5);
+        // Step t's gradient: 0.1 standard normals, seeded 9 + t.
+        let grads = |t: u32| -> Vec<f32> {
+            let normals = makemore::rng::standard_normal(n, 9 + t as u64);
+            normals.into_iter().map(|g| g * 0.1).collect()
+        };
+        let [w_cpu, m_cpu, v_cpu] =
+            common::adamw_steps(&mut CpuBackend, &weights, (5, 0.01), grads);
+        let [w_gpu, m_gpu, v_gpu] = common::adamw_steps(gpu, &weights, (5, 0.01), grads);
         common::assert_close("AdamW weights", &w_gpu, &w_cpu, 1e-6, 1e-5);
-        common::assert_close("AdamW m", &s_gpu.m, &s_cpu.m, 1e-7, 1e-5);
-        common::assert_close("AdamW v", &s_gpu.v, &s_cpu.v, 1e-9, 1e-5);
+        common::assert_close("AdamW m", &m_gpu, &m_cpu, 1e-7, 1e-5);
+        common::assert_close("AdamW v", &v_gpu, &v_cpu, 1e-9, 1e-5);
         // The first step moves every weight by lr (m / sqrt(v) = g / |g|), plus the decay.
         let mut w = weights.clone();
         let grads = makemore::rng::standard_normal(n, 99);
-        makemore::cpu::adamw_step(&mut w, &grads, &mut AdamState::new(n), 0.01, &adamw);
+        let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
+        makemore::cpu::adamw_step(&mut w, &grads, (&mut m, &mut v), 1, 0.01, &adamw);
         for k in 0..n {
             let decayed = weights[k] as f64 * (1.0 - 0.01 * 0.01);
             let moved = (w[k] as f64 - decayed).abs();

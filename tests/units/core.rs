@@ -1,6 +1,6 @@
 //! The CPU reference, the optimizers' settings and the models' labels.
 
-use makemore::adamw::{AdamState, AdamW};
+use makemore::adamw::AdamW;
 use makemore::cpu::{
     count_pairs, count_pairs_parallel, count_pairs_private, cross_entropy_backward,
     cross_entropy_explicit, cross_entropy_forward, grad_rows, loss_total, normalize_rows,
@@ -117,7 +117,7 @@ fn makemore_defaults_and_bias_corrections() {
     let a = AdamW::default();
     let settings = (a.weight_decay, a.beta1, a.beta2, a.eps);
     assert_eq!(settings, (0.01, 0.9, 0.99, 1e-8));
-    let (bc1, bc2) = AdamState::bias_corrections(1, &a);
+    let (bc1, bc2) = a.bias_corrections(1);
     assert!((bc1 - 0.1).abs() < 1e-7 && (bc2 - 0.01).abs() < 1e-7);
 }
 
