@@ -96,7 +96,7 @@ fn stable_exps(row: &[f32], exps: &mut Vec<f64>) -> (f64, f64) {
 
 /// `cross_entropy_forward`: `lse_i = m + log sum_c exp(W[ctx_i, c] - m)` (m the row maximum),
 /// `nll_i = lse_i - W[ctx_i, tgt_i]`; returns every `lse_i` and `sum_i nll_i`. With `grad`,
-/// `cross_entropy_backward` fused in, each exponential computed once:
+/// `cross_entropy_backward` fused in, each exponential computed once, and no `lse_i` kept:
 /// `G[ctx_i, c] += exp(W[ctx_i, c] - m) / sum - [c = tgt_i]`.
 pub fn cross_entropy_forward(
     weights: &[f32],
@@ -105,21 +105,22 @@ pub fn cross_entropy_forward(
     num_cols: usize,
     mut grad: Option<&mut [f64]>,
 ) -> (Vec<f64>, f64) {
-    let (mut lse, mut nll_sum) = (Vec::with_capacity(contexts.len()), 0.0f64);
+    let (mut lse, mut nll_sum) = (Vec::new(), 0.0f64);
     let mut exps = Vec::with_capacity(num_cols);
     for (&ctx, &tgt) in contexts.iter().zip(targets) {
         let row = ctx as usize * num_cols;
         let logits = &weights[row..][..num_cols];
         let (m, sum) = stable_exps(logits, &mut exps);
-        lse.push(m + sum.ln());
         nll_sum += m + sum.ln() - logits[tgt as usize] as f64;
-        if let Some(grad) = grad.as_deref_mut() {
-            let inverse = 1.0 / sum;
-            for (g, &e) in grad[row..][..num_cols].iter_mut().zip(&exps) {
-                *g += e * inverse;
-            }
-            grad[row + tgt as usize] -= 1.0;
+        let Some(grad) = grad.as_deref_mut() else {
+            lse.push(m + sum.ln());
+            continue;
+        };
+        let inverse = 1.0 / sum;
+        for (g, &e) in grad[row..][..num_cols].iter_mut().zip(&exps) {
+            *g += e * inverse;
         }
+        grad[row + tgt as usize] -= 1.0;
     }
     (lse, nll_sum)
 }
