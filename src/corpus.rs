@@ -10,7 +10,7 @@ use memchr::{memchr, memchr_iter, memrchr};
 use crate::data::{DataError, UnknownChar, Vocab, WordStats, BOUNDARY};
 
 /// Bytes of text per block: `MAKEMORE_CHUNK_BYTES` when a positive number, else 1 MiB.
-pub fn chunk_bytes() -> usize {
+pub fn block_bytes() -> usize {
     std::env::var("MAKEMORE_CHUNK_BYTES")
         .ok()
         .and_then(|s| s.parse::<usize>().ok())

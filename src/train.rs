@@ -264,13 +264,13 @@ pub fn run<B: Backend>(
 }
 
 /// The counts path on the file at `path` (first pass: `scan`), counted in blocks of about
-/// `chunk_bytes` into one table: [`run`]'s events, the count NLL summed cell by cell.
+/// `block_bytes` into one table: [`run`]'s events, the count NLL summed cell by cell.
 #[allow(clippy::too_many_arguments)]
 pub fn run_streamed<B: Backend>(
     backend: &mut B,
     path: &Path,
     scan: &Scan,
-    chunk_bytes: usize,
+    block_bytes: usize,
     source: &str,
     config: &TrainConfig,
     report: &mut dyn FnMut(Event),
@@ -286,7 +286,7 @@ pub fn run_streamed<B: Backend>(
         context_len: k,
     });
     let mut clock = Instant::now();
-    let mut pairs = PairEncoder::open(path, scan, k, chunk_bytes)?;
+    let mut pairs = PairEncoder::open(path, scan, k, block_bytes)?;
     let counts = backend.count_pair_batches(pairs.num_rows(), v, &mut pairs)?;
     let table = CountTable::new(counts, v);
     let stage = "count table (blocks read, encoded, count_pairs)";

@@ -158,8 +158,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let summary = match &data {
             Input::Words(words) => makemore::train::run(b, words, &source, &config, report),
             Input::Streamed(path, scan) => {
-                let chunk = corpus::chunk_bytes();
-                run_streamed(b, path, scan, chunk, &source, &config, report)
+                let block_bytes = corpus::block_bytes();
+                run_streamed(b, path, scan, block_bytes, &source, &config, report)
             }
         }?;
         (summary, b.transfers())
@@ -216,7 +216,7 @@ fn read_input(args: &Args, input: Option<&PathBuf>, config: &TrainConfig) -> any
     let words = match input {
         Some(path) if config.streams() => {
             let scan_start = Instant::now();
-            let scan = corpus::scan(path, corpus::chunk_bytes())?;
+            let scan = corpus::scan(path, corpus::block_bytes())?;
             let ms = scan_start.elapsed().as_secs_f64() * 1e3;
             log::debug!("first pass (blocks read, UTF-8, words, vocabulary): {ms:.1} ms");
             let pairs = usize::try_from(scan.examples).unwrap_or(usize::MAX);

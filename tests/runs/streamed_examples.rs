@@ -1,7 +1,7 @@
 //! The per-example paths on data larger than one storage binding: the examples are cut into
-//! chunks, each bound as its own buffers, and a step dispatches the kernels once per chunk.
-//! These tests cut small data into chunks of a few hundred examples, so that it crosses many
-//! chunk boundaries, and compare with the CPU on every backend of MAKEMORE_TEST_BACKENDS; one
+//! parts, each bound as its own buffers, and a step dispatches the kernels once per part.
+//! These tests cut small data into parts of a few hundred examples, so that it crosses many
+//! part boundaries, and compare with the CPU on every backend of MAKEMORE_TEST_BACKENDS; one
 //! also lowers the adapter's binding limit as the backend sees it.
 //!
 //! Tolerances, as in long_runs.rs: every step's loss to 1e-5 relative, the final weights to
@@ -15,12 +15,12 @@ use makemore::data::{builtin_words, Examples};
 use makemore::optim::{Optimizer, Schedule};
 use makemore::{Backend, CpuBackend, GpuBackend, LossForm, NetForm, TrainOptions};
 
-/// The GPU backends of MAKEMORE_TEST_BACKENDS, cutting the examples into chunks of at most
-/// `chunk` examples.
-fn gpus_with_chunks(chunk: u32) -> Vec<GpuBackend> {
+/// The GPU backends of MAKEMORE_TEST_BACKENDS, cutting the examples into parts of at most
+/// `part` examples.
+fn gpus_with_parts(part: u32) -> Vec<GpuBackend> {
     gpus_with_binding(u64::MAX)
         .into_iter()
-        .map(|gpu| gpu.with_part_examples(chunk))
+        .map(|gpu| gpu.with_part_examples(part))
         .collect()
 }
 
@@ -48,8 +48,8 @@ fn some_names(count: usize) -> Vec<String> {
     words.into_iter().step_by(4).take(count).collect()
 }
 
-/// Loads `examples` on `gpu` and checks that they were cut into more than `at_least` chunks.
-fn load_chunked(
+/// Loads `examples` on `gpu` and checks that they were cut into more than `at_least` parts.
+fn load_in_parts(
     gpu: &mut GpuBackend,
     examples: &Examples,
     at_least: usize,
@@ -57,7 +57,7 @@ fn load_chunked(
     let loaded = gpu.load(examples).unwrap();
     assert!(
         loaded.num_parts() > at_least,
-        "{} chunks on {}",
+        "{} parts on {}",
         loaded.num_parts(),
         gpu.describe()
     );
@@ -65,7 +65,7 @@ fn load_chunked(
 }
 
 #[test]
-fn full_batch_steps_across_chunks_match_the_cpu() {
+fn full_batch_steps_across_parts_match_the_cpu() {
     for (k, steps) in [(1, 300), (2, 100)] {
         let (vocab, examples) = encode(&some_names(1000), k);
         let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 7);
@@ -80,8 +80,8 @@ fn full_batch_steps_across_chunks_match_the_cpu() {
             let want = CpuBackend
                 .train(&mut want_weights, &examples, &LECTURE, steps, form)
                 .unwrap();
-            for gpu in &mut gpus_with_chunks(333) {
-                let loaded = load_chunked(gpu, &examples, 10);
+            for gpu in &mut gpus_with_parts(333) {
+                let loaded = load_in_parts(gpu, &examples, 10);
                 let mut weights = initial.clone();
                 let got = gpu
                     .train(&mut weights, &loaded, &LECTURE, steps, form)
@@ -109,7 +109,7 @@ fn full_batch_steps_across_chunks_match_the_cpu() {
 }
 
 #[test]
-fn minibatches_and_adamw_across_chunks_match_the_cpu() {
+fn minibatches_and_adamw_across_parts_match_the_cpu() {
     let (vocab, examples) = encode(&some_names(2000), 1);
     let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 3);
     let options = TrainOptions { lr: 0.1, reg: 0.0 };
@@ -139,8 +139,8 @@ fn minibatches_and_adamw_across_chunks_match_the_cpu() {
             &schedule,
         )
         .unwrap();
-        for gpu in &mut gpus_with_chunks(1000) {
-            let loaded = load_chunked(gpu, &examples, 5);
+        for gpu in &mut gpus_with_parts(1000) {
+            let loaded = load_in_parts(gpu, &examples, 5);
             let mut weights = initial.clone();
             let got = train_neural(
                 gpu,
@@ -168,7 +168,7 @@ fn minibatches_and_adamw_across_chunks_match_the_cpu() {
 }
 
 #[test]
-fn counts_losses_and_the_count_nll_across_chunks_match_the_cpu() {
+fn counts_losses_and_the_count_nll_across_parts_match_the_cpu() {
     let (vocab, examples) = encode(&some_names(1000), 2);
     let want_counts = CpuBackend.count_pairs(&examples).unwrap();
     let probs = CpuBackend
@@ -176,8 +176,8 @@ fn counts_losses_and_the_count_nll_across_chunks_match_the_cpu() {
         .unwrap();
     let want_nll = CpuBackend.mean_nll(&probs, &examples).unwrap();
     let weights = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 11);
-    for gpu in &mut gpus_with_chunks(257) {
-        let loaded = load_chunked(gpu, &examples, 10);
+    for gpu in &mut gpus_with_parts(257) {
+        let loaded = load_in_parts(gpu, &examples, 10);
         let device = gpu.describe();
         assert_eq!(gpu.count_pairs(&loaded).unwrap(), want_counts, "{device}");
         let nll = gpu.mean_nll(&probs, &loaded).unwrap();
@@ -196,16 +196,16 @@ fn counts_losses_and_the_count_nll_across_chunks_match_the_cpu() {
 }
 
 #[test]
-fn the_one_hot_form_on_chunked_data_is_refused_naming_the_flag() {
+fn the_one_hot_form_on_parted_data_is_refused_naming_the_flag() {
     let (vocab, examples) = encode(&some_names(1000), 1);
     let weights = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 1);
     let form = NetForm {
         loss: LossForm::Fused,
         one_hot: true,
     };
-    // 8 KiB bindings: 2048 examples a chunk.
+    // 8 KiB bindings: 2048 examples a part.
     for gpu in &mut gpus_with_binding(8192) {
-        let loaded = load_chunked(gpu, &examples, 1);
+        let loaded = load_in_parts(gpu, &examples, 1);
         let err = gpu
             .loss_and_gradient(&weights, &loaded, 0.0, form)
             .unwrap_err()

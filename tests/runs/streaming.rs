@@ -62,12 +62,14 @@ fn streamed<B: Backend>(
     b: &mut B,
     path: &Path,
     config: &TrainConfig,
-    chunk: usize,
+    block_bytes: usize,
 ) -> (TrainSummary, Vec<Event>) {
-    let scan = corpus::scan(path, chunk).unwrap();
+    let scan = corpus::scan(path, block_bytes).unwrap();
     let mut events = Vec::new();
-    let summary =
-        run_streamed(b, path, &scan, chunk, "f", config, &mut |e| events.push(e)).unwrap();
+    let summary = run_streamed(b, path, &scan, block_bytes, "f", config, &mut |e| {
+        events.push(e)
+    })
+    .unwrap();
     (summary, events)
 }
 
@@ -116,7 +118,7 @@ fn config(context_len: usize, steps: usize) -> TrainConfig {
     }
 }
 
-/// (seed, alphabet, words, context length, chunk bytes): blocks of a few bytes (a block per
+/// (seed, alphabet, words, context length, block bytes): blocks of a few bytes (a block per
 /// line or less, lines longer than a block) up to several lines per block.
 const CASES: [(u64, usize, usize, usize, usize); 4] = [
     (1, 6, 400, 1, 1),
@@ -128,12 +130,12 @@ const CASES: [(u64, usize, usize, usize, usize); 4] = [
 #[test]
 fn streamed_cpu_training_equals_in_memory() {
     let dir = tempfile::tempdir().unwrap();
-    for (seed, alphabet, count, k, chunk) in CASES {
+    for (seed, alphabet, count, k, block_bytes) in CASES {
         let path = dir.path().join(format!("words{seed}.txt"));
         write_words(&path, &random_words(seed, alphabet, count), true);
         let config = config(k, 60);
         let memory = in_memory(&mut CpuBackend, &path, &config);
-        let stream = streamed(&mut CpuBackend, &path, &config, chunk);
+        let stream = streamed(&mut CpuBackend, &path, &config, block_bytes);
         assert_same(&format!("CPU case {seed}"), &memory, &stream);
         // Streamed in one block or in many: the same counts.
         let whole = streamed(&mut CpuBackend, &path, &config, 1 << 20);
@@ -146,14 +148,14 @@ fn streamed_gpu_training_equals_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     for mut gpu in gpus() {
         let device = gpu.describe();
-        for (seed, alphabet, count, k, chunk) in CASES {
+        for (seed, alphabet, count, k, block_bytes) in CASES {
             let path = dir.path().join(format!("words{seed}.txt"));
             write_words(&path, &random_words(seed, alphabet, count), true);
             let config = config(k, 60);
             let memory = in_memory(&mut gpu, &path, &config);
-            let stream = streamed(&mut gpu, &path, &config, chunk);
+            let stream = streamed(&mut gpu, &path, &config, block_bytes);
             assert_same(&format!("{device} case {seed}"), &memory, &stream);
-            let cpu = streamed(&mut CpuBackend, &path, &config, chunk);
+            let cpu = streamed(&mut CpuBackend, &path, &config, block_bytes);
             assert_eq!(
                 cpu.0.count_model.counts, stream.0.count_model.counts,
                 "{device}"
