@@ -8,6 +8,7 @@ add up to --budget seconds, but at least two); the slow lecture loops run once.
 
     python3 bench/reference.py --input data/names.txt --pairs 10000000
     python3 bench/reference.py --lecture-train data/names.txt   # the lecture end to end, timed from outside
+    python3 bench/reference.py --cuda                            # and the fastest step on a CUDA GPU
 
 Needs torch and numpy (`pip install torch numpy`).
 """
@@ -177,6 +178,12 @@ def bench(data, xs, ys, args, words=None):
         report("step_examples", "lecture", data,
                timed(lambda: step_lecture(W, xs, ys), reps, budget), n)
     report("step_examples", "torch", data, timed(lambda: step_fastest(W, xs, ys), reps, budget), n)
+    if args.cuda:
+        # The same step on the GPU; loss.item() waits for it.
+        Wc = W.detach().cuda().requires_grad_()
+        xc, yc = xs.cuda(), ys.cuda()
+        report("step_examples", "torch_cuda", data,
+               timed(lambda: step_fastest(Wc, xc, yc), reps, budget), n)
 
     if words is not None:
         count = args.names
@@ -221,7 +228,11 @@ def main():
                         help="leave out the lecture's Python loops (count, sampling)")
     parser.add_argument("--lecture-train", metavar="FILE",
                         help="run the lecture end to end on FILE and exit")
+    parser.add_argument("--cuda", action="store_true",
+                        help="also time the fastest step on a CUDA GPU (impl torch_cuda)")
     args = parser.parse_args()
+    if args.cuda and not torch.cuda.is_available():
+        parser.error("--cuda: torch sees no CUDA GPU")
     if args.lecture_train:
         lecture_train(args.lecture_train)
         return
