@@ -10,8 +10,8 @@
 //   segment_grads[s, c] = sum_i exp(W[r, c] - lse_i) - #{i : tgt_i = c}
 //
 // in the examples' order (floats never race, so the result is the same on every run). The
-// examples may be one chunk of a larger set: segments and example offsets count from the
-// chunk's start, and the chunk's sums land from segment `first_segment` on. The
+// examples may be one span of a larger set: segments and example offsets count from the
+// span's start, and the span's sums land from segment `first_segment` on. The
 // one-hot part is counted as an integer and subtracted once, which avoids the cancellation of
 // adding -1 and small probabilities term by term. grad_rows adds up a row's segments.
 //

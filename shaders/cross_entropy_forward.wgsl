@@ -26,8 +26,8 @@
 // L = lanes_per_example threads share each example (a power of two: 1 for short rows, more
 // for long ones), lane l taking columns l, l + L, ...; a workgroup holds 256 / L examples.
 //
-// The examples may be one chunk of a larger set (one dispatch per chunk): i counts from the
-// chunk's start, and the chunk's workgroup sums go to partials from `first_partial` on.
+// The examples may be one span of a larger set (one dispatch per span): i counts from the
+// span's start, and the span's workgroup sums go to partials from `first_partial` on.
 //
 // Loop bound per invocation: 2 * ceil(C / L) + 2 * log2(L) + log2(256)
 //   (not `stable`: ceil(C / L) + log2(L) + log2(256))

@@ -7,7 +7,7 @@
 // The lecture's `-log(P[ix1, ix2])` summed over the data (an example of probability 0 is
 // counted rather than summed: see nll.wgsl). The sum inside a workgroup is a fixed binary
 // tree, so the result is the same on every run; `loss_total` adds the partial sums. The
-// examples may be one chunk of a larger set: its workgroups' sums go to partials from
+// examples may be one span of a larger set: its workgroups' sums go to partials from
 // `first_partial` on.
 //
 // Loop bound per invocation: log2(256) = 8

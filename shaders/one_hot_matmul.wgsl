@@ -8,11 +8,11 @@
 // the row select of cross_entropy_forward avoids, and the result is exactly W[ctx_i, c]
 // (one times the weight plus zeros). One thread per (example, column).
 //
-// The sum over r runs in chunks of rows, one dispatch each, from `first_row` to `end_row`:
-// the first chunk starts the sum, each later one adds to what the previous one wrote, in
+// The sum over r runs over ranges of rows, one dispatch each, from `first_row` to `end_row`:
+// the first range starts the sum, each later one adds to what the previous one wrote, in
 // order, so the float sum is the same as one loop over every r.
 //
-// Loop bound per invocation: end_row - first_row (the host's chunk of rows)
+// Loop bound per invocation: end_row - first_row (the host's range of rows)
 
 const THREADS: u32 = 64u;
 

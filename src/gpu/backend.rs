@@ -119,31 +119,31 @@ pub struct GpuCounts {
 /// The GPU implementation of the models' operations.
 pub struct GpuBackend {
     pub gpu: Gpu,
-    part_examples: u32,
+    span_examples: u32,
 }
 
 impl GpuBackend {
     pub fn new(gpu: Gpu) -> GpuBackend {
         GpuBackend {
             gpu,
-            part_examples: u32::MAX,
+            span_examples: u32::MAX,
         }
     }
 
-    /// Parts of at most `examples` (tests: the same results across many part boundaries).
-    pub fn with_part_examples(mut self, examples: u32) -> GpuBackend {
-        self.part_examples = examples.max(1);
+    /// Spans of at most `examples` (tests: the same results across many span boundaries).
+    pub fn with_span_examples(mut self, examples: u32) -> GpuBackend {
+        self.span_examples = examples.max(1);
         self
     }
 
-    /// The count matrix of all the examples, each part adding into the same table.
+    /// The count matrix of all the examples, each span adding into the same table.
     fn counted(&self, ex: &GpuExamples) -> anyhow::Result<wgpu::Buffer> {
         let counts = (self.gpu).zeroed("counts", (ex.num_rows * ex.num_cols) as usize);
         let shape = (ex.num_rows, ex.num_cols);
-        let count = |p: &super::step::Part| {
+        let count = |p: &super::step::Span| {
             count_pairs(&self.gpu, [&p.contexts, &p.targets, &counts], p.len, shape)
         };
-        let counting: Vec<_> = ex.parts.iter().map(count).collect::<Result<_, _>>()?;
+        let counting: Vec<_> = ex.spans.iter().map(count).collect::<Result<_, _>>()?;
         self.gpu.submit(&counting);
         Ok(counts)
     }
@@ -385,7 +385,7 @@ impl Backend for GpuBackend {
     }
 
     fn load(&mut self, examples: &Examples) -> anyhow::Result<GpuExamples> {
-        GpuExamples::upload(&self.gpu, examples, self.part_examples)
+        GpuExamples::upload(&self.gpu, examples, self.span_examples)
     }
 
     fn count_pairs(&mut self, ex: &GpuExamples) -> anyhow::Result<Vec<u32>> {
@@ -407,15 +407,15 @@ impl Backend for GpuBackend {
         let gpu = &self.gpu;
         let (probs, impossible) = (gpu.upload("probs", probs), gpu.zeroed("impossible", 1));
         let groups = |len: u32| len.div_ceil(EXAMPLE_THREADS);
-        let num_partials = ex.parts.iter().map(|p| groups(p.len)).sum();
+        let num_partials = ex.spans.iter().map(|p| groups(p.len)).sum();
         let partials = gpu.zeroed("partials", num_partials as usize);
         let (mut sums, mut first_partial) = (Vec::new(), 0);
-        for part in &ex.parts {
-            let params = NllGatherParams::new(part.len, ex.num_cols, first_partial);
-            let (contexts, targets) = (&part.contexts, &part.targets);
+        for span in &ex.spans {
+            let params = NllGatherParams::new(span.len, ex.num_cols, first_partial);
+            let (contexts, targets) = (&span.contexts, &span.targets);
             let buffers = [&probs, contexts, targets, &partials, &impossible];
             let kernel = kernel!(gpu, "nll_gather", "reduce", "nll");
-            let (groups, bound) = (groups(part.len), log2(256));
+            let (groups, bound) = (groups(span.len), log2(256));
             sums.push(Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?);
             first_partial += groups;
         }
@@ -451,16 +451,16 @@ impl Backend for GpuBackend {
         }
         let (gpu, cols) = (&self.gpu, ex.num_cols);
         let weights = gpu.upload("weights", w);
-        // The parts take turns with one buffer of log-sum-exps.
-        let lse = gpu.zeroed("lse", ex.part_len as usize);
-        let num_partials = ex.parts.iter().map(|p| forward_groups(p.len, cols)).sum();
+        // The spans take turns with one buffer of log-sum-exps.
+        let lse = gpu.zeroed("lse", ex.span_len as usize);
+        let num_partials = ex.spans.iter().map(|p| forward_groups(p.len, cols)).sum();
         let partials = gpu.zeroed("partials", num_partials as usize);
         let (mut sums, mut first_partial) = (Vec::new(), 0);
-        for part in &ex.parts {
-            let buffers = [&weights, &part.contexts, &part.targets, &lse, &partials];
-            let shape = (part.len, cols, first_partial);
+        for span in &ex.spans {
+            let buffers = [&weights, &span.contexts, &span.targets, &lse, &partials];
+            let shape = (span.len, cols, first_partial);
             sums.push(cross_entropy_forward(gpu, form.loss, buffers, shape)?);
-            first_partial += forward_groups(part.len, cols);
+            first_partial += forward_groups(span.len, cols);
         }
         let nll = self.nll(sums, (&partials, num_partials), None, ex.len as usize)?;
         Ok(nll.finite_mean)

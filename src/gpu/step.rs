@@ -10,7 +10,7 @@
 //! ```
 //!
 //! The examples on the device are sorted by context and cut into segments of the backward
-//! pass and, past one binding, into parts, each with its own forward and backward dispatch.
+//! pass and, past one binding, into spans, each with its own forward and backward dispatch.
 
 use std::cell::OnceCell;
 
@@ -30,10 +30,10 @@ const ONE_HOT_ROWS: u32 = 4096;
 const MIN_SEGMENT_LEN: u32 = 256;
 
 /// Consecutive examples bound as their own buffers, with the segments that lie in them: their
-/// offsets from the part's first example (one more than segments), their rows of W, and the
+/// offsets from the span's first example (one more than segments), their rows of W, and the
 /// index of the first among all the segments.
 #[derive(Clone)]
-pub(super) struct Part {
+pub(super) struct Span {
     pub(super) len: u32,
     pub(super) contexts: wgpu::Buffer,
     pub(super) targets: wgpu::Buffer,
@@ -43,17 +43,17 @@ pub(super) struct Part {
     num_segments: u32,
 }
 
-/// Examples on the device, sorted by context and cut into parts, with the segment tables of
+/// Examples on the device, sorted by context and cut into spans, with the segment tables of
 /// the backward pass.
 pub struct GpuExamples {
     pub(super) len: u32,
     pub(super) num_rows: u32,
     pub(super) num_cols: u32,
-    /// At least one (empty when there are no examples), of at most `part_len` examples.
-    pub(super) parts: Vec<Part>,
-    pub(super) part_len: u32,
+    /// At least one (empty when there are no examples), of at most `span_len` examples.
+    pub(super) spans: Vec<Span>,
+    pub(super) span_len: u32,
     /// Each row's first segment (one more than rows), and the segments' most examples (a
-    /// row's last, or one cut by a part, may be shorter).
+    /// row's last, or one cut by a span, may be shorter).
     row_segments: wgpu::Buffer,
     num_segments: u32,
     segment_len: u32,
@@ -73,23 +73,23 @@ pub fn check_fits(n: usize) -> anyhow::Result<()> {
 }
 
 impl GpuExamples {
-    /// How many parts the examples were cut into (one unless they exceed a binding).
-    pub fn num_parts(&self) -> usize {
-        self.parts.len()
+    /// How many spans the examples were cut into (one unless they exceed a binding).
+    pub fn num_spans(&self) -> usize {
+        self.spans.len()
     }
 
-    /// Uploads `examples` grouped by context, in parts of at most `most` examples.
+    /// Uploads `examples` grouped by context, in spans of at most `most` examples.
     pub(super) fn upload(gpu: &Gpu, examples: &Examples, most: u32) -> anyhow::Result<Self> {
         let n = examples.len();
         check_fits(n)?;
-        // Each part's contexts, targets and `lse` (4 bytes an example each) fit one binding.
+        // Each span's contexts, targets and `lse` (4 bytes an example each) fit one binding.
         let binding = (gpu.limits.max_storage_buffer_binding_size).min(gpu.limits.max_buffer_size);
-        let part_len = ((binding / 4).clamp(1, u32::MAX as u64) as u32).min(most);
+        let span_len = ((binding / 4).clamp(1, u32::MAX as u64) as u32).min(most);
         let grouped = examples.grouped_by_context();
         let offsets = &grouped.row_offsets;
         let most_examples = offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
         let segment_len = segment_len(most_examples as u64, MIN_SEGMENT_LEN);
-        let (segment_starts, row_segments) = segments(offsets, segment_len, part_len);
+        let (segment_starts, row_segments) = segments(offsets, segment_len, span_len);
         let num_segments = segment_starts.len() as u64;
         let most_segments = row_segments.windows(2).map(|w| w[1] - w[0]).max();
         // The per-(segment, column) sums must fit one binding too.
@@ -101,16 +101,16 @@ impl GpuExamples {
             binding >> 20
         );
         let ex = &grouped.examples;
-        let parts = (0..n.div_ceil(part_len as usize).max(1)).map(|p| {
-            let first = p * part_len as usize;
-            let end = (first + part_len as usize).min(n);
+        let spans = (0..n.div_ceil(span_len as usize).max(1)).map(|p| {
+            let first = p * span_len as usize;
+            let end = (first + span_len as usize).min(n);
             let (lo, hi) = (first as u32, end as u32);
             let segments = segment_starts.partition_point(|&s| s < lo)
                 ..segment_starts.partition_point(|&s| s < hi);
             let starts = &segment_starts[segments.clone()];
             let local: Vec<u32> = starts.iter().map(|&s| s - lo).chain([hi - lo]).collect();
             let rows: Vec<u32> = starts.iter().map(|&s| ex.contexts[s as usize]).collect();
-            Part {
+            Span {
                 len: hi - lo,
                 contexts: gpu.upload("contexts", &ex.contexts[first..end]),
                 targets: gpu.upload("targets", &ex.targets[first..end]),
@@ -124,8 +124,8 @@ impl GpuExamples {
             len: n as u32,
             num_rows: ex.num_rows as u32,
             num_cols: ex.num_cols as u32,
-            parts: parts.collect(),
-            part_len: part_len.min(n as u32),
+            spans: spans.collect(),
+            span_len: span_len.min(n as u32),
             row_segments: gpu.upload("row segments", &row_segments),
             num_segments: num_segments as u32,
             segment_len,
@@ -136,17 +136,17 @@ impl GpuExamples {
 }
 
 /// Cuts each context's examples (`offsets[r] .. offsets[r + 1]`) into segments of at most
-/// `segment_len` that each lie in one part: each segment's first example, and each row's
+/// `segment_len` that each lie in one span: each segment's first example, and each row's
 /// first segment (one more than there are rows).
-fn segments(offsets: &[u32], segment_len: u32, part_len: u32) -> (Vec<u32>, Vec<u32>) {
+fn segments(offsets: &[u32], segment_len: u32, span_len: u32) -> (Vec<u32>, Vec<u32>) {
     let (mut segment_starts, mut row_segments) = (Vec::new(), Vec::with_capacity(offsets.len()));
     for row in offsets.windows(2) {
         row_segments.push(segment_starts.len() as u32);
         let (mut start, end) = (row[0] as u64, row[1] as u64);
         while start < end {
-            let part_end = (start / part_len as u64 + 1) * part_len as u64;
+            let span_end = (start / span_len as u64 + 1) * span_len as u64;
             segment_starts.push(start as u32);
-            start = (start + segment_len as u64).min(end).min(part_end);
+            start = (start + segment_len as u64).min(end).min(span_end);
         }
     }
     row_segments.push(segment_starts.len() as u32);
@@ -160,7 +160,7 @@ pub(super) fn forward_groups(num_examples: u32, num_cols: u32) -> u32 {
     num_examples.div_ceil(EXAMPLE_THREADS / lanes_for(num_cols))
 }
 
-/// The forward kernel of a loss form on a part: lse_i and nll_i per example (1 to 64 lanes
+/// The forward kernel of a loss form on a span: lse_i and nll_i per example (1 to 64 lanes
 /// each), one sum of nll_i per workgroup into `partials` from `first_partial`. Buffers:
 /// logits, the row of each example, targets, lse, partials.
 pub(super) fn cross_entropy_forward(
@@ -199,7 +199,7 @@ num_blocks: u32, block_len: u32) pad 3 }
 /// than rows) and the most of a row; and the one-hot product before and after.
 struct Logits {
     table: wgpu::Buffer,
-    parts: Vec<Part>,
+    spans: Vec<Span>,
     segment_len: u32,
     backward_out: wgpu::Buffer,
     grad_in: (wgpu::Buffer, wgpu::Buffer, u32),
@@ -211,7 +211,7 @@ fn row_select(gpu: &Gpu, ex: &GpuExamples, weights: &wgpu::Buffer) -> Logits {
     let segment_grads = gpu.zeroed("segment grads", (ex.num_segments * ex.num_cols) as usize);
     Logits {
         table: weights.clone(),
-        parts: ex.parts.clone(),
+        spans: ex.spans.clone(),
         segment_len: ex.segment_len,
         backward_out: segment_grads.clone(),
         grad_in: (segment_grads, ex.row_segments.clone(), ex.most_segments),
@@ -235,9 +235,9 @@ fn one_hot(
     weights: &wgpu::Buffer,
     limit: &TableLimit,
 ) -> anyhow::Result<Logits> {
-    let (n, rows, cols, part) = (ex.len, ex.num_rows, ex.num_cols, &ex.parts[0]);
+    let (n, rows, cols, span) = (ex.len, ex.num_rows, ex.num_cols, &ex.spans[0]);
     anyhow::ensure!(
-        ex.parts.len() == 1,
+        ex.spans.len() == 1,
         "--one-hot needs the n x V logits in one buffer, and the {} examples' are more than one storage binding holds; drop --one-hot (the row select computes the same)",
         ex.len
     );
@@ -261,13 +261,13 @@ fn one_hot(
         let end_row = (first_row + ONE_HOT_ROWS).min(rows);
         let params = OneHotMatmulParams::new(n, rows, cols, first_row, end_row);
         let groups = (n * cols).div_ceil(ENTRY_THREADS);
-        let buffers = [weights, &part.contexts, &logits];
+        let buffers = [weights, &span.contexts, &logits];
         let kernel = kernel!(gpu, "one_hot_matmul");
         let bound = (end_row - first_row) as u64;
         product.push(Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?);
     }
     let params = OneHotMatmulBackwardParams::new(n, rows, cols, blocks, block_len);
-    let buffers = [&part.contexts, &logit_grads, &grad_sums];
+    let buffers = [&span.contexts, &logit_grads, &grad_sums];
     let kernel = kernel!(gpu, "one_hot_matmul_backward");
     let groups = (rows * blocks * cols).div_ceil(ENTRY_THREADS);
     let backward = Dispatch::new(gpu, kernel, params, &buffers, groups, block_len as u64)?;
@@ -276,10 +276,10 @@ fn one_hot(
     let row_blocks: Vec<u32> = (0..=rows).map(|r| r * blocks).collect();
     Ok(Logits {
         table: logits,
-        parts: vec![Part {
+        spans: vec![Span {
             len: n,
             contexts: gpu.upload("example index", &index),
-            targets: part.targets.clone(),
+            targets: span.targets.clone(),
             segment_starts: gpu.upload("example starts", &(0..=n).collect::<Vec<u32>>()),
             segment_rows: gpu.upload("example rows", &index),
             first_segment: 0,
@@ -305,27 +305,27 @@ impl GpuBackend {
     ) -> anyhow::Result<Vec<Dispatch>> {
         let gpu = &self.gpu;
         let (n, cols) = (ex.len, ex.num_cols);
-        // The parts take turns with one buffer of log-sum-exps.
-        let lse = gpu.zeroed("lse", ex.part_len as usize);
-        let num_partials: u32 = ex.parts.iter().map(|p| forward_groups(p.len, cols)).sum();
+        // The spans take turns with one buffer of log-sum-exps.
+        let lse = gpu.zeroed("lse", ex.span_len as usize);
+        let num_partials: u32 = ex.spans.iter().map(|p| forward_groups(p.len, cols)).sum();
         let partials = gpu.zeroed("partials", num_partials as usize);
         let logits = match form.one_hot {
             true => one_hot(gpu, ex, weights, &crate::Backend::table_limit(self))?,
             false => row_select(gpu, ex, weights),
         };
         let (mut step, mut first_partial) = (logits.product.0, 0);
-        for part in &logits.parts {
-            let (table, contexts, targets) = (&logits.table, &part.contexts, &part.targets);
+        for span in &logits.spans {
+            let (table, contexts, targets) = (&logits.table, &span.contexts, &span.targets);
             let buffers = [table, contexts, targets, &lse, &partials];
-            let shape = (part.len, cols, first_partial);
+            let shape = (span.len, cols, first_partial);
             step.push(cross_entropy_forward(gpu, form.loss, buffers, shape)?);
-            first_partial += forward_groups(part.len, cols);
-            let segments = (part.num_segments, part.first_segment);
+            first_partial += forward_groups(span.len, cols);
+            let segments = (span.num_segments, span.first_segment);
             let params = CrossEntropyBackwardParams::new(segments.0, cols, segments.1);
-            let (starts, rows) = (&part.segment_starts, &part.segment_rows);
+            let (starts, rows) = (&span.segment_starts, &span.segment_rows);
             let buffers = [table, targets, &lse, starts, rows, &logits.backward_out];
             let kernel = kernel!(gpu, "cross_entropy_backward");
-            let groups = (part.num_segments * cols).div_ceil(ENTRY_THREADS);
+            let groups = (span.num_segments * cols).div_ceil(ENTRY_THREADS);
             let bound = logits.segment_len as u64;
             step.push(Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?);
         }

@@ -1,7 +1,7 @@
 //! The per-example paths on data larger than one storage binding: the examples are cut into
-//! parts, each bound as its own buffers, and a step dispatches the kernels once per part.
-//! These tests cut small data into parts of a few hundred examples, so that it crosses many
-//! part boundaries, and compare with the CPU on every backend of MAKEMORE_TEST_BACKENDS; one
+//! spans, each bound as its own buffers, and a step dispatches the kernels once per span.
+//! These tests cut small data into spans of a few hundred examples, so that it crosses many
+//! span boundaries, and compare with the CPU on every backend of MAKEMORE_TEST_BACKENDS; one
 //! also lowers the adapter's binding limit as the backend sees it.
 //!
 //! Tolerances, as in long_runs.rs: every step's loss to 1e-5 relative, the final weights to
@@ -15,12 +15,12 @@ use makemore::data::{builtin_words, Examples};
 use makemore::optim::{Optimizer, Schedule};
 use makemore::{Backend, CpuBackend, GpuBackend, LossForm, NetForm, TrainOptions};
 
-/// The GPU backends of MAKEMORE_TEST_BACKENDS, cutting the examples into parts of at most
-/// `part` examples.
-fn gpus_with_parts(part: u32) -> Vec<GpuBackend> {
+/// The GPU backends of MAKEMORE_TEST_BACKENDS, cutting the examples into spans of at most
+/// `span` examples.
+fn gpus_with_spans(span: u32) -> Vec<GpuBackend> {
     gpus_with_binding(u64::MAX)
         .into_iter()
-        .map(|gpu| gpu.with_part_examples(part))
+        .map(|gpu| gpu.with_span_examples(span))
         .collect()
 }
 
@@ -48,24 +48,24 @@ fn some_names(count: usize) -> Vec<String> {
     words.into_iter().step_by(4).take(count).collect()
 }
 
-/// Loads `examples` on `gpu` and checks that they were cut into more than `at_least` parts.
-fn load_in_parts(
+/// Loads `examples` on `gpu` and checks that they were cut into more than `at_least` spans.
+fn load_in_spans(
     gpu: &mut GpuBackend,
     examples: &Examples,
     at_least: usize,
 ) -> makemore::gpu::GpuExamples {
     let loaded = gpu.load(examples).unwrap();
     assert!(
-        loaded.num_parts() > at_least,
-        "{} parts on {}",
-        loaded.num_parts(),
+        loaded.num_spans() > at_least,
+        "{} spans on {}",
+        loaded.num_spans(),
         gpu.describe()
     );
     loaded
 }
 
 #[test]
-fn full_batch_steps_across_parts_match_the_cpu() {
+fn full_batch_steps_across_spans_match_the_cpu() {
     for (k, steps) in [(1, 300), (2, 100)] {
         let (vocab, examples) = encode(&some_names(1000), k);
         let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 7);
@@ -80,8 +80,8 @@ fn full_batch_steps_across_parts_match_the_cpu() {
             let want = CpuBackend
                 .train(&mut want_weights, &examples, &LECTURE, steps, form)
                 .unwrap();
-            for gpu in &mut gpus_with_parts(333) {
-                let loaded = load_in_parts(gpu, &examples, 10);
+            for gpu in &mut gpus_with_spans(333) {
+                let loaded = load_in_spans(gpu, &examples, 10);
                 let mut weights = initial.clone();
                 let got = gpu
                     .train(&mut weights, &loaded, &LECTURE, steps, form)
@@ -109,7 +109,7 @@ fn full_batch_steps_across_parts_match_the_cpu() {
 }
 
 #[test]
-fn minibatches_and_adamw_across_parts_match_the_cpu() {
+fn minibatches_and_adamw_across_spans_match_the_cpu() {
     let (vocab, examples) = encode(&some_names(2000), 1);
     let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 3);
     let options = TrainOptions { lr: 0.1, reg: 0.0 };
@@ -139,8 +139,8 @@ fn minibatches_and_adamw_across_parts_match_the_cpu() {
             &schedule,
         )
         .unwrap();
-        for gpu in &mut gpus_with_parts(1000) {
-            let loaded = load_in_parts(gpu, &examples, 5);
+        for gpu in &mut gpus_with_spans(1000) {
+            let loaded = load_in_spans(gpu, &examples, 5);
             let mut weights = initial.clone();
             let got = train_neural(
                 gpu,
@@ -168,7 +168,7 @@ fn minibatches_and_adamw_across_parts_match_the_cpu() {
 }
 
 #[test]
-fn counts_losses_and_the_count_nll_across_parts_match_the_cpu() {
+fn counts_losses_and_the_count_nll_across_spans_match_the_cpu() {
     let (vocab, examples) = encode(&some_names(1000), 2);
     let want_counts = CpuBackend.count_pairs(&examples).unwrap();
     let probs = CpuBackend
@@ -176,8 +176,8 @@ fn counts_losses_and_the_count_nll_across_parts_match_the_cpu() {
         .unwrap();
     let want_nll = CpuBackend.mean_nll(&probs, &examples).unwrap();
     let weights = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 11);
-    for gpu in &mut gpus_with_parts(257) {
-        let loaded = load_in_parts(gpu, &examples, 10);
+    for gpu in &mut gpus_with_spans(257) {
+        let loaded = load_in_spans(gpu, &examples, 10);
         let device = gpu.describe();
         assert_eq!(gpu.count_pairs(&loaded).unwrap(), want_counts, "{device}");
         let nll = gpu.mean_nll(&probs, &loaded).unwrap();
@@ -196,16 +196,16 @@ fn counts_losses_and_the_count_nll_across_parts_match_the_cpu() {
 }
 
 #[test]
-fn the_one_hot_form_on_parted_data_is_refused_naming_the_flag() {
+fn the_one_hot_form_on_data_cut_into_spans_is_refused_naming_the_flag() {
     let (vocab, examples) = encode(&some_names(1000), 1);
     let weights = makemore::rng::standard_normal(examples.num_rows * vocab.len(), 1);
     let form = NetForm {
         loss: LossForm::Fused,
         one_hot: true,
     };
-    // 8 KiB bindings: 2048 examples a part.
+    // 8 KiB bindings: 2048 examples a span.
     for gpu in &mut gpus_with_binding(8192) {
-        let loaded = load_in_parts(gpu, &examples, 1);
+        let loaded = load_in_spans(gpu, &examples, 1);
         let err = gpu
             .loss_and_gradient(&weights, &loaded, 0.0, form)
             .unwrap_err()
