@@ -24,6 +24,13 @@ pub struct Schedule {
     pub seed: u64,
 }
 
+impl Schedule {
+    /// Full-batch SGD: W is the only state, so training goes in chunks with dev losses between.
+    pub fn full_batch_sgd(&self) -> bool {
+        self.batch_size == 0 && self.optimizer == Optimizer::Sgd
+    }
+}
+
 /// `size` examples drawn uniformly with replacement (makemore.py's `torch.randint`).
 pub fn draw_batch(examples: &Examples, size: usize, rng: &mut rand::rngs::StdRng) -> Examples {
     let n = examples.len();
@@ -71,8 +78,7 @@ impl<B: Backend> Descent<B> {
         form: NetForm,
         schedule: &Schedule,
     ) -> anyhow::Result<Vec<StepLoss>> {
-        let full_batch_sgd = schedule.batch_size == 0 && schedule.optimizer == Optimizer::Sgd;
-        let nothing_to_draw = !full_batch_sgd && examples.is_empty();
+        let nothing_to_draw = !schedule.full_batch_sgd() && examples.is_empty();
         anyhow::ensure!(!nothing_to_draw, "no examples to train on");
         let mut losses = backend.losses(steps)?;
         for _ in 0..steps {

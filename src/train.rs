@@ -12,7 +12,7 @@ use crate::corpus::{check_countable, CountTable, PairEncoder, Scan};
 use crate::data::{Examples, Vocab, WordStats};
 use crate::limits::check_context;
 use crate::model::{init_weights, CountModel};
-use crate::optim::{Descent, Optimizer, Schedule};
+use crate::optim::{Descent, Schedule};
 use crate::rng::RngKind;
 use crate::sample::sample_names;
 use crate::split::{Split, SplitWords};
@@ -59,15 +59,10 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// Full-batch SGD: W is the only state, so training goes in chunks with dev losses between.
-    fn full_batch_sgd(&self) -> bool {
-        self.schedule.batch_size == 0 && self.schedule.optimizer == Optimizer::Sgd
-    }
-
     /// The counts path computes full-batch SGD on the fused loss of the row select, so
     /// minibatches, AdamW, `--loss explicit` and `--one-hot` go example by example.
     pub fn effective_gradient(&self) -> GradientPath {
-        match self.full_batch_sgd() && self.form == NetForm::default() {
+        match self.schedule.full_batch_sgd() && self.form == NetForm::default() {
             true => self.gradient,
             false => GradientPath::Examples,
         }
@@ -516,7 +511,7 @@ fn train_in_chunks<B: Backend>(
 ) -> anyhow::Result<NeuralRun> {
     let (steps, form) = (config.steps, config.form);
     let eval_every = dev.map_or(0, |_| config.eval_every);
-    let (chunk_len, eval_every) = match config.full_batch_sgd() {
+    let (chunk_len, eval_every) = match config.schedule.full_batch_sgd() {
         true => ((steps / 10).clamp(1, 100), eval_every),
         false => (steps.max(1), 0),
     };
