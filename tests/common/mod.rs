@@ -153,15 +153,47 @@ pub fn compare_runs(
     for gpu in &mut gpus() {
         let mut weights = initial.clone();
         let losses = run(gpu, &examples, &mut weights, grad, steps);
-        let device = gpu.describe();
-        for (step, (got, want)) in losses.iter().zip(&expected).enumerate() {
-            let at = format!("{what}, {grad:?} path on {device}: loss at step {step}");
-            assert_rel(&at, got.total, want.total, 1e-5);
-            assert_rel(&format!("{at} (data)"), got.data, want.data, 1e-5);
-        }
-        let at = format!("{what}, {grad:?} path on {device}: W after {steps} steps");
-        assert_close(&at, &weights, &expected_weights, tol, tol);
+        let at = format!("{what}, {grad:?} path on {}", gpu.describe());
+        assert_same_run(
+            &at,
+            (&losses, &weights),
+            (&expected, &expected_weights),
+            tol,
+        );
     }
+}
+
+/// Two runs agree: every step's loss (and its data part) to 1e-5 relative, the final weights
+/// to `tol` absolute plus `tol` relative.
+pub fn assert_same_run(
+    at: &str,
+    (losses, weights): (&[StepLoss], &[f32]),
+    (expected, expected_weights): (&[StepLoss], &[f32]),
+    tol: f64,
+) {
+    assert_eq!(losses.len(), expected.len(), "{at}: steps");
+    for (step, (got, want)) in losses.iter().zip(expected).enumerate() {
+        assert_rel(
+            &format!("{at}: loss at step {step}"),
+            got.total,
+            want.total,
+            1e-5,
+        );
+        assert_rel(
+            &format!("{at}: data loss at step {step}"),
+            got.data,
+            want.data,
+            1e-5,
+        );
+    }
+    let steps = losses.len();
+    assert_close(
+        &format!("{at}: W after {steps} steps"),
+        weights,
+        expected_weights,
+        tol,
+        tol,
+    );
 }
 
 /// `makemore check`'s comparison (llm.c's): |gpu - cpu| <= atol + rtol * |cpu| for every element.

@@ -9,7 +9,7 @@
 
 use crate::common;
 
-use common::{adapters, assert_close, assert_rel, encode, lecture_words, train_neural, LECTURE};
+use common::{adapters, assert_rel, assert_same_run, encode, lecture_words, train_neural, LECTURE};
 use makemore::adamw::AdamW;
 use makemore::data::{builtin_words, Examples};
 use makemore::optim::{Optimizer, Schedule};
@@ -88,21 +88,7 @@ fn full_batch_steps_across_spans_match_the_cpu() {
                     .unwrap();
                 let at = format!("context {k}, {form:?} on {}", gpu.describe());
                 assert_eq!(got.len(), steps);
-                for (step, (g, w)) in got.iter().zip(&want).enumerate() {
-                    assert_rel(
-                        &format!("{at}: loss at step {step}"),
-                        g.total,
-                        w.total,
-                        1e-5,
-                    );
-                    assert_rel(
-                        &format!("{at}: data loss at step {step}"),
-                        g.data,
-                        w.data,
-                        1e-5,
-                    );
-                }
-                assert_close(&format!("{at}: W"), &weights, &want_weights, 2e-4, 2e-4);
+                assert_same_run(&at, (&got, &weights), (&want, &want_weights), 2e-4);
             }
         }
     }
@@ -154,15 +140,7 @@ fn minibatches_and_adamw_across_spans_match_the_cpu() {
             )
             .unwrap();
             let at = format!("{schedule:?} on {}", gpu.describe());
-            for (step, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert_rel(
-                    &format!("{at}: loss at step {step}"),
-                    g.total,
-                    w.total,
-                    1e-5,
-                );
-            }
-            assert_close(&format!("{at}: W"), &weights, &want_weights, 2e-4, 2e-4);
+            assert_same_run(&at, (&got, &weights), (&want, &want_weights), 2e-4);
         }
     }
 }
