@@ -67,7 +67,8 @@ fn block_sums(values: &[f32], block: usize) -> Vec<f64> {
     values.chunks(block).map(sum).collect()
 }
 
-/// ceiling_exp's result for a thread that starts from `x0`: the sum of four chains x <- exp(-x), in f64.
+/// ceiling_exp's result for a thread that starts from `x0`: four chains x <- exp(-x) summed,
+/// in f64.
 fn exp_chains(x0: f32) -> f64 {
     let chain = |c: u32| {
         let x0 = x0 as f64 + c as f64 / 4.0;
@@ -101,7 +102,7 @@ impl Ceilings<'_> {
 
     /// `d` run once on a zeroed `out`, its first values checked against `want`; then `reps`
     /// runs timed (GPU time from timestamps, or wall time): their median.
-    fn kernel(&self, name: &str, d: &Dispatch, out: &wgpu::Buffer, want: Want) -> Result<f64> {
+    fn kernel(&self, name: &str, d: &Dispatch, out: &wgpu::Buffer, want: &Want) -> Result<f64> {
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         encoder.clear_buffer(out, 0, None);
         self.gpu.flush();
@@ -122,22 +123,14 @@ impl Ceilings<'_> {
         Ok(median(seconds))
     }
 
-    /// A row: the figure and its unit, the items one run works on, its median seconds.
-    #[allow(clippy::too_many_arguments)]
-    fn row(
-        &mut self,
-        name: &str,
-        value: f64,
-        unit: &str,
-        items: u64,
-        s: f64,
-        timing: &str,
-        checked: &str,
-    ) {
+    /// A row: the figure (name, value, unit), the items one run works on, its median seconds,
+    /// how it was timed and checked.
+    fn row(&mut self, figure: (&str, f64, &str), items: u64, s: f64, how: [&str; 2]) {
+        let (name, value, unit) = figure;
         self.rows
             .push(json!({"measurement": name, "value": value, "unit": unit,
-            "items": items, "median_ms": 1e3 * s, "reps": self.reps, "timing": timing,
-            "checked": checked}));
+            "items": items, "median_ms": 1e3 * s, "reps": self.reps, "timing": how[0],
+            "checked": how[1]}));
     }
 }
 
@@ -148,25 +141,17 @@ type Want = (Vec<f64>, f64, &'static str);
 fn expected(name: &str, values: &[f32]) -> Want {
     let exact = || values.iter().map(|&x| x as f64);
     let block = (THREADS * PER_THREAD) as usize;
-    let sums = "sums = CPU f64";
+    let sums = |sums| (sums, SUM_TOLERANCE, "sums = CPU f64");
     match name {
         "copy_vec4" | "copy_scalar" => (exact().collect(), 0.0, "equals its input"),
         // Thread t sums 64 values 256 apart, from its group's block + t mod 256.
         "load" => {
             let first = |t: usize| t / 256 * block + t % 256;
-            let strided = |t| exact().skip(first(t)).step_by(256).take(64).sum();
-            (
-                (0..values.len() / 64).map(strided).collect(),
-                SUM_TOLERANCE,
-                sums,
-            )
+            let strided = |t| (0..64).map(|j| values[first(t) + 256 * j] as f64).sum();
+            sums((0..values.len() / 64).map(strided).collect())
         }
-        "sum_tree" => (
-            block_sums(&values[..TREE_N as usize], 256),
-            SUM_TOLERANCE,
-            sums,
-        ),
-        "sum_coarse" => (block_sums(values, block), SUM_TOLERANCE, sums),
+        "sum_tree" => sums(block_sums(&values[..TREE_N as usize], 256)),
+        "sum_coarse" => sums(block_sums(values, block)),
         // exp: thread t's result depends on t mod 256 only.
         _ => {
             let per_local: Vec<f64> = (0..THREADS)
@@ -223,13 +208,13 @@ pub fn run(gpu: &Gpu, reps: usize) -> Result<Vec<Value>> {
         let (param, groups, bound, items, unit) = plan(name);
         let d = Dispatch::new(gpu, k, Params::new(param), &[&input, &out], groups, bound)?;
         let want = expected(name, &values);
-        let s = c.kernel(name, &d, &out, want.clone())?;
+        let s = c.kernel(name, &d, &out, &want)?;
         // GB/s: each value read and written once, 8 bytes; else ns per item.
         let value = match unit == "GB/s" {
             true => 8.0 * items as f64 / s / 1e9,
             false => 1e9 * s / items as f64,
         };
-        c.row(name, value, unit, items, s, timing, want.2);
+        c.row((name, value, unit), items, s, [timing, want.2]);
     }
     dispatch_and_submit(&mut c)?;
     Ok(c.rows)
@@ -241,14 +226,8 @@ pub fn run(gpu: &Gpu, reps: usize) -> Result<Vec<Value>> {
 fn dispatch_and_submit(c: &mut Ceilings) -> Result<()> {
     let gpu = c.gpu;
     let count = gpu.zeroed("ceiling count", 1);
-    let tick = Dispatch::new(
-        gpu,
-        kernel!(gpu, "ceiling_tick"),
-        Tick::new(1.0),
-        &[&count],
-        1,
-        0,
-    )?;
+    let k = kernel!(gpu, "ceiling_tick");
+    let tick = Dispatch::new(gpu, k, Tick::new(1.0), &[&count], 1, 0)?;
     let pass = vec![tick; DISPATCHES as usize];
     let one = &pass[..1];
     c.wall(&pass)?;
@@ -266,23 +245,9 @@ fn dispatch_and_submit(c: &mut Ceilings) -> Result<()> {
     let runs = ((c.reps + 1) * DISPATCHES as usize + 1 + c.reps * SUBMITS) as f64;
     check("dispatch and submit", &gpu.read(&count, 1)?, &[runs], 0.0)?;
     let d = DISPATCHES as u64;
-    c.row(
-        "dispatch",
-        1e6 * per_dispatch,
-        "us/dispatch",
-        d,
-        pass_s,
-        "wall",
-        "count of runs",
-    );
-    c.row(
-        "submit",
-        1e6 * submit_s,
-        "us/submit",
-        1,
-        submit_s,
-        "wall",
-        "count of runs",
-    );
+    let how = ["wall", "count of runs"];
+    let figure = ("dispatch", 1e6 * per_dispatch, "us/dispatch");
+    c.row(figure, d, pass_s, how);
+    c.row(("submit", 1e6 * submit_s, "us/submit"), 1, submit_s, how);
     Ok(())
 }
