@@ -21,6 +21,7 @@ pub const EXAMPLE: &str = "Examples:
   makemore bench --data 10m,100m --stages count,steps_counts_1000 --json
   makemore bench --data names --stages steps_counts_1000,steps_counts_1000_k3
   makemore bench --kernels --peak-gbps 3350       # each kernel's GPU time, GB/s, % of 3350
+  makemore bench --ceilings                        # what the adapter can do: GB/s, ns per exp, ...
 
 Stages: encode, upload, count, normalize, nll, step_examples, step_counts,
 steps_counts_1000, sample; steps_counts_1000_k3 only when named.
@@ -31,7 +32,12 @@ differs is reported and not timed, and the command fails.
 (operations: count, count_k2, normalize, nll, step_examples, step_one_hot_explicit,
 step_counts, step_counts_k3, softmax, adamw), each checked against the CPU first: GPU time,
 bytes read and written (the compulsory traffic, formulas in BENCHMARKS.md), GB/s and
-operations per second. An adapter without timestamps gets each operation's wall time.";
+operations per second. An adapter without timestamps gets each operation's wall time.
+
+--ceilings measures the adapter itself, each result checked first: copy bandwidth (vec4 and
+scalar), ns per exp (operands in registers), ns per load, a reduction with one value per
+thread and a 256-wide tree vs 64 values per thread first, and the cost of a dispatch and of a
+submission (wall time). The kernels are timed with timestamps where the adapter has them.";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -60,6 +66,10 @@ pub struct Args {
     /// --stages, --budget and --names do not apply).
     #[arg(long)]
     kernels: bool,
+    /// Measure what the adapter can do (bandwidth, exp rate, loads, reductions, dispatches and
+    /// submissions) instead of the stages (only --reps and --json apply).
+    #[arg(long, conflicts_with = "kernels")]
+    ceilings: bool,
     /// With --kernels: the memory bandwidth to compare each kernel's GB/s with (a card's
     /// datasheet figure, in GB/s).
     #[arg(long, value_parser = super::positive, requires = "kernels")]
@@ -128,6 +138,9 @@ const STAGE_COLUMNS: [Column; 8] = [
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.kernels {
         return run_kernels(args);
+    }
+    if args.ceilings {
+        return run_ceilings(args);
     }
     let mut backends = Vec::new();
     for &flag in &args.device {
@@ -316,6 +329,42 @@ fn run_kernels(args: &Args) -> anyhow::Result<()> {
     }
     for row in rows {
         print(args.json, &columns, &row);
+    }
+    Ok(())
+}
+
+const CEILING_COLUMNS: [Column; 7] = [
+    ("measurement", -12, |r| cell(&r["measurement"], 0)),
+    ("value", 10, |r| cell(&r["value"], 3)),
+    ("unit", -11, |r| cell(&r["unit"], 0)),
+    ("items", 11, |r| grouped(&r["items"])),
+    ("median ms", 10, |r| cell(&r["median_ms"], 3)),
+    ("timing", -10, |r| cell(&r["timing"], 0)),
+    ("checked", 0, |r| cell(&r["checked"], 0)),
+];
+
+/// `bench --ceilings`: the adapter's own figures, one row per measurement.
+fn run_ceilings(args: &Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.device.contains(&DeviceChoice::Gpu),
+        "--ceilings measures the GPU: use it with --device gpu (the default)"
+    );
+    let gpu = makemore::gpu::open_gpu()?;
+    let (adapter, timestamps) = (gpu.describe(), gpu.has_timestamps());
+    if !args.json {
+        say!("device   {adapter}");
+        say!(
+            "kernels timed by {}; dispatches and submissions by wall time",
+            match timestamps {
+                true => "GPU timestamps",
+                false => "wall time, submit to idle (the adapter has no timestamps inside passes)",
+            }
+        );
+        say!("\n{}", line(&CEILING_COLUMNS, None));
+    }
+    for mut row in makemore::tools::ceilings::run(&gpu, args.reps as usize)? {
+        row["adapter"] = adapter.clone().into();
+        print(args.json, &CEILING_COLUMNS, &row);
     }
     Ok(())
 }

@@ -113,7 +113,7 @@ macro_rules! uniform {
         }
     };
 }
-pub(super) use uniform;
+pub(crate) use uniform;
 
 /// The kernel `shaders/NAME.wgsl` with shaders/common/kernel.wgsl and the other shared files
 /// it names appended (WGSL's module scope does not depend on order, and naga's line numbers
@@ -136,7 +136,7 @@ macro_rules! kernel {
         })
     };
 }
-pub(super) use kernel;
+pub(crate) use kernel;
 
 /// A compiled kernel and its name.
 #[derive(Clone)]

@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{json_of, makemore};
+use common::{json_of, makemore, makemore_on, test_backends};
 
 #[test]
 fn bench_times_every_stage_on_both_devices() {
@@ -191,5 +191,42 @@ fn bench_kernels_reports_every_kernel_on_each_backend() {
         let text = common::stdout(&out);
         assert!(text.contains("timestamps: "), "{text}");
         assert!(text.contains("count_descent"), "{text}");
+    }
+}
+
+/// `bench --ceilings` measures every figure on each backend, each finite and positive.
+#[test]
+fn bench_ceilings_measures_every_figure_on_each_backend() {
+    let names = [
+        "copy_vec4",
+        "copy_scalar",
+        "load",
+        "sum_tree",
+        "sum_coarse",
+        "exp",
+        "dispatch",
+        "submit",
+    ];
+    for backend in test_backends() {
+        let out = makemore_on(&backend, &["bench", "--ceilings", "--json", "--reps", "2"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{backend:?}: {err}");
+        let rows = json_of(&out);
+        let found: Vec<&str> = rows
+            .iter()
+            .map(|r| r["measurement"].as_str().unwrap())
+            .collect();
+        assert_eq!(found, names, "{backend:?}");
+        for r in &rows {
+            for field in ["value", "median_ms"] {
+                let x = r[field].as_f64().unwrap_or(f64::NAN);
+                assert!(x.is_finite() && x > 0.0, "{backend:?}: {field} of {r}");
+            }
+            assert!(
+                ["timestamps", "wall"].contains(&r["timing"].as_str().unwrap()),
+                "{r}"
+            );
+            common::assert_gpu_device(r["adapter"].as_str().unwrap());
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use makemore::data::{Examples, Vocab};
 use makemore::tools::bench::{median, spread, DataSet};
+use makemore::tools::ceilings::{check, SUM_TOLERANCE};
 use makemore::tools::kernel_times::{traffic, Shape};
 use makemore::tools::lecture::{find_chapter, one_hot_png, sorted_bigrams};
 use makemore::{Backend, CpuBackend};
@@ -90,4 +91,19 @@ fn every_kernel_with_a_formula_moves_bytes() {
     let one_hot = Shape { one_hot: true, ..s };
     let f = traffic("cross_entropy_forward", &one_hot, 4).unwrap();
     assert_eq!(f[0], 8 * 1000 + 4 * 1000 * 27);
+}
+
+/// `bench --ceilings` refuses a kernel's result that is off: a corrupted copy, a sum past its
+/// tolerance, a NaN, a short result.
+#[test]
+fn ceiling_checks_reject_a_corrupted_result() {
+    let want = [0.5, 1024.0, 3.0];
+    assert!(check("copy", &[0.5, 1024.0, 3.0], &want, 0.0).is_ok());
+    let err = check("copy", &[0.5, 1024.0, 3.5], &want, 0.0).unwrap_err();
+    assert!(err.to_string().contains("element 2"), "{err}");
+    // Within 1e-5 of 1024 relative passes; 1e-4 does not.
+    assert!(check("sum", &[0.5, 1024.005, 3.0], &want, SUM_TOLERANCE).is_ok());
+    assert!(check("sum", &[0.5, 1024.1, 3.0], &want, SUM_TOLERANCE).is_err());
+    assert!(check("sum", &[0.5, f32::NAN, 3.0], &want, SUM_TOLERANCE).is_err());
+    assert!(check("sum", &[0.5, 1024.0], &want, SUM_TOLERANCE).is_err());
 }

@@ -1,0 +1,33 @@
+// ceiling_sum_coarse: a coarsened reduction: each thread sums 64 values, then one tree.
+//
+//   sums[g] = sum of values[BLOCK g .. BLOCK (g + 1)),   BLOCK = 256 * 64
+//
+// Loop bound per invocation: 64 + log2(256) = 72
+
+const THREADS: u32 = 256u;
+const PER_THREAD: u32 = 64u;
+const BLOCK: u32 = THREADS * PER_THREAD;
+
+struct Params { n: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
+
+@group(0) @binding(1) var<storage> values: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sums: array<f32>;
+
+@compute @workgroup_size(THREADS)
+fn main(id: Invocation) {
+    let group = group_index(id);
+    if (group >= num_groups(params.n, BLOCK)) {
+        return; // padding of the 2D grid; uniform across the workgroup
+    }
+    var sum = 0.0;
+    for (var j = 0u; j < PER_THREAD; j++) {
+        let i = group * BLOCK + j * THREADS + id.local;
+        if (i < params.n) {
+            sum += values[i];
+        }
+    }
+    let total = workgroup_sum(id.local, sum);
+    if (id.local == 0u) {
+        sums[group] = total;
+    }
+}
