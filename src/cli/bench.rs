@@ -13,6 +13,7 @@ use makemore::sample::sample_symbols;
 use makemore::tools::bench::{peak_memory_bytes, spread, stages, DataSet};
 use makemore::tools::bench::{BACKEND_STAGES, OPT_IN_STAGE};
 use makemore::tools::check::{worst, Tables};
+use makemore::tools::kernel_times::Ceiling;
 use makemore::{on_backend, Backend, Chosen, CpuBackend, DeviceChoice};
 
 pub const EXAMPLE: &str = "Examples:
@@ -20,7 +21,7 @@ pub const EXAMPLE: &str = "Examples:
   makemore bench --data names --device cpu --reps 20
   makemore bench --data 10m,100m --stages count,steps_counts_1000 --json
   makemore bench --data names --stages steps_counts_1000,steps_counts_1000_k3
-  makemore bench --kernels --peak-gbps 3350       # each kernel's GPU time, GB/s, % of 3350
+  makemore bench --kernels --peak-gbps 3350       # per kernel: GPU time, % of its ceiling, % of 3350 GB/s
   makemore bench --ceilings                        # what the adapter can do: GB/s, ns per exp, ...
 
 Stages: encode, upload, count, normalize, nll, step_examples, step_counts,
@@ -31,8 +32,10 @@ differs is reported and not timed, and the command fails.
 --kernels times each kernel on the GPU with timestamp queries, on the built-in names
 (operations: count, count_k2, normalize, nll, step_examples, step_one_hot_explicit,
 step_counts, step_counts_k3, softmax, adamw), each checked against the CPU first: GPU time,
-bytes read and written (the compulsory traffic, formulas in BENCHMARKS.md), GB/s and
-operations per second. An adapter without timestamps gets each operation's wall time.
+bytes read and written (the compulsory traffic, formulas in BENCHMARKS.md), exps, GB/s, and
+the fraction of the adapter's ceiling (measured first, as --ceilings does): model time =
+max(bytes / copy GB/s, exps x ns per exp) + dispatches x dispatch cost, over the GPU time.
+An adapter without timestamps gets each operation's wall time.
 
 --ceilings measures the adapter itself, each result checked first: copy bandwidth (vec4 and
 scalar), ns per exp (operands in registers), ns per load, a reduction with one value per
@@ -277,16 +280,26 @@ fn run_backend<B: Backend>(
     Ok(refused)
 }
 
-const KERNEL_COLUMNS: [Column; 8] = [
-    ("operation", -22, |r| cell(&r["operation"], 0)),
-    ("kernel", -24, |r| cell(&r["kernel"], 0)),
+const KERNEL_COLUMNS: [Column; 11] = [
+    ("operation", -21, |r| cell(&r["operation"], 0)),
+    ("kernel", -23, |r| cell(&r["kernel"], 0)),
     ("runs", 4, |r| cell(&r["dispatches"], 0)),
-    ("GPU ms", 10, |r| cell(&r["gpu_ms"], 4)),
-    ("bytes read", 12, |r| grouped(&r["bytes_read"])),
-    ("written", 12, |r| grouped(&r["bytes_written"])),
-    ("GB/s", 8, |r| cell(&r["gb_per_s"], 3)),
-    ("Gop/s", 8, |r| cell(&r["gop_per_s"], 3)),
+    ("GPU ms", 9, |r| cell(&r["gpu_ms"], 3)),
+    ("bytes read", 11, |r| grouped(&r["bytes_read"])),
+    ("written", 11, |r| grouped(&r["bytes_written"])),
+    ("exps", 9, |r| grouped(&r["exps"])),
+    ("GB/s", 6, |r| cell(&r["gb_per_s"], 3)),
+    ("model ms", 9, |r| cell(&r["model_ms"], 3)),
+    ("bound", -8, |r| cell(&r["bound"], 0)),
+    ("ceiling", 7, |r| percent(&r["fraction_of_ceiling"])),
 ];
+
+/// 100 x a fraction, with a percent sign, or `-`.
+fn percent(value: &Value) -> String {
+    value
+        .as_f64()
+        .map_or("-".into(), |f| format!("{:.1}%", 100.0 * f))
+}
 
 /// With `--peak-gbps`: 100 * fraction_of_peak.
 const PEAK_COLUMN: Column = (" of peak", 0, |r| {
@@ -301,8 +314,9 @@ const WALL_COLUMNS: [Column; 3] = [
     (" kernels", 0, |r| format!(" {}", cell(&r["kernels"], 0))),
 ];
 
-/// `bench --kernels`: per kernel its GPU time, traffic, throughput and the fraction of
-/// `--peak-gbps`; without timestamps, each operation's wall time and its kernels.
+/// `bench --kernels`: the adapter's ceilings measured first, then per kernel its GPU time,
+/// traffic, throughput, model time and fraction of the ceiling (and of `--peak-gbps`); without
+/// timestamps, each operation's wall time and its kernels.
 fn run_kernels(args: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.device.contains(&DeviceChoice::Gpu),
@@ -311,8 +325,11 @@ fn run_kernels(args: &Args) -> anyhow::Result<()> {
     let mut gpu = makemore::GpuBackend::new(makemore::gpu::open_gpu()?);
     let (adapter, timestamps) = (gpu.describe(), gpu.gpu.has_timestamps());
     let peak = args.peak_gbps.map(f64::from);
+    let reps = args.reps as usize;
+    let ceiling = Ceiling::from_rows(&makemore::tools::ceilings::run(&gpu.gpu, reps)?)?;
     if args.json {
-        let head = json!({"adapter": adapter, "timestamps": timestamps, "peak_gbps": peak});
+        let head = json!({"adapter": adapter, "timestamps": timestamps, "peak_gbps": peak,
+            "ceilings": ceiling.json()});
         say!("{head}");
     } else {
         say!("device   {adapter}");
@@ -320,8 +337,15 @@ fn run_kernels(args: &Args) -> anyhow::Result<()> {
             true => "timestamps: yes (TIMESTAMP_QUERY inside compute passes): GPU time per kernel",
             false => "timestamps: no (the adapter lacks TIMESTAMP_QUERY or TIMESTAMP_QUERY_INSIDE_PASSES): wall times per operation, submit to readback",
         });
+        say!(
+            "ceilings (bench --ceilings, this run): copy {:.3} GB/s, exp {:.3} ns, dispatch {:.1} us",
+            ceiling.gb_per_s,
+            ceiling.ns_per_exp,
+            ceiling.us_per_dispatch
+        );
+        say!("model: max(bytes / GB/s, exps x ns/exp) + dispatches x dispatch; ceiling = model / GPU ms");
     }
-    let rows = makemore::tools::kernel_times::run(&mut gpu, args.reps as usize, peak)?;
+    let rows = makemore::tools::kernel_times::run(&mut gpu, reps, &ceiling, peak)?;
     let mut columns = [&WALL_COLUMNS[..], &KERNEL_COLUMNS][usize::from(timestamps)].to_vec();
     columns.extend(peak.filter(|_| timestamps).map(|_| PEAK_COLUMN));
     if !args.json {

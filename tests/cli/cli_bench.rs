@@ -120,7 +120,8 @@ fn both_gradient_paths_give_the_same_losses() {
 }
 
 /// `bench --kernels` on each GPU backend under test: a row per kernel with positive figures
-/// where the adapter has timestamps, else a positive wall time per operation.
+/// (the fraction of the ceiling among them) where the adapter has timestamps, else a positive
+/// wall time per operation.
 #[test]
 fn bench_kernels_reports_every_kernel_on_each_backend() {
     let kernels = [
@@ -178,10 +179,22 @@ fn bench_kernels_reports_every_kernel_on_each_backend() {
                     "gb_per_s",
                     "gop_per_s",
                     "fraction_of_peak",
+                    "model_ms",
+                    "fraction_of_ceiling",
                 ] {
                     positive(row, field);
                 }
+                assert!(row["exps"].as_u64().is_some(), "{backend:?}: exps in {row}");
+                let fraction = row["fraction_of_ceiling"].as_f64().unwrap();
+                assert!(fraction.is_finite(), "{backend:?}: {row}");
+                let bound = row["bound"].as_str().unwrap_or("");
+                assert!(["memory", "exp", "dispatch"].contains(&bound), "{row}");
             }
+        }
+        // The ceilings the model uses, measured in the same run.
+        for field in ["gb_per_s", "ns_per_exp", "us_per_dispatch"] {
+            let x = head["ceilings"][field].as_f64().unwrap_or(f64::NAN);
+            assert!(x.is_finite() && x > 0.0, "{backend:?}: {field} in {head}");
         }
         if i > 0 {
             continue;
@@ -191,6 +204,7 @@ fn bench_kernels_reports_every_kernel_on_each_backend() {
         let text = common::stdout(&out);
         assert!(text.contains("timestamps: "), "{text}");
         assert!(text.contains("count_descent"), "{text}");
+        assert!(text.contains("ceiling") && text.contains("%"), "{text}");
     }
 }
 

@@ -4,7 +4,7 @@
 use makemore::data::{Examples, Vocab};
 use makemore::tools::bench::{median, spread, DataSet};
 use makemore::tools::ceilings::{check, SUM_TOLERANCE};
-use makemore::tools::kernel_times::{traffic, Shape};
+use makemore::tools::kernel_times::{traffic, Ceiling, Shape};
 use makemore::tools::lecture::{find_chapter, one_hot_png, sorted_bigrams};
 use makemore::{Backend, CpuBackend};
 
@@ -81,7 +81,8 @@ fn every_kernel_with_a_formula_moves_bytes() {
         count_descent softmax_rows";
     for kernel in kernels.split_whitespace() {
         let t = traffic(kernel, &s, 2).unwrap();
-        assert!(t.iter().all(|&x| x > 0), "{kernel}");
+        assert!(t[..3].iter().all(|&x| x > 0), "{kernel}");
+        assert!(t[3] <= t[2], "{kernel}: exps are operations too");
     }
     assert_eq!(traffic("loss_total", &s, 1), None);
     // sgd_step: W and its gradient read, W written.
@@ -91,6 +92,52 @@ fn every_kernel_with_a_formula_moves_bytes() {
     let one_hot = Shape { one_hot: true, ..s };
     let f = traffic("cross_entropy_forward", &one_hot, 4).unwrap();
     assert_eq!(f[0], 8 * 1000 + 4 * 1000 * 27);
+    // Exps: one per logit and a log per example; one per weight and a log per row.
+    assert_eq!(f[3], 1000 * 27 + 1000);
+    assert_eq!(traffic("count_descent", &s, 1).unwrap()[3], 729 + 27);
+    assert_eq!(traffic("sgd_step", &s, 1).unwrap()[3], 0);
+}
+
+/// A kernel's model: the larger of its memory and exp times, plus its dispatches; the bound is
+/// the largest term.
+#[test]
+fn ceiling_model_adds_dispatches_to_the_larger_bound() {
+    let c = Ceiling {
+        gb_per_s: 2.0,
+        ns_per_exp: 0.5,
+        us_per_dispatch: 40.0,
+    };
+    // 2 MB at 2 GB/s: 1 ms; 1M exps at 0.5 ns: 0.5 ms; 2 dispatches: 0.08 ms.
+    let (seconds, bound) = c.model(2_000_000, 1_000_000, 2);
+    assert!((seconds - 1.08e-3).abs() < 1e-12, "{seconds}");
+    assert_eq!(bound, "memory");
+    let (seconds, bound) = c.model(2_000_000, 4_000_000, 1);
+    assert!((seconds - 2.04e-3).abs() < 1e-12, "{seconds}");
+    assert_eq!(bound, "exp");
+    assert_eq!(c.model(4, 0, 1).1, "dispatch");
+}
+
+/// `bench --kernels` refuses ceilings that were not measured: a missing figure, zero, NaN.
+#[test]
+fn ceiling_figures_must_be_measured() {
+    let row = |name: &str, value: f64| serde_json::json!({"measurement": name, "value": value});
+    let rows = vec![
+        row("copy_vec4", 4.0),
+        row("exp", 0.3),
+        row("dispatch", 40.0),
+    ];
+    let c = Ceiling::from_rows(&rows).unwrap();
+    assert_eq!(
+        (c.gb_per_s, c.ns_per_exp, c.us_per_dispatch),
+        (4.0, 0.3, 40.0)
+    );
+    for bad in [0.0, f64::NAN, -1.0] {
+        let mut off = rows.clone();
+        off[1] = row("exp", bad);
+        let err = Ceiling::from_rows(&off).unwrap_err();
+        assert!(err.to_string().contains("exp"), "{err}");
+    }
+    assert!(Ceiling::from_rows(&rows[..2]).is_err());
 }
 
 /// `bench --ceilings` refuses a kernel's result that is off: a corrupted copy, a sum past its
