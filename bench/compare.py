@@ -136,10 +136,9 @@ def stage_table(ours, theirs, e2e):
         host = our(stage, data, "host")
         gpu = median(our(stage, data, "gpu")) if host is None else median(host)
         cpu = median(our(stage, data, "cpu")) if host is None else median(host)
-        ref_stage = "step_examples" if stage.startswith("step") else stage
-        torch_t = median(theirs(ref_stage, data, "torch"))
-        numpy_t = median(theirs(ref_stage, data, "numpy"))
-        lecture_t = median(theirs(ref_stage, data, "lecture"))
+        torch_t = median(theirs(stage, data, "torch"))
+        numpy_t = median(theirs(stage, data, "numpy"))
+        lecture_t = median(theirs(stage, data, "lecture"))
         if stage == "sample":
             # Same number of names for ours, torch and numpy; the lecture loop draws fewer.
             lt = theirs("sample", data, "lecture")
