@@ -11,7 +11,8 @@
 //   nll_i  = m + log(s_i) - W[r, tgt_i]      = -log softmax(W[r])[tgt_i]
 //   g_c   += e_c / s_i                       softmax(W[r])[c]
 //
-// and writes one sum per segment:
+// and writes one sum per segment, added up BLOCK examples at a time, then the blocks' sums (a
+// segment's examples often have equal terms, whose rounding one long f32 sum would pile up):
 //
 //   segment_grads[s, c] = g_c - #{i : tgt_i = c}      (as cross_entropy_backward)
 //   nll_sums[s]         = sum_i nll_i                 (loss_total adds the segments)
@@ -24,16 +25,18 @@
 //
 // The row lives in VECS vec4s (at most 4 * VECS columns; the host takes
 // cross_entropy_forward and cross_entropy_backward for wider rows), padded with LOWEST, whose
-// exp is 0. Every loop runs a fixed number of times, so that the compiler can unroll it and
-// keep the arrays in registers (on lavapipe, loops to C are 16 times slower). The examples
+// exp is 0. Every loop over the columns runs VECS times, so that the compiler can unroll it
+// and keep the arrays in registers (on lavapipe, loops to C are 16 times slower). The examples
 // may be one span of a larger set: segments and example offsets count from the span's start,
 // and the span's sums land from segment `first_segment` on.
 //
-// Loop bound per invocation: 10 * VECS + L * (2 * VECS + 1), L the host's segment length
+// Loop bound per invocation: 10 * VECS + ceil(L / BLOCK) * (VECS + 1) + L * (2 * VECS + 1),
+// L the host's segment length
 
 const THREADS: u32 = 64u;
-// vec4s per row (kernels.rs FUSED_VECS).
+// vec4s per row (kernels.rs FUSED_VECS), and examples per block of the sums.
 const VECS: u32 = 8u;
+const BLOCK: u32 = 16u;
 
 struct Params { num_segments: u32, num_cols: u32, first_segment: u32, _pad0: u32 }
 
@@ -70,19 +73,28 @@ fn main(id: Invocation) {
         hits[k] = vec4(0u);
     }
     var nll = 0.0;
-    for (var i = segment_starts[segment]; i < segment_starts[segment + 1u]; i++) {
-        var s4 = vec4(0.0);
-        for (var k = 0u; k < VECS; k++) {
-            e[k] = exp(w[k] - m);
-            s4 += e[k];
+    let end = segment_starts[segment + 1u];
+    for (var first = segment_starts[segment]; first < end; first += BLOCK) {
+        var block_g: array<vec4<f32>, VECS>; // zeros
+        var block_nll = 0.0;
+        for (var i = first; i < min(first + BLOCK, end); i++) {
+            var s4 = vec4(0.0);
+            for (var k = 0u; k < VECS; k++) {
+                e[k] = exp(w[k] - m);
+                s4 += e[k];
+            }
+            let s = (s4.x + s4.y) + (s4.z + s4.w);
+            let t = targets[i];
+            for (var k = 0u; k < VECS; k++) {
+                block_g[k] += e[k] / s;
+                hits[k] += select(vec4(0u), vec4(1u), 4u * k + vec4(0u, 1u, 2u, 3u) == vec4(t));
+            }
+            block_nll += m + log(s) - weights[base + t];
         }
-        let s = (s4.x + s4.y) + (s4.z + s4.w);
-        let t = targets[i];
         for (var k = 0u; k < VECS; k++) {
-            g[k] += e[k] / s;
-            hits[k] += select(vec4(0u), vec4(1u), 4u * k + vec4(0u, 1u, 2u, 3u) == vec4(t));
+            g[k] += block_g[k];
         }
-        nll += m + log(s) - weights[base + t];
+        nll += block_nll;
     }
     let out = (params.first_segment + segment) * cols;
     for (var k = 0u; k < VECS; k++) {
