@@ -69,7 +69,8 @@ pub struct GpuExamples {
     /// The count matrix, counted the first time the counts path needs it.
     pub(super) counts: OnceCell<wgpu::Buffer>,
     /// The step's per (segment, column) gradient sums and its loss sums (per segment, or per
-    /// workgroup of the forward kernel); the forward kernel's log-sum-exps. Made on first use.
+    /// workgroup of the forward kernel), and the forward kernel's log-sum-exps: made on first
+    /// use, for every step on these examples.
     step_sums: OnceCell<(wgpu::Buffer, wgpu::Buffer)>,
     lse: OnceCell<wgpu::Buffer>,
 }
