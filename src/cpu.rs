@@ -95,34 +95,43 @@ fn stable_exps(row: &[f32], exps: &mut Vec<f64>) -> (f64, f64) {
 }
 
 /// `cross_entropy_forward`: `lse_i = m + log sum_c exp(W[ctx_i, c] - m)` (m the row maximum),
-/// `nll_i = lse_i - W[ctx_i, tgt_i]`; returns every `lse_i` and `sum_i nll_i`. With `grad`,
-/// `cross_entropy_backward` fused in, each exponential computed once, and no `lse_i` kept:
-/// `G[ctx_i, c] += exp(W[ctx_i, c] - m) / sum - [c = tgt_i]`.
-pub fn cross_entropy_forward(
+/// `nll_i = lse_i - W[ctx_i, tgt_i]`; returns every `lse_i` and `sum_i nll_i`.
+pub fn cross_entropy_forward(w: &[f32], ctx: &[u32], tgt: &[u32], v: usize) -> (Vec<f64>, f64) {
+    let (mut lse, mut nll_sum) = (Vec::with_capacity(ctx.len()), 0.0f64);
+    let mut exps = Vec::with_capacity(v);
+    for (&ctx, &tgt) in ctx.iter().zip(tgt) {
+        let logits = &w[ctx as usize * v..][..v];
+        let (m, sum) = stable_exps(logits, &mut exps);
+        lse.push(m + sum.ln());
+        nll_sum += m + sum.ln() - logits[tgt as usize] as f64;
+    }
+    (lse, nll_sum)
+}
+
+/// `cross_entropy_fused`: both passes, each exponential computed once: with
+/// `e_c = exp(W[ctx_i, c] - m)` (m the row maximum) and `s_i = sum_c e_c`,
+/// `nll_i = m + log s_i - W[ctx_i, tgt_i]` and `G[ctx_i, c] += e_c / s_i - [c = tgt_i]`;
+/// returns `sum_i nll_i`.
+pub fn cross_entropy_fused(
     weights: &[f32],
     contexts: &[u32],
     targets: &[u32],
     num_cols: usize,
-    mut grad: Option<&mut [f64]>,
-) -> (Vec<f64>, f64) {
-    let (mut lse, mut nll_sum) = (Vec::new(), 0.0f64);
+    grad: &mut [f64],
+) -> f64 {
+    let mut nll_sum = 0.0f64;
     let mut exps = Vec::with_capacity(num_cols);
     for (&ctx, &tgt) in contexts.iter().zip(targets) {
         let row = ctx as usize * num_cols;
         let logits = &weights[row..][..num_cols];
         let (m, sum) = stable_exps(logits, &mut exps);
         nll_sum += m + sum.ln() - logits[tgt as usize] as f64;
-        let Some(grad) = grad.as_deref_mut() else {
-            lse.push(m + sum.ln());
-            continue;
-        };
-        let inverse = 1.0 / sum;
         for (g, &e) in grad[row..][..num_cols].iter_mut().zip(&exps) {
-            *g += e * inverse;
+            *g += e / sum;
         }
         grad[row + tgt as usize] -= 1.0;
     }
-    (lse, nll_sum)
+    nll_sum
 }
 
 /// `cross_entropy_explicit`: the lecture's chain, no maximum subtracted: `counts = exp(W[ctx_i])`
@@ -299,7 +308,8 @@ fn on_slices<T: Send>(len: usize, f: impl Fn(Range<usize>) -> T + Sync) -> Vec<T
     })
 }
 
-/// The forward kernel of a loss form, and with `grad` its backward kernel: `sum_i nll_i`.
+/// The forward kernel of a loss form, and with `grad` its backward kernel (both in one for the
+/// fused form): `sum_i nll_i`.
 fn cross_entropy_on(
     logits: &[f32],
     rows: &[u32],
@@ -308,12 +318,14 @@ fn cross_entropy_on(
     loss: LossForm,
     grad: Option<&mut [f64]>,
 ) -> f64 {
-    match loss {
-        LossForm::Fused => cross_entropy_forward(logits, rows, targets, num_cols, grad).1,
-        LossForm::Explicit => {
-            let (lse, nll_sum) = cross_entropy_explicit(logits, rows, targets, num_cols);
+    let (l, r, t, v) = (logits, rows, targets, num_cols);
+    match (loss, grad) {
+        (LossForm::Fused, Some(grad)) => cross_entropy_fused(l, r, t, v, grad),
+        (LossForm::Fused, None) => cross_entropy_forward(l, r, t, v).1,
+        (LossForm::Explicit, grad) => {
+            let (lse, nll_sum) = cross_entropy_explicit(l, r, t, v);
             if let Some(grad) = grad {
-                cross_entropy_backward(logits, rows, targets, &lse, num_cols, grad);
+                cross_entropy_backward(l, r, t, &lse, v, grad);
             }
             nll_sum
         }
@@ -397,6 +409,7 @@ impl Backend for CpuBackend {
     ///   logits = W[x], or onehot(x) @ W with `--one-hot`     (`one_hot_matmul`)
     ///   nll = sum_i lse_i - logits[i, y_i]                   (`cross_entropy_forward`)
     ///   G = sum_i softmax(logits_i) - onehot(y_i)            (`cross_entropy_backward`)
+    ///     both in one for the row select's fused loss        (`cross_entropy_fused`)
     ///   dW = G, or onehot(x)^T @ G with `--one-hot`          (`one_hot_matmul_backward`)
     ///   grad = dW / n + 2 reg W / |W|                        (`grad_rows`)
     ///   loss = nll / n + reg mean(W^2)                       (`loss_total`)

@@ -97,6 +97,19 @@ pub fn forward_bound(loss: LossForm, cols: u32, lanes: u32) -> u64 {
     }
 }
 
+/// cross_entropy_fused's vec4s per row (its VECS), the widest rows they hold, and its examples
+/// per block of the sums (its BLOCK).
+const FUSED_VECS: u64 = 8;
+pub const FUSED_COLS: u32 = 4 * FUSED_VECS as u32;
+const FUSED_BLOCK: u64 = 16;
+
+/// cross_entropy_fused's loop bound, segments of at most `segment_len` examples:
+/// `10 * VECS + ceil(L / BLOCK) * (VECS + 1) + L * (2 * VECS + 1)`.
+pub fn fused_bound(segment_len: u32) -> u64 {
+    let len = segment_len as u64;
+    10 * FUSED_VECS + len.div_ceil(FUSED_BLOCK) * (FUSED_VECS + 1) + len * (2 * FUSED_VECS + 1)
+}
+
 /// A kernel's `Params` uniform: the WGSL struct's fields in order, `new` taking them in that
 /// order, and `pad` words for its `_pad0`, `_pad1`, ... (a uniform is a multiple of 16 bytes).
 macro_rules! uniform {

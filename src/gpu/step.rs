@@ -1,16 +1,24 @@
 //! The network's step on the examples, as kernel dispatches in one compute pass:
 //!
 //! ```text
+//! cross_entropy_fused     (row select, fused loss) per segment: nll and gradient sums
+//!
+//! or, for the other forms and for rows wider than cross_entropy_fused holds:
+//!
 //! one_hot_matmul          (one-hot form only) logits = onehot(contexts) @ W
 //! cross_entropy_forward   per example (1 to 64 lanes): lse_i, nll_i -> per-workgroup sums
 //! cross_entropy_backward  per (segment, column): sum of softmax - onehot
 //! one_hot_matmul_backward (one-hot form only) onehot^T @ dlogits, per block of examples
+//!
+//! then, for every form:
+//!
 //! grad_rows               per weight: segment sums / n + L2 gradient
 //! partial_sums, loss_total  mean NLL + reg * mean(W^2), appended to the history
 //! ```
 //!
 //! The examples on the device are sorted by context and cut into segments of the backward
-//! pass and, past one binding, into spans, each with its own forward and backward dispatch.
+//! pass and, past one binding, into spans, each with its own dispatches. The buffers of the
+//! sums are made once per set of examples.
 
 use std::cell::OnceCell;
 
@@ -19,8 +27,8 @@ use crate::data::Examples;
 use crate::limits::TableLimit;
 
 use super::backend::{loss_total, GpuBackend, GpuLosses};
-use super::kernels::{forward_bound, kernel, lanes_for, segment_len, uniform, Dispatch};
-use super::kernels::{ENTRY_THREADS, EXAMPLE_THREADS};
+use super::kernels::{forward_bound, fused_bound, kernel, lanes_for, segment_len, uniform};
+use super::kernels::{Dispatch, ENTRY_THREADS, EXAMPLE_THREADS, FUSED_COLS, LOOP_BUDGET};
 use super::Gpu;
 
 /// Fewest examples per block of one_hot_matmul_backward, and rows of W per one_hot_matmul.
@@ -60,6 +68,11 @@ pub struct GpuExamples {
     most_segments: u32,
     /// The count matrix, counted the first time the counts path needs it.
     pub(super) counts: OnceCell<wgpu::Buffer>,
+    /// The step's per (segment, column) gradient sums and its loss sums (per segment, or per
+    /// workgroup of the forward kernel), and the forward kernel's log-sum-exps: made on first
+    /// use, for every step on these examples.
+    step_sums: OnceCell<(wgpu::Buffer, wgpu::Buffer)>,
+    lse: OnceCell<wgpu::Buffer>,
 }
 
 /// Checks that the kernels can index (and count, without wrapping) `n` examples with u32.
@@ -131,7 +144,35 @@ impl GpuExamples {
             segment_len,
             most_segments: most_segments.unwrap_or(0),
             counts: OnceCell::new(),
+            step_sums: OnceCell::new(),
+            lse: OnceCell::new(),
         })
+    }
+
+    /// Workgroups of the forward kernel over all the spans: its sums of nll_i.
+    fn forward_partials(&self) -> u32 {
+        let groups = |span: &Span| forward_groups(span.len, self.num_cols);
+        self.spans.iter().map(groups).sum()
+    }
+
+    /// The step's gradient and loss sums.
+    fn step_sums(&self, gpu: &Gpu) -> &(wgpu::Buffer, wgpu::Buffer) {
+        self.step_sums.get_or_init(|| {
+            let grads = (self.num_segments * self.num_cols) as usize;
+            let losses = self.num_segments.max(self.forward_partials()) as usize;
+            (
+                gpu.zeroed("segment grads", grads),
+                gpu.zeroed("loss sums", losses),
+            )
+        })
+    }
+
+    /// Whether `form`'s step is cross_entropy_fused: the row select's fused loss, on rows that
+    /// fit the kernel's private arrays, in segments within its loop budget.
+    fn fused(&self, form: NetForm) -> bool {
+        let fits = self.num_cols <= FUSED_COLS;
+        let within = fused_bound(self.segment_len) <= LOOP_BUDGET;
+        form.loss == LossForm::Fused && !form.one_hot && fits && within
     }
 }
 
@@ -187,7 +228,8 @@ pub(super) fn cross_entropy_forward(
     Dispatch::new(gpu, kernel, params, &buffers, groups, bound)
 }
 
-uniform! { CrossEntropyBackwardParams(num_segments: u32, num_cols: u32, first_segment: u32) pad 1 }
+// cross_entropy_fused's and cross_entropy_backward's.
+uniform! { SegmentParams(num_segments: u32, num_cols: u32, first_segment: u32) pad 1 }
 uniform! { GradRowsParams(num_rows: u32, num_cols: u32, num_examples: u32, reg: f32) }
 uniform! { OneHotMatmulParams(num_examples: u32, num_rows: u32, num_cols: u32, first_row: u32,
 end_row: u32) pad 3 }
@@ -207,14 +249,17 @@ struct Logits {
 }
 
 /// Row select: the logits are rows of W, and the examples' segments are those of `load`.
-fn row_select(gpu: &Gpu, ex: &GpuExamples, weights: &wgpu::Buffer) -> Logits {
-    let segment_grads = gpu.zeroed("segment grads", (ex.num_segments * ex.num_cols) as usize);
+fn row_select(ex: &GpuExamples, weights: &wgpu::Buffer, segment_grads: &wgpu::Buffer) -> Logits {
     Logits {
         table: weights.clone(),
         spans: ex.spans.clone(),
         segment_len: ex.segment_len,
         backward_out: segment_grads.clone(),
-        grad_in: (segment_grads, ex.row_segments.clone(), ex.most_segments),
+        grad_in: (
+            segment_grads.clone(),
+            ex.row_segments.clone(),
+            ex.most_segments,
+        ),
         product: (Vec::new(), None),
     }
 }
@@ -292,6 +337,61 @@ fn one_hot(
     })
 }
 
+/// cross_entropy_fused on each span: per segment, its gradient sums into `segment_grads` and
+/// its sum of nll_i into `nll_sums`.
+fn fused(
+    gpu: &Gpu,
+    ex: &GpuExamples,
+    weights: &wgpu::Buffer,
+    (segment_grads, nll_sums): (&wgpu::Buffer, &wgpu::Buffer),
+) -> anyhow::Result<Vec<Dispatch>> {
+    let bound = fused_bound(ex.segment_len);
+    let dispatch = |span: &Span| {
+        let params = SegmentParams::new(span.num_segments, ex.num_cols, span.first_segment);
+        let (starts, rows) = (&span.segment_starts, &span.segment_rows);
+        let buffers = [
+            weights,
+            &span.targets,
+            starts,
+            rows,
+            segment_grads,
+            nll_sums,
+        ];
+        let kernel = kernel!(gpu, "cross_entropy_fused");
+        let groups = span.num_segments.div_ceil(ENTRY_THREADS);
+        Dispatch::new(gpu, kernel, params, &buffers, groups, bound)
+    };
+    ex.spans.iter().map(dispatch).collect()
+}
+
+/// The forward and backward kernels of `loss` on each span of `logits`, between the one-hot
+/// product's passes: per workgroup of the forward kernel, its sum of nll_i into `partials`.
+fn unfused(
+    gpu: &Gpu,
+    logits: Logits,
+    loss: LossForm,
+    (lse, partials): (&wgpu::Buffer, &wgpu::Buffer),
+    cols: u32,
+) -> anyhow::Result<Vec<Dispatch>> {
+    let (mut step, mut first_partial) = (logits.product.0, 0);
+    for span in &logits.spans {
+        let (table, contexts, targets) = (&logits.table, &span.contexts, &span.targets);
+        let buffers = [table, contexts, targets, lse, partials];
+        let shape = (span.len, cols, first_partial);
+        step.push(cross_entropy_forward(gpu, loss, buffers, shape)?);
+        first_partial += forward_groups(span.len, cols);
+        let params = SegmentParams::new(span.num_segments, cols, span.first_segment);
+        let (starts, rows) = (&span.segment_starts, &span.segment_rows);
+        let buffers = [table, targets, lse, starts, rows, &logits.backward_out];
+        let kernel = kernel!(gpu, "cross_entropy_backward");
+        let groups = (span.num_segments * cols).div_ceil(ENTRY_THREADS);
+        let bound = logits.segment_len as u64;
+        step.push(Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?);
+    }
+    step.extend(logits.product.1);
+    Ok(step)
+}
+
 impl GpuBackend {
     /// One training step's dispatches up to the gradient in `grads`, its loss appended to
     /// `losses`.
@@ -305,40 +405,42 @@ impl GpuBackend {
     ) -> anyhow::Result<Vec<Dispatch>> {
         let gpu = &self.gpu;
         let (n, cols) = (ex.len, ex.num_cols);
-        // The spans take turns with one buffer of log-sum-exps.
-        let lse = gpu.zeroed("lse", ex.span_len as usize);
-        let num_partials: u32 = ex.spans.iter().map(|p| forward_groups(p.len, cols)).sum();
-        let partials = gpu.zeroed("partials", num_partials as usize);
-        let logits = match form.one_hot {
-            true => one_hot(gpu, ex, weights, &crate::Backend::table_limit(self))?,
-            false => row_select(gpu, ex, weights),
+        let (segment_grads, sums) = ex.step_sums(gpu);
+        let (mut step, num_sums, grad_in) = if ex.fused(form) {
+            let step = fused(gpu, ex, weights, (segment_grads, sums))?;
+            let grad_in = (
+                segment_grads.clone(),
+                ex.row_segments.clone(),
+                ex.most_segments,
+            );
+            (step, ex.num_segments, grad_in)
+        } else {
+            let logits = match form.one_hot {
+                true => one_hot(gpu, ex, weights, &crate::Backend::table_limit(self))?,
+                false => row_select(ex, weights, segment_grads),
+            };
+            let grad_in = logits.grad_in.clone();
+            let lse = ex
+                .lse
+                .get_or_init(|| gpu.zeroed("lse", ex.span_len as usize));
+            let step = unfused(gpu, logits, form.loss, (lse, sums), cols)?;
+            (step, ex.forward_partials(), grad_in)
         };
-        let (mut step, mut first_partial) = (logits.product.0, 0);
-        for span in &logits.spans {
-            let (table, contexts, targets) = (&logits.table, &span.contexts, &span.targets);
-            let buffers = [table, contexts, targets, &lse, &partials];
-            let shape = (span.len, cols, first_partial);
-            step.push(cross_entropy_forward(gpu, form.loss, buffers, shape)?);
-            first_partial += forward_groups(span.len, cols);
-            let segments = (span.num_segments, span.first_segment);
-            let params = CrossEntropyBackwardParams::new(segments.0, cols, segments.1);
-            let (starts, rows) = (&span.segment_starts, &span.segment_rows);
-            let buffers = [table, targets, &lse, starts, rows, &logits.backward_out];
-            let kernel = kernel!(gpu, "cross_entropy_backward");
-            let groups = (span.num_segments * cols).div_ceil(ENTRY_THREADS);
-            let bound = logits.segment_len as u64;
-            step.push(Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?);
-        }
-        step.extend(logits.product.1);
         let params = GradRowsParams::new(ex.num_rows, cols, n, reg);
-        let (sums, row_segments, most) = &logits.grad_in;
-        let buffers = [weights, row_segments, sums, grads];
+        let (sums_in, row_segments, most) = &grad_in;
+        let buffers = [weights, row_segments, sums_in, grads];
         let groups = (ex.num_rows * cols).div_ceil(ENTRY_THREADS);
         let (kernel, bound) = (kernel!(gpu, "grad_rows"), *most as u64);
         step.push(Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?);
-        let (num_weights, sums) = (ex.num_rows * cols, (&partials, num_partials));
+        let num_weights = ex.num_rows * cols;
         let squares = Some((weights, num_weights, true));
-        let total = loss_total(gpu, sums, squares, (n, num_weights, reg), losses)?;
+        let total = loss_total(
+            gpu,
+            (sums, num_sums),
+            squares,
+            (n, num_weights, reg),
+            losses,
+        )?;
         step.extend(total);
         Ok(step)
     }

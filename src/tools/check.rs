@@ -15,6 +15,7 @@ use crate::backend::{Backend, LossForm, NetForm, TrainOptions};
 use crate::corpus::CountTable;
 use crate::cpu::CpuBackend;
 use crate::data::{Examples, Vocab};
+use crate::gpu::kernels::FUSED_COLS;
 use crate::gpu::GpuBackend;
 use crate::rng::standard_normal as normal;
 
@@ -203,6 +204,9 @@ impl Op {
             Op::Forward(LossForm::Explicit) => ("cross_entropy_explicit", VALUES),
             Op::Gradient(Some(f)) if f.one_hot => {
                 ("one_hot_matmul, one_hot_matmul_backward", GRADIENTS)
+            }
+            Op::Gradient(Some(f)) if f.loss == LossForm::Fused && t.cols <= FUSED_COLS as usize => {
+                ("cross_entropy_fused, grad_rows", GRADIENTS)
             }
             Op::Gradient(Some(_)) => ("cross_entropy_backward, grad_rows", GRADIENTS),
             Op::Gradient(None) => ("count_descent", GRADIENTS),

@@ -129,7 +129,7 @@ fn bench_kernels_reports_every_kernel_on_each_backend() {
         "count_pairs_private",
         "normalize_rows",
         "nll_gather",
-        "cross_entropy_forward",
+        "cross_entropy_fused",
         "cross_entropy_explicit",
         "cross_entropy_backward",
         "grad_rows",

@@ -10,7 +10,8 @@
 
 use crate::common;
 
-use makemore::gpu::kernels::{check, descent_bound, descent_layout, forward_bound, lanes_for};
+use makemore::gpu::kernels::lanes_for;
+use makemore::gpu::kernels::{check, descent_bound, descent_layout, forward_bound, fused_bound};
 use makemore::gpu::kernels::{normalize_bound, segment_len, softmax_bound, SUM_BLOCK};
 use makemore::gpu::LOOP_BUDGET;
 use makemore::{Backend, LossForm};
@@ -136,6 +137,18 @@ fn segments_keep_both_backward_loops_within_budget() {
     let e = check("count_descent", LOOP_BUDGET + 1).unwrap_err();
     let reason = "count_descent would loop 16385 times";
     assert!(e.to_string().contains(reason), "{e}");
+}
+
+#[test]
+fn the_fused_step_takes_segments_of_up_to_15_million_examples_of_a_context() {
+    // cross_entropy_fused takes the backward pass's segments, 256 examples or more.
+    for most in [0, 256, 228_146, 1 << 22, 15_000_000] {
+        let bound = fused_bound(segment_len(most, 256));
+        assert!(check("cross_entropy_fused", bound).is_ok(), "{most}");
+    }
+    // Past that, the step takes cross_entropy_forward and cross_entropy_backward.
+    let longer = fused_bound(segment_len(1 << 24, 256));
+    assert!(check("cross_entropy_fused", longer).is_err());
 }
 
 #[test]

@@ -3,7 +3,8 @@
 use makemore::adamw::AdamW;
 use makemore::cpu::{
     count_pairs, count_pairs_parallel, count_pairs_private, cross_entropy_backward,
-    cross_entropy_explicit, cross_entropy_forward, grad_rows, loss_total, normalize_rows,
+    cross_entropy_explicit, cross_entropy_forward, cross_entropy_fused, grad_rows, loss_total,
+    normalize_rows,
 };
 use makemore::data::{Examples, Vocab};
 use makemore::model::context_label;
@@ -58,11 +59,11 @@ fn fused_pass_and_parallel_counts_match_the_twins() {
     let targets: Vec<u32> = (0..1001u32).map(|i| (i * 3 + i / 7) % 4).collect();
     let weights: Vec<f32> = (0..16).map(|i| ((i * 5 % 7) as f32 - 3.0) * 0.7).collect();
     let (x, w) = ((&contexts[..], &targets[..]), &weights[..]);
-    let (lse, nll) = cross_entropy_forward(w, x.0, x.1, 4, None);
+    let (lse, nll) = cross_entropy_forward(w, x.0, x.1, 4);
     let mut grad = vec![0.0; 16];
     cross_entropy_backward(w, x.0, x.1, &lse, 4, &mut grad);
     let mut fused_grad = vec![0.0; 16];
-    let (_, fused_nll) = cross_entropy_forward(w, x.0, x.1, 4, Some(&mut fused_grad));
+    let fused_nll = cross_entropy_fused(w, x.0, x.1, 4, &mut fused_grad);
     let (explicit_lse, explicit_nll) = cross_entropy_explicit(w, x.0, x.1, 4);
     let mut explicit_grad = vec![0.0; 16];
     cross_entropy_backward(w, x.0, x.1, &explicit_lse, 4, &mut explicit_grad);
