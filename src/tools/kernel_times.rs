@@ -23,6 +23,7 @@ use crate::tools::check::{worst, Op, Tables, FUSED, ONE_HOT_EXPLICIT};
 
 /// Threads per workgroup of the kernels with one thread per table entry (kernels.rs).
 const ENTRY_THREADS: u64 = 64;
+const FUSED_KERNEL: &str = "cross_entropy_fused";
 
 /// What one operation works on.
 #[derive(Clone, Copy, Debug)]
@@ -55,6 +56,13 @@ pub fn traffic(kernel: &str, s: &Shape, groups: u64) -> Option<[u64; 4]> {
         "cross_entropy_explicit" => [8 * n + 4 * t, 4 * n + 4 * g, 5 * nv + 2 * n, nv + 2 * n],
         // The backward kernels write one value per thread.
         "cross_entropy_backward" => [8 * n + 4 * t, 4 * threads, 4 * nv, nv],
+        // A thread per segment (at most `threads`): its row read once, its sums written.
+        "cross_entropy_fused" => [
+            8 * n + 4 * threads * (v + 2),
+            4 * threads * (v + 1),
+            5 * nv + 4 * n + 2 * threads * v,
+            nv + n,
+        ],
         "grad_rows" => [4 * e + 4 * p, 4 * e, p + 3 * e, 0],
         "one_hot_matmul" => [4 * n + 4 * e, 4 * nv, 2 * nv * r, 0],
         "one_hot_matmul_backward" => [4 * n + 4 * nv, 4 * threads, 2 * nv * r, 0],
@@ -182,15 +190,24 @@ pub fn run(
             rows.push(json!({"operation": operation, "kernels": kernels, "wall_ms": wall_ms}));
             continue;
         }
-        // The partial gradients are the threads of the last backward dispatch.
+        // The partial gradients: a value per thread of the last backward dispatch, V per
+        // thread (segment) of the fused one.
         let mut dispatches = profiles[0].iter().rev();
-        let backward = dispatches.find(|d| d.kernel.ends_with("_backward"));
+        let backward =
+            dispatches.find(|d| d.kernel.ends_with("_backward") || d.kernel == FUSED_KERNEL);
         let shape = Shape {
             examples: ex.len() as u64,
             rows: ex.num_rows as u64,
             cols: ex.num_cols as u64,
             one_hot: matches!(op, Op::Train(Some(f), _) if f.one_hot),
-            partials: backward.map_or(0, |d| d.workgroups as u64 * ENTRY_THREADS),
+            partials: backward.map_or(0, |d| {
+                let per_thread = if d.kernel == FUSED_KERNEL {
+                    ex.num_cols
+                } else {
+                    1
+                };
+                d.workgroups as u64 * ENTRY_THREADS * per_thread as u64
+            }),
         };
         for kernel in kernels {
             rows.push(kernel_row(
