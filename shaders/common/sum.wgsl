@@ -1,0 +1,32 @@
+// sum: the coarsened, fixed-order sum of every kernel that adds up many values (nll_gather,
+// count_nll, partial_sums, loss_total); appended, with reduce, by src/gpu/kernels.rs. The
+// kernel defines `term(i)`, the i-th value.
+//
+//   block_sum(first, end) = sum of term(i) over first <= i < end        (end - first <= BLOCK)
+//
+// Thread t adds term(first + t + THREADS j), j = 0, 1, ..., PER_THREAD - 1, in order, then one
+// tree over the threads (reduce's workgroup_sum): never one value per thread, whose tree costs
+// 20 loads a value on a CPU adapter (bench --ceilings: sum_tree vs sum_coarse). The order is
+// fixed, so the sum is the same on every run. Every thread of the workgroup calls it.
+//
+// Loop bound per invocation: PER_THREAD + log2(THREADS) = 64 + 8 (kernels.rs `SUM_BOUND`)
+
+const PER_THREAD: u32 = 64u;
+const BLOCK: u32 = THREADS * PER_THREAD;
+
+fn block_sum(local: u32, first: u32, end: u32) -> f32 {
+    var sum = 0.0;
+    for (var j = 0u; j < PER_THREAD; j++) {
+        let i = first + j * THREADS + local;
+        if (i < end) {
+            sum += term(i);
+        }
+    }
+    return workgroup_sum(local, sum);
+}
+
+// The sum of workgroup g's block of the `len` values: term(i) for BLOCK g <= i < BLOCK (g + 1).
+fn group_sum(id: Invocation, len: u32) -> f32 {
+    let first = group_index(id) * BLOCK;
+    return block_sum(id.local, first, min(first + BLOCK, len));
+}
