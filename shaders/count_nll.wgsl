@@ -8,11 +8,11 @@
 // examples of cell j all have probability P[j], so their terms are added as one product.
 // It needs neither the examples nor a pass over them, only the V^K x V table. A cell of
 // probability 0 with examples has log likelihood minus infinity: its examples are counted
-// rather than summed, as nll_gather does. Block g holds the cells BLOCK g onwards (16,384),
+// rather than summed, as nll_gather does. Block g holds the cells BLOCK g onwards (8,192),
 // added in a fixed order (sum.wgsl), so the result is the same on every run; `loss_total`
 // adds the partial sums and divides by the number of examples.
 //
-// Loop bound per invocation: sum.wgsl's, 64 + log2(256)
+// Loop bound per invocation: sum.wgsl's, 32 + log2(256)
 
 const THREADS: u32 = 256u;
 

@@ -7,11 +7,11 @@
 // The lecture's `loss = -probs[...].log().mean() + 0.01 * (W**2).mean()`. One workgroup adds
 // each list in a fixed order (sum.wgsl: the two lists as one range of terms, the nll sums
 // first), so the result is the same on every run. The host first shrinks both lists to at
-// most 16,384 sums with partial_sums. Each call appends to `history`, so many training steps
+// most 8,192 sums with partial_sums. Each call appends to `history`, so many training steps
 // can be recorded in one submission and read back once. The count model calls it with no
 // weights.
 //
-// Loop bound per invocation: 2 * (64 + log2(256)), sum.wgsl's twice
+// Loop bound per invocation: 2 * (32 + log2(256)), sum.wgsl's twice
 
 const THREADS: u32 = 256u;
 

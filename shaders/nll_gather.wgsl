@@ -6,11 +6,11 @@
 //
 // The lecture's `-log(P[ix1, ix2])` summed over the data (an example of probability 0 is
 // counted rather than summed: see nll.wgsl). Block g holds the examples BLOCK g onwards
-// (16,384), added in a fixed order (sum.wgsl), so the result is the same on every run;
+// (8,192), added in a fixed order (sum.wgsl), so the result is the same on every run;
 // `loss_total` adds the partial sums. The examples may be one span of a larger set: its
 // blocks' sums go to partials from `first_partial` on.
 //
-// Loop bound per invocation: sum.wgsl's, 64 + log2(256)
+// Loop bound per invocation: sum.wgsl's, 32 + log2(256)
 
 const THREADS: u32 = 256u;
 

@@ -3,11 +3,11 @@
 //   sums[g] = sum_{i in block g} f(values[i]),   block g = values[BLOCK g .. BLOCK (g + 1))
 //   f(x) = x * x when `square` is set (the L2 penalty's sum of W^2), else x
 //
-// Each block of 16,384 values is added in a fixed order (sum.wgsl). The host applies levels
-// until at most 16,384 values are left for loss_total, so every sum is the same on every run,
+// Each block of 8,192 values is added in a fixed order (sum.wgsl). The host applies levels
+// until at most 8,192 values are left for loss_total, so every sum is the same on every run,
 // and no invocation loops over more than its block, however many values there are.
 //
-// Loop bound per invocation: sum.wgsl's, 64 + log2(256)
+// Loop bound per invocation: sum.wgsl's, 32 + log2(256)
 
 const THREADS: u32 = 256u;
 

@@ -7,7 +7,7 @@
 // summed, since WGSL arithmetic does not promise infinities, and the host reports the mean
 // as infinite.
 //
-// Loop bound per invocation: sum.wgsl's, 64 + log2(256)
+// Loop bound per invocation: sum.wgsl's, 32 + log2(256)
 
 fn nll_of(n: u32, p: f32) -> f32 {
     if (p > 0.0) {

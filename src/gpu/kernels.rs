@@ -58,7 +58,7 @@ pub const SUM_BLOCK: u32 = 4096;
 /// Values each thread of a coarsened sum adds before the tree (shaders/common/sum.wgsl's
 /// PER_THREAD), and the values of a block: what each workgroup of nll_gather, count_nll and
 /// partial_sums adds, and the most sums loss_total takes per list.
-pub const SUM_PER_THREAD: u32 = 64;
+pub const SUM_PER_THREAD: u32 = 32;
 pub const BLOCK_VALUES: u32 = EXAMPLE_THREADS * SUM_PER_THREAD;
 
 /// One coarsened sum's loop bound (sum.wgsl): `PER_THREAD + log2(256)`.

@@ -174,22 +174,22 @@ fn gpu_runs_are_bit_identical() {
     }
 }
 
-/// `len` examples over `v` symbols (context 1), from a fixed linear congruential sequence.
-fn random_examples(v: usize, len: usize) -> Examples {
+/// `len` examples of a `rows` x `cols` table, from a fixed linear congruential sequence.
+fn random_examples((rows, cols): (usize, usize), len: usize) -> Examples {
     let mut state = 12345u64;
-    let mut next = || {
+    let mut next = |below: usize| {
         state = state
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        ((state >> 33) % v as u64) as u32
+        ((state >> 33) % below as u64) as u32
     };
-    let contexts = (0..len).map(|_| next()).collect();
-    let targets = (0..len).map(|_| next()).collect();
+    let contexts = (0..len).map(|_| next(rows)).collect();
+    let targets = (0..len).map(|_| next(cols)).collect();
     Examples {
         contexts,
         targets,
-        num_rows: v,
-        num_cols: v,
+        num_rows: rows,
+        num_cols: cols,
     }
 }
 
@@ -199,34 +199,24 @@ fn random_examples(v: usize, len: usize) -> Examples {
 #[test]
 fn nll_sums_match_the_cpu_at_block_edges() {
     let block = BLOCK_VALUES as usize;
-    let (v_edge, cells) = (128, 128 * 128); // a table of exactly one block
-    assert_eq!(cells, block);
+    let examples_at_edges = [1, block - 1, block, block + 1, 3 * block + 7].map(|n| ((5, 5), n));
+    // Tables of one block of cells, one cell less and one more.
+    let (rows, cols) = (block / 64, 64);
+    let cells_at_edges = [(rows, cols - 1), (rows, cols), (rows + 1, cols)].map(|s| (s, 2 * block));
     for gpu in &mut gpus() {
         let device = gpu.describe();
-        for (v, len) in [
-            (5, 1),
-            (5, block - 1),
-            (5, block),
-            (5, block + 1),
-            (11, 3 * block + 7),
-        ]
-        .into_iter()
-        .chain([
-            (v_edge - 1, 2 * block),
-            (v_edge, 2 * block),
-            (v_edge + 1, 2 * block),
-        ]) {
-            let examples = random_examples(v, len);
+        for (shape, len) in examples_at_edges.into_iter().chain(cells_at_edges) {
+            let examples = random_examples(shape, len);
             // Every 7th cell impossible, the others 1 / (1 + j % 13).
             let cell = |j: usize| [1.0 / (1 + j % 13) as f32, 0.0][(j % 7 == 3) as usize];
-            let probs: Vec<f32> = (0..v * v).map(cell).collect();
-            let what = format!("{device}: {len} examples over {v} symbols");
+            let probs: Vec<f32> = (0..shape.0 * shape.1).map(cell).collect();
+            let what = format!("{device}: {len} examples of a {shape:?} table");
             let loaded = gpu.load(&examples).unwrap();
             let got = gpu.mean_nll(&probs, &loaded).unwrap();
             let want = CpuBackend.mean_nll(&probs, &examples).unwrap();
             assert_eq!(got.impossible, want.impossible, "{what}");
             assert_rel(&what, got.finite_mean, want.finite_mean, 1e-5);
-            let table = CountTable::new(CpuBackend.count_pairs(&examples).unwrap(), v);
+            let table = CountTable::new(CpuBackend.count_pairs(&examples).unwrap(), shape.1);
             let got = gpu.count_table_nll(&probs, &table).unwrap();
             assert_eq!(got.impossible, want.impossible, "{what}");
             assert_rel(&what, got.finite_mean, want.finite_mean, 1e-5);
