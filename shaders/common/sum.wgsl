@@ -4,11 +4,13 @@
 //
 //   block_sum(first, end) = sum of term(i) over first <= i < end        (end - first <= BLOCK)
 //
-// Thread t adds term(first + t + THREADS j), j = 0, 1, ..., PER_THREAD - 1, in order, then one
-// tree over the threads (reduce's workgroup_sum): never one value per thread, whose tree costs
-// 20 times as much a value on a CPU adapter (bench --ceilings: sum_tree vs sum_coarse). 32
-// values a thread are as fast there as 64, and leave twice the workgroups to a large GPU. The
-// order is fixed, so the sum is the same on every run. Every thread of the workgroup calls it.
+// Thread t adds term(first + t + THREADS j), j = 0, 1, ... while below `end` (at most
+// PER_THREAD values), in order, then one tree over the threads (reduce's workgroup_sum): never
+// one value per thread, whose tree costs 20 times as much a value on a CPU adapter (bench
+// --ceilings: sum_tree vs sum_coarse). 32 values a thread leave twice the workgroups of 64 to
+// a large GPU. The loop ends at `end` rather than after PER_THREAD rounds of a test: that form
+// made loss_total's two sums 50 times slower on lavapipe. The order is fixed, so the sum is
+// the same on every run. Every thread of the workgroup calls it.
 //
 // Loop bound per invocation: PER_THREAD + log2(THREADS) = 32 + 8 (kernels.rs `SUM_BOUND`)
 
@@ -17,11 +19,8 @@ const BLOCK: u32 = THREADS * PER_THREAD;
 
 fn block_sum(local: u32, first: u32, end: u32) -> f32 {
     var sum = 0.0;
-    for (var j = 0u; j < PER_THREAD; j++) {
-        let i = first + j * THREADS + local;
-        if (i < end) {
-            sum += term(i);
-        }
+    for (var i = first + local; i < end; i += THREADS) {
+        sum += term(i);
     }
     return workgroup_sum(local, sum);
 }
