@@ -1,16 +1,16 @@
 // nll_gather: the count model's loss, one workgroup's share of it.
 //
-//   partials[g] = sum over the examples i of workgroup g with P[ctx_i, tgt_i] > 0 of
+//   partials[g] = sum over the examples i of block g with P[ctx_i, tgt_i] > 0 of
 //                 -log P[ctx_i, tgt_i]
 //   impossible += number of examples with P[ctx_i, tgt_i] = 0
 //
 // The lecture's `-log(P[ix1, ix2])` summed over the data (an example of probability 0 is
-// counted rather than summed: see nll.wgsl). The sum inside a workgroup is a fixed binary
-// tree, so the result is the same on every run; `loss_total` adds the partial sums. The
-// examples may be one span of a larger set: its workgroups' sums go to partials from
-// `first_partial` on.
+// counted rather than summed: see nll.wgsl). Block g holds the examples BLOCK g onwards
+// (8,192), added in a fixed order (sum.wgsl), so the result is the same on every run;
+// `loss_total` adds the partial sums. The examples may be one span of a larger set: its
+// blocks' sums go to partials from `first_partial` on.
 //
-// Loop bound per invocation: log2(256) = 8
+// Loop bound per invocation: sum.wgsl's, 32 + log2(256)
 
 const THREADS: u32 = 256u;
 
@@ -22,19 +22,11 @@ struct Params { num_examples: u32, num_cols: u32, first_partial: u32, _pad0: u32
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(5) var<storage, read_write> impossible: atomic<u32>;
 
+fn term(i: u32) -> f32 {
+    return nll_of(1u, probs[contexts[i] * params.num_cols + targets[i]]); // 1 * x is x
+}
+
 @compute @workgroup_size(THREADS)
 fn main(id: Invocation) {
-    let group = group_index(id);
-    if (group >= num_groups(params.num_examples, THREADS)) {
-        return; // padding of the 2D grid; uniform across the workgroup
-    }
-    let i = thread_index(id);
-    var nll = 0.0;
-    if (i < params.num_examples) {
-        nll = nll_of(1u, probs[contexts[i] * params.num_cols + targets[i]]); // 1 * x is x
-    }
-    let sum = workgroup_sum(id.local, nll);
-    if (id.local == 0u) {
-        partials[params.first_partial + group] = sum;
-    }
+    store_block_sums(id, params.num_examples, params.first_partial);
 }

@@ -8,8 +8,8 @@ use crate::data::Examples;
 use crate::limits::TableLimit;
 
 use super::kernels::{descent_bound, descent_layout, normalize_bound, softmax_bound};
-use super::kernels::{kernel, lanes_for, log2, per_lane, uniform, Dispatch, Kernel};
-use super::kernels::{ENTRY_THREADS, EXAMPLE_THREADS, SUM_BLOCK};
+use super::kernels::{kernel, lanes_for, per_lane, uniform, Dispatch, Kernel};
+use super::kernels::{BLOCK_VALUES, ENTRY_THREADS, EXAMPLE_THREADS, SUM_BOUND};
 use super::step::{cross_entropy_forward, forward_groups, GpuExamples};
 use super::{Gpu, GpuError};
 
@@ -34,8 +34,8 @@ uniform! { NllGatherParams(num_examples: u32, num_cols: u32, first_partial: u32)
 // count_nll's, sgd_step's and adamw_step's: cells or weights, one thread each.
 uniform! { EntriesParams(len: u32, lr: f32) pad 2 }
 
-/// partial_sums levels appended to `out` until at most SUM_BLOCK sums of the `len` values are
-/// left (with `square`, at least one level, which squares them): those sums and their count.
+/// partial_sums levels appended to `out` until at most BLOCK_VALUES sums of the `len` values
+/// are left (with `square`, at least one level, which squares them): those sums and their count.
 fn sum_levels(
     gpu: &Gpu,
     values: &wgpu::Buffer,
@@ -43,13 +43,14 @@ fn sum_levels(
     out: &mut Vec<Dispatch>,
 ) -> anyhow::Result<(wgpu::Buffer, u32)> {
     let mut sums = values.clone();
-    while square || len > SUM_BLOCK {
-        let groups = len.div_ceil(SUM_BLOCK).max(1);
+    while square || len > BLOCK_VALUES {
+        let groups = len.div_ceil(BLOCK_VALUES).max(1);
         let next = gpu.zeroed("partial sums", groups as usize);
         let params = PartialSumsParams::new(len, square as u32);
-        let (kernel, buffers) = (kernel!(gpu, "partial_sums", "reduce"), [&sums, &next]);
-        let bound = 16 + log2(256);
-        out.push(Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?);
+        let kernel = kernel!(gpu, "partial_sums", "reduce", "sum");
+        let buffers = [&sums, &next];
+        let sum = Dispatch::new(gpu, kernel, params, &buffers, groups, SUM_BOUND)?;
+        out.push(sum);
         (sums, len, square) = (next, groups, false);
     }
     Ok((sums, len))
@@ -72,9 +73,9 @@ pub(super) fn loss_total(
     let num_square_sums = squares.as_ref().map_or(0, |s| s.1);
     let params = LossTotalParams::new(nll_len, num_square_sums, n, num_weights, reg);
     let square_sums = squares.as_ref().map_or(&nll, |s| &s.0);
-    let kernel = kernel!(gpu, "loss_total", "reduce");
+    let kernel = kernel!(gpu, "loss_total", "reduce", "sum");
     let buffers = [&nll, square_sums, &losses.history, &losses.cursor];
-    let bound = 2 * 16 + 2 * log2(256);
+    let bound = 2 * SUM_BOUND;
     out.push(Dispatch::new(gpu, kernel, params, &buffers, 1, bound)?);
     Ok(out)
 }
@@ -406,7 +407,7 @@ impl Backend for GpuBackend {
     fn mean_nll(&mut self, probs: &[f32], ex: &GpuExamples) -> anyhow::Result<Nll> {
         let gpu = &self.gpu;
         let (probs, impossible) = (gpu.upload("probs", probs), gpu.zeroed("impossible", 1));
-        let groups = |len: u32| len.div_ceil(EXAMPLE_THREADS);
+        let groups = |len: u32| len.div_ceil(BLOCK_VALUES);
         let num_partials = ex.spans.iter().map(|p| groups(p.len)).sum();
         let partials = gpu.zeroed("partials", num_partials as usize);
         let (mut sums, mut first_partial) = (Vec::new(), 0);
@@ -414,9 +415,10 @@ impl Backend for GpuBackend {
             let params = NllGatherParams::new(span.len, ex.num_cols, first_partial);
             let (contexts, targets) = (&span.contexts, &span.targets);
             let buffers = [&probs, contexts, targets, &partials, &impossible];
-            let kernel = kernel!(gpu, "nll_gather", "reduce", "nll");
-            let (groups, bound) = (groups(span.len), log2(256));
-            sums.push(Dispatch::new(gpu, kernel, params, &buffers, groups, bound)?);
+            let kernel = kernel!(gpu, "nll_gather", "reduce", "sum", "nll");
+            let groups = groups(span.len);
+            let sum = Dispatch::new(gpu, kernel, params, &buffers, groups, SUM_BOUND)?;
+            sums.push(sum);
             first_partial += groups;
         }
         let partials = (&partials, num_partials);
@@ -509,13 +511,13 @@ impl Backend for GpuBackend {
         let num_cells = table.counts.len() as u32;
         let probs = gpu.upload("probs", probs);
         let counts = gpu.upload("counts", &table.counts);
-        let num_partials = num_cells.div_ceil(EXAMPLE_THREADS);
+        let num_partials = num_cells.div_ceil(BLOCK_VALUES);
         let partials = gpu.zeroed("partials", num_partials as usize);
         let impossible = gpu.zeroed("impossible", 1);
         let params = EntriesParams::new(num_cells, 0.0);
         let buffers = [&probs, &counts, &partials, &impossible];
-        let kernel = kernel!(gpu, "count_nll", "reduce", "nll");
-        let count_nll = Dispatch::new(gpu, kernel, params, &buffers, num_partials, log2(256))?;
+        let kernel = kernel!(gpu, "count_nll", "reduce", "sum", "nll");
+        let count_nll = Dispatch::new(gpu, kernel, params, &buffers, num_partials, SUM_BOUND)?;
         let partials = (&partials, num_partials);
         self.nll(vec![count_nll], partials, Some(&impossible), table.examples)
     }

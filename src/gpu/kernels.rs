@@ -53,8 +53,16 @@ pub fn segment_len(most_examples_per_row: u64, min_len: u32) -> u32 {
     needed.max(min_len as u64).min(u32::MAX as u64) as u32
 }
 
-/// Values per block of partial_sums, and the most sums loss_total takes per list.
+/// The most workgroups count_descent spreads a table over.
 pub const SUM_BLOCK: u32 = 4096;
+/// Values each thread of a coarsened sum adds before the tree (shaders/common/sum.wgsl's
+/// PER_THREAD), and the values of a block: what each workgroup of nll_gather, count_nll and
+/// partial_sums adds, and the most sums loss_total takes per list.
+pub const SUM_PER_THREAD: u32 = 32;
+pub const BLOCK_VALUES: u32 = EXAMPLE_THREADS * SUM_PER_THREAD;
+
+/// One coarsened sum's loop bound (sum.wgsl): `PER_THREAD + log2(256)`.
+pub const SUM_BOUND: u64 = SUM_PER_THREAD as u64 + EXAMPLE_THREADS.trailing_zeros() as u64;
 /// The most rounds of rows of a table one workgroup holds (1,024 rows of up to 256 columns).
 const SMALL_TABLE_ROUNDS: u32 = 16;
 /// count_descent's loop bound:

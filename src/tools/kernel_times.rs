@@ -66,7 +66,7 @@ pub fn traffic(kernel: &str, s: &Shape, groups: u64) -> Option<[u64; 4]> {
         "grad_rows" => [4 * e + 4 * p, 4 * e, p + 3 * e, 0],
         "one_hot_matmul" => [4 * n + 4 * e, 4 * nv, 2 * nv * r, 0],
         "one_hot_matmul_backward" => [4 * n + 4 * nv, 4 * threads, 2 * nv * r, 0],
-        "partial_sums" => [4 * 4096 * g, 4 * g, 4096 * g, 0],
+        "partial_sums" => [4 * 8192 * g, 4 * g, 8192 * g, 0],
         "sgd_step" => [8 * e, 4 * e, 2 * e, 0],
         // W, grad, m, v read; W, m, v written.
         "adamw_step" => [16 * e, 12 * e, 16 * e, 0],

@@ -10,7 +10,9 @@ use crate::common;
 use common::{
     assert_close, assert_rel, cases, compare_runs, encode, gpus, random_words, Grad, LECTURE,
 };
-use makemore::data::builtin_words;
+use makemore::corpus::CountTable;
+use makemore::data::{builtin_words, Examples};
+use makemore::gpu::kernels::BLOCK_VALUES;
 use makemore::{Backend, CpuBackend, NetForm};
 
 /// Random data sets: (seed, alphabet size, number of words, context length).
@@ -169,5 +171,55 @@ fn gpu_runs_are_bit_identical() {
             )
         };
         assert_eq!(run(), run());
+    }
+}
+
+/// `len` examples of a `rows` x `cols` table, from a fixed linear congruential sequence.
+fn random_examples((rows, cols): (usize, usize), len: usize) -> Examples {
+    let mut state = 12345u64;
+    let mut next = |below: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) % below as u64) as u32
+    };
+    let contexts = (0..len).map(|_| next(rows)).collect();
+    let targets = (0..len).map(|_| next(cols)).collect();
+    Examples {
+        contexts,
+        targets,
+        num_rows: rows,
+        num_cols: cols,
+    }
+}
+
+/// The coarsened sums (shaders/common/sum.wgsl) at the edges of their blocks of BLOCK_VALUES:
+/// examples and table cells that end just before, on and after one, with cells of
+/// probability 0 (their examples counted, not summed).
+#[test]
+fn nll_sums_match_the_cpu_at_block_edges() {
+    let block = BLOCK_VALUES as usize;
+    let examples_at_edges = [1, block - 1, block, block + 1, 3 * block + 7].map(|n| ((5, 5), n));
+    // Tables of one block of cells, one cell less and one more.
+    let (rows, cols) = (block / 64, 64);
+    let cells_at_edges = [(rows, cols - 1), (rows, cols), (rows + 1, cols)].map(|s| (s, 2 * block));
+    for gpu in &mut gpus() {
+        let device = gpu.describe();
+        for (shape, len) in examples_at_edges.into_iter().chain(cells_at_edges) {
+            let examples = random_examples(shape, len);
+            // Every 7th cell impossible, the others 1 / (1 + j % 13).
+            let cell = |j: usize| [1.0 / (1 + j % 13) as f32, 0.0][(j % 7 == 3) as usize];
+            let probs: Vec<f32> = (0..shape.0 * shape.1).map(cell).collect();
+            let what = format!("{device}: {len} examples of a {shape:?} table");
+            let loaded = gpu.load(&examples).unwrap();
+            let got = gpu.mean_nll(&probs, &loaded).unwrap();
+            let want = CpuBackend.mean_nll(&probs, &examples).unwrap();
+            assert_eq!(got.impossible, want.impossible, "{what}");
+            assert_rel(&what, got.finite_mean, want.finite_mean, 1e-5);
+            let table = CountTable::new(CpuBackend.count_pairs(&examples).unwrap(), shape.1);
+            let got = gpu.count_table_nll(&probs, &table).unwrap();
+            assert_eq!(got.impossible, want.impossible, "{what}");
+            assert_rel(&what, got.finite_mean, want.finite_mean, 1e-5);
+        }
     }
 }

@@ -13,6 +13,7 @@ use crate::common;
 use makemore::gpu::kernels::lanes_for;
 use makemore::gpu::kernels::{check, descent_bound, descent_layout, forward_bound, fused_bound};
 use makemore::gpu::kernels::{normalize_bound, segment_len, softmax_bound, SUM_BLOCK};
+use makemore::gpu::kernels::{BLOCK_VALUES, SUM_BOUND, SUM_PER_THREAD};
 use makemore::gpu::LOOP_BUDGET;
 use makemore::{Backend, LossForm};
 use wgpu::util::DeviceExt;
@@ -210,4 +211,19 @@ fn row_kernels_stay_within_budget_for_every_vocabulary() {
     // The worst case: 65,536 columns over 64 lanes.
     let worst = descent_bound(65_536, 64, 1, 1);
     assert_eq!(worst, 3 * 1024 + 12 + 1 + 64 + 1);
+}
+
+#[test]
+fn coarsened_sums_stay_within_budget_with_the_shaders_block() {
+    // The host's figures are sum.wgsl's: 32 values a thread, then a tree over 256.
+    let shader = include_str!("../../shaders/common/sum.wgsl");
+    let per_thread = format!("const PER_THREAD: u32 = {SUM_PER_THREAD}u;");
+    assert!(
+        shader.contains(&per_thread),
+        "sum.wgsl lacks `{per_thread}`"
+    );
+    assert_eq!((SUM_BOUND, BLOCK_VALUES), (32 + 8, 256 * 32));
+    // nll_gather, count_nll and partial_sums make one sum an invocation, loss_total two.
+    assert!(check("partial_sums", SUM_BOUND).is_ok());
+    assert!(check("loss_total", 2 * SUM_BOUND).is_ok());
 }

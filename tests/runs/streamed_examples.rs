@@ -12,6 +12,7 @@ use crate::common;
 use common::{adapters, assert_rel, assert_same_run, encode, lecture_words, train_neural, LECTURE};
 use makemore::adamw::AdamW;
 use makemore::data::{builtin_words, Examples};
+use makemore::gpu::kernels::BLOCK_VALUES;
 use makemore::optim::{Optimizer, Schedule};
 use makemore::{Backend, CpuBackend, GpuBackend, LossForm, NetForm, TrainOptions};
 
@@ -190,5 +191,24 @@ fn the_one_hot_form_on_data_cut_into_spans_is_refused_naming_the_flag() {
             .to_string();
         assert!(err.contains("drop --one-hot"), "{err}");
         assert!(!err.contains('\n'), "{err}");
+    }
+}
+
+/// The count model's NLL from more spans than loss_total takes sums (BLOCK_VALUES): a level of
+/// partial_sums adds them first.
+#[test]
+fn the_count_nll_of_more_spans_than_loss_total_takes_matches_the_cpu() {
+    let len = 2 * BLOCK_VALUES as usize + 3;
+    let (vocab, examples) = encode(&some_names(len / 6), 1);
+    assert!(examples.len() > len, "{}", examples.len());
+    let counts = CpuBackend.count_pairs(&examples).unwrap();
+    let probs = CpuBackend
+        .normalize_rows(&counts, vocab.len(), 1.0)
+        .unwrap();
+    let want = CpuBackend.mean_nll(&probs, &examples).unwrap();
+    for gpu in &mut gpus_with_spans(2) {
+        let loaded = load_in_spans(gpu, &examples, BLOCK_VALUES as usize);
+        let nll = gpu.mean_nll(&probs, &loaded).unwrap();
+        assert_rel(&gpu.describe(), nll.finite_mean, want.finite_mean, 1e-6);
     }
 }
