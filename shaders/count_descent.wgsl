@@ -83,16 +83,23 @@ fn main(id: Invocation) {
         return; // padding of the 2D grid; uniform across the workgroup
     }
     let local = id.local;
+    // Held rows: the rounds in which this thread has a row, so that a thread past the last
+    // row skips them at once (no barrier to take part in).
+    let first_row = group * params.rows_per_thread * THREADS + local;
+    let rows_left = select(0u, params.num_rows - first_row, first_row < params.num_rows);
+    let rounds = min(num_groups(rows_left, THREADS), params.rows_per_thread);
     for (var step = 0u; step < params.steps; step++) {
         sums = vec2<f32>(0.0, 0.0);
         let grads_too = params.writes_grads != 0u && step + 1u == params.steps;
-        for (var round = 0u; round < params.rows_per_thread; round++) {
-            let block = group * params.rows_per_thread + round;
-            let at = lane_of(local, lanes, block, params.num_rows, params.num_cols);
-            if (wide) {
+        if (wide) {
+            for (var round = 0u; round < params.rows_per_thread; round++) {
+                let block = group * params.rows_per_thread + round;
+                let at = lane_of(local, lanes, block, params.num_rows, params.num_cols);
                 descend_shared(at, grads_too);
-            } else if (at.end != 0u) {
-                descend_kept(at.row, grads_too);
+            }
+        } else {
+            for (var round = 0u; round < rounds; round++) {
+                descend_kept(first_row + round * THREADS, grads_too);
             }
         }
         step_sums[(group * params.steps + step) * THREADS + local] = sums;
