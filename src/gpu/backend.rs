@@ -7,7 +7,9 @@ use crate::corpus::{CountTable, PairBatches};
 use crate::data::Examples;
 use crate::limits::TableLimit;
 
-use super::kernels::{descent_bound, descent_layout, normalize_bound, softmax_bound};
+use super::kernels::{
+    descent_bound, descent_keeps, descent_layout, normalize_bound, softmax_bound,
+};
 use super::kernels::{kernel, lanes_for, per_lane, uniform, Dispatch, Kernel};
 use super::kernels::{BLOCK_VALUES, ENTRY_THREADS, EXAMPLE_THREADS, SUM_BOUND};
 use super::step::{cross_entropy_forward, forward_groups, GpuExamples};
@@ -23,7 +25,8 @@ const PRIVATE_EXAMPLES: u32 = 16384;
 
 // With `writes_history` 1, one workgroup holds the table and appends each step's loss.
 uniform! { CountDescentParams(num_rows: u32, num_cols: u32, num_examples: u32, lanes_per_row: u32,
-rows_per_thread: u32, steps: u32, first_step: u32, writes_history: u32, reg: f32, lr: f32) pad 2 }
+rows_per_thread: u32, steps: u32, first_step: u32, writes_history: u32, reg: f32, lr: f32,
+writes_grads: u32) pad 1 }
 uniform! { PartialSumsParams(num_values: u32, square: u32) pad 2 }
 uniform! { LossTotalParams(num_nll_sums: u32, num_square_sums: u32, num_examples: u32,
 num_weights: u32, reg: f32) pad 3 }
@@ -279,9 +282,21 @@ impl Backend for GpuBackend {
         let (lanes, rows_per_thread, groups, per_dispatch) = descent_layout(rows, cols);
         let nll_sums = gpu.zeroed("descent nll sums", groups as usize);
         let square_sums = gpu.zeroed("descent square sums", groups as usize);
+        // Each thread's (nll, squares) for each step of a dispatch.
+        let per_step = 2 * (groups * ENTRY_THREADS) as usize;
+        let step_sums = gpu.zeroed("descent step sums", per_step * per_dispatch as usize);
         let (sums, history) = ((&nll_sums, &square_sums), &losses.history);
-        let buffers = [&counts.buffer, weights, grads, sums.0, sums.1, history];
-        let descent = |first_step, steps| {
+        let buffers = [
+            &counts.buffer,
+            weights,
+            grads,
+            sums.0,
+            sums.1,
+            history,
+            &step_sums,
+        ];
+        // `steps` steps from `first_step`; `grads` written at the last when `last` is set.
+        let descent = |first_step, steps, last: bool| {
             let (writes, reg, lr) = ((groups == 1) as u32, options.reg, options.lr);
             let params = CountDescentParams::new(
                 rows,
@@ -294,18 +309,30 @@ impl Backend for GpuBackend {
                 writes,
                 reg,
                 lr,
+                last as u32,
             );
-            let kernel = kernel!(gpu, "count_descent", "reduce", "softmax");
+            let kernel = match descent_keeps(cols, rows_per_thread) {
+                true => kernel!(gpu, "count_descent", "reduce", "softmax"),
+                false => kernel!(
+                    gpu,
+                    "count_descent_wide",
+                    "count_descent",
+                    &[("wide", 1.0)],
+                    "reduce",
+                    "softmax"
+                ),
+            };
             let bound = descent_bound(cols, lanes, rows_per_thread, steps);
             Dispatch::new(gpu, kernel, params, &buffers, groups, bound)
         };
-        // Many workgroups: one step per dispatch, all alike, and loss_total after each.
+        // Many workgroups: one step per dispatch, all alike but the last, and loss_total after
+        // each.
         let (shared, total) = match groups > 1 {
             true => {
                 let (sums, squares) = ((&nll_sums, groups), Some((&square_sums, groups, false)));
                 let shape = (n, rows * cols, options.reg);
                 let total = loss_total(gpu, sums, squares, shape, losses)?;
-                (Some(descent(0, 1)?), total)
+                (Some([descent(0, 1, false)?, descent(0, 1, true)?]), total)
             }
             false => (None, Vec::new()),
         };
@@ -314,10 +341,11 @@ impl Backend for GpuBackend {
             let end = done + DESCENT_STEPS_PER_SUBMISSION.min(steps - done);
             let mut dispatches = Vec::new();
             for first in (done..end).step_by(per_dispatch as usize) {
-                let steps = per_dispatch.min((end - first) as u32);
+                let count = per_dispatch.min((end - first) as u32);
+                let last = first + count as usize == steps;
                 dispatches.push(match &shared {
-                    Some(shared) => shared.clone(),
-                    None => descent((losses.steps + first) as u32, steps)?,
+                    Some(shared) => shared[last as usize].clone(),
+                    None => descent((losses.steps + first) as u32, count, last)?,
                 });
                 dispatches.extend(total.iter().cloned());
             }

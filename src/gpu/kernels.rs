@@ -65,22 +65,42 @@ pub const BLOCK_VALUES: u32 = EXAMPLE_THREADS * SUM_PER_THREAD;
 pub const SUM_BOUND: u64 = SUM_PER_THREAD as u64 + EXAMPLE_THREADS.trailing_zeros() as u64;
 /// The most rounds of rows of a table one workgroup holds (1,024 rows of up to 256 columns).
 const SMALL_TABLE_ROUNDS: u32 = 16;
-/// count_descent's loop bound:
-/// `steps * (rows_per_thread * (3 * ceil(C / L) + 2 * log2(L) + 1) + 64 + 1)`.
+/// The most columns of a row count_descent holds in private arrays (KEPT in the shader).
+pub const DESCENT_KEPT: u32 = 32;
+
+/// Whether count_descent holds rows of `cols` columns in private arrays (the `count_descent`
+/// pipeline, loops of 32 per row) rather than lanes sharing them (`count_descent_wide`): at
+/// most 32 columns, and few enough rows per thread for one step within the loop budget.
+pub fn descent_keeps(cols: u32, rows_per_thread: u32) -> bool {
+    let step = rows_per_thread as u64 * (3 * DESCENT_KEPT as u64 + 1) + 1 + 65;
+    cols <= DESCENT_KEPT && step <= LOOP_BUDGET
+}
+
+/// count_descent's loop bound: `steps` steps of `rows_per_thread` rows of R iterations each,
+/// then each step's sums over the workgroup, a step per thread:
+/// `steps * (rows_per_thread * R + 1) + ceil(steps / 64) * 65`, with R = 3 * 32 + 1 where
+/// [`descent_keeps`] the rows, else R = 3 * ceil(C / L) + 2 * log2(L) + 1.
 pub fn descent_bound(cols: u32, lanes: u32, rows_per_thread: u32, steps: u32) -> u64 {
-    let per_row = 3 * per_lane(cols, lanes) + 2 * log2(lanes) + 1;
-    steps as u64 * (rows_per_thread as u64 * per_row + 64 + 1)
+    let per_row = match descent_keeps(cols, rows_per_thread) {
+        true => 3 * DESCENT_KEPT as u64 + 1,
+        false => 3 * per_lane(cols, lanes) + 2 * log2(lanes) + 1,
+    };
+    let sums = (steps as u64).div_ceil(ENTRY_THREADS as u64) * (ENTRY_THREADS as u64 + 1);
+    steps as u64 * (rows_per_thread as u64 * per_row + 1) + sums
 }
 
 /// How count_descent spreads a table over its threads: lanes per row, rows per thread,
-/// workgroups, and steps per dispatch. One workgroup, with many steps per dispatch, for a
-/// small table; else enough rows per thread to need at most SUM_BLOCK workgroups.
+/// workgroups, and steps per dispatch. One workgroup, with as many steps per dispatch as the
+/// loop budget allows, for a small table; else enough rows per thread to need at most
+/// SUM_BLOCK workgroups.
 pub fn descent_layout(rows: u32, cols: u32) -> (u32, u32, u32, u32) {
     let lanes = lanes_for(cols);
     let rounds = rows.div_ceil(ENTRY_THREADS / lanes).max(1);
     if rounds <= SMALL_TABLE_ROUNDS {
-        let per_step = descent_bound(cols, lanes, rounds, 1);
-        (lanes, rounds, 1, (LOOP_BUDGET / per_step).max(1) as u32)
+        // descent_bound(.., steps) <= steps * (per_step + 2) + 65 (65 / 64 < 2).
+        let per_step = descent_bound(cols, lanes, rounds, 1) - ENTRY_THREADS as u64 - 1;
+        let steps = (LOOP_BUDGET - ENTRY_THREADS as u64 - 1) / (per_step + 2);
+        (lanes, rounds, 1, steps.max(1) as u32)
     } else {
         let rows_per_thread = rounds.div_ceil(SUM_BLOCK);
         (lanes, rows_per_thread, rounds.div_ceil(rows_per_thread), 1)

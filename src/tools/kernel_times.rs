@@ -52,6 +52,7 @@ pub fn traffic(kernel: &str, s: &Shape, groups: u64) -> Option<[u64; 4]> {
         "count_pairs_private" => [8 * n + 4 * g * e, 4 * g * e, n + g * e, 0],
         "normalize_rows" => [4 * e, 4 * e, 3 * e, 0],
         "nll_gather" => [12 * n, 4 * g, 2 * n, n],
+        "count_nll" => [8 * e, 4 * g, 3 * e, e],
         "cross_entropy_forward" => [8 * n + 4 * t, 4 * n + 4 * g, 4 * nv + 2 * n, nv + n],
         "cross_entropy_explicit" => [8 * n + 4 * t, 4 * n + 4 * g, 5 * nv + 2 * n, nv + 2 * n],
         // The backward kernels write one value per thread.
@@ -70,8 +71,11 @@ pub fn traffic(kernel: &str, s: &Shape, groups: u64) -> Option<[u64; 4]> {
         "sgd_step" => [8 * e, 4 * e, 2 * e, 0],
         // W, grad, m, v read; W, m, v written.
         "adamw_step" => [16 * e, 12 * e, 16 * e, 0],
-        // N and W read, W and the gradient written; two exps an entry (one needed), a log a row.
-        "count_descent" => [8 * e, 8 * e, 12 * e, e + r],
+        // N and W read once, W and the gradient written, and each thread's (nll, W^2) step
+        // sums written and read back (8 bytes, 64 threads a group); an exp an entry, a log a row.
+        "count_descent" => [8 * e + 512 * g, 8 * e + 520 * g, 11 * e, e + r],
+        // Rows over 32 columns, shared by lanes: W read thrice and exp twice in the kernel.
+        "count_descent_wide" => [8 * e, 8 * e + 8 * g, 12 * e, e + r],
         "softmax_rows" => [4 * e, 4 * e, 5 * e, e],
         _ => return None,
     })

@@ -100,6 +100,35 @@ fn counts_path_runs_past_one_dispatch() {
     train_and_compare(&random_words(13, 4, 200), 1, 2500, false);
 }
 
+/// `grads` ends with the gradient of the run's last step (written at that step alone): on one
+/// workgroup over several dispatches (bigram), and on many workgroups (context 3).
+#[test]
+fn count_descent_ends_with_the_last_gradient() {
+    for (seed, alphabet, k, steps) in [(31, 6, 1, 400), (32, 11, 3, 5)] {
+        let (vocab, examples) = encode(&random_words(seed, alphabet, 2000), k);
+        let initial = makemore::rng::standard_normal(examples.num_rows * vocab.len(), seed);
+        for gpu in &mut gpus() {
+            let loaded = gpu.load(&examples).unwrap();
+            let counts = gpu.count_table(&loaded).unwrap();
+            let mut descend = |steps| {
+                let mut w = gpu.upload(&initial).unwrap();
+                let mut grads = gpu.zeros(initial.len()).unwrap();
+                let mut losses = gpu.losses(steps).unwrap();
+                let options = &LECTURE;
+                gpu.count_descent(&mut w, &mut grads, &counts, options, steps, &mut losses)
+                    .unwrap();
+                (gpu.read(&w).unwrap(), gpu.read(&grads).unwrap())
+            };
+            let (before_last, _) = descend(steps - 1);
+            let (_, grads) = descend(steps);
+            let (_, expected) = gpu
+                .count_loss_and_gradient(&before_last, &loaded, LECTURE.reg)
+                .unwrap();
+            assert_eq!(grads, expected, "{alphabet} symbols, context {k}");
+        }
+    }
+}
+
 #[test]
 fn counts_path_is_bit_identical_across_runs() {
     let (vocab, examples) = encode(&builtin_words(), 1);
