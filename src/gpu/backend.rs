@@ -7,9 +7,9 @@ use crate::corpus::{CountTable, PairBatches};
 use crate::data::Examples;
 use crate::limits::TableLimit;
 
-use super::kernels::{descent_bound, descent_layout, normalize_bound, softmax_bound};
-use super::kernels::{kernel, lanes_for, log2, per_lane, uniform, Dispatch, Kernel};
-use super::kernels::{ENTRY_THREADS, EXAMPLE_THREADS, SUM_BLOCK};
+use super::kernels::{count_bound, descent_bound, descent_layout, normalize_bound, softmax_bound};
+use super::kernels::{kernel, lanes_for, log2, uniform, Dispatch, Kernel};
+use super::kernels::{COUNT_QUADS, ENTRY_THREADS, EXAMPLE_THREADS, PRIVATE_BINS, SUM_BLOCK};
 use super::step::{cross_entropy_forward, forward_groups, GpuExamples};
 use super::{Gpu, GpuError};
 
@@ -17,9 +17,8 @@ use super::{Gpu, GpuError};
 /// corpus (4 MiB per buffer).
 const DESCENT_STEPS_PER_SUBMISSION: usize = 256;
 const BATCH_PAIRS: usize = 1 << 20;
-/// count_pairs_private's MAX_BINS, and the examples each workgroup adds into its table.
-const PRIVATE_BINS: u32 = 4096;
-const PRIVATE_EXAMPLES: u32 = 16384;
+/// The examples each workgroup of count_pairs and count_pairs_private counts.
+const COUNT_BLOCK: u32 = 4 * COUNT_QUADS * EXAMPLE_THREADS;
 
 // With `writes_history` 1, one workgroup holds the table and appends each step's loss.
 uniform! { CountDescentParams(num_rows: u32, num_cols: u32, num_examples: u32, lanes_per_row: u32,
@@ -27,7 +26,7 @@ rows_per_thread: u32, steps: u32, first_step: u32, writes_history: u32, reg: f32
 uniform! { PartialSumsParams(num_values: u32, square: u32) pad 2 }
 uniform! { LossTotalParams(num_nll_sums: u32, num_square_sums: u32, num_examples: u32,
 num_weights: u32, reg: f32) pad 3 }
-uniform! { CountPairsParams(num_examples: u32, num_cols: u32, num_bins: u32, per_group: u32) }
+uniform! { CountPairsParams(num_examples: u32, num_cols: u32, num_bins: u32) pad 1 }
 uniform! { NormalizeRowsParams(num_rows: u32, num_cols: u32, smoothing: f32, lanes_per_row: u32) }
 uniform! { SoftmaxRowsParams(num_rows: u32, num_cols: u32, lanes_per_row: u32) pad 1 }
 uniform! { NllGatherParams(num_examples: u32, num_cols: u32, first_partial: u32) pad 1 }
@@ -80,24 +79,34 @@ pub(super) fn loss_total(
 }
 
 /// count_pairs_private where the table fits one workgroup's memory, count_pairs otherwise:
-/// `N[context, target] += 1` for `len` pairs. Buffers: contexts, targets, counts.
+/// `N[context, target] += 1` for `len` pairs. Buffers: contexts, targets, counts; both kernels
+/// also read contexts and targets as vec4s, through a second binding of the same buffers (of
+/// a 16-byte stand-in when they are shorter).
 fn count_pairs(
     gpu: &Gpu,
-    buffers: [&wgpu::Buffer; 3],
+    [contexts, targets, counts]: [&wgpu::Buffer; 3],
     len: u32,
     (rows, cols): (u32, u32),
 ) -> anyhow::Result<Dispatch> {
     let num_bins = rows * cols;
-    if num_bins > PRIVATE_BINS || 4 * PRIVATE_BINS > gpu.limits.max_compute_workgroup_storage_size {
-        let (kernel, groups) = (kernel!(gpu, "count_pairs"), len.div_ceil(EXAMPLE_THREADS));
-        let params = CountPairsParams::new(len, cols, 0, 0);
-        return Dispatch::new(gpu, kernel, params, &buffers, groups, 0);
-    }
-    let params = CountPairsParams::new(len, cols, num_bins, PRIVATE_EXAMPLES);
-    let groups = len.div_ceil(PRIVATE_EXAMPLES);
-    // `4096 / 256 + ceil(examples_per_group / 256) + ceil(num_bins / 256)`
-    let bound = 16 + per_lane(PRIVATE_EXAMPLES, 256) + per_lane(num_bins, 256);
-    let kernel = kernel!(gpu, "count_pairs_private");
+    let stand_in;
+    let quads = match contexts.size().min(targets.size()) >= 16 {
+        true => [contexts, targets],
+        false => {
+            stand_in = gpu.zeroed("no quads", 4);
+            [&stand_in, &stand_in]
+        }
+    };
+    let buffers = [contexts, targets, counts, quads[0], quads[1]];
+    let params = CountPairsParams::new(len, cols, num_bins);
+    let groups = len.div_ceil(COUNT_BLOCK);
+    let private = num_bins <= PRIVATE_BINS
+        && 4 * PRIVATE_BINS <= gpu.limits.max_compute_workgroup_storage_size;
+    let kernel = match private {
+        true => kernel!(gpu, "count_pairs_private"),
+        false => kernel!(gpu, "count_pairs"),
+    };
+    let bound = count_bound(num_bins, private);
     Dispatch::new(gpu, kernel, params, &buffers, groups, bound)
 }
 

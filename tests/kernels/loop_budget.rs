@@ -10,7 +10,8 @@
 
 use crate::common;
 
-use makemore::gpu::kernels::{check, descent_bound, descent_layout, forward_bound, lanes_for};
+use makemore::gpu::kernels::{check, count_bound, descent_bound, descent_layout, forward_bound};
+use makemore::gpu::kernels::{lanes_for, PRIVATE_BINS};
 use makemore::gpu::kernels::{normalize_bound, segment_len, softmax_bound, SUM_BLOCK};
 use makemore::gpu::LOOP_BUDGET;
 use makemore::{Backend, LossForm};
@@ -197,4 +198,14 @@ fn row_kernels_stay_within_budget_for_every_vocabulary() {
     // The worst case: 65,536 columns over 64 lanes.
     let worst = descent_bound(65_536, 64, 1, 1);
     assert_eq!(worst, 3 * 1024 + 12 + 1 + 64 + 1);
+}
+
+#[test]
+fn counting_stays_within_budget_for_every_table() {
+    // The workgroup histogram up to its 4,096 cells; global atomics for any table.
+    for bins in 1..=PRIVATE_BINS {
+        assert!(check("count_pairs_private", count_bound(bins, true)).is_ok());
+    }
+    assert_eq!(count_bound(729, true), 16 + 16 + 3);
+    assert!(check("count_pairs", count_bound(u32::MAX, false)).is_ok());
 }
