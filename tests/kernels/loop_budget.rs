@@ -11,7 +11,7 @@
 use crate::common;
 
 use makemore::gpu::kernels::{check, count_bound, descent_bound, descent_layout, forward_bound};
-use makemore::gpu::kernels::{lanes_for, PRIVATE_BINS};
+use makemore::gpu::kernels::{lanes_for, text_bound, PRIVATE_BINS};
 use makemore::gpu::kernels::{normalize_bound, segment_len, softmax_bound, SUM_BLOCK};
 use makemore::gpu::LOOP_BUDGET;
 use makemore::{Backend, LossForm};
@@ -208,4 +208,11 @@ fn counting_stays_within_budget_for_every_table() {
     }
     assert_eq!(count_bound(729, true), 16 + 16 + 3);
     assert!(check("count_pairs", count_bound(u32::MAX, false)).is_ok());
+    // count_text reads back K bytes: up to 30 (a 2-symbol alphabet's longest context that a
+    // table of 2^32 bytes holds).
+    for k in 1..=30 {
+        assert!(check("count_text", text_bound(k, PRIVATE_BINS, true)).is_ok());
+        assert!(check("count_text", text_bound(k, u32::MAX, false)).is_ok());
+    }
+    assert_eq!(text_bound(1, 729, true), 8 * 21 + 16 + 3);
 }
