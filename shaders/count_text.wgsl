@@ -9,7 +9,7 @@
 // pairs of Examples::encode. A '\n' ends the word before it with (context, 0), and is no pair
 // after a '\n' or at the text's start (blank lines). Each thread takes QUADS vec4s (16 bytes
 // each) strided by THREADS, reads back the context before each (at most K bytes, up to a '\n'
-// or the text's start), then carries it through the vec4's bytes. With `private` (a table of
+// or the text's start), then carries it through the vec4's bytes. With PRIVATE (a table of
 // at most MAX_BINS cells) the bytes count into a workgroup histogram first, then one global
 // atomic a cell, as count_pairs_private; else straight into `counts`, as count_pairs. Integer
 // atomics commute: the counts are exact. `counts` is cleared by the host before the first text.
@@ -23,8 +23,12 @@ const NEWLINE: u32 = 10u;
 
 struct Params {
     num_quads: u32, num_cols: u32, num_rows: u32, context_len: u32,
-    num_bins: u32, private: u32, _pad0: u32, _pad1: u32,
+    num_bins: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
+
+// Set by the host's pipeline: whether the table fits the workgroup histogram (a constant, so
+// that no byte's atomic branches on it).
+override PRIVATE: bool;
 
 @group(0) @binding(1) var<storage> symbols: array<u32>;
 @group(0) @binding(2) var<storage> text: array<u32>;
@@ -56,7 +60,7 @@ fn context_before(start: u32) -> u32 {
 }
 
 fn add(cell: u32) {
-    if (params.private != 0u) {
+    if (PRIVATE) {
         atomicAdd(&private_counts[cell], 1u);
     } else {
         atomicAdd(&counts[cell], 1u);
@@ -69,8 +73,7 @@ fn main(id: Invocation) {
     if (group >= num_groups(params.num_quads, BLOCK)) {
         return; // padding of the 2D grid; uniform across the workgroup
     }
-    let private = params.private != 0u;
-    if (private) {
+    if (PRIVATE) {
         for (var b = id.local; b < MAX_BINS; b += THREADS) {
             atomicStore(&private_counts[b], 0u);
         }
@@ -93,7 +96,7 @@ fn main(id: Invocation) {
         }
     }
     workgroupBarrier();
-    if (private) {
+    if (PRIVATE) {
         for (var b = id.local; b < params.num_bins; b += THREADS) {
             let count = atomicLoad(&private_counts[b]);
             if (count > 0u) {

@@ -32,7 +32,7 @@ uniform! { LossTotalParams(num_nll_sums: u32, num_square_sums: u32, num_examples
 num_weights: u32, reg: f32) pad 3 }
 uniform! { CountPairsParams(num_examples: u32, num_cols: u32, num_bins: u32) pad 1 }
 uniform! { CountTextParams(num_quads: u32, num_cols: u32, num_rows: u32, context_len: u32,
-num_bins: u32, private: u32) pad 2 }
+num_bins: u32) pad 3 }
 uniform! { NormalizeRowsParams(num_rows: u32, num_cols: u32, smoothing: f32, lanes_per_row: u32) }
 uniform! { SoftmaxRowsParams(num_rows: u32, num_cols: u32, lanes_per_row: u32) pad 1 }
 uniform! { NllGatherParams(num_examples: u32, num_cols: u32, first_partial: u32) pad 1 }
@@ -626,11 +626,14 @@ impl TextCounts<'_> {
         let num_bins = rows * cols;
         let private = fits_workgroup(gpu, num_bins);
         let num_quads = (padded / 16) as u32;
-        let params = CountTextParams::new(num_quads, cols, rows, k, num_bins, private as u32);
+        let params = CountTextParams::new(num_quads, cols, rows, k, num_bins);
         let buffers = [&self.symbols, text, self.counts, text];
         let groups = num_quads.div_ceil(TEXT_QUADS * EXAMPLE_THREADS);
         let bound = text_bound(k, num_bins, private);
-        let kernel = kernel!(gpu, "count_text");
+        let kernel = match private {
+            true => kernel!(gpu, "count_text", "count_text", &[("PRIVATE", 1.0)]),
+            false => kernel!(gpu, "count_text_global", "count_text", &[("PRIVATE", 0.0)]),
+        };
         Dispatch::new(gpu, kernel, params, &buffers, groups, bound)
     }
 }
