@@ -497,15 +497,20 @@ impl Backend for GpuBackend {
         let gpu = &self.gpu;
         let counts = gpu.zeroed("counts", num_rows * num_cols);
         let (symbols, k) = batches.byte_symbols();
+        // A text's bytes and their padding fit one binding (whose size is a multiple of 16).
+        let limits = &gpu.limits;
+        let binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let most_bytes = binding.min(u32::MAX as u64) as usize / 16 * 16;
         let text = TextCounts {
             symbols: gpu.upload("byte symbols", &symbols),
             counts: &counts,
             shape: (num_rows as u32, num_cols as u32, k as u32),
+            most_bytes,
         };
-        let max_binding = gpu.limits.max_storage_buffer_binding_size;
-        let text_bytes = (max_binding.min(u32::MAX as u64) as usize).saturating_sub(32);
         let (mut slots, mut next) = (<[Slot; 2]>::default(), 0);
-        while let Some(batch) = batches.next_batch(text_bytes)? {
+        while let Some(batch) = batches.next_batch(most_bytes.saturating_sub(16))? {
             let shape = (num_rows as u32, num_cols as u32);
             match batch {
                 Batch::Text(bytes) => {
@@ -593,12 +598,13 @@ impl Slot {
     }
 }
 
-/// What every count_text dispatch of a corpus shares: the byte symbols, the table, and its
-/// shape (V^K rows, V columns, K).
+/// What every count_text dispatch of a corpus shares: the byte symbols, the table, its shape
+/// (V^K rows, V columns, K), and the most bytes a text buffer may hold.
 struct TextCounts<'a> {
     symbols: wgpu::Buffer,
     counts: &'a wgpu::Buffer,
     shape: (u32, u32, u32),
+    most_bytes: usize,
 }
 
 impl TextCounts<'_> {
@@ -611,7 +617,8 @@ impl TextCounts<'_> {
             .as_ref()
             .is_none_or(|t| (t.size() as usize) < padded)
         {
-            let words = padded.next_power_of_two() / 4;
+            // Room for the blocks of about the same size that follow.
+            let words = padded.next_multiple_of(1 << 16).min(self.most_bytes) / 4;
             slot.text = Some(gpu.zeroed("batch text", words));
         }
         let text = slot.text.as_ref().expect("made above");
