@@ -9,10 +9,10 @@
 // (workgroup 0). Integer atomics commute, so the counts are exact and the same on every run.
 // `counts` is cleared by the host before the dispatch.
 //
-// Loop bound per invocation: QUADS (16)
+// Loop bound per invocation: QUADS (8)
 
 const THREADS: u32 = 256u;
-const QUADS: u32 = 16u;
+const QUADS: u32 = 8u;
 const BLOCK: u32 = 4u * QUADS * THREADS;
 
 struct Params { num_examples: u32, num_cols: u32, num_bins: u32, _pad0: u32 }

@@ -82,7 +82,7 @@ pub fn descent_layout(rows: u32, cols: u32) -> (u32, u32, u32, u32) {
 /// The vec4s of contexts and of targets (4 examples each) that a thread of count_pairs and
 /// count_pairs_private loads, and the most cells count_pairs_private's workgroup histogram
 /// holds (16 KiB: the WebGPU baseline).
-pub const COUNT_QUADS: u32 = 16;
+pub const COUNT_QUADS: u32 = 8;
 pub const PRIVATE_BINS: u32 = 4096;
 
 /// The counting kernels' loop bound: QUADS, and with the workgroup histogram (`private`)

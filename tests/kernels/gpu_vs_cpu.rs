@@ -40,7 +40,7 @@ fn counts_are_exact() {
 
 #[test]
 fn counts_are_exact_at_every_tail_and_block_boundary() {
-    // Lengths on either side of a vec4 and of a workgroup's 16,384 examples, for the workgroup
+    // Lengths on either side of a vec4 and of a workgroup's 8,192 examples, for the workgroup
     // histogram (K=1) and global atomics (K=2 of 30 symbols); the short ones in spans of 3, 5
     // and 6 examples too (shorter than a vec4, or not a multiple of 4).
     let spans = [u32::MAX, 3, 5, 6];
@@ -50,7 +50,7 @@ fn counts_are_exact_at_every_tail_and_block_boundary() {
     let short = gpus().len() * spans.len();
     for k in [1, 2] {
         let (_, all) = encode(&random_words(7, 30, 4_500), k);
-        for len in (0..=13).chain([16_383, 16_384, 16_385, 16_391, 32_771]) {
+        for len in (0..=13).chain([8_191, 8_192, 8_193, 16_385, 16_391, 32_771]) {
             let examples = Examples {
                 contexts: all.contexts[..len].to_vec(),
                 targets: all.targets[..len].to_vec(),

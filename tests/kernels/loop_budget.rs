@@ -206,7 +206,7 @@ fn counting_stays_within_budget_for_every_table() {
     for bins in 1..=PRIVATE_BINS {
         assert!(check("count_pairs_private", count_bound(bins, true)).is_ok());
     }
-    assert_eq!(count_bound(729, true), 16 + 16 + 3);
+    assert_eq!(count_bound(729, true), 16 + 8 + 3);
     assert!(check("count_pairs", count_bound(u32::MAX, false)).is_ok());
     // count_text reads back K bytes: up to 30 (a 2-symbol alphabet's longest context that a
     // table of 2^32 bytes holds).
