@@ -4,22 +4,28 @@
 //   counts[ctx_i * V + tgt_i] += 1        for every example i
 //
 // The same counts as count_pairs.wgsl, for tables of at most MAX_BINS cells (V^K * V; the
-// bigram table has 729): each workgroup takes a run of `examples_per_group` examples, adds
-// them into its own copy of the table with workgroup atomics (cheap: no other workgroup
-// touches it), then adds its non-zero cells into `counts` with one global atomic each.
-// Integer atomics commute, so the counts are exact and the same on every run.
-// `counts` is cleared by the host before the dispatch.
+// bigram table has 729): each workgroup takes a run of BLOCK examples, adds them into its own
+// copy of the table with workgroup atomics (cheap: no other workgroup touches it), then adds
+// its non-zero cells into `counts` with one global atomic each. Each thread loads QUADS vec4s
+// of contexts and of targets (4 examples a load), strided by THREADS. `contexts4`/`targets4`
+// view the same buffers as `contexts`/`targets`, which only the last n % 4 examples are read
+// through (workgroup 0). Integer atomics commute, so the counts are exact and the same on
+// every run. `counts` is cleared by the host before the dispatch.
 //
-// Loop bound per invocation: MAX_BINS / 256 (16, to clear the histogram)
-//   + ceil(examples_per_group / 256) (64 with the host's 16,384) + ceil(num_bins / 256)
+// Loop bound per invocation: MAX_BINS / 256 (16, to clear the histogram) + QUADS (8)
+//   + ceil(num_bins / 256)
 
 const THREADS: u32 = 256u;
+const QUADS: u32 = 8u;
+const BLOCK: u32 = 4u * QUADS * THREADS;
 
-struct Params { num_examples: u32, num_cols: u32, num_bins: u32, examples_per_group: u32 }
+struct Params { num_examples: u32, num_cols: u32, num_bins: u32, _pad0: u32 }
 
 @group(0) @binding(1) var<storage> contexts: array<u32>;
 @group(0) @binding(2) var<storage> targets: array<u32>;
 @group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>>;
+@group(0) @binding(4) var<storage> contexts4: array<vec4<u32>>;
+@group(0) @binding(5) var<storage> targets4: array<vec4<u32>>;
 
 // 16 KiB of workgroup memory: the WebGPU baseline's limit.
 const MAX_BINS: u32 = 4096u;
@@ -28,8 +34,8 @@ var<workgroup> private_counts: array<atomic<u32>, MAX_BINS>;
 @compute @workgroup_size(THREADS)
 fn main(id: Invocation) {
     let group = group_index(id);
-    let start = group * params.examples_per_group;
-    if (start >= params.num_examples) {
+    let n = params.num_examples;
+    if (group >= num_groups(n, BLOCK)) {
         return; // padding of the 2D grid; uniform across the workgroup
     }
     // The histogram is cleared here, by every thread in a strided loop (MAX_BINS / THREADS =
@@ -41,15 +47,24 @@ fn main(id: Invocation) {
         atomicStore(&private_counts[b], 0u);
     }
     workgroupBarrier();
-    let end = min(start + params.examples_per_group, params.num_examples);
-    for (var i = start + id.local; i < end; i += THREADS) {
-        atomicAdd(&private_counts[contexts[i] * params.num_cols + targets[i]], 1u);
+    let cols = params.num_cols;
+    let first = group * (BLOCK / 4u) + id.local;
+    for (var q = first; q < min(n / 4u, first + BLOCK / 4u); q += THREADS) {
+        let cells = contexts4[q] * cols + targets4[q];
+        atomicAdd(&private_counts[cells.x], 1u);
+        atomicAdd(&private_counts[cells.y], 1u);
+        atomicAdd(&private_counts[cells.z], 1u);
+        atomicAdd(&private_counts[cells.w], 1u);
+    }
+    let tail = n / 4u * 4u + id.local;
+    if (group == 0u && tail < n) {
+        atomicAdd(&private_counts[contexts[tail] * cols + targets[tail]], 1u);
     }
     workgroupBarrier();
     for (var b = id.local; b < params.num_bins; b += THREADS) {
-        let n = atomicLoad(&private_counts[b]);
-        if (n > 0u) {
-            atomicAdd(&counts[b], n);
+        let count = atomicLoad(&private_counts[b]);
+        if (count > 0u) {
+            atomicAdd(&counts[b], count);
         }
     }
 }

@@ -356,20 +356,34 @@ impl ScanPart {
     }
 }
 
-/// Pairs of one batch, as in [`crate::data::Examples`].
-pub struct PairBatch<'a> {
-    pub contexts: &'a [u32],
-    pub targets: &'a [u32],
+/// One batch of pairs: as in [`crate::data::Examples`], or a clean block's text, whose pairs
+/// are its consecutive symbols (see [`PairBatches::byte_symbols`]).
+pub enum Batch<'a> {
+    Pairs {
+        contexts: &'a [u32],
+        targets: &'a [u32],
+    },
+    /// Whole lines of '\n' and printable ASCII other than ' ' and '.', each byte a symbol of
+    /// the vocabulary: the pairs of a byte are (its context, its symbol), the context being
+    /// the K symbols before it in its word (0 at a word's start); a '\n' ends the word before
+    /// it, and is no pair after another '\n' or at the text's start. A text that does not end
+    /// in '\n' ends as if it did.
+    Text(&'a [u8]),
 }
 
 /// A source of (context, target) pairs that hands them out a batch at a time.
 pub trait PairBatches {
-    /// The next batch (possibly empty), or `None` when every pair has been handed out.
-    fn next_batch(&mut self) -> anyhow::Result<Option<PairBatch<'_>>>;
+    /// The next batch (possibly empty), or `None` when every pair has been handed out. Clean
+    /// blocks of at most `text_bytes` bytes come as [`Batch::Text`], the others as pairs.
+    fn next_batch(&mut self, text_bytes: usize) -> anyhow::Result<Option<Batch<'_>>>;
     /// Adds every pair left into `counts`, a V^K x V table: `counts[ctx * V + tgt] += 1`.
     fn count_into(&mut self, counts: &mut [u32]) -> anyhow::Result<()>;
     /// V: the columns of the count table.
     fn num_cols(&self) -> usize;
+    /// The symbol of each byte of a text batch ('\n' is 0), and K, the context's symbols.
+    fn byte_symbols(&self) -> ([u32; 256], usize);
+    /// Once every batch is counted: an error if the first pass found other than `counted` pairs.
+    fn check_total(&self, counted: u64) -> anyhow::Result<()>;
 }
 
 /// Marks a byte that is no symbol.
@@ -522,7 +536,6 @@ pub struct PairEncoder<R> {
     encoding: Encoding,
     /// Pairs the first pass counted, to notice a file that changed in between.
     expected: u64,
-    handed_out: u64,
     contexts: Vec<u32>,
     targets: Vec<u32>,
 }
@@ -541,7 +554,6 @@ impl<R: Read> PairEncoder<R> {
             blocks: Blocks::new(reader, name, block_bytes),
             encoding: Encoding::new(&scan.vocab, k),
             expected: scan.examples,
-            handed_out: 0,
             contexts: Vec::new(),
             targets: Vec::new(),
         }
@@ -551,33 +563,25 @@ impl<R: Read> PairEncoder<R> {
     pub fn num_rows(&self) -> usize {
         self.encoding.num_rows
     }
-
-    /// At the end of the text: an error if the first pass counted other pairs.
-    fn check_unchanged(&self) -> anyhow::Result<()> {
-        let (path, first, second) = (&self.blocks.name, self.expected, self.handed_out);
-        anyhow::ensure!(
-            first == second,
-            "{path} changed while it was read: {first} pairs in the first pass, {second} in the second"
-        );
-        Ok(())
-    }
 }
 
 impl<R: Read> PairBatches for PairEncoder<R> {
-    fn next_batch(&mut self) -> anyhow::Result<Option<PairBatch<'_>>> {
+    fn next_batch(&mut self, text_bytes: usize) -> anyhow::Result<Option<Batch<'_>>> {
         let (contexts, targets) = (&mut self.contexts, &mut self.targets);
         contexts.clear();
         targets.clear();
         let Some(block) = self.blocks.next_block()? else {
-            self.check_unchanged()?;
             return Ok(None);
         };
+        let bytes = block.text.as_bytes();
+        if bytes.len() <= text_bytes && self.encoding.is_clean_block(bytes) {
+            return Ok(Some(Batch::Text(bytes)));
+        }
         self.encoding.encode(block, &mut |context, target| {
             contexts.push(context);
             targets.push(target);
         })?;
-        self.handed_out += self.targets.len() as u64;
-        Ok(Some(PairBatch {
+        Ok(Some(Batch::Pairs {
             contexts: &self.contexts,
             targets: &self.targets,
         }))
@@ -587,22 +591,35 @@ impl<R: Read> PairBatches for PairEncoder<R> {
         self.encoding.num_cols
     }
 
+    fn byte_symbols(&self) -> ([u32; 256], usize) {
+        (self.encoding.symbol, self.encoding.context_len)
+    }
+
+    fn check_total(&self, counted: u64) -> anyhow::Result<()> {
+        let (path, first) = (&self.blocks.name, self.expected);
+        anyhow::ensure!(
+            first == counted,
+            "{path} changed while it was read: {first} pairs in the first pass, {counted} in the second"
+        );
+        Ok(())
+    }
+
     /// Each block cut into [`threads`] parts counted at once, each into its own table (the first
     /// into `counts`), summed at the end (exact in u32); one table if a copy takes over 64 MiB.
     fn count_into(&mut self, counts: &mut [u32]) -> anyhow::Result<()> {
         let one = std::mem::size_of_val(counts) > 64 << 20;
         let threads = if one { 1 } else { threads() };
         let mut tables = vec![vec![0u32; counts.len()]; threads - 1];
-        let encoding = &self.encoding;
+        let (encoding, mut counted) = (&self.encoding, 0);
         while let Some(block) = self.blocks.next_block()? {
             let each =
                 std::iter::once(&mut *counts).chain(tables.iter_mut().map(Vec::as_mut_slice));
             let parts: Vec<_> = split_block(block, threads).into_iter().zip(each).collect();
             for pairs in at_once(parts, |(part, table)| encoding.count(part, table)) {
-                self.handed_out += pairs?;
+                counted += pairs?;
             }
         }
-        self.check_unchanged()?;
+        self.check_total(counted)?;
         for table in &tables {
             for (all, part) in counts.iter_mut().zip(table) {
                 *all += part;

@@ -284,7 +284,7 @@ pub fn run_streamed<B: Backend>(
     let mut pairs = PairEncoder::open(path, scan, k, block_bytes)?;
     let counts = backend.count_pair_batches(pairs.num_rows(), v, &mut pairs)?;
     let table = CountTable::new(counts, v);
-    let stage = "count table (blocks read, encoded, count_pairs)";
+    let stage = "count table (blocks read; clean ones counted as text, others as pairs)";
     lap(&mut clock, stage);
     let source = Source::Table(&table);
     stages(backend, source, &scan.vocab, config, clock, report)

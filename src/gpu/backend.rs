@@ -3,15 +3,18 @@
 
 use crate::adamw::AdamW;
 use crate::backend::{Backend, NetForm, Nll, StepLoss, TrainOptions, Transfers};
-use crate::corpus::{CountTable, PairBatches};
+use crate::corpus::{Batch, CountTable, PairBatches};
 use crate::data::Examples;
 use crate::limits::TableLimit;
 
 use super::kernels::{
-    descent_bound, descent_keeps, descent_layout, normalize_bound, softmax_bound,
+    count_bound, descent_bound, descent_keeps, descent_layout, normalize_bound, softmax_bound,
+    text_bound,
 };
-use super::kernels::{kernel, lanes_for, per_lane, uniform, Dispatch, Kernel};
-use super::kernels::{BLOCK_VALUES, ENTRY_THREADS, EXAMPLE_THREADS, SUM_BOUND};
+use super::kernels::{kernel, lanes_for, uniform, Dispatch, Kernel};
+use super::kernels::{
+    BLOCK_VALUES, COUNT_QUADS, ENTRY_THREADS, EXAMPLE_THREADS, PRIVATE_BINS, SUM_BOUND, TEXT_QUADS,
+};
 use super::step::{cross_entropy_forward, forward_groups, GpuExamples};
 use super::{Gpu, GpuError};
 
@@ -19,9 +22,8 @@ use super::{Gpu, GpuError};
 /// corpus (4 MiB per buffer).
 const DESCENT_STEPS_PER_SUBMISSION: usize = 256;
 const BATCH_PAIRS: usize = 1 << 20;
-/// count_pairs_private's MAX_BINS, and the examples each workgroup adds into its table.
-const PRIVATE_BINS: u32 = 4096;
-const PRIVATE_EXAMPLES: u32 = 16384;
+/// The examples each workgroup of count_pairs and count_pairs_private counts.
+const COUNT_BLOCK: u32 = 4 * COUNT_QUADS * EXAMPLE_THREADS;
 
 // With `writes_history` 1, one workgroup holds the table and appends each step's loss.
 uniform! { CountDescentParams(num_rows: u32, num_cols: u32, num_examples: u32, lanes_per_row: u32,
@@ -30,7 +32,9 @@ writes_grads: u32) pad 1 }
 uniform! { PartialSumsParams(num_values: u32, square: u32) pad 2 }
 uniform! { LossTotalParams(num_nll_sums: u32, num_square_sums: u32, num_examples: u32,
 num_weights: u32, reg: f32) pad 3 }
-uniform! { CountPairsParams(num_examples: u32, num_cols: u32, num_bins: u32, per_group: u32) }
+uniform! { CountPairsParams(num_examples: u32, num_cols: u32, num_bins: u32) pad 1 }
+uniform! { CountTextParams(num_quads: u32, num_cols: u32, num_rows: u32, context_len: u32,
+num_bins: u32) pad 3 }
 uniform! { NormalizeRowsParams(num_rows: u32, num_cols: u32, smoothing: f32, lanes_per_row: u32) }
 uniform! { SoftmaxRowsParams(num_rows: u32, num_cols: u32, lanes_per_row: u32) pad 1 }
 uniform! { NllGatherParams(num_examples: u32, num_cols: u32, first_partial: u32) pad 1 }
@@ -83,25 +87,39 @@ pub(super) fn loss_total(
     Ok(out)
 }
 
+/// Whether a table of `num_bins` cells fits the counting kernels' workgroup histogram.
+fn fits_workgroup(gpu: &Gpu, num_bins: u32) -> bool {
+    num_bins <= PRIVATE_BINS && 4 * PRIVATE_BINS <= gpu.limits.max_compute_workgroup_storage_size
+}
+
 /// count_pairs_private where the table fits one workgroup's memory, count_pairs otherwise:
-/// `N[context, target] += 1` for `len` pairs. Buffers: contexts, targets, counts.
+/// `N[context, target] += 1` for `len` pairs. Buffers: contexts, targets, counts; both kernels
+/// also read contexts and targets as vec4s, through a second binding of the same buffers (of
+/// a 16-byte stand-in when they are shorter).
 fn count_pairs(
     gpu: &Gpu,
-    buffers: [&wgpu::Buffer; 3],
+    [contexts, targets, counts]: [&wgpu::Buffer; 3],
     len: u32,
     (rows, cols): (u32, u32),
 ) -> anyhow::Result<Dispatch> {
     let num_bins = rows * cols;
-    if num_bins > PRIVATE_BINS || 4 * PRIVATE_BINS > gpu.limits.max_compute_workgroup_storage_size {
-        let (kernel, groups) = (kernel!(gpu, "count_pairs"), len.div_ceil(EXAMPLE_THREADS));
-        let params = CountPairsParams::new(len, cols, 0, 0);
-        return Dispatch::new(gpu, kernel, params, &buffers, groups, 0);
-    }
-    let params = CountPairsParams::new(len, cols, num_bins, PRIVATE_EXAMPLES);
-    let groups = len.div_ceil(PRIVATE_EXAMPLES);
-    // `4096 / 256 + ceil(examples_per_group / 256) + ceil(num_bins / 256)`
-    let bound = 16 + per_lane(PRIVATE_EXAMPLES, 256) + per_lane(num_bins, 256);
-    let kernel = kernel!(gpu, "count_pairs_private");
+    let stand_in;
+    let quads = match contexts.size().min(targets.size()) >= 16 {
+        true => [contexts, targets],
+        false => {
+            stand_in = gpu.zeroed("no quads", 4);
+            [&stand_in, &stand_in]
+        }
+    };
+    let buffers = [contexts, targets, counts, quads[0], quads[1]];
+    let params = CountPairsParams::new(len, cols, num_bins);
+    let groups = len.div_ceil(COUNT_BLOCK);
+    let private = fits_workgroup(gpu, num_bins);
+    let kernel = match private {
+        true => kernel!(gpu, "count_pairs_private"),
+        false => kernel!(gpu, "count_pairs"),
+    };
+    let bound = count_bound(num_bins, private);
     Dispatch::new(gpu, kernel, params, &buffers, groups, bound)
 }
 
@@ -496,8 +514,9 @@ impl Backend for GpuBackend {
         Ok(nll.finite_mean)
     }
 
-    /// Two sets of buffers of BATCH_PAIRS pairs in turn: the host fills one while the device
-    /// counts the other, after that one's last count.
+    /// Clean blocks as text (count_text), others as pairs (count_pairs), through two slots of
+    /// buffers in turn: the host fills one while the device counts the other, after that one's
+    /// last count. The total counted is checked against the first pass.
     fn count_pair_batches(
         &mut self,
         num_rows: usize,
@@ -506,31 +525,46 @@ impl Backend for GpuBackend {
     ) -> anyhow::Result<Vec<u32>> {
         let gpu = &self.gpu;
         let counts = gpu.zeroed("counts", num_rows * num_cols);
-        let pairs = || gpu.zeroed("batch pairs", BATCH_PAIRS);
-        let mut slots = [(pairs(), pairs(), None), (pairs(), pairs(), None)];
-        let (shape, mut next) = ((num_rows as u32, num_cols as u32), 0);
-        while let Some(batch) = batches.next_batch()? {
-            let targets = batch.targets.chunks(BATCH_PAIRS);
-            for (contexts, targets) in batch.contexts.chunks(BATCH_PAIRS).zip(targets) {
-                let (context_buffer, target_buffer, last) = &mut slots[next];
-                next = 1 - next;
-                if let Some(index) = last.take() {
-                    let wait = wgpu::PollType::Wait {
-                        submission_index: Some(index),
-                        timeout: None,
-                    };
-                    let waited = gpu.device.poll(wait);
-                    waited.map_err(|e| GpuError::Device(e.to_string()))?;
+        let (symbols, k) = batches.byte_symbols();
+        // A text's bytes and their padding fit one binding (whose size is a multiple of 16).
+        let limits = &gpu.limits;
+        let binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let most_bytes = binding.min(u32::MAX as u64) as usize / 16 * 16;
+        let text = TextCounts {
+            symbols: gpu.upload("byte symbols", &symbols),
+            counts: &counts,
+            shape: (num_rows as u32, num_cols as u32, k as u32),
+            most_bytes,
+        };
+        let (mut slots, mut next) = (<[Slot; 2]>::default(), 0);
+        while let Some(batch) = batches.next_batch(most_bytes.saturating_sub(16))? {
+            let shape = (num_rows as u32, num_cols as u32);
+            match batch {
+                Batch::Text(bytes) => {
+                    let slot = &mut slots[next];
+                    next = 1 - next;
+                    slot.wait(gpu)?;
+                    slot.last = Some(gpu.submit(&[text.dispatch(gpu, slot, bytes)?]));
                 }
-                let (queue, bytes) = (&gpu.queue, bytemuck::cast_slice::<u32, u8>);
-                queue.write_buffer(context_buffer, 0, bytes(contexts));
-                queue.write_buffer(target_buffer, 0, bytes(targets));
-                let buffers = [&*context_buffer, &*target_buffer, &counts];
-                let count = count_pairs(gpu, buffers, contexts.len() as u32, shape)?;
-                *last = Some(gpu.submit(&[count]));
+                Batch::Pairs { contexts, targets } => {
+                    for chunk in contexts
+                        .chunks(BATCH_PAIRS)
+                        .zip(targets.chunks(BATCH_PAIRS))
+                    {
+                        let slot = &mut slots[next];
+                        next = 1 - next;
+                        slot.wait(gpu)?;
+                        let count = slot.pairs(gpu, chunk, &counts, shape)?;
+                        slot.last = Some(gpu.submit(&[count]));
+                    }
+                }
             }
         }
-        Ok(gpu.read(&counts, num_rows * num_cols)?)
+        let counts: Vec<u32> = gpu.read(&counts, num_rows * num_cols)?;
+        batches.check_total(counts.iter().map(|&n| n as u64).sum())?;
+        Ok(counts)
     }
 
     /// count_nll (per cell: N * -log P, summed per workgroup), then loss_total.
@@ -548,5 +582,94 @@ impl Backend for GpuBackend {
         let count_nll = Dispatch::new(gpu, kernel, params, &buffers, num_partials, SUM_BOUND)?;
         let partials = (&partials, num_partials);
         self.nll(vec![count_nll], partials, Some(&impossible), table.examples)
+    }
+}
+
+/// One of count_pair_batches' two sets of buffers, made when first needed, and its last count.
+#[derive(Default)]
+struct Slot {
+    text: Option<wgpu::Buffer>,
+    pairs: Option<(wgpu::Buffer, wgpu::Buffer)>,
+    last: Option<wgpu::SubmissionIndex>,
+}
+
+impl Slot {
+    /// Waits for the slot's last count, so that its buffers may be written.
+    fn wait(&mut self, gpu: &Gpu) -> anyhow::Result<()> {
+        if let Some(index) = self.last.take() {
+            let wait = wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            };
+            gpu.device
+                .poll(wait)
+                .map_err(|e| GpuError::Device(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// count_pairs of at most BATCH_PAIRS pairs, written into the slot's pair buffers.
+    fn pairs(
+        &mut self,
+        gpu: &Gpu,
+        (contexts, targets): (&[u32], &[u32]),
+        counts: &wgpu::Buffer,
+        shape: (u32, u32),
+    ) -> anyhow::Result<Dispatch> {
+        let buffer = || gpu.zeroed("batch pairs", BATCH_PAIRS);
+        let (context_buffer, target_buffer) =
+            self.pairs.get_or_insert_with(|| (buffer(), buffer()));
+        let bytes = bytemuck::cast_slice::<u32, u8>;
+        gpu.queue.write_buffer(context_buffer, 0, bytes(contexts));
+        gpu.queue.write_buffer(target_buffer, 0, bytes(targets));
+        let buffers = [&*context_buffer, &*target_buffer, counts];
+        count_pairs(gpu, buffers, contexts.len() as u32, shape)
+    }
+}
+
+/// What every count_text dispatch of a corpus shares: the byte symbols, the table, its shape
+/// (V^K rows, V columns, K), and the most bytes a text buffer may hold.
+struct TextCounts<'a> {
+    symbols: wgpu::Buffer,
+    counts: &'a wgpu::Buffer,
+    shape: (u32, u32, u32),
+    most_bytes: usize,
+}
+
+impl TextCounts<'_> {
+    /// count_text of a clean block, written into the slot's text buffer with '\n' after it up
+    /// to a whole vec4 (at least one: the end of a last line without one).
+    fn dispatch(&self, gpu: &Gpu, slot: &mut Slot, bytes: &[u8]) -> anyhow::Result<Dispatch> {
+        let padded = (bytes.len() + 1).next_multiple_of(16);
+        if slot
+            .text
+            .as_ref()
+            .is_none_or(|t| (t.size() as usize) < padded)
+        {
+            // Room for the blocks of about the same size that follow.
+            let words = padded.next_multiple_of(1 << 16).min(self.most_bytes) / 4;
+            slot.text = Some(gpu.zeroed("batch text", words));
+        }
+        let text = slot.text.as_ref().expect("made above");
+        let aligned = bytes.len() / 4 * 4;
+        let mut tail = bytes[aligned..].to_vec();
+        tail.resize(padded - aligned, b'\n');
+        if aligned > 0 {
+            gpu.queue.write_buffer(text, 0, &bytes[..aligned]);
+        }
+        gpu.queue.write_buffer(text, aligned as u64, &tail);
+        let (rows, cols, k) = self.shape;
+        let num_bins = rows * cols;
+        let private = fits_workgroup(gpu, num_bins);
+        let num_quads = (padded / 16) as u32;
+        let params = CountTextParams::new(num_quads, cols, rows, k, num_bins);
+        let buffers = [&self.symbols, text, self.counts, text];
+        let groups = num_quads.div_ceil(TEXT_QUADS * EXAMPLE_THREADS);
+        let bound = text_bound(k, num_bins, private);
+        let kernel = match private {
+            true => kernel!(gpu, "count_text", "count_text", &[("PRIVATE", 1.0)]),
+            false => kernel!(gpu, "count_text_global", "count_text", &[("PRIVATE", 0.0)]),
+        };
+        Dispatch::new(gpu, kernel, params, &buffers, groups, bound)
     }
 }

@@ -107,6 +107,29 @@ pub fn descent_layout(rows: u32, cols: u32) -> (u32, u32, u32, u32) {
     }
 }
 
+/// The vec4s of contexts and of targets (4 examples each) that a thread of count_pairs and
+/// count_pairs_private loads, and the most cells count_pairs_private's workgroup histogram
+/// holds (16 KiB: the WebGPU baseline).
+pub const COUNT_QUADS: u32 = 8;
+pub const PRIVATE_BINS: u32 = 4096;
+
+/// The counting kernels' loop bound: QUADS, and with the workgroup histogram (`private`)
+/// `4096 / 256` stores to clear it and `ceil(bins / 256)` cells to add into the table.
+pub fn count_bound(num_bins: u32, private: bool) -> u64 {
+    let histogram = (PRIVATE_BINS / EXAMPLE_THREADS) as u64 + per_lane(num_bins, EXAMPLE_THREADS);
+    COUNT_QUADS as u64 + if private { histogram } else { 0 }
+}
+
+/// The vec4s of text (16 bytes each) that a thread of count_text counts.
+pub const TEXT_QUADS: u32 = 8;
+
+/// count_text's loop bound: `QUADS * (K + 4 + 16)` (the context read back, the vec4's bytes),
+/// and with the workgroup histogram (`private`) `4096 / 256 + ceil(bins / 256)`.
+pub fn text_bound(context_len: u32, num_bins: u32, private: bool) -> u64 {
+    let histogram = (PRIVATE_BINS / EXAMPLE_THREADS) as u64 + per_lane(num_bins, EXAMPLE_THREADS);
+    TEXT_QUADS as u64 * (context_len as u64 + 20) + if private { histogram } else { 0 }
+}
+
 /// normalize_rows' loop bound: `2 * ceil(C / L) + log2(L)`.
 pub fn normalize_bound(cols: u32, lanes: u32) -> u64 {
     2 * per_lane(cols, lanes) + log2(lanes)

@@ -41,6 +41,39 @@ fn counts_are_exact() {
 }
 
 #[test]
+fn counts_are_exact_at_every_tail_and_block_boundary() {
+    // Lengths on either side of a vec4 and of a workgroup's 8,192 examples, for the workgroup
+    // histogram (K=1) and global atomics (K=2 of 30 symbols); the short ones in spans of 3, 5
+    // and 6 examples too (shorter than a vec4, or not a multiple of 4).
+    let spans = [u32::MAX, 3, 5, 6];
+    let mut backends: Vec<_> = (spans.iter())
+        .flat_map(|&span| gpus().into_iter().map(move |g| g.with_span_examples(span)))
+        .collect();
+    let short = gpus().len() * spans.len();
+    for k in [1, 2] {
+        let (_, all) = encode(&random_words(7, 30, 4_500), k);
+        for len in (0..=13).chain([8_191, 8_192, 8_193, 16_385, 16_391, 32_771]) {
+            let examples = Examples {
+                contexts: all.contexts[..len].to_vec(),
+                targets: all.targets[..len].to_vec(),
+                ..all.clone()
+            };
+            let expected = CpuBackend.count_pairs(&examples).unwrap();
+            let backends = &mut backends[..if len <= 13 {
+                short
+            } else {
+                short / spans.len()
+            }];
+            for gpu in backends {
+                let on_gpu = gpu.load(&examples).unwrap();
+                let counts = gpu.count_pairs(&on_gpu).unwrap();
+                assert_eq!(counts, expected, "K={k}, {len} on {}", gpu.describe());
+            }
+        }
+    }
+}
+
+#[test]
 fn probabilities_and_count_nll_match() {
     let mut gpus = gpus();
     for (vocab, examples) in cases(&RANDOM_CASES) {

@@ -11,8 +11,9 @@
 use crate::common;
 
 use makemore::gpu::kernels::{
-    check, descent_bound, descent_keeps, descent_layout, forward_bound, fused_bound, lanes_for,
+    check, count_bound, descent_bound, descent_keeps, descent_layout, forward_bound, fused_bound,
 };
+use makemore::gpu::kernels::{lanes_for, text_bound, PRIVATE_BINS};
 use makemore::gpu::kernels::{normalize_bound, segment_len, softmax_bound, SUM_BLOCK};
 use makemore::gpu::kernels::{BLOCK_VALUES, SUM_BOUND, SUM_PER_THREAD};
 use makemore::gpu::LOOP_BUDGET;
@@ -237,4 +238,21 @@ fn coarsened_sums_stay_within_budget_with_the_shaders_block() {
     // nll_gather, count_nll and partial_sums make one sum an invocation, loss_total two.
     assert!(check("partial_sums", SUM_BOUND).is_ok());
     assert!(check("loss_total", 2 * SUM_BOUND).is_ok());
+}
+
+#[test]
+fn counting_stays_within_budget_for_every_table() {
+    // The workgroup histogram up to its 4,096 cells; global atomics for any table.
+    for bins in 1..=PRIVATE_BINS {
+        assert!(check("count_pairs_private", count_bound(bins, true)).is_ok());
+    }
+    assert_eq!(count_bound(729, true), 16 + 8 + 3);
+    assert!(check("count_pairs", count_bound(u32::MAX, false)).is_ok());
+    // count_text reads back K bytes: up to 30 (a 2-symbol alphabet's longest context that a
+    // table of 2^32 bytes holds).
+    for k in 1..=30 {
+        assert!(check("count_text", text_bound(k, PRIVATE_BINS, true)).is_ok());
+        assert!(check("count_text", text_bound(k, u32::MAX, false)).is_ok());
+    }
+    assert_eq!(text_bound(1, 729, true), 8 * 21 + 16 + 3);
 }

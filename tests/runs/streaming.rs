@@ -164,6 +164,46 @@ fn streamed_gpu_training_equals_in_memory() {
     }
 }
 
+/// Clean blocks go to the GPU as bytes (count_text): a text of names, digits and '_' (38
+/// symbols), with blank lines and a BOM, without a '\n' at the end, gives the CPU's counts
+/// at contexts 1 to 3 (the workgroup histogram, then global atomics), in blocks of 1 byte
+/// to the whole file; a mixed file too (its lines with a space go as pairs).
+#[test]
+fn clean_text_counted_on_the_gpu_equals_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<&str> = makemore::data::BUILTIN_NAMES.lines().take(1500).collect();
+    let mut text = String::from("\u{feff}");
+    for (i, name) in names.iter().enumerate() {
+        match i % 50 {
+            0 => text.push_str("\n\n"),
+            7 => text.push_str(&format!("{name}_{i}\n")),
+            _ => text.push_str(&format!("{name}\n")),
+        }
+    }
+    let clean = text.trim_end().to_string();
+    let mixed = clean.replace("ava\n", " ava\n");
+    assert_ne!(mixed, clean);
+    for mut gpu in gpus() {
+        for (name, text) in [("clean", &clean), ("mixed", &mixed)] {
+            let path = dir.path().join(format!("{name}.txt"));
+            std::fs::write(&path, text).unwrap();
+            for (k, block_bytes) in [1, 2, 3]
+                .into_iter()
+                .flat_map(|k| [1, 5, 64, 1000, 1 << 20].map(|b| (k, b)))
+            {
+                let scan = corpus::scan(&path, block_bytes).unwrap();
+                let encoder = || corpus::PairEncoder::open(&path, &scan, k, block_bytes).unwrap();
+                let (v, rows) = (scan.vocab.len(), encoder().num_rows());
+                let cpu = CpuBackend.count_pair_batches(rows, v, &mut encoder());
+                let got = gpu.count_pair_batches(rows, v, &mut encoder());
+                let (cpu, got) = (cpu.unwrap(), got.unwrap());
+                let what = format!("{name} K={k} blocks of {block_bytes} on {}", gpu.describe());
+                assert_eq!(got, cpu, "{what}");
+            }
+        }
+    }
+}
+
 /// count_nll against its CPU twin, and both against nll_gather on the examples the table
 /// counts: random tables, smoothed and not (cells of probability 0 with examples).
 #[test]

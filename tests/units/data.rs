@@ -2,7 +2,7 @@
 //! (corpus.rs), the train/dev/test split, the limits checked before anything is allocated,
 //! and the drivers' stderr kept out of the tool's.
 
-use makemore::corpus::{scan_reader, Blocks, PairBatches, PairEncoder, Scan};
+use makemore::corpus::{scan_reader, Batch, Blocks, PairBatches, PairEncoder, Scan};
 use makemore::data::{parse_words, DataError, Examples, Vocab, WordStats};
 use makemore::limits::{
     check_context, check_text_fits, table_bytes, table_rows, ContextTooLong, TableLimit,
@@ -165,12 +165,19 @@ fn encode_and_count(
     let mut pairs = encoder();
     let (mut contexts, mut targets) = (Vec::new(), Vec::new());
     let encoded = loop {
-        match pairs.next_batch() {
-            Ok(Some(batch)) => {
-                contexts.extend_from_slice(batch.contexts);
-                targets.extend_from_slice(batch.targets);
+        match pairs.next_batch(0) {
+            Ok(Some(Batch::Pairs {
+                contexts: c,
+                targets: t,
+            })) => {
+                contexts.extend_from_slice(c);
+                targets.extend_from_slice(t);
             }
-            Ok(None) => break Ok((contexts, targets)),
+            Ok(Some(Batch::Text(_))) => unreachable!("no text batches were asked for"),
+            Ok(None) => match pairs.check_total(targets.len() as u64) {
+                Ok(()) => break Ok((contexts, targets)),
+                Err(e) => break Err(e.to_string()),
+            },
             Err(e) => break Err(e.to_string()),
         }
     };
