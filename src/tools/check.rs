@@ -12,7 +12,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::adamw::AdamW;
 use crate::backend::{Backend, LossForm, NetForm, TrainOptions};
-use crate::corpus::CountTable;
+use crate::corpus::{self, CountTable};
 use crate::cpu::CpuBackend;
 use crate::data::{Examples, Vocab};
 use crate::gpu::kernels::FUSED_COLS;
@@ -103,6 +103,9 @@ pub const ONE_HOT_EXPLICIT: NetForm = NetForm {
 pub enum Op {
     /// count_pairs: the V^K x V counts N.
     Count,
+    /// The streamed reader's counts of the words' text at context K, in blocks of 4 KiB
+    /// (count_text where the blocks are clean).
+    CountText(usize),
     /// normalize_rows: P = (N + 1) / row sums.
     Normalize,
     /// The count model's mean NLL under P: from the examples, or from the count table (true).
@@ -121,6 +124,8 @@ pub enum Op {
 /// What the operations read besides the examples: N and P from the CPU, W and a gradient.
 pub struct Tables {
     pub cols: usize,
+    /// The words one a line (`random`'s sets; empty elsewhere).
+    pub text: Vec<u8>,
     pub counts: Vec<u32>,
     pub probs: Vec<f32>,
     pub weights: Vec<f32>,
@@ -137,6 +142,7 @@ impl Tables {
             weights: normal(n, seed),
             grads: normal(n, seed + 1),
             cols,
+            text: Vec::new(),
             counts,
         }
     }
@@ -151,6 +157,13 @@ impl Op {
         let (w, cols) = (&t.weights, t.cols);
         Ok(match self {
             Op::Count => vec![(EXACT, f64s(&b.count_pairs(ex)?))],
+            Op::CountText(k) => {
+                let (text, block) = (&t.text[..], 4096);
+                let scan = corpus::scan_reader(text, "text", block)?;
+                let mut pairs = corpus::PairEncoder::new(text, "text", &scan, k, block);
+                let (rows, cols) = (pairs.num_rows(), scan.vocab.len());
+                vec![(EXACT, f64s(&b.count_pair_batches(rows, cols, &mut pairs)?))]
+            }
             Op::Normalize => vec![(VALUES, f64s(&b.normalize_rows(&t.counts, cols, 1.0)?))],
             Op::Nll(false) => vec![(VALUES, vec![b.mean_nll(&t.probs, ex)?.mean()])],
             Op::Nll(true) => {
@@ -196,6 +209,8 @@ impl Op {
         let (kernels, tolerance) = match self {
             Op::Count if t.counts.len() <= 4096 => ("count_pairs_private", EXACT),
             Op::Count => ("count_pairs", EXACT),
+            Op::CountText(_) if t.counts.len() <= 4096 => ("count_text", EXACT),
+            Op::CountText(_) => ("count_text_global", EXACT),
             Op::Normalize => ("normalize_rows", VALUES),
             Op::Nll(false) => ("nll_gather, partial_sums, loss_total", VALUES),
             Op::Nll(true) => ("count_nll, loss_total", VALUES),
@@ -245,7 +260,9 @@ fn random(seed: u64, alphabet: usize, count: usize, k: usize, w_seed: u64) -> (T
     let words: Vec<String> = (0..count).map(word).collect();
     let ex = Examples::encode(&words, &Vocab::from_words(&words), k);
     let ex = ex.expect("the vocabulary holds every word's symbols");
-    (Tables::new(&ex, w_seed), ex)
+    let mut tables = Tables::new(&ex, w_seed);
+    tables.text = words.join("\n").into_bytes();
+    (tables, ex)
 }
 
 /// The operations on rows of W or P, each checked on short rows and long.
@@ -288,6 +305,11 @@ pub fn check_adapter(gpu: &mut GpuBackend, adapter: &str) -> Vec<Value> {
     for k in [1, 2] {
         let case = format!("20 symbols, K={k}");
         compare(Op::Count, &case, &random(1, 20, 20_000, k, 0));
+    }
+    // The streamed file's text on the device, both histograms.
+    for k in [1, 3] {
+        let case = format!("20 symbols, K={k}, text");
+        compare(Op::CountText(k), &case, &random(1, 20, 20_000, k, 0));
     }
     // Rows short (one lane each) and long (shared by lanes). The one-hot product costs
     // n x V^K x V: on the short rows only.
