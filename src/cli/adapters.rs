@@ -19,6 +19,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // Every backend is searched here, GL too; the drivers' own stderr lines stay out of ours.
     let (adapters, driver_text) = makemore::driver_output::captured(list_adapters);
     makemore::driver_output::show_if_debugging(&driver_text);
+    let adapters = adapters?;
     if adapters.is_empty() && !args.json {
         say!("no adapters found (WGPU_BACKEND limits the search to some backends)");
     }

@@ -46,6 +46,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // Every adapter is opened, GL's too: the drivers' own lines stay out of ours.
     let (adapters, driver_text) = makemore::driver_output::captured(open_each);
     makemore::driver_output::show_if_debugging(&driver_text);
+    let adapters = adapters?;
     anyhow::ensure!(
         !adapters.is_empty(),
         "no GPU adapter found to check (WGPU_BACKEND and WGPU_ADAPTER_NAME limit the search; on Linux, install mesa-vulkan-drivers)"

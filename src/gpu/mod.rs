@@ -22,6 +22,8 @@ use wgpu::util::DeviceExt;
 pub enum GpuError {
     #[error("no GPU adapter found (backends searched: {backends})")]
     NoAdapter { backends: String },
+    #[error("WGPU_BACKEND names {0:?}, not a backend (vulkan, metal, dx12, gl)")]
+    UnknownBackend(String),
     #[error("WGPU_ADAPTER_NAME={wanted:?} matches none of the adapters: {available}")]
     NoMatchingAdapter { wanted: String, available: String },
     #[error("the adapter {adapter} refused to open a device: {reason}")]
@@ -52,9 +54,26 @@ impl From<&wgpu::Adapter> for AdapterSummary {
     }
 }
 
-/// The backends that `WGPU_BACKEND` allows (all of them when it is not set).
-fn backends_from_env() -> wgpu::Backends {
-    wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all())
+/// `WGPU_BACKEND` unless unset or blank.
+fn backend_list() -> Option<String> {
+    let list = std::env::var("WGPU_BACKEND").ok()?;
+    (!list.trim().is_empty()).then_some(list)
+}
+
+/// The backends that `WGPU_BACKEND` allows (all of them when it is unset or blank). A name
+/// wgpu does not know is an error: searching no backend would quietly end on the CPU.
+fn backends_from_env() -> Result<wgpu::Backends, GpuError> {
+    const KNOWN: [&str; 9] = [
+        "vulkan", "vk", "metal", "mtl", "dx12", "d3d12", "gl", "gles", "opengl",
+    ];
+    let Some(list) = backend_list() else {
+        return Ok(wgpu::Backends::all());
+    };
+    let mut names = list.split(',').map(|name| name.trim().to_lowercase());
+    match names.find(|name| !KNOWN.contains(&name.as_str())) {
+        Some(name) => Err(GpuError::UnknownBackend(name)),
+        None => Ok(wgpu::Backends::from_comma_list(&list)),
+    }
 }
 
 /// The adapters of `backends`, real GPUs before software ones, native APIs before GL.
@@ -81,9 +100,9 @@ fn ranked_adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
 }
 
 /// The adapters wgpu finds, in the order the tool prefers them.
-pub fn list_adapters() -> Vec<AdapterSummary> {
-    let adapters = ranked_adapters(backends_from_env());
-    adapters.iter().map(AdapterSummary::from).collect()
+pub fn list_adapters() -> Result<Vec<AdapterSummary>, GpuError> {
+    let adapters = ranked_adapters(backends_from_env()?);
+    Ok(adapters.iter().map(AdapterSummary::from).collect())
 }
 
 /// The adapters of `backends`, best first, whose name contains `WGPU_ADAPTER_NAME` (when set),
@@ -99,22 +118,25 @@ fn wanted_adapters(backends: wgpu::Backends) -> (Vec<wgpu::Adapter>, Vec<String>
     (adapters.into_iter().filter(wanted).collect(), names)
 }
 
+/// An adapter and the device opened on it, or why none opened.
+pub type Opened = (AdapterSummary, Result<Gpu, GpuError>);
+
 /// Opens every adapter [`wanted_adapters`] finds.
-pub fn open_each() -> Vec<(AdapterSummary, Result<Gpu, GpuError>)> {
-    let adapters = wanted_adapters(backends_from_env()).0.into_iter();
-    adapters
+pub fn open_each() -> Result<Vec<Opened>, GpuError> {
+    let adapters = wanted_adapters(backends_from_env()?).0.into_iter();
+    Ok(adapters
         .map(|a| (AdapterSummary::from(&a), Gpu::open(a)))
-        .collect()
+        .collect())
 }
 
 /// Opens the best adapter. Unless `WGPU_BACKEND` or `WGPU_ADAPTER_NAME` chose, the native
 /// APIs first, GL (EGL) only when none has an adapter. What the drivers print meanwhile is
 /// kept out of the output (shown under `RUST_LOG=debug`): the only `error:` lines are ours.
 pub fn open_gpu() -> Result<Gpu, GpuError> {
-    let chosen = ["WGPU_BACKEND", "WGPU_ADAPTER_NAME"].map(std::env::var_os);
+    let chosen = backend_list().is_some() || std::env::var_os("WGPU_ADAPTER_NAME").is_some();
     let (result, driver_text) = crate::driver_output::captured(|| {
-        let primary = match chosen.iter().any(Option::is_some) {
-            true => return Gpu::on_backends(backends_from_env()),
+        let primary = match chosen {
+            true => return Gpu::on_backends(backends_from_env()?),
             false => Gpu::on_backends(wgpu::Backends::PRIMARY),
         };
         let Err(GpuError::NoAdapter { .. }) = primary else {

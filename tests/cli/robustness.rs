@@ -179,6 +179,18 @@ fn an_adapter_name_that_matches_nothing_is_an_error() {
 }
 
 #[test]
+fn a_backend_name_wgpu_does_not_know_is_an_error_and_a_blank_one_means_all() {
+    for args in [&["train", "--steps", "1"][..], &["adapters"], &["check"]] {
+        let out = makemore(args, &[("WGPU_BACKEND", "vulkan,vulcan")]);
+        assert_fails(&out, "WGPU_BACKEND names \"vulcan\", not a backend");
+    }
+    let blank = makemore(&["adapters"], &[("WGPU_BACKEND", " ")]);
+    let all = makemore(&["adapters"], &[("WGPU_BACKEND", "vulkan,metal,dx12,gl")]);
+    assert!(blank.status.success(), "{}", stderr(&blank));
+    assert_eq!(stdout(&blank), stdout(&all));
+}
+
+#[test]
 fn data_larger_than_the_kernels_can_index_is_refused_up_front() {
     use makemore::gpu::check_fits;
     // Data larger than one storage binding is cut into chunks: only u32 indexing bounds it.
