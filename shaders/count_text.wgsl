@@ -36,7 +36,7 @@ override PRIVATE: bool;
 @group(0) @binding(4) var<storage> text4: array<vec4<u32>>;
 
 // 16 KiB of workgroup memory: the WebGPU baseline's limit. Cleared by a loop, not by GL's
-// zero-initialization (see count_pairs_private.wgsl).
+// zero-initialization (see count_pairs.wgsl).
 const MAX_BINS: u32 = 4096u;
 var<workgroup> private_counts: array<atomic<u32>, MAX_BINS>;
 

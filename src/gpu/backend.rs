@@ -116,8 +116,13 @@ fn count_pairs(
     let groups = len.div_ceil(COUNT_BLOCK);
     let private = fits_workgroup(gpu, num_bins);
     let kernel = match private {
-        true => kernel!(gpu, "count_pairs_private"),
-        false => kernel!(gpu, "count_pairs"),
+        true => kernel!(
+            gpu,
+            "count_pairs_private",
+            "count_pairs",
+            &[("PRIVATE", 1.0)]
+        ),
+        false => kernel!(gpu, "count_pairs", "count_pairs", &[("PRIVATE", 0.0)]),
     };
     let bound = count_bound(num_bins, private);
     Dispatch::new(gpu, kernel, params, &buffers, groups, bound)
