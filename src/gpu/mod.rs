@@ -70,7 +70,7 @@ fn backends_from_env() -> Result<wgpu::Backends, GpuError> {
         return Ok(wgpu::Backends::all());
     };
     let mut names = list.split(',').map(|name| name.trim().to_lowercase());
-    match names.find(|name| !KNOWN.contains(&name.as_str())) {
+    match names.find(|name| !name.is_empty() && !KNOWN.contains(&name.as_str())) {
         Some(name) => Err(GpuError::UnknownBackend(name)),
         None => Ok(wgpu::Backends::from_comma_list(&list)),
     }
