@@ -14,7 +14,7 @@ pub struct Split {
     pub test: f64,
 }
 
-/// Why a split such as `80/10/10` was not understood.
+/// Why a split such as `80/10/10` (or `80,10,10`) was not understood.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("split {given:?}: {reason} (expected three percentages train/dev/test summing to 100, e.g. 80/10/10)")]
 pub struct SplitError {
@@ -30,9 +30,10 @@ impl FromStr for Split {
             given: s.to_string(),
             reason,
         };
-        let parts: Vec<&str> = s.split('/').map(str::trim).collect();
+        // 80/10/10, or 80,10,10 as a list is often written.
+        let parts: Vec<&str> = s.split(['/', ',']).map(str::trim).collect();
         let [train, dev, test] = parts[..] else {
-            return Err(fail(format!("{} parts", parts.len())));
+            return Err(fail(format!("{} parts, not three", parts.len())));
         };
         let percent = |part: &str| match part.parse::<f64>() {
             Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),

@@ -317,6 +317,7 @@ fn a_text_that_changed_between_the_passes_is_an_error() {
 fn parses_three_percentages_summing_to_100() {
     let s: Split = "80/10/10".parse().unwrap();
     assert_eq!((s.train, s.dev, s.test), (80.0, 10.0, 10.0));
+    assert_eq!("80, 10, 10".parse::<Split>().unwrap(), s);
     assert!(["100/0/0", "33.5/33.5/33"]
         .iter()
         .all(|s| s.parse::<Split>().is_ok()));
@@ -327,6 +328,7 @@ fn parses_three_percentages_summing_to_100() {
         "a/b/c",
         "0/50/50",
         "80/10/10/0",
+        "80,10/5,5",
         "",
     ] {
         let err = bad.parse::<Split>().unwrap_err().to_string();
