@@ -13,7 +13,8 @@ use super::kernels::{
 };
 use super::kernels::{kernel, lanes_for, uniform, Dispatch, Kernel};
 use super::kernels::{
-    BLOCK_VALUES, COUNT_QUADS, ENTRY_THREADS, EXAMPLE_THREADS, PRIVATE_BINS, SUM_BOUND, TEXT_QUADS,
+    BLOCK_VALUES, COUNT_QUADS, CPU_ADAPTER_GROUPS, ENTRY_THREADS, EXAMPLE_THREADS, PRIVATE_BINS,
+    SUM_BLOCK, SUM_BOUND, TEXT_QUADS,
 };
 use super::step::{cross_entropy_forward, forward_groups, GpuExamples};
 use super::{Gpu, GpuError};
@@ -302,7 +303,12 @@ impl Backend for GpuBackend {
     ) -> anyhow::Result<()> {
         let gpu = &self.gpu;
         let (rows, cols, n) = (counts.num_rows, counts.num_cols, counts.num_examples);
-        let (lanes, rows_per_thread, groups, per_dispatch) = descent_layout(rows, cols);
+        let most_groups = match gpu.info.device_type {
+            wgpu::DeviceType::Cpu => CPU_ADAPTER_GROUPS,
+            _ => SUM_BLOCK,
+        };
+        let layout = descent_layout(rows, cols, most_groups);
+        let (lanes, rows_per_thread, groups, per_dispatch) = layout;
         let nll_sums = gpu.zeroed("descent nll sums", groups as usize);
         let square_sums = gpu.zeroed("descent square sums", groups as usize);
         // Each thread's (nll, squares) for each step of a dispatch.

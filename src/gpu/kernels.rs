@@ -89,11 +89,21 @@ pub fn descent_bound(cols: u32, lanes: u32, rows_per_thread: u32, steps: u32) ->
     steps as u64 * (rows_per_thread as u64 * per_row + 1) + sums
 }
 
+/// The most workgroups count_descent spreads a table over on a CPU adapter (lavapipe,
+/// llvmpipe, WARP): each of its workgroups has a fixed cost (about 15 us on lavapipe, where
+/// 308 workgroups of one row a thread took twice as long as 16 of 20 rows), and its cores are
+/// few. A constant, so that a machine's results do not depend on its core count.
+pub const CPU_ADAPTER_GROUPS: u32 = 16;
+/// The most rows a thread takes to need fewer workgroups than SUM_BLOCK (its loops stay
+/// within the loop budget at any row width up to 32 columns).
+const MOST_ROWS_PER_THREAD: u32 = 64;
+
 /// How count_descent spreads a table over its threads: lanes per row, rows per thread,
 /// workgroups, and steps per dispatch. One workgroup, with as many steps per dispatch as the
 /// loop budget allows, for a small table; else enough rows per thread to need at most
-/// SUM_BLOCK workgroups.
-pub fn descent_layout(rows: u32, cols: u32) -> (u32, u32, u32, u32) {
+/// `most_groups` workgroups (SUM_BLOCK on a GPU, CPU_ADAPTER_GROUPS on a CPU adapter), within
+/// MOST_ROWS_PER_THREAD and the loop budget, and at most SUM_BLOCK whatever it takes.
+pub fn descent_layout(rows: u32, cols: u32, most_groups: u32) -> (u32, u32, u32, u32) {
     let lanes = lanes_for(cols);
     let rounds = rows.div_ceil(ENTRY_THREADS / lanes).max(1);
     if rounds <= SMALL_TABLE_ROUNDS {
@@ -102,7 +112,12 @@ pub fn descent_layout(rows: u32, cols: u32) -> (u32, u32, u32, u32) {
         let steps = (LOOP_BUDGET - ENTRY_THREADS as u64 - 1) / (per_step + 2);
         (lanes, rounds, 1, steps.max(1) as u32)
     } else {
-        let rows_per_thread = rounds.div_ceil(SUM_BLOCK);
+        let fewest = rounds.div_ceil(SUM_BLOCK);
+        let wanted = rounds.div_ceil(most_groups).min(MOST_ROWS_PER_THREAD);
+        let rows_per_thread = match descent_bound(cols, lanes, wanted, 1) <= LOOP_BUDGET {
+            true => wanted.max(fewest),
+            false => fewest,
+        };
         (lanes, rows_per_thread, rounds.div_ceil(rows_per_thread), 1)
     }
 }

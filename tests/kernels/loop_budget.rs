@@ -14,7 +14,9 @@ use makemore::gpu::kernels::{
     check, count_bound, descent_bound, descent_keeps, descent_layout, forward_bound, fused_bound,
 };
 use makemore::gpu::kernels::{lanes_for, text_bound, PRIVATE_BINS};
-use makemore::gpu::kernels::{normalize_bound, segment_len, softmax_bound, SUM_BLOCK};
+use makemore::gpu::kernels::{
+    normalize_bound, segment_len, softmax_bound, CPU_ADAPTER_GROUPS, SUM_BLOCK,
+};
 use makemore::gpu::kernels::{BLOCK_VALUES, SUM_BOUND, SUM_PER_THREAD};
 use makemore::gpu::LOOP_BUDGET;
 use makemore::{Backend, LossForm};
@@ -156,7 +158,7 @@ fn the_fused_step_takes_segments_of_up_to_15_million_examples_of_a_context() {
 
 #[test]
 fn small_tables_take_one_workgroup_and_many_steps_per_dispatch() {
-    let (_, bigram_rows, bigram_groups, bigram_steps) = descent_layout(27, 27);
+    let (_, bigram_rows, bigram_groups, bigram_steps) = descent_layout(27, 27, SUM_BLOCK);
     assert_eq!((bigram_groups, bigram_rows), (1, 1));
     // Rows of at most 32 columns take 3 * 32 + 1 iterations; the sums after the steps, 65 per
     // 64 steps.
@@ -169,7 +171,7 @@ fn small_tables_take_one_workgroup_and_many_steps_per_dispatch() {
     // budget (many rows per thread of a tall, narrow table): then lanes, like wider rows.
     assert!(descent_keeps(27, 1) && descent_keeps(32, 16));
     assert!(!descent_keeps(33, 1) && !descent_keeps(2, 512));
-    let (lanes, rows_per_thread, groups, steps) = descent_layout(729, 27);
+    let (lanes, rows_per_thread, groups, steps) = descent_layout(729, 27, SUM_BLOCK);
     assert_eq!((groups, rows_per_thread), (1, 12));
     assert!(descent_bound(27, lanes, rows_per_thread, steps) <= LOOP_BUDGET);
 }
@@ -177,16 +179,21 @@ fn small_tables_take_one_workgroup_and_many_steps_per_dispatch() {
 #[test]
 fn large_tables_spread_over_at_most_4096_workgroups_within_budget() {
     // Context 3 and 4 of the lecture's alphabet, a 5,000-symbol bigram, and the longest
-    // rows (65,536 columns) at the largest row counts a 1 GiB table allows.
-    for (rows, cols) in [
+    // rows (65,536 columns) at the largest row counts a 1 GiB table allows; on a GPU and on a
+    // CPU adapter (fewer workgroups where the budget allows).
+    let tables = [
         (19_683, 27),
         (531_441, 27),
         (5_000, 5_000),
         (4_096, 65_536),
         ((1u32 << 28) / 27, 27),
         (1 << 27, 2),
-    ] {
-        let layout = descent_layout(rows, cols);
+    ];
+    for ((rows, cols), most_groups) in tables
+        .into_iter()
+        .flat_map(|t| [(t, SUM_BLOCK), (t, CPU_ADAPTER_GROUPS)])
+    {
+        let layout = descent_layout(rows, cols, most_groups);
         let (lanes, rows_per_thread, groups, steps) = layout;
         assert!(groups <= SUM_BLOCK, "{rows} x {cols}: {layout:?}");
         assert!(groups * rows_per_thread * (64 / lanes) >= rows);
@@ -197,6 +204,12 @@ fn large_tables_spread_over_at_most_4096_workgroups_within_budget() {
             "{rows} x {cols}: {b} iterations, {layout:?}"
         );
     }
+    // Context 3: 308 workgroups of a row a thread on a GPU, 16 of 20 rows on a CPU adapter.
+    assert_eq!(descent_layout(19_683, 27, SUM_BLOCK), (1, 1, 308, 1));
+    assert_eq!(
+        descent_layout(19_683, 27, CPU_ADAPTER_GROUPS),
+        (1, 20, 16, 1)
+    );
 }
 
 #[test]
