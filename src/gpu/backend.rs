@@ -93,6 +93,14 @@ fn fits_workgroup(gpu: &Gpu, num_bins: u32) -> bool {
     num_bins <= PRIVATE_BINS && 4 * PRIVATE_BINS <= gpu.limits.max_compute_workgroup_storage_size
 }
 
+/// The most workgroups count_descent spreads a table over on this adapter.
+fn most_descent_groups(gpu: &Gpu) -> u32 {
+    match gpu.info.device_type {
+        wgpu::DeviceType::Cpu => CPU_ADAPTER_GROUPS,
+        _ => SUM_BLOCK,
+    }
+}
+
 /// count_pairs_private where the table fits one workgroup's memory, count_pairs otherwise:
 /// `N[context, target] += 1` for `len` pairs. Buffers: contexts, targets, counts; both kernels
 /// also read contexts and targets as vec4s, through a second binding of the same buffers (of
@@ -303,11 +311,7 @@ impl Backend for GpuBackend {
     ) -> anyhow::Result<()> {
         let gpu = &self.gpu;
         let (rows, cols, n) = (counts.num_rows, counts.num_cols, counts.num_examples);
-        let most_groups = match gpu.info.device_type {
-            wgpu::DeviceType::Cpu => CPU_ADAPTER_GROUPS,
-            _ => SUM_BLOCK,
-        };
-        let layout = descent_layout(rows, cols, most_groups);
+        let layout = descent_layout(rows, cols, most_descent_groups(gpu));
         let (lanes, rows_per_thread, groups, per_dispatch) = layout;
         let nll_sums = gpu.zeroed("descent nll sums", groups as usize);
         let square_sums = gpu.zeroed("descent square sums", groups as usize);
