@@ -140,10 +140,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         source: args.work_dir.join(MODEL_FILE).display().to_string(),
     });
     let config = train_config(args, resume)?;
-    let data = read_input(args, input.as_ref(), &config)?;
+    // The device opens (its driver loads) while the input is read: a file's first pass.
+    let (data, opened) = std::thread::scope(|scope| {
+        let device = scope.spawn(|| Chosen::open(args.device));
+        let data = read_input(args, input.as_ref(), &config);
+        (data, device.join())
+    });
+    let data = data?;
     let builtin = "the built-in names (2018 US baby names)".to_string();
     let source = (input.as_ref()).map_or(builtin, |path| path.display().to_string());
-    let (mut backend, notice) = Chosen::open(args.device)?;
+    let (mut backend, notice) = opened.expect("opening the device does not panic")?;
     if let Some(notice) = notice {
         eprintln!("notice: {notice}");
     }
