@@ -90,12 +90,12 @@ pub fn descent_bound(cols: u32, lanes: u32, rows_per_thread: u32, steps: u32) ->
 }
 
 /// The most workgroups count_descent spreads a table over on a CPU adapter (lavapipe,
-/// llvmpipe, WARP): each of its workgroups has a fixed cost (about 15 us on lavapipe, where
-/// 308 workgroups of one row a thread took twice as long as 16 of 20 rows), and its cores are
-/// few. A constant, so that a machine's results do not depend on its core count.
+/// llvmpipe, WARP), whose cores are few and whose every workgroup has a fixed cost (the
+/// context-3 step in BENCHMARKS.md). A constant, so that a machine's results do not depend on
+/// its core count.
 pub const CPU_ADAPTER_GROUPS: u32 = 16;
-/// The most rows a thread takes to need fewer workgroups than SUM_BLOCK (its loops stay
-/// within the loop budget at any row width up to 32 columns).
+/// The most rows a thread takes for fewer workgroups: 64 rows of up to 32 columns loop well
+/// within the loop budget.
 const MOST_ROWS_PER_THREAD: u32 = 64;
 
 /// How count_descent spreads a table over its threads: lanes per row, rows per thread,
