@@ -9,12 +9,11 @@
 // pairs of Examples::encode. A '\n' ends the word before it with (context, 0), and is no pair
 // after a '\n' or at the text's start (blank lines). Each thread takes QUADS vec4s (16 bytes
 // each) strided by THREADS, reads back the context before each (at most K bytes, up to a '\n'
-// or the text's start), then carries it through the vec4's bytes. With PRIVATE (a table of
-// at most MAX_BINS cells) the bytes count into a workgroup histogram first, then one global
-// atomic a cell, as count_pairs_private; else straight into `counts`, as count_pairs. Integer
-// atomics commute: the counts are exact. `counts` is cleared by the host before the first text.
+// or the text's start), then carries it through the vec4's bytes. The pairs are added through
+// common/histogram.wgsl, as count_pairs's: into a workgroup histogram with PRIVATE
+// (`count_text`), else straight into `counts` (`count_text_global`).
 //
-// Loop bound per invocation: MAX_BINS / 256 (16) + QUADS * (K + 4 + 16) + ceil(num_bins / 256)
+// Loop bound per invocation: QUADS * (K + 4 + 16), plus the histogram's with PRIVATE
 
 const THREADS: u32 = 256u;
 const QUADS: u32 = 8u;
@@ -26,19 +25,12 @@ struct Params {
     num_bins: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
-// Set by the host's pipeline: whether the table fits the workgroup histogram (a constant, so
-// that no byte's atomic branches on it).
 override PRIVATE: bool;
 
 @group(0) @binding(1) var<storage> symbols: array<u32>;
 @group(0) @binding(2) var<storage> text: array<u32>;
 @group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>>;
 @group(0) @binding(4) var<storage> text4: array<vec4<u32>>;
-
-// 16 KiB of workgroup memory: the WebGPU baseline's limit. Cleared by a loop, not by GL's
-// zero-initialization (see count_pairs.wgsl).
-const MAX_BINS: u32 = 4096u;
-var<workgroup> private_counts: array<atomic<u32>, MAX_BINS>;
 
 fn byte_at(j: u32) -> u32 {
     return (text[j / 4u] >> (8u * (j % 4u))) & 0xffu;
@@ -59,26 +51,13 @@ fn context_before(start: u32) -> u32 {
     return context;
 }
 
-fn add(cell: u32) {
-    if (PRIVATE) {
-        atomicAdd(&private_counts[cell], 1u);
-    } else {
-        atomicAdd(&counts[cell], 1u);
-    }
-}
-
 @compute @workgroup_size(THREADS)
 fn main(id: Invocation) {
     let group = group_index(id);
     if (group >= num_groups(params.num_quads, BLOCK)) {
         return; // padding of the 2D grid; uniform across the workgroup
     }
-    if (PRIVATE) {
-        for (var b = id.local; b < MAX_BINS; b += THREADS) {
-            atomicStore(&private_counts[b], 0u);
-        }
-    }
-    workgroupBarrier();
+    clear_histogram(id.local);
     let cols = params.num_cols;
     let rows = params.num_rows;
     let first = group * BLOCK + id.local;
@@ -95,13 +74,5 @@ fn main(id: Invocation) {
             }
         }
     }
-    workgroupBarrier();
-    if (PRIVATE) {
-        for (var b = id.local; b < params.num_bins; b += THREADS) {
-            let count = atomicLoad(&private_counts[b]);
-            if (count > 0u) {
-                atomicAdd(&counts[b], count);
-            }
-        }
-    }
+    flush_histogram(id.local, params.num_bins);
 }

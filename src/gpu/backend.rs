@@ -93,6 +93,10 @@ fn fits_workgroup(gpu: &Gpu, num_bins: u32) -> bool {
     num_bins <= PRIVATE_BINS && 4 * PRIVATE_BINS <= gpu.limits.max_compute_workgroup_storage_size
 }
 
+/// The count kernels' histogram (shaders/common/histogram.wgsl): in workgroup memory, or not.
+const PRIVATE: &[(&str, f64)] = &[("PRIVATE", 1.0)];
+const GLOBAL: &[(&str, f64)] = &[("PRIVATE", 0.0)];
+
 /// The most workgroups count_descent spreads a table over on this adapter.
 fn most_descent_groups(gpu: &Gpu) -> u32 {
     match gpu.info.device_type {
@@ -129,9 +133,10 @@ fn count_pairs(
             gpu,
             "count_pairs_private",
             "count_pairs",
-            &[("PRIVATE", 1.0)]
+            PRIVATE,
+            "histogram"
         ),
-        false => kernel!(gpu, "count_pairs", "count_pairs", &[("PRIVATE", 0.0)]),
+        false => kernel!(gpu, "count_pairs", "count_pairs", GLOBAL, "histogram"),
     };
     let bound = count_bound(num_bins, private);
     Dispatch::new(gpu, kernel, params, &buffers, groups, bound)
@@ -682,8 +687,8 @@ impl TextCounts<'_> {
         let groups = num_quads.div_ceil(TEXT_QUADS * EXAMPLE_THREADS);
         let bound = text_bound(k, num_bins, private);
         let kernel = match private {
-            true => kernel!(gpu, "count_text", "count_text", &[("PRIVATE", 1.0)]),
-            false => kernel!(gpu, "count_text_global", "count_text", &[("PRIVATE", 0.0)]),
+            true => kernel!(gpu, "count_text", "count_text", PRIVATE, "histogram"),
+            false => kernel!(gpu, "count_text_global", "count_text", GLOBAL, "histogram"),
         };
         Dispatch::new(gpu, kernel, params, &buffers, groups, bound)
     }
