@@ -1,6 +1,10 @@
-// ceiling_sum_coarse: a coarsened reduction: each thread sums 64 values, then one tree.
+// ceiling_sum_coarse: a coarsened reduction: each thread sums 64 values, then one tree; and
+// without the tree (`ceiling_load`, TREE off), the cost of a load, each value read once.
 //
 //   sums[g] = sum of values[BLOCK g .. BLOCK (g + 1)),   BLOCK = 256 * 64
+//   TREE off: sums[t] = sum_j values[group * BLOCK + j * THREADS + local],   j = 0..63
+//
+// (neighbouring threads read neighbouring values).
 //
 // Loop bound per invocation: 64 + log2(256) = 72
 
@@ -9,6 +13,8 @@ const PER_THREAD: u32 = 64u;
 const BLOCK: u32 = THREADS * PER_THREAD;
 
 struct Params { n: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
+
+override TREE: bool;
 
 @group(0) @binding(1) var<storage> values: array<f32>;
 @group(0) @binding(2) var<storage, read_write> sums: array<f32>;
@@ -25,6 +31,10 @@ fn main(id: Invocation) {
         if (i < params.n) {
             sum += values[i];
         }
+    }
+    if (!TREE) {
+        sums[thread_index(id)] = sum;
+        return;
     }
     let total = workgroup_sum(id.local, sum);
     if (id.local == 0u) {

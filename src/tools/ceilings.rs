@@ -20,6 +20,9 @@ const N: u32 = 1 << 23;
 /// Floats the one-per-thread tree sums: fewer, as it is ~10x slower per value on a CPU adapter.
 const TREE_N: u32 = 1 << 20;
 const THREADS: u32 = 256;
+/// ceiling_sum_coarse with its tree, and without (ceiling_load).
+const TREE: &[(&str, f64)] = &[("TREE", 1.0)];
+const NO_TREE: &[(&str, f64)] = &[("TREE", 0.0)];
 /// Values per thread of ceiling_load and ceiling_sum_coarse.
 const PER_THREAD: u32 = 64;
 const EXP_STEPS: u32 = 1024;
@@ -199,9 +202,21 @@ pub fn run(gpu: &Gpu, reps: usize) -> Result<Vec<Value>> {
     let kernels = [
         ("copy_vec4", kernel!(gpu, "ceiling_copy_vec4")),
         ("copy_scalar", kernel!(gpu, "ceiling_copy")),
-        ("load", kernel!(gpu, "ceiling_load")),
+        (
+            "load",
+            kernel!(gpu, "ceiling_load", "ceiling_sum_coarse", NO_TREE, "reduce"),
+        ),
         ("sum_tree", kernel!(gpu, "ceiling_sum_tree", "reduce")),
-        ("sum_coarse", kernel!(gpu, "ceiling_sum_coarse", "reduce")),
+        (
+            "sum_coarse",
+            kernel!(
+                gpu,
+                "ceiling_sum_coarse",
+                "ceiling_sum_coarse",
+                TREE,
+                "reduce"
+            ),
+        ),
         ("exp", kernel!(gpu, "ceiling_exp")),
     ];
     for (name, k) in kernels {
