@@ -79,7 +79,7 @@ impl Printer<'_> {
             }
         }
         if remaining == 0 {
-            say!("  {done} steps at {speed:.1} steps/s");
+            say!("  {} at {speed:.1} steps/s", steps_text(done));
         }
     }
 
@@ -91,9 +91,10 @@ impl Printer<'_> {
             n => format!(", resumed after step {}", n - 1),
         };
         say!(
-            "\nneural model ({rows}x{cols} weights, lr {}, reg {}, {steps} steps{resumed}{})",
+            "\nneural model ({rows}x{cols} weights, lr {}, reg {}, {}{resumed}{})",
             options.lr,
             options.reg,
+            steps_text(steps),
             form_note(self.config),
         );
         self.first_step = first_step;
@@ -301,4 +302,12 @@ fn form_note(config: &TrainConfig) -> String {
         Some(format!("gradient from {gradient}")),
     ];
     notes.iter().flatten().map(|n| format!(", {n}")).collect()
+}
+
+/// "1 step", "2 steps".
+fn steps_text(n: usize) -> String {
+    match n {
+        1 => "1 step".to_string(),
+        n => format!("{n} steps"),
+    }
 }
