@@ -20,11 +20,13 @@ const N: u32 = 1 << 23;
 /// Floats the one-per-thread tree sums: fewer, as it is ~10x slower per value on a CPU adapter.
 const TREE_N: u32 = 1 << 20;
 const THREADS: u32 = 256;
-/// ceiling_sum_coarse with its tree, and without (ceiling_load).
-const TREE: &[(&str, f64)] = &[("TREE", 1.0)];
-const NO_TREE: &[(&str, f64)] = &[("TREE", 0.0)];
 /// Values per thread of ceiling_load and ceiling_sum_coarse.
 const PER_THREAD: u32 = 64;
+/// ceiling_sum_coarse's forms: 64 values a thread with the tree (coarse) and without (load),
+/// one value a thread with the tree (tree).
+const COARSE: &[(&str, f64)] = &[("TREE", 1.0), ("PER_THREAD", PER_THREAD as f64)];
+const LOAD: &[(&str, f64)] = &[("TREE", 0.0), ("PER_THREAD", PER_THREAD as f64)];
+const TREE: &[(&str, f64)] = &[("TREE", 1.0), ("PER_THREAD", 1.0)];
 const EXP_STEPS: u32 = 1024;
 const EXP_GROUPS: u32 = 256;
 /// Dispatches in the one pass timed for a dispatch's cost; submissions timed per repetition.
@@ -204,16 +206,25 @@ pub fn run(gpu: &Gpu, reps: usize) -> Result<Vec<Value>> {
         ("copy_scalar", kernel!(gpu, "ceiling_copy")),
         (
             "load",
-            kernel!(gpu, "ceiling_load", "ceiling_sum_coarse", NO_TREE, "reduce"),
+            kernel!(gpu, "ceiling_load", "ceiling_sum_coarse", LOAD, "reduce"),
         ),
-        ("sum_tree", kernel!(gpu, "ceiling_sum_tree", "reduce")),
+        (
+            "sum_tree",
+            kernel!(
+                gpu,
+                "ceiling_sum_tree",
+                "ceiling_sum_coarse",
+                TREE,
+                "reduce"
+            ),
+        ),
         (
             "sum_coarse",
             kernel!(
                 gpu,
                 "ceiling_sum_coarse",
                 "ceiling_sum_coarse",
-                TREE,
+                COARSE,
                 "reduce"
             ),
         ),
